@@ -1,0 +1,44 @@
+"""The PAL: the only way the LibOS reaches the host.
+
+Streams are opened by URI and used through ``Host`` methods that mirror Gramine's PAL API
+(``PalStreamOpen``, ``PalStreamWaitForClient``, ``PalStreamRead``/``Write``,
+``PalStreamsWaitEvents``, ``PalStreamDelete``, ``PalObjectDestroy``, ``PalThreadCreate``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._direct import DirectHost as DirectHost
+from ._errors import PalError as PalError
+from ._errors import PalErrorCode as PalErrorCode
+from ._handle import Handle as Handle
+from ._handle import HandleKind as HandleKind
+from ._host import EVENT_TOKEN as EVENT_TOKEN
+from ._host import WAIT_ERROR as WAIT_ERROR
+from ._host import WAIT_HANG_UP as WAIT_HANG_UP
+from ._host import WAIT_READ as WAIT_READ
+from ._host import WAIT_WRITE as WAIT_WRITE
+from ._host import Host as Host
+from ._sgx import SgxHost as SgxHost
+from ._thread import PalThread as PalThread
+from ._tls import CIPHERSUITE as CIPHERSUITE
+from ._tls import PSK_IDENTITY as PSK_IDENTITY
+
+HOST_KINDS = ("direct", "sgx")
+
+
+def open_host(kind: str, master_key: bytes | None = None, **options: Any) -> Host:
+    """Open a host of ``kind`` (``"direct"`` or ``"sgx"``).
+
+    Without ``master_key`` the host draws a random 32-byte one.  Options: ``instance``
+    (share it, and the key, between processes that talk over pipes) and, on ``sgx``,
+    ``max_threads`` (default 256, as ``sgx.max_threads``).
+    """
+    if kind == "sgx":
+        return SgxHost(master_key, **options)
+    if kind == "direct":
+        if "max_threads" in options:
+            raise ValueError("max_threads applies only to sgx hosts")
+        return DirectHost(master_key, **options)
+    raise ValueError(f"unknown host kind {kind!r}; choose one of {', '.join(HOST_KINDS)}")

@@ -1,0 +1,69 @@
+"""PAL handles: what the LibOS holds instead of sockets and file descriptors."""
+
+from __future__ import annotations
+
+import enum
+import socket
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._errors import PalError
+    from ._tls import TlsSession
+    from ._thread import PalThread
+
+
+class HandleKind(enum.Enum):
+    PIPE_SRV = "pipe.srv"
+    PIPE = "pipe"
+    EVENTFD = "eventfd"
+    FD = "fd"
+
+
+class Handle:
+    """An open PAL stream.
+
+    The LibOS passes handles back to the host that made them and never looks inside:
+    the socket or descriptor is the host's business.
+    """
+
+    def __init__(
+        self,
+        kind: HandleKind,
+        uri: str,
+        *,
+        raw: bool,
+        nonblocking: bool,
+        sock: socket.socket | None = None,
+        fd: int = -1,
+        owns_fd: bool = True,
+    ) -> None:
+        self.kind = kind
+        self.uri = uri
+        self.raw = raw
+        self.nonblocking = nonblocking
+        self._sock = sock
+        self._fd = sock.fileno() if sock is not None else fd
+        self._owns_fd = owns_fd
+        self._tls: TlsSession | None = None
+        # Guards _tls: mbed TLS contexts are not safe for concurrent use.
+        self._tls_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        # Guards _out.
+        self._write_lock = threading.Lock()
+        # Sealed records not yet accepted by the socket (nonblocking writes only).
+        self._out = bytearray()
+        # Set once the handshake that guards this handle has ended, well or badly.
+        self._ready: threading.Event | None = None
+        self._failure: PalError | None = None
+        self._helper: PalThread | None = None
+        self.closed = False
+
+    @property
+    def encrypted(self) -> bool:
+        """True when this handle's bytes travel as TLS records."""
+        return self._ready is not None
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<Handle {self.uri} {state}{' tls' if self.encrypted else ''}>"

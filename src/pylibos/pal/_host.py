@@ -1,0 +1,631 @@
+"""The PAL host: streams by URI, waiting on handles, threads, and the count of host calls.
+
+``Host`` holds everything the two host kinds share.  ``DirectHost`` (``_direct.py``) adds
+nothing; ``SgxHost`` (``_sgx.py``) overrides the three places where Gramine's Linux-SGX
+PAL differs: pipe ends are secured with TLS-PSK, session keys come from the master key,
+and thread creation is bounded by ``sgx.max_threads``.
+
+Host calls
+----------
+Every operation that would leave an SGX enclave is counted in ``calls`` under the name
+of the OCALL Gramine's Linux-SGX PAL makes for it: ``listen`` (socket, bind and listen
+together), ``connect``, ``accept``, ``send``/``recv`` (one per system call that moves
+pipe bytes, handshake bytes included), ``read``/``write`` (eventfd), ``poll``,
+``eventfd``, ``shutdown``, ``close`` and ``clone_thread``.  Both host kinds count the
+same way, so a ``direct`` run shows what the same work would cost in transitions.
+
+Abstract socket names
+---------------------
+Pipes are abstract UNIX sockets named ``pylibos/<instance>/<p|r>/<NAME>``.  The instance
+is drawn at random per host unless given, so two hosts never meet by accident; two
+processes that should talk (IPC) open their hosts with the same instance and master key.
+TLS pipes (``p``) and raw pipes (``r``) live in separate branches, so a raw end can never
+be paired with an encrypted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import select
+import socket
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from ._errors import PalError, PalErrorCode
+from ._handle import Handle, HandleKind
+from ._thread import PalThread
+
+WAIT_READ = 1
+WAIT_WRITE = 2
+WAIT_ERROR = 4
+WAIT_HANG_UP = 8
+
+EVENT_TOKEN = b"\x01"
+"""The only payload raw pipes and eventfds carry: one wakeup."""
+
+_ABSTRACT_MAX = 107  # sizeof(sun_path) minus the leading NUL of an abstract name
+_RECV_CHUNK = 8192
+_HELPER_JOIN_S = 5.0
+
+PhaseHook = Callable[[str], AbstractContextManager[None]]
+
+
+def _no_phase(_name: str) -> AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
+def _from_oserror(exc: OSError, what: str) -> PalError:
+    code = {
+        errno.EAGAIN: PalErrorCode.TRYAGAIN,
+        errno.EMFILE: PalErrorCode.TOOMANY,
+        errno.ENFILE: PalErrorCode.TOOMANY,
+        errno.ENOMEM: PalErrorCode.NOMEM,
+        errno.ENOBUFS: PalErrorCode.NOMEM,
+        errno.EADDRINUSE: PalErrorCode.STREAMEXIST,
+        errno.ECONNREFUSED: PalErrorCode.STREAMNOTEXIST,
+        errno.ENOENT: PalErrorCode.STREAMNOTEXIST,
+        errno.EPIPE: PalErrorCode.CONNFAILED_PIPE,
+        errno.ECONNRESET: PalErrorCode.CONNFAILED,
+        errno.EBADF: PalErrorCode.BADHANDLE,
+        errno.ENOTCONN: PalErrorCode.NOTCONNECTION,
+        errno.EINTR: PalErrorCode.INTERRUPTED,
+    }.get(exc.errno or 0, PalErrorCode.DENIED)
+    return PalError(code, f"{what}: {os.strerror(exc.errno or 0)}")
+
+
+class Host:
+    """One untrusted host, as the LibOS sees it through the PAL."""
+
+    kind = "base"
+
+    def __init__(self, master_key: bytes | None = None, *, instance: str | None = None) -> None:
+        if master_key is None:
+            master_key = secrets.token_bytes(32)
+        if not isinstance(master_key, bytes | bytearray) or len(master_key) != 32:
+            got = len(master_key) if isinstance(master_key, bytes | bytearray) else None
+            raise ValueError(
+                f"master_key must be 32 bytes, got {got if got is not None else type(master_key)}"
+            )
+        if instance is None:
+            instance = secrets.token_hex(8)
+        if not instance or "/" in instance or "\0" in instance:
+            raise ValueError(f"instance must be a non-empty name without '/' or NUL: {instance!r}")
+        self._master_key = bytes(master_key)
+        self.instance = instance
+        self.calls: Counter[str] = Counter()
+        self._calls_lock = threading.Lock()
+        # Guarded by _lock: every open handle and live thread, so shutdown leaves nothing.
+        self._lock = threading.Lock()
+        self._handles: set[Handle] = set()
+        self._threads: set[PalThread] = set()
+        self.handshake_timeout = 10.0
+        self.phase: PhaseHook = _no_phase
+        self.closed = False
+
+    # -- bookkeeping ---------------------------------------------------------------
+
+    def _count(self, call: str, n: int = 1) -> None:
+        with self._calls_lock:
+            self.calls[call] += n
+
+    def total_calls(self) -> int:
+        """All host calls made so far, of every kind."""
+        with self._calls_lock:
+            return sum(self.calls.values())
+
+    def _track(self, handle: Handle) -> Handle:
+        with self._lock:
+            self._handles.add(handle)
+        return handle
+
+    def _check(self, handle: Handle, *kinds: HandleKind) -> None:
+        if not isinstance(handle, Handle):
+            raise PalError(PalErrorCode.BADHANDLE, f"not a PAL handle: {handle!r}")
+        if handle.closed:
+            raise PalError(PalErrorCode.BADHANDLE, f"handle is closed: {handle.uri}")
+        if kinds and handle.kind not in kinds:
+            if HandleKind.PIPE_SRV in kinds:
+                raise PalError(PalErrorCode.NOTSERVER, f"not a listening pipe: {handle.uri}")
+            raise PalError(
+                PalErrorCode.NOTCONNECTION, f"{handle.uri} does not support this operation"
+            )
+        if handle._failure is not None:
+            raise handle._failure
+
+    def _abstract_name(self, name: str, raw: bool) -> bytes:
+        if not name:
+            raise PalError(PalErrorCode.INVAL, "pipe name is empty")
+        if "\0" in name:
+            raise PalError(PalErrorCode.INVAL, "pipe name contains a NUL byte")
+        full = f"pylibos/{self.instance}/{'r' if raw else 'p'}/{name}".encode()
+        if len(full) > _ABSTRACT_MAX:
+            room = _ABSTRACT_MAX - (len(full) - len(name.encode()))
+            raise PalError(
+                PalErrorCode.TOOLONG,
+                f"pipe name is {len(name.encode())} bytes; at most {room} fit in sockaddr_un",
+            )
+        return b"\0" + full
+
+    # -- mechanism that differs between host kinds -----------------------------------
+
+    def session_key(self, name: str) -> bytes:
+        """The key that protects pipe ``name``; only ``sgx`` hosts use it."""
+        raise PalError(PalErrorCode.NOTSUPPORT, f"{self.kind} hosts have no session keys")
+
+    def _secure_connecting(self, handle: Handle, name: str) -> None:
+        """Called on a freshly connected ``pipe:`` end."""
+
+    def _secure_accepted(self, handle: Handle, name: str) -> None:
+        """Called on the end ``wait_for_client`` is about to return."""
+
+    def _reserve_thread(self, helper: bool) -> None:
+        """Claim a slot for a new thread, or raise."""
+
+    def _release_thread(self, helper: bool) -> None:
+        """Give back the slot of a thread that has ended."""
+
+    # -- streams ---------------------------------------------------------------------
+
+    def stream_open(self, uri: str, *, nonblocking: bool = False) -> Handle:
+        """Open ``pipe.srv:NAME``, ``pipe:NAME``, ``pipe.raw.srv:NAME``, ``pipe.raw:NAME`` or
+        ``eventfd:``."""
+        if self.closed:
+            raise PalError(PalErrorCode.BADHANDLE, "host is shut down")
+        if not isinstance(uri, str) or ":" not in uri:
+            raise PalError(PalErrorCode.INVAL, f"malformed URI (want PREFIX:NAME): {uri!r}")
+        prefix, _, name = uri.partition(":")
+        if prefix == "eventfd":
+            if name:
+                raise PalError(PalErrorCode.INVAL, f"eventfd: takes no name, got {name!r}")
+            return self._open_eventfd(uri, nonblocking)
+        if prefix in ("pipe.srv", "pipe.raw.srv"):
+            return self._open_listener(uri, name, prefix == "pipe.raw.srv", nonblocking)
+        if prefix in ("pipe", "pipe.raw"):
+            return self._open_connecting(uri, name, prefix == "pipe.raw", nonblocking)
+        raise PalError(
+            PalErrorCode.NOTSUPPORT,
+            f"unknown URI prefix {prefix!r}; known: pipe.srv, pipe, pipe.raw.srv, pipe.raw, eventfd",
+        )
+
+    def _open_eventfd(self, uri: str, nonblocking: bool) -> Handle:
+        flags = os.EFD_CLOEXEC | (os.EFD_NONBLOCK if nonblocking else 0)
+        self._count("eventfd")
+        try:
+            fd = os.eventfd(0, flags)
+        except OSError as exc:
+            raise _from_oserror(exc, "eventfd") from None
+        return self._track(Handle(HandleKind.EVENTFD, uri, raw=True, nonblocking=nonblocking, fd=fd))
+
+    def _open_listener(self, uri: str, name: str, raw: bool, nonblocking: bool) -> Handle:
+        address = self._abstract_name(name, raw)
+        self._count("listen")
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        except OSError as exc:
+            raise _from_oserror(exc, f"{uri}: socket") from None
+        try:
+            sock.bind(address)
+            sock.listen(128)
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise PalError(
+                    PalErrorCode.STREAMEXIST, f"{uri}: this pipe name already has a listener"
+                ) from None
+            raise _from_oserror(exc, f"{uri}: bind") from None
+        sock.setblocking(not nonblocking)
+        return self._track(
+            Handle(HandleKind.PIPE_SRV, uri, raw=raw, nonblocking=nonblocking, sock=sock)
+        )
+
+    def _open_connecting(self, uri: str, name: str, raw: bool, nonblocking: bool) -> Handle:
+        address = self._abstract_name(name, raw)
+        self._count("connect")
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        except OSError as exc:
+            raise _from_oserror(exc, f"{uri}: socket") from None
+        try:
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+                raise PalError(
+                    PalErrorCode.STREAMNOTEXIST, f"{uri}: no listener for this pipe name"
+                ) from None
+            raise _from_oserror(exc, f"{uri}: connect") from None
+        handle = Handle(HandleKind.PIPE, uri, raw=raw, nonblocking=nonblocking, sock=sock)
+        if not raw:
+            try:
+                self._secure_connecting(handle, name)
+            except BaseException:
+                sock.close()
+                raise
+        if handle._ready is None:
+            sock.setblocking(not nonblocking)
+        return self._track(handle)
+
+    def wait_for_client(self, server: Handle) -> Handle:
+        """Accept one connection on a listening pipe (``PalStreamWaitForClient``)."""
+        self._check(server, HandleKind.PIPE_SRV)
+        assert server._sock is not None
+        self._count("accept")
+        try:
+            sock, _ = server._sock.accept()
+        except BlockingIOError:
+            raise PalError(PalErrorCode.TRYAGAIN, f"{server.uri}: no client waiting") from None
+        except OSError as exc:
+            raise _from_oserror(exc, f"{server.uri}: accept") from None
+        uri = server.uri.replace(".srv:", ":", 1)
+        handle = Handle(
+            HandleKind.PIPE, uri, raw=server.raw, nonblocking=server.nonblocking, sock=sock
+        )
+        if not server.raw:
+            try:
+                self._secure_accepted(handle, server.uri.partition(":")[2])
+            except BaseException:
+                sock.close()
+                raise
+        sock.setblocking(not server.nonblocking)
+        return self._track(handle)
+
+    def create_pipe(self, *, raw: bool = False, nonblocking: bool = False) -> tuple[Handle, Handle]:
+        """An anonymous pipe: a fresh random name, both ends connected, the listener closed.
+
+        Returns ``(accepted_end, connecting_end)``, as Gramine's ``create_pipe`` followed by
+        ``PalStreamOpen`` and ``PalStreamWaitForClient`` gives them.
+        """
+        prefix = "pipe.raw" if raw else "pipe"
+        for _ in range(8):
+            name = secrets.token_hex(8)
+            try:
+                server = self.stream_open(f"{prefix}.srv:{name}", nonblocking=False)
+            except PalError as exc:
+                if exc.code is PalErrorCode.STREAMEXIST:
+                    continue
+                raise
+            break
+        else:
+            raise PalError(PalErrorCode.STREAMEXIST, "no free random pipe name after 8 tries")
+        try:
+            connecting = self.stream_open(f"{prefix}:{name}", nonblocking=nonblocking)
+            try:
+                accepted = self.wait_for_client(server)
+            except BaseException:
+                self.close(connecting)
+                raise
+            if nonblocking:
+                self._set_nonblocking(accepted)
+            return accepted, connecting
+        finally:
+            self.close(server)
+
+    def _set_nonblocking(self, handle: Handle) -> None:
+        handle.nonblocking = True
+        if handle._sock is not None and (handle._ready is None or handle._ready.is_set()):
+            handle._sock.setblocking(False)
+
+    def stream_from_fd(self, fd: int) -> Handle:
+        """A handle over a descriptor the program owns, so it can be waited on beside PAL
+        streams.  Closing the handle leaves the descriptor open."""
+        try:
+            os.fstat(fd)
+        except OSError as exc:
+            raise _from_oserror(exc, f"fd {fd}") from None
+        return self._track(
+            Handle(HandleKind.FD, f"fd:{fd}", raw=True, nonblocking=True, fd=fd, owns_fd=False)
+        )
+
+    # -- I/O -------------------------------------------------------------------------
+
+    def read(self, handle: Handle, size: int) -> bytes:
+        """Up to ``size`` bytes; ``b""`` at end of stream."""
+        self._check(handle, HandleKind.PIPE, HandleKind.EVENTFD)
+        if size <= 0:
+            raise PalError(PalErrorCode.INVAL, f"read size must be positive, got {size}")
+        with handle._read_lock:
+            if handle.kind is HandleKind.EVENTFD:
+                return self._read_eventfd(handle, size)
+            if handle._ready is not None:
+                return self._read_tls(handle, size)
+            return self._recv(handle, size)
+
+    def _recv(self, handle: Handle, size: int) -> bytes:
+        assert handle._sock is not None
+        self._count("recv")
+        try:
+            return handle._sock.recv(size)
+        except BlockingIOError:
+            raise PalError(PalErrorCode.TRYAGAIN, f"{handle.uri}: nothing to read") from None
+        except OSError as exc:
+            raise _from_oserror(exc, f"{handle.uri}: recv") from None
+
+    def _read_eventfd(self, handle: Handle, size: int) -> bytes:
+        self._count("read")
+        try:
+            value = os.eventfd_read(handle._fd)
+        except BlockingIOError:
+            raise PalError(PalErrorCode.TRYAGAIN, f"{handle.uri}: not signalled") from None
+        except OSError as exc:
+            raise _from_oserror(exc, f"{handle.uri}: read") from None
+        return EVENT_TOKEN * min(value, size)
+
+    def _await_handshake(self, handle: Handle) -> None:
+        assert handle._ready is not None
+        if not handle._ready.is_set():
+            if handle.nonblocking:
+                raise PalError(PalErrorCode.TRYAGAIN, f"{handle.uri}: handshake in progress")
+            if not handle._ready.wait(self.handshake_timeout):
+                raise PalError(PalErrorCode.TIMEDOUT, f"{handle.uri}: handshake did not finish")
+        if handle._failure is not None:
+            raise handle._failure
+
+    def _read_tls(self, handle: Handle, size: int) -> bytes:
+        from ._tls import TlsFailure
+
+        self._await_handshake(handle)
+        session = handle._tls
+        assert session is not None
+        while True:
+            with handle._tls_lock:
+                if session.buffered:
+                    return session.take(size)
+                if session.peer_closed:
+                    return b""
+            data = self._recv(handle, _RECV_CHUNK)
+            with handle._tls_lock:
+                if not data:
+                    if session.mid_record:
+                        raise self._fail(handle, "stream ended inside a TLS record (truncated)")
+                    return b""
+                try:
+                    session.feed(data)
+                except TlsFailure as exc:
+                    raise self._fail(handle, str(exc)) from None
+
+    def _fail(self, handle: Handle, message: str) -> PalError:
+        """Mark a TLS handle broken for good: nothing more is read from or written to it."""
+        err = PalError(PalErrorCode.AUTH_FAILED, f"{handle.uri}: {message}")
+        handle._failure = err
+        return err
+
+    def write(self, handle: Handle, data: bytes) -> int:
+        """Write ``data``; returns how many bytes were taken, which may be fewer on a
+        nonblocking handle.  Raw pipes and eventfds take only ``EVENT_TOKEN``."""
+        self._check(handle, HandleKind.PIPE, HandleKind.EVENTFD)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise PalError(PalErrorCode.INVAL, f"write wants bytes, got {type(data).__name__}")
+        if handle.raw and bytes(data) != EVENT_TOKEN:
+            raise PalError(
+                PalErrorCode.DENIED,
+                f"{handle.uri} carries no data: only the event token may be written "
+                f"(got {len(data)} bytes)",
+            )
+        with handle._write_lock:
+            if handle.kind is HandleKind.EVENTFD:
+                self._count("write")
+                try:
+                    os.eventfd_write(handle._fd, 1)
+                except BlockingIOError:
+                    raise PalError(PalErrorCode.TRYAGAIN, f"{handle.uri}: counter full") from None
+                except OSError as exc:
+                    raise _from_oserror(exc, f"{handle.uri}: write") from None
+                return len(EVENT_TOKEN)
+            if handle._ready is not None:
+                return self._write_tls(handle, memoryview(bytes(data)))
+            return self._send(handle, bytes(data))
+
+    def _send(self, handle: Handle, data: bytes | memoryview) -> int:
+        assert handle._sock is not None
+        self._count("send")
+        try:
+            return handle._sock.send(data)
+        except BlockingIOError:
+            raise PalError(PalErrorCode.TRYAGAIN, f"{handle.uri}: would block") from None
+        except OSError as exc:
+            raise _from_oserror(exc, f"{handle.uri}: send") from None
+
+    def _send_all(self, handle: Handle, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self._send(handle, view) :]
+
+    def _flush_out(self, handle: Handle) -> None:
+        while handle._out:
+            sent = self._send(handle, handle._out)
+            del handle._out[:sent]
+
+    def _write_tls(self, handle: Handle, data: memoryview) -> int:
+        from ._tls import TlsFailure
+
+        self._await_handshake(handle)
+        session = handle._tls
+        assert session is not None
+        self._flush_out(handle)  # TRYAGAIN here means nothing new was taken
+        taken = 0
+        while taken < len(data):
+            with handle._tls_lock:
+                try:
+                    n, record = session.seal(data[taken:])
+                except TlsFailure as exc:
+                    raise self._fail(handle, str(exc)) from None
+            taken += n
+            if not handle.nonblocking:
+                self._send_all(handle, record)
+                continue
+            # A sealed record must reach the peer whole: what the socket will not take now
+            # waits in _out and goes first on the next write or at close.
+            handle._out += record
+            try:
+                self._flush_out(handle)
+            except PalError as exc:
+                if exc.code is PalErrorCode.TRYAGAIN:
+                    break
+                raise
+        return taken
+
+    def streams_wait_events(
+        self, handles: Sequence[Handle], events: Sequence[int], timeout_us: int | None
+    ) -> list[int]:
+        """Wait until one of ``handles`` is ready for its ``events`` (WAIT_* flags).
+
+        Returns the ready flags per handle, all zero on timeout.  ``timeout_us`` None waits
+        without bound.  A TLS handle holding decrypted bytes is readable at once, without
+        asking the host.
+        """
+        if len(handles) != len(events):
+            raise PalError(PalErrorCode.INVAL, "handles and events differ in length")
+        if timeout_us is not None and timeout_us < 0:
+            raise PalError(PalErrorCode.INVAL, f"timeout_us must be >= 0, got {timeout_us}")
+        ready = [0] * len(handles)
+        local = False
+        for i, (h, ev) in enumerate(zip(handles, events, strict=True)):
+            self._check(h)
+            if ev & WAIT_READ and h._tls is not None and h._tls.buffered:
+                ready[i] = WAIT_READ
+                local = True
+        if local:
+            return ready
+        poller = select.poll()
+        for h, ev in zip(handles, events, strict=True):
+            mask = 0
+            if ev & WAIT_READ:
+                mask |= select.POLLIN | select.POLLPRI
+            if ev & WAIT_WRITE:
+                mask |= select.POLLOUT
+            poller.register(h._fd, mask)
+        timeout_ms = None if timeout_us is None else (timeout_us + 999) // 1000
+        self._count("poll")
+        try:
+            polled = poller.poll(timeout_ms)
+        except OSError as exc:
+            raise _from_oserror(exc, "poll") from None
+        by_fd: dict[int, int] = {}
+        for fd, rev in polled:
+            by_fd[fd] = by_fd.get(fd, 0) | rev
+        for i, (h, ev) in enumerate(zip(handles, events, strict=True)):
+            rev = by_fd.get(h._fd, 0)
+            flags = 0
+            if rev & (select.POLLIN | select.POLLPRI) and ev & WAIT_READ:
+                flags |= WAIT_READ
+            if rev & select.POLLOUT and ev & WAIT_WRITE:
+                flags |= WAIT_WRITE
+            if rev & (select.POLLERR | select.POLLNVAL):
+                flags |= WAIT_ERROR
+            if rev & select.POLLHUP:
+                flags |= WAIT_HANG_UP
+            ready[i] = flags
+        return ready
+
+    # -- teardown --------------------------------------------------------------------
+
+    def delete(self, handle: Handle) -> None:
+        """Shut a connected pipe down both ways (``PalStreamDelete``); the peer sees EOF."""
+        self._check(handle, HandleKind.PIPE)
+        assert handle._sock is not None
+        self._count("shutdown")
+        try:
+            handle._sock.shutdown(socket.SHUT_RDWR)
+        except OSError as exc:
+            if exc.errno != errno.ENOTCONN:
+                raise _from_oserror(exc, f"{handle.uri}: shutdown") from None
+
+    def close(self, handle: Handle) -> None:
+        """Release a handle.  Closing a closed handle does nothing."""
+        if not isinstance(handle, Handle):
+            raise PalError(PalErrorCode.BADHANDLE, f"not a PAL handle: {handle!r}")
+        with self._lock:
+            if handle.closed:
+                return
+            handle.closed = True
+            self._handles.discard(handle)
+        helper = handle._helper
+        if helper is not None and handle._sock is not None:
+            # Wake a handshake still in progress, so its thread ends before the fd goes.
+            with contextlib.suppress(OSError):
+                handle._sock.shutdown(socket.SHUT_RDWR)
+            helper.join(_HELPER_JOIN_S)
+        if handle._tls is not None and handle._failure is None and handle._sock is not None:
+            self._say_goodbye(handle)
+        if not handle._owns_fd:
+            return
+        self._count("close")
+        if handle._sock is not None:
+            handle._sock.close()
+        else:
+            os.close(handle._fd)
+
+    def _say_goodbye(self, handle: Handle) -> None:
+        """Best effort: flush pending records and send close_notify, never blocking."""
+        assert handle._sock is not None and handle._tls is not None
+        with handle._tls_lock:
+            alert = handle._tls.close_notify() if handle._ready and handle._ready.is_set() else b""
+        pending = bytes(handle._out) + alert
+        if not pending:
+            return
+        with contextlib.suppress(OSError):
+            handle._sock.setblocking(False)
+            self._count("send")
+            handle._sock.send(pending)
+
+    # -- threads ---------------------------------------------------------------------
+
+    def thread_create(self, fn: Callable[..., object], *args: Any) -> PalThread:
+        """Start ``fn(*args)`` on a new host thread (``PalThreadCreate``)."""
+        return self._spawn(fn, args, helper=False, name=getattr(fn, "__name__", "pal-thread"))
+
+    def _spawn(
+        self, fn: Callable[..., object], args: tuple[Any, ...], *, helper: bool, name: str
+    ) -> PalThread:
+        if self.closed:
+            raise PalError(PalErrorCode.BADHANDLE, "host is shut down")
+        self._reserve_thread(helper)
+
+        def on_exit(thread: PalThread) -> None:
+            with self._lock:
+                self._threads.discard(thread)
+            self._release_thread(helper)
+
+        thread = PalThread(fn, args, on_exit, name)
+        with self._lock:
+            self._threads.add(thread)
+        self._count("clone_thread")
+        try:
+            thread.start()
+        except RuntimeError as exc:
+            on_exit(thread)
+            raise PalError(PalErrorCode.NOMEM, f"cannot start a host thread: {exc}") from None
+        return thread
+
+    def open_handles(self) -> list[Handle]:
+        with self._lock:
+            return list(self._handles)
+
+    def live_threads(self) -> list[PalThread]:
+        with self._lock:
+            return [t for t in self._threads if t.is_alive()]
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Close every handle still open and wait (bounded) for the host's threads."""
+        self.closed = True
+        for handle in self.open_handles():
+            self.close(handle)
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout)
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} instance={self.instance}>"

@@ -1,0 +1,131 @@
+"""The Linux-SGX host: pipes speak TLS-PSK, keys derive from the master key, and the
+number of threads is bounded, as Gramine's ``pal/src/host/linux-sgx`` does it.
+
+Pipe ends and their roles follow Gramine's ``pal_pipes.c``: the end ``wait_for_client``
+returns is the TLS *client* and handshakes before the call returns; the connecting end is
+the TLS *server* and handshakes on a helper thread, so ``stream_open("pipe:...")`` returns
+at once and the first read or write on it waits for the handshake.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from mbedtls import hkdf
+
+from ._errors import PalError, PalErrorCode
+from ._handle import Handle
+from ._host import _RECV_CHUNK, Host, _from_oserror
+from ._tls import TlsFailure, TlsSession
+
+
+class SgxHost(Host):
+    kind = "sgx"
+
+    def __init__(
+        self,
+        master_key: bytes | None = None,
+        *,
+        instance: str | None = None,
+        max_threads: int = 256,
+    ) -> None:
+        super().__init__(master_key, instance=instance)
+        if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
+            raise ValueError(f"max_threads must be a positive integer, got {max_threads!r}")
+        self.max_threads = max_threads
+        self._slots = threading.Condition()
+        # Guarded by _slots.  The main thread holds one slot, as its TCS does in an enclave.
+        self._live = 1
+        self._helpers = 0
+
+    def session_key(self, name: str) -> bytes:
+        """HKDF-SHA256(master key, no salt, info = NAME as UTF-8 + NUL), 32 bytes."""
+        if not isinstance(name, str) or not name:
+            raise PalError(PalErrorCode.INVAL, f"session key needs a pipe name, got {name!r}")
+        return hkdf.hkdf(self._master_key, 32, name.encode() + b"\0")
+
+    def _secure_connecting(self, handle: Handle, name: str) -> None:
+        assert handle._sock is not None
+        with self.phase("handshake"):
+            handle._tls = TlsSession(self.session_key(name), server=True)
+            handle._ready = threading.Event()
+            handle._sock.settimeout(self.handshake_timeout)
+            handle._helper = self._spawn(
+                self._handshake_in_helper, (handle,), helper=True, name="pal-handshake"
+            )
+
+    def _handshake_in_helper(self, handle: Handle) -> None:
+        assert handle._ready is not None and handle._sock is not None
+        try:
+            self._handshake(handle)
+        except PalError as exc:
+            handle._failure = exc
+        finally:
+            try:
+                handle._sock.setblocking(not handle.nonblocking)
+            except OSError:
+                pass  # closed under us: close() is waiting for this thread
+            handle._ready.set()
+
+    def _secure_accepted(self, handle: Handle, name: str) -> None:
+        assert handle._sock is not None
+        with self.phase("handshake"):
+            handle._tls = TlsSession(self.session_key(name), server=False)
+            handle._ready = threading.Event()
+            handle._sock.settimeout(self.handshake_timeout)
+            try:
+                self._handshake(handle)
+            finally:
+                handle._ready.set()
+
+    def _handshake(self, handle: Handle) -> None:
+        sock, session = handle._sock, handle._tls
+        assert sock is not None and session is not None
+
+        def send(data: bytes) -> None:
+            self._send_all(handle, data)
+
+        def recv() -> bytes:
+            self._count("recv")
+            return sock.recv(_RECV_CHUNK)
+
+        try:
+            session.handshake(send, recv)
+        except TlsFailure as exc:
+            raise PalError(PalErrorCode.AUTH_FAILED, f"{handle.uri}: {exc}") from None
+        except TimeoutError:
+            raise PalError(
+                PalErrorCode.TIMEDOUT,
+                f"{handle.uri}: no handshake within {self.handshake_timeout:g} s",
+            ) from None
+        except PalError as exc:
+            raise PalError(exc.code, f"{handle.uri}: handshake: {exc.message}") from None
+        except OSError as exc:
+            raise _from_oserror(exc, f"{handle.uri}: handshake") from None
+
+    def _reserve_thread(self, helper: bool) -> None:
+        with self._slots:
+            if self._live >= self.max_threads and not helper:
+                # Handshake helpers end on their own within the handshake timeout; a
+                # caller should not fail merely because one has not released its slot yet.
+                self._slots.wait_for(
+                    lambda: self._live < self.max_threads or self._helpers == 0,
+                    timeout=self.handshake_timeout,
+                )
+            if self._live >= self.max_threads:
+                what = "the pipe handshake helper" if helper else "a new thread"
+                raise PalError(
+                    PalErrorCode.NOMEM,
+                    f"sgx.max_threads ({self.max_threads}) reached: no slot for {what}",
+                )
+            self._live += 1
+            self._helpers += helper
+
+    def _release_thread(self, helper: bool) -> None:
+        with self._slots:
+            self._live -= 1
+            self._helpers -= helper
+            self._slots.notify_all()
+
+
+__all__ = ["SgxHost"]

@@ -1,0 +1,192 @@
+"""TLS 1.2 PSK sessions over python-mbedtls' buffer API, kept in one place.
+
+The buffer API (``ClientContext.wrap_buffers``) is sans-IO: the caller moves ciphertext
+between mbed TLS and the socket.  Its edges, handled here and nowhere else:
+
+* ``write`` returns the number of *record* bytes it queued, not the plaintext consumed,
+  and refuses (``WantReadError``) a plaintext that would overflow its fixed-size outgoing
+  ring.  We seal at most one record's worth (16 KiB) per call and drain the ring at once.
+* ``receive_from_network`` raises ``BufferError`` when its fixed-size incoming ring would
+  overflow (about 32 KiB).  We feed at most ``_FEED`` bytes at a time and pull plaintext
+  out between feeds, so a partial record plus one feed always fits.
+* ``do_handshake`` advances one state per call and returns normally while the handshake
+  is still running; ``WantReadError``/``WantWriteError`` mean "move bytes", not failure.
+* mbed TLS consumes a partial record into its own state, so the ring cannot tell us
+  whether the stream stopped in the middle of a record.  We track record boundaries
+  from the 5-byte headers ourselves, to report a truncated record at EOF.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mbedtls import tls
+from mbedtls.exceptions import TLSError
+
+# The identity both ends present; only the key authenticates.  Gramine uses this one too.
+PSK_IDENTITY = "dummy"
+CIPHERSUITE = "TLS-PSK-WITH-AES-128-GCM-SHA256"
+MAX_PLAINTEXT = 16384
+_FEED = 8192
+_HEADER = 5
+_ERR_PEER_CLOSE_NOTIFY = 0x7880
+
+
+class TlsFailure(Exception):
+    """The session cannot go on: failed handshake, bad record, or peer gone mid-handshake."""
+
+
+def _configuration(psk: bytes, server: bool) -> tls.TLSConfiguration:
+    common = {
+        "ciphers": (CIPHERSUITE,),
+        "lowest_supported_version": tls.TLSVersion.TLSv1_2,
+        "highest_supported_version": tls.TLSVersion.TLSv1_2,
+        "validate_certificates": False,
+    }
+    if server:
+        return tls.TLSConfiguration(pre_shared_key_store={PSK_IDENTITY: psk}, **common)
+    return tls.TLSConfiguration(pre_shared_key=(PSK_IDENTITY, psk), **common)
+
+
+def _describe(exc: TLSError) -> str:
+    text = str(exc)
+    return text if text and text != "TLSError()" else type(exc).__name__
+
+
+class TlsSession:
+    """One end of a TLS-PSK session.  Not thread-safe: callers serialise access."""
+
+    def __init__(self, psk: bytes, *, server: bool) -> None:
+        if len(psk) != 32:
+            raise ValueError(f"PSK must be 32 bytes, got {len(psk)}")
+        cfg = _configuration(psk, server)
+        if server:
+            self._buf = tls.ServerContext(cfg).wrap_buffers()
+        else:
+            self._buf = tls.ClientContext(cfg).wrap_buffers(None)
+        self._plain = bytearray()
+        self._header = bytearray()
+        self._body_left = 0
+        self.peer_closed = False
+
+    @property
+    def established(self) -> bool:
+        return self._buf._handshake_state is tls.HandshakeStep.HANDSHAKE_OVER
+
+    def handshake(self, send: Callable[[bytes], None], recv: Callable[[], bytes]) -> None:
+        """Run the handshake to its end, moving bytes with ``send`` and ``recv``.
+
+        ``recv`` returns ``b""`` at end of stream.  Raises ``TlsFailure`` on any failure,
+        after trying to send the alert mbed TLS queued for the peer.
+        """
+        while not self.established:
+            want_read = False
+            try:
+                self._buf.do_handshake()
+            except tls.WantReadError:
+                want_read = True
+            except tls.WantWriteError:
+                pass
+            except TLSError as exc:
+                self._flush_best_effort(send)
+                raise TlsFailure(f"handshake failed: {_describe(exc)}") from exc
+            out = self._take_outgoing()
+            if out:
+                send(out)
+            if want_read:
+                data = recv()
+                if not data:
+                    raise TlsFailure("peer closed the connection during the handshake")
+                self.feed(data)
+        # Application data may have arrived right behind the peer's Finished message.
+        self._decrypt_available()
+
+    def seal(self, data: bytes | memoryview) -> tuple[int, bytes]:
+        """Encrypt up to one record of ``data``; returns (plaintext consumed, record bytes)."""
+        n = min(len(data), MAX_PLAINTEXT)
+        try:
+            self._buf.write(bytes(data[:n]))
+        except TLSError as exc:
+            raise TlsFailure(f"cannot encrypt: {_describe(exc)}") from exc
+        return n, self._take_outgoing()
+
+    def feed(self, data: bytes) -> None:
+        """Hand received ciphertext to the session and decrypt what is complete.
+
+        Raises ``TlsFailure`` on a record that fails authentication; no plaintext of it
+        is ever made available.
+        """
+        self._track_records(data)
+        view = memoryview(data)
+        for start in range(0, len(view), _FEED):
+            self._buf.receive_from_network(bytes(view[start : start + _FEED]))
+            if self.established:
+                self._decrypt_available()
+
+    def take(self, size: int) -> bytes:
+        """Up to ``size`` bytes of decrypted plaintext, removed from the buffer."""
+        out = bytes(self._plain[:size])
+        del self._plain[:size]
+        return out
+
+    @property
+    def buffered(self) -> int:
+        """Decrypted bytes waiting to be taken."""
+        return len(self._plain)
+
+    @property
+    def mid_record(self) -> bool:
+        """True when the ciphertext received so far stops inside a record."""
+        return bool(self._header) or self._body_left > 0
+
+    def close_notify(self) -> bytes:
+        """The close_notify alert to send to the peer (empty if it cannot be made)."""
+        try:
+            self._buf.shutdown()
+        except TLSError:
+            return b""
+        return self._take_outgoing()
+
+    def _decrypt_available(self) -> None:
+        while not self.peer_closed:
+            try:
+                chunk = self._buf.read(MAX_PLAINTEXT)
+            except tls.WantReadError:
+                return
+            except TLSError as exc:
+                if exc.err is not None and abs(exc.err) == _ERR_PEER_CLOSE_NOTIFY:
+                    self.peer_closed = True
+                    return
+                raise TlsFailure(f"record rejected: {_describe(exc)}") from exc
+            if not chunk:
+                return
+            self._plain += chunk
+
+    def _track_records(self, data: bytes) -> None:
+        i, n = 0, len(data)
+        while i < n:
+            if self._body_left:
+                step = min(self._body_left, n - i)
+                self._body_left -= step
+                i += step
+                continue
+            need = _HEADER - len(self._header)
+            self._header += data[i : i + need]
+            i += min(need, n - i)
+            if len(self._header) == _HEADER:
+                self._body_left = int.from_bytes(self._header[3:5], "big")
+                self._header.clear()
+
+    def _take_outgoing(self) -> bytes:
+        out = self._buf.peek_outgoing(1 << 20)
+        if out:
+            self._buf.consume_outgoing(len(out))
+        return bytes(out)
+
+    def _flush_best_effort(self, send: Callable[[bytes], None]) -> None:
+        out = self._take_outgoing()
+        if out:
+            try:
+                send(out)
+            except Exception:  # the alert is a courtesy; the failure is already known
+                pass

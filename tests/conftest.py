@@ -1,0 +1,35 @@
+"""Shared fixtures: every test module leaves the process with the fds and threads it found."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+
+def open_fds() -> set[int]:
+    return {int(name) for name in os.listdir("/proc/self/fd")}
+
+
+def _settle(check: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(check) and check():
+            return
+        time.sleep(0.01)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_leaks_per_module() -> Iterator[None]:
+    """Counts fds and threads before and after each test module."""
+    fds_before = open_fds()
+    threads_before = set(threading.enumerate())
+    yield
+    _settle(lambda: set(threading.enumerate()) <= threads_before)
+    leaked_threads = [t for t in threading.enumerate() if t not in threads_before]
+    leaked_fds = open_fds() - fds_before
+    assert not leaked_threads, f"threads left running: {leaked_threads}"
+    assert not leaked_fds, f"fds left open: {sorted(leaked_fds)}"
