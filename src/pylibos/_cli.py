@@ -1,0 +1,265 @@
+"""The ``pylibos`` command: one ``cmd_<name>`` function per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import __version__
+from .bench import (
+    DEFAULT_COMPARE,
+    ResultsError,
+    Settings,
+    load,
+    markdown,
+    parse_config,
+    parse_config_list,
+    plot,
+    run,
+    save,
+    valid_names,
+    validate,
+)
+from .bench._render import compare_rows, describe, rich_table, seed_rows, target_rows
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as ``ERROR: ...`` with exit code 1."""
+
+
+def _positive_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _live_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--live wants a count or a comma-separated list of counts, got {text!r}"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError("--live names no count")
+    return values
+
+
+def _common(p: argparse.ArgumentParser, duration: float) -> None:
+    p.add_argument(
+        "--duration", type=_positive_float, default=duration, metavar="S",
+        help=f"seconds of measuring per configuration (default {duration:g})",
+    )  # fmt: skip
+    p.add_argument(
+        "--batch", type=_int, default=100, metavar="N",
+        help="threads created per batch; each exits at once, the batch is joined (default 100)",
+    )  # fmt: skip
+    p.add_argument(
+        "--rounds", type=_int, default=5, metavar="R",
+        help="slices each configuration's duration is cut into, interleaved (default 5)",
+    )  # fmt: skip
+    p.add_argument(
+        "--live", type=_live_list, default=(0,), metavar="N[,N...]",
+        help="threads kept alive (asleep on their events) while measuring; a list sweeps",
+    )  # fmt: skip
+    p.add_argument("--json", metavar="F", help="write the run's JSON to F")
+    p.add_argument(
+        "--ghz", type=_positive_float, metavar="G",
+        help="clock for ns-to-cycles (default: the CPU's reported clock)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ocall-cycles", type=_int, default=10_000, metavar="N",
+        help="cycles one host call (OCALL round trip) costs in the SGX projection "
+        "(default 10000; published measurements range 8000-17000)",
+    )  # fmt: skip
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings(
+        duration=args.duration,
+        batch=args.batch,
+        rounds=args.rounds,
+        live=args.live,
+        ocall_cycles=args.ocall_cycles,
+        ghz=args.ghz,
+    )
+    try:
+        validate(settings)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return settings
+
+
+def _measure(configs: Sequence[Any], settings: Settings, console: Console) -> dict[str, Any]:
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = progress.add_task("setting up", total=None)
+
+    def on_stage(live: int, total: int) -> None:
+        progress.reset(task, total=total, description=f"measuring ({live} live)")
+
+    def on_slice(name: str) -> None:
+        progress.update(task, advance=1, description=f"measuring {name}")
+
+    with progress:
+        outcome = run(configs, settings, on_slice=on_slice, on_stage=on_stage)
+    if outcome.interrupted:
+        console.print("[yellow]Interrupted: showing what was measured so far.[/yellow]")
+    return outcome.as_json()
+
+
+def _outputs(data: dict[str, Any], args: argparse.Namespace, console: Console) -> None:
+    try:
+        _write_outputs(data, args, console)
+    except OSError as exc:
+        raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
+
+
+def _write_outputs(data: dict[str, Any], args: argparse.Namespace, console: Console) -> None:
+    if getattr(args, "json", None):
+        save(data, args.json)
+        console.print(f"JSON written to {args.json}")
+    if getattr(args, "markdown", None):
+        with open(args.markdown, "w") as f:
+            f.write(markdown(data))
+        console.print(f"Markdown written to {args.markdown}")
+    if getattr(args, "plot", None):
+        plot(data, args.plot)
+        console.print(f"plot written to {args.plot}")
+
+
+def _print_compare(data: dict[str, Any], console: Console) -> None:
+    console.print(describe(data))
+    console.print(rich_table("Side by side (medians)", *compare_rows(data)))
+    console.print(rich_table("The seed's table (means per call)", *seed_rows(data, cycles=False)))
+    console.print(rich_table("Targets", *target_rows(data)))
+
+
+def cmd_bench(args: argparse.Namespace, console: Console) -> int:
+    try:
+        config = parse_config(args.config)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    data = _measure([config], _settings(args), console)
+    if not data["configs"]:
+        raise UsageError("interrupted before a single batch was measured")
+    cycles = args.ghz is not None
+    console.print(describe(data))
+    console.print(rich_table("The seed's table (means per call)", *seed_rows(data, cycles=cycles)))
+    _outputs(data, args, console)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    try:
+        configs = parse_config_list(args.configs)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    data = _measure(configs, _settings(args), console)
+    if not data["configs"]:
+        raise UsageError("interrupted before a single batch was measured")
+    _print_compare(data, console)
+    _outputs(data, args, console)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    try:
+        data = load(args.results)
+    except ResultsError as exc:
+        raise UsageError(str(exc)) from None
+    _print_compare(data, console)
+    _outputs(data, args, console)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pylibos",
+        description="What it costs a library OS to create and wake threads over channels "
+        "an untrusted host carries. The enclave boundary is modelled: host calls are "
+        "counted, not taken.",
+    )
+    parser.add_argument("--version", action="version", version=f"pylibos {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "compare",
+        help="the main job: the seed's benchmark for several configurations side by side",
+        description="Runs the seed's thread-creation micro-benchmark for several "
+        "configurations, interleaved in rounds, and prints them side by side with ratios "
+        "to sgx/pipe and to native, host calls per clone and a projected SGX cost.",
+    )
+    p.add_argument(
+        "--configs", default=",".join(DEFAULT_COMPARE), metavar="LIST",
+        help=f"comma-separated configurations (default {','.join(DEFAULT_COMPARE)}); "
+        f"valid: {', '.join(valid_names())}",
+    )  # fmt: skip
+    _common(p, duration=5.0)
+    p.add_argument("--plot", metavar="F.png", help="write the phase plot to F.png")
+    p.add_argument("--markdown", metavar="F.md", help="write the tables as Markdown to F.md")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "bench",
+        help="the seed's benchmark for one configuration",
+        description="Creates batches of threads through LibOS.clone for the duration and "
+        "prints the seed's table: per-phase means, p1, p2, p3.",
+    )
+    p.add_argument(
+        "--config", required=True, metavar="NAME",
+        help=f"the configuration: {', '.join(valid_names())}",
+    )  # fmt: skip
+    _common(p, duration=5.0)
+    p.add_argument("--plot", metavar="F.png", help="write the phase plot to F.png")
+    p.add_argument("--markdown", metavar="F.md", help="write the tables as Markdown to F.md")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "report",
+        help="re-render a saved run (JSON) as tables, Markdown or a plot",
+        description="Reads the JSON a bench or compare run wrote and renders it again.",
+    )
+    p.add_argument("results", metavar="F.json", help="a run's JSON")
+    p.add_argument("--plot", metavar="F.png", help="write the phase plot to F.png")
+    p.add_argument("--markdown", metavar="F.md", help="write the tables as Markdown to F.md")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    console = Console()
+    func: Callable[[argparse.Namespace, Console], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 1
+    try:
+        return func(args, console)
+    except UsageError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Benchmark configurations: ``native`` and ``PAL/EVENTS[+pool]``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..libos import EVENT_KINDS
+from ..pal import HOST_KINDS
+
+DEFAULT_COMPARE = ("native", "direct/pipe", "sgx/pipe", "sgx/raw", "sgx/eventfd", "sgx/raw+pool")
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    pal: str | None  # None for native
+    events: str | None
+    pool: bool
+
+    @property
+    def native(self) -> bool:
+        return self.pal is None
+
+
+def valid_names() -> list[str]:
+    names = ["native"]
+    for pal in HOST_KINDS:
+        for events in EVENT_KINDS:
+            names += [f"{pal}/{events}", f"{pal}/{events}+pool"]
+    return names
+
+
+def parse_config(name: str) -> Config:
+    """``native`` or ``PAL/EVENTS[+pool]``; anything else is a ``ValueError`` listing the
+    valid names."""
+    text = name.strip()
+    if text == "native":
+        return Config("native", None, None, False)
+    base, plus, suffix = text.partition("+")
+    pal, slash, events = base.partition("/")
+    if (
+        slash
+        and pal in HOST_KINDS
+        and events in EVENT_KINDS
+        and (not plus or suffix == "pool")
+    ):
+        return Config(text, pal, events, bool(plus))
+    raise ValueError(
+        f"unknown configuration {name!r}; valid: {', '.join(valid_names())}"
+    )
+
+
+def parse_config_list(text: str) -> list[Config]:
+    names = [part for part in (p.strip() for p in text.split(",")) if part]
+    if not names:
+        raise ValueError("no configuration named")
+    configs = [parse_config(n) for n in names]
+    seen: set[str] = set()
+    for c in configs:
+        if c.name in seen:
+            raise ValueError(f"configuration {c.name!r} named twice")
+        seen.add(c.name)
+    return configs

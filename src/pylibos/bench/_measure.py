@@ -1,0 +1,405 @@
+"""The seed's micro-benchmark: batches of threads created through ``LibOS.clone``.
+
+Within the duration, each configuration creates batches of ``batch`` threads; every
+thread exits at once and the batch is joined before the next starts.  The LibOS profile
+times every phase of every clone.  ``compare`` interleaves the configurations in rounds
+(a slice of each per round), so drift in the machine's speed hits them all alike.
+
+Host calls per clone count the whole life of a thread: every host call made while the
+batches ran, divided by the threads created (creation, the handshake helper's traffic,
+and the release of the thread's event at exit).  Nothing else runs meanwhile: the
+LibOS's workers sleep.
+
+``native`` is the floor: a bare ``threading.Thread``, its ``clone`` the time of
+``Thread.start()``.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import platform
+import resource
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import __version__
+from ..libos import PHASES, LibOS, LibOSThread
+from ..pal import Host, open_host
+from ._configs import Config
+
+FORMAT_VERSION = 1
+# Format history:
+#   1: first version.
+
+_JOIN_S = 30.0
+_LIVE_WAIT_S = 3600.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    duration: float = 5.0
+    batch: int = 100
+    rounds: int = 5
+    live: tuple[int, ...] = (0,)
+    ocall_cycles: int = 10_000
+    ghz: float | None = None
+
+    def as_json(self, configs: Sequence[Config], ghz: float) -> dict[str, Any]:
+        return {
+            "configs": [c.name for c in configs],
+            "duration_s": self.duration,
+            "batch": self.batch,
+            "rounds": self.rounds,
+            "live": list(self.live),
+            "ocall_cycles": self.ocall_cycles,
+            "ghz": ghz,
+            "ghz_given": self.ghz is not None,
+        }
+
+
+def validate(settings: Settings) -> None:
+    """Raise ``ValueError`` naming the first setting out of bounds."""
+    if not (isinstance(settings.duration, int | float) and math.isfinite(settings.duration)):
+        raise ValueError(f"--duration must be a number, got {settings.duration!r}")
+    if not 0 < settings.duration <= 3600:
+        raise ValueError(f"--duration must be in (0, 3600] seconds, got {settings.duration:g}")
+    if not 1 <= settings.batch <= 10_000:
+        raise ValueError(f"--batch must be in [1, 10000], got {settings.batch}")
+    if not 1 <= settings.rounds <= 1000:
+        raise ValueError(f"--rounds must be in [1, 1000], got {settings.rounds}")
+    for n in settings.live:
+        if not 0 <= n <= 10_000:
+            raise ValueError(f"--live counts must be in [0, 10000], got {n}")
+    if settings.ocall_cycles < 0:
+        raise ValueError(f"--ocall-cycles must be >= 0, got {settings.ocall_cycles}")
+    if settings.ghz is not None and not 0.1 <= settings.ghz <= 10:
+        raise ValueError(f"--ghz must be in [0.1, 10], got {settings.ghz}")
+
+
+def nominal_ghz() -> float:
+    """The CPU's clock as the kernel reports it (``cpu MHz``), or 2.0 if unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("cpu MHz"):
+                    return round(float(line.split(":")[1]) / 1000, 3)
+    except (OSError, ValueError):
+        pass
+    return 2.0
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "pylibos": __version__,
+        "ghz_nominal": nominal_ghz(),
+    }
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def _noop() -> None:
+    return None
+
+
+def _stats(samples: Sequence[int]) -> dict[str, float] | None:
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    p95 = ordered[0] if len(ordered) == 1 else statistics.quantiles(ordered, n=20)[-1]
+    return {
+        "mean": statistics.fmean(ordered),
+        "median": float(statistics.median(ordered)),
+        "p95": float(p95),
+    }
+
+
+def ensure_fd_room(needed: int) -> None:
+    """Raise the soft RLIMIT_NOFILE toward the hard one if ``needed`` fds may not fit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+class Subject:
+    """One configuration at one live-thread count, set up once and measured in slices."""
+
+    def __init__(self, config: Config, live: int, batch: int) -> None:
+        self.config = config
+        self.live = live
+        self.batch = batch
+        self.batches = 0
+        self.rss_per_live_kib: float | None = None
+
+    def setup(self) -> None:
+        raise NotImplementedError
+
+    def run_batch(self) -> None:
+        raise NotImplementedError
+
+    def teardown(self) -> None:
+        raise NotImplementedError
+
+    def result(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def run_for(self, seconds: float) -> None:
+        """Whole batches until ``seconds`` have passed; at least one."""
+        end = time.perf_counter() + seconds
+        while True:
+            self.run_batch()
+            self.batches += 1
+            if time.perf_counter() >= end:
+                return
+
+    def _measure_live(self, start_live: Callable[[], None]) -> None:
+        if not self.live:
+            return
+        gc.collect()
+        before = rss_kib()
+        start_live()
+        gc.collect()
+        self.rss_per_live_kib = (rss_kib() - before) / self.live
+
+    def _base(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "name": c.name,
+            "pal": c.pal,
+            "events": c.events,
+            "pool": c.pool,
+            "live": self.live,
+            "batches": self.batches,
+            "rss_per_live_thread_kib": self.rss_per_live_kib,
+        }
+
+
+class NativeSubject(Subject):
+    def setup(self) -> None:
+        self._clone_ns: list[int] = []
+        self._release = threading.Event()
+        self._live: list[threading.Thread] = []
+
+        def start_live() -> None:
+            for _ in range(self.live):
+                t = threading.Thread(target=self._release.wait, args=(_LIVE_WAIT_S,))
+                t.start()
+                self._live.append(t)
+
+        self._measure_live(start_live)
+        self.run_batch()  # warm-up, not recorded
+        self._clone_ns.clear()
+
+    def run_batch(self) -> None:
+        threads = []
+        clock = time.perf_counter_ns
+        for _ in range(self.batch):
+            t = threading.Thread(target=_noop)
+            t0 = clock()
+            t.start()
+            self._clone_ns.append(clock() - t0)
+            threads.append(t)
+        for t in threads:
+            t.join(_JOIN_S)
+
+    def teardown(self) -> None:
+        self._release.set()
+        for t in self._live:
+            t.join(_JOIN_S)
+
+    def result(self) -> dict[str, Any]:
+        out = self._base()
+        out["threads"] = len(self._clone_ns)
+        out["phases_ns"] = {p: None for p in PHASES}
+        out["phases_ns"]["clone"] = _stats(self._clone_ns)
+        out["host_calls_per_clone"] = 0.0
+        out["host_calls_by_kind_per_clone"] = {}
+        return out
+
+
+class LibOSSubject(Subject):
+    host: Host
+    libos: LibOS
+
+    def setup(self) -> None:
+        c = self.config
+        assert c.pal is not None and c.events is not None
+        options: dict[str, Any] = {}
+        if c.pal == "sgx":
+            # Room for the live threads, a batch, the LibOS's workers and handshake
+            # helpers, as a manifest raises sgx.max_threads for a program that needs it.
+            options["max_threads"] = max(256, self.live + 2 * self.batch + 16)
+        ensure_fd_room(4 * (self.live + self.batch) + 256)
+        self.host = open_host(c.pal, **options)
+        try:
+            self.libos = LibOS(self.host, c.events, c.pool)
+        except BaseException:
+            self.host.shutdown()
+            raise
+        self._live: list[LibOSThread] = []
+
+        def start_live() -> None:
+            for _ in range(self.live):
+                self._live.append(self.libos.clone(self._sleep))
+
+        try:
+            self._measure_live(start_live)
+            self.run_batch()  # warm-up (and fills the pool), not recorded
+        except BaseException:
+            self.teardown()
+            raise
+        self.libos.profile.reset()
+        self._calls0 = self.host.calls_total
+        self._kinds0 = Counter(self.host.calls)
+
+    def _sleep(self) -> None:
+        self.libos.current_thread().event.wait(_LIVE_WAIT_S)
+
+    def run_batch(self) -> None:
+        clone = self.libos.clone
+        threads = [clone(_noop) for _ in range(self.batch)]
+        for t in threads:
+            if not t.join(_JOIN_S):
+                raise RuntimeError(f"{self.config.name}: a thread did not end in {_JOIN_S} s")
+
+    def teardown(self) -> None:
+        for t in self._live:
+            t.event.set()
+        for t in self._live:
+            t.join(_JOIN_S)
+        self.libos.shutdown()
+        self.host.shutdown()
+
+    def result(self) -> dict[str, Any]:
+        out = self._base()
+        profile = self.libos.profile
+        out["threads"] = len(profile.samples("clone"))
+        out["phases_ns"] = {p: _stats(profile.samples(p)) for p in PHASES}
+        threads = max(out["threads"], 1)
+        out["host_calls_per_clone"] = (self.host.calls_total - self._calls0) / threads
+        kinds = Counter(self.host.calls)
+        kinds.subtract(self._kinds0)
+        out["host_calls_by_kind_per_clone"] = {
+            k: v / threads for k, v in sorted(kinds.items()) if v
+        }
+        return out
+
+
+def make_subject(config: Config, live: int, batch: int) -> Subject:
+    if config.native:
+        return NativeSubject(config, live, batch)
+    return LibOSSubject(config, live, batch)
+
+
+def _proportion(part: dict[str, float] | None, whole: dict[str, float] | None) -> float | None:
+    if part is None or whole is None or not whole["mean"]:
+        return None
+    return part["mean"] / whole["mean"]
+
+
+def finish(entry: dict[str, Any], settings: Settings, ghz: float) -> dict[str, Any]:
+    """Add the derived figures (the seed's proportions, the SGX projection) to a result."""
+    phases = entry["phases_ns"]
+    entry["proportions"] = {
+        "p1": _proportion(phases["create_pollable_event"], phases["get_new_thread"]),
+        "p2": _proportion(phases["create_pollable_event"], phases["clone"]),
+        "p3": _proportion(phases["handshake"], phases["clone"]),
+    }
+    clone = phases["clone"]
+    entry["projected_cycles_per_clone"] = (
+        None
+        if clone is None
+        else clone["median"] * ghz + entry["host_calls_per_clone"] * settings.ocall_cycles
+    )
+    return entry
+
+
+@dataclass
+class Run:
+    """What a benchmark run measured, ready to be written as JSON."""
+
+    settings: Settings
+    configs: list[Config]
+    ghz: float
+    results: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "version": FORMAT_VERSION,
+            "machine": machine(),
+            "settings": self.settings.as_json(self.configs, self.ghz),
+            "interrupted": self.interrupted,
+            "configs": self.results,
+        }
+
+
+Progress = Callable[[str], None]
+
+
+def run(
+    configs: Sequence[Config],
+    settings: Settings,
+    *,
+    on_slice: Progress | None = None,
+    on_stage: Callable[[int, int], None] | None = None,
+) -> Run:
+    """Measure ``configs`` at each live count in ``settings.live``, interleaved in rounds.
+
+    A KeyboardInterrupt stops the measuring; what was measured so far is returned, with
+    ``interrupted`` set.
+    """
+    validate(settings)
+    ghz = settings.ghz if settings.ghz is not None else nominal_ghz()
+    outcome = Run(settings, list(configs), ghz)
+    slice_s = settings.duration / settings.rounds
+    for live in settings.live:
+        subjects: list[Subject] = []
+        try:
+            if on_stage is not None:
+                on_stage(live, len(configs) * settings.rounds)
+            for config in configs:
+                subject = make_subject(config, live, settings.batch)
+                subject.setup()
+                subjects.append(subject)
+            for _ in range(settings.rounds):
+                for subject in subjects:
+                    subject.run_for(slice_s)
+                    if on_slice is not None:
+                        on_slice(subject.config.name)
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+        finally:
+            for subject in subjects:
+                if subject.batches:
+                    outcome.results.append(finish(subject.result(), settings, ghz))
+            for subject in subjects:
+                subject.teardown()
+        if outcome.interrupted:
+            break
+    return outcome

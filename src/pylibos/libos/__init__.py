@@ -1,0 +1,21 @@
+"""The LibOS: threads, pollable events, epoll, async and IPC workers, on the PAL alone."""
+
+from __future__ import annotations
+
+from ._epoll import Epoll as Epoll
+from ._errno import oserror as oserror
+from ._errno import to_errno as to_errno
+from ._event import EVENT_KINDS as EVENT_KINDS
+from ._event import PollableEvent as PollableEvent
+from ._ipc import ECHO as ECHO
+from ._ipc import THREADS as THREADS
+from ._ipc import IpcClient as IpcClient
+from ._ipc import IpcError as IpcError
+from ._libos import LibOS as LibOS
+from ._libos import default_events as default_events
+from ._profile import PHASES as PHASES
+from ._profile import PhaseStats as PhaseStats
+from ._profile import Profile as Profile
+from ._profile import ProfileSnapshot as ProfileSnapshot
+from ._thread import LibOSThread as LibOSThread
+from ._thread import ThreadFailed as ThreadFailed

@@ -1,0 +1,109 @@
+"""The async worker: timers delivered on a LibOS thread (Gramine's ``libos_async.c``).
+
+The worker sleeps on its own pollable event with a timeout equal to the nearest
+deadline.  Installing a timer sets the event, so a worker asleep on a later (or no)
+deadline wakes and recomputes.  The worker clears its event before it reads the timer
+list, so an install that lands in between is never missed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..pal import PalError
+from ._errno import oserror
+
+if TYPE_CHECKING:
+    from ..pal import PalThread
+    from ._event import PollableEvent
+
+
+@dataclass(order=True)
+class _Timer:
+    deadline: float
+    seq: int
+    callback: Callable[[], object] = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+
+
+class AsyncWorker:
+    def __init__(self, event: PollableEvent) -> None:
+        self._event = event
+        # Guarded by _lock.
+        self._lock = threading.Lock()
+        self._timers: list[_Timer] = []
+        self._by_id: dict[int, _Timer] = {}
+        self._stopping = False
+        self._seq = itertools.count(1)
+        self.errors: list[BaseException] = []
+        self.thread: PalThread | None = None
+
+    def install(self, delay: float, callback: Callable[[], object]) -> int:
+        """Run ``callback`` on the worker after ``delay`` seconds; returns a timer id."""
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        if not isinstance(delay, int | float) or not math.isfinite(delay) or delay < 0:
+            raise ValueError(f"delay must be a finite number of seconds >= 0, got {delay!r}")
+        with self._lock:
+            if self._stopping:
+                raise RuntimeError("the async worker has stopped")
+            timer = _Timer(time.monotonic() + delay, next(self._seq), callback)
+            heapq.heappush(self._timers, timer)
+            self._by_id[timer.seq] = timer
+        self._event.set()
+        return timer.seq
+
+    def cancel(self, timer_id: int) -> bool:
+        """Cancel a timer that has not fired; True if it was pending."""
+        with self._lock:
+            timer = self._by_id.pop(timer_id, None)
+            if timer is None:
+                return False
+            timer.cancelled = True
+            return True
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._by_id)
+
+    def run(self) -> None:
+        while True:
+            due: list[_Timer] = []
+            with self._lock:
+                if self._stopping:
+                    return
+                now = time.monotonic()
+                while self._timers and self._timers[0].deadline <= now:
+                    timer = heapq.heappop(self._timers)
+                    if not timer.cancelled:
+                        self._by_id.pop(timer.seq, None)
+                        due.append(timer)
+                while self._timers and self._timers[0].cancelled:
+                    heapq.heappop(self._timers)
+                timeout = self._timers[0].deadline - now if self._timers else None
+            for timer in due:
+                try:
+                    timer.callback()
+                except Exception as exc:
+                    self.errors.append(exc)
+            if due:
+                continue
+            try:
+                self._event.wait(timeout)
+                self._event.clear()
+            except (OSError, PalError) as exc:
+                self.errors.append(exc if isinstance(exc, OSError) else oserror(exc))
+                return
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+        self._event.set()

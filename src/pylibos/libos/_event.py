@@ -1,0 +1,201 @@
+"""Pollable events: wake-up objects a thread can wait on beside other PAL handles.
+
+The state of an event (set or clear) lives here, in the LibOS, guarded by a lock.  The
+host channel under it, a PAL pipe, a raw PAL pipe or an eventfd, only wakes sleepers:
+
+* ``set`` on a clear event writes one token to the channel; on a set event it does
+  nothing, so a burst of sets costs one host call (``uv_async`` coalesces the same way).
+* ``clear`` on a set event reads the token back; on a clear event it does nothing.
+
+So while the event is clear the channel holds no token of ours, and while it is set it
+holds exactly one.  Anything else in the channel was put there by the host.  The host can
+always wake a sleeper, or keep it asleep; it cannot make a clear event look set, because
+every waiter re-checks the state here after it wakes.  A waiter that finds the channel
+readable while the event is clear drains the channel (under the lock, so it never takes
+our own token) and goes back to sleep.
+
+The read end is nonblocking, so draining never blocks.  The write end of a TLS pipe is
+blocking: its first write waits for the handshake the PAL runs on a helper thread, where
+a nonblocking write would report "try again" and the wakeup would be lost.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+
+from ..pal import EVENT_TOKEN, WAIT_READ, Handle, Host, PalError, PalErrorCode
+from ._errno import oserror
+from ._profile import Profile
+
+EVENT_KINDS = ("pipe", "raw", "eventfd")
+_DRAIN_CHUNK = 64
+
+
+class PollableEvent:
+    """A binary semaphore whose ``read_handle`` can be waited on with the PAL."""
+
+    __slots__ = ("_host", "_lock", "_read", "_set", "_write", "closed", "kind")
+
+    def __init__(self, host: Host, kind: str, read: Handle, write: Handle) -> None:
+        self._host = host
+        self.kind = kind
+        self._read = read
+        self._write = write
+        self._lock = threading.Lock()
+        self._set = False  # Guarded by _lock.
+        self.closed = False
+
+    @property
+    def read_handle(self) -> Handle:
+        """The handle to pass to ``streams_wait_events`` with ``WAIT_READ``."""
+        return self._read
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        with self._lock:
+            if self._set or self.closed:
+                return
+            self._set = True
+            try:
+                self._host.write(self._write, EVENT_TOKEN)
+            except PalError as exc:
+                # A full channel already wakes every sleeper: the event is set all the same.
+                if exc.code is not PalErrorCode.TRYAGAIN:
+                    self._set = False
+                    raise oserror(exc, "set event") from None
+
+    def clear(self) -> None:
+        with self._lock:
+            if not self._set:
+                return
+            self._set = False
+            self._drain_once()
+
+    def _drain_once(self) -> None:
+        try:
+            self._host.read(self._read, _DRAIN_CHUNK)
+        except PalError as exc:
+            if exc.code is not PalErrorCode.TRYAGAIN:
+                raise oserror(exc, "clear event") from None
+
+    def drain_spurious(self) -> None:
+        """Empty the channel of bytes that are not ours (only while the event is clear)."""
+        with self._lock:
+            if self._set:
+                return
+            for _ in range(1024):
+                try:
+                    if not self._host.read(self._read, _DRAIN_CHUNK):
+                        return  # the peer end is gone; nothing more will come
+                except PalError as exc:
+                    if exc.code is PalErrorCode.TRYAGAIN:
+                        return
+                    raise oserror(exc, "drain event") from None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Sleep until the event is set or ``timeout`` seconds pass; True if it is set."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._set:
+            if deadline is None:
+                timeout_us = None
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                timeout_us = int(remaining * 1_000_000)
+            try:
+                ready = self._host.streams_wait_events([self._read], [WAIT_READ], timeout_us)
+            except PalError as exc:
+                raise oserror(exc, "wait on event") from None
+            if ready[0] and not self._set:
+                self.drain_spurious()
+        return True
+
+    def destroy(self) -> None:
+        """Close the channel.  Safe against a racing ``set``: it holds the same lock."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            self._host.close(self._read)
+            if self._write is not self._read:
+                self._host.close(self._write)
+
+    def __repr__(self) -> str:
+        return f"<PollableEvent {self.kind} {'set' if self._set else 'clear'}>"
+
+
+class EventFactory:
+    """Makes pollable events of one kind, and keeps a pool of drained ones if asked."""
+
+    POOL_LIMIT = 1024
+
+    def __init__(self, host: Host, kind: str, profile: Profile, *, pool: bool) -> None:
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {kind!r}; choose one of {', '.join(EVENT_KINDS)}")
+        self._host = host
+        self.kind = kind
+        self._profile = profile
+        self.pool = pool
+        # Guarded by _lock.
+        self._lock = threading.Lock()
+        self._free: list[PollableEvent] = []
+        self._names = itertools.count(1)
+        self._tag = f"ev.{os.getpid()}"
+
+    def create(self) -> PollableEvent:
+        """``create_pollable_event``: a fresh (or pooled) clear event."""
+        with self._profile.phase("create_pollable_event"):
+            if self.pool:
+                with self._lock:
+                    if self._free:
+                        return self._free.pop()
+            try:
+                return self._make()
+            except PalError as exc:
+                raise oserror(exc, "create pollable event") from None
+
+    def _make(self) -> PollableEvent:
+        host = self._host
+        if self.kind == "eventfd":
+            handle = host.stream_open("eventfd:", nonblocking=True)
+            return PollableEvent(host, self.kind, handle, handle)
+        prefix = "pipe.raw" if self.kind == "raw" else "pipe"
+        name = f"{self._tag}.{next(self._names)}"
+        server = host.stream_open(f"{prefix}.srv:{name}", nonblocking=True)
+        try:
+            write = host.stream_open(f"{prefix}:{name}")
+            try:
+                read = host.wait_for_client(server)
+            except BaseException:
+                host.close(write)
+                raise
+        finally:
+            host.close(server)
+        return PollableEvent(host, self.kind, read, write)
+
+    def release(self, event: PollableEvent) -> None:
+        """An exited thread's event: cleared into the pool, or destroyed."""
+        if self.pool and not event.closed:
+            event.clear()
+            with self._lock:
+                if len(self._free) < self.POOL_LIMIT:
+                    self._free.append(event)
+                    return
+        event.destroy()
+
+    def close(self) -> None:
+        with self._lock:
+            free, self._free = self._free, []
+        for event in free:
+            event.destroy()
+
+    @property
+    def pooled(self) -> int:
+        with self._lock:
+            return len(self._free)

@@ -1,0 +1,252 @@
+"""The LibOS: boots on a PAL host and creates threads the way Gramine's LibOS does.
+
+``clone`` walks the path the seed measures::
+
+    clone
+      get_new_thread            a tid, a LibOSThread, in the thread table
+        create_pollable_event   the thread's wake-up event (a pipe, raw pipe or eventfd)
+          handshake             on sgx with pipe events: session key, secure init,
+                                the handshake helper, the accepting end's handshake
+      PalThreadCreate           the host thread
+
+A failure anywhere inside ``clone`` undoes what was made and raises ``OSError`` with the
+errno Gramine would return.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..pal import Host, PalError
+from ..pal._host import _no_phase
+from ._async import AsyncWorker
+from ._epoll import Epoll, EpollTable
+from ._errno import oserror
+from ._event import EVENT_KINDS, EventFactory, PollableEvent
+from ._ipc import THREADS, IpcClient, IpcWorker
+from ._profile import Profile
+from ._thread import LibOSThread, ThreadTable
+
+_JOIN_S = 5.0
+
+
+def default_events(host: Host) -> str:
+    """The fixed system by default: raw pipes on sgx, plain pipes elsewhere."""
+    return "raw" if host.kind == "sgx" else "pipe"
+
+
+class LibOS:
+    """A booted LibOS on ``host``.  Use it as a context manager, or call ``shutdown``."""
+
+    def __init__(
+        self,
+        host: Host,
+        events: str | None = None,
+        pool: bool = False,
+        *,
+        profile: bool = True,
+        ipc_name: str | None = None,
+    ) -> None:
+        if not isinstance(host, Host):
+            raise TypeError(f"LibOS needs a PAL host (pylibos.pal.open_host), got {host!r}")
+        if events is None:
+            events = default_events(host)
+        if events not in EVENT_KINDS:
+            raise ValueError(f"unknown events {events!r}; choose one of {', '.join(EVENT_KINDS)}")
+        if host.closed:
+            raise ValueError("the host is shut down")
+        self.host = host
+        self.events = events
+        self.pool = bool(pool)
+        self.profile = Profile(host, enabled=profile)
+        self._closed = False
+        self._local = threading.local()
+        self._table = ThreadTable()
+        self._factory = EventFactory(host, events, self.profile, pool=self.pool)
+        self._epolls = EpollTable()
+        # Guarded by _adopt_lock: OS threads the LibOS did not create but that used it.
+        self._adopt_lock = threading.Lock()
+        self._adopted: dict[int, LibOSThread] = {}
+        self._async: AsyncWorker | None = None
+        self._ipc: IpcWorker | None = None
+        host.phase = self.profile.phase
+        try:
+            self.main_thread = self._get_new_thread("main")
+            self._local.thread = self.main_thread
+            self._async = AsyncWorker(self._factory.create())
+            self._async.thread = self._start_internal(self._async.run)
+            name = ipc_name if ipc_name is not None else f"ipc.{os.getpid()}"
+            ipc_event = self._factory.create()
+            try:
+                self._ipc = IpcWorker(host, ipc_event, name)
+            except PalError as exc:
+                ipc_event.destroy()
+                raise oserror(exc, f"IPC listener {name!r}") from None
+            self._ipc.handlers[THREADS] = self._ipc_threads
+            self._ipc.thread = self._start_internal(self._ipc.run)
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def _start_internal(self, fn: Callable[[], None]) -> Any:
+        try:
+            return self.host.thread_create(fn)
+        except PalError as exc:
+            raise oserror(exc, "start LibOS worker") from None
+
+    # -- threads ---------------------------------------------------------------------
+
+    def clone(self, fn: Callable[..., object], *args: Any, name: str | None = None) -> LibOSThread:
+        """Create a thread running ``fn(*args)``; returns once the host thread exists."""
+        if self._closed:
+            raise RuntimeError("the LibOS is shut down")
+        with self.profile.phase("clone"):
+            thread = self._get_new_thread(name)
+            thread._fn, thread._args = fn, args
+            try:
+                thread._pal = self.host.thread_create(self._thread_main, thread)
+            except PalError as exc:
+                self._table.remove(thread)
+                thread.event.destroy()
+                raise oserror(exc, "clone") from None
+        return thread
+
+    def _get_new_thread(self, name: str | None) -> LibOSThread:
+        with self.profile.phase("get_new_thread"):
+            tid = self._table.new_tid()
+            event = self._factory.create()
+            thread = LibOSThread(tid, name if name is not None else f"thread-{tid}", event)
+            self._table.add(thread)
+            return thread
+
+    def _thread_main(self, thread: LibOSThread) -> None:
+        self._local.thread = thread
+        fn, args = thread._fn, thread._args
+        thread._fn, thread._args = None, ()
+        try:
+            assert fn is not None
+            fn(*args)
+        except BaseException as exc:
+            thread.exception = exc
+        finally:
+            self._table.remove(thread)
+            try:
+                self._factory.release(thread.event)
+            finally:
+                thread._done.set()
+
+    def current_thread(self) -> LibOSThread:
+        """The calling thread's LibOS thread; a thread the LibOS did not create is adopted
+        (given a tid and an event) on first use."""
+        thread: LibOSThread | None = getattr(self._local, "thread", None)
+        if thread is not None:
+            return thread
+        with self._adopt_lock:
+            if self._closed:
+                raise RuntimeError("the LibOS is shut down")
+            thread = self._get_new_thread(threading.current_thread().name)
+            self._adopted[threading.get_ident()] = thread
+        self._local.thread = thread
+        return thread
+
+    def threads(self) -> list[LibOSThread]:
+        """Every live thread in the thread table, main thread included."""
+        return self._table.all()
+
+    def thread_by_tid(self, tid: int) -> LibOSThread | None:
+        return self._table.get(tid)
+
+    def _ipc_threads(self, _payload: bytes) -> bytes:
+        tids = sorted(t.tid for t in self._table.all())
+        return struct.pack(f"!{len(tids)}I", *tids)
+
+    # -- events, epoll, async, IPC ---------------------------------------------------
+
+    def create_pollable_event(self) -> PollableEvent:
+        """A new event of this LibOS's kind; destroy it (or use ``with``) when done."""
+        return self._factory.create()
+
+    def epoll(self, sizehint: int = -1, flags: int = 0) -> Epoll:
+        """An object with ``select.epoll``'s API, implemented in the LibOS."""
+        if self._closed:
+            raise RuntimeError("the LibOS is shut down")
+        return Epoll(self, self._epolls, sizehint, flags)
+
+    def install_async_event(self, delay: float, callback: Callable[[], object]) -> int:
+        """Run ``callback`` on the async worker after ``delay`` seconds."""
+        assert self._async is not None
+        return self._async.install(delay, callback)
+
+    def cancel_async_event(self, timer_id: int) -> bool:
+        assert self._async is not None
+        return self._async.cancel(timer_id)
+
+    @property
+    def async_errors(self) -> list[BaseException]:
+        """Exceptions raised by async callbacks, kept for the program to inspect."""
+        return list(self._async.errors) if self._async else []
+
+    @property
+    def ipc_name(self) -> str:
+        assert self._ipc is not None
+        return self._ipc.name
+
+    @property
+    def ipc_worker(self) -> IpcWorker:
+        assert self._ipc is not None
+        return self._ipc
+
+    def ipc_connect(self, name: str) -> IpcClient:
+        """Connect to the IPC worker named ``name`` of a process of the same instance."""
+        return IpcClient(self.host, name)
+
+    # -- teardown --------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def shutdown(self, timeout: float = _JOIN_S) -> None:
+        """Stop the workers, wait (bounded) for threads, and release every event."""
+        if self._closed:
+            return
+        self._closed = True
+        for worker in (self._async, self._ipc):
+            if worker is not None:
+                worker.stop()
+        for worker in (self._async, self._ipc):
+            if worker is not None and worker.thread is not None:
+                worker.thread.join(timeout)
+        for thread in self._table.all():
+            if thread._pal is not None:
+                thread.event.set()
+                thread._pal.join(timeout)
+        self._epolls.close_all()
+        with self._adopt_lock:
+            adopted, self._adopted = list(self._adopted.values()), {}
+        for thread in adopted:
+            self._table.remove(thread)
+            thread.event.destroy()
+        main = getattr(self, "main_thread", None)
+        if main is not None:
+            self._table.remove(main)
+            main.event.destroy()
+        for worker in (self._async, self._ipc):
+            if worker is not None:
+                worker._event.destroy()
+        self._factory.close()
+        if self.host.phase == self.profile.phase:
+            self.host.phase = _no_phase
+
+    def __enter__(self) -> LibOS:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        return f"<LibOS {self.host.kind}/{self.events}{'+pool' if self.pool else ''}>"

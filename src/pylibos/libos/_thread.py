@@ -1,0 +1,84 @@
+"""LibOS threads and the thread table (Gramine's ``libos_thread.c``)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..pal import PalThread
+    from ._event import PollableEvent
+
+
+class ThreadFailed(Exception):
+    """Raised by ``LibOSThread.join`` when the thread ended with an exception."""
+
+
+class LibOSThread:
+    """A thread the LibOS knows: a tid, a pollable event to sleep on, and its outcome."""
+
+    def __init__(self, tid: int, name: str, event: PollableEvent) -> None:
+        self.tid = tid
+        self.name = name
+        self.event = event
+        self.exception: BaseException | None = None
+        self._pal: PalThread | None = None
+        self._done = threading.Event()
+        self._fn: Callable[..., object] | None = None
+        self._args: tuple[Any, ...] = ()
+
+    def is_alive(self) -> bool:
+        return self._pal is not None and not self._done.is_set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end; True when it has.
+
+        If the thread ended with an exception, that exception is raised here, chained to
+        a ``ThreadFailed`` naming the thread, so a failure is never lost.
+        """
+        if not self._done.wait(timeout):
+            return False
+        if self._pal is not None and not self._pal.join(timeout if timeout is not None else 5.0):
+            return False
+        if self.exception is not None:
+            raise ThreadFailed(f"thread {self.tid} ({self.name}) failed") from self.exception
+        return True
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_alive() else "done" if self._done.is_set() else "new"
+        return f"<LibOSThread tid={self.tid} {self.name} {state}>"
+
+
+class ThreadTable:
+    """tid -> thread for every live LibOS thread.  Guarded by its own lock."""
+
+    def __init__(self, first_tid: int = 1) -> None:
+        self._lock = threading.Lock()
+        self._tids = itertools.count(first_tid)
+        self._threads: dict[int, LibOSThread] = {}
+
+    def new_tid(self) -> int:
+        return next(self._tids)
+
+    def add(self, thread: LibOSThread) -> None:
+        with self._lock:
+            self._threads[thread.tid] = thread
+
+    def remove(self, thread: LibOSThread) -> None:
+        with self._lock:
+            self._threads.pop(thread.tid, None)
+
+    def get(self, tid: int) -> LibOSThread | None:
+        with self._lock:
+            return self._threads.get(tid)
+
+    def all(self) -> list[LibOSThread]:
+        with self._lock:
+            return list(self._threads.values())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._threads)
