@@ -22,6 +22,21 @@ def _settle(check: object, timeout: float = 5.0) -> None:
         time.sleep(0.01)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def matplotlib_fonts_loaded() -> None:
+    """matplotlib keeps the font files it has used open for the life of the process (a
+    cache); load them once up front so the per-module fd check sees only our own fds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.set_title("µs ÷ ≤ ≥ warm-up")
+    fig.canvas.draw()
+    plt.close(fig)
+
+
 @pytest.fixture(autouse=True, scope="module")
 def no_leaks_per_module() -> Iterator[None]:
     """Counts fds and threads before and after each test module."""

@@ -1,0 +1,204 @@
+"""The benchmark: configuration names, settings, a real short run, JSON and rendering."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pylibos.bench import (
+    FORMAT_VERSION,
+    ResultsError,
+    Settings,
+    load,
+    markdown,
+    parse_config,
+    parse_config_list,
+    plot,
+    run,
+    save,
+    targets,
+    valid_names,
+)
+from pylibos.bench._render import compare_rows, seed_rows
+
+SHORT = Settings(duration=0.2, batch=10, rounds=2)
+
+
+def test_config_names_parse() -> None:
+    c = parse_config("sgx/raw+pool")
+    assert (c.pal, c.events, c.pool) == ("sgx", "raw", True)
+    assert parse_config("native").native
+    assert "direct/eventfd+pool" in valid_names()
+
+
+@pytest.mark.parametrize("bad", ["sgx", "sgx/tls", "vm/raw", "sgx/raw+pooled", "", "native+pool"])
+def test_unknown_config_lists_the_valid_ones(bad: str) -> None:
+    with pytest.raises(ValueError, match="valid: native, direct/pipe"):
+        parse_config(bad)
+
+
+def test_config_list_rejects_duplicates_and_empty() -> None:
+    with pytest.raises(ValueError, match="named twice"):
+        parse_config_list("native,native")
+    with pytest.raises(ValueError, match="no configuration"):
+        parse_config_list(" , ")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (Settings(duration=0), "--duration"),
+        (Settings(duration=-1), "--duration"),
+        (Settings(duration=float("nan")), "--duration"),
+        (Settings(duration=1e6), "--duration"),
+        (Settings(batch=0), "--batch"),
+        (Settings(batch=100_001), "--batch"),
+        (Settings(rounds=0), "--rounds"),
+        (Settings(live=(-1,)), "--live"),
+        (Settings(ocall_cycles=-5), "--ocall-cycles"),
+        (Settings(ghz=0.0), "--ghz"),
+    ],
+)
+def test_settings_out_of_bounds_are_refused(settings: Settings, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        run([parse_config("native")], settings)
+
+
+@pytest.fixture(scope="module")
+def short_run() -> dict[str, Any]:
+    configs = parse_config_list("native,sgx/pipe,sgx/raw,sgx/eventfd,sgx/raw+pool")
+    outcome = run(configs, SHORT)
+    assert not outcome.interrupted
+    return outcome.as_json()
+
+
+def test_run_has_every_configuration_and_field(short_run: dict[str, Any]) -> None:
+    assert short_run["version"] == FORMAT_VERSION
+    assert set(short_run["machine"]) >= {"cpu", "cores", "python", "pylibos"}
+    names = [e["name"] for e in short_run["configs"]]
+    assert names == ["native", "sgx/pipe", "sgx/raw", "sgx/eventfd", "sgx/raw+pool"]
+    for e in short_run["configs"]:
+        assert e["batches"] >= 2  # at least one per round
+        assert e["threads"] == e["batches"] * SHORT.batch
+        assert e["phases_ns"]["clone"]["median"] > 0
+        assert e["projected_cycles_per_clone"] > 0
+
+
+def test_phases_present_only_where_they_happen(short_run: dict[str, Any]) -> None:
+    by = {e["name"]: e for e in short_run["configs"]}
+    assert by["native"]["phases_ns"]["get_new_thread"] is None
+    assert by["sgx/raw"]["phases_ns"]["handshake"] is None
+    assert by["sgx/pipe"]["phases_ns"]["handshake"]["mean"] > 0
+    pipe = by["sgx/pipe"]["phases_ns"]
+    # Phases nest: each is part of the one around it.
+    assert pipe["handshake"]["mean"] <= pipe["create_pollable_event"]["mean"]
+    assert pipe["create_pollable_event"]["mean"] <= pipe["get_new_thread"]["mean"]
+    assert pipe["get_new_thread"]["mean"] <= pipe["clone"]["mean"]
+    p = by["sgx/pipe"]["proportions"]
+    assert 0 < p["p3"] <= p["p2"] <= p["p1"] <= 1
+
+
+def test_host_calls_per_clone_are_exact_for_the_cheap_kinds(short_run: dict[str, Any]) -> None:
+    by = {e["name"]: e for e in short_run["configs"]}
+    # eventfd: eventfd + clone_thread at creation, close at exit.
+    assert by["sgx/eventfd"]["host_calls_per_clone"] == 3.0
+    assert by["sgx/eventfd"]["host_calls_by_kind_per_clone"] == {
+        "clone_thread": 1.0,
+        "close": 1.0,
+        "eventfd": 1.0,
+    }
+    # A pooled event is reused and never set: only the thread itself crosses.
+    assert by["sgx/raw+pool"]["host_calls_per_clone"] == 1.0
+    # The TLS pipe pays for its handshake in sends and receives.
+    assert by["sgx/pipe"]["host_calls_by_kind_per_clone"]["send"] >= 3
+
+
+def test_targets_cover_the_issue_list(short_run: dict[str, Any]) -> None:
+    whats = [t.what for t in targets(short_run)]
+    assert "clone: sgx/raw ÷ sgx/pipe" in whats
+    assert "host calls per clone: sgx/eventfd" in whats
+    assert "sgx/pipe p3" in whats
+    # Host-call targets are exact counts, so they hold on any machine.
+    by = {t.what: t for t in targets(short_run)}
+    assert by["host calls per clone: sgx/eventfd"].met
+    assert by["host calls per clone: sgx/raw+pool"].met
+
+
+def test_json_round_trip_and_rendering(short_run: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    save(short_run, str(path))
+    again = load(str(path))
+    assert again == json.loads(json.dumps(short_run))
+    header, rows = compare_rows(again)
+    assert len(rows) == 5 and len(header) == len(rows[0])
+    header, rows = seed_rows(again, cycles=True)
+    assert rows[1][2] != "-"  # sgx/pipe has handshake ops
+    text = markdown(again)
+    assert "| sgx/raw+pool |" in text and "## Targets" in text
+    png = tmp_path / "run.png"
+    plot(again, str(png))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", "not JSON"),
+        ("[]", "no 'version'"),
+        ('{"version": 99}', "version 99"),
+        ('{"version": 1, "machine": {}, "settings": {}}', "missing 'configs'"),
+        ('{"version": 1, "machine": {}, "settings": {}, "configs": []}', "holds no results"),
+        ('{"version": 1, "machine": {}, "settings": {}, "configs": [{"name": "x"}]}', "lacks"),
+    ],
+)
+def test_bad_results_files_are_named(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(ResultsError, match=message):
+        load(str(path))
+    with pytest.raises(ResultsError, match="no such file"):
+        load(str(tmp_path / "missing.json"))
+
+
+def test_live_threads_are_kept_then_released() -> None:
+    before = threading.active_count()
+    seen: list[int] = []
+
+    def on_slice(_name: str) -> None:
+        seen.append(threading.active_count())
+
+    outcome = run(
+        parse_config_list("native,sgx/eventfd"),
+        Settings(duration=0.1, batch=5, rounds=1, live=(20,)),
+        on_slice=on_slice,
+    )
+    assert all(count >= before + 20 for count in seen)
+    for e in outcome.results:
+        assert e["live"] == 20
+        assert e["rss_per_live_thread_kib"] is not None
+    assert threading.active_count() == before
+
+
+def test_interrupt_keeps_what_was_measured() -> None:
+    calls = 0
+
+    def on_slice(_name: str) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise KeyboardInterrupt
+
+    outcome = run(
+        parse_config_list("native,sgx/raw,sgx/eventfd"),
+        Settings(duration=0.3, batch=5, rounds=3),
+        on_slice=on_slice,
+    )
+    assert outcome.interrupted
+    data = outcome.as_json()
+    assert data["interrupted"] is True
+    # The first two configurations had a slice each; the third had none and is left out.
+    assert [e["name"] for e in data["configs"]] == ["native", "sgx/raw"]

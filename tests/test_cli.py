@@ -1,0 +1,84 @@
+"""The command line: help on every command, errors as ERROR lines, outputs written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pylibos._cli import main
+
+
+def test_help_for_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in ([], ["compare"], ["bench"], ["report"]):
+        with pytest.raises(SystemExit) as exc:
+            main([*argv, "--help"])
+        assert exc.value.code == 0
+        out = capsys.readouterr().out
+        assert "usage: pylibos" in out
+    assert main([]) == 1  # no command: help, and a failing exit code
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compare", "--configs", "sgx/tls"], "unknown configuration 'sgx/tls'; valid: native"),
+        (["compare", "--duration", "0"], "--duration must be in (0, 3600]"),
+        (["compare", "--batch", "0"], "--batch must be in [1, 10000]"),
+        (["bench", "--config", "vm/raw"], "unknown configuration 'vm/raw'"),
+        (["report", "/nonexistent/run.json"], "no such file"),
+    ],
+)
+def test_bad_input_is_one_error_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_bad_number_is_an_argparse_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", "--duration", "soon"])
+    assert exc.value.code == 2
+    assert "not a number: 'soon'" in capsys.readouterr().err
+
+
+def test_compare_writes_json_markdown_plot_and_report_rerenders(tmp_path: Path) -> None:
+    js, md, png = tmp_path / "r.json", tmp_path / "r.md", tmp_path / "r.png"
+    argv = [
+        "compare", "--configs", "native,sgx/eventfd", "--duration", "0.1", "--rounds", "1",
+        "--batch", "5", "--json", str(js), "--markdown", str(md), "--plot", str(png),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads(js.read_text())
+    assert [e["name"] for e in data["configs"]] == ["native", "sgx/eventfd"]
+    assert "| sgx/eventfd |" in md.read_text()
+    assert png.stat().st_size > 1000
+    md2 = tmp_path / "again.md"
+    assert main(["report", str(js), "--markdown", str(md2)]) == 0
+    assert md2.read_text() == md.read_text()
+
+
+def test_unwritable_output_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "bench", "--config", "sgx/raw+pool", "--duration", "0.05", "--rounds", "1",
+        "--batch", "2", "--json", str(tmp_path / "no" / "such" / "dir.json"),
+    ]  # fmt: skip
+    assert main(argv) == 1
+    assert "ERROR: cannot write" in capsys.readouterr().err
+
+
+def test_module_entry_point_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pylibos", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("pylibos ")
