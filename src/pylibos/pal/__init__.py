@@ -17,6 +17,8 @@ from ._handle import HandleKind as HandleKind
 from ._host import EVENT_TOKEN as EVENT_TOKEN
 from ._host import WAIT_ERROR as WAIT_ERROR
 from ._host import WAIT_HANG_UP as WAIT_HANG_UP
+from ._host import WAIT_PRI as WAIT_PRI
+from ._host import WAIT_RDHUP as WAIT_RDHUP
 from ._host import WAIT_READ as WAIT_READ
 from ._host import WAIT_WRITE as WAIT_WRITE
 from ._host import Host as Host

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._errors import PalError
-    from ._tls import TlsSession
     from ._thread import PalThread
+    from ._tls import TlsSession
 
 
 class HandleKind(enum.Enum):
@@ -49,10 +49,12 @@ class Handle:
         # Guards _tls: mbed TLS contexts are not safe for concurrent use.
         self._tls_lock = threading.Lock()
         self._read_lock = threading.Lock()
-        # Guards _out.
+        # Guards _out and _out_plain.
         self._write_lock = threading.Lock()
-        # Sealed records not yet accepted by the socket (nonblocking writes only).
+        # A sealed record the socket has not all taken (nonblocking writes only), and its
+        # plaintext, which no write has counted as written yet.
         self._out = bytearray()
+        self._out_plain = b""
         # Set once the handshake that guards this handle has ended, well or badly.
         self._ready: threading.Event | None = None
         self._failure: PalError | None = None

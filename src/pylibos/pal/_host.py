@@ -31,6 +31,7 @@ import os
 import secrets
 import select
 import socket
+import stat
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -45,6 +46,9 @@ WAIT_READ = 1
 WAIT_WRITE = 2
 WAIT_ERROR = 4
 WAIT_HANG_UP = 8
+# Beyond Gramine's four, so epoll over a program's own descriptors keeps Linux's meaning:
+WAIT_PRI = 16  # urgent data (POLLPRI)
+WAIT_RDHUP = 32  # the peer shut down its writing side (POLLRDHUP)
 
 EVENT_TOKEN = b"\x01"
 """The only payload raw pipes and eventfds carry: one wakeup."""
@@ -99,6 +103,8 @@ class Host:
         self._master_key = bytes(master_key)
         self.instance = instance
         self.calls: Counter[str] = Counter()
+        # The sum of ``calls``, kept alongside so reading it costs nothing.
+        self.calls_total = 0
         self._calls_lock = threading.Lock()
         # Guarded by _lock: every open handle and live thread, so shutdown leaves nothing.
         self._lock = threading.Lock()
@@ -113,11 +119,7 @@ class Host:
     def _count(self, call: str, n: int = 1) -> None:
         with self._calls_lock:
             self.calls[call] += n
-
-    def total_calls(self) -> int:
-        """All host calls made so far, of every kind."""
-        with self._calls_lock:
-            return sum(self.calls.values())
+            self.calls_total += n
 
     def _track(self, handle: Handle) -> Handle:
         with self._lock:
@@ -190,7 +192,8 @@ class Host:
             return self._open_connecting(uri, name, prefix == "pipe.raw", nonblocking)
         raise PalError(
             PalErrorCode.NOTSUPPORT,
-            f"unknown URI prefix {prefix!r}; known: pipe.srv, pipe, pipe.raw.srv, pipe.raw, eventfd",
+            f"unknown URI prefix {prefix!r}; "
+            "known: pipe.srv, pipe, pipe.raw.srv, pipe.raw, eventfd",
         )
 
     def _open_eventfd(self, uri: str, nonblocking: bool) -> Handle:
@@ -200,7 +203,9 @@ class Host:
             fd = os.eventfd(0, flags)
         except OSError as exc:
             raise _from_oserror(exc, "eventfd") from None
-        return self._track(Handle(HandleKind.EVENTFD, uri, raw=True, nonblocking=nonblocking, fd=fd))
+        return self._track(
+            Handle(HandleKind.EVENTFD, uri, raw=True, nonblocking=nonblocking, fd=fd)
+        )
 
     def _open_listener(self, uri: str, name: str, raw: bool, nonblocking: bool) -> Handle:
         address = self._abstract_name(name, raw)
@@ -315,9 +320,14 @@ class Host:
         """A handle over a descriptor the program owns, so it can be waited on beside PAL
         streams.  Closing the handle leaves the descriptor open."""
         try:
-            os.fstat(fd)
+            mode = os.fstat(fd).st_mode
         except OSError as exc:
             raise _from_oserror(exc, f"fd {fd}") from None
+        if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+            raise PalError(
+                PalErrorCode.NOTSUPPORT,
+                f"fd {fd} is a file or directory, always ready: not pollable",
+            )
         return self._track(
             Handle(HandleKind.FD, f"fd:{fd}", raw=True, nonblocking=True, fd=fd, owns_fd=False)
         )
@@ -395,9 +405,12 @@ class Host:
         handle._failure = err
         return err
 
-    def write(self, handle: Handle, data: bytes) -> int:
+    def write(self, handle: Handle, data: bytes | bytearray | memoryview) -> int:
         """Write ``data``; returns how many bytes were taken, which may be fewer on a
-        nonblocking handle.  Raw pipes and eventfds take only ``EVENT_TOKEN``."""
+        nonblocking handle: the peer gets every byte counted, with no further call.  After
+        a short count (or TRYAGAIN) on a TLS handle, the next write must start with the
+        bytes not taken, as mbed TLS asks after WANT_WRITE.  Raw pipes and eventfds take
+        only ``EVENT_TOKEN``."""
         self._check(handle, HandleKind.PIPE, HandleKind.EVENTFD)
         if not isinstance(data, bytes | bytearray | memoryview):
             raise PalError(PalErrorCode.INVAL, f"write wants bytes, got {type(data).__name__}")
@@ -421,7 +434,7 @@ class Host:
                 return self._write_tls(handle, memoryview(bytes(data)))
             return self._send(handle, bytes(data))
 
-    def _send(self, handle: Handle, data: bytes | memoryview) -> int:
+    def _send(self, handle: Handle, data: bytes | bytearray | memoryview) -> int:
         assert handle._sock is not None
         self._count("send")
         try:
@@ -447,27 +460,44 @@ class Host:
         self._await_handshake(handle)
         session = handle._tls
         assert session is not None
-        self._flush_out(handle)  # TRYAGAIN here means nothing new was taken
         taken = 0
+        if handle._out_plain:
+            # The last write parked a sealed record and did not count it: it goes first, and
+            # counts now, provided this write starts with the same bytes.
+            if data[: len(handle._out_plain)] != handle._out_plain:
+                raise PalError(
+                    PalErrorCode.INVAL,
+                    f"{handle.uri}: a nonblocking write that took fewer bytes must be retried "
+                    "starting with the bytes it did not take",
+                )
+            self._flush_out(handle)  # TRYAGAIN here means nothing was taken
+            taken = len(handle._out_plain)
+            handle._out_plain = b""
         while taken < len(data):
             with handle._tls_lock:
                 try:
                     n, record = session.seal(data[taken:])
                 except TlsFailure as exc:
                     raise self._fail(handle, str(exc)) from None
-            taken += n
             if not handle.nonblocking:
                 self._send_all(handle, record)
+                taken += n
                 continue
-            # A sealed record must reach the peer whole: what the socket will not take now
-            # waits in _out and goes first on the next write or at close.
+            # A sealed record must reach the peer whole, and bytes count as written only
+            # once their record is all in the socket: a record the socket will not take now
+            # waits in _out, uncounted, and goes first on the next write (as mbed TLS's own
+            # ``mbedtls_ssl_write`` wants a retry with the same data after WANT_WRITE).
             handle._out += record
             try:
                 self._flush_out(handle)
             except PalError as exc:
-                if exc.code is PalErrorCode.TRYAGAIN:
-                    break
-                raise
+                if exc.code is not PalErrorCode.TRYAGAIN:
+                    raise
+                handle._out_plain = bytes(data[taken : taken + n])
+                if not taken:
+                    raise
+                break
+            taken += n
         return taken
 
     def streams_wait_events(
@@ -492,14 +522,23 @@ class Host:
                 local = True
         if local:
             return ready
-        poller = select.poll()
+        # One registration per descriptor: poll() keeps only the last mask given for an fd,
+        # and the same descriptor may come twice (once for read, once for write).
+        masks: dict[int, int] = {}
         for h, ev in zip(handles, events, strict=True):
             mask = 0
             if ev & WAIT_READ:
-                mask |= select.POLLIN | select.POLLPRI
+                mask |= select.POLLIN
             if ev & WAIT_WRITE:
                 mask |= select.POLLOUT
-            poller.register(h._fd, mask)
+            if ev & WAIT_PRI:
+                mask |= select.POLLPRI
+            if ev & WAIT_RDHUP:
+                mask |= select.POLLRDHUP
+            masks[h._fd] = masks.get(h._fd, 0) | mask
+        poller = select.poll()
+        for fd, mask in masks.items():
+            poller.register(fd, mask)
         timeout_ms = None if timeout_us is None else (timeout_us + 999) // 1000
         self._count("poll")
         try:
@@ -512,8 +551,12 @@ class Host:
         for i, (h, ev) in enumerate(zip(handles, events, strict=True)):
             rev = by_fd.get(h._fd, 0)
             flags = 0
-            if rev & (select.POLLIN | select.POLLPRI) and ev & WAIT_READ:
+            if rev & select.POLLIN and ev & WAIT_READ:
                 flags |= WAIT_READ
+            if rev & select.POLLPRI and ev & WAIT_PRI:
+                flags |= WAIT_PRI
+            if rev & select.POLLRDHUP and ev & WAIT_RDHUP:
+                flags |= WAIT_RDHUP
             if rev & select.POLLOUT and ev & WAIT_WRITE:
                 flags |= WAIT_WRITE
             if rev & (select.POLLERR | select.POLLNVAL):

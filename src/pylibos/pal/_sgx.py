@@ -9,6 +9,7 @@ at once and the first read or write on it waits for the handshake.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 from mbedtls import hkdf
@@ -61,10 +62,9 @@ class SgxHost(Host):
         except PalError as exc:
             handle._failure = exc
         finally:
-            try:
+            # OSError: closed under us, and close() is waiting for this thread.
+            with contextlib.suppress(OSError):
                 handle._sock.setblocking(not handle.nonblocking)
-            except OSError:
-                pass  # closed under us: close() is waiting for this thread
             handle._ready.set()
 
     def _secure_accepted(self, handle: Handle, name: str) -> None:

@@ -9,6 +9,10 @@ between mbed TLS and the socket.  Its edges, handled here and nowhere else:
 * ``receive_from_network`` raises ``BufferError`` when its fixed-size incoming ring would
   overflow (about 32 KiB).  We feed at most ``_FEED`` bytes at a time and pull plaintext
   out between feeds, so a partial record plus one feed always fits.
+* ``read(amt)`` loops over ``readinto`` while the incoming ring holds bytes, and when a
+  later call raises ``WantReadError`` (a whole record followed by part of the next) the
+  plaintext it already decrypted is dropped; on an empty ring it returns ``b""`` without
+  asking mbed TLS.  We call ``readinto``, one ``mbedtls_ssl_read`` each, instead.
 * ``do_handshake`` advances one state per call and returns normally while the handshake
   is still running; ``WantReadError``/``WantWriteError`` mean "move bytes", not failure.
 * mbed TLS consumes a partial record into its own state, so the ring cannot tell us
@@ -18,7 +22,9 @@ between mbed TLS and the socket.  Its edges, handled here and nowhere else:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from typing import cast
 
 from mbedtls import tls
 from mbedtls.exceptions import TLSError
@@ -30,6 +36,8 @@ MAX_PLAINTEXT = 16384
 _FEED = 8192
 _HEADER = 5
 _ERR_PEER_CLOSE_NOTIFY = 0x7880
+# The stubs declare HandshakeStep's members as ints; at run time they are enum members.
+_HANDSHAKE_OVER = cast(tls.HandshakeStep, tls.HandshakeStep.HANDSHAKE_OVER)
 
 
 class TlsFailure(Exception):
@@ -37,15 +45,14 @@ class TlsFailure(Exception):
 
 
 def _configuration(psk: bytes, server: bool) -> tls.TLSConfiguration:
-    common = {
-        "ciphers": (CIPHERSUITE,),
-        "lowest_supported_version": tls.TLSVersion.TLSv1_2,
-        "highest_supported_version": tls.TLSVersion.TLSv1_2,
-        "validate_certificates": False,
-    }
-    if server:
-        return tls.TLSConfiguration(pre_shared_key_store={PSK_IDENTITY: psk}, **common)
-    return tls.TLSConfiguration(pre_shared_key=(PSK_IDENTITY, psk), **common)
+    return tls.TLSConfiguration(
+        ciphers=(CIPHERSUITE,),
+        lowest_supported_version=tls.TLSVersion.TLSv1_2,
+        highest_supported_version=tls.TLSVersion.TLSv1_2,
+        validate_certificates=False,
+        pre_shared_key=None if server else (PSK_IDENTITY, psk),
+        pre_shared_key_store={PSK_IDENTITY: psk} if server else {},
+    )
 
 
 def _describe(exc: TLSError) -> str:
@@ -71,7 +78,7 @@ class TlsSession:
 
     @property
     def established(self) -> bool:
-        return self._buf._handshake_state is tls.HandshakeStep.HANDSHAKE_OVER
+        return self._buf._handshake_state is _HANDSHAKE_OVER
 
     def handshake(self, send: Callable[[bytes], None], recv: Callable[[], bytes]) -> None:
         """Run the handshake to its end, moving bytes with ``send`` and ``recv``.
@@ -148,19 +155,20 @@ class TlsSession:
         return self._take_outgoing()
 
     def _decrypt_available(self) -> None:
+        # Not read(): see the module docstring.
+        chunk = bytearray(MAX_PLAINTEXT)
         while not self.peer_closed:
             try:
-                chunk = self._buf.read(MAX_PLAINTEXT)
+                n = self._buf.readinto(chunk, MAX_PLAINTEXT)  # type: ignore[arg-type]
             except tls.WantReadError:
                 return
             except TLSError as exc:
-                if exc.err is not None and abs(exc.err) == _ERR_PEER_CLOSE_NOTIFY:
+                err: int | None = getattr(exc, "err", None)
+                if err is not None and abs(err) == _ERR_PEER_CLOSE_NOTIFY:
                     self.peer_closed = True
                     return
                 raise TlsFailure(f"record rejected: {_describe(exc)}") from exc
-            if not chunk:
-                return
-            self._plain += chunk
+            self._plain += memoryview(chunk)[:n]
 
     def _track_records(self, data: bytes) -> None:
         i, n = 0, len(data)
@@ -185,8 +193,7 @@ class TlsSession:
 
     def _flush_best_effort(self, send: Callable[[bytes], None]) -> None:
         out = self._take_outgoing()
+        # The alert is a courtesy; the failure is already known.
         if out:
-            try:
+            with contextlib.suppress(Exception):
                 send(out)
-            except Exception:  # the alert is a courtesy; the failure is already known
-                pass

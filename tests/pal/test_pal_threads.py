@@ -1,0 +1,181 @@
+"""PalThreadCreate on both hosts, and the sgx bound on threads (``sgx.max_threads``)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from _pal_support import KINDS, WAIT_S, Background, open_fds
+
+from pylibos import pal
+from pylibos.pal import PalError, PalErrorCode
+
+
+@pytest.fixture(params=KINDS)
+def host(request: pytest.FixtureRequest) -> Iterator[pal.Host]:
+    host = pal.open_host(request.param)
+    yield host
+    host.shutdown()
+
+
+class TestThreadCreate:
+    def test_runs_fn_with_args(self, host: pal.Host) -> None:
+        seen: list[tuple[int, str]] = []
+        thread = host.thread_create(lambda a, b: seen.append((a, b)), 7, "x")
+        assert thread.join(WAIT_S)
+        assert seen == [(7, "x")]
+        assert thread.exception is None
+        assert host.calls["clone_thread"] == 1
+
+    def test_keeps_the_exception_for_the_joiner(self, host: pal.Host) -> None:
+        def boom() -> None:
+            raise RuntimeError("inside the thread")
+
+        thread = host.thread_create(boom)
+        assert thread.join(WAIT_S)
+        assert isinstance(thread.exception, RuntimeError)
+        assert thread.name == "boom"
+
+    def test_live_threads_until_they_end(self, host: pal.Host) -> None:
+        release = threading.Event()
+        thread = host.thread_create(release.wait, WAIT_S)
+        assert host.live_threads() == [thread]
+        assert thread.ident is not None and thread.is_alive()
+        release.set()
+        assert thread.join(WAIT_S)
+        assert host.live_threads() == []
+
+    def test_shutdown_waits_for_threads(self, host: pal.Host) -> None:
+        release = threading.Event()
+        thread = host.thread_create(release.wait, WAIT_S)
+        release.set()
+        host.shutdown()
+        assert not thread.is_alive()
+
+
+def nothing() -> None:
+    """A thread body that ends at once."""
+
+
+def sgx_host(max_threads: int) -> pal.Host:
+    host = pal.open_host("sgx", max_threads=max_threads)
+    host.handshake_timeout = 0.3
+    return host
+
+
+class TestMaxThreads:
+    """``max_threads`` counts the main thread, as an enclave's TCS count does."""
+
+    def test_bound_refuses_at_once_and_frees_on_exit(self) -> None:
+        host = sgx_host(2)
+        host.handshake_timeout = 30.0  # a needless wait for helpers would show
+        release = threading.Event()
+        try:
+            first = host.thread_create(release.wait, WAIT_S)
+            started = time.monotonic()
+            with pytest.raises(PalError) as info:
+                host.thread_create(nothing)
+            assert time.monotonic() - started < 1.0, "no helper holds a slot: no reason to wait"
+            assert info.value.code is PalErrorCode.NOMEM
+            assert "sgx.max_threads (2)" in info.value.message
+            assert host.calls["clone_thread"] == 1
+            release.set()
+            assert first.join(WAIT_S)
+            second = host.thread_create(nothing)
+            assert second.join(WAIT_S)
+        finally:
+            release.set()
+            host.shutdown()
+
+    def test_max_threads_one_allows_no_thread(self) -> None:
+        host = sgx_host(1)
+        try:
+            with pytest.raises(PalError) as info:
+                host.thread_create(nothing)
+            assert info.value.code is PalErrorCode.NOMEM
+        finally:
+            host.shutdown()
+
+    def test_pipe_without_a_slot_for_its_helper_fails_cleanly(self) -> None:
+        host = sgx_host(2)
+        release = threading.Event()
+        try:
+            srv = host.stream_open("pipe.srv:full")
+            busy = host.thread_create(release.wait, WAIT_S)
+            fds = open_fds()
+            with pytest.raises(PalError) as info:
+                host.stream_open("pipe:full")
+            assert info.value.code is PalErrorCode.NOMEM
+            assert "handshake helper" in info.value.message
+            with pytest.raises(PalError) as info:
+                host.create_pipe()
+            assert info.value.code is PalErrorCode.NOMEM
+            assert open_fds() == fds
+            assert host.open_handles() == [srv]
+            # Raw pipes need no helper, so they still open.
+            accepted, connecting = host.create_pipe(raw=True)
+            host.close(accepted)
+            host.close(connecting)
+            release.set()
+            assert busy.join(WAIT_S)
+            accepted, connecting = host.create_pipe()
+            host.write(connecting, b"ok")
+            assert host.read(accepted, 2) == b"ok"
+        finally:
+            release.set()
+            host.shutdown()
+
+    def test_thread_create_waits_for_a_helper_at_most_handshake_timeout(self) -> None:
+        """A helper whose handshake does not move holds the last slot: thread_create waits
+        for it at most handshake_timeout, then fails; closing the pipe frees the slot."""
+        host = sgx_host(2)
+        try:
+            host.handshake_timeout = 30.0  # the helper's socket keeps this one
+            srv = host.stream_open("pipe.srv:stuck")
+            stuck = host.stream_open("pipe:stuck")  # its helper waits for a ClientHello
+            host.handshake_timeout = 0.3  # thread_create's wait takes this one
+            started = time.monotonic()
+            with pytest.raises(PalError) as info:
+                host.thread_create(nothing)
+            waited = time.monotonic() - started
+            assert info.value.code is PalErrorCode.NOMEM
+            assert 0.3 <= waited < 0.3 + 2.0
+            host.close(stuck)  # wakes the helper and joins it
+            assert host.thread_create(nothing).join(WAIT_S)
+            host.close(srv)
+        finally:
+            host.shutdown()
+
+    def test_thread_create_gets_the_slot_of_a_helper_that_timed_out(self) -> None:
+        host = sgx_host(2)
+        try:
+            host.handshake_timeout = 0.2
+            srv = host.stream_open("pipe.srv:late")
+            stuck = host.stream_open("pipe:late")
+            host.handshake_timeout = WAIT_S
+            thread = host.thread_create(nothing)  # waits for the helper to give up
+            assert thread.join(WAIT_S)
+            with pytest.raises(PalError) as info:
+                host.read(stuck, 1)
+            assert info.value.code is PalErrorCode.TIMEDOUT
+            host.close(stuck)
+            host.close(srv)
+        finally:
+            host.shutdown()
+
+    def test_thread_create_gets_the_slot_a_helper_gives_back(self) -> None:
+        host = sgx_host(2)
+        host.handshake_timeout = WAIT_S
+        try:
+            srv = host.stream_open("pipe.srv:soon")
+            connecting = host.stream_open("pipe:soon")
+            creating = Background(lambda: host.thread_create(nothing))
+            accepted = host.wait_for_client(srv)  # the helper's handshake ends, freeing a slot
+            thread = creating.result()
+            assert thread.join(WAIT_S)
+            for handle in (accepted, connecting, srv):
+                host.close(handle)
+        finally:
+            host.shutdown()
