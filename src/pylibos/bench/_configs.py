@@ -38,16 +38,9 @@ def parse_config(name: str) -> Config:
         return Config("native", None, None, False)
     base, plus, suffix = text.partition("+")
     pal, slash, events = base.partition("/")
-    if (
-        slash
-        and pal in HOST_KINDS
-        and events in EVENT_KINDS
-        and (not plus or suffix == "pool")
-    ):
+    if slash and pal in HOST_KINDS and events in EVENT_KINDS and (not plus or suffix == "pool"):
         return Config(text, pal, events, bool(plus))
-    raise ValueError(
-        f"unknown configuration {name!r}; valid: {', '.join(valid_names())}"
-    )
+    raise ValueError(f"unknown configuration {name!r}; valid: {', '.join(valid_names())}")
 
 
 def parse_config_list(text: str) -> list[Config]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +43,8 @@ def _phase(entry: Entry, phase: str, stat: str) -> float | None:
 def find(data: Data, name: str, live: int) -> Entry | None:
     for entry in data["configs"]:
         if entry["name"] == name and entry["live"] == live:
-            return entry
+            found: Entry = entry
+            return found
     return None
 
 
@@ -143,46 +143,42 @@ def targets(data: Data) -> list[Target]:
     """The project's targets, checked against this run (those its configurations allow)."""
     out: list[Target] = []
     lives = _lives(data)
-    live = lives[0]
 
     def entry(name: str) -> Entry | None:
-        return find(data, name, live)
+        return find(data, name, lives[0])
 
-    def add(what: str, get: Callable[[], float | None], limit: float, at_most: bool) -> None:
-        out.append(Target(what, get(), limit, at_most))
-
-    raw, pipe = entry("sgx/raw"), entry("sgx/pipe")
+    raw, pipe, native = entry("sgx/raw"), entry("sgx/pipe"), entry("native")
     if raw and pipe:
-        add("clone: sgx/raw ÷ sgx/pipe", lambda: ratio(data, raw, "sgx/pipe"), 0.25, True)
-        add(
-            "create_pollable_event: sgx/raw ÷ sgx/pipe",
-            lambda: ratio(data, raw, "sgx/pipe", "create_pollable_event"),
-            0.10,
-            True,
+        out.append(Target("clone: sgx/raw ÷ sgx/pipe", ratio(data, raw, "sgx/pipe"), 0.25, True))
+        out.append(
+            Target(
+                "create_pollable_event: sgx/raw ÷ sgx/pipe",
+                ratio(data, raw, "sgx/pipe", "create_pollable_event"),
+                0.10,
+                True,
+            )
         )
     for name, limit in (("sgx/eventfd", 1.15), ("sgx/raw+pool", 1.10)):
         e = entry(name)
-        if e and entry("native"):
-            add(f"clone: {name} ÷ native", lambda e=e: ratio(data, e, "native"), limit, True)
+        if e and native:
+            out.append(Target(f"clone: {name} ÷ native", ratio(data, e, "native"), limit, True))
     for name, limit in (("sgx/eventfd", 3.0), ("sgx/raw+pool", 1.1)):
         e = entry(name)
         if e:
-            add(f"host calls per clone: {name}", lambda e=e: e["host_calls_per_clone"], limit, True)
+            calls = float(e["host_calls_per_clone"])
+            out.append(Target(f"host calls per clone: {name}", calls, limit, True))
     if pipe:
-        add("sgx/pipe p2", lambda: pipe["proportions"]["p2"], 0.6, False)
-        add("sgx/pipe p3", lambda: pipe["proportions"]["p3"], 0.5, False)
+        p = pipe["proportions"]
+        out.append(Target("sgx/pipe p2", p["p2"], 0.6, False))
+        out.append(Target("sgx/pipe p3", p["p3"], 0.5, False))
     if len(lives) > 1:
         lo, hi = lives[0], lives[-1]
         for name in dict.fromkeys(e["name"] for e in data["configs"]):
             a, b = find(data, name, lo), find(data, name, hi)
             if a and b:
                 ca, cb = _phase(a, "clone", "median"), _phase(b, "clone", "median")
-                add(
-                    f"clone at {hi} live ÷ at {lo} live: {name}",
-                    lambda ca=ca, cb=cb: None if not ca or cb is None else cb / ca,
-                    1.2,
-                    True,
-                )
+                value = None if not ca or cb is None else cb / ca
+                out.append(Target(f"clone at {hi} live ÷ at {lo} live: {name}", value, 1.2, True))
     return out
 
 
@@ -190,9 +186,7 @@ def target_rows(data: Data) -> tuple[list[str], list[list[str]]]:
     rows = []
     for t in targets(data):
         verdict = {True: "met", False: "MISSED", None: "-"}[t.met]
-        rows.append(
-            [t.what, _x(t.value), f"{'≤' if t.at_most else '≥'} {t.limit:g}", verdict]
-        )
+        rows.append([t.what, _x(t.value), f"{'≤' if t.at_most else '≥'} {t.limit:g}", verdict])
     return ["target", "value", "limit", "verdict"], rows
 
 
@@ -264,9 +258,7 @@ def plot(data: Data, path: str) -> None:
     labels = [
         e["name"] + (f" ({e['live']} live)" if len(_lives(data)) > 1 else "") for e in entries
     ]
-    fig, (ax1, ax2) = plt.subplots(
-        1, 2, figsize=(13, 0.55 * len(entries) + 2.2), sharey=True
-    )
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 0.55 * len(entries) + 2.2), sharey=True)
     ys = list(range(len(entries)))
     left = [0.0] * len(entries)
     colors = ("#c0392b", "#e67e22", "#2980b9", "#7f8c8d")
