@@ -307,6 +307,24 @@ def test_tampered_record_is_refused_for_good(peer: Peer, offset: int) -> None:
     assert fail_code(host.write, peer.end, b"x") is PalErrorCode.AUTH_FAILED
 
 
+def test_failed_handle_is_reported_as_an_error_by_wait(peer: Peer) -> None:
+    host = peer.host
+    other = host.stream_open("eventfd:")
+    try:
+        record = bytearray(peer.tls.seal(b"forged"))
+        record[-1] ^= 0x01
+        peer.sock.sendall(bytes(record))
+        assert fail_code(host.read, peer.end, 100) is PalErrorCode.AUTH_FAILED
+        polls = host.calls["poll"]
+        ready = host.streams_wait_events(
+            [other, peer.end], [pal.WAIT_READ, pal.WAIT_READ], 1_000_000
+        )
+        assert ready == [0, pal.WAIT_ERROR]
+        assert host.calls["poll"] == polls  # known without asking the host
+    finally:
+        host.close(other)
+
+
 def test_partial_record_gives_no_plaintext_to_a_nonblocking_read(sgx: pal.Host) -> None:
     peer = Peer(sgx, "nb-partial", "accepting", nonblocking=True)
     try:

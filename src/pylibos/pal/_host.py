@@ -507,7 +507,8 @@ class Host:
 
         Returns the ready flags per handle, all zero on timeout.  ``timeout_us`` None waits
         without bound.  A TLS handle holding decrypted bytes is readable at once, without
-        asking the host.
+        asking the host; one whose session has failed (bad record, failed handshake) is
+        reported with ``WAIT_ERROR``, so a waiter over many handles learns which one broke.
         """
         if len(handles) != len(events):
             raise PalError(PalErrorCode.INVAL, "handles and events differ in length")
@@ -516,6 +517,10 @@ class Host:
         ready = [0] * len(handles)
         local = False
         for i, (h, ev) in enumerate(zip(handles, events, strict=True)):
+            if isinstance(h, Handle) and h._failure is not None and not h.closed:
+                ready[i] = WAIT_ERROR  # a broken TLS handle is an error to report, not raise
+                local = True
+                continue
             self._check(h)
             if ev & WAIT_READ and h._tls is not None and h._tls.buffered:
                 ready[i] = WAIT_READ
