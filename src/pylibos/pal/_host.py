@@ -634,22 +634,21 @@ class Host:
         if self.closed:
             raise PalError(PalErrorCode.BADHANDLE, "host is shut down")
         self._reserve_thread(helper)
-
-        def on_exit(thread: PalThread) -> None:
-            with self._lock:
-                self._threads.discard(thread)
-            self._release_thread(helper)
-
-        thread = PalThread(fn, args, on_exit, name)
+        thread = PalThread(fn, args, self._thread_exited, name, helper)
         with self._lock:
             self._threads.add(thread)
         self._count("clone_thread")
         try:
             thread.start()
         except RuntimeError as exc:
-            on_exit(thread)
+            self._thread_exited(thread)
             raise PalError(PalErrorCode.NOMEM, f"cannot start a host thread: {exc}") from None
         return thread
+
+    def _thread_exited(self, thread: PalThread) -> None:
+        with self._lock:
+            self._threads.discard(thread)
+        self._release_thread(thread.helper)
 
     def open_handles(self) -> list[Handle]:
         with self._lock:
