@@ -16,12 +16,23 @@ Semantics beyond level-triggered polling:
 * ``EPOLLONESHOT``: after an entry is reported it is disabled until ``modify``.
 * ``EPOLLET``: a condition is reported once, then not watched until a later ``poll``
   finds it gone (checked with one zero-timeout host call at the start of each ``poll``).
-  Linux would also report new data arriving on a descriptor that was never drained; this
-  emulation does not, which is the usual ET contract (drain until EAGAIN) anyway.
+  This is an approximation: Linux reports a new edge whenever data arrives, and the
+  LibOS, which does not see the program's reads, only sees the condition come and go
+  between its own polls.  So data that arrives after the program drained a descriptor
+  (read until EAGAIN) but before its next ``poll`` starts is not reported until the
+  condition has gone away once; Gramine avoids this by watching the reads themselves.
 * ``EPOLLERR`` and ``EPOLLHUP`` are always reported, as on Linux.
 
 ``fileno()`` returns a number from the LibOS's own table (well above any real descriptor)
 and ``fromfd`` finds the object by it; an epoll here has no host descriptor.
+
+Errors follow ``epoll_ctl``, which checks the descriptor before the interest list: a
+closed descriptor is ``EBADF`` and a regular file ``EPERM`` whether or not it is
+registered, and only then come ``EEXIST`` and ``ENOENT``.  Linux drops a descriptor from
+every interest list when it is closed; here the entry of a registered descriptor is
+dropped when the LibOS finds it closed: ``register``, ``modify`` or ``unregister`` on
+it, or a ``poll`` where the host reports an error on it.  (A descriptor closed and its
+number reused before then is not told apart from the new one: the entry stays.)
 """
 
 from __future__ import annotations
@@ -200,24 +211,57 @@ class Epoll:
         for event in waiters:
             event.set()
 
+    def _open_fd(self, fd: int) -> Handle:
+        """A PAL handle over ``fd``, or the error ``epoll_ctl`` gives for the descriptor."""
+        try:
+            return self._host.stream_from_fd(fd)
+        except PalError as exc:
+            if exc.code is PalErrorCode.NOTSUPPORT:
+                raise PermissionError(errno.EPERM, os.strerror(errno.EPERM)) from None
+            if exc.code is not PalErrorCode.BADHANDLE:
+                raise oserror(exc, f"fd {fd}") from None
+        self._forget_closed(fd)
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    def _forget_closed(self, fd: int, entry: _Entry | None = None) -> None:
+        """``fd`` was closed: Linux has taken it out of every interest list already.
+        Given ``entry``, only that one goes, not one registered since under the number."""
+        with self._lock:
+            current = self._entries.get(fd)
+            if current is None or (entry is not None and current is not entry):
+                return
+            del self._entries[fd]
+        self._host.close(current.handle)
+
+    def _is_closed(self, fd: int) -> bool:
+        try:
+            self._host.close(self._host.stream_from_fd(fd))
+        except PalError as exc:
+            # A regular file now holds the number: what was registered is gone too.
+            return exc.code in (PalErrorCode.BADHANDLE, PalErrorCode.NOTSUPPORT)
+        return False
+
+    def _check_fd(self, fd: int) -> None:
+        self._host.close(self._open_fd(fd))
+
     def register(self, fd: int | _HasFileno, eventmask: int = _DEFAULT_MASK) -> None:
         self._check_open()
         fd = _fd_of(fd)
+        handle = self._open_fd(fd)
         with self._lock:
-            if fd in self._entries:
-                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
-            try:
-                handle = self._host.stream_from_fd(fd)
-            except PalError as exc:
-                if exc.code is PalErrorCode.NOTSUPPORT:
-                    raise PermissionError(errno.EPERM, os.strerror(errno.EPERM)) from None
-                raise oserror(exc, f"register fd {fd}") from None
-            self._entries[fd] = _Entry(fd, eventmask, handle)
+            closed, exists = self._closed, fd in self._entries
+            if not closed and not exists:
+                self._entries[fd] = _Entry(fd, eventmask, handle)
+        if closed or exists:
+            self._host.close(handle)
+            self._check_open()
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
         self._wake_waiters()
 
     def modify(self, fd: int | _HasFileno, eventmask: int) -> None:
         self._check_open()
         fd = _fd_of(fd)
+        self._check_fd(fd)
         with self._lock:
             entry = self._entries.get(fd)
             if entry is None:
@@ -230,6 +274,7 @@ class Epoll:
     def unregister(self, fd: int | _HasFileno) -> None:
         self._check_open()
         fd = _fd_of(fd)
+        self._check_fd(fd)
         with self._lock:
             entry = self._entries.pop(fd, None)
             if entry is None:
@@ -281,15 +326,30 @@ class Epoll:
             return None
         return time.monotonic() + timeout
 
+    def _changed(self, entries: list[_Entry], exc: PalError) -> bool:
+        """True when ``exc`` comes from a handle closed under us by ``unregister`` or
+        ``close`` on another thread, after ``entries`` were read: then read them anew."""
+        if exc.code is not PalErrorCode.BADHANDLE:
+            return False
+        with self._lock:
+            return self._closed or any(self._entries.get(e.fd) is not e for e in entries)
+
     def _rearm_edges(self) -> None:
         """Forget reported edge-triggered conditions that have since gone away."""
-        with self._lock:
-            armed = [e for e in self._entries.values() if e.reported]
-        if not armed:
-            return
-        ready = self._host.streams_wait_events(
-            [e.handle for e in armed], [_wait_flags(e.mask) for e in armed], 0
-        )
+        while True:
+            with self._lock:
+                armed = [e for e in self._entries.values() if e.reported]
+            if not armed:
+                return
+            try:
+                ready = self._host.streams_wait_events(
+                    [e.handle for e in armed], [_wait_flags(e.mask) for e in armed], 0
+                )
+            except PalError as exc:
+                if self._changed(armed, exc):
+                    continue
+                raise
+            break
         with self._lock:
             for entry, flags in zip(armed, ready, strict=True):
                 entry.reported &= _epoll_events(flags, entry.mask)
@@ -311,12 +371,22 @@ class Epoll:
             timeout_us = None
             if deadline is not None:
                 timeout_us = max(0, math.ceil((deadline - time.monotonic()) * 1e6))
-            ready = self._host.streams_wait_events(handles, flags, timeout_us)
+            try:
+                ready = self._host.streams_wait_events(handles, flags, timeout_us)
+            except PalError as exc:
+                if self._changed(entries, exc):
+                    continue
+                raise
             if ready[0]:
                 if event.is_set():
                     event.clear()
                 else:
                     event.drain_spurious()
+            # The host reports a closed descriptor as an error (POLLNVAL); Linux would
+            # have dropped it from the list, so it is dropped here and not reported.
+            for entry, got in zip(entries, ready[1:], strict=True):
+                if got & WAIT_ERROR and self._is_closed(entry.fd):
+                    self._forget_closed(entry.fd, entry)
             results: list[tuple[int, int]] = []
             with self._lock:
                 for entry, got in zip(entries, ready[1:], strict=True):

@@ -32,6 +32,7 @@ from ._profile import Profile
 
 EVENT_KINDS = ("pipe", "raw", "eventfd")
 _DRAIN_CHUNK = 64
+_factories = itertools.count(1)
 
 
 class PollableEvent:
@@ -131,7 +132,7 @@ class PollableEvent:
 
 
 class EventFactory:
-    """Makes pollable events of one kind, and keeps a pool of drained ones if asked."""
+    """Makes pollable events of one kind, and keeps a pool of cleared ones if asked."""
 
     POOL_LIMIT = 1024
 
@@ -145,16 +146,21 @@ class EventFactory:
         # Guarded by _lock.
         self._lock = threading.Lock()
         self._free: list[PollableEvent] = []
+        self._closed = False
         self._names = itertools.count(1)
-        self._tag = f"ev.{os.getpid()}"
+        # Pipe names must not meet those of another factory on the same host.
+        self._tag = f"ev.{os.getpid()}.{next(_factories)}"
 
     def create(self) -> PollableEvent:
         """``create_pollable_event``: a fresh (or pooled) clear event."""
         with self._profile.phase("create_pollable_event"):
             if self.pool:
                 with self._lock:
-                    if self._free:
-                        return self._free.pop()
+                    event = self._free.pop() if self._free else None
+                if event is not None:
+                    # Someone still holding it from its last thread may have set it since.
+                    event.clear()
+                    return event
             try:
                 return self._make()
             except PalError as exc:
@@ -180,17 +186,29 @@ class EventFactory:
         return PollableEvent(host, self.kind, read, write)
 
     def release(self, event: PollableEvent) -> None:
-        """An exited thread's event: cleared into the pool, or destroyed."""
+        """An exited thread's event: cleared into the pool, or destroyed.
+
+        Clearing costs a host call only if the event is set, so reusing an event usually
+        costs none.  Bytes the host may have put in the channel stay: to the next thread
+        they are a spurious wakeup, drained by its first wait.  An event whose channel
+        cannot be cleared (the host broke it) is not reused.
+        """
         if self.pool and not event.closed:
-            event.clear()
-            with self._lock:
-                if len(self._free) < self.POOL_LIMIT:
-                    self._free.append(event)
-                    return
+            try:
+                event.clear()
+            except OSError:
+                pass
+            else:
+                with self._lock:
+                    if not self._closed and len(self._free) < self.POOL_LIMIT:
+                        self._free.append(event)
+                        return
         event.destroy()
 
     def close(self) -> None:
+        """Destroy the pooled events; events released from now on are destroyed."""
         with self._lock:
+            self._closed = True
             free, self._free = self._free, []
         for event in free:
             event.destroy()

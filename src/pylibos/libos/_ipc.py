@@ -70,9 +70,14 @@ class IpcWorker:
         try:
             self._loop()
         finally:
-            for conn in list(self._conns):
-                self._drop(conn)
-            self._host.close(self._server)
+            self.close()
+
+    def close(self) -> None:
+        """Close the listener and every connection: ``run`` does it as it ends, and the
+        LibOS when ``run`` never started."""
+        for conn in list(self._conns):
+            self._drop(conn)
+        self._host.close(self._server)
 
     def _loop(self) -> None:
         while True:

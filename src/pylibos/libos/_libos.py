@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ..pal import Host, PalError
-from ..pal._host import _no_phase
 from ._async import AsyncWorker
 from ._epoll import Epoll, EpollTable
 from ._errno import oserror
@@ -73,6 +72,7 @@ class LibOS:
         self._adopted: dict[int, LibOSThread] = {}
         self._async: AsyncWorker | None = None
         self._ipc: IpcWorker | None = None
+        self._host_phase = host.phase
         host.phase = self.profile.phase
         try:
             self.main_thread = self._get_new_thread("main")
@@ -101,7 +101,12 @@ class LibOS:
     # -- threads ---------------------------------------------------------------------
 
     def clone(self, fn: Callable[..., object], *args: Any, name: str | None = None) -> LibOSThread:
-        """Create a thread running ``fn(*args)``; returns once the host thread exists."""
+        """Create a thread running ``fn(*args)``; returns once the host thread exists.
+
+        Raises ``OSError`` and leaves nothing behind when a resource runs out: ``EMFILE``
+        when the host has no descriptor for the thread's event, ``ENOMEM`` when it has no
+        thread slot (``sgx.max_threads``), as Gramine's PAL reports an exhausted TCS.
+        """
         if self._closed:
             raise RuntimeError("the LibOS is shut down")
         with self.profile.phase("clone"):
@@ -221,11 +226,14 @@ class LibOS:
         for worker in (self._async, self._ipc):
             if worker is not None and worker.thread is not None:
                 worker.thread.join(timeout)
+        if self._ipc is not None and self._ipc.thread is None:
+            self._ipc.close()
+        # Before the joins: a thread asleep in epoll wakes, gets no events and can end.
+        self._epolls.close_all()
         for thread in self._table.all():
             if thread._pal is not None:
                 thread.event.set()
                 thread._pal.join(timeout)
-        self._epolls.close_all()
         with self._adopt_lock:
             adopted, self._adopted = list(self._adopted.values()), {}
         for thread in adopted:
@@ -240,7 +248,7 @@ class LibOS:
                 worker._event.destroy()
         self._factory.close()
         if self.host.phase == self.profile.phase:
-            self.host.phase = _no_phase
+            self.host.phase = self._host_phase
 
     def __enter__(self) -> LibOS:
         return self

@@ -7,6 +7,11 @@ several times inside one outermost phase (two handshake operations per event) is
 so every phase yields one sample per clone and the seed's proportions are ratios of
 per-clone figures.  Each sample also carries the host calls made while it ran.
 
+Only a ``clone`` and the phases nested in it are samples.  The same phases also run on
+their own: the LibOS makes its main thread and its workers' events at boot, adopts
+threads it did not create, and the sgx PAL handshakes for every IPC connection.  None of
+that is the cost of a clone, and counting it would skew the per-clone ratios.
+
 The profile is cheap enough to leave on: one ``perf_counter_ns`` and one read of the
 host's call total at each phase boundary, and a thread-local stack.
 """
@@ -24,6 +29,8 @@ if TYPE_CHECKING:
     from ..pal import Host
 
 PHASES = ("clone", "get_new_thread", "create_pollable_event", "handshake")
+ROOT = "clone"
+"""The outermost phase a sample is taken under."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,8 @@ class _Phase:
             return
         if exc_type is not None:
             return  # a failed clone is not a sample of the cost of cloning
+        if frame.name != ROOT:
+            return
         with profile._lock:
             profile._record(frame.name, dt, dcalls)
             if frame.acc:

@@ -1,0 +1,146 @@
+"""Helpers shared by the LibOS tests (``test_libos_*.py``).
+
+Tests may play the host: ``inject`` writes into the channel under a pollable event
+directly, as an untrusted host could, and ``SpyWaits`` watches the waits the LibOS asks
+the host for, so a test can act once a waiter is asleep instead of sleeping itself.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from pylibos.libos import EVENT_KINDS, LibOS, PollableEvent
+from pylibos.pal import HOST_KINDS, WAIT_READ, Handle, Host, open_host
+
+CONFIGS = [(kind, events) for kind in HOST_KINDS for events in EVENT_KINDS]
+"""Every (host kind, event kind) pair."""
+
+CONFIG_IDS = [f"{kind}/{events}" for kind, events in CONFIGS]
+
+INJECTABLE = [(kind, events) for kind, events in CONFIGS if (kind, events) != ("sgx", "pipe")]
+"""Configurations whose event channel carries plain bytes a host can forge (sgx pipes are
+TLS: there, forged bytes break the channel instead; see test_libos_event)."""
+
+INJECTABLE_IDS = [f"{kind}/{events}" for kind, events in INJECTABLE]
+
+BOUND = 10.0
+"""Seconds any single wait in these tests may take before it counts as a failure."""
+
+
+def open_fds() -> set[int]:
+    """The process's open descriptors (not counting the one listing them)."""
+    fds = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            os.fstat(int(name))
+        except OSError:
+            continue  # the directory listdir had open, closed by now
+        fds.add(int(name))
+    return fds
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = BOUND) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` passes; True if it held.
+
+    For conditions nothing signals (a host's thread list, a counter another thread
+    bumps); the caller asserts the result, so a slow machine fails loudly, not silently.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return predicate()
+        time.sleep(0.002)
+    return True
+
+
+def assert_released(host: Host, held: Sequence[Handle] = ()) -> None:
+    """Nothing of the LibOS is left on ``host``: no handle but ``held``, no live thread."""
+    leftover = set(host.open_handles()) - set(held)
+    assert not leftover, f"handles left open: {leftover}"
+    assert wait_until(lambda: not host.live_threads()), f"threads: {host.live_threads()}"
+
+
+@contextmanager
+def booted(
+    kind: str,
+    events: str | None = None,
+    *,
+    pool: bool = False,
+    ipc_name: str | None = None,
+    profile: bool = True,
+    **host_options: Any,
+) -> Iterator[LibOS]:
+    """A LibOS on a fresh host; on a clean exit, checks that shutdown released all."""
+    host = open_host(kind, **host_options)
+    try:
+        with LibOS(host, events, pool, profile=profile, ipc_name=ipc_name) as libos:
+            yield libos
+        assert_released(host)
+    finally:
+        host.shutdown()
+
+
+def readable(host: Host, event: PollableEvent) -> bool:
+    """What the host says about the event's channel right now."""
+    return bool(host.streams_wait_events([event.read_handle], [WAIT_READ], 0)[0])
+
+
+def inject(event: PollableEvent, count: int = 1) -> None:
+    """Play the host: put ``count`` wakeups into the channel under ``event``."""
+    write = event._write
+    if write._sock is not None:
+        write._sock.sendall(b"\x01" * count)
+    else:
+        os.eventfd_write(write._fd, count)
+
+
+class SpyWaits:
+    """Records every ``streams_wait_events`` call made on ``host``, then makes it.
+
+    ``before`` (if given) runs just before a call goes to the host, on the calling
+    thread, with the handles of that call: the place to inject a race.
+    """
+
+    def __init__(self, host: Host) -> None:
+        self._host = host
+        self._real = host.streams_wait_events
+        self._cond = threading.Condition()
+        self.calls: list[tuple[int, list[Handle]]] = []
+        self.before: Callable[[list[Handle]], None] | None = None
+
+    def __call__(
+        self, handles: Sequence[Handle], events: Sequence[int], timeout_us: int | None
+    ) -> list[int]:
+        with self._cond:
+            self.calls.append((threading.get_ident(), list(handles)))
+            self._cond.notify_all()
+        before = self.before
+        if before is not None:
+            before(list(handles))
+        return self._real(handles, events, timeout_us)
+
+    def install(self) -> SpyWaits:
+        self._host.streams_wait_events = self  # type: ignore[method-assign]
+        return self
+
+    def remove(self) -> None:
+        del self._host.streams_wait_events
+
+    def wait_for(self, predicate: Callable[[list[tuple[int, list[Handle]]]], bool]) -> bool:
+        """Wait (bounded) until ``predicate(calls)`` holds."""
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self.calls), BOUND)
+
+
+@contextmanager
+def spying(host: Host) -> Iterator[SpyWaits]:
+    spy = SpyWaits(host).install()
+    try:
+        yield spy
+    finally:
+        spy.remove()

@@ -1,0 +1,135 @@
+"""The rule of the architecture: the LibOS reaches the host only through PAL handles.
+
+It never opens, reads, writes, polls or closes a socket or a descriptor itself, and never
+looks inside a handle.  From ``os`` and ``select`` it may take constants and harmless
+helpers (``os.getpid``, ``os.strerror``); nothing else that touches the host.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import pylibos.libos
+
+LIBOS_DIR = Path(pylibos.libos.__file__).parent
+SOURCES = sorted(LIBOS_DIR.glob("*.py"))
+
+FORBIDDEN_MODULES = {
+    "socket",
+    "fcntl",
+    "ssl",
+    "mmap",
+    "subprocess",
+    "selectors",
+    "asyncio",
+    "multiprocessing",
+    "signal",
+    "io",
+    "_socket",
+    "_thread",
+}
+ALLOWED_OS = {"getpid", "strerror"}
+ALLOWED_SELECT_PREFIXES = ("EPOLL", "POLL")
+HANDLE_INTERNALS = {"_sock", "_fd", "_tls", "_ready", "_failure", "_helper", "_owns_fd"}
+
+
+def _module_of(node: ast.ImportFrom) -> str:
+    return "." * node.level + (node.module or "")
+
+
+def _violations(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    found: list[str] = []
+
+    def say(node: ast.AST, what: str) -> None:
+        found.append(f"{path.name}:{getattr(node, 'lineno', '?')}: {what}")
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                top = alias.name.split(".")[0]
+                if top in FORBIDDEN_MODULES:
+                    say(node, f"import {alias.name}")
+                if top in ("os", "select") and alias.asname:
+                    say(node, f"import {alias.name} as {alias.asname} (hides what is used)")
+        elif isinstance(node, ast.ImportFrom):
+            module = _module_of(node)
+            top = module.split(".")[0]
+            if top in FORBIDDEN_MODULES:
+                say(node, f"from {module} import ...")
+            if top in ("os", "select"):
+                for alias in node.names:
+                    if not (alias.name in ALLOWED_OS or alias.name.isupper()):
+                        say(node, f"from {module} import {alias.name}")
+            if module.startswith("..pal.") or module.startswith("pylibos.pal."):
+                say(node, f"from {module} import ...: only the public pylibos.pal API")
+        elif isinstance(node, ast.Attribute):
+            base = node.value
+            name = base.id if isinstance(base, ast.Name) else None
+            if name == "os" and node.attr not in ALLOWED_OS and not node.attr.isupper():
+                say(node, f"os.{node.attr}")
+            if name == "select" and not node.attr.startswith(ALLOWED_SELECT_PREFIXES):
+                say(node, f"select.{node.attr}")
+            if node.attr in HANDLE_INTERNALS:
+                say(node, f".{node.attr}: looks inside a PAL handle")
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in ("open", "__import__", "eval", "exec"):
+                say(node, f"{func.id}(...)")
+    return found
+
+
+def test_the_scan_sees_the_libos_sources() -> None:
+    names = {path.name for path in SOURCES}
+    assert {"_libos.py", "_event.py", "_epoll.py", "_ipc.py", "_async.py"} <= names
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_libos_touches_the_host_only_through_pal_handles(path: Path) -> None:
+    assert _violations(path) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import socket",
+        "import fcntl",
+        "from socket import socketpair",
+        "x = os.read(fd, 1)",
+        "os.write(fd, b'x')",
+        "os.close(fd)",
+        "os.eventfd(0)",
+        "os.pipe()",
+        "os.fstat(fd)",
+        "from os import read",
+        "p = select.poll()",
+        "e = select.epoll()",
+        "select.select([], [], [], 0)",
+        "handle._sock.send(b'x')",
+        "n = handle._fd",
+        "from ..pal._host import _no_phase",
+        "open('/dev/null')",
+    ],
+)
+def test_the_scan_catches(source: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.py"
+    path.write_text(source + "\n")
+    assert _violations(path), f"not caught: {source}"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "x = select.EPOLLIN | select.POLLIN",
+        "os.getpid()",
+        "os.strerror(9)",
+        "from os import SEEK_SET",
+    ],
+)
+def test_the_scan_allows_constants(source: str, tmp_path: Path) -> None:
+    path = tmp_path / "ok.py"
+    path.write_text(source + "\n")
+    assert _violations(path) == []

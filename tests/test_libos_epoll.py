@@ -1,0 +1,703 @@
+"""The LibOS epoll against ``select.epoll``: one contract run on both, then what only the
+LibOS has (waking waiters, forged wakeups, races with unregister and close)."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import select
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import pytest
+
+from libos_support import (
+    BOUND,
+    CONFIG_IDS,
+    CONFIGS,
+    INJECTABLE,
+    INJECTABLE_IDS,
+    booted,
+    inject,
+    spying,
+)
+from pylibos.libos import Epoll, LibOS
+from pylibos.pal import Handle
+
+IN, OUT, PRI = select.EPOLLIN, select.EPOLLOUT, select.EPOLLPRI
+ERR, HUP, RDHUP = select.EPOLLERR, select.EPOLLHUP, select.EPOLLRDHUP
+ET, ONESHOT = select.EPOLLET, select.EPOLLONESHOT
+
+
+class EpollLike(Protocol):
+    """What ``select.epoll`` and ``pylibos.libos.Epoll`` both offer."""
+
+    @property
+    def closed(self) -> bool: ...
+    def fileno(self) -> int: ...
+    def register(self, fd: Any, eventmask: int = ...) -> None: ...
+    def modify(self, fd: Any, eventmask: int) -> None: ...
+    def unregister(self, fd: Any) -> None: ...
+    def poll(self, timeout: float | None = None, maxevents: int = -1) -> list[tuple[int, int]]: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any, /) -> None: ...
+
+
+MakeEpoll = Callable[..., EpollLike]
+
+IMPLS = [None, *CONFIGS]
+IMPL_IDS = ["select.epoll", *(f"libos-{c}" for c in CONFIG_IDS)]
+
+
+@pytest.fixture(params=IMPLS, ids=IMPL_IDS)
+def make_epoll(request: pytest.FixtureRequest) -> Iterator[MakeEpoll]:
+    """Makes epoll objects of one implementation; closes them all afterwards."""
+    made: list[EpollLike] = []
+    if request.param is None:
+
+        def make_select(*args: Any) -> EpollLike:
+            ep = select.epoll(*args)
+            made.append(ep)
+            return ep
+
+        yield make_select
+        for ep in made:
+            ep.close()
+        return
+    kind, events = request.param
+    with booted(kind, events) as libos:
+
+        def make_libos(*args: Any) -> EpollLike:
+            ep = libos.epoll(*args)
+            made.append(ep)
+            return ep
+
+        yield make_libos
+        for ep in made:
+            ep.close()
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    a, b = socket.socketpair()
+    yield a, b
+    a.close()
+    b.close()
+
+
+@pytest.fixture
+def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname())
+        accepted, _ = server.accept()
+    yield client, accepted
+    client.close()
+    accepted.close()
+
+
+def closed_fd() -> int:
+    """A descriptor number that is not open (until something else takes it)."""
+    fd = os.open(os.devnull, os.O_RDONLY)
+    os.close(fd)
+    return fd
+
+
+Pair = tuple[socket.socket, socket.socket]
+
+
+# -- the contract: select.epoll and the LibOS's behave the same ---------------------------
+
+
+def test_register_and_poll_readable(make_epoll: MakeEpoll, pair: Pair) -> None:
+    a, b = pair
+    ep = make_epoll()
+    ep.register(a, IN)
+    assert ep.poll(0) == []
+    b.send(b"x")
+    assert ep.poll(BOUND) == [(a.fileno(), IN)]
+    assert ep.poll(-1) == [(a.fileno(), IN)]  # level-triggered: still there
+    assert ep.poll(None) == [(a.fileno(), IN)]
+    a.recv(1)
+    assert ep.poll(0) == []
+
+
+def test_register_by_number_and_default_mask(make_epoll: MakeEpoll, pair: Pair) -> None:
+    a, b = pair
+    ep = make_epoll()
+    ep.register(a.fileno())
+    assert ep.poll(0) == [(a.fileno(), OUT)]
+    b.send(b"x")
+    assert ep.poll(0) == [(a.fileno(), IN | OUT)]
+
+
+def test_modify_and_unregister(make_epoll: MakeEpoll, pair: Pair) -> None:
+    a, _b = pair
+    ep = make_epoll()
+    ep.register(a, IN)
+    assert ep.poll(0) == []
+    ep.modify(a, OUT)
+    assert ep.poll(0) == [(a.fileno(), OUT)]
+    ep.unregister(a)
+    assert ep.poll(0) == []
+    ep.register(a, OUT)  # can come back
+    assert ep.poll(0) == [(a.fileno(), OUT)]
+
+
+def test_poll_timeout(make_epoll: MakeEpoll, pair: Pair) -> None:
+    a, _b = pair
+    ep = make_epoll()
+    ep.register(a, IN)
+    t0 = time.monotonic()
+    assert ep.poll(0.05) == []
+    assert time.monotonic() - t0 >= 0.045  # select.epoll rounds to whole milliseconds
+
+
+def test_maxevents(make_epoll: MakeEpoll) -> None:
+    pairs = [socket.socketpair() for _ in range(3)]
+    try:
+        ep = make_epoll()
+        for a, _b in pairs:
+            ep.register(a, OUT)
+        assert len(ep.poll(0, maxevents=2)) == 2
+        assert len(ep.poll(0, 1)) == 1
+        assert sorted(ep.poll(0)) == sorted((a.fileno(), OUT) for a, _b in pairs)
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+
+
+def test_hang_up_on_socket(make_epoll: MakeEpoll, pair: Pair) -> None:
+    a, b = pair
+    ep = make_epoll()
+    ep.register(a, IN)
+    b.close()
+    assert ep.poll(BOUND) == [(a.fileno(), IN | HUP)]
+
+
+def test_hang_up_and_error_are_always_reported(make_epoll: MakeEpoll) -> None:
+    r, w = os.pipe()
+    try:
+        ep = make_epoll()
+        ep.register(r, 0)
+        ep.register(w, 0)
+        assert ep.poll(0) == []
+        os.close(r)
+        r = -1
+        assert ep.poll(BOUND) == [(w, ERR)]
+    finally:
+        for fd in (r, w):
+            if fd >= 0:
+                os.close(fd)
+
+
+def test_hang_up_on_pipe(make_epoll: MakeEpoll) -> None:
+    r, w = os.pipe()
+    try:
+        ep = make_epoll()
+        ep.register(r, IN)
+        os.close(w)
+        w = -1
+        assert ep.poll(BOUND) == [(r, HUP)]
+    finally:
+        for fd in (r, w):
+            if fd >= 0:
+                os.close(fd)
+
+
+def test_error_with_out(make_epoll: MakeEpoll) -> None:
+    r, w = os.pipe()
+    try:
+        ep = make_epoll()
+        ep.register(w, OUT)
+        assert ep.poll(0) == [(w, OUT)]
+        os.close(r)
+        r = -1
+        assert ep.poll(BOUND) == [(w, OUT | ERR)]
+    finally:
+        for fd in (r, w):
+            if fd >= 0:
+                os.close(fd)
+
+
+def test_rdhup(make_epoll: MakeEpoll, pair: Pair) -> None:
+    a, b = pair
+    ep = make_epoll()
+    ep.register(a, IN | RDHUP)
+    assert ep.poll(0) == []
+    b.shutdown(socket.SHUT_WR)
+    assert ep.poll(BOUND) == [(a.fileno(), IN | RDHUP)]
+
+
+def test_pri(make_epoll: MakeEpoll, tcp_pair: Pair) -> None:
+    client, server = tcp_pair
+    ep = make_epoll()
+    ep.register(server, PRI)
+    assert ep.poll(0) == []
+    client.send(b"!", socket.MSG_OOB)
+    assert ep.poll(BOUND) == [(server.fileno(), PRI)]
+    assert server.recv(1, socket.MSG_OOB) == b"!"
+    assert ep.poll(0) == []
+
+
+def test_edge_triggered(make_epoll: MakeEpoll, pair: Pair) -> None:
+    """Reported once per edge: the program drains until EAGAIN and polls again."""
+    a, b = pair
+    a.setblocking(False)
+    ep = make_epoll()
+    ep.register(a, IN | ET)
+    b.send(b"one")
+    assert ep.poll(BOUND) == [(a.fileno(), IN)]
+    assert ep.poll(0) == []  # still readable, but no new edge
+    assert a.recv(100) == b"one"
+    with pytest.raises(BlockingIOError):
+        a.recv(100)
+    assert ep.poll(0) == []
+    b.send(b"two")
+    assert ep.poll(BOUND) == [(a.fileno(), IN)]
+    assert ep.poll(0) == []
+
+
+def test_edge_triggered_hang_up_is_reported_once(make_epoll: MakeEpoll, pair: Pair) -> None:
+    a, b = pair
+    ep = make_epoll()
+    ep.register(a, IN | ET)
+    b.close()
+    assert ep.poll(BOUND) == [(a.fileno(), IN | HUP)]
+    assert ep.poll(0.01) == []
+
+
+def test_oneshot(make_epoll: MakeEpoll, pair: Pair) -> None:
+    a, b = pair
+    ep = make_epoll()
+    ep.register(a, IN | ONESHOT)
+    b.send(b"x")
+    assert ep.poll(BOUND) == [(a.fileno(), IN)]
+    assert ep.poll(0) == []  # disabled, though still readable
+    with pytest.raises(FileExistsError):
+        ep.register(a, IN)  # but still registered
+    ep.modify(a, IN | ONESHOT)
+    assert ep.poll(0) == [(a.fileno(), IN)]
+    assert ep.poll(0) == []
+
+
+def test_close_closed_fileno_context_manager(make_epoll: MakeEpoll) -> None:
+    ep = make_epoll()
+    assert not ep.closed
+    assert isinstance(ep.fileno(), int) and ep.fileno() >= 0
+    with ep as entered:
+        assert entered is ep
+    assert ep.closed
+    with pytest.raises(ValueError, match="closed epoll"):
+        ep.fileno()
+    ep.close()  # twice is harmless
+    with pytest.raises(ValueError, match="closed epoll"), ep:
+        pass
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda ep, a: ep.register(a),
+        lambda ep, a: ep.modify(a, IN),
+        lambda ep, a: ep.unregister(a),
+        lambda ep, a: ep.poll(0),
+        lambda ep, a: ep.poll(0, 0),
+        lambda ep, a: ep.fileno(),
+    ],
+    ids=["register", "modify", "unregister", "poll", "poll-maxevents0", "fileno"],
+)
+def test_closed_object_is_value_error(
+    make_epoll: MakeEpoll, pair: Pair, call: Callable[[EpollLike, socket.socket], object]
+) -> None:
+    ep = make_epoll()
+    ep.register(pair[0], IN)
+    ep.close()
+    with pytest.raises(ValueError, match="closed epoll"):
+        call(ep, pair[0])
+
+
+def test_double_register(make_epoll: MakeEpoll, pair: Pair) -> None:
+    ep = make_epoll()
+    ep.register(pair[0], IN)
+    with pytest.raises(FileExistsError) as info:
+        ep.register(pair[0].fileno(), OUT)
+    assert info.value.errno == errno.EEXIST
+
+
+@pytest.mark.parametrize("op", ["modify", "unregister"])
+def test_unknown_fd(make_epoll: MakeEpoll, pair: Pair, op: str) -> None:
+    ep = make_epoll()
+    with pytest.raises(FileNotFoundError) as info:
+        ep.modify(pair[0], IN) if op == "modify" else ep.unregister(pair[0])
+    assert info.value.errno == errno.ENOENT
+
+
+@pytest.mark.parametrize("op", ["register", "modify", "unregister"])
+def test_negative_fd(make_epoll: MakeEpoll, op: str) -> None:
+    ep = make_epoll()
+    with pytest.raises(ValueError, match="negative"):
+        if op == "register":
+            ep.register(-1, IN)
+        elif op == "modify":
+            ep.modify(-1, IN)
+        else:
+            ep.unregister(-1)
+
+
+@pytest.mark.parametrize("op", ["register", "modify", "unregister"])
+def test_closed_fd_is_ebadf(make_epoll: MakeEpoll, op: str) -> None:
+    ep = make_epoll()
+    fd = closed_fd()
+    with pytest.raises(OSError) as info:
+        if op == "register":
+            ep.register(fd, IN)
+        elif op == "modify":
+            ep.modify(fd, IN)
+        else:
+            ep.unregister(fd)
+    assert info.value.errno == errno.EBADF
+
+
+@pytest.mark.parametrize("op", ["register", "modify", "unregister"])
+def test_registered_then_closed_fd_is_ebadf(make_epoll: MakeEpoll, op: str) -> None:
+    a, b = socket.socketpair()
+    fd = a.fileno()
+    ep = make_epoll()
+    ep.register(a, OUT)
+    a.close()
+    try:
+        with pytest.raises(OSError) as info:
+            if op == "register":
+                ep.register(fd, IN)
+            elif op == "modify":
+                ep.modify(fd, IN)
+            else:
+                ep.unregister(fd)
+        assert info.value.errno == errno.EBADF
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("op", ["register", "modify", "unregister"])
+def test_regular_file_is_permission_error(make_epoll: MakeEpoll, op: str) -> None:
+    ep = make_epoll()
+    with tempfile.TemporaryFile() as f:
+        with pytest.raises(PermissionError) as info:
+            if op == "register":
+                ep.register(f, IN)
+            elif op == "modify":
+                ep.modify(f, IN)
+            else:
+                ep.unregister(f)
+        assert info.value.errno == errno.EPERM
+
+
+@pytest.mark.parametrize("maxevents", [0, -2])
+def test_bad_maxevents(make_epoll: MakeEpoll, maxevents: int) -> None:
+    ep = make_epoll()
+    with pytest.raises(ValueError, match="maxevents"):
+        ep.poll(0, maxevents)
+
+
+def test_bad_timeout(make_epoll: MakeEpoll) -> None:
+    ep = make_epoll()
+    with pytest.raises(TypeError, match="timeout must be an integer or None"):
+        ep.poll("1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="NaN"):
+        ep.poll(float("nan"))
+
+
+def test_not_a_descriptor(make_epoll: MakeEpoll) -> None:
+    ep = make_epoll()
+    with pytest.raises(TypeError, match="fileno"):
+        ep.register("0", IN)
+
+
+@pytest.mark.parametrize("sizehint", [0, -2])
+def test_bad_sizehint(make_epoll: MakeEpoll, sizehint: int) -> None:
+    with pytest.raises(ValueError, match="sizehint"):
+        make_epoll(sizehint)
+
+
+def test_flags(make_epoll: MakeEpoll) -> None:
+    make_epoll(-1, select.EPOLL_CLOEXEC).close()
+    with pytest.raises(OSError):
+        make_epoll(-1, 1)
+
+
+# -- fromfd ----------------------------------------------------------------------------
+
+
+def test_select_epoll_fromfd() -> None:
+    with select.epoll() as ep:
+        other = select.epoll.fromfd(os.dup(ep.fileno()))
+        assert other.fileno() != ep.fileno()
+        other.close()
+
+
+def test_libos_epoll_fromfd() -> None:
+    with booted("direct") as libos:
+        ep = libos.epoll()
+        number = ep.fileno()
+        assert Epoll.fromfd(number) is ep
+        assert number >= 1 << 24  # never a real descriptor
+        ep.close()
+        with pytest.raises(OSError) as info:
+            Epoll.fromfd(number)
+        assert info.value.errno == errno.EBADF
+        with pytest.raises(OSError):
+            Epoll.fromfd(3)
+
+
+# -- only the LibOS: waking waiters, forged wakeups, races ---------------------------------
+
+
+@pytest.fixture(params=CONFIGS, ids=CONFIG_IDS)
+def libos(request: pytest.FixtureRequest) -> Iterator[LibOS]:
+    kind, events = request.param
+    with booted(kind, events) as booted_libos:
+        yield booted_libos
+
+
+class Waiter:
+    """A LibOS thread calling ``ep.poll(timeout)`` once."""
+
+    def __init__(self, libos: LibOS, ep: Epoll, timeout: float | None = BOUND) -> None:
+        self.result: list[tuple[int, int]] | None = None
+        self.error: BaseException | None = None
+        self.elapsed = 0.0
+        self.done = threading.Event()
+
+        def run() -> None:
+            t0 = time.monotonic()
+            try:
+                self.result = ep.poll(timeout)
+            except BaseException as exc:
+                self.error = exc
+            self.elapsed = time.monotonic() - t0
+            self.done.set()
+
+        self.thread = libos.clone(run, name="waiter")
+
+    def finish(self) -> list[tuple[int, int]]:
+        assert self.thread.join(BOUND)
+        assert self.error is None, self.error
+        assert self.result is not None
+        return self.result
+
+
+def _asleep_on(spy_calls: list[tuple[int, list[Handle]]], waiter: Waiter, n: int) -> bool:
+    """The waiter's thread has gone to the host with ``n`` handles (its event + n - 1)."""
+    ident = waiter.thread._pal.ident if waiter.thread._pal else None
+    return any(tid == ident and len(handles) == n for tid, handles in spy_calls)
+
+
+def _at_least(n: int, calls: list[tuple[int, list[Handle]]]) -> bool:
+    return len(calls) >= n
+
+
+def test_register_wakes_a_waiter(libos: LibOS, pair: Pair) -> None:
+    a, b = pair
+    ep = libos.epoll()
+    with spying(libos.host) as spy:
+        waiter = Waiter(libos, ep)
+        assert spy.wait_for(lambda calls: _asleep_on(calls, waiter, 1))
+        b.send(b"x")
+        ep.register(a, IN)
+        assert waiter.finish() == [(a.fileno(), IN)]
+    ep.close()
+
+
+def test_modify_wakes_a_waiter(libos: LibOS, pair: Pair) -> None:
+    a, _b = pair
+    ep = libos.epoll()
+    ep.register(a, IN)
+    with spying(libos.host) as spy:
+        waiter = Waiter(libos, ep)
+        assert spy.wait_for(lambda calls: _asleep_on(calls, waiter, 2))
+        ep.modify(a, OUT)
+        assert waiter.finish() == [(a.fileno(), OUT)]
+    ep.close()
+
+
+def test_unregister_wakes_a_waiter(libos: LibOS, pair: Pair) -> None:
+    """After unregister the waiter stops watching the descriptor: it becomes readable and
+    the waiter reports only the one registered next."""
+    a, b = pair
+    c, d = socket.socketpair()
+    try:
+        ep = libos.epoll()
+        ep.register(a, IN)
+        with spying(libos.host) as spy:
+            waiter = Waiter(libos, ep)
+            assert spy.wait_for(lambda calls: _asleep_on(calls, waiter, 2))
+            ep.unregister(a)
+            assert spy.wait_for(lambda calls: _asleep_on(calls, waiter, 1))
+            b.send(b"x")
+            d.send(b"y")
+            ep.register(c, IN)
+            assert waiter.finish() == [(c.fileno(), IN)]
+        ep.close()
+    finally:
+        c.close()
+        d.close()
+
+
+def test_close_wakes_a_waiter(libos: LibOS, pair: Pair) -> None:
+    ep = libos.epoll()
+    ep.register(pair[0], IN)
+    with spying(libos.host) as spy:
+        waiter = Waiter(libos, ep, timeout=None)
+        assert spy.wait_for(lambda calls: _asleep_on(calls, waiter, 2))
+        ep.close()
+        assert waiter.finish() == []
+
+
+def test_shutdown_wakes_a_thread_in_epoll(pair: Pair) -> None:
+    with booted("sgx", "raw") as libos:
+        ep = libos.epoll()
+        ep.register(pair[0], IN)
+        with spying(libos.host) as spy:
+            waiter = Waiter(libos, ep, timeout=None)
+            assert spy.wait_for(lambda calls: _asleep_on(calls, waiter, 2))
+            libos.shutdown()
+        # shutdown closed the epoll first, so the thread ended before it returned.
+        assert waiter.done.is_set() and waiter.thread.join(0)
+        assert waiter.result == []
+
+
+def test_thread_the_libos_did_not_create_can_poll(libos: LibOS, pair: Pair) -> None:
+    a, b = pair
+    ep = libos.epoll()
+    ep.register(a, IN)
+    b.send(b"x")
+    got: list[list[tuple[int, int]]] = []
+    t = threading.Thread(target=lambda: got.append(ep.poll(BOUND)))
+    t.start()
+    t.join(BOUND)
+    assert not t.is_alive()
+    assert got == [[(a.fileno(), IN)]]
+    ep.close()
+
+
+def test_waiter_event_set_from_outside_is_no_event(libos: LibOS, pair: Pair) -> None:
+    """Setting the waiter's event (as any wakeup would) returns nothing early."""
+    a, _b = pair
+    ep = libos.epoll()
+    ep.register(a, IN)
+    waiter = Waiter(libos, ep, timeout=0.3)
+    while not waiter.done.wait(0.005):
+        waiter.thread.event.set()
+    assert waiter.finish() == []
+    assert waiter.elapsed >= 0.3
+    ep.close()
+
+
+@pytest.mark.parametrize(("kind", "events"), INJECTABLE, ids=INJECTABLE_IDS)
+def test_forged_wakeups_never_make_poll_lie(kind: str, events: str, pair: Pair) -> None:
+    a, b = pair
+    with booted(kind, events) as libos:
+        ep = libos.epoll()
+        ep.register(a, IN)
+        # With a timeout: nothing is there, so [] and not before the timeout.
+        waiter = Waiter(libos, ep, timeout=0.3)
+        while not waiter.done.wait(0.005):
+            inject(waiter.thread.event, 3)
+        assert waiter.finish() == []
+        assert waiter.elapsed >= 0.3
+        # Without one: only the real event ends the wait.
+        really = threading.Event()
+        seen: list[tuple[list[tuple[int, int]], bool]] = []
+
+        def run() -> None:
+            got = ep.poll(None)
+            seen.append((got, really.is_set()))
+
+        t = libos.clone(run)
+        with spying(libos.host) as spy:
+            for i in range(1, 6):
+                inject(t.event, 2)
+                # The waiter wakes, drains, and goes back to the host.
+                assert spy.wait_for(functools.partial(_at_least, i))
+                assert not seen
+        really.set()
+        b.send(b"x")
+        assert t.join(BOUND)
+        assert seen == [([(a.fileno(), IN)], True)]
+        ep.close()
+
+
+def test_unregister_racing_a_waiter(libos: LibOS, pair: Pair) -> None:
+    """``unregister`` closes the entry's handle after the waiter read the list and before
+    it reached the host: the waiter reads the list again instead of failing."""
+    a, _b = pair
+    c, d = socket.socketpair()
+    try:
+        ep = libos.epoll()
+        ep.register(a, IN)
+        ep.register(c, IN)
+        d.send(b"x")
+        with spying(libos.host) as spy:
+
+            def race(handles: list[Handle]) -> None:
+                if len(handles) == 3:
+                    spy.before = None
+                    ep.unregister(a)
+
+            spy.before = race
+            assert ep.poll(BOUND) == [(c.fileno(), IN)]
+        ep.close()
+    finally:
+        c.close()
+        d.close()
+
+
+def test_close_racing_a_waiter(libos: LibOS, pair: Pair) -> None:
+    ep = libos.epoll()
+    ep.register(pair[0], IN)
+    with spying(libos.host) as spy:
+
+        def race(handles: list[Handle]) -> None:
+            spy.before = None
+            ep.close()
+
+        spy.before = race
+        assert ep.poll(BOUND) == []
+
+
+def test_unregister_racing_edge_rearm(libos: LibOS, pair: Pair) -> None:
+    a, b = pair
+    c, d = socket.socketpair()
+    try:
+        ep = libos.epoll()
+        ep.register(a, IN | ET)
+        ep.register(c, IN)
+        b.send(b"x")
+        assert ep.poll(BOUND) == [(a.fileno(), IN)]
+        d.send(b"y")
+        with spying(libos.host) as spy:
+
+            def race(handles: list[Handle]) -> None:
+                spy.before = None
+                ep.unregister(a)
+
+            spy.before = race  # the first host call of the next poll is the ET re-check
+            assert ep.poll(BOUND) == [(c.fileno(), IN)]
+        ep.close()
+    finally:
+        c.close()
+        d.close()
+
+
+def test_shutdown_closes_epolls(pair: Pair) -> None:
+    with booted("direct") as libos:
+        ep = libos.epoll()
+        ep.register(pair[0], IN)
+    assert ep.closed
