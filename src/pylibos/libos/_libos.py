@@ -139,10 +139,7 @@ class LibOS:
             thread.exception = exc
         finally:
             self._table.remove(thread)
-            try:
-                self._factory.release(thread.event)
-            finally:
-                thread._done.set()
+            self._factory.release(thread.event)
 
     def current_thread(self) -> LibOSThread:
         """The calling thread's LibOS thread; a thread the LibOS did not create is adopted

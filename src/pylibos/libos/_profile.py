@@ -70,16 +70,6 @@ def _p95(sorted_values: list[int]) -> float:
     return float(statistics.quantiles(sorted_values, n=20, method="inclusive")[-1])
 
 
-class _Frame:
-    __slots__ = ("acc", "calls0", "name", "t0")
-
-    def __init__(self, name: str, t0: int, calls0: int) -> None:
-        self.name = name
-        self.t0 = t0
-        self.calls0 = calls0
-        self.acc: dict[str, list[int]] | None = None
-
-
 class _Null:
     __slots__ = ()
 
@@ -94,19 +84,27 @@ _NULL = _Null()
 
 
 class _Phase:
-    __slots__ = ("_name", "_profile")
+    """Times one phase.  One instance per phase name, shared by all threads: the open
+    frames live in a thread-local stack of (name, start ns, host calls at start), and
+    what nested phases measured is summed into the thread's ``acc`` until the outermost
+    phase ends."""
+
+    __slots__ = ("_local", "_name", "_profile")
 
     def __init__(self, profile: Profile, name: str) -> None:
         self._profile = profile
+        self._local = profile._local
         self._name = name
 
     def __enter__(self) -> None:
-        profile = self._profile
+        local = self._local
         try:
-            stack = profile._local.stack
+            stack = local.stack
         except AttributeError:
-            stack = profile._local.stack = []
-        stack.append(_Frame(self._name, time.perf_counter_ns(), profile._host.calls_total))
+            stack = local.stack = []
+        if not stack:
+            local.acc = {}
+        stack.append((self._name, time.perf_counter_ns(), self._profile._host.calls_total))
 
     def __exit__(
         self,
@@ -117,29 +115,25 @@ class _Phase:
         end = time.perf_counter_ns()
         profile = self._profile
         calls = profile._host.calls_total
-        stack: list[_Frame] = profile._local.stack
-        frame = stack.pop()
-        dt, dcalls = end - frame.t0, calls - frame.calls0
+        local = self._local
+        stack: list[tuple[str, int, int]] = local.stack
+        name, t0, calls0 = stack.pop()
+        dt, dcalls = end - t0, calls - calls0
+        acc: dict[str, list[int]] = local.acc
         if stack:
-            outer = stack[0]
-            if outer.acc is None:
-                outer.acc = {}
-            slot = outer.acc.get(frame.name)
+            slot = acc.get(name)
             if slot is None:
-                outer.acc[frame.name] = [dt, dcalls]
+                acc[name] = [dt, dcalls]
             else:
                 slot[0] += dt
                 slot[1] += dcalls
             return
-        if exc_type is not None:
-            return  # a failed clone is not a sample of the cost of cloning
-        if frame.name != ROOT:
-            return
+        if exc_type is not None or name != ROOT:
+            return  # only whole clones are samples; a failed clone is not one
         with profile._lock:
-            profile._record(frame.name, dt, dcalls)
-            if frame.acc:
-                for name, (t, c) in frame.acc.items():
-                    profile._record(name, t, c)
+            profile._record(name, dt, dcalls)
+            for inner, (t, c) in acc.items():
+                profile._record(inner, t, c)
 
 
 class Profile:
@@ -149,13 +143,19 @@ class Profile:
         self._host = host
         self.enabled = enabled
         self._local = threading.local()
+        self._timers: dict[str, _Phase] = {}
         # Guarded by _lock.
         self._lock = threading.Lock()
         self._ns: dict[str, list[int]] = {}
         self._calls: dict[str, int] = {}
 
     def phase(self, name: str) -> _Phase | _Null:
-        return _Phase(self, name) if self.enabled else _NULL
+        if not self.enabled:
+            return _NULL
+        timer = self._timers.get(name)
+        if timer is None:
+            timer = self._timers[name] = _Phase(self, name)
+        return timer
 
     def _record(self, name: str, ns: int, calls: int) -> None:
         samples = self._ns.get(name)

@@ -25,13 +25,14 @@ class LibOSThread:
         self.name = name
         self.event = event
         self.exception: BaseException | None = None
+        # The host thread; joining it is joining this thread, since the LibOS's exit work
+        # runs on it.  None for the main thread and adopted threads.
         self._pal: PalThread | None = None
-        self._done = threading.Event()
         self._fn: Callable[..., object] | None = None
         self._args: tuple[Any, ...] = ()
 
     def is_alive(self) -> bool:
-        return self._pal is not None and not self._done.is_set()
+        return self._pal is not None and self._pal.is_alive()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the thread to end; True when it has.
@@ -39,16 +40,17 @@ class LibOSThread:
         If the thread ended with an exception, that exception is raised here, chained to
         a ``ThreadFailed`` naming the thread, so a failure is never lost.
         """
-        if not self._done.wait(timeout):
-            return False
-        if self._pal is not None and not self._pal.join(timeout if timeout is not None else 5.0):
+        if self._pal is None:
+            raise RuntimeError(f"thread {self.tid} ({self.name}) was not created by clone")
+        if not self._pal.join(timeout):
             return False
         if self.exception is not None:
             raise ThreadFailed(f"thread {self.tid} ({self.name}) failed") from self.exception
         return True
 
     def __repr__(self) -> str:
-        state = "running" if self.is_alive() else "done" if self._done.is_set() else "new"
+        pal = self._pal
+        state = "not cloned" if pal is None else "running" if pal.is_alive() else "done"
         return f"<LibOSThread tid={self.tid} {self.name} {state}>"
 
 
