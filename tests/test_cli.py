@@ -52,7 +52,8 @@ def test_compare_writes_json_markdown_plot_and_report_rerenders(tmp_path: Path) 
     js, md, png = tmp_path / "r.json", tmp_path / "r.md", tmp_path / "r.png"
     argv = [
         "compare", "--configs", "native,sgx/eventfd", "--duration", "0.1", "--rounds", "1",
-        "--batch", "5", "--json", str(js), "--markdown", str(md), "--plot", str(png),
+        "--batch", "5", "--live", "0", "--json", str(js), "--markdown", str(md),
+        "--plot", str(png),
     ]  # fmt: skip
     assert main(argv) == 0
     data = json.loads(js.read_text())

@@ -25,7 +25,14 @@ from .bench import (
     valid_names,
     validate,
 )
-from .bench._render import compare_rows, describe, rich_table, seed_rows, target_rows
+from .bench._render import (
+    COMPARE_LEGEND,
+    compare_rows,
+    describe,
+    rich_table,
+    seed_rows,
+    target_rows,
+)
 
 
 class UsageError(Exception):
@@ -58,10 +65,10 @@ def _live_list(text: str) -> tuple[int, ...]:
     return values
 
 
-def _common(p: argparse.ArgumentParser, duration: float) -> None:
+def _common(p: argparse.ArgumentParser, duration: float, live: tuple[int, ...]) -> None:
     p.add_argument(
         "--duration", type=_positive_float, default=duration, metavar="S",
-        help=f"seconds of measuring per configuration (default {duration:g})",
+        help=f"seconds of measuring per configuration and live count (default {duration:g})",
     )  # fmt: skip
     p.add_argument(
         "--batch", type=_int, default=100, metavar="N",
@@ -72,8 +79,9 @@ def _common(p: argparse.ArgumentParser, duration: float) -> None:
         help="slices each configuration's duration is cut into, interleaved (default 5)",
     )  # fmt: skip
     p.add_argument(
-        "--live", type=_live_list, default=(0,), metavar="N[,N...]",
-        help="threads kept alive (asleep on their events) while measuring; a list sweeps",
+        "--live", type=_live_list, default=live, metavar="N[,N...]",
+        help="threads kept alive (asleep on their events) while measuring; a list sweeps "
+        f"(default {','.join(map(str, live))})",
     )  # fmt: skip
     p.add_argument("--json", metavar="F", help="write the run's JSON to F")
     p.add_argument(
@@ -150,6 +158,7 @@ def _write_outputs(data: dict[str, Any], args: argparse.Namespace, console: Cons
 def _print_compare(data: dict[str, Any], console: Console) -> None:
     console.print(describe(data))
     console.print(rich_table("Side by side (medians)", *compare_rows(data)))
+    console.print(COMPARE_LEGEND, style="dim")
     console.print(rich_table("The seed's table (means per call)", *seed_rows(data, cycles=False)))
     console.print(rich_table("Targets", *target_rows(data)))
 
@@ -214,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated configurations (default {','.join(DEFAULT_COMPARE)}); "
         f"valid: {', '.join(valid_names())}",
     )  # fmt: skip
-    _common(p, duration=5.0)
+    _common(p, duration=3.0, live=(1, 100, 1000))
     p.add_argument("--plot", metavar="F.png", help="write the phase plot to F.png")
     p.add_argument("--markdown", metavar="F.md", help="write the tables as Markdown to F.md")
     p.set_defaults(func=cmd_compare)
@@ -229,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", required=True, metavar="NAME",
         help=f"the configuration: {', '.join(valid_names())}",
     )  # fmt: skip
-    _common(p, duration=5.0)
+    _common(p, duration=5.0, live=(0,))
     p.add_argument("--plot", metavar="F.png", help="write the phase plot to F.png")
     p.add_argument("--markdown", metavar="F.md", help="write the tables as Markdown to F.md")
     p.set_defaults(func=cmd_bench)
@@ -249,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    console = Console()
+    # Piped output (a log, a file) gets room for the tables; a terminal keeps its width.
+    console = Console(width=None if sys.stdout.isatty() else 160)
     func: Callable[[argparse.Namespace, Console], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help()

@@ -11,7 +11,9 @@ and the release of the thread's event at exit).  Nothing else runs meanwhile: th
 LibOS's workers sleep.
 
 ``native`` is the floor: a bare ``threading.Thread``, its ``clone`` the time of
-``Thread.start()``.
+``Thread.start()``.  Its threads are daemon threads, as the PAL's are: CPython scans the
+locks of every live non-daemon thread each time it starts one (``_maintain_shutdown_locks``
+in 3.11), which would make the floor itself grow with the number of live threads.
 """
 
 from __future__ import annotations
@@ -207,7 +209,7 @@ class NativeSubject(Subject):
 
         def start_live() -> None:
             for _ in range(self.live):
-                t = threading.Thread(target=self._release.wait, args=(_LIVE_WAIT_S,))
+                t = threading.Thread(target=self._release.wait, args=(_LIVE_WAIT_S,), daemon=True)
                 t.start()
                 self._live.append(t)
 
@@ -219,7 +221,7 @@ class NativeSubject(Subject):
         threads = []
         clock = time.perf_counter_ns
         for _ in range(self.batch):
-            t = threading.Thread(target=_noop)
+            t = threading.Thread(target=_noop, daemon=True)
             t0 = clock()
             t.start()
             self._clone_ns.append(clock() - t0)

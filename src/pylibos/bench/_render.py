@@ -100,14 +100,19 @@ def seed_rows(data: Data, *, cycles: bool) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+COMPARE_LEGEND = (
+    "Medians per clone.  host calls: per thread, its whole life (creation, handshake "
+    "traffic, exit).  projected: measured cycles + host calls × the per-call cost.  "
+    "RSS / live: resident memory per thread kept alive, asleep on its event."
+)
+
+
 def compare_rows(data: Data) -> tuple[list[str], list[list[str]]]:
     """Medians side by side, with ratios and the projected SGX cost."""
     ghz = float(data["settings"]["ghz"])
-    ocall = data["settings"]["ocall_cycles"]
     header = [
-        "config", "live", "clone median (µs)", "÷ sgx/pipe", "÷ native",
-        "create_pollable_event median (µs)", "host calls / clone",
-        f"projected cycles / clone (+{ocall:,} per call)", "projected µs", "RSS / live thread",
+        "config", "live", "clone µs", "÷ sgx/pipe", "÷ native", "create_pollable_event µs",
+        "host calls", "projected kcycles", "projected µs", "RSS / live",
     ]  # fmt: skip
     rows = []
     for e in data["configs"]:
@@ -118,7 +123,7 @@ def compare_rows(data: Data) -> tuple[list[str], list[list[str]]]:
             _x(ratio(data, e, "sgx/pipe")), _x(ratio(data, e, "native")),
             _us(_phase(e, "create_pollable_event", "median")),
             f"{e['host_calls_per_clone']:.2f}",
-            "-" if proj is None else f"{proj:,.0f}",
+            "-" if proj is None else f"{proj / 1000:,.1f}",
             "-" if proj is None else f"{proj / ghz / 1000:,.1f}",
             "-" if rss is None else f"{rss:,.1f} KiB",
         ])  # fmt: skip
@@ -223,6 +228,8 @@ def markdown(data: Data) -> str:
         describe(data),
         "",
         "## Side by side (medians)",
+        "",
+        COMPARE_LEGEND,
         "",
         _md(*compare_rows(data)),
         "",
