@@ -15,6 +15,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from rich.console import Console
 from rich.table import Table
@@ -27,8 +28,8 @@ def _noop() -> None:
     return None
 
 
-class _Joinable:
-    def join(self, timeout: float | None = None) -> object: ...
+class _Joinable(Protocol):
+    def join(self, timeout: float | None = None, /) -> object: ...
 
 
 def _batches(make: Callable[[list[int]], _Joinable], threads: int, out: list[int]) -> None:
