@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,27 @@ def test_module_entry_point_runs() -> None:
         check=False,
     )
     assert proc.returncode == 0 and proc.stdout.startswith("pylibos ")
+
+
+def test_ctrl_c_prints_what_was_measured(tmp_path: Path) -> None:
+    js = tmp_path / "partial.json"
+    argv = [
+        sys.executable, "-m", "pylibos", "compare", "--configs", "native,sgx/eventfd",
+        "--duration", "120", "--live", "0", "--json", str(js),
+    ]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Measuring starts well within this; the run would take four minutes uninterrupted.
+        time.sleep(4)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "Interrupted: showing what was measured so far" in out
+    data = json.loads(js.read_text())
+    assert data["interrupted"] is True
+    assert [e["name"] for e in data["configs"]][:1] == ["native"]
+    assert all(e["batches"] >= 1 for e in data["configs"])
