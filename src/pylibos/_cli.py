@@ -95,6 +95,11 @@ def _common(p: argparse.ArgumentParser, duration: float, live: tuple[int, ...]) 
     )  # fmt: skip
 
 
+def _render_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plot", metavar="F.png", help="write the phase plot to F.png")
+    p.add_argument("--markdown", metavar="F.md", help="write the tables as Markdown to F.md")
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings(
         duration=args.duration,
@@ -224,8 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"valid: {', '.join(valid_names())}",
     )  # fmt: skip
     _common(p, duration=3.0, live=(1, 100, 1000))
-    p.add_argument("--plot", metavar="F.png", help="write the phase plot to F.png")
-    p.add_argument("--markdown", metavar="F.md", help="write the tables as Markdown to F.md")
+    _render_args(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser(
@@ -239,8 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the configuration: {', '.join(valid_names())}",
     )  # fmt: skip
     _common(p, duration=5.0, live=(0,))
-    p.add_argument("--plot", metavar="F.png", help="write the phase plot to F.png")
-    p.add_argument("--markdown", metavar="F.md", help="write the tables as Markdown to F.md")
+    _render_args(p)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser(
@@ -249,8 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reads the JSON a bench or compare run wrote and renders it again.",
     )
     p.add_argument("results", metavar="F.json", help="a run's JSON")
-    p.add_argument("--plot", metavar="F.png", help="write the phase plot to F.png")
-    p.add_argument("--markdown", metavar="F.md", help="write the tables as Markdown to F.md")
+    _render_args(p)
     p.set_defaults(func=cmd_report)
     return parser
 

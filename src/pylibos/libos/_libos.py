@@ -111,9 +111,8 @@ class LibOS:
             raise RuntimeError("the LibOS is shut down")
         with self.profile.phase("clone"):
             thread = self._get_new_thread(name)
-            thread._fn, thread._args = fn, args
             try:
-                thread._pal = self.host.thread_create(self._thread_main, thread)
+                thread._pal = self.host.thread_create(self._thread_main, thread, fn, args)
             except PalError as exc:
                 self._table.remove(thread)
                 thread.event.destroy()
@@ -128,15 +127,13 @@ class LibOS:
             self._table.add(thread)
             return thread
 
-    def _thread_main(self, thread: LibOSThread) -> None:
+    def _thread_main(
+        self, thread: LibOSThread, fn: Callable[..., object], args: tuple[Any, ...]
+    ) -> None:
+        # An exception from fn passes through to the PAL thread, which keeps it for join.
         self._local.thread = thread
-        fn, args = thread._fn, thread._args
-        thread._fn, thread._args = None, ()
         try:
-            assert fn is not None
             fn(*args)
-        except BaseException as exc:
-            thread.exception = exc
         finally:
             self._table.remove(thread)
             self._factory.release(thread.event)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from ..pal import PalThread
     from ._event import PollableEvent
 
@@ -24,12 +22,14 @@ class LibOSThread:
         self.tid = tid
         self.name = name
         self.event = event
-        self.exception: BaseException | None = None
         # The host thread; joining it is joining this thread, since the LibOS's exit work
         # runs on it.  None for the main thread and adopted threads.
         self._pal: PalThread | None = None
-        self._fn: Callable[..., object] | None = None
-        self._args: tuple[Any, ...] = ()
+
+    @property
+    def exception(self) -> BaseException | None:
+        """What the thread's function raised, once the thread has ended; else None."""
+        return self._pal.exception if self._pal is not None else None
 
     def is_alive(self) -> bool:
         return self._pal is not None and self._pal.is_alive()
@@ -44,8 +44,9 @@ class LibOSThread:
             raise RuntimeError(f"thread {self.tid} ({self.name}) was not created by clone")
         if not self._pal.join(timeout):
             return False
-        if self.exception is not None:
-            raise ThreadFailed(f"thread {self.tid} ({self.name}) failed") from self.exception
+        failure = self.exception
+        if failure is not None:
+            raise ThreadFailed(f"thread {self.tid} ({self.name}) failed") from failure
         return True
 
     def __repr__(self) -> str:

@@ -207,13 +207,17 @@ class Host:
             Handle(HandleKind.EVENTFD, uri, raw=True, nonblocking=nonblocking, fd=fd)
         )
 
-    def _open_listener(self, uri: str, name: str, raw: bool, nonblocking: bool) -> Handle:
-        address = self._abstract_name(name, raw)
-        self._count("listen")
+    def _unix_socket(self, uri: str, call: str) -> socket.socket:
+        """A new stream socket; ``call`` names the one host call it is part of."""
+        self._count(call)
         try:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         except OSError as exc:
             raise _from_oserror(exc, f"{uri}: socket") from None
+
+    def _open_listener(self, uri: str, name: str, raw: bool, nonblocking: bool) -> Handle:
+        address = self._abstract_name(name, raw)
+        sock = self._unix_socket(uri, "listen")
         try:
             sock.bind(address)
             sock.listen(128)
@@ -231,11 +235,7 @@ class Host:
 
     def _open_connecting(self, uri: str, name: str, raw: bool, nonblocking: bool) -> Handle:
         address = self._abstract_name(name, raw)
-        self._count("connect")
-        try:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        except OSError as exc:
-            raise _from_oserror(exc, f"{uri}: socket") from None
+        sock = self._unix_socket(uri, "connect")
         try:
             sock.connect(address)
         except OSError as exc:
