@@ -31,7 +31,7 @@ from mbedtls import tls
 from mbedtls.exceptions import TLSError
 
 from pylibos import pal
-from pylibos.pal import WAIT_READ, PalError, PalErrorCode
+from pylibos.pal import WAIT_READ, WAIT_WRITE, PalError, PalErrorCode
 
 APPLICATION_DATA = 23
 TLS_1_2 = 0x0303
@@ -364,11 +364,14 @@ def test_truncated_record_then_close_is_an_error(peer: Peer, cut: int) -> None:
     assert fail_code(host.read, peer.end, 100) is PalErrorCode.AUTH_FAILED
 
 
-def test_close_at_a_record_boundary_is_end_of_stream(peer: Peer) -> None:
+def test_stream_cut_at_a_record_boundary_is_an_error(peer: Peer) -> None:
+    # The host drops whatever followed "last words" and closes: without the peer's
+    # close_notify that is a cut, not an end of stream.
     peer.tls.send(b"last words")
     peer.sock.shutdown(socket.SHUT_WR)
     assert read_exact(peer.host, peer.end, 10) == b"last words"
-    assert peer.host.read(peer.end, 100) == b""
+    assert fail_code(peer.host.read, peer.end, 100) is PalErrorCode.AUTH_FAILED
+    assert fail_code(peer.host.read, peer.end, 100) is PalErrorCode.AUTH_FAILED
 
 
 def test_close_notify_is_end_of_stream(sgx: pal.Host) -> None:
@@ -453,6 +456,24 @@ def test_nonblocking_end_in_handshake_says_try_again(sgx: pal.Host) -> None:
     assert sgx.read(end, 3) == b"now"
     for handle in (accepted, end, srv):
         sgx.close(handle)
+
+
+def test_wait_on_an_end_in_handshake_waits_for_the_handshake(sgx: pal.Host) -> None:
+    srv = sgx.stream_open("pipe.srv:patient")
+    end = sgx.stream_open("pipe:patient", nonblocking=True)
+    try:
+        # Nobody accepts yet: the handshake cannot finish, so the wait times out empty,
+        # although the socket itself is writable.
+        assert sgx.streams_wait_events([end], [WAIT_WRITE], 50_000) == [0]
+        accepted = Background(lambda: sgx.wait_for_client(srv))
+        assert sgx.streams_wait_events([end], [WAIT_WRITE], int(WAIT_S * 1e6)) == [WAIT_WRITE]
+        assert sgx.write(end, b"ok") == 2  # the handshake is over: no TRYAGAIN
+        acc = accepted.result()
+        assert read_exact(sgx, acc, 2) == b"ok"
+        sgx.close(acc)
+    finally:
+        for handle in (end, srv):
+            sgx.close(handle)
 
 
 # -- buffered plaintext and polling --------------------------------------------------------

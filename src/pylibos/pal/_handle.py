@@ -58,6 +58,8 @@ class Handle:
         # Set once the handshake that guards this handle has ended, well or badly.
         self._ready: threading.Event | None = None
         self._failure: PalError | None = None
+        self._goodbye = False  # close_notify sent
+        self._deleted = False  # shut down by delete()
         self._helper: PalThread | None = None
         self.closed = False
 

@@ -33,6 +33,7 @@ import select
 import socket
 import stat
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -250,6 +251,7 @@ class Host:
             try:
                 self._secure_connecting(handle, name)
             except BaseException:
+                self._count("close")
                 sock.close()
                 raise
         if handle._ready is None:
@@ -275,6 +277,7 @@ class Host:
             try:
                 self._secure_accepted(handle, server.uri.partition(":")[2])
             except BaseException:
+                self._count("close")
                 sock.close()
                 raise
         sock.setblocking(not server.nonblocking)
@@ -393,7 +396,11 @@ class Host:
                 if not data:
                     if session.mid_record:
                         raise self._fail(handle, "stream ended inside a TLS record (truncated)")
-                    return b""
+                    if handle._deleted:
+                        return b""  # this end was shut down here: the end is ours
+                    # Without close_notify, the host may have dropped whole records and
+                    # then closed the connection: a cut stream, not an end.
+                    raise self._fail(handle, "stream ended without a TLS close_notify (cut)")
                 try:
                     session.feed(data)
                 except TlsFailure as exc:
@@ -509,12 +516,24 @@ class Host:
         without bound.  A TLS handle holding decrypted bytes is readable at once, without
         asking the host; one whose session has failed (bad record, failed handshake) is
         reported with ``WAIT_ERROR``, so a waiter over many handles learns which one broke.
+        A connecting end whose handshake is still running is waited for first (within the
+        timeout): until it ends, the end has no readiness of its own.
         """
         if len(handles) != len(events):
             raise PalError(PalErrorCode.INVAL, "handles and events differ in length")
         if timeout_us is not None and timeout_us < 0:
             raise PalError(PalErrorCode.INVAL, f"timeout_us must be >= 0, got {timeout_us}")
         ready = [0] * len(handles)
+        deadline = None if timeout_us is None else time.monotonic() + timeout_us / 1e6
+        for h in handles:
+            # An end whose handshake is still running on its helper has no readiness to
+            # report yet (its socket carries handshake bytes): wait for the handshake.
+            if isinstance(h, Handle) and h._ready is not None and not h._ready.is_set():
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if not h._ready.wait(remaining):
+                    return ready
+        if deadline is not None:
+            timeout_us = max(0, int((deadline - time.monotonic()) * 1e6))
         local = False
         for i, (h, ev) in enumerate(zip(handles, events, strict=True)):
             if isinstance(h, Handle) and h._failure is not None and not h.closed:
@@ -574,9 +593,13 @@ class Host:
     # -- teardown --------------------------------------------------------------------
 
     def delete(self, handle: Handle) -> None:
-        """Shut a connected pipe down both ways (``PalStreamDelete``); the peer sees EOF."""
+        """Shut a connected pipe down both ways (``PalStreamDelete``); the peer sees end of
+        stream (after a TLS close_notify, on an encrypted pipe)."""
         self._check(handle, HandleKind.PIPE)
         assert handle._sock is not None
+        if handle._tls is not None:
+            self._say_goodbye(handle)
+        handle._deleted = True
         self._count("shutdown")
         try:
             handle._sock.shutdown(socket.SHUT_RDWR)
@@ -585,7 +608,11 @@ class Host:
                 raise _from_oserror(exc, f"{handle.uri}: shutdown") from None
 
     def close(self, handle: Handle) -> None:
-        """Release a handle.  Closing a closed handle does nothing."""
+        """Release a handle.  Closing a closed handle does nothing.
+
+        An encrypted pipe end tells its peer with a TLS close_notify, so the peer can tell
+        a close from a host that cut the stream.
+        """
         if not isinstance(handle, Handle):
             raise PalError(PalErrorCode.BADHANDLE, f"not a PAL handle: {handle!r}")
         with self._lock:
@@ -595,9 +622,11 @@ class Host:
             self._handles.discard(handle)
         helper = handle._helper
         if helper is not None and handle._sock is not None:
-            # Wake a handshake still in progress, so its thread ends before the fd goes.
-            with contextlib.suppress(OSError):
-                handle._sock.shutdown(socket.SHUT_RDWR)
+            if handle._ready is not None and not handle._ready.is_set():
+                # Wake a handshake still in progress, so its thread ends before the fd goes.
+                self._count("shutdown")
+                with contextlib.suppress(OSError):
+                    handle._sock.shutdown(socket.SHUT_RDWR)
             helper.join(_HELPER_JOIN_S)
         if handle._tls is not None and handle._failure is None and handle._sock is not None:
             self._say_goodbye(handle)
@@ -610,17 +639,32 @@ class Host:
             os.close(handle._fd)
 
     def _say_goodbye(self, handle: Handle) -> None:
-        """Best effort: flush pending records and send close_notify, never blocking."""
+        """Best effort, never blocking: send close_notify on an established session.
+
+        Skipped when a writer holds the handle (it is mid-send) or a sealed record is
+        parked in ``_out``: its plaintext was never reported written, and a close_notify
+        sealed after it would not authenticate without it.  The peer then sees the stream
+        end without close_notify, which it reports as a cut stream, as it should.
+        """
         assert handle._sock is not None and handle._tls is not None
-        with handle._tls_lock:
-            alert = handle._tls.close_notify() if handle._ready and handle._ready.is_set() else b""
-        pending = bytes(handle._out) + alert
-        if not pending:
+        ready = handle._ready
+        if ready is None or not ready.is_set() or handle._goodbye:
             return
-        with contextlib.suppress(OSError):
-            handle._sock.setblocking(False)
-            self._count("send")
-            handle._sock.send(pending)
+        if not handle._write_lock.acquire(blocking=False):
+            return
+        try:
+            if handle._out:
+                return
+            handle._goodbye = True
+            with handle._tls_lock:
+                alert = handle._tls.close_notify()
+            if alert:
+                with contextlib.suppress(OSError):
+                    handle._sock.setblocking(False)
+                    self._count("send")
+                    handle._sock.send(alert)
+        finally:
+            handle._write_lock.release()
 
     # -- threads ---------------------------------------------------------------------
 
