@@ -113,9 +113,10 @@ def test_ipc_name_clash_leaves_nothing() -> None:
         assert first.ipc_name == "same"
 
 
-def test_adopted_thread_is_released_at_shutdown() -> None:
+def test_adopted_thread_is_released_when_it_ends() -> None:
     with open_host("direct") as host:
         with LibOS(host) as libos:
+            handles_before = len(host.open_handles())
             got: list[int] = []
             done = threading.Event()
 
@@ -130,8 +131,32 @@ def test_adopted_thread_is_released_at_shutdown() -> None:
             thread.join(BOUND)
             assert not thread.is_alive()
             assert got[0] == got[1] != libos.main_thread.tid
-            assert libos.thread_by_tid(got[0]) is not None
+            # Its tid and its event go with the thread, not only at shutdown.
+            assert wait_until(lambda: libos.thread_by_tid(got[0]) is None)
+            assert len(host.open_handles()) == handles_before
         assert_released(host)
+
+
+def test_adopted_thread_still_alive_is_released_at_shutdown() -> None:
+    with open_host("direct") as host:
+        libos = LibOS(host)
+        adopted, release = threading.Event(), threading.Event()
+
+        def outsider() -> None:
+            libos.current_thread()
+            adopted.set()
+            release.wait(BOUND)
+
+        thread = threading.Thread(target=outsider)
+        thread.start()
+        try:
+            assert adopted.wait(BOUND)
+            assert len(libos.threads()) == 2
+            libos.shutdown()
+            assert_released(host)
+        finally:
+            release.set()
+            thread.join(BOUND)
 
 
 def test_shutdown_waits_for_running_threads() -> None:

@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -25,7 +26,7 @@ from libos_support import (
 )
 from pylibos.libos import ECHO, THREADS, IpcClient, IpcError, LibOS
 from pylibos.libos._ipc import _HEADER, MAX_PAYLOAD
-from pylibos.pal import HOST_KINDS, open_host
+from pylibos.pal import HOST_KINDS, WAIT_WRITE, open_host
 
 
 @pytest.fixture(params=CONFIGS, ids=CONFIG_IDS)
@@ -85,6 +86,8 @@ def test_oversized_frame_from_a_peer_is_dropped(libos: LibOS) -> None:
     worker = libos.ipc_worker
     rejected = worker.rejected
     with libos.ipc_connect(libos.ipc_name) as client:
+        # The client's end is nonblocking: let its handshake finish before writing to it.
+        assert libos.host.streams_wait_events([client._handle], [WAIT_WRITE], 5_000_000)
         libos.host.write(client._handle, _HEADER.pack(ECHO, 1, MAX_PAYLOAD + 1))
         with pytest.raises(ConnectionError):  # reset, or a broken pipe if it writes first
             client.request(ECHO, b"x")
@@ -240,3 +243,26 @@ def test_other_process_with_the_wrong_key() -> None:
         if not child.stdin.closed:
             child.stdin.close()
         child.stdout.close()
+
+
+def test_request_keeps_its_deadline_against_half_a_record() -> None:
+    """A host that delivers part of the reply's record cannot hold a request past its
+    timeout: the client's end is nonblocking and waits only until the deadline."""
+    host = open_host("sgx")
+    try:
+        server = host.stream_open("pipe.srv:half")
+        client = IpcClient(host, "half")
+        accepted = host.wait_for_client(server)
+        try:
+            assert accepted._sock is not None
+            accepted._sock.send(b"\x17\x03\x03")  # the start of a record header, no more
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                client.request(ECHO, b"x", timeout=0.3)
+            assert time.monotonic() - started < 3.0
+        finally:
+            client.close()
+            host.close(accepted)
+            host.close(server)
+    finally:
+        host.shutdown()

@@ -7,6 +7,11 @@ code with the top bit set, or ``ERROR`` and a message.
 
 Unlike Gramine's worker, which leaves its loop on any wakeup of its event, this one leaves
 only when the LibOS has set its stop flag: a wakeup is something a host can forge.
+
+The accepting end's TLS handshake runs on the worker, as in Gramine, bounded by the host's
+``handshake_timeout``: a peer (or a host) that connects and then says nothing holds the
+worker that long.  A host can always delay IPC; it cannot make the worker accept a peer
+without the key.
 """
 
 from __future__ import annotations
@@ -164,12 +169,16 @@ class IpcError(Exception):
 
 
 class IpcClient:
-    """A connection to another process's IPC worker."""
+    """A connection to another process's IPC worker.
+
+    The handle is nonblocking, so ``request`` keeps its deadline whatever the host does:
+    a handshake that never ends, or half a record that never completes, is a timeout.
+    """
 
     def __init__(self, host: Host, name: str) -> None:
         self._host = host
         try:
-            self._handle = host.stream_open(f"pipe:{name}")
+            self._handle = host.stream_open(f"pipe:{name}", nonblocking=True)
         except PalError as exc:
             raise oserror(exc, f"connect to IPC worker {name!r}") from None
         self._seq = 0
@@ -202,7 +211,12 @@ class IpcClient:
                 )
                 if not ready[0]:
                     continue
-                data = self._host.read(self._handle, 65536)
+                try:
+                    data = self._host.read(self._handle, 65536)
+                except PalError as exc:
+                    if exc.code is PalErrorCode.TRYAGAIN:
+                        continue  # a partial record, or handshake bytes: wait for more
+                    raise
                 if not data:
                     raise ConnectionResetError("IPC peer closed the connection")
                 self._buf += data

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,10 @@ from ._profile import Profile
 from ._thread import LibOSThread, ThreadTable
 
 _JOIN_S = 5.0
+
+
+class _AdoptionMarker:
+    """Lives in an adopted thread's thread-local state; its end means the thread's."""
 
 
 def default_events(host: Host) -> str:
@@ -139,8 +144,12 @@ class LibOS:
             self._factory.release(thread.event)
 
     def current_thread(self) -> LibOSThread:
-        """The calling thread's LibOS thread; a thread the LibOS did not create is adopted
-        (given a tid and an event) on first use."""
+        """The calling thread's LibOS thread.
+
+        A thread the LibOS did not create is adopted on first use: given a tid and an
+        event, both released when that thread ends (its thread-local state goes, and with
+        it the marker whose finaliser releases them) or at shutdown.
+        """
         thread: LibOSThread | None = getattr(self._local, "thread", None)
         if thread is not None:
             return thread
@@ -148,9 +157,19 @@ class LibOS:
             if self._closed:
                 raise RuntimeError("the LibOS is shut down")
             thread = self._get_new_thread(threading.current_thread().name)
-            self._adopted[threading.get_ident()] = thread
+            self._adopted[thread.tid] = thread
+        marker = _AdoptionMarker()
+        weakref.finalize(marker, self._forget_adopted, thread.tid)
         self._local.thread = thread
+        self._local.marker = marker
         return thread
+
+    def _forget_adopted(self, tid: int) -> None:
+        with self._adopt_lock:
+            thread = self._adopted.pop(tid, None)
+        if thread is not None:
+            self._table.remove(thread)
+            thread.event.destroy()
 
     def threads(self) -> list[LibOSThread]:
         """Every live thread in the thread table, main thread included."""
