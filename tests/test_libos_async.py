@@ -164,3 +164,18 @@ def test_forged_wakeups_do_not_fire_timers_early(kind: str, events: str) -> None
             inject(libos._async._event, 4)
         assert at[0] - t0 >= 0.2
         assert libos.async_errors == []
+
+
+def test_worker_survives_forged_bytes_on_a_tls_event_channel() -> None:
+    """sgx/pipe: bytes the host forges into the worker's TLS channel break that session;
+    the worker's event takes a new channel and timers keep firing."""
+    with booted("sgx", "pipe") as libos:
+        worker = libos._async
+        assert worker is not None
+        broken = worker._event.read_handle
+        inject(worker._event, 7)
+        fired = threading.Event()
+        libos.install_async_event(0.01, fired.set)
+        assert fired.wait(BOUND)
+        assert worker._event.rebuilt >= 1 and worker._event.read_handle is not broken
+        assert libos.async_errors == []

@@ -3,6 +3,7 @@ that forges wakeups."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -288,19 +289,47 @@ def test_forged_wakeups_while_a_thread_waits(plain_libos: LibOS) -> None:
         event.destroy()
 
 
-def test_forged_bytes_on_a_tls_pipe_break_it_rather_than_wake_it() -> None:
-    """On sgx a pipe event is a TLS channel: bytes the host forges are not a record, so
-    the wait fails with an error instead of reporting the event set."""
+def test_forged_bytes_on_a_tls_pipe_get_the_event_a_new_channel() -> None:
+    """On sgx a pipe event is a TLS channel: bytes the host forges are not a record and
+    kill the session for good.  The event neither reports itself set nor dies: it gets a
+    new channel, and works on."""
     with booted("sgx", "pipe") as libos:
         event = libos.create_pollable_event()
         try:
             event.set()  # let the handshake finish
             event.clear()
+            broken = event.read_handle
             assert event._write._sock is not None
             event._write._sock.sendall(b"\x17\x03\x03\x00\x05hello")
-            with pytest.raises(OSError):
-                event.wait(BOUND)
-            assert not event.is_set()
+            assert not event.wait(0.2)
+            assert event.rebuilt == 1 and event.read_handle is not broken
+            assert broken.closed
+            setter = threading.Thread(target=event.set)
+            setter.start()
+            assert event.wait(BOUND)
+            setter.join(BOUND)
+            event.clear()
+            assert not event.wait(0.05)
+        finally:
+            event.destroy()
+
+
+PIPES = [(kind, events) for kind, events in CONFIGS if events != "eventfd"]
+
+
+@pytest.mark.parametrize(("kind", "events"), PIPES, ids=[f"{k}/{e}" for k, e in PIPES])
+def test_a_cut_channel_is_replaced_not_spun_on(kind: str, events: str) -> None:
+    """A host that closes the far end of a pipe leaves the read end readable for ever;
+    the event replaces the channel instead of waking again and again."""
+    with booted(kind, events) as libos:
+        event = libos.create_pollable_event()
+        try:
+            assert event._write._sock is not None
+            event._write._sock.shutdown(socket.SHUT_RDWR)  # the host cuts the pipe
+            assert not event.wait(0.2)
+            assert event.rebuilt == 1
+            event.set()
+            assert event.wait(BOUND)
         finally:
             event.destroy()
 

@@ -266,3 +266,12 @@ def test_request_keeps_its_deadline_against_half_a_record() -> None:
             host.close(server)
     finally:
         host.shutdown()
+
+
+def test_ipc_worker_survives_forged_bytes_on_a_tls_event_channel() -> None:
+    with booted("sgx", "pipe") as libos:
+        worker = libos.ipc_worker
+        inject(worker._event, 7)
+        with libos.ipc_connect(libos.ipc_name) as client:
+            assert client.request(ECHO, b"still here") == b"still here"
+        assert worker._event.rebuilt >= 1

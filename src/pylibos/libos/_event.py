@@ -21,10 +21,13 @@ a nonblocking write would report "try again" and the wakeup would be lost.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import itertools
 import os
 import threading
 import time
+from collections.abc import Callable
 
 from ..pal import EVENT_TOKEN, WAIT_READ, Handle, Host, PalError, PalErrorCode
 from ._errno import oserror
@@ -38,20 +41,40 @@ _factories = itertools.count(1)
 class PollableEvent:
     """A binary semaphore whose ``read_handle`` can be waited on with the PAL."""
 
-    __slots__ = ("_host", "_lock", "_read", "_set", "_write", "closed", "kind")
+    __slots__ = (
+        "_host",
+        "_lock",
+        "_read",
+        "_remake",
+        "_set",
+        "_write",
+        "closed",
+        "kind",
+        "rebuilt",
+    )
 
-    def __init__(self, host: Host, kind: str, read: Handle, write: Handle) -> None:
+    def __init__(
+        self,
+        host: Host,
+        kind: str,
+        read: Handle,
+        write: Handle,
+        remake: Callable[[], tuple[Handle, Handle]] | None = None,
+    ) -> None:
         self._host = host
         self.kind = kind
         self._read = read
         self._write = write
+        self._remake = remake
         self._lock = threading.Lock()
         self._set = False  # Guarded by _lock.
         self.closed = False
+        self.rebuilt = 0  # channels the host broke and this event replaced
 
     @property
     def read_handle(self) -> Handle:
-        """The handle to pass to ``streams_wait_events`` with ``WAIT_READ``."""
+        """The handle to pass to ``streams_wait_events`` with ``WAIT_READ``.  It can change
+        (see ``_rebuild``): waiters read it anew each time they go to sleep."""
         return self._read
 
     def is_set(self) -> bool:
@@ -67,36 +90,58 @@ class PollableEvent:
             except PalError as exc:
                 # A full channel already wakes every sleeper: the event is set all the same.
                 if exc.code is not PalErrorCode.TRYAGAIN:
-                    self._set = False
-                    raise oserror(exc, "set event") from None
+                    self._rebuild(exc)  # carries the token over to the new channel
 
     def clear(self) -> None:
         with self._lock:
             if not self._set:
                 return
             self._set = False
-            self._drain_once()
-
-    def _drain_once(self) -> None:
-        try:
-            self._host.read(self._read, _DRAIN_CHUNK)
-        except PalError as exc:
-            if exc.code is not PalErrorCode.TRYAGAIN:
-                raise oserror(exc, "clear event") from None
+            try:
+                self._host.read(self._read, _DRAIN_CHUNK)
+            except PalError as exc:
+                if exc.code is not PalErrorCode.TRYAGAIN:
+                    self._rebuild(exc)
 
     def drain_spurious(self) -> None:
         """Empty the channel of bytes that are not ours (only while the event is clear)."""
         with self._lock:
-            if self._set:
+            if self._set or self.closed:
                 return
             for _ in range(1024):
                 try:
                     if not self._host.read(self._read, _DRAIN_CHUNK):
-                        return  # the peer end is gone; nothing more will come
-                except PalError as exc:
-                    if exc.code is PalErrorCode.TRYAGAIN:
+                        # The far end is gone: the channel would read as ready for ever.
+                        self._rebuild(None)
                         return
-                    raise oserror(exc, "drain event") from None
+                except PalError as exc:
+                    if exc.code is not PalErrorCode.TRYAGAIN:
+                        self._rebuild(exc)
+                    return
+
+    def _rebuild(self, cause: PalError | None) -> None:
+        """Replace a channel the host broke; the state, which lives here, stays.  Under _lock.
+
+        A host can break a channel: forge bytes into a TLS pipe (the record fails to
+        authenticate and the session is dead for good), or cut either end.  The event then
+        gets a fresh channel of the same kind, and a set event puts its token there.  A
+        host that keeps breaking channels only makes the LibOS keep paying for new ones.
+        """
+        what = "the host cut the channel" if cause is None else str(cause)
+        if self._remake is None:
+            raise OSError(errno.EIO, f"{os.strerror(errno.EIO)}: event channel broken: {what}")
+        try:
+            read, write = self._remake()
+        except PalError as exc:
+            raise oserror(exc, f"rebuild event channel ({what})") from None
+        old = {self._read, self._write}
+        self._read, self._write = read, write
+        self.rebuilt += 1
+        for handle in old:
+            self._host.close(handle)
+        if self._set:
+            with contextlib.suppress(PalError):
+                self._host.write(self._write, EVENT_TOKEN)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Sleep until the event is set or ``timeout`` seconds pass; True if it is set."""
@@ -167,10 +212,15 @@ class EventFactory:
                 raise oserror(exc, "create pollable event") from None
 
     def _make(self) -> PollableEvent:
+        read, write = self._channel()
+        return PollableEvent(self._host, self.kind, read, write, self._channel)
+
+    def _channel(self) -> tuple[Handle, Handle]:
+        """A new host channel: (read end, write end); the same handle for an eventfd."""
         host = self._host
         if self.kind == "eventfd":
             handle = host.stream_open("eventfd:", nonblocking=True)
-            return PollableEvent(host, self.kind, handle, handle)
+            return handle, handle
         prefix = "pipe.raw" if self.kind == "raw" else "pipe"
         name = f"{self._tag}.{next(self._names)}"
         server = host.stream_open(f"{prefix}.srv:{name}", nonblocking=True)
@@ -183,7 +233,7 @@ class EventFactory:
                 raise
         finally:
             host.close(server)
-        return PollableEvent(host, self.kind, read, write)
+        return read, write
 
     def release(self, event: PollableEvent) -> None:
         """An exited thread's event: cleared into the pool, or destroyed.
