@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,12 @@ def test_json_round_trip_and_rendering(short_run: dict[str, Any], tmp_path: Path
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+_GOOD_HEAD = (
+    '"version": 1, "machine": {"cpu": "x", "cores": 2, "python": "3", "pylibos": "0"}, '
+    '"settings": {"duration_s": 1, "batch": 1, "rounds": 1, "ocall_cycles": 1, "ghz": 1}'
+)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -151,17 +158,37 @@ def test_json_round_trip_and_rendering(short_run: dict[str, Any], tmp_path: Path
         ("[]", "no 'version'"),
         ('{"version": 99}', "version 99"),
         ('{"version": 1, "machine": {}, "settings": {}}', "missing 'configs'"),
-        ('{"version": 1, "machine": {}, "settings": {}, "configs": []}', "holds no results"),
-        ('{"version": 1, "machine": {}, "settings": {}, "configs": [{"name": "x"}]}', "lacks"),
+        ('{"version": 1, "machine": {}, "settings": {}, "configs": []}', "machine lacks cpu"),
+        ("{" + _GOOD_HEAD + ', "configs": []}', "holds no results"),
+        ("{" + _GOOD_HEAD + ', "configs": [{"name": "x"}]}', r"configs\[0\] lacks"),
     ],
 )
 def test_bad_results_files_are_named(tmp_path: Path, content: str, message: str) -> None:
+    """Each problem is named; none reaches the renderer as a KeyError."""
     path = tmp_path / "bad.json"
     path.write_text(content)
     with pytest.raises(ResultsError, match=message):
         load(str(path))
     with pytest.raises(ResultsError, match="no such file"):
         load(str(tmp_path / "missing.json"))
+
+
+def test_damaged_entries_in_a_real_run_are_named(short_run: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / "damaged.json"
+    damages: list[tuple[Callable[[dict[str, Any]], object], str]] = [
+        (lambda d: d["settings"].pop("ghz"), "settings lacks ghz"),
+        (lambda d: d["configs"][1].update(phases_ns=None), "phases_ns is not an object"),
+        (lambda d: d["configs"][1]["phases_ns"]["clone"].update(median="fast"), "'fast'"),
+    ]
+    for damage, message in damages:
+        data = json.loads(json.dumps(short_run))
+        damage(data)
+        path.write_text(json.dumps(data))
+        with pytest.raises(ResultsError, match=message):
+            load(str(path))
+    path.write_bytes(b"\xff\xfe not text")
+    with pytest.raises(ResultsError, match="not UTF-8"):
+        load(str(path))
 
 
 def test_live_threads_are_kept_then_released() -> None:
@@ -202,3 +229,21 @@ def test_interrupt_keeps_what_was_measured() -> None:
     assert data["interrupted"] is True
     # The first two configurations had a slice each; the third had none and is left out.
     assert [e["name"] for e in data["configs"]] == ["native", "sgx/raw"]
+
+
+def test_phases_missing_from_some_clones_count_as_zero_per_clone() -> None:
+    from pylibos.bench._measure import _per_clone, _stats
+
+    # 10 clones, 2 of which made a fresh TLS event (a pool serves the rest).
+    handshake = _stats(_per_clone([600, 800], 10))
+    assert handshake is not None
+    assert handshake["mean"] == 140.0  # per clone, so p3 = mean / clone mean stays <= 1
+    assert handshake["median"] == 0.0
+    assert _per_clone([], 10) == []
+
+
+def test_p95_never_exceeds_the_largest_sample() -> None:
+    from pylibos.bench._measure import _stats
+
+    stats = _stats([100, 200])
+    assert stats is not None and stats["p95"] <= 200

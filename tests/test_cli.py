@@ -67,13 +67,22 @@ def test_compare_writes_json_markdown_plot_and_report_rerenders(tmp_path: Path) 
     assert md2.read_text() == md.read_text()
 
 
-def test_unwritable_output_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = [
-        "bench", "--config", "sgx/raw+pool", "--duration", "0.05", "--rounds", "1",
-        "--batch", "2", "--json", str(tmp_path / "no" / "such" / "dir.json"),
-    ]  # fmt: skip
-    assert main(argv) == 1
-    assert "ERROR: cannot write" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("option", "name", "message"),
+    [
+        ("--json", "no/such/dir.json", "no such directory"),
+        ("--markdown", "no/such/run.md", "no such directory"),
+        ("--plot", "run.xyz", "must end in .png, .pdf, .svg"),
+    ],
+)
+def test_bad_output_is_refused_before_measuring(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, name: str, message: str
+) -> None:
+    # A duration of an hour: the refusal has to come before any measuring.
+    argv = ["bench", "--config", "sgx/raw+pool", "--duration", "3600", option]
+    assert main([*argv, str(tmp_path / name)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: ") and message in err
 
 
 def test_module_entry_point_runs() -> None:
@@ -109,3 +118,18 @@ def test_ctrl_c_prints_what_was_measured(tmp_path: Path) -> None:
     assert data["interrupted"] is True
     assert [e["name"] for e in data["configs"]][:1] == ["native"]
     assert all(e["batches"] >= 1 for e in data["configs"])
+
+
+def test_too_few_descriptors_is_one_error_line() -> None:
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))\n"
+        "from pylibos._cli import main\n"
+        "sys.exit(main(['compare', '--live', '100', '--batch', '10', '--duration', '1']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().startswith("ERROR: ") and "file descriptors" in proc.stderr
+    assert "Traceback" not in proc.stderr

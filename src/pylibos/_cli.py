@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from . import __version__
 from .bench import (
     DEFAULT_COMPARE,
     ResultsError,
+    RunError,
     Settings,
     load,
     markdown,
@@ -133,11 +135,35 @@ def _measure(configs: Sequence[Any], settings: Settings, console: Console) -> di
     def on_slice(name: str) -> None:
         progress.update(task, advance=1, description=f"measuring {name}")
 
-    with progress:
-        outcome = run(configs, settings, on_slice=on_slice, on_stage=on_stage)
+    try:
+        with progress:
+            outcome = run(configs, settings, on_slice=on_slice, on_stage=on_stage)
+    except (RunError, OSError, RuntimeError) as exc:
+        # The machine ran out of something (descriptors, threads, memory) or a thread
+        # never ended: say which, not where in the code.
+        raise UsageError(f"the run failed: {exc}") from None
     if outcome.interrupted:
         console.print("[yellow]Interrupted: showing what was measured so far.[/yellow]")
     return outcome.as_json()
+
+
+_PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any measuring, output paths that could not be written."""
+    for option in ("json", "markdown", "plot"):
+        path = getattr(args, option, None)
+        if not path:
+            continue
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise UsageError(f"--{option} {path}: no such directory {folder}")
+        if not os.access(folder, os.W_OK):
+            raise UsageError(f"--{option} {path}: directory {folder} is not writable")
+    plot_path = getattr(args, "plot", None)
+    if plot_path and not plot_path.lower().endswith(_PLOT_SUFFIXES):
+        raise UsageError(f"--plot {plot_path}: the name must end in {', '.join(_PLOT_SUFFIXES)}")
 
 
 def _outputs(data: dict[str, Any], args: argparse.Namespace, console: Console) -> None:
@@ -173,7 +199,9 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
         config = parse_config(args.config)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    data = _measure([config], _settings(args), console)
+    settings = _settings(args)
+    _check_outputs(args)
+    data = _measure([config], settings, console)
     if not data["configs"]:
         raise UsageError("interrupted before a single batch was measured")
     cycles = args.ghz is not None
@@ -188,7 +216,9 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         configs = parse_config_list(args.configs)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    data = _measure(configs, _settings(args), console)
+    settings = _settings(args)
+    _check_outputs(args)
+    data = _measure(configs, settings, console)
     if not data["configs"]:
         raise UsageError("interrupted before a single batch was measured")
     _print_compare(data, console)
@@ -201,6 +231,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         data = load(args.results)
     except ResultsError as exc:
         raise UsageError(str(exc)) from None
+    _check_outputs(args)
     _print_compare(data, console)
     _outputs(data, args, console)
     return 0

@@ -9,6 +9,7 @@ from ._configs import parse_config_list as parse_config_list
 from ._configs import valid_names as valid_names
 from ._measure import FORMAT_VERSION as FORMAT_VERSION
 from ._measure import Run as Run
+from ._measure import RunError as RunError
 from ._measure import Settings as Settings
 from ._measure import run as run
 from ._measure import validate as validate

@@ -128,11 +128,23 @@ def _noop() -> None:
     return None
 
 
+def _per_clone(samples: list[int], clones: int) -> list[int]:
+    """One figure per clone: a clone in which a phase did not run (no handshake for a
+    pooled event) spent 0 in it, so means and the seed's proportions stay per clone."""
+    if not samples:
+        return samples
+    return samples + [0] * (clones - len(samples))
+
+
 def _stats(samples: Sequence[int]) -> dict[str, float] | None:
     if not samples:
         return None
     ordered = sorted(samples)
-    p95 = ordered[0] if len(ordered) == 1 else statistics.quantiles(ordered, n=20)[-1]
+    p95 = (
+        ordered[0]
+        if len(ordered) == 1
+        else statistics.quantiles(ordered, n=20, method="inclusive")[-1]
+    )
     return {
         "mean": statistics.fmean(ordered),
         "median": float(statistics.median(ordered)),
@@ -140,12 +152,22 @@ def _stats(samples: Sequence[int]) -> dict[str, float] | None:
     }
 
 
+class RunError(Exception):
+    """The machine cannot run what was asked (too few descriptors, threads or memory)."""
+
+
 def ensure_fd_room(needed: int) -> None:
-    """Raise the soft RLIMIT_NOFILE toward the hard one if ``needed`` fds may not fit."""
+    """Raise the soft RLIMIT_NOFILE toward the hard one so ``needed`` fds fit, or raise
+    ``RunError`` naming the limits when even the hard limit is too low."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise RunError(
+            f"this run needs about {needed} file descriptors and the hard limit is {hard}: "
+            "lower --live or --batch, or run fewer configurations"
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 class Subject:
@@ -213,8 +235,12 @@ class NativeSubject(Subject):
                 t.start()
                 self._live.append(t)
 
-        self._measure_live(start_live)
-        self.run_batch()  # warm-up, not recorded
+        try:
+            self._measure_live(start_live)
+            self.run_batch()  # warm-up, not recorded
+        except BaseException:
+            self.teardown()
+            raise
         self._clone_ns.clear()
 
     def run_batch(self) -> None:
@@ -256,7 +282,6 @@ class LibOSSubject(Subject):
             # Room for the live threads, a batch, the LibOS's workers and handshake
             # helpers, as a manifest raises sgx.max_threads for a program that needs it.
             options["max_threads"] = max(256, self.live + 2 * self.batch + 16)
-        ensure_fd_room(4 * (self.live + self.batch) + 256)
         self.host = open_host(c.pal, **options)
         try:
             self.libos = LibOS(self.host, c.events, c.pool)
@@ -300,8 +325,9 @@ class LibOSSubject(Subject):
     def result(self) -> dict[str, Any]:
         out = self._base()
         profile = self.libos.profile
-        out["threads"] = len(profile.samples("clone"))
-        out["phases_ns"] = {p: _stats(profile.samples(p)) for p in PHASES}
+        clones = len(profile.samples("clone"))
+        out["threads"] = clones
+        out["phases_ns"] = {p: _stats(_per_clone(profile.samples(p), clones)) for p in PHASES}
         threads = max(out["threads"], 1)
         out["host_calls_per_clone"] = (self.host.calls_total - self._calls0) / threads
         kinds = Counter(self.host.calls)
@@ -380,6 +406,12 @@ def run(
     ghz = settings.ghz if settings.ghz is not None else nominal_ghz()
     outcome = Run(settings, list(configs), ghz)
     slice_s = settings.duration / settings.rounds
+    # Every configuration of a live count is set up before any is measured: make room
+    # for all their descriptors at once (a pipe event holds two, its listener a third
+    # for a moment), or say plainly that the limit is too low.
+    libos_configs = sum(1 for c in configs if not c.native)
+    needed = libos_configs * (4 * (max(settings.live) + settings.batch) + 64) + 256
+    ensure_fd_room(needed)
     for live in settings.live:
         subjects: list[Subject] = []
         try:
@@ -401,7 +433,13 @@ def run(
                 if subject.batches:
                     outcome.results.append(finish(subject.result(), settings, ghz))
             for subject in subjects:
-                subject.teardown()
+                # A second Ctrl-C during teardown must not leave the others running.
+                while True:
+                    try:
+                        subject.teardown()
+                        break
+                    except KeyboardInterrupt:
+                        outcome.interrupted = True
         if outcome.interrupted:
             break
     return outcome

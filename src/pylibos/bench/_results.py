@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from typing import Any
 
+from ..libos import PHASES
 from ._measure import FORMAT_VERSION
 
 _ENTRY_KEYS = (
     "name", "pal", "events", "pool", "live", "batches", "threads", "phases_ns",
     "proportions", "host_calls_per_clone", "projected_cycles_per_clone",
 )  # fmt: skip
+
+
+_MACHINE_KEYS = ("cpu", "cores", "python", "pylibos")
+_SETTINGS_KEYS = ("duration_s", "batch", "rounds", "ocall_cycles", "ghz")
+
+
+def _require(path: str, where: str, value: object, keys: tuple[str, ...]) -> None:
+    if not isinstance(value, dict):
+        raise ResultsError(f"{path}: {where} is not an object")
+    missing = [k for k in keys if k not in value]
+    if missing:
+        raise ResultsError(f"{path}: {where} lacks {', '.join(missing)}")
+
+
+def _numbers(path: str, where: str, values: Iterable[object]) -> None:
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ResultsError(f"{path}: {where} holds {v!r} where a number belongs")
 
 
 class ResultsError(ValueError):
@@ -35,6 +55,8 @@ def load(path: str) -> dict[str, Any]:
         raise ResultsError(f"{path}: no such file") from None
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise ResultsError(f"{path}: not JSON (not UTF-8 text)") from None
     except OSError as exc:
         raise ResultsError(f"{path}: {exc.strerror}") from None
     if not isinstance(data, dict) or "version" not in data:
@@ -47,10 +69,19 @@ def load(path: str) -> dict[str, Any]:
     for key in ("machine", "settings", "configs"):
         if key not in data:
             raise ResultsError(f"{path}: missing {key!r}")
+    _require(path, "machine", data["machine"], _MACHINE_KEYS)
+    _require(path, "settings", data["settings"], _SETTINGS_KEYS)
     if not isinstance(data["configs"], list) or not data["configs"]:
         raise ResultsError(f"{path}: 'configs' holds no results")
     for i, entry in enumerate(data["configs"]):
-        missing = [k for k in _ENTRY_KEYS if not isinstance(entry, dict) or k not in entry]
-        if missing:
-            raise ResultsError(f"{path}: configs[{i}] lacks {', '.join(missing)}")
+        where = f"configs[{i}]"
+        _require(path, where, entry, _ENTRY_KEYS)
+        _require(path, f"{where}.phases_ns", entry["phases_ns"], PHASES)
+        for phase in PHASES:
+            stats = entry["phases_ns"][phase]
+            if stats is not None:
+                _require(path, f"{where}.phases_ns.{phase}", stats, ("mean", "median", "p95"))
+                _numbers(path, f"{where}.phases_ns.{phase}", stats.values())
+        _require(path, f"{where}.proportions", entry["proportions"], ("p1", "p2", "p3"))
+        _numbers(path, where, [entry["host_calls_per_clone"], entry["live"], entry["batches"]])
     return data
