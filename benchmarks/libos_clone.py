@@ -80,7 +80,7 @@ def main() -> None:
             for lib, host in ((on, on_host), (off, off_host)):
                 lib.shutdown()
                 host.shutdown()
-    Console().print(table)
+    Console(width=120).print(table)
 
 
 if __name__ == "__main__":

@@ -408,9 +408,9 @@ def run(
     slice_s = settings.duration / settings.rounds
     # Every configuration of a live count is set up before any is measured: make room
     # for all their descriptors at once (a pipe event holds two, its listener a third
-    # for a moment), or say plainly that the limit is too low.
+    # while it is made), or say plainly that the limit is too low.
     libos_configs = sum(1 for c in configs if not c.native)
-    needed = libos_configs * (4 * (max(settings.live) + settings.batch) + 64) + 256
+    needed = libos_configs * (2 * max(settings.live) + 3 * settings.batch + 32) + 256
     ensure_fd_room(needed)
     for live in settings.live:
         subjects: list[Subject] = []
