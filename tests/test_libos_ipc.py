@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from subprocess import Popen
 
 import pytest
 
@@ -178,19 +180,35 @@ print("bye", flush=True)
 """
 
 
-@pytest.mark.parametrize("kind", HOST_KINDS)
-def test_two_processes(kind: str) -> None:
-    key = secrets.token_bytes(32)
-    instance = "t" + secrets.token_hex(6)
-    name = "ipc-child"
+@contextmanager
+def ipc_child(kind: str, key_hex: str, instance: str, name: str) -> Iterator[Popen[str]]:
+    """Another process running pylibos with an IPC worker; killed (bounded) if the test
+    leaves it running, its pipes closed either way."""
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, kind, key.hex(), instance, name],
+        [sys.executable, "-c", CHILD, kind, key_hex, instance, name],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     assert child.stdin is not None and child.stdout is not None
     try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(BOUND)
+        if not child.stdin.closed:
+            child.stdin.close()
+        child.stdout.close()
+
+
+@pytest.mark.parametrize("kind", HOST_KINDS)
+def test_two_processes(kind: str) -> None:
+    key = secrets.token_bytes(32)
+    instance = "t" + secrets.token_hex(6)
+    name = "ipc-child"
+    with ipc_child(kind, key.hex(), instance, name) as child:
+        assert child.stdin is not None and child.stdout is not None
         ready, _, _ = select.select([child.stdout], [], [], 30)
         assert ready, "the child did not start"
         line = child.stdout.readline().split()
@@ -208,25 +226,12 @@ def test_two_processes(kind: str) -> None:
         child.stdin.close()
         assert child.wait(BOUND) == 0
         assert child.stdout.read().strip() == "bye"
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(BOUND)
-        if not child.stdin.closed:
-            child.stdin.close()
-        child.stdout.close()
 
 
 def test_other_process_with_the_wrong_key() -> None:
     instance = "t" + secrets.token_hex(6)
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, "sgx", secrets.token_hex(32), instance, "ipc-child"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdin is not None and child.stdout is not None
-    try:
+    with ipc_child("sgx", secrets.token_hex(32), instance, "ipc-child") as child:
+        assert child.stdin is not None and child.stdout is not None
         ready, _, _ = select.select([child.stdout], [], [], 30)
         assert ready and child.stdout.readline().startswith("ready")
         with open_host("sgx", instance=instance) as host:
@@ -236,13 +241,6 @@ def test_other_process_with_the_wrong_key() -> None:
             client.close()
         child.stdin.close()
         assert child.wait(BOUND) == 0
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait(BOUND)
-        if not child.stdin.closed:
-            child.stdin.close()
-        child.stdout.close()
 
 
 def test_request_keeps_its_deadline_against_half_a_record() -> None:

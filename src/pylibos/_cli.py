@@ -194,16 +194,24 @@ def _print_compare(data: dict[str, Any], console: Console) -> None:
     console.print(rich_table("Targets", *target_rows(data)))
 
 
+def _measure_checked(
+    configs: Sequence[Any], args: argparse.Namespace, console: Console
+) -> dict[str, Any]:
+    """Settings and output paths checked first, then the run; an empty run is an error."""
+    settings = _settings(args)
+    _check_outputs(args)
+    data = _measure(configs, settings, console)
+    if not data["configs"]:
+        raise UsageError("interrupted before a single batch was measured")
+    return data
+
+
 def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     try:
         config = parse_config(args.config)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    settings = _settings(args)
-    _check_outputs(args)
-    data = _measure([config], settings, console)
-    if not data["configs"]:
-        raise UsageError("interrupted before a single batch was measured")
+    data = _measure_checked([config], args, console)
     cycles = args.ghz is not None
     console.print(describe(data))
     console.print(rich_table("The seed's table (means per call)", *seed_rows(data, cycles=cycles)))
@@ -216,11 +224,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
         configs = parse_config_list(args.configs)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    settings = _settings(args)
-    _check_outputs(args)
-    data = _measure(configs, settings, console)
-    if not data["configs"]:
-        raise UsageError("interrupted before a single batch was measured")
+    data = _measure_checked(configs, args, console)
     _print_compare(data, console)
     _outputs(data, args, console)
     return 0
