@@ -14,6 +14,12 @@ def open_fds() -> set[int]:
     return {int(name) for name in os.listdir("/proc/self/fd")}
 
 
+def os_threads() -> int:
+    """Threads of this process as the kernel sees them: PAL threads are started with
+    ``_thread.start_new_thread`` and are not in ``threading.enumerate()``."""
+    return len(os.listdir("/proc/self/task"))
+
+
 def _settle(check: object, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -42,9 +48,11 @@ def no_leaks_per_module() -> Iterator[None]:
     """Counts fds and threads before and after each test module."""
     fds_before = open_fds()
     threads_before = set(threading.enumerate())
+    os_before = os_threads()
     yield
-    _settle(lambda: set(threading.enumerate()) <= threads_before)
+    _settle(lambda: set(threading.enumerate()) <= threads_before and os_threads() <= os_before)
     leaked_threads = [t for t in threading.enumerate() if t not in threads_before]
     leaked_fds = open_fds() - fds_before
     assert not leaked_threads, f"threads left running: {leaked_threads}"
+    assert os_threads() <= os_before, f"OS threads left running: {os_threads() - os_before}"
     assert not leaked_fds, f"fds left open: {sorted(leaked_fds)}"

@@ -24,6 +24,9 @@ from pylibos.pal import Host, PalError, PalErrorCode
 class FakeHost:
     calls_total = 0
 
+    def thread_calls(self) -> int:
+        return self.calls_total
+
 
 class Clock:
     def __init__(self) -> None:

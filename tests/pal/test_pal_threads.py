@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
 from collections.abc import Iterator
@@ -46,6 +47,64 @@ class TestThreadCreate:
         release.set()
         assert thread.join(WAIT_S)
         assert host.live_threads() == []
+
+    def test_is_the_hosts_clone_not_a_threading_thread(self, host: pal.Host) -> None:
+        """The PAL starts threads with the interpreter's primitive bound at import, so a
+        later replacement of ``_thread.start_new_thread`` (a thread-start hook) is not
+        what the PAL calls, and ``threading`` knows nothing of the thread."""
+        before = set(threading.enumerate())
+        seen: list[int] = []
+        release = threading.Event()
+
+        def body() -> None:
+            seen.append(_thread.get_ident())
+            release.wait(WAIT_S)
+
+        def refuse(*args: object) -> int:
+            raise AssertionError("the PAL called the replaced start_new_thread")
+
+        saved = _thread.start_new_thread
+        _thread.start_new_thread = refuse
+        try:
+            thread = host.thread_create(body)
+        finally:
+            _thread.start_new_thread = saved
+        try:
+            assert not isinstance(thread, threading.Thread)
+            assert set(threading.enumerate()) == before
+        finally:
+            release.set()
+        assert thread.join(WAIT_S)
+        assert seen == [thread.ident]
+
+    def test_join_with_a_timeout_while_running(self, host: pal.Host) -> None:
+        release = threading.Event()
+        thread = host.thread_create(release.wait, WAIT_S)
+        try:
+            assert thread.join(0) is False
+            assert thread.join(0.01) is False
+            assert thread.is_alive() and "running" in repr(thread)
+        finally:
+            release.set()
+        assert thread.join(WAIT_S) is True
+        assert not thread.is_alive() and "done" in repr(thread)
+        assert thread.join(0) is True  # joining again is harmless
+
+    def test_failed_start_gives_the_slot_back(
+        self, host: pal.Host, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from pylibos.pal import _thread as pal_thread
+
+        def no_thread(*args: object) -> int:
+            raise RuntimeError("can't start new thread")
+
+        monkeypatch.setattr(pal_thread, "_start_new_thread", no_thread)
+        with pytest.raises(PalError) as info:
+            host.thread_create(nothing)
+        assert info.value.code is PalErrorCode.NOMEM
+        assert host.live_threads() == []
+        monkeypatch.undo()
+        assert host.thread_create(nothing).join(WAIT_S)
 
     def test_shutdown_waits_for_threads(self, host: pal.Host) -> None:
         release = threading.Event()
@@ -177,5 +236,39 @@ class TestMaxThreads:
             assert thread.join(WAIT_S)
             for handle in (accepted, connecting, srv):
                 host.close(handle)
+        finally:
+            host.shutdown()
+
+
+class TestCallsPerThread:
+    """``thread_calls`` counts the calling thread's host calls, so a phase timed on one
+    thread never counts calls that threads beside it make."""
+
+    def test_other_threads_calls_are_not_mine(self) -> None:
+        host = pal.open_host("direct")
+        try:
+            mine = host.thread_calls()
+            fd = host.stream_open("eventfd:")
+            assert host.thread_calls() == mine + 1
+            theirs = Background(lambda: host.close(host.stream_open("eventfd:")))
+            theirs.result()
+            assert host.thread_calls() == mine + 1
+            assert host.calls_total >= mine + 3
+            host.close(fd)
+        finally:
+            host.shutdown()
+
+    def test_a_handshake_helpers_calls_are_its_creators(self) -> None:
+        host = pal.open_host("sgx")
+        try:
+            before, before_total = host.thread_calls(), host.calls_total
+            accepted, connecting = host.create_pipe()
+            host.write(connecting, b"x")  # waits for the helper's handshake to finish
+            assert host.read(accepted, 1) == b"x"
+            for handle in (accepted, connecting):
+                host.close(handle)  # joins the helper
+            assert host.calls["clone_thread"] == 1 and host.calls["recv"] >= 4
+            # Every call, the helper's sends and receives included, is this thread's.
+            assert host.thread_calls() - before == host.calls_total - before_total
         finally:
             host.shutdown()

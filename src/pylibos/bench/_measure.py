@@ -296,7 +296,8 @@ class LibOSSubject(Subject):
 
         try:
             self._measure_live(start_live)
-            self.run_batch()  # warm-up (and fills the pool), not recorded
+            self._fill_pool()
+            self.run_batch()  # warm-up, not recorded
         except BaseException:
             self.teardown()
             raise
@@ -306,6 +307,19 @@ class LibOSSubject(Subject):
 
     def _sleep(self) -> None:
         self.libos.current_thread().event.wait(_LIVE_WAIT_S)
+
+    def _fill_pool(self) -> None:
+        """With a pool, leave one event per thread of a batch in it: a batch's threads
+        all alive at once then never make a new one, however the threads interleave."""
+        if not self.config.pool:
+            return
+        go = threading.Event()
+        try:
+            held = [self.libos.clone(go.wait, _JOIN_S) for _ in range(self.batch)]
+        finally:
+            go.set()
+        for t in held:
+            t.join(_JOIN_S)
 
     def run_batch(self) -> None:
         clone = self.libos.clone

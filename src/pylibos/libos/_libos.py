@@ -98,10 +98,21 @@ class LibOS:
             raise
 
     def _start_internal(self, fn: Callable[[], None]) -> Any:
+        """Start a worker and wait (bounded) until it runs, so that a booted LibOS has
+        its workers at their first wait and not still on their way to it."""
+        running = threading.Event()
+
+        def worker() -> None:
+            running.set()
+            fn()
+
+        worker.__name__ = getattr(fn, "__qualname__", "worker")
         try:
-            return self.host.thread_create(fn)
+            thread = self.host.thread_create(worker)
         except PalError as exc:
             raise oserror(exc, "start LibOS worker") from None
+        running.wait(_JOIN_S)
+        return thread
 
     # -- threads ---------------------------------------------------------------------
 

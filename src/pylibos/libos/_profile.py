@@ -13,7 +13,9 @@ threads it did not create, and the sgx PAL handshakes for every IPC connection. 
 that is the cost of a clone, and counting it would skew the per-clone ratios.
 
 The profile is cheap enough to leave on: one ``perf_counter_ns`` and one read of the
-host's call total at each phase boundary, and a thread-local stack.
+calling thread's host-call count at each phase boundary, and a thread-local stack.  Host
+calls are counted per thread (a handshake helper's go to the thread that started it), so
+threads running beside a clone never add to its sample.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ class _Phase:
             stack = local.stack = []
         if not stack:
             local.acc = {}
-        stack.append((self._name, time.perf_counter_ns(), self._profile._host.calls_total))
+        stack.append((self._name, time.perf_counter_ns(), self._profile._host.thread_calls()))
 
     def __exit__(
         self,
@@ -114,7 +116,7 @@ class _Phase:
     ) -> None:
         end = time.perf_counter_ns()
         profile = self._profile
-        calls = profile._host.calls_total
+        calls = profile._host.thread_calls()
         local = self._local
         stack: list[tuple[str, int, int]] = local.stack
         name, t0, calls0 = stack.pop()

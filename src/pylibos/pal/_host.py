@@ -107,6 +107,10 @@ class Host:
         # The sum of ``calls``, kept alongside so reading it costs nothing.
         self.calls_total = 0
         self._calls_lock = threading.Lock()
+        # Per thread: a one-item list, the calls that thread (and the handshake helpers it
+        # started) made.  Guarded by _calls_lock; the profile reads it, so a phase counts
+        # its own thread's calls and never those of threads running beside it.
+        self._accounts = threading.local()
         # Guarded by _lock: every open handle and live thread, so shutdown leaves nothing.
         self._lock = threading.Lock()
         self._handles: set[Handle] = set()
@@ -118,9 +122,26 @@ class Host:
     # -- bookkeeping ---------------------------------------------------------------
 
     def _count(self, call: str, n: int = 1) -> None:
+        try:
+            account: list[int] = self._accounts.calls
+        except AttributeError:
+            account = self._accounts.calls = [0]
         with self._calls_lock:
             self.calls[call] += n
             self.calls_total += n
+            account[0] += n
+
+    def thread_calls(self) -> int:
+        """Host calls made so far by the calling thread and the helpers it started."""
+        try:
+            account: list[int] = self._accounts.calls
+        except AttributeError:
+            account = self._accounts.calls = [0]
+        return account[0]
+
+    def _charge_to(self, account: list[int], fn: Callable[..., object], *args: Any) -> None:
+        self._accounts.calls = account
+        fn(*args)
 
     def _track(self, handle: Handle) -> Handle:
         with self._lock:
@@ -678,6 +699,11 @@ class Host:
         if self.closed:
             raise PalError(PalErrorCode.BADHANDLE, "host is shut down")
         self._reserve_thread(helper)
+        if helper:
+            # A helper works for its creator: its host calls are the creator's.
+            self.thread_calls()
+            args = (self._accounts.calls, fn, *args)
+            fn = self._charge_to
         thread = PalThread(fn, args, self._thread_exited, name, helper)
         with self._lock:
             self._threads.add(thread)
