@@ -145,8 +145,9 @@ def test_json_round_trip_and_rendering(short_run: dict[str, Any], tmp_path: Path
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+_V = FORMAT_VERSION
 _GOOD_HEAD = (
-    '"version": 1, "machine": {"cpu": "x", "cores": 2, "python": "3", "pylibos": "0"}, '
+    f'"version": {_V}, "machine": {{"cpu": "x", "cores": 2, "python": "3", "pylibos": "0"}}, '
     '"settings": {"duration_s": 1, "batch": 1, "rounds": 1, "ocall_cycles": 1, "ghz": 1}'
 )
 
@@ -157,8 +158,12 @@ _GOOD_HEAD = (
         ("not json", "not JSON"),
         ("[]", "no 'version'"),
         ('{"version": 99}', "version 99"),
-        ('{"version": 1, "machine": {}, "settings": {}}', "missing 'configs'"),
-        ('{"version": 1, "machine": {}, "settings": {}, "configs": []}', "machine lacks cpu"),
+        ('{"version": 1, "configs": []}', "version 1 holds no per-batch samples.*re-run"),
+        (f'{{"version": {_V}, "machine": {{}}, "settings": {{}}}}', "missing 'configs'"),
+        (
+            f'{{"version": {_V}, "machine": {{}}, "settings": {{}}, "configs": []}}',
+            "machine lacks cpu",
+        ),
         ("{" + _GOOD_HEAD + ', "configs": []}', "holds no results"),
         ("{" + _GOOD_HEAD + ', "configs": [{"name": "x"}]}', r"configs\[0\] lacks"),
     ],

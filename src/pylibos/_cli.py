@@ -27,14 +27,21 @@ from .bench import (
     valid_names,
     validate,
 )
+from .bench._measure import Run
 from .bench._render import (
     COMPARE_LEGEND,
+    analyse,
     compare_rows,
     describe,
     rich_table,
     seed_rows,
     target_rows,
+    targets,
+    vs_markdown,
+    vs_rows,
+    warnings,
 )
+from .bench._stats import Figures, differences
 
 
 class UsageError(Exception):
@@ -118,7 +125,38 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _measure(configs: Sequence[Any], settings: Settings, console: Console) -> dict[str, Any]:
+def _until_stable(width: float, budget: float, reached: dict[str, bool]) -> Any:
+    """Another round while some target of this live count has an interval wider than
+    ``width`` (relative to its value) and the budget is not spent."""
+
+    def more(partial: Run, live: int, elapsed: float) -> bool:
+        data = partial.as_json()
+        # Fewer resamples than the final figures: this is asked after every round.
+        figures = Figures(data, resamples=1000)
+        wide = [
+            t
+            for t in targets(data, figures)
+            if live in t.lives
+            and t.value is not None
+            and (t.value.width is None or t.value.width > width)
+        ]
+        if not wide:
+            reached[str(live)] = True
+            return False
+        if elapsed >= budget:
+            reached[str(live)] = False
+            return False
+        return True
+
+    return more
+
+
+def _measure(
+    configs: Sequence[Any],
+    settings: Settings,
+    console: Console,
+    until: tuple[float, float] | None = None,
+) -> dict[str, Any]:
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -135,16 +173,25 @@ def _measure(configs: Sequence[Any], settings: Settings, console: Console) -> di
     def on_slice(name: str) -> None:
         progress.update(task, advance=1, description=f"measuring {name}")
 
+    reached: dict[str, bool] = {}
+    more = None if until is None else _until_stable(until[0], until[1], reached)
     try:
         with progress:
-            outcome = run(configs, settings, on_slice=on_slice, on_stage=on_stage)
+            outcome = run(configs, settings, on_slice=on_slice, on_stage=on_stage, more=more)
     except (RunError, OSError, RuntimeError) as exc:
         # The machine ran out of something (descriptors, threads, memory) or a thread
         # never ended: say which, not where in the code.
         raise UsageError(f"the run failed: {exc}") from None
     if outcome.interrupted:
         console.print("[yellow]Interrupted: showing what was measured so far.[/yellow]")
-    return outcome.as_json()
+    data = outcome.as_json()
+    if until is not None:
+        data["stability"]["until_stable"] = {
+            "width": until[0],
+            "budget_s": until[1],
+            "reached": reached,
+        }
+    return analyse(data)
 
 
 _PLOT_SUFFIXES = (".png", ".pdf", ".svg")
@@ -186,12 +233,26 @@ def _write_outputs(data: dict[str, Any], args: argparse.Namespace, console: Cons
         console.print(f"plot written to {args.plot}")
 
 
+def _print_warnings(notes: Sequence[str], console: Console) -> None:
+    for note in notes:
+        console.print(f"WARNING: {note}", style="yellow", markup=False, highlight=False)
+
+
 def _print_compare(data: dict[str, Any], console: Console) -> None:
     console.print(describe(data))
-    console.print(rich_table("Side by side (medians)", *compare_rows(data)))
+    console.print(rich_table("Side by side (medians, 95% intervals)", *compare_rows(data)))
     console.print(COMPARE_LEGEND, style="dim")
-    console.print(rich_table("The seed's table (means per call)", *seed_rows(data, cycles=False)))
+    console.print(
+        rich_table(
+            "The seed's table (means per call, 95% intervals)", *seed_rows(data, cycles=False)
+        )
+    )
     console.print(rich_table("Targets", *target_rows(data)))
+    console.print(
+        "met / missed: the whole 95% interval is on one side of the limit; otherwise inconclusive.",
+        style="dim",
+    )
+    _print_warnings(warnings(data), console)
 
 
 def _measure_checked(
@@ -199,8 +260,16 @@ def _measure_checked(
 ) -> dict[str, Any]:
     """Settings and output paths checked first, then the run; an empty run is an error."""
     settings = _settings(args)
+    until = None
+    if getattr(args, "until_stable", None) is not None:
+        width, budget = args.until_stable, args.budget
+        if not (0 < width < 10):
+            raise UsageError(f"--until-stable must be a width in (0, 10), got {width:g}")
+        if not (0 < budget <= 86_400):
+            raise UsageError(f"--budget must be in (0, 86400] seconds, got {budget:g}")
+        until = (width, budget)
     _check_outputs(args)
-    data = _measure(configs, settings, console)
+    data = _measure(configs, settings, console, until)
     if not data["configs"]:
         raise UsageError("interrupted before a single batch was measured")
     return data
@@ -230,14 +299,41 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace, console: Console) -> int:
+def _load(path: str) -> dict[str, Any]:
     try:
-        data = load(args.results)
+        data = load(path)
     except ResultsError as exc:
         raise UsageError(str(exc)) from None
+    # Intervals and verdicts are drawn again from the samples (the same ones: the bootstrap
+    # is seeded), never taken on trust from the file.
+    return analyse(data, force=True)
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    data = _load(args.results)
+    if args.vs is None:
+        _check_outputs(args)
+        _print_compare(data, console)
+        _outputs(data, args, console)
+        return 0
+    if args.plot:
+        raise UsageError("--plot draws one run; with --vs, use --markdown")
+    other = _load(args.vs)
     _check_outputs(args)
-    _print_compare(data, console)
-    _outputs(data, args, console)
+    notes = differences(data, other)
+    console.print(f"A: {args.results}: {describe(data)}")
+    console.print(f"B: {args.vs}: {describe(other)}")
+    header, rows, summary = vs_rows(data, other)
+    console.print(rich_table("B ÷ A, per configuration and phase (medians)", header, rows))
+    console.print(summary)
+    _print_warnings(notes, console)
+    if args.markdown:
+        try:
+            with open(args.markdown, "w") as f:
+                f.write(vs_markdown(data, other, (args.results, args.vs), notes))
+        except OSError as exc:
+            raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
+        console.print(f"Markdown written to {args.markdown}")
     return 0
 
 
@@ -264,6 +360,16 @@ def build_parser() -> argparse.ArgumentParser:
         f"valid: {', '.join(valid_names())}",
     )  # fmt: skip
     _common(p, duration=3.0, live=(1, 100, 1000))
+    p.add_argument(
+        "--until-stable", type=_positive_float, metavar="W",
+        help="after the planned rounds, keep adding interleaved rounds until every target's "
+        "95%% interval spans at most W of its value (0.05: 5%%), or --budget ends",
+    )  # fmt: skip
+    p.add_argument(
+        "--budget", type=_positive_float, default=60.0, metavar="S",
+        help="with --until-stable: seconds of measuring per live count after which no "
+        "further round starts (default 60)",
+    )  # fmt: skip
     _render_args(p)
     p.set_defaults(func=cmd_compare)
 
@@ -283,10 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "report",
-        help="re-render a saved run (JSON) as tables, Markdown or a plot",
-        description="Reads the JSON a bench or compare run wrote and renders it again.",
+        help="re-render a saved run (JSON) as tables, Markdown or a plot, or compare two",
+        description="Reads the JSON a bench or compare run wrote and renders it again. With "
+        "--vs, sets two runs side by side: each phase median in A and in B, B ÷ A with its "
+        "95%% interval, and 'no significant change' where that interval holds 1.",
     )
-    p.add_argument("results", metavar="F.json", help="a run's JSON")
+    p.add_argument("results", metavar="A.json", help="a run's JSON")
+    p.add_argument("--vs", metavar="B.json", help="a second run to compare with the first")
     _render_args(p)
     p.set_defaults(func=cmd_report)
     return parser

@@ -36,9 +36,15 @@ from ..libos import PHASES, LibOS, LibOSThread
 from ..pal import Host, open_host
 from ._configs import Config
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # Format history:
 #   1: first version.
+#   2: per-batch samples of every phase (``batches_ns``: each batch's median and mean per
+#      clone) and the round of each batch (``batch_rounds``), from which every figure gets a
+#      bootstrap interval (``figures``, ``ratios``); ``targets`` with verdicts; ``stability``
+#      (load average before and after, CPU count, frequency governor, warnings);
+#      ``projection`` at the low and high ends of the published OCALL cost.  Version 1 files
+#      hold no per-batch samples, so no interval can be drawn from them: re-run to compare.
 
 _JOIN_S = 30.0
 _LIVE_WAIT_S = 3600.0
@@ -179,6 +185,12 @@ class Subject:
         self.batch = batch
         self.batches = 0
         self.rss_per_live_kib: float | None = None
+        # Each complete batch's median and mean per clone, by phase, and the round it ran
+        # in: the samples the bootstrap intervals resample (see ``_stats``).
+        self.batch_ns: dict[str, dict[str, list[float]]] = {
+            p: {"median": [], "mean": []} for p in PHASES
+        }
+        self.batch_rounds: list[int] = []
 
     def setup(self) -> None:
         raise NotImplementedError
@@ -192,14 +204,35 @@ class Subject:
     def result(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def run_for(self, seconds: float) -> None:
+    def take_batch(self) -> dict[str, list[int]]:
+        """The per-phase samples of the batch just run (a clone without a phase has none)."""
+        raise NotImplementedError
+
+    def run_for(self, seconds: float, round_no: int = 0) -> None:
         """Whole batches until ``seconds`` have passed; at least one."""
         end = time.perf_counter() + seconds
         while True:
             self.run_batch()
             self.batches += 1
+            self._record_batch(round_no)
             if time.perf_counter() >= end:
                 return
+
+    def _record_batch(self, round_no: int) -> None:
+        samples = self.take_batch()
+        clones = len(samples.get("clone", ()))
+        if not clones:
+            return
+        for phase in PHASES:
+            values = samples.get(phase)
+            if values:
+                values = _per_clone(values, clones)
+                self.batch_ns[phase]["median"].append(float(statistics.median(values)))
+                self.batch_ns[phase]["mean"].append(statistics.fmean(values))
+            else:
+                self.batch_ns[phase]["median"].append(0.0)
+                self.batch_ns[phase]["mean"].append(0.0)
+        self.batch_rounds.append(round_no)
 
     def _measure_live(self, start_live: Callable[[], None]) -> None:
         if not self.live:
@@ -220,6 +253,17 @@ class Subject:
             "live": self.live,
             "batches": self.batches,
             "rss_per_live_thread_kib": self.rss_per_live_kib,
+            "batch_rounds": list(self.batch_rounds),
+        }
+
+    def _batches_json(self, phases: dict[str, Any]) -> dict[str, Any]:
+        """Per-batch figures of the phases that ran at all (a phase absent from the whole
+        run is None, as in ``phases_ns``)."""
+        return {
+            p: None
+            if phases[p] is None
+            else {k: [round(v, 1) for v in vs] for k, vs in self.batch_ns[p].items()}
+            for p in PHASES
         }
 
 
@@ -242,6 +286,12 @@ class NativeSubject(Subject):
             self.teardown()
             raise
         self._clone_ns.clear()
+        self._taken = 0
+
+    def take_batch(self) -> dict[str, list[int]]:
+        new = self._clone_ns[self._taken :]
+        self._taken = len(self._clone_ns)
+        return {"clone": new}
 
     def run_batch(self) -> None:
         threads = []
@@ -265,6 +315,7 @@ class NativeSubject(Subject):
         out["threads"] = len(self._clone_ns)
         out["phases_ns"] = {p: None for p in PHASES}
         out["phases_ns"]["clone"] = _stats(self._clone_ns)
+        out["batches_ns"] = self._batches_json(out["phases_ns"])
         out["host_calls_per_clone"] = 0.0
         out["host_calls_by_kind_per_clone"] = {}
         return out
@@ -302,8 +353,18 @@ class LibOSSubject(Subject):
             self.teardown()
             raise
         self.libos.profile.reset()
+        self._ns: dict[str, list[int]] = {p: [] for p in PHASES}
         self._calls0 = self.host.calls_total
         self._kinds0 = Counter(self.host.calls)
+
+    def take_batch(self) -> dict[str, list[int]]:
+        # Moved out of the profile batch by batch, so it never holds more than one batch.
+        profile = self.libos.profile
+        new = {p: profile.samples(p) for p in PHASES}
+        profile.reset()
+        for p, values in new.items():
+            self._ns[p] += values
+        return new
 
     def _sleep(self) -> None:
         self.libos.current_thread().event.wait(_LIVE_WAIT_S)
@@ -338,10 +399,10 @@ class LibOSSubject(Subject):
 
     def result(self) -> dict[str, Any]:
         out = self._base()
-        profile = self.libos.profile
-        clones = len(profile.samples("clone"))
+        clones = len(self._ns["clone"])
         out["threads"] = clones
-        out["phases_ns"] = {p: _stats(_per_clone(profile.samples(p), clones)) for p in PHASES}
+        out["phases_ns"] = {p: _stats(_per_clone(self._ns[p], clones)) for p in PHASES}
+        out["batches_ns"] = self._batches_json(out["phases_ns"])
         threads = max(out["threads"], 1)
         out["host_calls_per_clone"] = (self.host.calls_total - self._calls0) / threads
         kinds = Counter(self.host.calls)
@@ -390,6 +451,8 @@ class Run:
     ghz: float
     results: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
+    load_before: tuple[float, float, float] | None = None
+    load_after: tuple[float, float, float] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -397,8 +460,28 @@ class Run:
             "machine": machine(),
             "settings": self.settings.as_json(self.configs, self.ghz),
             "interrupted": self.interrupted,
+            "stability": {
+                "load_before": None if self.load_before is None else list(self.load_before),
+                "load_after": None if self.load_after is None else list(self.load_after),
+                "cpu_count": os.cpu_count(),
+                "governor": governor(),
+            },
             "configs": self.results,
         }
+
+
+def governor() -> str | None:
+    """The CPU frequency governor of cpu0, where the kernel exposes it."""
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
+More = Callable[["Run", int, float], bool]
+"""Asked after a live count's planned rounds, with the run so far (that live count's
+results included), the live count and the seconds it has measured: another round?"""
 
 
 Progress = Callable[[str], None]
@@ -410,15 +493,19 @@ def run(
     *,
     on_slice: Progress | None = None,
     on_stage: Callable[[int, int], None] | None = None,
+    more: More | None = None,
 ) -> Run:
     """Measure ``configs`` at each live count in ``settings.live``, interleaved in rounds.
+
+    After a live count's ``settings.rounds`` rounds, ``more`` (if given) is asked whether to
+    run another round of every configuration, again and again (``--until-stable``).
 
     A KeyboardInterrupt stops the measuring; what was measured so far is returned, with
     ``interrupted`` set.
     """
     validate(settings)
     ghz = settings.ghz if settings.ghz is not None else nominal_ghz()
-    outcome = Run(settings, list(configs), ghz)
+    outcome = Run(settings, list(configs), ghz, load_before=os.getloadavg())
     slice_s = settings.duration / settings.rounds
     # Every configuration of a live count is set up before any is measured: make room
     # for all their descriptors at once (a pipe event holds two, its listener a third
@@ -435,11 +522,26 @@ def run(
                 subject = make_subject(config, live, settings.batch)
                 subject.setup()
                 subjects.append(subject)
-            for _ in range(settings.rounds):
+            started = time.perf_counter()
+            round_no = 0
+            while round_no < settings.rounds or (
+                more is not None
+                and more(
+                    Run(
+                        settings,
+                        outcome.configs,
+                        ghz,
+                        outcome.results + [finish(s.result(), settings, ghz) for s in subjects],
+                    ),
+                    live,
+                    time.perf_counter() - started,
+                )
+            ):
                 for subject in subjects:
-                    subject.run_for(slice_s)
+                    subject.run_for(slice_s, round_no)
                     if on_slice is not None:
                         on_slice(subject.config.name)
+                round_no += 1
         except KeyboardInterrupt:
             outcome.interrupted = True
         finally:
@@ -456,4 +558,5 @@ def run(
                         outcome.interrupted = True
         if outcome.interrupted:
             break
+    outcome.load_after = os.getloadavg()
     return outcome

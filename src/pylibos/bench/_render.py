@@ -7,6 +7,18 @@ from typing import Any
 
 from rich.table import Table
 
+from ..libos import PHASES
+from ._stats import (
+    PROPORTIONS,
+    Figures,
+    Interval,
+    changes,
+    exact,
+    projection,
+    quotient,
+    stability_warnings,
+)
+
 Data = dict[str, Any]
 Entry = dict[str, Any]
 
@@ -48,18 +60,40 @@ def find(data: Data, name: str, live: int) -> Entry | None:
     return None
 
 
-def ratio(data: Data, entry: Entry, base: str, phase: str = "clone") -> float | None:
+def ratio(
+    data: Data, entry: Entry, base: str, phase: str = "clone", figures: Figures | None = None
+) -> Interval | None:
+    """``entry``'s median of ``phase`` over ``base``'s at the same live count."""
     other = find(data, base, entry["live"])
     if other is None:
         return None
-    mine, theirs = _phase(entry, phase, "median"), _phase(other, phase, "median")
-    if mine is None or not theirs:
-        return None
-    return mine / theirs
+    f = figures or Figures(data)
+    key = f"{phase}.median"
+    return quotient([(f, entry, key)], [(f, other, key)])
 
 
 def _us(ns: float | None) -> str:
     return "-" if ns is None else f"{ns / 1000:,.1f}"
+
+
+def _fmt(iv: Interval | None, fmt: Any) -> str:
+    """A figure with its 95% interval: ``130.6 (128.1–133.0)``."""
+    if iv is None:
+        return "-"
+    text: str = fmt(iv.value)
+    if iv.low is not None and iv.high is not None and iv.low != iv.high:
+        text += f" ({fmt(iv.low)}–{fmt(iv.high)})"
+    return text
+
+
+def _iv(entry: Entry, key: str) -> Interval | None:
+    d = (entry.get("intervals") or {}).get(key)
+    return None if d is None else Interval.from_json(d)
+
+
+def _ratio_iv(entry: Entry, key: str) -> Interval | None:
+    d = (entry.get("ratios") or {}).get(key)
+    return None if d is None else Interval.from_json(d)
 
 
 def _pct(x: float | None) -> str:
@@ -79,11 +113,16 @@ def seed_rows(data: Data, *, cycles: bool) -> tuple[list[str], list[list[str]]]:
     ghz = float(data["settings"]["ghz"])
     unit = "cycles" if cycles else "µs"
 
+    analyse(data)
+
     def cell(entry: Entry, phase: str) -> str:
-        v = _phase(entry, phase, "mean")
-        if v is None:
-            return "-"
-        return f"{v * ghz:,.0f}" if cycles else _us(v)
+        iv = _iv(entry, f"{phase}.mean")
+        if cycles:
+            return _fmt(iv, lambda v: f"{v * ghz:,.0f}")
+        return _fmt(iv, _us)
+
+    def prop(entry: Entry, name: str) -> str:
+        return _fmt(_iv(entry, name), _pct)
 
     header = [
         "config", "live", f"handshake ops ({unit})", f"create_pollable_event ({unit})",
@@ -91,40 +130,46 @@ def seed_rows(data: Data, *, cycles: bool) -> tuple[list[str], list[list[str]]]:
     ]  # fmt: skip
     rows = []
     for e in data["configs"]:
-        p = e["proportions"]
         rows.append([
             e["name"], str(e["live"]), cell(e, "handshake"), cell(e, "create_pollable_event"),
-            cell(e, "get_new_thread"), cell(e, "clone"), _pct(p["p1"]), _pct(p["p2"]),
-            _pct(p["p3"]), str(e["batches"]),
+            cell(e, "get_new_thread"), cell(e, "clone"), prop(e, "p1"), prop(e, "p2"),
+            prop(e, "p3"), str(e["batches"]),
         ])  # fmt: skip
     return header, rows
 
 
 COMPARE_LEGEND = (
-    "Medians per clone.  host calls: per thread, its whole life (creation, handshake "
-    "traffic, exit).  projected: measured cycles + host calls × the per-call cost.  "
-    "RSS / live: resident memory per thread kept alive, asleep on its event."
+    "Medians per clone (the median over batches of each batch's median), each with its 95% "
+    "bootstrap interval in brackets.  host calls: per thread, its whole life (creation, "
+    "handshake traffic, exit).  projected: measured cycles + host calls × the per-call cost, "
+    "and beside it at 8,000–17,000 cycles per call, the published range.  RSS / live: resident "
+    "memory per thread kept alive, asleep on its event."
 )
 
 
 def compare_rows(data: Data) -> tuple[list[str], list[list[str]]]:
     """Medians side by side, with ratios and the projected SGX cost."""
+    analyse(data)
     ghz = float(data["settings"]["ghz"])
     header = [
         "config", "live", "clone µs", "÷ sgx/pipe", "÷ native", "create_pollable_event µs",
-        "host calls", "projected kcycles", "projected µs", "RSS / live",
+        "host calls", "projected µs", "at 8k–17k cycles", "RSS / live",
     ]  # fmt: skip
     rows = []
     for e in data["configs"]:
-        proj = e["projected_cycles_per_clone"]
+        proj = e.get("projection")
         rss = e.get("rss_per_live_thread_kib")
+        chosen = low = high = "-"
+        if proj is not None:
+            lo_c, mid_c, hi_c = proj["cycles"]
+            chosen = f"{mid_c / ghz / 1000:,.1f}"
+            low, high = f"{lo_c / ghz / 1000:,.1f}", f"{hi_c / ghz / 1000:,.1f}"
         rows.append([
-            e["name"], str(e["live"]), _us(_phase(e, "clone", "median")),
-            _x(ratio(data, e, "sgx/pipe")), _x(ratio(data, e, "native")),
-            _us(_phase(e, "create_pollable_event", "median")),
-            f"{e['host_calls_per_clone']:.2f}",
-            "-" if proj is None else f"{proj / 1000:,.1f}",
-            "-" if proj is None else f"{proj / ghz / 1000:,.1f}",
+            e["name"], str(e["live"]), _fmt(_iv(e, "clone.median"), _us),
+            _fmt(_ratio_iv(e, "clone ÷ sgx/pipe"), _x), _fmt(_ratio_iv(e, "clone ÷ native"), _x),
+            _fmt(_iv(e, "create_pollable_event.median"), _us),
+            f"{e['host_calls_per_clone']:.2f}", chosen,
+            "-" if proj is None else f"{low}–{high}",
             "-" if rss is None else f"{rss:,.1f} KiB",
         ])  # fmt: skip
     return header, rows
@@ -133,66 +178,140 @@ def compare_rows(data: Data) -> tuple[list[str], list[list[str]]]:
 @dataclass(frozen=True)
 class Target:
     what: str
-    value: float | None
+    value: Interval | None
     limit: float
     at_most: bool
+    lives: tuple[int, ...] = ()
+
+    @property
+    def verdict(self) -> str:
+        """``met`` or ``missed`` only when the whole interval is on one side of the limit."""
+        v = self.value
+        if v is None:
+            return "-"
+        if v.low is None or v.high is None:
+            return "inconclusive"
+        good = (v.high <= self.limit) if self.at_most else (v.low >= self.limit)
+        bad = (v.low > self.limit) if self.at_most else (v.high < self.limit)
+        return "met" if good else "missed" if bad else "inconclusive"
 
     @property
     def met(self) -> bool | None:
-        if self.value is None:
-            return None
-        return self.value <= self.limit if self.at_most else self.value >= self.limit
+        return {"met": True, "missed": False}.get(self.verdict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "what": self.what,
+            "value": None if self.value is None else self.value.as_json(),
+            "limit": self.limit,
+            "at_most": self.at_most,
+            "lives": list(self.lives),
+            "verdict": self.verdict,
+        }
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> Target:
+        value = None if d["value"] is None else Interval.from_json(d["value"])
+        return Target(d["what"], value, d["limit"], d["at_most"], tuple(d.get("lives", ())))
 
 
-def targets(data: Data) -> list[Target]:
+def targets(data: Data, figures: Figures | None = None) -> list[Target]:
     """The project's targets, checked against this run (those its configurations allow)."""
+    f = figures or Figures(data)
     out: list[Target] = []
     lives = _lives(data)
 
     def entry(name: str) -> Entry | None:
         return find(data, name, lives[0])
 
+    one = (lives[0],)
     raw, pipe, native = entry("sgx/raw"), entry("sgx/pipe"), entry("native")
     if raw and pipe:
-        out.append(Target("clone: sgx/raw ÷ sgx/pipe", ratio(data, raw, "sgx/pipe"), 0.25, True))
-        out.append(
-            Target(
-                "create_pollable_event: sgx/raw ÷ sgx/pipe",
-                ratio(data, raw, "sgx/pipe", "create_pollable_event"),
-                0.10,
-                True,
-            )
-        )
+        r = ratio(data, raw, "sgx/pipe", figures=f)
+        out.append(Target("clone: sgx/raw ÷ sgx/pipe", r, 0.25, True, one))
+        r = ratio(data, raw, "sgx/pipe", "create_pollable_event", figures=f)
+        out.append(Target("create_pollable_event: sgx/raw ÷ sgx/pipe", r, 0.10, True, one))
     for name, limit in (("sgx/eventfd", 1.15), ("sgx/raw+pool", 1.10)):
         e = entry(name)
         if e and native:
-            out.append(Target(f"clone: {name} ÷ native", ratio(data, e, "native"), limit, True))
+            r = ratio(data, e, "native", figures=f)
+            out.append(Target(f"clone: {name} ÷ native", r, limit, True, one))
     for name, limit in (("sgx/eventfd", 3.0), ("sgx/raw+pool", 1.1)):
         e = entry(name)
         if e:
-            calls = float(e["host_calls_per_clone"])
-            out.append(Target(f"host calls per clone: {name}", calls, limit, True))
+            # A count, the same on every machine: no sampling error.
+            calls = exact(float(e["host_calls_per_clone"]))
+            out.append(Target(f"host calls per clone: {name}", calls, limit, True, one))
     if pipe:
-        p = pipe["proportions"]
-        out.append(Target("sgx/pipe p2", p["p2"], 0.6, False))
-        out.append(Target("sgx/pipe p3", p["p3"], 0.5, False))
+        out.append(Target("sgx/pipe p2", f.interval(pipe, "p2"), 0.6, False, one))
+        out.append(Target("sgx/pipe p3", f.interval(pipe, "p3"), 0.5, False, one))
     if len(lives) > 1:
         lo, hi = lives[0], lives[-1]
         for name in dict.fromkeys(e["name"] for e in data["configs"]):
             a, b = find(data, name, lo), find(data, name, hi)
             if a and b:
-                ca, cb = _phase(a, "clone", "median"), _phase(b, "clone", "median")
-                value = None if not ca or cb is None else cb / ca
-                out.append(Target(f"clone at {hi} live ÷ at {lo} live: {name}", value, 1.2, True))
+                value = quotient([(f, b, "clone.median")], [(f, a, "clone.median")])
+                out.append(
+                    Target(f"clone at {hi} live ÷ at {lo} live: {name}", value, 1.2, True, (lo, hi))
+                )
     return out
+
+
+def analyse(data: Data, *, force: bool = False) -> Data:
+    """Add to ``data`` (in place, and return it) what every rendering shows and the JSON
+    keeps: each figure's interval, the ratios, the projection's range, the targets with
+    their verdicts and the stability warnings.  Done once; ``force`` does it again."""
+    if "targets" in data and not force:
+        return data
+    f = Figures(data)
+    ghz = float(data["settings"]["ghz"])
+    chosen = int(data["settings"]["ocall_cycles"])
+    for e in data["configs"]:
+        intervals: dict[str, Any] = {}
+        for phase in PHASES:
+            for stat in ("median", "mean"):
+                iv = f.interval(e, f"{phase}.{stat}")
+                if iv is not None:
+                    intervals[f"{phase}.{stat}"] = iv.as_json()
+        for name in PROPORTIONS:
+            iv = f.interval(e, name)
+            if iv is not None:
+                intervals[name] = iv.as_json()
+        e["intervals"] = intervals
+        ratios: dict[str, Any] = {}
+        for base, phase in (
+            ("sgx/pipe", "clone"),
+            ("native", "clone"),
+            ("sgx/pipe", "create_pollable_event"),
+        ):
+            r = ratio(data, e, base, phase, figures=f)
+            if r is not None:
+                ratios[f"{phase} ÷ {base}"] = r.as_json()
+        e["ratios"] = ratios
+        clone = f.value(e, "clone.median")
+        e["projection"] = (
+            None
+            if clone is None
+            else projection(clone, ghz, float(e["host_calls_per_clone"]), chosen)
+        )
+    data["targets"] = [t.as_json() for t in targets(data, f)]
+    stability = data.setdefault("stability", {})
+    stability["warnings"] = stability_warnings(data)
+    return data
+
+
+def stored_targets(data: Data) -> list[Target]:
+    return [Target.from_json(t) for t in analyse(data)["targets"]]
 
 
 def target_rows(data: Data) -> tuple[list[str], list[list[str]]]:
     rows = []
-    for t in targets(data):
-        verdict = {True: "met", False: "MISSED", None: "-"}[t.met]
-        rows.append([t.what, _x(t.value), f"{'≤' if t.at_most else '≥'} {t.limit:g}", verdict])
-    return ["target", "value", "limit", "verdict"], rows
+    for t in stored_targets(data):
+        verdict = {"missed": "MISSED"}.get(t.verdict, t.verdict)
+        rows.append(
+            [t.what, _fmt(t.value, _x), f"{'≤' if t.at_most else '≥'} {t.limit:g}", verdict]
+        )
+    return ["target", "value (95% interval)", "limit", "verdict"], rows
 
 
 def rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
@@ -212,16 +331,28 @@ def _md(header: list[str], rows: list[list[str]]) -> str:
 
 def describe(data: Data) -> str:
     m, s = data["machine"], data["settings"]
+    stab = data.get("stability") or {}
+    before, after = stab.get("load_before"), stab.get("load_after")
+    load = ""
+    if before and after:
+        load = f"; load average {before[0]:.2f} before, {after[0]:.2f} after"
+    governor = f", governor {stab['governor']}" if stab.get("governor") else ""
     return (
-        f"{m['cpu']}, {m['cores']} cores, Python {m['python']}, pylibos {m['pylibos']}; "
-        f"duration {s['duration_s']:g} s per configuration in {s['rounds']} rounds, "
-        f"batch {s['batch']}, {s['ghz']:g} GHz for cycles, {s['ocall_cycles']:,} cycles per "
-        "host call in the projection"
+        f"{m['cpu']}, {m['cores']} cores{governor}, Python {m['python']}, pylibos "
+        f"{m['pylibos']}; duration {s['duration_s']:g} s per configuration in {s['rounds']} "
+        f"rounds, batch {s['batch']}, {s['ghz']:g} GHz for cycles, {s['ocall_cycles']:,} "
+        "cycles per host call in the projection"
+        + load
         + ("; INTERRUPTED, partial" if data.get("interrupted") else "")
     )
 
 
+def warnings(data: Data) -> list[str]:
+    return list(analyse(data)["stability"]["warnings"])
+
+
 def markdown(data: Data) -> str:
+    analyse(data)
     parts = [
         "# pylibos benchmark run",
         "",
@@ -233,15 +364,21 @@ def markdown(data: Data) -> str:
         "",
         _md(*compare_rows(data)),
         "",
-        "## The seed's table (means per call, cycles at the run's GHz)",
+        "## The seed's table (means per call, cycles at the run's GHz, 95% intervals)",
         "",
         _md(*seed_rows(data, cycles=True)),
         "",
         "## Targets",
         "",
+        "A verdict is met or missed only when the whole 95% interval is on one side of the "
+        "limit; otherwise it is inconclusive.",
+        "",
         _md(*target_rows(data)),
         "",
     ]
+    notes = warnings(data)
+    if notes:
+        parts += ["## Stability warnings", "", *(f"* {w}" for w in notes), ""]
     return "\n".join(parts)
 
 
@@ -253,14 +390,30 @@ _SEGMENTS = (
 )
 
 
+def _errs(ivs: list[Interval | None], scale: float) -> list[list[float]]:
+    """matplotlib's ``xerr``: distances below and above each value (0 where unknown)."""
+    below, above = [], []
+    for iv in ivs:
+        if iv is None or iv.low is None or iv.high is None:
+            below.append(0.0)
+            above.append(0.0)
+        else:
+            below.append(max(0.0, iv.value - iv.low) * scale)
+            above.append(max(0.0, iv.high - iv.value) * scale)
+    return [below, above]
+
+
 def plot(data: Data, path: str) -> None:
-    """Each configuration's clone cost broken into its phases (means, so parts add up),
-    and beside it the projected SGX cost with host calls priced in."""
+    """Each configuration's clone cost broken into its phases (means, so parts add up, with
+    the 95% interval of the whole), and beside it the projected SGX cost with host calls
+    priced in (the interval of the measured median; whiskers for 8,000–17,000 cycles per
+    host call)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    analyse(data)
     entries = data["configs"]
     labels = [
         e["name"] + (f" ({e['live']} live)" if len(_lives(data)) > 1 else "") for e in entries
@@ -277,21 +430,43 @@ def plot(data: Data, path: str) -> None:
             widths.append(max(0.0, ((total or 0.0) - (sub or 0.0)) / 1000))
         ax1.barh(ys, widths, left=left, color=color, label=label)
         left = [a + b for a, b in zip(left, widths, strict=True)]
+    ax1.errorbar(
+        left,
+        ys,
+        xerr=_errs([_iv(e, "clone.mean") for e in entries], 1 / 1000),
+        fmt="none",
+        ecolor="black",
+        capsize=3,
+        label="95% interval",
+    )
     ax1.set_yticks(ys, labels)
     ax1.invert_yaxis()
     ax1.set_xlabel("µs per clone (mean), measured")
     ax1.legend(loc="lower right", fontsize=8)
     ax1.set_title("Thread creation, by phase")
     ghz = float(data["settings"]["ghz"])
-    proj = [(e["projected_cycles_per_clone"] or 0.0) / 1e3 for e in entries]
-    measured = [(_phase(e, "clone", "median") or 0.0) * ghz / 1e3 for e in entries]
+    proj = [(e.get("projection") or {"cycles": [0.0] * 3})["cycles"] for e in entries]
+    clone_ivs = [_iv(e, "clone.median") for e in entries]
+    measured = [(iv.value if iv else 0.0) * ghz / 1e3 for iv in clone_ivs]
     ax2.barh(ys, measured, color="#34495e", label="measured (median)")
+    ax2.errorbar(
+        measured, ys, xerr=_errs(clone_ivs, ghz / 1e3), fmt="none", ecolor="white", capsize=3
+    )
     ax2.barh(
         ys,
-        [p - m for p, m in zip(proj, measured, strict=True)],
+        [p[1] / 1e3 - m for p, m in zip(proj, measured, strict=True)],
         left=measured,
         color="#95a5a6",
         label=f"host calls × {data['settings']['ocall_cycles']:,} cycles",
+    )
+    ax2.errorbar(
+        [p[1] / 1e3 for p in proj],
+        ys,
+        xerr=[[(p[1] - p[0]) / 1e3 for p in proj], [(p[2] - p[1]) / 1e3 for p in proj]],
+        fmt="none",
+        ecolor="black",
+        capsize=3,
+        label="at 8,000–17,000 cycles per host call",
     )
     ax2.set_xlabel("thousand cycles per clone, projected for SGX")
     ax2.legend(loc="lower right", fontsize=8)
@@ -300,3 +475,49 @@ def plot(data: Data, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def vs_rows(a: Data, b: Data) -> tuple[list[str], list[list[str]], str]:
+    """Two runs side by side: each phase median in A and B, and B ÷ A with its interval;
+    "no significant change" where the interval holds 1 (as ``pyperf compare_to``)."""
+    header = ["config", "live", "phase", "A µs", "B µs", "B ÷ A (95% interval)", "change"]
+    rows = []
+    same = known = 0
+    for c in changes(a, b):
+        sig = c.significant
+        if sig is None:
+            verdict = "no interval"
+        elif not sig:
+            verdict = "no significant change"
+            same += 1
+        else:
+            verdict = "slower" if c.ratio.value > 1 else "faster"
+        known += sig is not None
+        rows.append([
+            c.name, str(c.live), c.phase, _us(c.a_ns), _us(c.b_ns), _fmt(c.ratio, _x), verdict,
+        ])  # fmt: skip
+    summary = (
+        f"{same} of {known} figures with an interval show no significant change"
+        + (f" ({same / known:.0%})" if known else "")
+        + f"; {known - same} changed."
+    )
+    return header, rows, summary
+
+
+def vs_markdown(a: Data, b: Data, names: tuple[str, str], notes: list[str]) -> str:
+    header, rows, summary = vs_rows(a, b)
+    parts = [
+        "# pylibos: two runs compared",
+        "",
+        f"A: {names[0]}: {describe(a)}",
+        "",
+        f"B: {names[1]}: {describe(b)}",
+        "",
+        _md(header, rows),
+        "",
+        summary,
+        "",
+    ]
+    if notes:
+        parts += ["## Differences between the runs", "", *(f"* {n}" for n in notes), ""]
+    return "\n".join(parts)

@@ -12,8 +12,14 @@ from ._measure import FORMAT_VERSION
 
 _ENTRY_KEYS = (
     "name", "pal", "events", "pool", "live", "batches", "threads", "phases_ns",
-    "proportions", "host_calls_per_clone", "projected_cycles_per_clone",
+    "proportions", "host_calls_per_clone", "projected_cycles_per_clone", "batches_ns",
+    "batch_rounds",
 )  # fmt: skip
+
+_OLDER = {
+    1: "version 1 holds no per-batch samples, so no interval can be drawn from it; "
+    "re-run `pylibos compare` with this pylibos to compare or re-render it",
+}
 
 
 _MACHINE_KEYS = ("cpu", "cores", "python", "pylibos")
@@ -62,9 +68,10 @@ def load(path: str) -> dict[str, Any]:
     if not isinstance(data, dict) or "version" not in data:
         raise ResultsError(f"{path}: not a pylibos results file (no 'version')")
     if data["version"] != FORMAT_VERSION:
+        why = _OLDER.get(data["version"]) if isinstance(data["version"], int) else None
         raise ResultsError(
             f"{path}: results format version {data['version']!r}; "
-            f"this pylibos reads version {FORMAT_VERSION}"
+            f"this pylibos reads version {FORMAT_VERSION}" + (f" ({why})" if why else "")
         )
     for key in ("machine", "settings", "configs"):
         if key not in data:
@@ -84,4 +91,19 @@ def load(path: str) -> dict[str, Any]:
                 _numbers(path, f"{where}.phases_ns.{phase}", stats.values())
         _require(path, f"{where}.proportions", entry["proportions"], ("p1", "p2", "p3"))
         _numbers(path, where, [entry["host_calls_per_clone"], entry["live"], entry["batches"]])
+        rounds = entry["batch_rounds"]
+        if not isinstance(rounds, list):
+            raise ResultsError(f"{path}: {where}.batch_rounds is not a list")
+        _numbers(path, f"{where}.batch_rounds", rounds)
+        _require(path, f"{where}.batches_ns", entry["batches_ns"], PHASES)
+        for phase in PHASES:
+            per = entry["batches_ns"][phase]
+            if per is None:
+                continue
+            at = f"{where}.batches_ns.{phase}"
+            _require(path, at, per, ("median", "mean"))
+            for stat in ("median", "mean"):
+                if not isinstance(per[stat], list) or len(per[stat]) != len(rounds):
+                    raise ResultsError(f"{path}: {at}.{stat} is not a list of one figure per batch")
+                _numbers(path, f"{at}.{stat}", per[stat])
     return data
