@@ -223,15 +223,16 @@ class Subject:
         clones = len(samples.get("clone", ()))
         if not clones:
             return
+        figures = {}
         for phase in PHASES:
-            values = samples.get(phase)
+            values = _per_clone(samples.get(phase, []), clones)
             if values:
-                values = _per_clone(values, clones)
-                self.batch_ns[phase]["median"].append(float(statistics.median(values)))
-                self.batch_ns[phase]["mean"].append(statistics.fmean(values))
+                figures[phase] = (float(statistics.median(values)), statistics.fmean(values))
             else:
-                self.batch_ns[phase]["median"].append(0.0)
-                self.batch_ns[phase]["mean"].append(0.0)
+                figures[phase] = (0.0, 0.0)
+        for phase, (median, mean) in figures.items():
+            self.batch_ns[phase]["median"].append(median)
+            self.batch_ns[phase]["mean"].append(mean)
         self.batch_rounds.append(round_no)
 
     def _measure_live(self, start_live: Callable[[], None]) -> None:
@@ -253,8 +254,14 @@ class Subject:
             "live": self.live,
             "batches": self.batches,
             "rss_per_live_thread_kib": self.rss_per_live_kib,
-            "batch_rounds": list(self.batch_rounds),
+            "batch_rounds": self.batch_rounds[: self._complete()],
         }
+
+    def _complete(self) -> int:
+        """Batches recorded in every list (a Ctrl-C inside ``_record_batch`` can leave
+        the last one recorded in some lists only)."""
+        lists = [self.batch_rounds] + [v for per in self.batch_ns.values() for v in per.values()]
+        return min(len(v) for v in lists)
 
     def _batches_json(self, phases: dict[str, Any]) -> dict[str, Any]:
         """Per-batch figures of the phases that ran at all (a phase absent from the whole
@@ -262,7 +269,10 @@ class Subject:
         return {
             p: None
             if phases[p] is None
-            else {k: [round(v, 1) for v in vs] for k, vs in self.batch_ns[p].items()}
+            else {
+                k: [round(v, 1) for v in vs[: self._complete()]]
+                for k, vs in self.batch_ns[p].items()
+            }
             for p in PHASES
         }
 

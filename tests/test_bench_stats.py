@@ -1,0 +1,293 @@
+"""Benchmark statistics on synthetic batches with known answers: intervals, verdicts,
+stability warnings, the run-to-run comparison and the projection's range."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pylibos.bench import FORMAT_VERSION
+from pylibos.bench._render import Target, analyse, targets, vs_rows
+from pylibos.bench._stats import (
+    MIN_STRATUM,
+    OCALL_RANGE,
+    Figures,
+    Interval,
+    changes,
+    differences,
+    exact,
+    projection,
+    quotient,
+    resample_indices,
+    stability_warnings,
+)
+from pylibos.libos import PHASES
+
+
+def entry(
+    name: str,
+    clone_medians: Iterable[float],
+    *,
+    live: int = 1,
+    rounds: int = 5,
+    pollable: Iterable[float] | None = None,
+) -> dict[str, Any]:
+    """A result entry with the given per-batch clone medians (means equal to them), in
+    ``rounds`` rounds of equal share."""
+    clone = [float(v) for v in clone_medians]
+    n = len(clone)
+    batches: dict[str, Any] = {p: None for p in PHASES}
+    batches["clone"] = {"median": clone, "mean": clone}
+    if pollable is not None:
+        inner = [float(v) for v in pollable]
+        batches["create_pollable_event"] = {"median": inner, "mean": inner}
+        batches["get_new_thread"] = {"median": inner, "mean": inner}
+    phases = {
+        p: None if batches[p] is None else {"mean": 1.0, "median": 1.0, "p95": 1.0} for p in PHASES
+    }
+    return {
+        "name": name, "pal": None, "events": None, "pool": False, "live": live,
+        "batches": n, "threads": n, "phases_ns": phases, "batches_ns": batches,
+        "batch_rounds": [i * rounds // n for i in range(n)],
+        "proportions": {"p1": None, "p2": None, "p3": None}, "host_calls_per_clone": 0.0,
+        "projected_cycles_per_clone": 0.0, "rss_per_live_thread_kib": None,
+    }  # fmt: skip
+
+
+def run_data(*entries: dict[str, Any], batch: int = 100) -> dict[str, Any]:
+    return {
+        "version": FORMAT_VERSION,
+        "machine": {"cpu": "test", "cores": 2, "python": "3.11", "pylibos": "0"},
+        "settings": {
+            "configs": sorted({e["name"] for e in entries}), "duration_s": 1.0,
+            "batch": batch, "rounds": 5, "live": sorted({e["live"] for e in entries}),
+            "ocall_cycles": 10_000, "ghz": 2.0,
+        },
+        "interrupted": False,
+        "stability": {"load_before": [0.1, 0.1, 0.1], "load_after": [0.2, 0.1, 0.1],
+                      "cpu_count": 2, "governor": None},
+        "configs": list(entries),
+    }  # fmt: skip
+
+
+# --- intervals -------------------------------------------------------------------------
+
+
+def test_interval_of_a_ratio_holds_the_true_ratio_in_about_95_percent_of_trials() -> None:
+    """Two configurations whose batch medians are normal around 100 and 150 (true ratio 1.5),
+    40 batches each; 200 seeded trials (190 hold it).  Fixed seeds: the count is the same
+    every time; the bounds are more than four binomial standard deviations from 95%."""
+    trials, hits = 200, 0
+    for trial in range(trials):
+        rng = np.random.default_rng(10_000 + trial)
+        a = entry("native", rng.normal(100, 10, 40))
+        b = entry("sgx/raw", rng.normal(150, 15, 40))
+        data = run_data(a, b)
+        f = Figures(data, resamples=1000)
+        r = f.ratio((b, "clone.median"), (a, "clone.median"))
+        assert r is not None and r.known
+        hits += r.holds(1.5)
+    assert 0.88 <= hits / trials <= 0.99, hits
+
+
+def test_interval_of_a_mean_holds_the_true_mean_in_about_95_percent_of_trials() -> None:
+    """Skewed (lognormal) batches, as thread-creation times are: 184 of 200 seeded trials
+    hold the true mean (a percentile interval runs a little short on skewed data)."""
+    trials, hits = 200, 0
+    for trial in range(trials):
+        rng = np.random.default_rng(20_000 + trial)
+        e = entry("native", rng.lognormal(np.log(50), 0.3, 60))
+        iv = Figures(run_data(e), resamples=1000).interval(e, "clone.mean")
+        assert iv is not None
+        hits += iv.holds(50 * np.exp(0.3**2 / 2))  # the lognormal's mean
+    assert 0.88 <= hits / trials <= 0.99, hits
+
+
+def test_intervals_are_reproducible_and_narrow_with_more_batches() -> None:
+    rng = np.random.default_rng(1)
+    few = entry("native", rng.normal(100, 10, 10))
+    many = entry("native", rng.normal(100, 10, 400))
+    iv_few = Figures(run_data(few)).interval(few, "clone.median")
+    again = Figures(run_data(few)).interval(few, "clone.median")
+    iv_many = Figures(run_data(many)).interval(many, "clone.median")
+    assert iv_few == again  # seeded: a saved run renders the same interval every time
+    assert iv_few is not None and iv_many is not None
+    assert iv_few.width is not None and iv_many.width is not None
+    assert iv_many.width < iv_few.width / 3
+
+
+def test_one_batch_gives_a_figure_without_an_interval() -> None:
+    e = entry("native", [100.0])
+    iv = Figures(run_data(e)).interval(e, "clone.median")
+    assert iv == Interval(100.0)
+    assert not iv.known and iv.width is None
+
+
+def test_proportion_is_resampled_as_a_pair() -> None:
+    """p1 = create_pollable_event / get_new_thread is exactly 1 in every batch here, so its
+    interval is exactly [1, 1] however much the batches vary: both sides are resampled
+    together."""
+    rng = np.random.default_rng(3)
+    values = list(rng.normal(100, 30, 50))
+    e = entry("sgx/raw", [v * 2 for v in values], pollable=values)
+    f = Figures(run_data(e))
+    p1, p2 = f.interval(e, "p1"), f.interval(e, "p2")
+    assert p1 == Interval(1.0, 1.0, 1.0)
+    assert p2 is not None and p2.low is not None and p2.high is not None
+    assert p2.low == pytest.approx(0.5) and p2.high == pytest.approx(0.5)
+
+
+def test_resampling_within_rounds_keeps_each_rounds_share() -> None:
+    rounds = [r for r in range(4) for _ in range(MIN_STRATUM + r)]
+    idx = resample_indices(rounds, np.random.default_rng(0), 200)
+    assert idx.shape == (200, len(rounds))
+    order = np.asarray(rounds)
+    for r in range(4):
+        assert np.all((order[idx] == r).sum(axis=1) == MIN_STRATUM + r)
+    # A round with too few batches: resampled across the run, so shares vary.
+    thin = [0, 0, 1, 1, 1, 1, 1, 1]
+    idx = resample_indices(thin, np.random.default_rng(0), 200)
+    assert len(set((np.asarray(thin)[idx] == 0).sum(axis=1).tolist())) > 1
+
+
+def test_ratio_of_ratios_is_drawn_from_the_distributions() -> None:
+    rng = np.random.default_rng(5)
+    n1, n2 = entry("native", rng.normal(100, 5, 50)), entry("x", rng.normal(200, 10, 50))
+    f = Figures(run_data(n1, n2))
+    same = quotient([(f, n2, "clone.median"), (f, n1, "clone.median")],
+                    [(f, n1, "clone.median"), (f, n2, "clone.median")])  # fmt: skip
+    assert same is not None and same.low is not None and same.high is not None
+    assert same.value == pytest.approx(1.0)
+    assert same.low == pytest.approx(1.0) and same.high == pytest.approx(1.0)
+    r = quotient([(f, n2, "clone.median")], [(f, n1, "clone.median")])
+    assert r is not None and r.holds(2.0)
+
+
+# --- verdicts --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "at_most", "verdict"),
+    [
+        (Interval(0.9, 0.85, 0.95), True, "met"),
+        (Interval(1.05, 0.95, 1.10), True, "inconclusive"),
+        (Interval(1.2, 1.01, 1.3), True, "missed"),
+        (Interval(1.0, 1.0, 1.0), True, "met"),  # on the limit, and "at most" allows it
+        (Interval(0.9), True, "inconclusive"),  # no interval: no verdict on one value
+        (Interval(1.2, 1.05, 1.3), False, "met"),
+        (Interval(0.95, 0.9, 1.01), False, "inconclusive"),
+        (Interval(0.8, 0.7, 0.9), False, "missed"),
+    ],
+)
+def test_verdict_only_when_the_whole_interval_is_on_one_side(
+    value: Interval, at_most: bool, verdict: str
+) -> None:
+    assert Target("t", value, 1.0, at_most).verdict == verdict
+
+
+def test_targets_of_a_synthetic_run_get_their_verdicts() -> None:
+    rng = np.random.default_rng(7)
+    native = entry("native", rng.normal(100, 3, 50))
+    pool = entry("sgx/raw+pool", rng.normal(105, 3, 50))  # ≤ 1.10: met
+    eventfd = entry("sgx/eventfd", rng.normal(130, 3, 50))  # ≤ 1.15: missed
+    eventfd["host_calls_per_clone"] = 3.0
+    pool["host_calls_per_clone"] = 1.0
+    by = {t.what: t for t in targets(run_data(native, pool, eventfd))}
+    assert by["clone: sgx/raw+pool ÷ native"].verdict == "met"
+    assert by["clone: sgx/eventfd ÷ native"].verdict == "missed"
+    assert by["host calls per clone: sgx/eventfd"].value == exact(3.0)
+    assert by["host calls per clone: sgx/eventfd"].verdict == "met"
+
+
+def test_analyse_puts_every_interval_in_the_json() -> None:
+    rng = np.random.default_rng(8)
+    a = entry("native", rng.normal(100, 3, 30))
+    b = entry("sgx/eventfd", rng.normal(130, 3, 30), pollable=list(rng.normal(10, 1, 30)))
+    data = analyse(run_data(a, b))
+    assert set(b["intervals"]) >= {
+        "clone.median", "clone.mean", "create_pollable_event.median", "p1", "p2",
+    }  # fmt: skip
+    assert b["ratios"]["clone ÷ native"]["low"] < 1.3 < b["ratios"]["clone ÷ native"]["high"]
+    assert data["targets"][0]["verdict"] in {"met", "missed", "inconclusive"}
+    assert b["projection"]["ocall_cycles"] == [8000.0, 10000.0, 17000.0]
+
+
+# --- stability -------------------------------------------------------------------------
+
+
+def test_a_noisy_configuration_is_named_and_a_steady_one_is_not() -> None:
+    rng = np.random.default_rng(9)
+    steady = entry("native", rng.normal(100, 2, 40))
+    noisy = entry("sgx/raw", rng.normal(100, 30, 40), live=100)
+    notes = stability_warnings(run_data(steady, noisy))
+    assert len(notes) == 1
+    assert "sgx/raw (100 live) is unstable" in notes[0]
+    assert "--rounds" in notes[0] and "--duration" in notes[0] and "quieter" in notes[0]
+
+
+def test_a_busy_machine_is_warned_about() -> None:
+    data = run_data(entry("native", [100.0, 101.0, 99.0]))
+    assert stability_warnings(data) == []
+    data["stability"]["load_before"] = [3.5, 2.0, 1.0]
+    (note,) = stability_warnings(data)
+    assert "load average 3.50 on 2 CPUs" in note
+
+
+# --- projection ------------------------------------------------------------------------
+
+
+def test_projection_at_both_ends_of_the_published_ocall_cost() -> None:
+    p = projection(1000.0, 2.0, 3.0, 10_000)
+    assert p["ocall_cycles"] == [8000.0, 10000.0, 17000.0]
+    assert p["cycles"] == [2000 + 3 * 8000, 2000 + 3 * 10_000, 2000 + 3 * 17_000]
+    assert OCALL_RANGE == (8000, 17000)
+
+
+# --- two runs compared -----------------------------------------------------------------
+
+
+def _pair(shift: float, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    a = run_data(entry("native", rng.normal(100, 4, 60)), entry("x", rng.normal(300, 12, 60)))
+    b = run_data(
+        entry("native", rng.normal(100 * shift, 4 * shift, 60)), entry("x", rng.normal(300, 12, 60))
+    )
+    return a, b
+
+
+def test_a_real_difference_is_flagged_and_noise_is_not() -> None:
+    a, b = _pair(1.10, seed=11)  # native 10% slower in B, x unchanged
+    by = {c.name: c for c in changes(a, b)}
+    assert by["native"].significant is True
+    assert by["native"].ratio.low is not None and by["native"].ratio.low > 1.05
+    assert by["x"].significant is False
+    _header, rows, summary = vs_rows(a, b)
+    verdicts = {r[0]: r[-1] for r in rows}
+    assert verdicts == {"native": "slower", "x": "no significant change"}
+    assert summary.startswith("1 of 2 figures with an interval show no significant change")
+
+
+def test_two_draws_of_the_same_machine_mostly_show_no_change() -> None:
+    """Ten pairs of runs with no real difference: at least 90% of figures unflagged."""
+    flagged = total = 0
+    for seed in range(10):
+        a, b = _pair(1.0, seed=100 + seed)
+        for c in changes(a, b):
+            total += 1
+            flagged += bool(c.significant)
+    assert total == 20 and flagged <= 2
+
+
+def test_differences_between_runs_are_named() -> None:
+    a = run_data(entry("native", [1.0, 2.0]), entry("x", [1.0, 2.0]))
+    b = run_data(entry("native", [1.0, 2.0]), entry("x", [1.0, 2.0], live=100), batch=10)
+    b["machine"]["python"] = "3.12"
+    notes = differences(a, b)
+    assert "settings differ: batch is 100 in A and 10 in B" in notes
+    assert "machine differ: python is '3.11' in A and '3.12' in B" in notes
+    assert "x at 1 live is only in A: not compared" in notes
+    assert "x at 100 live is only in B: not compared" in notes
+    assert differences(a, a) == []
