@@ -1,0 +1,208 @@
+"""The command line's statistics: report --vs on saved runs, --until-stable, warnings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pylibos._cli import main
+from pylibos.bench import FORMAT_VERSION, Settings, parse_config_list, run
+from pylibos.bench._measure import Run
+
+TINY = ["--configs", "native,sgx/eventfd", "--duration", "0.2", "--rounds", "2", "--live", "0"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two saved runs with the same settings, and one with another batch size."""
+    folder = tmp_path_factory.mktemp("runs")
+    out = {}
+    for name, batch in (("a", "5"), ("b", "5"), ("c", "10")):
+        path = folder / f"{name}.json"
+        assert main(["compare", *TINY, "--batch", batch, "--json", str(path)]) == 0
+        out[name] = path
+    return out
+
+
+def test_saved_run_holds_intervals_verdicts_and_stability(runs: dict[str, Path]) -> None:
+    data = json.loads(runs["a"].read_text())
+    eventfd = next(e for e in data["configs"] if e["name"] == "sgx/eventfd")
+    clone = eventfd["intervals"]["clone.median"]
+    assert clone["low"] <= clone["value"] <= clone["high"]
+    assert set(eventfd["ratios"]) >= {"clone ÷ native"}
+    assert len(eventfd["batch_rounds"]) == eventfd["batches"]
+    assert set(eventfd["batch_rounds"]) == {0, 1}
+    lo, chosen, hi = eventfd["projection"]["cycles"]
+    assert lo < chosen < hi
+    assert {t["verdict"] for t in data["targets"]} <= {"met", "missed", "inconclusive"}
+    stab = data["stability"]
+    assert len(stab["load_before"]) == 3 and len(stab["load_after"]) == 3
+    assert stab["cpu_count"] >= 1 and isinstance(stab["warnings"], list)
+
+
+def test_report_vs_sets_two_runs_side_by_side(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    md = tmp_path / "vs.md"
+    assert main(["report", str(runs["a"]), "--vs", str(runs["b"]), "--markdown", str(md)]) == 0
+    out = capsys.readouterr().out
+    assert "B ÷ A" in out and "figures with an interval show no significant change" in out
+    assert "WARNING" not in out  # same settings, same machine
+    text = md.read_text()
+    # native has one phase, sgx/eventfd three (no handshake): four figures.
+    assert text.count("| native | 0 |") == 1 and text.count("| sgx/eventfd | 0 |") == 3
+    assert "## Differences" not in text
+
+
+def test_report_vs_names_mismatched_settings(
+    runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(runs["a"]), "--vs", str(runs["c"])]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: settings differ: batch is 5 in A and 10 in B" in out
+
+
+def test_report_vs_of_a_run_with_itself_shows_no_change(
+    runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(runs["a"]), "--vs", str(runs["a"])]) == 0
+    out = capsys.readouterr().out
+    assert "4 of 4 figures with an interval show no significant change" in out
+
+
+def _older(path: Path, tmp_path: Path) -> Path:
+    data = json.loads(path.read_text())
+    data["version"] = 1
+    for e in data["configs"]:
+        del e["batches_ns"], e["batch_rounds"]
+    old = tmp_path / "v1.json"
+    old.write_text(json.dumps(data))
+    return old
+
+
+@pytest.mark.parametrize(
+    ("which", "message"),
+    [
+        ("missing", "no such file"),
+        ("bad json", "not JSON"),
+        ("version 1", "version 1 holds no per-batch samples"),
+        ("version 7", f"results format version 7; this pylibos reads version {FORMAT_VERSION}"),
+        ("damaged", "batches_ns.clone.median is not a list of one figure per batch"),
+    ],
+)
+def test_report_vs_of_a_bad_file_is_one_error_line(
+    runs: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    which: str,
+    message: str,
+) -> None:
+    bad = tmp_path / "bad.json"
+    if which == "bad json":
+        bad.write_text("{")
+    elif which == "version 1":
+        bad = _older(runs["a"], tmp_path)
+    elif which in ("version 7", "damaged"):
+        data = json.loads(runs["a"].read_text())
+        if which == "version 7":
+            data["version"] = 7
+        else:
+            data["configs"][0]["batches_ns"]["clone"]["median"].pop()
+        bad.write_text(json.dumps(data))
+    for argv in (["report", str(runs["a"]), "--vs", str(bad)], ["report", str(bad)]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("ERROR: ") and message in err
+        assert "Traceback" not in err
+
+
+def test_report_vs_refuses_a_plot(
+    runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["report", str(runs["a"]), "--vs", str(runs["b"]), "--plot", "x.png"]
+    assert main(argv) == 1
+    assert "ERROR: --plot draws one run" in capsys.readouterr().err
+
+
+def test_stored_intervals_are_drawn_again_not_trusted(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    data = json.loads(runs["a"].read_text())
+    for t in data["targets"]:
+        t["verdict"] = "met"
+        t["what"] = "forged"
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(data))
+    md = tmp_path / "forged.md"
+    assert main(["report", str(forged), "--markdown", str(md)]) == 0
+    assert "forged" not in md.read_text()
+
+
+# --- --until-stable ----------------------------------------------------------------------
+
+
+def _until(tmp_path: Path, width: str, budget: str) -> dict[str, Any]:
+    path = tmp_path / "u.json"
+    argv = [
+        "compare", "--configs", "native,sgx/eventfd", "--duration", "0.1", "--rounds", "2",
+        "--batch", "5", "--live", "0", "--until-stable", width, "--budget", budget,
+        "--json", str(path),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def test_until_stable_stops_when_every_interval_is_narrow(tmp_path: Path) -> None:
+    # Any interval is narrower than 9.9 times its value: no round beyond the planned two.
+    data = _until(tmp_path, "9.9", "30")
+    assert data["stability"]["until_stable"]["reached"] == {"0": True}
+    for e in data["configs"]:
+        assert max(e["batch_rounds"]) == 1
+
+
+def test_until_stable_stops_when_the_budget_ends(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No interval is ever a millionth of its value wide: rounds go on until the budget.
+    data = _until(tmp_path, "0.000001", "0.4")
+    assert data["stability"]["until_stable"]["reached"] == {"0": False}
+    rounds = {max(e["batch_rounds"]) for e in data["configs"]}
+    assert min(rounds) >= 2  # more than the planned two (0 and 1)
+    assert "the budget of 0.4 s at 0 live ended" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--until-stable", "0"], "--until-stable must be a width in (0, 10)"),
+        (["--until-stable", "0.1", "--budget", "0"], "--budget must be in (0, 86400]"),
+    ],
+)
+def test_until_stable_bad_values(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["compare", *TINY, *argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: ") and message in err
+
+
+def test_run_asks_for_more_rounds_after_the_planned_ones() -> None:
+    asked: list[tuple[int, int]] = []
+
+    def more(partial: Run, live: int, _elapsed: float) -> bool:
+        batches = sum(len(e["batch_rounds"]) for e in partial.results)
+        asked.append((live, batches))
+        return len(asked) < 3
+
+    outcome = run(
+        parse_config_list("native"), Settings(duration=0.02, batch=3, rounds=2), more=more
+    )
+    assert len(asked) == 3  # after round 2, then after each of two extra rounds
+    assert asked[0][1] >= 2 and asked[1][1] > asked[0][1]
+    (entry,) = outcome.results
+    assert sorted(set(entry["batch_rounds"])) == [0, 1, 2, 3]
+    assert outcome.load_before is not None and outcome.load_after is not None
