@@ -27,7 +27,7 @@ from .bench import (
     valid_names,
     validate,
 )
-from .bench._measure import Run
+from .bench._measure import More, Run
 from .bench._render import (
     COMPARE_LEGEND,
     analyse,
@@ -125,7 +125,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _until_stable(width: float, budget: float, reached: dict[str, bool]) -> Any:
+def _until_stable(width: float, budget: float, reached: dict[str, bool]) -> More:
     """Another round while some target of this live count has an interval wider than
     ``width`` (relative to its value) and the budget is not spent."""
 
@@ -283,7 +283,12 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
     data = _measure_checked([config], args, console)
     cycles = args.ghz is not None
     console.print(describe(data))
-    console.print(rich_table("The seed's table (means per call)", *seed_rows(data, cycles=cycles)))
+    console.print(
+        rich_table(
+            "The seed's table (means per call, 95% intervals)", *seed_rows(data, cycles=cycles)
+        )
+    )
+    _print_warnings(warnings(data), console)
     _outputs(data, args, console)
     return 0
 

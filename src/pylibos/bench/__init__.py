@@ -13,6 +13,7 @@ from ._measure import RunError as RunError
 from ._measure import Settings as Settings
 from ._measure import run as run
 from ._measure import validate as validate
+from ._render import analyse as analyse
 from ._render import markdown as markdown
 from ._render import plot as plot
 from ._render import targets as targets

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +77,7 @@ def _us(ns: float | None) -> str:
     return "-" if ns is None else f"{ns / 1000:,.1f}"
 
 
-def _fmt(iv: Interval | None, fmt: Any) -> str:
+def _fmt(iv: Interval | None, fmt: Callable[[float], str]) -> str:
     """A figure with its 95% interval: ``130.6 (128.1–133.0)``."""
     if iv is None:
         return "-"
@@ -307,9 +308,8 @@ def stored_targets(data: Data) -> list[Target]:
 def target_rows(data: Data) -> tuple[list[str], list[list[str]]]:
     rows = []
     for t in stored_targets(data):
-        verdict = {"missed": "MISSED"}.get(t.verdict, t.verdict)
         rows.append(
-            [t.what, _fmt(t.value, _x), f"{'≤' if t.at_most else '≥'} {t.limit:g}", verdict]
+            [t.what, _fmt(t.value, _x), f"{'≤' if t.at_most else '≥'} {t.limit:g}", t.verdict]
         )
     return ["target", "value (95% interval)", "limit", "verdict"], rows
 
