@@ -2,18 +2,24 @@
 
 Every timed figure a run reports is a statistic of its *batches*: each batch gives one median
 and one mean per clone for each phase (``batches_ns`` in the JSON).  A figure's 95% interval
-is a percentile bootstrap over those batches.  Resampling whole batches, not single clones,
-keeps what happens together together (a slow batch is slow for all its clones).  When every
-round holds at least ``MIN_STRATUM`` batches, the batches are resampled within their round,
-so each resample keeps the rounds' interleaving with the other configurations; with fewer,
-they are resampled across the run.
+is a percentile bootstrap in two stages, rounds then batches.  Each resample fills every
+round's place with a round drawn with replacement, and takes that many batches, drawn with
+replacement, from it.  So the interval holds what changes from one slice of the run to the
+next (another process waking up for a second), not only batch-to-batch noise: on a shared
+machine that is most of the noise, and it is what differs between two runs.
 
-All the figures of one configuration are drawn from the same resamples (one index matrix
-per configuration), so a proportion such as p3 = handshake / clone is resampled as a pair,
-and figures of different configurations come from independent resamples: the bootstrap
-distribution of a ratio of two configurations is the ratio of their distributions.  The
-generator is seeded from the figure's position, so a saved run renders the same intervals
-every time.
+The configurations measured at one live count ran in the same rounds, interleaved, and the
+same rounds are drawn for all of them.  A slowdown that hit every configuration in a round
+then cancels in their ratios, which is what the interleaving is for; a slowdown of one
+configuration's slice does not, as it should not.  Configurations at different live counts
+(different rounds) and figures of different runs are resampled independently.
+
+All the figures of one configuration come from the same resamples, so a proportion such as
+p3 = handshake / clone is resampled as a pair.  The distribution of a ratio is the ratio of
+the distributions.  Two-stage resampling counts batch noise at both stages, so on batches
+with no drift at all the intervals are conservative (about 99% hold the true value rather
+than 95%): a verdict or a change is claimed only when the data bear it out.  The generator
+is seeded from the figure's position, so a saved run renders the same intervals every time.
 
 numpy does the work (it is already installed with matplotlib).  ``scipy.stats.bootstrap``
 computes the same percentile interval, but one figure at a time: about 20 ms per figure
@@ -36,7 +42,6 @@ CONFIDENCE = 0.95
 RESAMPLES = 2000
 """Enough that the interval's ends move by well under a tenth of its width from one seed to
 the next; a default ``compare`` resamples every figure in well under a second."""
-MIN_STRATUM = 5
 CV_WARNING = 0.10
 """A configuration whose batch medians vary more than this (coefficient of variation) is
 named in a warning, as pyperf warns about an unstable benchmark."""
@@ -100,19 +105,34 @@ def percentile_interval(value: float, dist: Floats | None) -> Interval:
     return Interval(value, float(low), float(high))
 
 
+def choose_rounds(n_rounds: int, rng: np.random.Generator, resamples: int) -> npt.NDArray[np.intp]:
+    """For each resample, which round fills each round's slot (drawn with replacement)."""
+    return rng.integers(0, n_rounds, size=(resamples, n_rounds))
+
+
 def resample_indices(
-    rounds: Sequence[int], rng: np.random.Generator, resamples: int = RESAMPLES
+    rounds: Sequence[int],
+    rng: np.random.Generator,
+    resamples: int = RESAMPLES,
+    chosen: npt.NDArray[np.intp] | None = None,
 ) -> npt.NDArray[np.intp]:
-    """A ``resamples × n`` matrix of batch indices drawn with replacement: within each round
-    when every round has ``MIN_STRATUM`` batches or more, across all of them otherwise."""
-    n = len(rounds)
+    """A ``resamples × n`` matrix of batch indices, in two stages: each round's slot is
+    filled by a round drawn with replacement (``chosen``, shared by the configurations
+    measured in the same rounds, or drawn here), with as many batches as the slot's round
+    had, drawn with replacement from the round that fills it."""
     order = np.asarray(rounds)
     strata = [np.flatnonzero(order == r) for r in np.unique(order)]
-    if len(strata) > 1 and min(len(s) for s in strata) >= MIN_STRATUM:
-        return np.concatenate(
-            [s[rng.integers(0, len(s), size=(resamples, len(s)))] for s in strata], axis=1
-        )
-    return rng.integers(0, n, size=(resamples, n))
+    lens = np.array([len(s) for s in strata], dtype=np.intp)
+    flat = np.concatenate(strata)
+    offsets = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.intp)
+    if chosen is None or chosen.shape != (resamples, len(strata)):
+        chosen = choose_rounds(len(strata), rng, resamples)
+    slots = []
+    for k, size in enumerate(lens):
+        fill = chosen[:, k]
+        picks = (rng.random((resamples, int(size))) * lens[fill][:, None]).astype(np.intp)
+        slots.append(flat[offsets[fill][:, None] + picks])
+    return np.concatenate(slots, axis=1)
 
 
 @dataclass
@@ -134,6 +154,7 @@ class Figures:
         self._seed = seed
         self._resamples = resamples
         self._drawn: dict[int, _Drawn] = {}
+        self._chosen: dict[int, npt.NDArray[np.intp]] = {}
 
     def _draw(self, entry: Entry) -> _Drawn:
         key = id(entry)
@@ -170,7 +191,7 @@ class Figures:
         if n < 2:
             return _Drawn(values, dists)
         rng = np.random.default_rng([self._seed, position])
-        idx = resample_indices(rounds[:n], rng, self._resamples)
+        idx = resample_indices(rounds[:n], rng, self._resamples, self._rounds_for(entry))
         for k, c in columns.items():
             reduce = np.median if k.endswith(".median") else np.mean
             dists[k] = np.asarray(reduce(c[idx], axis=1), dtype=np.float64)
@@ -181,6 +202,21 @@ class Figures:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     dists[name] = parts / wholes
         return _Drawn(values, dists)
+
+    def _rounds_for(self, entry: Entry) -> npt.NDArray[np.intp]:
+        """The rounds drawn for every configuration at ``entry``'s live count: the same
+        draw for all of them, so slices measured side by side are resampled together."""
+        live = int(entry["live"])
+        chosen = self._chosen.get(live)
+        if chosen is None:
+            n_rounds = max(
+                len(set(e.get("batch_rounds") or [0]))
+                for e in self.data["configs"]
+                if e["live"] == live
+            )
+            rng = np.random.default_rng([self._seed, 1 << 20, live])
+            chosen = self._chosen[live] = choose_rounds(n_rounds, rng, self._resamples)
+        return chosen
 
     def value(self, entry: Entry, key: str) -> float | None:
         return self._draw(entry).values.get(key)
