@@ -206,3 +206,17 @@ def test_run_asks_for_more_rounds_after_the_planned_ones() -> None:
     (entry,) = outcome.results
     assert sorted(set(entry["batch_rounds"])) == [0, 1, 2, 3]
     assert outcome.load_before is not None and outcome.load_after is not None
+
+
+def test_ctrl_c_while_deciding_on_another_round_keeps_what_was_measured() -> None:
+    def more(_partial: Run, _live: int, _elapsed: float) -> bool:
+        raise KeyboardInterrupt
+
+    outcome = run(
+        parse_config_list("native,sgx/eventfd"),
+        Settings(duration=0.02, batch=3, rounds=1),
+        more=more,
+    )
+    assert outcome.interrupted
+    assert [e["name"] for e in outcome.results] == ["native", "sgx/eventfd"]
+    assert all(len(e["batch_rounds"]) == e["batches"] for e in outcome.results)
