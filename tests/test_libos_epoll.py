@@ -273,6 +273,56 @@ def test_edge_triggered_hang_up_is_reported_once(make_epoll: MakeEpoll, pair: Pa
     assert ep.poll(0.01) == []
 
 
+def test_edge_triggered_reports_everything_ready(make_epoll: MakeEpoll, pair: Pair) -> None:
+    """Linux reports the full readiness at each edge, and new data on an unread socket is
+    a new edge (CPython's test_epoll relies on both)."""
+    a, b = pair
+    ep = make_epoll()
+    ep.register(a, IN | OUT | ET)
+    assert ep.poll(BOUND) == [(a.fileno(), OUT)]
+    assert ep.poll(0) == []
+    b.send(b"one")
+    assert ep.poll(BOUND) == [(a.fileno(), IN | OUT)]
+    assert ep.poll(0) == []
+    b.send(b"two")  # "one" still unread
+    assert ep.poll(BOUND) == [(a.fileno(), IN | OUT)]
+    assert ep.poll(0) == []
+    ep.modify(a, IN | ET)  # modify re-arms: what is ready is reported again
+    assert ep.poll(0) == [(a.fileno(), IN)]
+    ep.modify(a, IN)  # and back to level-triggered
+    assert ep.poll(0) == [(a.fileno(), IN)]
+    assert ep.poll(0) == [(a.fileno(), IN)]
+
+
+def test_edge_triggered_oneshot(make_epoll: MakeEpoll, pair: Pair) -> None:
+    a, b = pair
+    ep = make_epoll()
+    ep.register(a, IN | ET | ONESHOT)
+    b.send(b"x")
+    assert ep.poll(BOUND) == [(a.fileno(), IN)]
+    b.send(b"y")
+    assert ep.poll(0.01) == []
+    ep.modify(a, IN | ET | ONESHOT)
+    assert ep.poll(0) == [(a.fileno(), IN)]
+
+
+def test_edge_and_level_entries_together(make_epoll: MakeEpoll) -> None:
+    pairs = [socket.socketpair() for _ in range(4)]
+    try:
+        ep = make_epoll()
+        for i, (a, b) in enumerate(pairs):
+            ep.register(a, IN | (ET if i % 2 else 0))
+            b.send(b"x")
+        assert sorted(ep.poll(BOUND)) == sorted((a.fileno(), IN) for a, _b in pairs)
+        assert sorted(ep.poll(0)) == sorted((a.fileno(), IN) for a, _b in pairs[0::2])
+        got = ep.poll(0, maxevents=1) + ep.poll(0, maxevents=1)
+        assert len(got) == 2
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+
+
 def test_oneshot(make_epoll: MakeEpoll, pair: Pair) -> None:
     a, b = pair
     ep = make_epoll()
@@ -432,28 +482,121 @@ def test_flags(make_epoll: MakeEpoll) -> None:
         make_epoll(-1, 1)
 
 
-# -- fromfd ----------------------------------------------------------------------------
+# -- fileno and fromfd ---------------------------------------------------------------
 
 
-def test_select_epoll_fromfd() -> None:
-    with select.epoll() as ep:
-        other = select.epoll.fromfd(os.dup(ep.fileno()))
-        assert other.fileno() != ep.fileno()
-        other.close()
+def test_fileno_is_an_epoll_descriptor(make_epoll: MakeEpoll) -> None:
+    ep = make_epoll()
+    number = ep.fileno()
+    assert os.readlink(f"/proc/self/fd/{number}") == "anon_inode:[eventpoll]"
+    assert os.get_inheritable(number) is False
+    ep.close()
+    with pytest.raises(OSError):
+        os.fstat(number)
 
 
-def test_libos_epoll_fromfd() -> None:
+def _fromfd(ep: EpollLike, fd: int) -> EpollLike:
+    fromfd: Callable[[int], EpollLike] = type(ep).fromfd  # type: ignore[attr-defined]
+    return fromfd(fd)
+
+
+@pytest.mark.parametrize("closer", ["original", "copy"])
+def test_fromfd_shares_the_epoll(make_epoll: MakeEpoll, pair: Pair, closer: str) -> None:
+    """``fromfd`` wraps the same epoll, no duplicate: closing either object closes it, and
+    the other, not itself closed, then fails with EBADF."""
+    a, b = pair
+    ep = make_epoll()
+    number = ep.fileno()
+    copy = _fromfd(ep, number)
+    assert copy is not ep and copy.fileno() == number
+    copy.register(a, OUT)
+    assert ep.poll(0) == [(a.fileno(), OUT)]
+    ep.modify(a, IN)
+    b.send(b"x")
+    assert copy.poll(BOUND) == [(a.fileno(), IN)]
+    gone, left = (ep, copy) if closer == "original" else (copy, ep)
+    gone.close()
+    assert gone.closed and not left.closed
+    assert left.fileno() == number
+    for call in (
+        lambda: left.poll(0),
+        lambda: left.register(b, IN),
+        lambda: left.modify(a, IN),
+        lambda: left.unregister(a),
+    ):
+        with pytest.raises(OSError) as info:
+            call()
+        assert info.value.errno == errno.EBADF
+    left.close()
+    assert left.closed
+    with pytest.raises(ValueError, match="closed epoll"):
+        left.poll(0)
+
+
+def test_fromfd_argument(make_epoll: MakeEpoll) -> None:
+    ep = make_epoll()
+    with pytest.raises(TypeError):
+        _fromfd(ep, "3")  # type: ignore[arg-type]
+
+
+def test_libos_fromfd_of_a_negative_number() -> None:
+    """CPython's ``select.epoll.fromfd(-1)`` makes a new epoll (its constructor's "no
+    descriptor yet" value leaks through); ``Epoll.fromfd`` has no LibOS to make one on,
+    and refuses."""
+    with pytest.raises(ValueError, match="negative"):
+        Epoll.fromfd(-1)
+
+
+def test_libos_fromfd_of_a_number_that_is_no_libos_epoll(pair: Pair) -> None:
+    """Natively ``poll`` on the copy fails with EBADF for a closed number and EINVAL for
+    one open as something else; the LibOS acts only on its own epolls and says EBADF."""
+    with booted("direct") as libos:
+        for number in (pair[0].fileno(), closed_fd()):
+            copy = Epoll.fromfd(number)
+            assert not copy.closed and copy.fileno() == number
+            with pytest.raises(OSError) as info:
+                copy.poll(0)
+            assert info.value.errno == errno.EBADF
+            copy.close()
+        native = select.epoll()
+        try:
+            with pytest.raises(OSError) as info:
+                Epoll.fromfd(native.fileno()).register(pair[0], IN)
+            assert info.value.errno == errno.EBADF
+        finally:
+            native.close()
+        assert libos.host.open_handles()  # the LibOS's own, untouched
+
+
+def test_libos_fromfd_copy_never_reaches_a_later_epoll(pair: Pair) -> None:
+    """After its epoll is closed, a copy does not act on a new epoll that got the same
+    number (natively it would)."""
     with booted("direct") as libos:
         ep = libos.epoll()
         number = ep.fileno()
-        assert Epoll.fromfd(number) is ep
-        assert number >= 1 << 24  # never a real descriptor
+        copy = Epoll.fromfd(number)
         ep.close()
+        later = libos.epoll()
+        assert later.fileno() == number  # the lowest free descriptor, reused
+        later.register(pair[0], OUT)
         with pytest.raises(OSError) as info:
-            Epoll.fromfd(number)
+            copy.poll(0)
         assert info.value.errno == errno.EBADF
-        with pytest.raises(OSError):
-            Epoll.fromfd(3)
+        assert Epoll.fromfd(number).poll(0) == [(pair[0].fileno(), OUT)]
+        copy.close()
+        assert later.poll(0) == [(pair[0].fileno(), OUT)]
+        later.close()
+
+
+def test_libos_epoll_is_built_from_a_host_and_an_event_source(pair: Pair) -> None:
+    """``Epoll`` needs only the PAL host and the calling thread's event."""
+    with booted("direct") as libos:
+        event = libos.create_pollable_event()
+        ep = Epoll(libos.host, lambda: event)
+        ep.register(pair[0], OUT)
+        assert ep.poll(0) == [(pair[0].fileno(), OUT)]
+        ep.close()
+        event.destroy()
 
 
 # -- only the LibOS: waking waiters, forged wakeups, races ---------------------------------
@@ -672,7 +815,9 @@ def test_close_racing_a_waiter(libos: LibOS, pair: Pair) -> None:
         assert ep.poll(BOUND) == []
 
 
-def test_unregister_racing_edge_rearm(libos: LibOS, pair: Pair) -> None:
+def test_unregister_racing_an_edge(libos: LibOS, pair: Pair) -> None:
+    """An edge queued for an entry that is unregistered before the waiter takes it is
+    not reported."""
     a, b = pair
     c, d = socket.socketpair()
     try:
@@ -680,7 +825,6 @@ def test_unregister_racing_edge_rearm(libos: LibOS, pair: Pair) -> None:
         ep.register(a, IN | ET)
         ep.register(c, IN)
         b.send(b"x")
-        assert ep.poll(BOUND) == [(a.fileno(), IN)]
         d.send(b"y")
         with spying(libos.host) as spy:
 
@@ -688,12 +832,88 @@ def test_unregister_racing_edge_rearm(libos: LibOS, pair: Pair) -> None:
                 spy.before = None
                 ep.unregister(a)
 
-            spy.before = race  # the first host call of the next poll is the ET re-check
+            spy.before = race
             assert ep.poll(BOUND) == [(c.fileno(), IN)]
         ep.close()
     finally:
         c.close()
         d.close()
+
+
+def test_close_racing_an_edge_take(libos: LibOS, pair: Pair) -> None:
+    a, b = pair
+    ep = libos.epoll()
+    ep.register(a, IN | ET)
+    b.send(b"x")
+    real = libos.host.edge_watch_take
+
+    def take(watch: Handle, max_events: int) -> list[tuple[Handle, int]]:
+        ep.close()
+        return real(watch, max_events)
+
+    libos.host.edge_watch_take = take  # type: ignore[method-assign]
+    try:
+        assert ep.poll(BOUND) == []
+    finally:
+        del libos.host.edge_watch_take
+
+
+@pytest.mark.parametrize("where", ["edge_watch_add", "stream_from_fd"])
+def test_interrupt_inside_register_leaves_nothing(pair: Pair, where: str) -> None:
+    """A KeyboardInterrupt from the host call inside ``register`` leaves no entry and no
+    handle behind; registering again works."""
+    a, b = pair
+    with booted("direct") as libos:
+        ep = libos.epoll()
+        real = getattr(libos.host, where)
+        calls = 0
+
+        def interrupted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        setattr(libos.host, where, interrupted)
+        handles = set(libos.host.open_handles())
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                ep.register(a, IN | ET)
+        finally:
+            delattr(libos.host, where)
+        assert set(libos.host.open_handles()) == handles
+        with pytest.raises(FileNotFoundError):
+            ep.unregister(a)
+        ep.register(a, IN | ET)
+        b.send(b"x")
+        assert ep.poll(BOUND) == [(a.fileno(), IN)]
+        ep.close()
+
+
+def test_edge_triggered_host_calls(pair: Pair) -> None:
+    """What edges cost: one epoll_ctl per change of an edge-triggered entry, one
+    epoll_wait per wake with edges queued; a level-triggered poll uses neither."""
+    a, b = pair
+    with booted("direct") as libos:
+        calls = libos.host.calls
+        ep = libos.epoll()
+        ep.register(a, IN)
+        b.send(b"x")
+        before = calls.copy()
+        assert ep.poll(0) == [(a.fileno(), IN)]
+        spent = calls - before
+        assert spent["poll"] == 1 and not spent["epoll_ctl"] and not spent["epoll_wait"]
+        ep.modify(a, IN | ET)
+        before = calls.copy()
+        assert ep.poll(0) == [(a.fileno(), IN)]
+        assert ep.poll(0) == []
+        spent = calls - before
+        assert (spent["poll"], spent["epoll_wait"], spent["epoll_ctl"]) == (2, 1, 0)
+        before = calls.copy()
+        ep.unregister(a)
+        assert (calls - before)["epoll_ctl"] == 1
+        ep.close()
 
 
 def test_shutdown_closes_epolls(pair: Pair) -> None:

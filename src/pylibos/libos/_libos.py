@@ -203,7 +203,10 @@ class LibOS:
         """An object with ``select.epoll``'s API, implemented in the LibOS."""
         if self._closed:
             raise RuntimeError("the LibOS is shut down")
-        return Epoll(self, self._epolls, sizehint, flags)
+        return Epoll(self.host, self._current_event, sizehint, flags, table=self._epolls)
+
+    def _current_event(self) -> PollableEvent:
+        return self.current_thread().event
 
     def install_async_event(self, delay: float, callback: Callable[[], object]) -> int:
         """Run ``callback`` on the async worker after ``delay`` seconds."""

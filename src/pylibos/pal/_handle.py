@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import select
 import socket
 import threading
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ class HandleKind(enum.Enum):
     PIPE = "pipe"
     EVENTFD = "eventfd"
     FD = "fd"
+    EDGES = "edges"
 
 
 class Handle:
@@ -61,6 +63,9 @@ class Handle:
         self._goodbye = False  # close_notify sent
         self._deleted = False  # shut down by delete()
         self._helper: PalThread | None = None
+        # An edge watch (kind EDGES): the host epoll, and the handles it watches by fd.
+        self._epoll: select.epoll | None = None
+        self._watched: dict[int, Handle] = {}
         self.closed = False
 
     @property

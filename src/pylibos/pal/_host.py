@@ -11,8 +11,10 @@ Every operation that would leave an SGX enclave is counted in ``calls`` under th
 of the OCALL Gramine's Linux-SGX PAL makes for it: ``listen`` (socket, bind and listen
 together), ``connect``, ``accept``, ``send``/``recv`` (one per system call that moves
 pipe bytes, handshake bytes included), ``read``/``write`` (eventfd), ``poll``,
-``eventfd``, ``shutdown``, ``close`` and ``clone_thread``.  Both host kinds count the
-same way, so a ``direct`` run shows what the same work would cost in transitions.
+``eventfd``, ``shutdown``, ``close`` and ``clone_thread``; and, for the edge watches
+behind the LibOS's edge-triggered epoll, ``epoll_create``, ``epoll_ctl`` and
+``epoll_wait``.  Both host kinds count the same way, so a ``direct`` run shows what the
+same work would cost in transitions.
 
 Abstract socket names
 ---------------------
@@ -53,6 +55,20 @@ WAIT_RDHUP = 32  # the peer shut down its writing side (POLLRDHUP)
 
 EVENT_TOKEN = b"\x01"
 """The only payload raw pipes and eventfds carry: one wakeup."""
+
+# The host's epoll, taken at import: under ``pylibos run`` the program's ``select.epoll``
+# is the LibOS's, which stands on this one.
+_host_epoll = select.epoll
+
+# How WAIT_* flags and epoll's bits correspond (an edge watch speaks epoll to the host).
+_EPOLL_BITS = (
+    (WAIT_READ, select.EPOLLIN),
+    (WAIT_WRITE, select.EPOLLOUT),
+    (WAIT_PRI, select.EPOLLPRI),
+    (WAIT_RDHUP, select.EPOLLRDHUP),
+    (WAIT_ERROR, select.EPOLLERR),
+    (WAIT_HANG_UP, select.EPOLLHUP),
+)
 
 _ABSTRACT_MAX = 107  # sizeof(sun_path) minus the leading NUL of an abstract name
 _RECV_CHUNK = 8192
@@ -611,6 +627,121 @@ class Host:
             ready[i] = flags
         return ready
 
+    # -- edge watches ------------------------------------------------------------------
+    #
+    # The LibOS's epoll reports an edge-triggered descriptor again whenever new data (or
+    # room, or a hang-up) arrives, as Linux does.  Gramine learns of edges by watching the
+    # program's reads and writes, which all pass through it; here the program reads its
+    # own descriptors directly, so only the host kernel sees the edges.  An edge watch is
+    # a host epoll with every descriptor in EPOLLET mode: the kernel queues a descriptor
+    # whenever it is woken, and a take reports its full readiness at that moment, exactly
+    # what an EPOLLET registration of the program's would report.  The watch's handle is
+    # readable while something is queued, so it is waited on with streams_wait_events
+    # beside the other handles, and taken from only when it wakes.
+
+    def edge_watch_open(self) -> Handle:
+        """A new edge watch (one host call: ``epoll_create``)."""
+        if self.closed:
+            raise PalError(PalErrorCode.BADHANDLE, "host is shut down")
+        self._count("epoll_create")
+        try:
+            epoll = _host_epoll()
+        except OSError as exc:
+            raise _from_oserror(exc, "epoll_create") from None
+        handle = Handle(HandleKind.EDGES, "edges:", raw=True, nonblocking=True, fd=epoll.fileno())
+        handle._epoll = epoll
+        return self._track(handle)
+
+    def edge_watch_add(
+        self, watch: Handle, handle: Handle, events: int, *, oneshot: bool = False
+    ) -> None:
+        """Watch ``handle`` (from ``stream_from_fd``) for edges of ``events`` (WAIT_*
+        flags), or change what is watched if it is watched already.  Like ``epoll_ctl``,
+        this queues the descriptor at once if it is ready now.  With ``oneshot`` it is
+        queued once, then not again until the next ``edge_watch_add``."""
+        self._check(watch, HandleKind.EDGES)
+        self._check(handle, HandleKind.FD)
+        assert watch._epoll is not None
+        mask = select.EPOLLET | (select.EPOLLONESHOT if oneshot else 0)
+        for flag, bit in _EPOLL_BITS:
+            if events & flag and not flag & (WAIT_ERROR | WAIT_HANG_UP):
+                mask |= bit
+        # Known before the kernel can queue it, or a take would drop it as forged.
+        previous = watch._watched.get(handle._fd)
+        watch._watched[handle._fd] = handle
+        self._count("epoll_ctl")
+        try:
+            try:
+                watch._epoll.register(handle._fd, mask)
+            except FileExistsError:
+                watch._epoll.modify(handle._fd, mask)
+        except (OSError, ValueError) as exc:
+            if watch._watched.get(handle._fd) is handle:
+                if previous is None:
+                    del watch._watched[handle._fd]
+                else:
+                    watch._watched[handle._fd] = previous
+            if isinstance(exc, OSError):
+                raise _from_oserror(exc, f"{handle.uri}: epoll_ctl") from None
+            # ValueError: the watch was closed by another thread.
+            raise PalError(PalErrorCode.BADHANDLE, "edge watch is closed") from None
+
+    def edge_watch_remove(self, watch: Handle, handle: Handle) -> None:
+        """Stop watching ``handle``.  A descriptor the program has closed already left
+        the watch then (the kernel drops it), so that is no error."""
+        self._check(watch, HandleKind.EDGES)
+        assert watch._epoll is not None
+        if watch._watched.get(handle._fd) is handle:
+            del watch._watched[handle._fd]
+        self._count("epoll_ctl")
+        try:
+            watch._epoll.unregister(handle._fd)
+        except (FileNotFoundError, ValueError):
+            pass  # not watched (any more), or the watch closed meanwhile
+        except OSError as exc:
+            if exc.errno != errno.EBADF:
+                raise _from_oserror(exc, f"{handle.uri}: epoll_ctl") from None
+
+    def edge_watch_take(self, watch: Handle, max_events: int) -> list[tuple[Handle, int]]:
+        """Up to ``max_events`` queued edges, without waiting: each watched handle with
+        its readiness now (WAIT_* flags).  What is left stays queued for the next take.
+        A descriptor the host names that is not watched is left out, and taken out of
+        the watch."""
+        self._check(watch, HandleKind.EDGES)
+        assert watch._epoll is not None
+        self._count("epoll_wait")
+        try:
+            got = watch._epoll.poll(0, max_events)
+        except OSError as exc:
+            raise _from_oserror(exc, "epoll_wait") from None
+        except ValueError:
+            raise PalError(PalErrorCode.BADHANDLE, "edge watch is closed") from None
+        edges: list[tuple[Handle, int]] = []
+        for fd, mask in got:
+            handle = watch._watched.get(fd)
+            if handle is None:
+                # Not ours: the host put it there.  Left in, it could keep the watch
+                # readable for ever and its waiters spinning; so it goes.
+                self._count("epoll_ctl")
+                with contextlib.suppress(OSError, ValueError):
+                    watch._epoll.unregister(fd)
+                continue
+            if handle.closed:
+                continue
+            flags = 0
+            for flag, bit in _EPOLL_BITS:
+                if mask & bit:
+                    flags |= flag
+            edges.append((handle, flags))
+        return edges
+
+    def descriptor_number(self, handle: Handle) -> int:
+        """The number of the host descriptor behind ``handle``, for the LibOS to show a
+        program the object it stands for (an epoll's ``fileno()``).  Knowing the number
+        gives no way to act on the descriptor: that stays with the PAL."""
+        self._check(handle)
+        return handle._fd
+
     # -- teardown --------------------------------------------------------------------
 
     def delete(self, handle: Handle) -> None:
@@ -656,6 +787,8 @@ class Host:
         self._count("close")
         if handle._sock is not None:
             handle._sock.close()
+        elif handle._epoll is not None:
+            handle._epoll.close()
         else:
             os.close(handle._fd)
 
