@@ -7,7 +7,7 @@ helpers (``os.getpid``, ``os.strerror``); nothing else that touches the host.
 One descriptor number comes out of the PAL: ``Host.descriptor_number`` of an epoll's edge
 watch, which the epoll shows the program as its ``fileno()`` (the program-visible object
 is that host epoll).  With nothing here able to act on a number, knowing it is no access;
-the call is allowed in ``_epoll.py`` only, so no other module starts to rely on numbers.
+the call is allowed in ``_interest.py`` only, so no other module starts to rely on numbers.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ HANDLE_INTERNALS = {
     "_epoll",
     "_watched",
 }
-NUMBER_USERS = {"descriptor_number": "_epoll.py"}
+NUMBER_USERS = {"descriptor_number": "_interest.py"}
 
 
 def _module_of(node: ast.ImportFrom) -> str:

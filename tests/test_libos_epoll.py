@@ -891,6 +891,34 @@ def test_interrupt_inside_register_leaves_nothing(pair: Pair, where: str) -> Non
         ep.close()
 
 
+def test_host_forging_into_the_edge_watch_neither_lies_nor_spins(pair: Pair) -> None:
+    """Play the host: put an always-ready descriptor of its own into the epoll's edge
+    watch.  ``poll`` reports nothing for it, times out as asked, and wakes for it once,
+    not over and over."""
+    a, b = pair
+    c, d = socket.socketpair()
+    try:
+        with booted("sgx", "raw") as libos:
+            ep = libos.epoll()
+            ep.register(a, IN | ET)
+            assert ep._inst is not None
+            host_epoll = ep._inst.watch._epoll
+            assert host_epoll is not None
+            host_epoll.register(d.fileno(), select.EPOLLOUT)  # forged, level-triggered
+            before = libos.host.calls.copy()
+            t0 = time.monotonic()
+            assert ep.poll(0.2) == []
+            assert time.monotonic() - t0 >= 0.19
+            spent = libos.host.calls - before
+            assert spent["poll"] <= 3 and spent["epoll_wait"] <= 2, spent
+            b.send(b"x")
+            assert ep.poll(BOUND) == [(a.fileno(), IN)]
+            ep.close()
+    finally:
+        c.close()
+        d.close()
+
+
 def test_edge_triggered_host_calls(pair: Pair) -> None:
     """What edges cost: one epoll_ctl per change of an edge-triggered entry, one
     epoll_wait per wake with edges queued; a level-triggered poll uses neither."""

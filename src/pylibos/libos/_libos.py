@@ -24,9 +24,10 @@ from typing import Any
 
 from ..pal import Host, PalError
 from ._async import AsyncWorker
-from ._epoll import Epoll, EpollTable
+from ._epoll import Epoll
 from ._errno import oserror
 from ._event import EVENT_KINDS, EventFactory, PollableEvent
+from ._interest import EpollTable
 from ._ipc import THREADS, IpcClient, IpcWorker
 from ._profile import Profile
 from ._thread import LibOSThread, ThreadTable

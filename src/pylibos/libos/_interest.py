@@ -1,0 +1,391 @@
+"""The interest list of a LibOS epoll and the wait over it (see ``_epoll.py``).
+
+An ``EpollInstance`` is one epoll: its entries, its PAL edge watch, its waiters.  Every
+``Epoll`` object over it (the one that made it, and any from ``fromfd``) shares it, so the
+instance holds the mechanism and the object holds ``select.epoll``'s argument rules and
+its own ``closed`` flag.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import select
+import threading
+import time
+import weakref
+from collections.abc import Callable
+
+from ..pal import (
+    WAIT_ERROR,
+    WAIT_HANG_UP,
+    WAIT_PRI,
+    WAIT_RDHUP,
+    WAIT_READ,
+    WAIT_WRITE,
+    Handle,
+    Host,
+    PalError,
+    PalErrorCode,
+)
+from ._errno import oserror
+from ._event import PollableEvent
+
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
+EPOLLPRI = select.EPOLLPRI
+EPOLLERR = select.EPOLLERR
+EPOLLHUP = select.EPOLLHUP
+EPOLLRDHUP = select.EPOLLRDHUP
+EPOLLET = select.EPOLLET
+EPOLLONESHOT = select.EPOLLONESHOT
+EPOLLRDNORM = select.EPOLLRDNORM
+EPOLLWRNORM = select.EPOLLWRNORM
+
+_READS = EPOLLIN | EPOLLRDNORM
+_WRITES = EPOLLOUT | EPOLLWRNORM
+_DEFAULT_MASK = EPOLLIN | EPOLLPRI | EPOLLOUT
+_MAX_EVENTS = 1023  # what select.epoll uses for maxevents=-1 (FD_SETSIZE - 1)
+
+CurrentEvent = Callable[[], PollableEvent]
+"""Gives the calling thread's pollable event: what a waiter sleeps on beside the handles."""
+
+
+def _wait_flags(mask: int) -> int:
+    flags = 0
+    if mask & _READS:
+        flags |= WAIT_READ
+    if mask & _WRITES:
+        flags |= WAIT_WRITE
+    if mask & EPOLLPRI:
+        flags |= WAIT_PRI
+    if mask & EPOLLRDHUP:
+        flags |= WAIT_RDHUP
+    return flags
+
+
+def _epoll_events(flags: int, mask: int) -> int:
+    events = EPOLLERR if flags & WAIT_ERROR else 0
+    if flags & WAIT_HANG_UP:
+        events |= EPOLLHUP
+    if flags & WAIT_READ:
+        events |= mask & _READS
+    if flags & WAIT_WRITE:
+        events |= mask & _WRITES
+    if flags & WAIT_PRI:
+        events |= mask & EPOLLPRI
+    if flags & WAIT_RDHUP:
+        events |= mask & EPOLLRDHUP
+    return events
+
+
+def ebadf(what: str) -> OSError:
+    return OSError(errno.EBADF, f"{os.strerror(errno.EBADF)}: {what}")
+
+
+class _Entry:
+    __slots__ = ("disabled", "fd", "handle", "mask")
+
+    def __init__(self, fd: int, mask: int, handle: Handle) -> None:
+        self.fd = fd
+        self.mask = mask
+        self.handle = handle
+        self.disabled = False
+
+    @property
+    def edge(self) -> bool:
+        return bool(self.mask & EPOLLET)
+
+
+# Every open epoll by its number, so fromfd finds it.  Numbers are host descriptors, so
+# one table serves the whole process.
+_by_number: weakref.WeakValueDictionary[int, EpollInstance] = weakref.WeakValueDictionary()
+
+
+def by_number(number: int) -> EpollInstance | None:
+    """The open epoll whose number is ``number``, if there is one."""
+    inst = _by_number.get(number)
+    return inst if inst is not None and not inst.closed else None
+
+
+class EpollTable:
+    """The epoll instances of one LibOS, so shutdown closes them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: set[EpollInstance] = set()
+
+    def add(self, instance: EpollInstance) -> None:
+        with self._lock:
+            self._open.add(instance)
+
+    def discard(self, instance: EpollInstance) -> None:
+        with self._lock:
+            self._open.discard(instance)
+
+    def close_all(self) -> None:
+        with self._lock:
+            instances = list(self._open)
+        for instance in instances:
+            instance.shut_down = True
+            instance.close()
+
+
+class EpollInstance:
+    """One epoll: the interest list and its edge watch, shared by every object over it."""
+
+    def __init__(self, host: Host, current_event: CurrentEvent, table: EpollTable | None) -> None:
+        self.host = host
+        self.current_event = current_event
+        self.table = table
+        try:
+            self.watch = host.edge_watch_open()
+        except PalError as exc:
+            raise oserror(exc, "epoll_create") from None
+        self.number = host.descriptor_number(self.watch)
+        # Serialises register, modify and unregister, as the kernel's ep->mtx does.
+        self.ctl_lock = threading.Lock()
+        self.lock = threading.Lock()
+        # Guarded by lock.
+        self.entries: dict[int, _Entry] = {}
+        self.waiters: set[PollableEvent] = set()
+        self.closed = False
+        self.shut_down = False  # closed by the LibOS's shutdown, not by the program
+        if table is not None:
+            table.add(self)
+        _by_number[self.number] = self
+
+    def _wake_waiters(self) -> None:
+        with self.lock:
+            waiters = list(self.waiters)
+        for event in waiters:
+            event.set()
+
+    def close(self) -> None:
+        """Close the epoll; current waiters wake and return no events."""
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            entries, self.entries = list(self.entries.values()), {}
+        if _by_number.get(self.number) is self:
+            del _by_number[self.number]
+        for entry in entries:
+            self.host.close(entry.handle)
+        self.host.close(self.watch)  # the number is free from here on
+        if self.table is not None:
+            self.table.discard(self)
+        self._wake_waiters()
+
+    # -- the interest list -------------------------------------------------------------
+
+    def _open_fd(self, fd: int) -> Handle:
+        """A PAL handle over ``fd``, or the error ``epoll_ctl`` gives for the descriptor."""
+        try:
+            return self.host.stream_from_fd(fd)
+        except PalError as exc:
+            if exc.code is PalErrorCode.NOTSUPPORT:
+                raise PermissionError(errno.EPERM, os.strerror(errno.EPERM)) from None
+            if exc.code is not PalErrorCode.BADHANDLE:
+                raise oserror(exc, f"fd {fd}") from None
+        self._forget_closed(fd)
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    def _forget_closed(self, fd: int, entry: _Entry | None = None) -> None:
+        """``fd`` was closed: Linux has taken it out of every interest list already.
+        Given ``entry``, only that one goes, not one registered since under the number."""
+        with self.lock:
+            current = self.entries.get(fd)
+            if current is None or (entry is not None and current is not entry):
+                return
+            del self.entries[fd]
+        self.host.close(current.handle)  # the host dropped it from the watch already
+
+    def _is_closed(self, fd: int) -> bool:
+        try:
+            self.host.close(self.host.stream_from_fd(fd))
+        except PalError as exc:
+            # A regular file now holds the number: what was registered is gone too.
+            return exc.code in (PalErrorCode.BADHANDLE, PalErrorCode.NOTSUPPORT)
+        return False
+
+    def _check_fd(self, fd: int) -> None:
+        self.host.close(self._open_fd(fd))
+
+    def _watch_edges(self, entry: _Entry) -> None:
+        try:
+            self.host.edge_watch_add(
+                self.watch,
+                entry.handle,
+                _wait_flags(entry.mask),
+                oneshot=bool(entry.mask & EPOLLONESHOT),
+            )
+        except PalError as exc:
+            raise oserror(exc, f"fd {entry.fd}") from None
+
+    def _unwatch(self, entry: _Entry) -> None:
+        try:
+            self.host.edge_watch_remove(self.watch, entry.handle)
+        except PalError as exc:
+            if exc.code is not PalErrorCode.BADHANDLE:  # BADHANDLE: the epoll closed
+                raise oserror(exc, f"fd {entry.fd}") from None
+
+    def register(self, fd: int, eventmask: int) -> None:
+        with self.ctl_lock:
+            handle = self._open_fd(fd)
+            added = False
+            try:
+                entry = _Entry(fd, eventmask, handle)
+                with self.lock:
+                    exists = fd in self.entries
+                if exists:
+                    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
+                if entry.edge:
+                    self._watch_edges(entry)
+                with self.lock:
+                    if not self.closed:
+                        added = True
+                        self.entries[fd] = entry
+                if not added:
+                    raise ebadf(f"epoll {self.number} closed meanwhile")
+            finally:
+                if not added:
+                    self.host.close(handle)
+        self._wake_waiters()
+
+    def modify(self, fd: int, eventmask: int) -> None:
+        with self.ctl_lock:
+            self._check_fd(fd)
+            with self.lock:
+                entry = self.entries.get(fd)
+                if entry is None:
+                    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+                was = entry.mask, entry.disabled
+                entry.mask = eventmask
+                entry.disabled = False
+            try:
+                if entry.edge:
+                    self._watch_edges(entry)
+                elif was[0] & EPOLLET:
+                    self._unwatch(entry)
+            except BaseException:
+                with self.lock:
+                    entry.mask, entry.disabled = was
+                raise
+        self._wake_waiters()
+
+    def unregister(self, fd: int) -> None:
+        with self.ctl_lock:
+            self._check_fd(fd)
+            with self.lock:
+                entry = self.entries.pop(fd, None)
+            if entry is None:
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+            try:
+                if entry.edge:
+                    self._unwatch(entry)
+            finally:
+                self.host.close(entry.handle)
+        self._wake_waiters()
+
+    # -- waiting -----------------------------------------------------------------------
+
+    def poll(self, deadline: float | None, maxevents: int) -> list[tuple[int, int]]:
+        """Wait (until ``deadline``, a ``time.monotonic`` value, or for ever) for events."""
+        event = self.current_event()
+        with self.lock:
+            self.waiters.add(event)
+        try:
+            return self._wait(event, deadline, maxevents)
+        except PalError as exc:
+            raise oserror(exc, "epoll wait") from None
+        finally:
+            with self.lock:
+                self.waiters.discard(event)
+
+    def _changed(self, entries: list[_Entry], exc: PalError) -> bool:
+        """True when ``exc`` comes from a handle closed under us by ``unregister`` or
+        ``close`` on another thread, after ``entries`` were read: then read them anew."""
+        if exc.code is not PalErrorCode.BADHANDLE:
+            return False
+        with self.lock:
+            return self.closed or any(self.entries.get(e.fd) is not e for e in entries)
+
+    def _wait(
+        self, event: PollableEvent, deadline: float | None, maxevents: int
+    ) -> list[tuple[int, int]]:
+        host = self.host
+        while True:
+            with self.lock:
+                if self.closed:
+                    return []
+                level = [e for e in self.entries.values() if not e.disabled and not e.edge]
+                edges = any(not e.disabled and e.edge for e in self.entries.values())
+            handles = [event.read_handle, *(e.handle for e in level)]
+            flags = [WAIT_READ, *(_wait_flags(e.mask) for e in level)]
+            if edges:
+                handles.append(self.watch)
+                flags.append(WAIT_READ)
+            timeout_us = None
+            if deadline is not None:
+                timeout_us = max(0, math.ceil((deadline - time.monotonic()) * 1e6))
+            try:
+                ready = host.streams_wait_events(handles, flags, timeout_us)
+            except PalError as exc:
+                if self._changed(level, exc):
+                    continue
+                raise
+            if ready[0]:
+                if event.is_set():
+                    event.clear()
+                else:
+                    event.drain_spurious()
+            level_ready = ready[1 : 1 + len(level)]
+            # The host reports a closed descriptor as an error (POLLNVAL); Linux would
+            # have dropped it from the list, so it is dropped here and not reported.
+            for entry, got in zip(level, level_ready, strict=True):
+                if got & WAIT_ERROR and self._is_closed(entry.fd):
+                    self._forget_closed(entry.fd, entry)
+            results: list[tuple[int, int]] = []
+            with self.lock:
+                for entry, got in zip(level, level_ready, strict=True):
+                    if self.entries.get(entry.fd) is not entry or entry.disabled:
+                        continue  # changed while we slept; the next round sees it anew
+                    events = _epoll_events(got, entry.mask)
+                    if not events:
+                        continue
+                    results.append((entry.fd, events))
+                    if entry.mask & EPOLLONESHOT:
+                        entry.disabled = True
+                    if len(results) == maxevents:
+                        break
+            if edges and ready[-1] and len(results) < maxevents:
+                results += self._take_edges(maxevents - len(results))
+            if results:
+                return results
+            if deadline is not None and time.monotonic() >= deadline:
+                return []
+
+    def _take_edges(self, room: int) -> list[tuple[int, int]]:
+        """The edges the host has queued on the watch, at most ``room`` of them."""
+        try:
+            taken = self.host.edge_watch_take(self.watch, room)
+        except PalError as exc:
+            if exc.code is PalErrorCode.BADHANDLE and self.closed:
+                return []
+            raise
+        results: list[tuple[int, int]] = []
+        with self.lock:
+            by_handle = {id(e.handle): e for e in self.entries.values() if e.edge}
+            for handle, got in taken:
+                entry = by_handle.get(id(handle))
+                if entry is None or entry.handle is not handle or entry.disabled:
+                    continue  # unregistered or disabled since the host queued it
+                events = _epoll_events(got, entry.mask)
+                if not events:
+                    continue
+                results.append((entry.fd, events))
+                if entry.mask & EPOLLONESHOT:
+                    entry.disabled = True
+        return results
