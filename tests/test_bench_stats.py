@@ -253,7 +253,8 @@ def test_a_noisy_configuration_is_named_and_a_steady_one_is_not() -> None:
     noisy = entry("sgx/raw", rng.normal(100, 30, 40), live=100)
     notes = stability_warnings(run_data(steady, noisy))
     assert len(notes) == 1
-    assert "sgx/raw (100 live) is unstable" in notes[0]
+    assert "unstable" in notes[0] and "sgx/raw (100 live) 28%" in notes[0]
+    assert "native" not in notes[0]
     assert "--rounds" in notes[0] and "--duration" in notes[0] and "quieter" in notes[0]
 
 

@@ -290,15 +290,18 @@ def stability_warnings(data: Data) -> list[str]:
             f"the machine was busy: load average {before[0]:.2f} on {cpus} CPUs before the "
             "run; figures will vary between runs: measure on a quieter machine"
         )
+    unstable = []
     for entry in data["configs"]:
         per = (entry.get("batches_ns") or {}).get("clone")
         spread = cv(per["median"]) if per else None
         if spread is not None and spread > CV_WARNING:
-            out.append(
-                f"{label(entry)} is unstable: its batches' clone medians vary by "
-                f"{spread:.0%} (coefficient of variation, over {CV_WARNING:.0%}): use more "
-                "--rounds or a longer --duration, or a quieter machine"
-            )
+            unstable.append(f"{label(entry)} {spread:.0%}")
+    if unstable:
+        out.append(
+            f"unstable (batches' clone medians vary by over {CV_WARNING:.0%}, coefficient of "
+            f"variation): {', '.join(unstable)}; use more --rounds or a longer --duration, "
+            "or a quieter machine"
+        )
     until = stab.get("until_stable")
     if until:
         for live, ok in until.get("reached", {}).items():
