@@ -220,3 +220,16 @@ def test_ctrl_c_while_deciding_on_another_round_keeps_what_was_measured() -> Non
     assert outcome.interrupted
     assert [e["name"] for e in outcome.results] == ["native", "sgx/eventfd"]
     assert all(len(e["batch_rounds"]) == e["batches"] for e in outcome.results)
+
+
+def test_until_stable_without_targets_uses_the_clone_medians(tmp_path: Path) -> None:
+    path = tmp_path / "n.json"
+    argv = [
+        "compare", "--configs", "native", "--duration", "0.05", "--rounds", "1", "--batch", "3",
+        "--live", "0", "--until-stable", "0.000001", "--budget", "0.2", "--json", str(path),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads(path.read_text())
+    assert data["targets"] == []
+    assert data["stability"]["until_stable"]["reached"] == {"0": False}
+    assert max(data["configs"][0]["batch_rounds"]) >= 1

@@ -126,20 +126,21 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _until_stable(width: float, budget: float, reached: dict[str, bool]) -> More:
-    """Another round while some target of this live count has an interval wider than
-    ``width`` (relative to its value) and the budget is not spent."""
+    """Another round while some target of this live count (with no target among the
+    configurations: some clone median) has an interval wider than ``width`` (relative to
+    its value) and the budget is not spent."""
 
     def more(partial: Run, live: int, elapsed: float) -> bool:
         data = partial.as_json()
         # Fewer resamples than the final figures: this is asked after every round.
         figures = Figures(data, resamples=1000)
-        wide = [
-            t
-            for t in targets(data, figures)
-            if live in t.lives
-            and t.value is not None
-            and (t.value.width is None or t.value.width > width)
-        ]
+        values = [t.value for t in targets(data, figures) if live in t.lives]
+        if not values:
+            # No target among these configurations: their clone medians, then.
+            values = [
+                figures.interval(e, "clone.median") for e in data["configs"] if e["live"] == live
+            ]
+        wide = [v for v in values if v is not None and (v.width is None or v.width > width)]
         if not wide:
             reached[str(live)] = True
             return False
@@ -368,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--until-stable", type=_positive_float, metavar="W",
         help="after the planned rounds, keep adding interleaved rounds until every target's "
-        "95%% interval spans at most W of its value (0.05: 5%%), or --budget ends",
+        "95%% interval spans at most W of its value (0.05: 5%%), or --budget ends; with no "
+        "target among the configurations, every clone median's interval",
     )  # fmt: skip
     p.add_argument(
         "--budget", type=_positive_float, default=60.0, metavar="S",
