@@ -41,7 +41,7 @@ FORMAT_VERSION = 2
 #   1: first version.
 #   2: per-batch samples of every phase (``batches_ns``: each batch's median and mean per
 #      clone) and the round of each batch (``batch_rounds``), from which every figure gets a
-#      bootstrap interval (``figures``, ``ratios``); ``targets`` with verdicts; ``stability``
+#      bootstrap interval (``intervals``, ``ratios``); ``targets`` with verdicts; ``stability``
 #      (load average before and after, CPU count, frequency governor, warnings);
 #      ``projection`` at the low and high ends of the published OCALL cost.  Version 1 files
 #      hold no per-batch samples, so no interval can be drawn from them: re-run to compare.
