@@ -14,28 +14,43 @@ every waiter re-checks the state here after it wakes.  A waiter that finds the c
 readable while the event is clear drains the channel (under the lock, so it never takes
 our own token) and goes back to sleep.
 
-The read end is nonblocking, so draining never blocks.  The write end of a TLS pipe is
-blocking: its first write waits for the handshake the PAL runs on a helper thread, where
-a nonblocking write would report "try again" and the wakeup would be lost.
+Both ends are nonblocking.  A ``set`` never waits for room: a channel the host has
+filled already wakes every sleeper, so "full" means "already set" (as asyncio's
+``_write_to_self`` and trio's wakeup socketpair treat it), and ``set`` never blocks while
+it holds the event's lock, so ``clear``, ``destroy`` and shutdown never queue behind a
+host.  A TLS channel is handed out only once the handshake of its write end is over, so
+no wakeup is ever refused for a handshake still running.  Draining reads in large chunks,
+so a flood costs few host calls.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable
 
-from ..pal import EVENT_TOKEN, WAIT_READ, Handle, Host, PalError, PalErrorCode
+from ..pal import (
+    EVENT_TOKEN,
+    WAIT_ERROR,
+    WAIT_READ,
+    WAIT_WRITE,
+    Handle,
+    HandleKind,
+    Host,
+    PalError,
+    PalErrorCode,
+)
 from ._errno import oserror
 from ._profile import Profile
 
 EVENT_KINDS = ("pipe", "raw", "eventfd")
-_DRAIN_CHUNK = 64
-_factories = itertools.count(1)
+_DRAIN_CHUNK = 65536
+_DRAIN_READS = 1024  # at most this many reads per drain; the waiter comes back for more
+_NAME_TRIES = 8
 
 
 class PollableEvent:
@@ -108,7 +123,7 @@ class PollableEvent:
         with self._lock:
             if self._set or self.closed:
                 return
-            for _ in range(1024):
+            for _ in range(_DRAIN_READS):
                 try:
                     if not self._host.read(self._read, _DRAIN_CHUNK):
                         # The far end is gone: the channel would read as ready for ever.
@@ -123,9 +138,15 @@ class PollableEvent:
         """Replace a channel the host broke; the state, which lives here, stays.  Under _lock.
 
         A host can break a channel: forge bytes into a TLS pipe (the record fails to
-        authenticate and the session is dead for good), or cut either end.  The event then
-        gets a fresh channel of the same kind, and a set event puts its token there.  A
-        host that keeps breaking channels only makes the LibOS keep paying for new ones.
+        authenticate and the session is dead for good), cut either end, or close a
+        descriptor under the PAL.  The event then gets a fresh channel of the same kind,
+        and a set event puts its token there.  A host that keeps breaking channels only
+        makes the LibOS keep paying for new ones.  When no new channel can be had (the
+        host is out of descriptors), the old one stays and the caller gets ``OSError``.
+
+        Sleepers on the old channel are woken before it goes: a pipe's read end is shut
+        down (every poller of it wakes, whoever holds its far end), an eventfd still ours
+        gets a token.  Each re-reads ``read_handle`` and sleeps on the new channel.
         """
         what = "the host cut the channel" if cause is None else str(cause)
         if self._remake is None:
@@ -134,11 +155,17 @@ class PollableEvent:
             read, write = self._remake()
         except PalError as exc:
             raise oserror(exc, f"rebuild event channel ({what})") from None
-        old = {self._read, self._write}
+        old_read, old_write = self._read, self._write
         self._read, self._write = read, write
         self.rebuilt += 1
-        for handle in old:
-            self._host.close(handle)
+        with contextlib.suppress(PalError):
+            if old_read.kind is HandleKind.PIPE:
+                self._host.delete(old_read)
+            else:
+                self._host.write(old_read, EVENT_TOKEN)
+        self._host.close(old_read)
+        if old_write is not old_read:
+            self._host.close(old_write)
         if self._set:
             with contextlib.suppress(PalError):
                 self._host.write(self._write, EVENT_TOKEN)
@@ -154,9 +181,12 @@ class PollableEvent:
                 if remaining <= 0:
                     return False
                 timeout_us = int(remaining * 1_000_000)
+            handle = self._read
             try:
-                ready = self._host.streams_wait_events([self._read], [WAIT_READ], timeout_us)
+                ready = self._host.streams_wait_events([handle], [WAIT_READ], timeout_us)
             except PalError as exc:
+                if handle is not self._read:
+                    continue  # the channel was replaced (and closed) under us
                 raise oserror(exc, "wait on event") from None
             if ready[0] and not self._set:
                 self.drain_spurious()
@@ -192,9 +222,6 @@ class EventFactory:
         self._lock = threading.Lock()
         self._free: list[PollableEvent] = []
         self._closed = False
-        self._names = itertools.count(1)
-        # Pipe names must not meet those of another factory on the same host.
-        self._tag = f"ev.{os.getpid()}.{next(_factories)}"
 
     def create(self) -> PollableEvent:
         """``create_pollable_event``: a fresh (or pooled) clear event."""
@@ -216,16 +243,31 @@ class EventFactory:
         return PollableEvent(self._host, self.kind, read, write, self._channel)
 
     def _channel(self) -> tuple[Handle, Handle]:
-        """A new host channel: (read end, write end); the same handle for an eventfd."""
+        """A new host channel: (read end, write end); the same handle for an eventfd.
+
+        Pipe names are random, so a host cannot bind the next one first; a name that is
+        taken all the same (by chance, or by a host that binds many) is tried again.
+        """
         host = self._host
         if self.kind == "eventfd":
             handle = host.stream_open("eventfd:", nonblocking=True)
             return handle, handle
         prefix = "pipe.raw" if self.kind == "raw" else "pipe"
-        name = f"{self._tag}.{next(self._names)}"
-        server = host.stream_open(f"{prefix}.srv:{name}", nonblocking=True)
+        for _ in range(_NAME_TRIES):
+            name = f"ev.{secrets.token_hex(8)}"
+            try:
+                server = host.stream_open(f"{prefix}.srv:{name}", nonblocking=True)
+            except PalError as exc:
+                if exc.code is PalErrorCode.STREAMEXIST:
+                    continue
+                raise
+            break
+        else:
+            raise PalError(
+                PalErrorCode.STREAMEXIST, f"no free event pipe name after {_NAME_TRIES} tries"
+            )
         try:
-            write = host.stream_open(f"{prefix}:{name}")
+            write = host.stream_open(f"{prefix}:{name}", nonblocking=True)
             try:
                 read = host.wait_for_client(server)
             except BaseException:
@@ -233,7 +275,24 @@ class EventFactory:
                 raise
         finally:
             host.close(server)
+        if write.encrypted:
+            # The write end handshakes on a helper; wait for it (bounded) so that a
+            # ``set`` never meets "try again" for a handshake rather than a full channel.
+            try:
+                self._await_established(write)
+            except BaseException:
+                host.close(write)
+                host.close(read)
+                raise
         return read, write
+
+    def _await_established(self, write: Handle) -> None:
+        timeout_us = int(self._host.handshake_timeout * 1_000_000)
+        ready = self._host.streams_wait_events([write], [WAIT_WRITE], timeout_us)
+        if ready[0] & WAIT_ERROR:
+            raise PalError(PalErrorCode.AUTH_FAILED, f"{write.uri}: handshake failed")
+        if not ready[0] & WAIT_WRITE:
+            raise PalError(PalErrorCode.TIMEDOUT, f"{write.uri}: handshake did not finish")
 
     def release(self, event: PollableEvent) -> None:
         """An exited thread's event: cleared into the pool, or destroyed.

@@ -28,8 +28,12 @@ be paired with an encrypted one.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import fcntl
+import functools
 import os
+import platform
 import secrets
 import select
 import socket
@@ -100,6 +104,35 @@ def _from_oserror(exc: OSError, what: str) -> PalError:
     return PalError(code, f"{what}: {os.strerror(exc.errno or 0)}")
 
 
+_SYS_KCMP = 312  # x86-64
+_KCMP_FILE = 0
+_libc: Any = None
+
+
+def _kcmp_file(fd1: int, fd2: int) -> bool | None:
+    """True if the two descriptors of this process refer to one open file, False if not,
+    None if either is closed."""
+    pid = os.getpid()
+    ret: int = _libc.syscall(_SYS_KCMP, pid, pid, _KCMP_FILE, fd1, fd2)
+    if ret < 0:
+        return None
+    return ret == 0
+
+
+@functools.cache
+def _kcmp_works() -> bool:
+    """kcmp(2) exists here (x86-64 Linux, not filtered by seccomp)."""
+    global _libc
+    if platform.machine() != "x86_64":
+        return False
+    _libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.eventfd(0, os.EFD_CLOEXEC)
+    try:
+        return _kcmp_file(fd, fd) is True
+    finally:
+        os.close(fd)
+
+
 class Host:
     """One untrusted host, as the LibOS sees it through the PAL."""
 
@@ -160,11 +193,23 @@ class Host:
         fn(*args)
 
     def _track(self, handle: Handle) -> Handle:
+        if handle.kind in (HandleKind.PIPE, HandleKind.PIPE_SRV, HandleKind.EVENTFD):
+            try:
+                st = os.fstat(handle._fd)
+                if handle.kind is HandleKind.EVENTFD and _kcmp_works():
+                    handle._shadow = fcntl.fcntl(handle._fd, fcntl.F_DUPFD_CLOEXEC, 0)
+            except OSError as exc:
+                # Gone between its opening and here: the number is not ours to close.
+                handle.closed = True
+                if handle._sock is not None:
+                    handle._sock.detach()
+                raise _from_oserror(exc, f"{handle.uri}: fstat") from None
+            handle._ident = (st.st_dev, st.st_ino)
         with self._lock:
             self._handles.add(handle)
         return handle
 
-    def _check(self, handle: Handle, *kinds: HandleKind) -> None:
+    def _check(self, handle: Handle, *kinds: HandleKind, failed_ok: bool = False) -> None:
         if not isinstance(handle, Handle):
             raise PalError(PalErrorCode.BADHANDLE, f"not a PAL handle: {handle!r}")
         if handle.closed:
@@ -175,8 +220,62 @@ class Host:
             raise PalError(
                 PalErrorCode.NOTCONNECTION, f"{handle.uri} does not support this operation"
             )
-        if handle._failure is not None:
+        if handle._failure is not None and not (failed_ok and not handle._stale):
             raise handle._failure
+        self._verify(handle)
+
+    # Descriptor identity
+    # -------------------
+    # The host owns the descriptor table.  It can close a descriptor the PAL holds, and
+    # the number is then handed to the next object anyone opens: a socket of the program,
+    # or the channel the LibOS opens to replace the broken one.  Acting on the number then
+    # reads, writes or closes that other object.  So each handle keeps the identity of its
+    # descriptor (device and inode, from fstat at open) and the PAL compares it before it
+    # acts.  Every eventfd shares one inode (the kernel's anonymous inode), so an eventfd
+    # handle keeps a second descriptor for its file, its shadow, and its identity is "the
+    # number and the shadow refer to one file" (kcmp KCMP_FILE).  A descriptor that is
+    # gone or is now something else fails the handle, for good, and its number is never
+    # touched again (close only forgets it).  The check and the action are two system
+    # calls; the kernel offers no way to make them one, so the check narrows the window
+    # to the gap between them.  (A real SGX host answers fstat as it likes: there only the
+    # channel's content, none, or its TLS, protects the enclave.  Here the kernel is
+    # honest and the host is another process or a test, so the check is sound.)  It is
+    # not counted as a host call: Gramine's PAL makes no such OCALL.
+
+    def _verify(self, handle: Handle) -> None:
+        ident = handle._ident
+        if ident is None:
+            return
+        if not handle._stale:
+            if handle._shadow >= 0:
+                same = _kcmp_file(handle._fd, handle._shadow)
+                if same:
+                    return
+                what = (
+                    "the host closed its descriptor"
+                    if same is None
+                    else f"its descriptor {handle._fd} now belongs to another object"
+                )
+            else:
+                try:
+                    st = os.fstat(handle._fd)
+                except OSError:
+                    what = "the host closed its descriptor"
+                else:
+                    if (st.st_dev, st.st_ino) == ident:
+                        return
+                    what = f"its descriptor {handle._fd} now belongs to another object"
+            handle._stale = True
+            handle._failure = PalError(PalErrorCode.BADHANDLE, f"{handle.uri}: {what}")
+        assert handle._failure is not None
+        raise handle._failure
+
+    def _still_ours(self, handle: Handle) -> bool:
+        try:
+            self._verify(handle)
+        except PalError:
+            return False
+        return True
 
     def _abstract_name(self, name: str, raw: bool) -> bytes:
         if not name:
@@ -573,8 +672,13 @@ class Host:
             timeout_us = max(0, int((deadline - time.monotonic()) * 1e6))
         local = False
         for i, (h, ev) in enumerate(zip(handles, events, strict=True)):
+            if isinstance(h, Handle) and h._failure is None and not h.closed:
+                with contextlib.suppress(PalError):
+                    self._verify(h)  # a descriptor gone or replaced fails the handle
             if isinstance(h, Handle) and h._failure is not None and not h.closed:
-                ready[i] = WAIT_ERROR  # a broken TLS handle is an error to report, not raise
+                # A broken handle (a failed TLS session, a descriptor the host closed or
+                # replaced) is an error to report, not raise, and is never polled.
+                ready[i] = WAIT_ERROR
                 local = True
                 continue
             self._check(h)
@@ -747,9 +851,13 @@ class Host:
     def delete(self, handle: Handle) -> None:
         """Shut a connected pipe down both ways (``PalStreamDelete``); the peer sees end of
         stream (after a TLS close_notify, on an encrypted pipe)."""
-        self._check(handle, HandleKind.PIPE)
+        self._check(handle, HandleKind.PIPE, failed_ok=True)
         assert handle._sock is not None
-        if handle._tls is not None:
+        if handle._ready is not None and not handle.nonblocking:
+            # A blocking end lets its handshake end first (its helper keeps the
+            # handshake's deadline), so the peer gets a close_notify, not a cut.
+            handle._ready.wait(self.handshake_timeout)
+        if handle._tls is not None and handle._failure is None:
             self._say_goodbye(handle)
         handle._deleted = True
         self._count("shutdown")
@@ -780,17 +888,32 @@ class Host:
                 with contextlib.suppress(OSError):
                     handle._sock.shutdown(socket.SHUT_RDWR)
             helper.join(_HELPER_JOIN_S)
-        if handle._tls is not None and handle._failure is None and handle._sock is not None:
-            self._say_goodbye(handle)
         if not handle._owns_fd:
             return
+        ours = self._still_ours(handle)
+        if handle._shadow >= 0:
+            # Nobody else has a reason to touch the shadow's number; a host that closes it
+            # and opens something there makes this one close act on that object.
+            with contextlib.suppress(OSError):
+                os.close(handle._shadow)
+            handle._shadow = -1
+        if ours and handle._tls is not None and handle._failure is None:
+            self._say_goodbye(handle)
+        if not ours:
+            # The number is no longer ours: forget it, never close it.
+            if handle._sock is not None:
+                handle._sock.detach()
+            return
         self._count("close")
-        if handle._sock is not None:
-            handle._sock.close()
-        elif handle._epoll is not None:
-            handle._epoll.close()
-        else:
-            os.close(handle._fd)
+        try:
+            if handle._sock is not None:
+                handle._sock.close()
+            elif handle._epoll is not None:
+                handle._epoll.close()
+            else:
+                os.close(handle._fd)
+        except OSError:
+            pass  # the host closed it between the check and here: nothing of ours is left
 
     def _say_goodbye(self, handle: Handle) -> None:
         """Best effort, never blocking: send close_notify on an established session.

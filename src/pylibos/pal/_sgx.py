@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 
 from mbedtls import hkdf
 
@@ -82,10 +83,25 @@ class SgxHost(Host):
         sock, session = handle._sock, handle._tls
         assert sock is not None and session is not None
 
+        # One deadline for the whole handshake, not one per system call: a peer (or a
+        # host) that dribbles a byte now and then would otherwise hold it for ever.
+        deadline = time.monotonic() + self.handshake_timeout
+
+        def remaining() -> float:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            return left
+
         def send(data: bytes) -> None:
-            self._send_all(handle, data)
+            view = memoryview(data)
+            while view:
+                sock.settimeout(remaining())
+                self._count("send")
+                view = view[sock.send(view) :]
 
         def recv() -> bytes:
+            sock.settimeout(remaining())
             self._count("recv")
             return sock.recv(_RECV_CHUNK)
 
