@@ -4,6 +4,11 @@ The worker sleeps on its own pollable event with a timeout equal to the nearest
 deadline.  Installing a timer sets the event, so a worker asleep on a later (or no)
 deadline wakes and recomputes.  The worker clears its event before it reads the timer
 list, so an install that lands in between is never missed.
+
+An error the host causes on the worker's channel (one it broke and that cannot be
+replaced yet, a descriptor it took away) neither ends the worker nor loses a timer: the
+worker records it, pauses (bounded by the nearest deadline, woken by ``install`` and
+``stop``) and goes on.  Only ``stop`` ends it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from ..pal import PalError
 from ._errno import oserror
+from ._hosterrors import HostErrors
 
 if TYPE_CHECKING:
     from ..pal import PalThread
@@ -41,6 +47,11 @@ class AsyncWorker:
         self._timers: list[_Timer] = []
         self._by_id: dict[int, _Timer] = {}
         self._stopping = False
+        # Signalled (under _lock) by install and stop while the worker pauses after a
+        # host error, when its channel may not wake it.
+        self._kick = threading.Condition(self._lock)
+        self._pausing = False
+        self.host_errors = HostErrors("async")
         self._seq = itertools.count(1)
         self.errors: list[BaseException] = []
         self.thread: PalThread | None = None
@@ -57,7 +68,14 @@ class AsyncWorker:
             timer = _Timer(time.monotonic() + delay, next(self._seq), callback)
             heapq.heappush(self._timers, timer)
             self._by_id[timer.seq] = timer
-        self._event.set()
+            if self._pausing:
+                self._kick.notify_all()
+        try:
+            self._event.set()
+        except OSError as exc:
+            # The channel is broken and cannot be replaced now; the worker finds out on
+            # its own (a broken channel reads as ready) and keeps every deadline.
+            self.host_errors.record(exc)
         return timer.seq
 
     def cancel(self, timer_id: int) -> bool:
@@ -100,10 +118,29 @@ class AsyncWorker:
                 self._event.wait(timeout)
                 self._event.clear()
             except (OSError, PalError) as exc:
-                self.errors.append(exc if isinstance(exc, OSError) else oserror(exc))
-                return
+                pause = self.host_errors.record(exc if isinstance(exc, OSError) else oserror(exc))
+                self._pause(pause)
+            else:
+                self.host_errors.recovered()
+
+    def _pause(self, pause: float) -> None:
+        """Sleep ``pause`` seconds at most, less if a timer falls due, an earlier one is
+        installed, or the worker is stopped: the host cannot stretch it."""
+        with self._lock:
+            if self._timers:
+                pause = min(pause, max(0.0, self._timers[0].deadline - time.monotonic()))
+            self._pausing = True
+            try:
+                if not self._stopping:
+                    self._kick.wait(pause)
+            finally:
+                self._pausing = False
 
     def stop(self) -> None:
         with self._lock:
             self._stopping = True
-        self._event.set()
+            self._kick.notify_all()
+        try:
+            self._event.set()
+        except OSError as exc:
+            self.host_errors.record(exc)  # the flag is what stops the worker

@@ -51,6 +51,12 @@ EVENT_KINDS = ("pipe", "raw", "eventfd")
 _DRAIN_CHUNK = 65536
 _DRAIN_READS = 1024  # at most this many reads per drain; the waiter comes back for more
 _NAME_TRIES = 8
+RECHECK_S = 2.0
+"""Longest a sleeper stays on one channel without looking again.  A host that closes a
+descriptor while keeping a copy of it can leave a sleeper where no one of ours can reach
+it; after this long the sleeper re-reads ``read_handle`` and the PAL's identity check
+finds the descriptor gone.  An idle sleeper pays one host call per this many seconds."""
+_RECHECK_US = int(RECHECK_S * 1_000_000)
 
 
 class PollableEvent:
@@ -181,6 +187,8 @@ class PollableEvent:
                 if remaining <= 0:
                     return False
                 timeout_us = int(remaining * 1_000_000)
+            if timeout_us is None or timeout_us > _RECHECK_US:
+                timeout_us = _RECHECK_US
             handle = self._read
             try:
                 ready = self._host.streams_wait_events([handle], [WAIT_READ], timeout_us)

@@ -30,7 +30,7 @@ from ..pal import (
     PalErrorCode,
 )
 from ._errno import oserror
-from ._event import PollableEvent
+from ._event import RECHECK_S, PollableEvent
 
 EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
@@ -50,6 +50,9 @@ _MAX_EVENTS = 1023  # what select.epoll uses for maxevents=-1 (FD_SETSIZE - 1)
 
 CurrentEvent = Callable[[], PollableEvent]
 """Gives the calling thread's pollable event: what a waiter sleeps on beside the handles."""
+
+
+_RECHECK_US = int(RECHECK_S * 1_000_000)
 
 
 def _wait_flags(mask: int) -> int:
@@ -327,14 +330,17 @@ class EpollInstance:
             if edges:
                 handles.append(self.watch)
                 flags.append(WAIT_READ)
-            timeout_us = None
+            # Never longer than RECHECK_S at a time: the thread's event may have been
+            # given a new channel while this waiter slept on the old one.
+            timeout_us = _RECHECK_US
             if deadline is not None:
-                timeout_us = max(0, math.ceil((deadline - time.monotonic()) * 1e6))
+                left = max(0, math.ceil((deadline - time.monotonic()) * 1e6))
+                timeout_us = min(left, _RECHECK_US)
             try:
                 ready = host.streams_wait_events(handles, flags, timeout_us)
             except PalError as exc:
-                if self._changed(level, exc):
-                    continue
+                if self._changed(level, exc) or handles[0] is not event.read_handle:
+                    continue  # an entry, or the event's channel, changed under us
                 raise
             if ready[0]:
                 if event.is_set():

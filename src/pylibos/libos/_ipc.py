@@ -8,10 +8,17 @@ code with the top bit set, or ``ERROR`` and a message.
 Unlike Gramine's worker, which leaves its loop on any wakeup of its event, this one leaves
 only when the LibOS has set its stop flag: a wakeup is something a host can forge.
 
-The accepting end's TLS handshake runs on the worker, as in Gramine, bounded by the host's
-``handshake_timeout``: a peer (or a host) that connects and then says nothing holds the
-worker that long.  A host can always delay IPC; it cannot make the worker accept a peer
+The accepting end's TLS handshake runs on the worker, as in Gramine, under one deadline
+for the whole handshake (the host's ``handshake_timeout``): a peer (or a host) that
+connects and then says nothing, or dribbles a byte now and then, holds the worker that
+long and no longer.  A host can always delay IPC; it cannot make the worker accept a peer
 without the key.
+
+The worker survives whatever the host does to its descriptors: a connection that fails
+is dropped; a listener that fails (closed or replaced under the PAL, shut down) is opened
+again under the same name; a host that keeps the process out of descriptors makes the
+worker stop accepting for a while (doubling, capped) instead of retrying at once; any
+other host-caused error is counted in ``host_errors``, logged, and followed by a pause.
 """
 
 from __future__ import annotations
@@ -22,8 +29,18 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..pal import WAIT_READ, WAIT_WRITE, Handle, Host, PalError, PalErrorCode
+from ..pal import (
+    WAIT_ERROR,
+    WAIT_HANG_UP,
+    WAIT_READ,
+    WAIT_WRITE,
+    Handle,
+    Host,
+    PalError,
+    PalErrorCode,
+)
 from ._errno import oserror
+from ._hosterrors import BACKOFF_MAX, BACKOFF_MIN, HostErrors
 
 if TYPE_CHECKING:
     from ..pal import PalThread
@@ -35,6 +52,8 @@ ERROR = 0xFFFF_FFFF
 ECHO = 1
 THREADS = 2
 MAX_PAYLOAD = 1 << 20
+RECHECK_S = 2.0
+"""Longest the worker sleeps without looking again at its descriptors."""
 
 Handler = Callable[[bytes], bytes]
 
@@ -62,13 +81,20 @@ class IpcWorker:
         self._host = host
         self._event = event
         self.name = name
-        self._server = host.stream_open(f"pipe.srv:{name}", nonblocking=True)
+        self._server: Handle | None = host.stream_open(f"pipe.srv:{name}", nonblocking=True)
         self._conns: dict[Handle, bytearray] = {}
         self.handlers: dict[int, Handler] = {ECHO: lambda payload: payload}
         self._lock = threading.Lock()
         self._stopping = False  # Guarded by _lock.
+        # Signalled by stop, for a worker pausing after a host error.
+        self._kick = threading.Condition(self._lock)
         self.served = 0
         self.rejected = 0
+        self.relistened = 0
+        self.host_errors = HostErrors("IPC")
+        # Accepting is paused until then (monotonic), after EMFILE and the like.
+        self._accept_after = 0.0
+        self._accept_pause = 0.0
         self.thread: PalThread | None = None
 
     def run(self) -> None:
@@ -82,35 +108,87 @@ class IpcWorker:
         LibOS when ``run`` never started."""
         for conn in list(self._conns):
             self._drop(conn)
-        self._host.close(self._server)
+        if self._server is not None:
+            self._host.close(self._server)
 
     def _loop(self) -> None:
         while True:
             with self._lock:
                 if self._stopping:
                     return
-            conns = list(self._conns)
-            handles = [self._event.read_handle, self._server, *conns]
-            ready = self._host.streams_wait_events(handles, [WAIT_READ] * len(handles), None)
-            if ready[0]:
-                if self._event.is_set():
-                    self._event.clear()
-                else:
-                    self._event.drain_spurious()
-                continue  # re-check the stop flag before anything else
-            if ready[1]:
+            try:
+                self._step()
+            except (OSError, PalError) as exc:
+                pause = self.host_errors.record(exc)
+                with self._lock:
+                    if not self._stopping:
+                        self._kick.wait(pause)
+            else:
+                self.host_errors.recovered()
+
+    def _step(self) -> None:
+        if self._server is None:
+            self._listen_again()
+        now = time.monotonic()
+        server = self._server
+        listening = server is not None and now >= self._accept_after
+        conns = list(self._conns)
+        event_handle = self._event.read_handle
+        handles = [event_handle, *([server] if server is not None and listening else []), *conns]
+        timeout = RECHECK_S
+        if not listening:
+            timeout = min(timeout, max(0.0, self._accept_after - now))
+        try:
+            ready = self._host.streams_wait_events(
+                handles, [WAIT_READ] * len(handles), int(timeout * 1e6)
+            )
+        except PalError:
+            if event_handle is not self._event.read_handle:
+                return  # the event's channel was replaced under us: look again
+            raise
+        if ready[0]:
+            if self._event.is_set():
+                self._event.clear()
+            else:
+                self._event.drain_spurious()
+            return  # re-check the stop flag before anything else
+        if listening:
+            flags = ready[1]
+            if flags & (WAIT_ERROR | WAIT_HANG_UP):
+                self._listener_broken()
+            elif flags:
                 self._accept()
-            for conn, flags in zip(conns, ready[2:], strict=True):
-                if flags:
-                    self._serve(conn)
+        for conn, flags in zip(conns, ready[1 + listening :], strict=True):
+            if flags:
+                self._serve(conn)
+
+    def _listener_broken(self) -> None:
+        assert self._server is not None
+        self._host.close(self._server)  # a descriptor no longer ours is only forgotten
+        self._server = None
+        self._listen_again()
+
+    def _listen_again(self) -> None:
+        self._server = self._host.stream_open(f"pipe.srv:{self.name}", nonblocking=True)
+        self.relistened += 1
 
     def _accept(self) -> None:
+        assert self._server is not None
         try:
             conn = self._host.wait_for_client(self._server)
         except PalError as exc:
-            if exc.code is not PalErrorCode.TRYAGAIN:
+            if exc.code in (PalErrorCode.TOOMANY, PalErrorCode.NOMEM):
+                # The connection stays queued and the listener readable: retrying at
+                # once would spin.  Look at the listener again later.
+                self._accept_pause = min(max(self._accept_pause * 2, BACKOFF_MIN), BACKOFF_MAX)
+                self._accept_after = time.monotonic() + self._accept_pause
+                self.host_errors.record(exc)
+            elif exc.code is PalErrorCode.BADHANDLE:
+                self._listener_broken()
+            elif exc.code is not PalErrorCode.TRYAGAIN:
                 self.rejected += 1  # a peer without the key, or one that hung up
             return
+        self._accept_pause = 0.0
         self._conns[conn] = bytearray()
 
     def _serve(self, conn: Handle) -> None:
@@ -161,7 +239,12 @@ class IpcWorker:
     def stop(self) -> None:
         with self._lock:
             self._stopping = True
-        self._event.set()
+            self._kick.notify_all()
+        try:
+            self._event.set()
+        except OSError as exc:
+            self.host_errors.record(exc)  # the flag is what stops the worker; it looks
+            # at it at least every RECHECK_S
 
 
 class IpcError(Exception):

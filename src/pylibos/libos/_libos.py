@@ -15,14 +15,14 @@ errno Gramine would return.
 
 from __future__ import annotations
 
-import os
+import secrets
 import struct
 import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-from ..pal import Host, PalError
+from ..pal import Host, PalError, PalErrorCode
 from ._async import AsyncWorker
 from ._epoll import Epoll
 from ._errno import oserror
@@ -33,6 +33,7 @@ from ._profile import Profile
 from ._thread import LibOSThread, ThreadTable
 
 _JOIN_S = 5.0
+_IPC_NAME_TRIES = 8
 
 
 class _AdoptionMarker:
@@ -85,18 +86,28 @@ class LibOS:
             self._local.thread = self.main_thread
             self._async = AsyncWorker(self._factory.create())
             self._async.thread = self._start_internal(self._async.run)
-            name = ipc_name if ipc_name is not None else f"ipc.{os.getpid()}"
-            ipc_event = self._factory.create()
-            try:
-                self._ipc = IpcWorker(host, ipc_event, name)
-            except PalError as exc:
-                ipc_event.destroy()
-                raise oserror(exc, f"IPC listener {name!r}") from None
+            self._ipc = self._ipc_worker(ipc_name)
             self._ipc.handlers[THREADS] = self._ipc_threads
             self._ipc.thread = self._start_internal(self._ipc.run)
         except BaseException:
             self.shutdown()
             raise
+
+    def _ipc_worker(self, ipc_name: str | None) -> IpcWorker:
+        """The IPC worker, listening on ``ipc_name``, or on a random name (tried again if
+        taken, so a host that binds names cannot keep the LibOS from booting)."""
+        ipc_event = self._factory.create()
+        tries = 1 if ipc_name is not None else _IPC_NAME_TRIES
+        for attempt in range(tries):
+            name = ipc_name if ipc_name is not None else f"ipc.{secrets.token_hex(8)}"
+            try:
+                return IpcWorker(self.host, ipc_event, name)
+            except PalError as exc:
+                if exc.code is PalErrorCode.STREAMEXIST and attempt + 1 < tries:
+                    continue
+                ipc_event.destroy()
+                raise oserror(exc, f"IPC listener {name!r}") from None
+        raise AssertionError("unreachable")
 
     def _start_internal(self, fn: Callable[[], None]) -> Any:
         """Start a worker and wait (bounded) until it runs, so that a booted LibOS has
