@@ -1,0 +1,125 @@
+"""Defect 3: a handle never acts on a descriptor number the host closed and that now
+belongs to something else.
+
+The host closes a descriptor under the PAL (it owns the descriptor table).  The number is
+then free, and the next object anyone opens gets it: a socket of the program, or the
+channel the LibOS opens to replace the broken one.  Before, handles kept their numbers:
+``Host.close`` raised a raw OSError; on eventfd each rebuild closed its own replacement
+(a rebuild storm, a full core); and the PAL read the program's socket, then closed it.
+Now each handle checks its descriptor's identity before acting, and fails, alone.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+import pytest
+
+from libos_support import BOUND, booted, wait_until
+from pylibos import pal
+from pylibos.pal import EVENT_TOKEN, PalError, PalErrorCode
+
+
+@pytest.mark.parametrize("kind", ["sgx", "direct"])
+@pytest.mark.parametrize("what", ["eventfd", "raw", "tls"])
+def test_close_after_the_host_closed_the_descriptor(kind: str, what: str) -> None:
+    with pal.open_host(kind) as host:
+        if what == "eventfd":
+            handles = [host.stream_open("eventfd:")]
+        else:
+            handles = list(host.create_pipe(raw=what == "raw"))
+        for h in handles:
+            os.close(h._fd)  # the host closes it
+        for h in handles:
+            host.close(h)  # no OSError: the handle is closed, nothing else touched
+            assert h.closed
+        assert host.open_handles() == []
+
+
+def _socketpair_at(number: int) -> tuple[socket.socket, socket.socket]:
+    """The host closes descriptor ``number`` and the program's next socket gets the
+    number: in one step (dup2), so nothing else can take it in between.  Returns a
+    connected pair whose first socket has that number."""
+    a, b = socket.socketpair()
+    try:
+        moved = os.dup2(a.fileno(), number, inheritable=False)
+    finally:
+        a.close()
+    return socket.socket(fileno=moved), b
+
+
+@pytest.mark.parametrize("kind", ["sgx", "direct"])
+def test_no_action_on_a_number_the_program_reused(kind: str) -> None:
+    """The host closes a raw pipe's read end; the program's next socket gets its number
+    and data arrives on it.  The PAL must neither read nor write nor close it."""
+    with pal.open_host(kind) as host:
+        read, write = host.create_pipe(raw=True)
+        mine, theirs = _socketpair_at(read._fd)
+        try:
+            theirs.sendall(b"the program's own data")
+            for action in (
+                lambda: host.read(read, 64),
+                lambda: host.write(read, EVENT_TOKEN),
+                lambda: host.delete(read),
+            ):
+                with pytest.raises(PalError) as info:
+                    action()
+                assert info.value.code is PalErrorCode.BADHANDLE
+                assert "another object" in info.value.message
+            assert host.streams_wait_events([read], [pal.WAIT_READ], 0) == [pal.WAIT_ERROR]
+            host.close(read)
+            host.close(write)
+            assert mine.recv(64) == b"the program's own data", "the PAL took the data"
+            mine.sendall(b"still open")  # not closed by the PAL
+            assert theirs.recv(64) == b"still open"
+        finally:
+            mine.close()
+            theirs.close()
+
+
+@pytest.mark.parametrize("events", ["eventfd", "raw"])
+def test_a_sleeping_worker_does_not_read_the_programs_socket(events: str) -> None:
+    """The host closes the async worker's read descriptor; the program opens a socket at
+    once and gets the number.  The worker wakes (or looks again) and must rebuild its
+    channel without reading or closing the program's socket."""
+    with booted("sgx", events) as libos:
+        assert libos._async is not None
+        event = libos._async._event
+        number = event.read_handle._fd
+        blocker = threading.Event()
+        # Keep the worker away from the number until the program owns it.
+        libos.install_async_event(0, lambda: blocker.wait(BOUND))
+        assert wait_until(lambda: libos._async is not None and libos._async.pending == 0)
+        program, peer = _socketpair_at(number)
+        try:
+            peer.sendall(b"x" * 100)
+            blocker.set()
+            fired = threading.Event()
+            libos.install_async_event(0.01, fired.set)
+            assert fired.wait(BOUND)
+            assert wait_until(lambda: event.rebuilt >= 1)
+            assert program.recv(200) == b"x" * 100, "the PAL read the program's socket"
+            program.sendall(b"ok")
+            assert peer.recv(2) == b"ok"
+        finally:
+            program.close()
+            peer.close()
+
+
+def test_eventfd_closed_under_a_sleeper_is_rebuilt_once_not_stormed() -> None:
+    """Before: every rebuild took the freed number for its new eventfd and then closed
+    the old handle, i.e. its own replacement: ~13,800 rebuilds a second."""
+    with booted("sgx", "eventfd") as libos:
+        assert libos._async is not None
+        event = libos._async._event
+        eventfds = libos.host.calls["eventfd"]
+        os.close(event.read_handle._fd)
+        assert wait_until(lambda: event.rebuilt >= 1)
+        fired = threading.Event()
+        libos.install_async_event(0.05, fired.set)
+        assert fired.wait(BOUND)
+        assert event.rebuilt == 1
+        assert libos.host.calls["eventfd"] == eventfds + 1
+        assert libos._async.host_errors.count == 0
