@@ -52,14 +52,15 @@ class SgxHost(Host):
             handle._tls = TlsSession(self.session_key(name), server=True)
             handle._ready = threading.Event()
             handle._sock.settimeout(self.handshake_timeout)
+            deadline = time.monotonic() + self.handshake_timeout
             handle._helper = self._spawn(
-                self._handshake_in_helper, (handle,), helper=True, name="pal-handshake"
+                self._handshake_in_helper, (handle, deadline), helper=True, name="pal-handshake"
             )
 
-    def _handshake_in_helper(self, handle: Handle) -> None:
+    def _handshake_in_helper(self, handle: Handle, deadline: float) -> None:
         assert handle._ready is not None and handle._sock is not None
         try:
-            self._handshake(handle)
+            self._handshake(handle, deadline)
         except PalError as exc:
             handle._failure = exc
         finally:
@@ -75,17 +76,16 @@ class SgxHost(Host):
             handle._ready = threading.Event()
             handle._sock.settimeout(self.handshake_timeout)
             try:
-                self._handshake(handle)
+                self._handshake(handle, time.monotonic() + self.handshake_timeout)
             finally:
                 handle._ready.set()
 
-    def _handshake(self, handle: Handle) -> None:
+    def _handshake(self, handle: Handle, deadline: float) -> None:
+        """Run the handshake by ``deadline`` (monotonic): one deadline for the whole
+        handshake, not one per system call, since a peer (or a host) that dribbles a byte
+        now and then would otherwise hold it for ever."""
         sock, session = handle._sock, handle._tls
         assert sock is not None and session is not None
-
-        # One deadline for the whole handshake, not one per system call: a peer (or a
-        # host) that dribbles a byte now and then would otherwise hold it for ever.
-        deadline = time.monotonic() + self.handshake_timeout
 
         def remaining() -> float:
             left = deadline - time.monotonic()
