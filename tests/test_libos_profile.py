@@ -258,17 +258,9 @@ def test_host_calls_per_clone(kind: str, events: str, per_event: int) -> None:
         n = 10
         _clone_blocked(libos, n)
         stats = libos.profile.statistics()
-        # Phases count every host call made while they run, on any thread: the two
-        # workers look at their descriptors every RECHECK_S, and such a call can fall
-        # inside a clone on a slow machine (at most one per worker in a run this short).
-        slack = 2
-        for phase, want in [
-            ("create_pollable_event", n * per_event),
-            ("get_new_thread", n * per_event),
-            ("clone", n * (per_event + 1)),  # + clone_thread
-        ]:
-            got = stats.phases[phase].host_calls
-            assert want <= got <= want + slack, (phase, got, want)
+        assert stats.phases["create_pollable_event"].host_calls == n * per_event
+        assert stats.phases["get_new_thread"].host_calls == n * per_event
+        assert stats.phases["clone"].host_calls == n * (per_event + 1)  # + clone_thread
 
 
 def test_handshake_host_calls_on_sgx_pipes() -> None:

@@ -69,9 +69,6 @@ class Handle:
         # (st_dev, st_ino) of the descriptor when it was opened; None for descriptors the
         # program owns (kind FD).  Checked before every action: see Host._verify.
         self._ident: tuple[int, int] | None = None
-        # A second descriptor for the same eventfd (an eventfd's inode is shared by all of
-        # them): the identity is "refers to the same file as the shadow" (kcmp).
-        self._shadow = -1
         # The host closed or replaced the descriptor: its number is no longer ours.
         self._stale = False
         self.closed = False

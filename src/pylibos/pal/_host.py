@@ -28,12 +28,8 @@ be paired with an encrypted one.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
-import fcntl
-import functools
 import os
-import platform
 import secrets
 import select
 import socket
@@ -104,35 +100,6 @@ def _from_oserror(exc: OSError, what: str) -> PalError:
     return PalError(code, f"{what}: {os.strerror(exc.errno or 0)}")
 
 
-_SYS_KCMP = 312  # x86-64
-_KCMP_FILE = 0
-_libc: Any = None
-
-
-def _kcmp_file(fd1: int, fd2: int) -> bool | None:
-    """True if the two descriptors of this process refer to one open file, False if not,
-    None if either is closed."""
-    pid = os.getpid()
-    ret: int = _libc.syscall(_SYS_KCMP, pid, pid, _KCMP_FILE, fd1, fd2)
-    if ret < 0:
-        return None
-    return ret == 0
-
-
-@functools.cache
-def _kcmp_works() -> bool:
-    """kcmp(2) exists here (x86-64 Linux, not filtered by seccomp)."""
-    global _libc
-    if platform.machine() != "x86_64":
-        return False
-    _libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.eventfd(0, os.EFD_CLOEXEC)
-    try:
-        return _kcmp_file(fd, fd) is True
-    finally:
-        os.close(fd)
-
-
 class Host:
     """One untrusted host, as the LibOS sees it through the PAL."""
 
@@ -196,8 +163,6 @@ class Host:
         if handle.kind in (HandleKind.PIPE, HandleKind.PIPE_SRV, HandleKind.EVENTFD):
             try:
                 st = os.fstat(handle._fd)
-                if handle.kind is HandleKind.EVENTFD and _kcmp_works():
-                    handle._shadow = fcntl.fcntl(handle._fd, fcntl.F_DUPFD_CLOEXEC, 0)
             except OSError as exc:
                 # Gone between its opening and here: the number is not ours to close.
                 handle.closed = True
@@ -231,13 +196,13 @@ class Host:
     # or the channel the LibOS opens to replace the broken one.  Acting on the number then
     # reads, writes or closes that other object.  So each handle keeps the identity of its
     # descriptor (device and inode, from fstat at open) and the PAL compares it before it
-    # acts.  Every eventfd shares one inode (the kernel's anonymous inode), so an eventfd
-    # handle keeps a second descriptor for its file, its shadow, and its identity is "the
-    # number and the shadow refer to one file" (kcmp KCMP_FILE).  A descriptor that is
-    # gone or is now something else fails the handle, for good, and its number is never
-    # touched again (close only forgets it).  The check and the action are two system
-    # calls; the kernel offers no way to make them one, so the check narrows the window
-    # to the gap between them.  (A real SGX host answers fstat as it likes: there only the
+    # acts.  A descriptor that is gone or is now something else fails the handle, for
+    # good, and its number is never touched again (close only forgets it).  One gap: every
+    # eventfd (and epoll, timerfd, signalfd) shares the kernel's one anonymous inode, so
+    # an eventfd whose number now holds another such object is not told apart; a socket,
+    # pipe or file there is.  The check and the action are two system calls; the kernel
+    # offers no way to make them one, so the check narrows the window to the gap between
+    # them.  (A real SGX host answers fstat as it likes: there only the
     # channel's content, none, or its TLS, protects the enclave.  Here the kernel is
     # honest and the host is another process or a test, so the check is sound.)  It is
     # not counted as a host call: Gramine's PAL makes no such OCALL.
@@ -247,24 +212,14 @@ class Host:
         if ident is None:
             return
         if not handle._stale:
-            if handle._shadow >= 0:
-                same = _kcmp_file(handle._fd, handle._shadow)
-                if same:
-                    return
-                what = (
-                    "the host closed its descriptor"
-                    if same is None
-                    else f"its descriptor {handle._fd} now belongs to another object"
-                )
+            try:
+                st = os.fstat(handle._fd)
+            except OSError:
+                what = "the host closed its descriptor"
             else:
-                try:
-                    st = os.fstat(handle._fd)
-                except OSError:
-                    what = "the host closed its descriptor"
-                else:
-                    if (st.st_dev, st.st_ino) == ident:
-                        return
-                    what = f"its descriptor {handle._fd} now belongs to another object"
+                if (st.st_dev, st.st_ino) == ident:
+                    return
+                what = f"its descriptor {handle._fd} now belongs to another object"
             handle._stale = True
             handle._failure = PalError(PalErrorCode.BADHANDLE, f"{handle.uri}: {what}")
         assert handle._failure is not None
@@ -891,12 +846,6 @@ class Host:
         if not handle._owns_fd:
             return
         ours = self._still_ours(handle)
-        if handle._shadow >= 0:
-            # Nobody else has a reason to touch the shadow's number; a host that closes it
-            # and opens something there makes this one close act on that object.
-            with contextlib.suppress(OSError):
-                os.close(handle._shadow)
-            handle._shadow = -1
         if ours and handle._tls is not None and handle._failure is None:
             self._say_goodbye(handle)
         if not ours:
