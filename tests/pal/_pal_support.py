@@ -1,4 +1,4 @@
-"""Helpers the PAL tests share: an independent TLS peer, an independent HKDF, and bounded
+"""Helpers the PAL tests share: independent TLS peers, an independent HKDF, and bounded
 waiting on background work.
 
 Everything here is written without pylibos' own TLS code, so a test that passes through it
@@ -7,26 +7,25 @@ checks the PAL against an outside implementation rather than against itself.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import os
 import socket
+import sys
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Generic, TypeVar, cast
-
-from mbedtls import tls
-from mbedtls.exceptions import TLSError
+from typing import ClassVar, Generic, TypeVar, cast
 
 from pylibos import pal
 
 KINDS = ("direct", "sgx")
+TLS_BACKENDS = pal.available_tls_backends()
+"""The TLS backends this interpreter has: every TLS test runs on each of them."""
 WAIT_S = 5.0
 """Bound on every wait in the PAL tests; far beyond what any step needs."""
 
 CIPHERSUITE = "TLS-PSK-WITH-AES-128-GCM-SHA256"
-_HANDSHAKE_OVER = cast(tls.HandshakeStep, tls.HandshakeStep.HANDSHAKE_OVER)
 _CHUNK = 8192
 RECORD_OVERHEAD = 5 + 8 + 16
 """Header, explicit GCM nonce and tag: what a TLS 1.2 AES-GCM record adds to its plaintext."""
@@ -101,99 +100,75 @@ class Background(Generic[T]):
         return cast(T, self._value)
 
 
-def mbedtls_configuration(
-    psk: bytes, *, server: bool, identity: str = "dummy"
-) -> tls.TLSConfiguration:
-    """TLS 1.2, the one PSK suite, the key given: as Gramine configures its pipe ends."""
-    return tls.TLSConfiguration(
-        ciphers=(CIPHERSUITE,),
-        lowest_supported_version=tls.TLSVersion.TLSv1_2,
-        highest_supported_version=tls.TLSVersion.TLSv1_2,
-        validate_certificates=False,
-        pre_shared_key=None if server else (identity, psk),
-        pre_shared_key_store={identity: psk} if server else {},
-    )
-
-
-class OutsideTls:
-    """A TLS-PSK endpoint made straight from python-mbedtls over a socket the test owns.
+class OutsideTls(ABC):
+    """A TLS-PSK endpoint made straight from a TLS library over a socket the test owns.
 
     It plays the host and the far end at once: ``wire`` keeps every byte it received as it
     came off the socket, and ``seal`` hands out records to send untouched or forged.
+    ``errors`` are what a failed handshake raises.
     """
 
-    def __init__(self, sock: socket.socket, psk: bytes, *, server: bool) -> None:
+    errors: ClassVar[tuple[type[BaseException], ...]]
+    library: ClassVar[str]
+
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        config = mbedtls_configuration(psk, server=server)
-        self.buf = (
-            tls.ServerContext(config).wrap_buffers()
-            if server
-            else tls.ClientContext(config).wrap_buffers(None)
-        )
         self.wire = bytearray()
 
+    @abstractmethod
     def handshake(self) -> None:
-        """Run the handshake; on failure, send the alert mbed TLS queued, as a real peer
-        does, then raise."""
-        while self.buf._handshake_state is not _HANDSHAKE_OVER:
-            try:
-                self.buf.do_handshake()
-            except tls.WantReadError:
-                self._flush()
-                self._receive()
-                continue
-            except tls.WantWriteError:
-                pass
-            except TLSError:
-                with contextlib.suppress(OSError):
-                    self._flush()
-                raise
-            self._flush()
-        self._flush()
+        """Run the handshake; on failure, send the alert the library queued, as a real
+        peer does, then raise one of ``errors``."""
 
-    def _flush(self) -> None:
-        out = self._take()
-        if out:
-            self.sock.sendall(out)
-
-    def _take(self) -> bytes:
-        out = self.buf.peek_outgoing(1 << 20)
-        if out:
-            self.buf.consume_outgoing(len(out))
-        return bytes(out)
-
-    def _receive(self) -> None:
-        data = self.sock.recv(_CHUNK)
-        if not data:
-            raise EOFError("the PAL end closed the connection")
-        self.wire += data
-        self.buf.receive_from_network(data)
-
+    @abstractmethod
     def seal(self, data: bytes) -> bytes:
         """One record carrying ``data`` (at most 16 KiB), not sent."""
-        self.buf.write(data)
-        return self._take()
+
+    @abstractmethod
+    def recv_exact(self, size: int) -> bytes:
+        """Exactly ``size`` bytes of plaintext, receiving records as needed."""
+
+    @abstractmethod
+    def version(self) -> str:
+        """The negotiated protocol version, as ``"TLSv1.2"``."""
+
+    @abstractmethod
+    def cipher(self) -> str:
+        """The negotiated ciphersuite by its IANA name."""
 
     def send(self, data: bytes) -> None:
         for start in range(0, len(data), 16384):
             self.sock.sendall(self.seal(data[start : start + 16384]))
 
-    def recv_exact(self, size: int) -> bytes:
-        # readinto(), one mbedtls_ssl_read() per call: the buffer's read() returns b"" on
-        # an empty ring and drops plaintext when a partial record follows a whole one.
-        out = bytearray()
-        chunk = bytearray(16384)
-        while len(out) < size:
-            try:
-                n = self.buf.readinto(chunk, min(len(chunk), size - len(out)))  # type: ignore[arg-type]
-            except tls.WantReadError:
-                self._receive()
-                continue
-            out += chunk[:n]
-        return bytes(out)
+    def _receive(self) -> bytes:
+        data = self.sock.recv(_CHUNK)
+        if not data:
+            raise EOFError("the PAL end closed the connection")
+        self.wire += data
+        return data
 
     def close(self) -> None:
         self.sock.close()
+
+
+def outside_library(pal_tls: str) -> str:
+    """The library an outside peer of a PAL end using ``pal_tls`` is made from: the other
+    backend's library where it is installed, so each backend is held against the other."""
+    others = [name for name in TLS_BACKENDS if name != pal_tls]
+    return others[0] if others else pal_tls
+
+
+def outside_tls(pal_tls: str, sock: socket.socket, psk: bytes, *, server: bool) -> OutsideTls:
+    """An outside peer for a PAL end whose host uses the TLS backend ``pal_tls``."""
+    if outside_library(pal_tls) == "mbedtls":
+        from _outside_mbedtls import MbedtlsOutside
+
+        return MbedtlsOutside(sock, psk, server=server)
+    if sys.version_info >= (3, 13):
+        from _outside_openssl import OpenSslOutside
+
+        return OpenSslOutside(sock, psk, server=server)
+    raise AssertionError("ssl has no TLS-PSK callbacks before Python 3.13")
 
 
 def records(wire: bytes) -> list[tuple[int, int, int]]:

@@ -1,5 +1,7 @@
 """``TlsSession``, the sans-IO TLS-PSK wrapper the sgx host builds its pipes on, tested
-with two sessions talking in memory."""
+with two sessions talking in memory: every test runs for each TLS backend available, and
+the two-session tests for each pairing of client and server backend, so where both
+libraries are installed each one is also checked against the other."""
 
 from __future__ import annotations
 
@@ -8,11 +10,11 @@ import random
 import threading
 
 import pytest
-from _pal_support import RECORD_OVERHEAD, WAIT_S, records
+from _pal_support import RECORD_OVERHEAD, TLS_BACKENDS, WAIT_S, records
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pylibos.pal._tls import MAX_PLAINTEXT, TlsFailure, TlsSession
+from pylibos.pal._tls import MAX_PLAINTEXT, TlsFailure, TlsSession, session_class
 
 PSK = bytes(range(32))
 ALERT = 21
@@ -76,8 +78,25 @@ class Link:
         return errors[0], errors[1]
 
 
-def connected(psk: bytes = PSK) -> tuple[TlsSession, TlsSession]:
-    client, server = TlsSession(psk, server=False), TlsSession(psk, server=True)
+each_backend = pytest.mark.parametrize("backend", TLS_BACKENDS)
+each_pairing = pytest.mark.parametrize(
+    ("client_tls", "server_tls"),
+    [(c, s) for c in TLS_BACKENDS for s in TLS_BACKENDS],
+    ids=lambda name: str(name),
+)
+
+
+def pair(
+    client_tls: str, server_tls: str, psk: bytes = PSK, server_psk: bytes | None = None
+) -> tuple[TlsSession, TlsSession]:
+    """A client session of one backend and a server session of another, not connected."""
+    client = session_class(client_tls)(psk, server=False)
+    server = session_class(server_tls)(psk if server_psk is None else server_psk, server=True)
+    return client, server
+
+
+def connected(client_tls: str, server_tls: str) -> tuple[TlsSession, TlsSession]:
+    client, server = pair(client_tls, server_tls)
     assert not client.established and not server.established
     assert Link(client, server).run() == (None, None)
     assert client.established and server.established
@@ -98,14 +117,16 @@ def seal_all(session: TlsSession, data: bytes) -> list[bytes]:
 # -- construction and handshake ------------------------------------------------------------
 
 
+@each_backend
 @pytest.mark.parametrize("size", [0, 16, 31, 33])
-def test_psk_must_be_32_bytes(size: int) -> None:
+def test_psk_must_be_32_bytes(backend: str, size: int) -> None:
     with pytest.raises(ValueError, match=f"PSK must be 32 bytes, got {size}"):
-        TlsSession(b"k" * size, server=True)
+        session_class(backend)(b"k" * size, server=True)
 
 
-def test_handshake_then_both_directions() -> None:
-    client, server = connected()
+@each_pairing
+def test_handshake_then_both_directions(client_tls: str, server_tls: str) -> None:
+    client, server = connected(client_tls, server_tls)
     for sender, receiver in ((client, server), (server, client)):
         (record,) = seal_all(sender, b"hello")
         assert records(record) == [(APPLICATION_DATA, 0x0303, 5 + RECORD_OVERHEAD - 5)]
@@ -115,23 +136,28 @@ def test_handshake_then_both_directions() -> None:
         assert receiver.buffered == 0
 
 
-def test_records_right_behind_the_finished_message_are_kept() -> None:
-    client, server = TlsSession(PSK, server=False), TlsSession(PSK, server=True)
+@each_pairing
+def test_records_right_behind_the_finished_message_are_kept(
+    client_tls: str, server_tls: str
+) -> None:
+    client, server = pair(client_tls, server_tls)
     assert Link(client, server).run(early=b"right behind") == (None, None)
     assert client.buffered == 12
     assert client.take(100) == b"right behind"
 
 
-def test_different_keys_fail_on_both_sides() -> None:
-    client, server = TlsSession(PSK, server=False), TlsSession(bytes(32), server=True)
+@each_pairing
+def test_different_keys_fail_on_both_sides(client_tls: str, server_tls: str) -> None:
+    client, server = pair(client_tls, server_tls, server_psk=bytes(32))
     client_error, server_error = Link(client, server).run()
     assert isinstance(client_error, TlsFailure)
     assert isinstance(server_error, TlsFailure)
     assert "handshake failed" in str(server_error)
 
 
-def test_peer_gone_during_handshake() -> None:
-    client, server = TlsSession(PSK, server=False), TlsSession(PSK, server=True)
+@each_pairing
+def test_peer_gone_during_handshake(client_tls: str, server_tls: str) -> None:
+    client, server = pair(client_tls, server_tls)
     sent: list[bytes] = []
     with pytest.raises(TlsFailure, match="peer closed the connection during the handshake"):
         client.handshake(sent.append, lambda: b"")
@@ -142,8 +168,9 @@ def test_peer_gone_during_handshake() -> None:
 # -- records -------------------------------------------------------------------------------
 
 
-def test_seal_takes_one_record_at_most() -> None:
-    client, server = connected()
+@each_pairing
+def test_seal_takes_one_record_at_most(client_tls: str, server_tls: str) -> None:
+    client, server = connected(client_tls, server_tls)
     data = bytes(range(256)) * 160  # 40 KiB
     n, record = client.seal(data)
     assert n == MAX_PLAINTEXT
@@ -154,8 +181,9 @@ def test_seal_takes_one_record_at_most() -> None:
     assert server.take(1 << 20) == data
 
 
-def test_one_huge_feed_does_not_overflow() -> None:
-    client, server = connected()
+@each_pairing
+def test_one_huge_feed_does_not_overflow(client_tls: str, server_tls: str) -> None:
+    client, server = connected(client_tls, server_tls)
     data = random.Random(1).randbytes(200 * 1024)
     wire = b"".join(seal_all(client, data))
     assert len(wire) > 200 * 1024
@@ -164,9 +192,10 @@ def test_one_huge_feed_does_not_overflow() -> None:
     assert server.take(1 << 20) == data
 
 
-def test_short_records_between_long_ones_all_arrive() -> None:
+@each_pairing
+def test_short_records_between_long_ones_all_arrive(client_tls: str, server_tls: str) -> None:
     """The bug python-mbedtls' read() invites: a record followed by part of another."""
-    client, server = connected()
+    client, server = connected(client_tls, server_tls)
     sizes = [16384, 16384, 7232, 16384, 16384, 7232, 1, 3, 16384]
     pieces = [bytes([i]) * size for i, size in enumerate(sizes)]
     wire = b"".join(record for piece in pieces for record in seal_all(client, piece))
@@ -174,8 +203,9 @@ def test_short_records_between_long_ones_all_arrive() -> None:
     assert server.take(1 << 20) == b"".join(pieces)
 
 
-def test_take_hands_out_plaintext_in_order() -> None:
-    client, server = connected()
+@each_pairing
+def test_take_hands_out_plaintext_in_order(client_tls: str, server_tls: str) -> None:
+    client, server = connected(client_tls, server_tls)
     server.feed(b"".join(seal_all(client, b"0123456789")))
     assert server.take(3) == b"012"
     assert server.buffered == 7
@@ -184,8 +214,9 @@ def test_take_hands_out_plaintext_in_order() -> None:
     assert server.take(100) == b""
 
 
-def test_mid_record_tracks_partial_records() -> None:
-    client, server = connected()
+@each_pairing
+def test_mid_record_tracks_partial_records(client_tls: str, server_tls: str) -> None:
+    client, server = connected(client_tls, server_tls)
     (record,) = seal_all(client, b"abc")
     assert not server.mid_record
     for cut in (1, 3, 5, 6, len(record) - 1):
@@ -198,8 +229,9 @@ def test_mid_record_tracks_partial_records() -> None:
         (record,) = seal_all(client, b"abc")
 
 
-def test_close_notify_ends_the_stream_after_the_data() -> None:
-    client, server = connected()
+@each_pairing
+def test_close_notify_ends_the_stream_after_the_data(client_tls: str, server_tls: str) -> None:
+    client, server = connected(client_tls, server_tls)
     wire = b"".join(seal_all(client, b"last")) + client.close_notify()
     assert records(wire)[-1][0] == ALERT
     server.feed(wire)
@@ -207,9 +239,12 @@ def test_close_notify_ends_the_stream_after_the_data() -> None:
     assert server.take(10) == b"last"
 
 
+@each_pairing
 @pytest.mark.parametrize("offset", [0, 1, 4, 5, 12, 13, 20, -1], ids=lambda o: f"byte{o}")
-def test_tampered_record_raises_and_yields_nothing(offset: int) -> None:
-    client, server = connected()
+def test_tampered_record_raises_and_yields_nothing(
+    client_tls: str, server_tls: str, offset: int
+) -> None:
+    client, server = connected(client_tls, server_tls)
     record = bytearray(seal_all(client, b"forged payload")[0])
     record[offset] ^= 0x04
     with pytest.raises(TlsFailure, match="record rejected"):
@@ -220,6 +255,7 @@ def test_tampered_record_raises_and_yields_nothing(offset: int) -> None:
 # -- property: any plaintext chunking, any ciphertext split --------------------------------
 
 
+@each_pairing
 @settings(max_examples=60, deadline=None)
 @given(
     sizes=st.lists(st.integers(1, 40_000), min_size=1, max_size=6),
@@ -228,9 +264,14 @@ def test_tampered_record_raises_and_yields_nothing(offset: int) -> None:
     data=st.data(),
 )
 def test_round_trip_for_any_chunking_and_split(
-    sizes: list[int], from_client: bool, seed: int, data: st.DataObject
+    client_tls: str,
+    server_tls: str,
+    sizes: list[int],
+    from_client: bool,
+    seed: int,
+    data: st.DataObject,
 ) -> None:
-    client, server = connected()
+    client, server = connected(client_tls, server_tls)
     sender, receiver = (client, server) if from_client else (server, client)
     rng = random.Random(seed)
     chunks = [rng.randbytes(size) for size in sizes]

@@ -26,6 +26,10 @@ from ._sgx import SgxHost as SgxHost
 from ._thread import PalThread as PalThread
 from ._tls import CIPHERSUITE as CIPHERSUITE
 from ._tls import PSK_IDENTITY as PSK_IDENTITY
+from ._tls import TLS_BACKENDS as TLS_BACKENDS
+from ._tls import available_tls_backends as available_tls_backends
+from ._tls import default_tls_backend as default_tls_backend
+from ._tls import tls_backend_problem as tls_backend_problem
 
 HOST_KINDS = ("direct", "sgx")
 
@@ -35,12 +39,16 @@ def open_host(kind: str, master_key: bytes | None = None, **options: Any) -> Hos
 
     Without ``master_key`` the host draws a random 32-byte one.  Options: ``instance``
     (share it, and the key, between processes that talk over pipes) and, on ``sgx``,
-    ``max_threads`` (default 256, as ``sgx.max_threads``).
+    ``max_threads`` (default 256, as ``sgx.max_threads``) and ``tls``, the TLS library of
+    its pipes: ``"mbedtls"`` (Gramine's; the default where python-mbedtls is installed) or
+    ``"openssl"`` (the standard library's ``ssl``, Python 3.13+).  A backend this
+    interpreter cannot use is a ``ValueError`` that says why.
     """
     if kind == "sgx":
         return SgxHost(master_key, **options)
     if kind == "direct":
-        if "max_threads" in options:
-            raise ValueError("max_threads applies only to sgx hosts")
+        for option in ("max_threads", "tls"):
+            if option in options:
+                raise ValueError(f"{option} applies only to sgx hosts")
         return DirectHost(master_key, **options)
     raise ValueError(f"unknown host kind {kind!r}; choose one of {', '.join(HOST_KINDS)}")

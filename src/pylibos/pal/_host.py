@@ -104,6 +104,9 @@ class Host:
     """One untrusted host, as the LibOS sees it through the PAL."""
 
     kind = "base"
+    tls: str | None = None
+    """The TLS library of this host's pipes (``sgx``: ``"mbedtls"`` or ``"openssl"``);
+    None where pipes carry plain bytes."""
 
     def __init__(self, master_key: bytes | None = None, *, instance: str | None = None) -> None:
         if master_key is None:
@@ -558,6 +561,9 @@ class Host:
         self._await_handshake(handle)
         session = handle._tls
         assert session is not None
+        if handle._goodbye:
+            # close_notify is out: no record may follow it (OpenSSL will not seal one).
+            raise PalError(PalErrorCode.CONNFAILED_PIPE, f"{handle.uri}: this end was shut down")
         taken = 0
         if handle._out_plain:
             # The last write parked a sealed record and did not count it: it goes first, and

@@ -5,6 +5,9 @@ Pipe ends and their roles follow Gramine's ``pal_pipes.c``: the end ``wait_for_c
 returns is the TLS *client* and handshakes before the call returns; the connecting end is
 the TLS *server* and handshakes on a helper thread, so ``stream_open("pipe:...")`` returns
 at once and the first read or write on it waits for the handshake.
+
+The TLS library is the host's ``tls`` option (``"mbedtls"`` or ``"openssl"``, see
+``_tls``); the host code above the session interface is the same for both.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import contextlib
 import threading
 import time
 
-from mbedtls import hkdf
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ._errors import PalError, PalErrorCode
 from ._handle import Handle
 from ._host import _RECV_CHUNK, Host, _from_oserror
-from ._tls import TlsFailure, TlsSession
+from ._tls import TlsFailure, default_tls_backend, session_class
 
 
 class SgxHost(Host):
@@ -30,7 +34,13 @@ class SgxHost(Host):
         *,
         instance: str | None = None,
         max_threads: int = 256,
+        tls: str | None = None,
     ) -> None:
+        if tls is not None and not isinstance(tls, str):
+            raise ValueError(f"tls must be a backend name, got {tls!r}")
+        self._session = session_class(default_tls_backend() if tls is None else tls)
+        self.tls = self._session.backend
+        """The TLS library of this host's pipes: ``"mbedtls"`` or ``"openssl"``."""
         super().__init__(master_key, instance=instance)
         if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
             raise ValueError(f"max_threads must be a positive integer, got {max_threads!r}")
@@ -44,12 +54,15 @@ class SgxHost(Host):
         """HKDF-SHA256(master key, no salt, info = NAME as UTF-8 + NUL), 32 bytes."""
         if not isinstance(name, str) or not name:
             raise PalError(PalErrorCode.INVAL, f"session key needs a pipe name, got {name!r}")
-        return hkdf.hkdf(self._master_key, 32, name.encode() + b"\0")
+        info = name.encode() + b"\0"
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(
+            self._master_key
+        )
 
     def _secure_connecting(self, handle: Handle, name: str) -> None:
         assert handle._sock is not None
         with self.phase("handshake"):
-            handle._tls = TlsSession(self.session_key(name), server=True)
+            handle._tls = self._session(self.session_key(name), server=True)
             handle._ready = threading.Event()
             handle._sock.settimeout(self.handshake_timeout)
             deadline = time.monotonic() + self.handshake_timeout
@@ -72,7 +85,7 @@ class SgxHost(Host):
     def _secure_accepted(self, handle: Handle, name: str) -> None:
         assert handle._sock is not None
         with self.phase("handshake"):
-            handle._tls = TlsSession(self.session_key(name), server=False)
+            handle._tls = self._session(self.session_key(name), server=False)
             handle._ready = threading.Event()
             handle._sock.settimeout(self.handshake_timeout)
             try:

@@ -1,121 +1,76 @@
-"""TLS 1.2 PSK sessions over python-mbedtls' buffer API, kept in one place.
+"""TLS 1.2 PSK sessions for sgx pipes: one sans-IO interface, two libraries behind it.
 
-The buffer API (``ClientContext.wrap_buffers``) is sans-IO: the caller moves ciphertext
-between mbed TLS and the socket.  Its edges, handled here and nowhere else:
+The host owns the socket and counts every send and recv; a session only turns ciphertext
+into plaintext and back (``handshake`` moves bytes through the two callables it is given).
+So the host code, its deadlines and its host-call counts are the same whichever library
+does the cryptography:
 
-* ``write`` returns the number of *record* bytes it queued, not the plaintext consumed,
-  and refuses (``WantReadError``) a plaintext that would overflow its fixed-size outgoing
-  ring.  We seal at most one record's worth (16 KiB) per call and drain the ring at once.
-* ``receive_from_network`` raises ``BufferError`` when its fixed-size incoming ring would
-  overflow (about 32 KiB).  We feed at most ``_FEED`` bytes at a time and pull plaintext
-  out between feeds, so a partial record plus one feed always fits.
-* ``read(amt)`` loops over ``readinto`` while the incoming ring holds bytes, and when a
-  later call raises ``WantReadError`` (a whole record followed by part of the next) the
-  plaintext it already decrypted is dropped; on an empty ring it returns ``b""`` without
-  asking mbed TLS.  We call ``readinto``, one ``mbedtls_ssl_read`` each, instead.
-* ``do_handshake`` advances one state per call and returns normally while the handshake
-  is still running; ``WantReadError``/``WantWriteError`` mean "move bytes", not failure.
-* mbed TLS consumes a partial record into its own state, so the ring cannot tell us
-  whether the stream stopped in the middle of a record.  We track record boundaries
-  from the 5-byte headers ourselves, to report a truncated record at EOF.
+* ``mbedtls``: mbed TLS through python-mbedtls (``_tls_mbedtls``), the library Gramine's
+  PAL uses.  python-mbedtls publishes wheels up to CPython 3.12 only.
+* ``openssl``: OpenSSL through the standard library's ``ssl`` (``_tls_openssl``), with
+  ``MemoryBIO``/``SSLObject``.  Its TLS 1.2 PSK callbacks exist from CPython 3.13 on.
+
+Both speak the same protocol on the wire, so either end of a pipe may use either library.
+What the two share lives here: the plaintext buffer, and record boundaries tracked from the
+5-byte headers, because neither library tells whether the stream stopped inside a record
+(needed to report a truncated record at end of stream).
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
+import importlib.util
+import ssl
+import sys
+from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import cast
-
-from mbedtls import tls
-from mbedtls.exceptions import TLSError
+from typing import ClassVar
 
 # The identity both ends present; only the key authenticates.  Gramine uses this one too.
 PSK_IDENTITY = "dummy"
 CIPHERSUITE = "TLS-PSK-WITH-AES-128-GCM-SHA256"
+"""The suite by its IANA/mbed TLS name; OpenSSL calls it ``PSK-AES128-GCM-SHA256``."""
 MAX_PLAINTEXT = 16384
-_FEED = 8192
+TLS_BACKENDS = ("mbedtls", "openssl")
+"""Every TLS backend, preferred first: mbed TLS is what Gramine uses."""
 _HEADER = 5
-_ERR_PEER_CLOSE_NOTIFY = 0x7880
-# The stubs declare HandshakeStep's members as ints; at run time they are enum members.
-_HANDSHAKE_OVER = cast(tls.HandshakeStep, tls.HandshakeStep.HANDSHAKE_OVER)
 
 
 class TlsFailure(Exception):
     """The session cannot go on: failed handshake, bad record, or peer gone mid-handshake."""
 
 
-def _configuration(psk: bytes, server: bool) -> tls.TLSConfiguration:
-    return tls.TLSConfiguration(
-        ciphers=(CIPHERSUITE,),
-        lowest_supported_version=tls.TLSVersion.TLSv1_2,
-        highest_supported_version=tls.TLSVersion.TLSv1_2,
-        validate_certificates=False,
-        pre_shared_key=None if server else (PSK_IDENTITY, psk),
-        pre_shared_key_store={PSK_IDENTITY: psk} if server else {},
-    )
-
-
-def _describe(exc: TLSError) -> str:
-    text = str(exc)
-    return text if text and text != "TLSError()" else type(exc).__name__
-
-
-class TlsSession:
+class TlsSession(ABC):
     """One end of a TLS-PSK session.  Not thread-safe: callers serialise access."""
+
+    backend: ClassVar[str]
 
     def __init__(self, psk: bytes, *, server: bool) -> None:
         if len(psk) != 32:
             raise ValueError(f"PSK must be 32 bytes, got {len(psk)}")
-        cfg = _configuration(psk, server)
-        if server:
-            self._buf = tls.ServerContext(cfg).wrap_buffers()
-        else:
-            self._buf = tls.ClientContext(cfg).wrap_buffers(None)
+        self.server = server
         self._plain = bytearray()
         self._header = bytearray()
         self._body_left = 0
         self.peer_closed = False
 
     @property
+    @abstractmethod
     def established(self) -> bool:
-        return self._buf._handshake_state is _HANDSHAKE_OVER
+        """True once the handshake has completed."""
 
+    @abstractmethod
     def handshake(self, send: Callable[[bytes], None], recv: Callable[[], bytes]) -> None:
         """Run the handshake to its end, moving bytes with ``send`` and ``recv``.
 
         ``recv`` returns ``b""`` at end of stream.  Raises ``TlsFailure`` on any failure,
-        after trying to send the alert mbed TLS queued for the peer.
+        after trying to send the alert the library queued for the peer.  Plaintext that
+        arrived right behind the peer's last handshake message is kept.
         """
-        while not self.established:
-            want_read = False
-            try:
-                self._buf.do_handshake()
-            except tls.WantReadError:
-                want_read = True
-            except tls.WantWriteError:
-                pass
-            except TLSError as exc:
-                self._flush_best_effort(send)
-                raise TlsFailure(f"handshake failed: {_describe(exc)}") from exc
-            out = self._take_outgoing()
-            if out:
-                send(out)
-            if want_read:
-                data = recv()
-                if not data:
-                    raise TlsFailure("peer closed the connection during the handshake")
-                self.feed(data)
-        # Application data may have arrived right behind the peer's Finished message.
-        self._decrypt_available()
 
+    @abstractmethod
     def seal(self, data: bytes | memoryview) -> tuple[int, bytes]:
         """Encrypt up to one record of ``data``; returns (plaintext consumed, record bytes)."""
-        n = min(len(data), MAX_PLAINTEXT)
-        try:
-            self._buf.write(bytes(data[:n]))
-        except TLSError as exc:
-            raise TlsFailure(f"cannot encrypt: {_describe(exc)}") from exc
-        return n, self._take_outgoing()
 
     def feed(self, data: bytes) -> None:
         """Hand received ciphertext to the session and decrypt what is complete.
@@ -124,11 +79,16 @@ class TlsSession:
         is ever made available.
         """
         self._track_records(data)
-        view = memoryview(data)
-        for start in range(0, len(view), _FEED):
-            self._buf.receive_from_network(bytes(view[start : start + _FEED]))
-            if self.established:
-                self._decrypt_available()
+        self._absorb(data)
+
+    @abstractmethod
+    def _absorb(self, data: bytes) -> None:
+        """Give ``data`` to the library; once established, decrypt what is complete into
+        ``_plain`` and set ``peer_closed`` on the peer's close_notify."""
+
+    @abstractmethod
+    def close_notify(self) -> bytes:
+        """The close_notify alert to send to the peer (empty if it cannot be made)."""
 
     def take(self, size: int) -> bytes:
         """Up to ``size`` bytes of decrypted plaintext, removed from the buffer."""
@@ -146,30 +106,6 @@ class TlsSession:
         """True when the ciphertext received so far stops inside a record."""
         return bool(self._header) or self._body_left > 0
 
-    def close_notify(self) -> bytes:
-        """The close_notify alert to send to the peer (empty if it cannot be made)."""
-        try:
-            self._buf.shutdown()
-        except TLSError:
-            return b""
-        return self._take_outgoing()
-
-    def _decrypt_available(self) -> None:
-        # Not read(): see the module docstring.
-        chunk = bytearray(MAX_PLAINTEXT)
-        while not self.peer_closed:
-            try:
-                n = self._buf.readinto(chunk, MAX_PLAINTEXT)  # type: ignore[arg-type]
-            except tls.WantReadError:
-                return
-            except TLSError as exc:
-                err: int | None = getattr(exc, "err", None)
-                if err is not None and abs(err) == _ERR_PEER_CLOSE_NOTIFY:
-                    self.peer_closed = True
-                    return
-                raise TlsFailure(f"record rejected: {_describe(exc)}") from exc
-            self._plain += memoryview(chunk)[:n]
-
     def _track_records(self, data: bytes) -> None:
         i, n = 0, len(data)
         while i < n:
@@ -185,15 +121,58 @@ class TlsSession:
                 self._body_left = int.from_bytes(self._header[3:5], "big")
                 self._header.clear()
 
-    def _take_outgoing(self) -> bytes:
-        out = self._buf.peek_outgoing(1 << 20)
-        if out:
-            self._buf.consume_outgoing(len(out))
-        return bytes(out)
 
-    def _flush_best_effort(self, send: Callable[[bytes], None]) -> None:
-        out = self._take_outgoing()
-        # The alert is a courtesy; the failure is already known.
-        if out:
-            with contextlib.suppress(Exception):
-                send(out)
+@functools.cache
+def tls_backend_problem(name: str) -> str | None:
+    """Why TLS backend ``name`` cannot be used in this interpreter, or None if it can."""
+    if name == "mbedtls":
+        if importlib.util.find_spec("mbedtls") is None:
+            return (
+                "python-mbedtls is not installed (it publishes wheels up to Python 3.12; "
+                f"this is Python {sys.version.split()[0]}: build it from source against "
+                "mbed TLS 2.28 headers, e.g. Debian's libmbedtls-dev, or use tls='openssl')"
+            )
+        return None
+    if name == "openssl":
+        if not hasattr(ssl.SSLContext, "set_psk_client_callback"):
+            return (
+                "the standard library's ssl has no TLS-PSK callbacks before Python 3.13 "
+                f"(this is Python {sys.version.split()[0]}; use tls='mbedtls')"
+            )
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).set_ciphers("PSK-AES128-GCM-SHA256")
+        except ssl.SSLError:
+            return f"{ssl.OPENSSL_VERSION} offers no PSK-AES128-GCM-SHA256 ciphersuite"
+        return None
+    raise ValueError(f"unknown TLS backend {name!r}; choose one of {', '.join(TLS_BACKENDS)}")
+
+
+def available_tls_backends() -> tuple[str, ...]:
+    """The TLS backends this interpreter can use, preferred first."""
+    return tuple(name for name in TLS_BACKENDS if tls_backend_problem(name) is None)
+
+
+def default_tls_backend() -> str:
+    """mbed TLS where python-mbedtls is installed, OpenSSL otherwise."""
+    available = available_tls_backends()
+    if not available:
+        problems = "; ".join(f"{n}: {tls_backend_problem(n)}" for n in TLS_BACKENDS)
+        raise ValueError(f"no TLS backend is available for sgx pipes ({problems})")
+    return available[0]
+
+
+def session_class(name: str) -> type[TlsSession]:
+    """The session class of backend ``name``; ``ValueError`` naming the problem if the
+    name is unknown or the backend cannot be used here."""
+    problem = tls_backend_problem(name)
+    if problem is not None:
+        raise ValueError(f"TLS backend {name!r} is not available: {problem}")
+    if name == "mbedtls":
+        from ._tls_mbedtls import MbedtlsSession
+
+        return MbedtlsSession
+    if sys.version_info >= (3, 13):
+        from ._tls_openssl import OpenSslSession
+
+        return OpenSslSession
+    raise AssertionError("tls_backend_problem() refuses openssl before Python 3.13")
