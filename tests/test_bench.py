@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pylibos import pal
 from pylibos.bench import (
     FORMAT_VERSION,
     ResultsError,
@@ -194,6 +195,24 @@ def test_damaged_entries_in_a_real_run_are_named(short_run: dict[str, Any], tmp_
     path.write_bytes(b"\xff\xfe not text")
     with pytest.raises(ResultsError, match="not UTF-8"):
         load(str(path))
+
+
+@pytest.mark.parametrize("backend", pal.available_tls_backends())
+def test_run_records_the_tls_backend_it_measured(backend: str) -> None:
+    configs = [parse_config(n) for n in ("native", "direct/pipe", "sgx/pipe")]
+    data = run(configs, Settings(duration=0.1, batch=5, rounds=1, tls=backend)).as_json()
+    assert data["settings"]["tls"] == backend
+    by = {e["name"]: e for e in data["configs"]}
+    assert by["sgx/pipe"]["tls"] == backend
+    assert by["native"]["tls"] is None and by["direct/pipe"]["tls"] is None
+    # Either library's handshake is real traffic the host carries and counts.
+    calls = by["sgx/pipe"]["host_calls_by_kind_per_clone"]
+    assert calls["send"] >= 2 and calls["recv"] >= 2
+
+
+def test_default_tls_backend_is_recorded_and_none_without_sgx() -> None:
+    assert Settings().as_json([parse_config("sgx/raw")], 2.0)["tls"] == pal.default_tls_backend()
+    assert Settings().as_json([parse_config("direct/pipe")], 2.0)["tls"] is None
 
 
 def test_live_threads_are_kept_then_released() -> None:

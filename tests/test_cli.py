@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pylibos import pal
 from pylibos._cli import main
 
 
@@ -32,6 +33,12 @@ def test_help_for_every_command(capsys: pytest.CaptureFixture[str]) -> None:
         (["compare", "--batch", "0"], "--batch must be in [1, 10000]"),
         (["bench", "--config", "vm/raw"], "unknown configuration 'vm/raw'"),
         (["report", "/nonexistent/run.json"], "no such file"),
+        (["compare", "--tls", "gnutls"], "unknown TLS backend 'gnutls'; choose one of mbedtls"),
+        *[
+            (["bench", "--config", "sgx/pipe", "--tls", name], f"--tls {name} is not available")
+            for name in pal.TLS_BACKENDS
+            if name not in pal.available_tls_backends()
+        ],
     ],
 )
 def test_bad_input_is_one_error_line(

@@ -98,6 +98,11 @@ def _common(p: argparse.ArgumentParser, duration: float, live: tuple[int, ...]) 
         help="clock for ns-to-cycles (default: the CPU's reported clock)",
     )  # fmt: skip
     p.add_argument(
+        "--tls", metavar="LIB",
+        help="TLS library of sgx pipes: mbedtls (Gramine's) or openssl (the standard "
+        "library's ssl, Python 3.13+); default mbedtls where python-mbedtls is installed",
+    )  # fmt: skip
+    p.add_argument(
         "--ocall-cycles", type=_int, default=10_000, metavar="N",
         help="cycles one host call (OCALL round trip) costs in the SGX projection "
         "(default 10000; published measurements range 8000-17000)",
@@ -117,6 +122,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         live=args.live,
         ocall_cycles=args.ocall_cycles,
         ghz=args.ghz,
+        tls=args.tls,
     )
     try:
         validate(settings)

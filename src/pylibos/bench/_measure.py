@@ -33,7 +33,7 @@ from typing import Any
 
 from .. import __version__
 from ..libos import PHASES, LibOS, LibOSThread
-from ..pal import Host, open_host
+from ..pal import Host, default_tls_backend, open_host, tls_backend_problem
 from ._configs import Config
 
 FORMAT_VERSION = 2
@@ -45,6 +45,9 @@ FORMAT_VERSION = 2
 #      (load average before and after, CPU count, frequency governor, warnings);
 #      ``projection`` at the low and high ends of the published OCALL cost.  Version 1 files
 #      hold no per-batch samples, so no interval can be drawn from them: re-run to compare.
+#      Later, compatibly: ``tls`` in ``settings`` (the TLS backend of the sgx
+#      configurations) and in each entry (null for native and direct); files without it
+#      were measured with mbed TLS.
 
 _JOIN_S = 30.0
 _LIVE_WAIT_S = 3600.0
@@ -58,6 +61,8 @@ class Settings:
     live: tuple[int, ...] = (0,)
     ocall_cycles: int = 10_000
     ghz: float | None = None
+    tls: str | None = None
+    """TLS backend of sgx hosts; None for this interpreter's default."""
 
     def as_json(self, configs: Sequence[Config], ghz: float) -> dict[str, Any]:
         return {
@@ -69,7 +74,11 @@ class Settings:
             "ocall_cycles": self.ocall_cycles,
             "ghz": ghz,
             "ghz_given": self.ghz is not None,
+            "tls": self.tls_backend() if any(c.pal == "sgx" for c in configs) else None,
         }
+
+    def tls_backend(self) -> str:
+        return self.tls if self.tls is not None else default_tls_backend()
 
 
 def validate(settings: Settings) -> None:
@@ -89,6 +98,10 @@ def validate(settings: Settings) -> None:
         raise ValueError(f"--ocall-cycles must be >= 0, got {settings.ocall_cycles}")
     if settings.ghz is not None and not 0.1 <= settings.ghz <= 10:
         raise ValueError(f"--ghz must be in [0.1, 10], got {settings.ghz}")
+    if settings.tls is not None:
+        problem = tls_backend_problem(settings.tls)  # ValueError for an unknown name
+        if problem is not None:
+            raise ValueError(f"--tls {settings.tls} is not available: {problem}")
 
 
 def nominal_ghz() -> float:
@@ -179,10 +192,11 @@ def ensure_fd_room(needed: int) -> None:
 class Subject:
     """One configuration at one live-thread count, set up once and measured in slices."""
 
-    def __init__(self, config: Config, live: int, batch: int) -> None:
+    def __init__(self, config: Config, live: int, batch: int, tls: str | None = None) -> None:
         self.config = config
         self.live = live
         self.batch = batch
+        self.tls = tls
         self.batches = 0
         self.rss_per_live_kib: float | None = None
         # Each complete batch's median and mean per clone, by phase, and the round it ran
@@ -251,6 +265,7 @@ class Subject:
             "pal": c.pal,
             "events": c.events,
             "pool": c.pool,
+            "tls": None,
             "live": self.live,
             "batches": self.batches,
             "rss_per_live_thread_kib": self.rss_per_live_kib,
@@ -343,6 +358,7 @@ class LibOSSubject(Subject):
             # Room for the live threads, a batch, the LibOS's workers and handshake
             # helpers, as a manifest raises sgx.max_threads for a program that needs it.
             options["max_threads"] = max(256, self.live + 2 * self.batch + 16)
+            options["tls"] = self.tls
         self.host = open_host(c.pal, **options)
         try:
             self.libos = LibOS(self.host, c.events, c.pool)
@@ -409,6 +425,7 @@ class LibOSSubject(Subject):
 
     def result(self) -> dict[str, Any]:
         out = self._base()
+        out["tls"] = self.host.tls
         clones = len(self._ns["clone"])
         out["threads"] = clones
         out["phases_ns"] = {p: _stats(_per_clone(self._ns[p], clones)) for p in PHASES}
@@ -423,10 +440,10 @@ class LibOSSubject(Subject):
         return out
 
 
-def make_subject(config: Config, live: int, batch: int) -> Subject:
+def make_subject(config: Config, live: int, batch: int, tls: str | None = None) -> Subject:
     if config.native:
         return NativeSubject(config, live, batch)
-    return LibOSSubject(config, live, batch)
+    return LibOSSubject(config, live, batch, tls)
 
 
 def _proportion(part: dict[str, float] | None, whole: dict[str, float] | None) -> float | None:
@@ -529,7 +546,7 @@ def run(
             if on_stage is not None:
                 on_stage(live, len(configs) * settings.rounds)
             for config in configs:
-                subject = make_subject(config, live, settings.batch)
+                subject = make_subject(config, live, settings.batch, settings.tls)
                 subject.setup()
                 subjects.append(subject)
             started = time.perf_counter()

@@ -329,6 +329,9 @@ def _md(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+_TLS_NAMES = {"mbedtls": "mbed TLS", "openssl": "OpenSSL"}
+
+
 def describe(data: Data) -> str:
     m, s = data["machine"], data["settings"]
     stab = data.get("stability") or {}
@@ -339,7 +342,9 @@ def describe(data: Data) -> str:
     governor = f", governor {stab['governor']}" if stab.get("governor") else ""
     return (
         f"{m['cpu']}, {m['cores']} cores{governor}, Python {m['python']}, pylibos "
-        f"{m['pylibos']}; duration {s['duration_s']:g} s per configuration in {s['rounds']} "
+        f"{m['pylibos']}; "
+        + (f"TLS by {_TLS_NAMES.get(s['tls'], s['tls'])}; " if s.get("tls") else "")
+        + f"duration {s['duration_s']:g} s per configuration in {s['rounds']} "
         f"rounds, batch {s['batch']}, {s['ghz']:g} GHz for cycles, {s['ocall_cycles']:,} "
         "cycles per host call in the projection"
         + load

@@ -130,14 +130,14 @@ def tls_backend_problem(name: str) -> str | None:
             return (
                 "python-mbedtls is not installed (it publishes wheels up to Python 3.12; "
                 f"this is Python {sys.version.split()[0]}: build it from source against "
-                "mbed TLS 2.28 headers, e.g. Debian's libmbedtls-dev, or use tls='openssl')"
+                "mbed TLS 2.28 headers, e.g. Debian's libmbedtls-dev, or use the openssl backend)"
             )
         return None
     if name == "openssl":
         if not hasattr(ssl.SSLContext, "set_psk_client_callback"):
             return (
                 "the standard library's ssl has no TLS-PSK callbacks before Python 3.13 "
-                f"(this is Python {sys.version.split()[0]}; use tls='mbedtls')"
+                f"(this is Python {sys.version.split()[0]}; use the mbedtls backend)"
             )
         try:
             ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).set_ciphers("PSK-AES128-GCM-SHA256")
