@@ -1,17 +1,24 @@
 # Two entry points: `make compare` runs the main job, `make test` runs the checks.
+# PY picks the interpreter (CPython 3.11 or newer), e.g. `make test PY=python3.13`;
+# VENV the environment it installs into (default .venv; made again if another Python made it).
 PY ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
+PYVER := $(shell $(PY) -c 'import sys; print(sys.version.split()[0])')
+STAMP := $(VENV)/.installed-$(PYVER)
 
-.PHONY: install compare test lint
+.PHONY: install compare test lint with-mbedtls
 
-$(BIN)/pylibos: pyproject.toml
+$(STAMP): pyproject.toml
+	@test -n "$(PYVER)" || { echo "ERROR: '$(PY)' does not run as Python; give one, e.g. make test PY=python3.13" >&2; exit 1; }
+	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print(sys.version.split()[0])')" != "$(PYVER)" ]; then \
+		echo "$(VENV) was made by another Python: making it again with $(PY) $(PYVER)"; rm -rf $(VENV); fi
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(BIN)/pylibos
+install: $(STAMP)
 
 compare: install
 	$(BIN)/pylibos compare
@@ -23,3 +30,8 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest
+
+# On Python 3.13+, where python-mbedtls has no wheel: build it from source (needs mbed TLS
+# 2.28 headers, e.g. Debian's libmbedtls-dev; a few minutes) so both TLS backends are there.
+with-mbedtls: install
+	$(BIN)/pip install --quiet 'python-mbedtls>=2.10,<3'
