@@ -48,7 +48,7 @@ class Handle:
         self._fd = sock.fileno() if sock is not None else fd
         self._owns_fd = owns_fd
         self._tls: TlsSession | None = None
-        # Guards _tls: mbed TLS contexts are not safe for concurrent use.
+        # Guards _tls: TLS sessions (either library) are not safe for concurrent use.
         self._tls_lock = threading.Lock()
         self._read_lock = threading.Lock()
         # Guards _out and _out_plain.
