@@ -93,7 +93,7 @@ class _Host:
         sock, total = self.sock(n), int(size)
 
         def run() -> None:
-            chunk = b"\x01" * 4096
+            chunk = b"\x01" * 65536
             while self.flood_sent < total and not self.stop.is_set():
                 ready = select.select([], [sock], [], 0.05)[1]
                 if ready:
