@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import os
 import secrets
-import types
 from collections.abc import Iterator
 
 import pytest
 
 from libos_support import BOUND, booted
 from pylibos.libos import ECHO, IpcClient, LibOS
-from pylibos.libos import _event as event_module
 from pylibos.pal import PalError, PalErrorCode, open_host
 
 from .hostile import HostileHost, abstract_name
@@ -39,18 +37,19 @@ def test_boot_with_the_old_predictable_ipc_name_taken(hostile: HostileHost) -> N
 
 
 def _squatted_names(
-    monkeypatch: pytest.MonkeyPatch, hostile: HostileHost, instance: str, taken: int
+    monkeypatch: pytest.MonkeyPatch, hostile: HostileHost, libos: LibOS, taken: int
 ) -> list[str]:
     """Make the event factory's next ``taken`` names ones the host has bound already."""
     names = [secrets.token_hex(8) for _ in range(taken)]
     for name in names:
-        hostile.bind(abstract_name(instance, f"ev.{name}", raw=True))
+        hostile.bind(abstract_name(libos.host.instance, f"ev.{name}", raw=True))
     queue: Iterator[str] = iter(names)
+    draw = libos._factory._random_name
 
-    def token_hex(n: int) -> str:
-        return next(queue, None) or secrets.token_hex(n)
+    def next_name() -> str:
+        return next(queue, None) or draw()
 
-    monkeypatch.setattr(event_module, "secrets", types.SimpleNamespace(token_hex=token_hex))
+    monkeypatch.setattr(libos._factory, "_random_name", next_name)
     return names
 
 
@@ -58,7 +57,7 @@ def test_clone_goes_on_past_taken_names(
     hostile: HostileHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with booted("sgx", "raw") as libos:
-        _squatted_names(monkeypatch, hostile, libos.host.instance, 5)
+        _squatted_names(monkeypatch, hostile, libos, 5)
         listens = libos.host.calls["listen"]
         t = libos.clone(lambda: None)
         assert t.join(BOUND)
@@ -71,7 +70,7 @@ def test_clone_fails_cleanly_when_every_try_is_taken(
     with booted("sgx", "raw") as libos:
         handles = set(libos.host.open_handles())
         threads = len(libos.threads())
-        _squatted_names(monkeypatch, hostile, libos.host.instance, 8)
+        _squatted_names(monkeypatch, hostile, libos, 8)
         with pytest.raises(FileExistsError, match="no free event pipe name"):
             libos.clone(lambda: None)
         assert set(libos.host.open_handles()) == handles
