@@ -66,9 +66,9 @@ class Handle:
         # An edge watch (kind EDGES): the host epoll, and the handles it watches by fd.
         self._epoll: select.epoll | None = None
         self._watched: dict[int, Handle] = {}
-        # (st_dev, st_ino) of the descriptor when it was opened; None for descriptors the
-        # program owns (kind FD).  Checked before every action: see Host._verify.
-        self._ident: tuple[int, int] | None = None
+        # What the descriptor was when it was opened (see pal._host._identity); None for
+        # descriptors the program owns (kind FD).  Checked before every action.
+        self._ident: object = None
         # The host closed or replaced the descriptor: its number is no longer ours.
         self._stale = False
         self.closed = False

@@ -100,6 +100,31 @@ def _from_oserror(exc: OSError, what: str) -> PalError:
     return PalError(code, f"{what}: {os.strerror(exc.errno or 0)}")
 
 
+_SO_COOKIE = getattr(socket, "SO_COOKIE", 57)  # Linux; not named by Python before 3.12
+
+
+def _cookies_work() -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            return len(probe.getsockopt(socket.SOL_SOCKET, _SO_COOKIE, 8)) == 8
+        except OSError:
+            return False
+
+
+_COOKIES = _cookies_work()
+
+
+def _identity(handle: Handle) -> object:
+    """What the descriptor under ``handle`` is: a socket's cookie (unique for the life of
+    the system, cheaper than fstat), else device and inode.  Raises ``OSError`` when the
+    descriptor is closed (or, asking for a cookie, is no socket)."""
+    sock = handle._sock
+    if sock is not None and _COOKIES:
+        return sock.getsockopt(socket.SOL_SOCKET, _SO_COOKIE, 8)
+    st = os.fstat(handle._fd)
+    return (st.st_dev, st.st_ino)
+
+
 class Host:
     """One untrusted host, as the LibOS sees it through the PAL."""
 
@@ -165,14 +190,13 @@ class Host:
     def _track(self, handle: Handle) -> Handle:
         if handle.kind in (HandleKind.PIPE, HandleKind.PIPE_SRV, HandleKind.EVENTFD):
             try:
-                st = os.fstat(handle._fd)
+                handle._ident = _identity(handle)
             except OSError as exc:
                 # Gone between its opening and here: the number is not ours to close.
                 handle.closed = True
                 if handle._sock is not None:
                     handle._sock.detach()
-                raise _from_oserror(exc, f"{handle.uri}: fstat") from None
-            handle._ident = (st.st_dev, st.st_ino)
+                raise _from_oserror(exc, f"{handle.uri}: identity") from None
         with self._lock:
             self._handles.add(handle)
         return handle
@@ -198,17 +222,18 @@ class Host:
     # the number is then handed to the next object anyone opens: a socket of the program,
     # or the channel the LibOS opens to replace the broken one.  Acting on the number then
     # reads, writes or closes that other object.  So each handle keeps the identity of its
-    # descriptor (device and inode, from fstat at open) and the PAL compares it before it
-    # acts.  A descriptor that is gone or is now something else fails the handle, for
-    # good, and its number is never touched again (close only forgets it).  One gap: every
-    # eventfd (and epoll, timerfd, signalfd) shares the kernel's one anonymous inode, so
-    # an eventfd whose number now holds another such object is not told apart; a socket,
+    # descriptor from its opening (a socket's cookie, a number the kernel never reuses;
+    # else device and inode, from fstat) and the PAL compares it before it acts.  A
+    # descriptor that is gone or is now something else fails the handle, for good, and
+    # its number is never touched again (close only forgets it).  One gap: every eventfd
+    # (and epoll, timerfd, signalfd) shares the kernel's one anonymous inode, so an
+    # eventfd whose number now holds another such object is not told apart; a socket,
     # pipe or file there is.  The check and the action are two system calls; the kernel
     # offers no way to make them one, so the check narrows the window to the gap between
-    # them.  (A real SGX host answers fstat as it likes: there only the
-    # channel's content, none, or its TLS, protects the enclave.  Here the kernel is
-    # honest and the host is another process or a test, so the check is sound.)  It is
-    # not counted as a host call: Gramine's PAL makes no such OCALL.
+    # them.  (A real SGX host answers these calls as it likes: there only the channel's
+    # content, none, or its TLS, protects the enclave.  Here the kernel is honest and the
+    # host is another process or a test, so the check is sound.)  It is not counted as a
+    # host call: Gramine's PAL makes no such OCALL.
 
     def _verify(self, handle: Handle) -> None:
         ident = handle._ident
@@ -216,11 +241,11 @@ class Host:
             return
         if not handle._stale:
             try:
-                st = os.fstat(handle._fd)
+                now = _identity(handle)
             except OSError:
-                what = "the host closed its descriptor"
+                what = "the host closed its descriptor, or another object has its number"
             else:
-                if (st.st_dev, st.st_ino) == ident:
+                if now == ident:
                     return
                 what = f"its descriptor {handle._fd} now belongs to another object"
             handle._stale = True
