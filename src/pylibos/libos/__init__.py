@@ -7,6 +7,9 @@ from ._errno import oserror as oserror
 from ._errno import to_errno as to_errno
 from ._event import EVENT_KINDS as EVENT_KINDS
 from ._event import PollableEvent as PollableEvent
+from ._hook import Hook as Hook
+from ._hook import install as install
+from ._hook import installed as installed
 from ._ipc import ECHO as ECHO
 from ._ipc import THREADS as THREADS
 from ._ipc import IpcClient as IpcClient

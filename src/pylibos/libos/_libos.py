@@ -20,7 +20,7 @@ import struct
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..pal import Host, PalError, PalErrorCode
 from ._async import AsyncWorker
@@ -31,6 +31,9 @@ from ._interest import EpollTable
 from ._ipc import THREADS, IpcClient, IpcWorker
 from ._profile import Profile
 from ._thread import LibOSThread, ThreadTable
+
+if TYPE_CHECKING:
+    from ._hook import Hook
 
 _JOIN_S = 5.0
 _IPC_NAME_TRIES = 8
@@ -70,6 +73,8 @@ class LibOS:
         self.pool = bool(pool)
         self.profile = Profile(host, enabled=profile)
         self._closed = False
+        # The thread-start hook installed for this LibOS, if any (``pylibos.libos.install``).
+        self._hook: Hook | None = None
         self._local = threading.local()
         self._table = ThreadTable()
         self._factory = EventFactory(host, events, self.profile, pool=self.pool)
@@ -135,12 +140,33 @@ class LibOS:
         when the host has no descriptor for the thread's event, ``ENOMEM`` when it has no
         thread slot (``sgx.max_threads``), as Gramine's PAL reports an exhausted TCS.
         """
+        return self._clone(fn, args, name)
+
+    def _clone(
+        self,
+        fn: Callable[..., object],
+        args: tuple[Any, ...],
+        name: str | None,
+        joinable: tuple[object, bool] | None = None,
+        reraise: bool = False,
+    ) -> LibOSThread:
+        """The clone path; ``joinable`` and ``reraise`` are the PAL's ``thread_start``
+        options, used when the program's thread library starts the thread."""
         if self._closed:
             raise RuntimeError("the LibOS is shut down")
         with self.profile.phase("clone"):
             thread = self._get_new_thread(name)
             try:
-                thread._pal = self.host.thread_create(self._thread_main, thread, fn, args)
+                if joinable is None and not reraise:
+                    thread._pal = self.host.thread_create(self._thread_main, thread, fn, args)
+                else:
+                    thread._pal = self.host.thread_start(
+                        self._thread_main,
+                        (thread, fn, args),
+                        name=thread.name,
+                        joinable=joinable,
+                        reraise=reraise,
+                    )
             except PalError as exc:
                 self._table.remove(thread)
                 thread.event.destroy()
@@ -258,6 +284,10 @@ class LibOS:
         """Stop the workers, wait (bounded) for threads, and release every event."""
         if self._closed:
             return
+        # First, so that threads the program starts from now on are native ones.
+        hook = self._hook
+        if hook is not None:
+            hook.uninstall()
         self._closed = True
         for worker in (self._async, self._ipc):
             if worker is not None:

@@ -929,8 +929,30 @@ class Host:
         """Start ``fn(*args)`` on a new host thread (``PalThreadCreate``)."""
         return self._spawn(fn, args, helper=False, name=getattr(fn, "__name__", "pal-thread"))
 
+    def thread_start(
+        self,
+        fn: Callable[..., object],
+        args: tuple[Any, ...],
+        *,
+        name: str,
+        joinable: tuple[object, bool] | None = None,
+        reraise: bool = False,
+    ) -> PalThread:
+        """``thread_create`` with the interpreter's own options, for a thread the program
+        starts: ``joinable=(handle, daemon)`` starts it with ``_thread.start_joinable_thread``
+        on that handle (Python 3.13+); ``reraise`` lets an exception escaping ``fn``
+        reach the interpreter, which reports it as it does for its own threads."""
+        return self._spawn(fn, args, helper=False, name=name, joinable=joinable, reraise=reraise)
+
     def _spawn(
-        self, fn: Callable[..., object], args: tuple[Any, ...], *, helper: bool, name: str
+        self,
+        fn: Callable[..., object],
+        args: tuple[Any, ...],
+        *,
+        helper: bool,
+        name: str,
+        joinable: tuple[object, bool] | None = None,
+        reraise: bool = False,
     ) -> PalThread:
         if self.closed:
             raise PalError(PalErrorCode.BADHANDLE, "host is shut down")
@@ -940,7 +962,9 @@ class Host:
             self.thread_calls()
             args = (self._accounts.calls, fn, *args)
             fn = self._charge_to
-        thread = PalThread(fn, args, self._thread_exited, name, helper)
+        thread = PalThread(
+            fn, args, self._thread_exited, name, helper, joinable=joinable, reraise=reraise
+        )
         with self._lock:
             self._threads.add(thread)
         self._count("clone_thread")

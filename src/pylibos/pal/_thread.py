@@ -14,8 +14,10 @@ import _thread
 from collections.abc import Callable
 from typing import Any
 
-# Bound at import, before a thread-start hook can replace the module attribute.
+# Bound at import, before a thread-start hook can replace the module attributes.
 _start_new_thread = _thread.start_new_thread
+# 3.13 and later: threading starts its threads with this one, on a handle it made.
+_start_joinable_thread: Callable[..., Any] | None = getattr(_thread, "start_joinable_thread", None)
 _allocate_lock = _thread.allocate_lock
 _get_ident = _thread.get_ident
 
@@ -23,12 +25,28 @@ _get_ident = _thread.get_ident
 class PalThread:
     """A host thread running ``fn(*args)``.
 
-    An exception escaping ``fn`` is kept in ``exception`` for whoever joins the thread.
+    An exception escaping ``fn`` is kept in ``exception`` for whoever joins the thread;
+    with ``reraise`` it is also raised again once the PAL's exit work is done, so the
+    interpreter reports it as it reports any exception escaping a thread it started.
+    ``joinable`` is ``(handle, daemon)`` for ``_thread.start_joinable_thread`` (3.13+),
+    whose handle ``threading`` joins; ``handle`` is then what that call returned.
     The thread holds ``_done`` from before it starts until its exit work (``on_exit``)
     has run, so ``join`` is one lock acquisition.
     """
 
-    __slots__ = ("_done", "_fn", "_fn_args", "_on_exit", "exception", "helper", "ident", "name")
+    __slots__ = (
+        "_done",
+        "_fn",
+        "_fn_args",
+        "_joinable",
+        "_on_exit",
+        "_reraise",
+        "exception",
+        "handle",
+        "helper",
+        "ident",
+        "name",
+    )
 
     def __init__(
         self,
@@ -37,21 +55,33 @@ class PalThread:
         on_exit: Callable[[PalThread], None],
         name: str,
         helper: bool = False,
+        *,
+        joinable: tuple[object, bool] | None = None,
+        reraise: bool = False,
     ) -> None:
         self.name = name
         self.helper = helper
         self.exception: BaseException | None = None
         self.ident: int | None = None
+        self.handle: object = None
         self._fn: Callable[..., object] | None = fn
         self._fn_args = args
         self._on_exit = on_exit
+        self._joinable = joinable
+        self._reraise = reraise
         self._done = _allocate_lock()
 
     def start(self) -> None:
         """Start the host thread; raises ``RuntimeError`` when the OS refuses one."""
         self._done.acquire()
         try:
-            ident = _start_new_thread(self._run, ())
+            if self._joinable is None:
+                ident = _start_new_thread(self._run, ())
+            else:
+                assert _start_joinable_thread is not None, "joinable threads need Python 3.13"
+                handle, daemon = self._joinable
+                self.handle = _start_joinable_thread(self._run, handle=handle, daemon=daemon)
+                ident = self.handle.ident  # type: ignore[attr-defined]
         except BaseException:
             self._done.release()
             raise
@@ -72,6 +102,8 @@ class PalThread:
                 self._on_exit(self)
             finally:
                 self._done.release()
+        if self._reraise and self.exception is not None:
+            raise self.exception
 
     def is_alive(self) -> bool:
         """True from ``start`` until the thread's exit work is done."""

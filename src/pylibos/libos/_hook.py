@@ -1,0 +1,251 @@
+"""The LibOS under the program: the interpreter's thread start and ``select.epoll``.
+
+In Gramine the application's thread library sits above the LibOS: glibc's
+``pthread_create`` calls the LibOS's ``clone``, which asks the PAL for a host thread.
+Here the program's thread library is ``threading`` (and whoever calls ``_thread``
+directly), and while a ``Hook`` is installed its low-level thread start is the LibOS's
+clone path::
+
+    3.11, 3.12   Thread.start -> threading._start_new_thread(self._bootstrap, ())
+    3.13+        Thread.start -> threading._start_joinable_thread(self._bootstrap,
+                                     handle=self._handle, daemon=self.daemon)
+    any          _thread.start_new_thread(function, args[, kwargs])
+
+``threading`` copies these functions into its own namespace when it is imported, so the
+hook replaces the ``threading`` attributes as well as the ``_thread`` ones.  Each
+replacement runs the clone path (tid, pollable event, PAL thread create, the phase
+profile) and returns what the original returns: an ident, or on 3.13 the thread handle,
+started on the handle ``threading`` made (the PAL starts the host thread with the
+interpreter's own primitive).  Everything ``threading`` does around the primitive is left
+alone (its ``Thread`` objects, ``current_thread``, ``enumerate``, ``excepthook``, locals,
+joining through the thread-state lock or handle, waiting for non-daemon threads at exit),
+so a program sees what it sees natively.  An exception escaping a thread started through
+``_thread`` reaches the interpreter, which reports it as it does natively.
+
+Not reached: a copy of a function taken before ``install`` (``from _thread import
+start_new_thread``), and threads C code starts with ``PyThread_start_new_thread``.  Those
+threads run natively; the LibOS adopts one the first time it uses the LibOS
+(``LibOS.current_thread``, e.g. through epoll), as Gramine meets a thread it did not create.
+
+``select.epoll`` is replaced by the LibOS's epoll, and so is
+``selectors.EpollSelector._selector_cls``, which ``selectors`` bound to ``select.epoll``
+at import: ``selectors.DefaultSelector`` is ``EpollSelector`` on Linux, so asyncio's
+default event loop polls through the LibOS too.
+
+The replacements stay callable after ``uninstall`` (the program may hold one, or another
+hook installed later may call through to it): they then do what the original does.  One
+hook is installed at a time.  ``LibOS.shutdown`` uninstalls its hook first, so thread
+starts after it are native ones and never reach a LibOS that is gone.  A start refused by
+the LibOS (no thread slot, no descriptor for the event, shut down meanwhile) raises
+``RuntimeError``, what the primitive raises when the OS refuses a thread; ``threading``
+undoes its own bookkeeping for it.
+"""
+
+from __future__ import annotations
+
+import _thread
+import functools
+import select
+import selectors
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._epoll import _FD_BASE, Epoll
+
+if TYPE_CHECKING:
+    from ._libos import LibOS
+    from ._thread import LibOSThread
+
+# The interpreter's originals, bound before any hook can replace them.
+_ORIGINAL_START = _thread.start_new_thread
+_ORIGINAL_JOINABLE: Callable[..., Any] | None = getattr(_thread, "start_joinable_thread", None)
+_ORIGINAL_EPOLL: Any = select.epoll
+
+_install_lock = threading.Lock()
+# Guarded by _install_lock.
+_current: Hook | None = None
+
+
+def installed() -> Hook | None:
+    """The hook installed now, if any."""
+    return _current
+
+
+class _EpollFactory:
+    """Stands in for the ``select.epoll`` class: calling it makes a LibOS epoll."""
+
+    def __init__(self, hook: Hook) -> None:
+        self._hook = hook
+
+    def __call__(self, sizehint: int = -1, flags: int = 0) -> Any:
+        hook = self._hook
+        if not hook.installed:
+            return _ORIGINAL_EPOLL(sizehint, flags)
+        return hook.libos.epoll(sizehint, flags)
+
+    def fromfd(self, fd: int) -> Any:
+        if fd >= _FD_BASE:
+            return Epoll.fromfd(fd)
+        return _ORIGINAL_EPOLL.fromfd(fd)
+
+    def __repr__(self) -> str:
+        return f"<select.epoll of {self._hook.libos!r}>"
+
+
+def _thread_name(fn: Callable[..., object]) -> str | None:
+    owner = getattr(fn, "__self__", None)
+    if isinstance(owner, threading.Thread):
+        return owner.name
+    return None
+
+
+class Hook:
+    """The LibOS installed as the interpreter's thread starter and ``select.epoll``.
+
+    ``threads_created`` counts the threads started through the LibOS while installed.
+    Use it as a context manager, or call ``install`` and ``uninstall``.
+    """
+
+    def __init__(self, libos: LibOS) -> None:
+        self.libos = libos
+        self.installed = False
+        # Guarded by _count_lock.
+        self.threads_created = 0
+        self._count_lock = threading.Lock()
+        self._epoll = _EpollFactory(self)
+        self._replaced: list[tuple[object, str, object, object]] = []
+
+    # -- install / uninstall ---------------------------------------------------------
+
+    def _replacements(self) -> list[tuple[object, str, object]]:
+        out: list[tuple[object, str, object]] = [
+            (_thread, "start_new_thread", self._start_new_thread),
+            (_thread, "start_new", self._start_new_thread),
+            (select, "epoll", self._epoll),
+            (selectors.EpollSelector, "_selector_cls", staticmethod(self._epoll)),
+        ]
+        if "_start_new_thread" in vars(threading):
+            out.append((threading, "_start_new_thread", self._start_new_thread))
+        if _ORIGINAL_JOINABLE is not None:
+            out.append((_thread, "start_joinable_thread", self._start_joinable_thread))
+            if "_start_joinable_thread" in vars(threading):
+                out.append((threading, "_start_joinable_thread", self._start_joinable_thread))
+        return out
+
+    def install(self) -> Hook:
+        """Replace the thread start and epoll; all or nothing.  Returns ``self``."""
+        global _current
+        with _install_lock:
+            if self.installed:
+                raise RuntimeError("this hook is already installed")
+            if _current is not None:
+                raise RuntimeError(
+                    f"a thread-start hook is already installed, for {_current.libos!r}"
+                )
+            if self.libos.closed:
+                raise RuntimeError("the LibOS is shut down")
+            if self.libos._hook is not None:
+                raise RuntimeError("this LibOS already has a hook")
+            done: list[tuple[object, str, object, object]] = []
+            try:
+                for owner, name, new in self._replacements():
+                    done.append((owner, name, vars(owner)[name], new))
+                    setattr(owner, name, new)
+                self._replaced = done
+                self.libos._hook = self
+                self.installed = True
+                _current = self
+            except BaseException:
+                self._restore(done)
+                self.libos._hook = None
+                self.installed = False
+                raise
+        return self
+
+    @staticmethod
+    def _restore(done: list[tuple[object, str, object, object]]) -> None:
+        for owner, name, old, new in reversed(done):
+            # A later replacement someone made over ours stays: ours, called through it,
+            # does what the original does once uninstalled.
+            if vars(owner).get(name) is new:
+                setattr(owner, name, old)
+
+    def uninstall(self) -> None:
+        """Put the originals back.  Threads already started run on; safe to call twice."""
+        global _current
+        with _install_lock:
+            if not self.installed:
+                return
+            self.installed = False
+            self._restore(self._replaced)
+            self._replaced = []
+            if self.libos._hook is self:
+                self.libos._hook = None
+            if _current is self:
+                _current = None
+
+    def __enter__(self) -> Hook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.uninstall()
+
+    def __repr__(self) -> str:
+        state = "installed" if self.installed else "not installed"
+        return f"<Hook {self.libos!r} {state}, {self.threads_created} threads>"
+
+    # -- the replacements ------------------------------------------------------------
+
+    def _clone(
+        self, fn: Callable[..., object], args: tuple[Any, ...], joinable: tuple[object, bool] | None
+    ) -> LibOSThread:
+        try:
+            thread = self.libos._clone(fn, args, _thread_name(fn), joinable, reraise=True)
+        except OSError as exc:
+            raise RuntimeError(f"can't start new thread: {exc}") from exc
+        except RuntimeError as exc:  # the LibOS shut down under a start in flight
+            raise RuntimeError(f"can't start new thread: {exc}") from None
+        with self._count_lock:
+            self.threads_created += 1
+        return thread
+
+    def _start_new_thread(
+        self,
+        function: Callable[..., object],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any] | None = None,
+    ) -> int:
+        if not self.installed:
+            if kwargs is None:
+                return _ORIGINAL_START(function, args)
+            return _ORIGINAL_START(function, args, kwargs)
+        # The primitive's own checks and messages, before any LibOS work.
+        if not callable(function):
+            raise TypeError("first arg must be callable")
+        if not isinstance(args, tuple):
+            raise TypeError("2nd arg must be a tuple")
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise TypeError("optional 3rd arg must be a dictionary")
+        if kwargs:
+            function = functools.partial(function, **kwargs)
+        thread = self._clone(function, args, None)
+        assert thread._pal is not None and thread._pal.ident is not None
+        return thread._pal.ident
+
+    def _start_joinable_thread(
+        self, function: Callable[..., object], handle: object = None, daemon: bool = True
+    ) -> object:
+        assert _ORIGINAL_JOINABLE is not None
+        if not self.installed:
+            return _ORIGINAL_JOINABLE(function, handle=handle, daemon=daemon)
+        if not callable(function):
+            raise TypeError("thread function must be callable")
+        thread = self._clone(function, (), (handle, bool(daemon)))
+        assert thread._pal is not None
+        return thread._pal.handle
+
+
+def install(libos: LibOS) -> Hook:
+    """Install ``libos`` under the program's threads and epoll; see ``Hook``."""
+    return Hook(libos).install()
