@@ -172,18 +172,17 @@ class Hook:
                 setattr(owner, name, old)
 
     def uninstall(self) -> None:
-        """Put the originals back.  Threads already started run on; safe to call twice."""
+        """Put the originals back.  Threads already started run on.  Every step can be
+        repeated, so a call cut short (Ctrl-C) is finished by calling it again."""
         global _current
         with _install_lock:
-            if not self.installed:
-                return
-            self.installed = False
             self._restore(self._replaced)
-            self._replaced = []
+            self.installed = False
             if self.libos._hook is self:
                 self.libos._hook = None
             if _current is self:
                 _current = None
+            self._replaced = []
 
     def __enter__(self) -> Hook:
         return self
@@ -198,17 +197,30 @@ class Hook:
     # -- the replacements ------------------------------------------------------------
 
     def _clone(
-        self, fn: Callable[..., object], args: tuple[Any, ...], joinable: tuple[object, bool] | None
+        self,
+        fn: Callable[..., object],
+        args: tuple[Any, ...],
+        joinable: tuple[object, bool] | None,
+        started: list[LibOSThread],
     ) -> LibOSThread:
+        """The LibOS clone path for a thread the program starts; the thread is in
+        ``started`` once it exists."""
         try:
-            thread = self.libos._clone(fn, args, _thread_name(fn), joinable, reraise=True)
+            return self.libos._clone(
+                fn, args, _thread_name(fn), joinable, reraise=True, started=started
+            )
         except OSError as exc:
             raise RuntimeError(f"can't start new thread: {exc}") from exc
         except RuntimeError as exc:  # the LibOS shut down under a start in flight
             raise RuntimeError(f"can't start new thread: {exc}") from None
-        with self._count_lock:
-            self.threads_created += 1
-        return thread
+
+    # A KeyboardInterrupt between any two bytecodes of a replacement, or from a wait
+    # inside the LibOS, leaves one of two states, told apart by ``started``: no thread
+    # exists, and the ``threading.Thread`` being started is taken out of
+    # ``threading._limbo`` (``Thread.start`` does that only for an ``Exception``, and
+    # natively no interruption falls inside the primitive); or the thread runs and takes
+    # itself out of ``_limbo`` as it starts, as it does natively when the interruption
+    # arrives just after the primitive returned.
 
     def _start_new_thread(
         self,
@@ -220,18 +232,26 @@ class Hook:
             if kwargs is None:
                 return _ORIGINAL_START(function, args)
             return _ORIGINAL_START(function, args, kwargs)
-        # The primitive's own checks and messages, before any LibOS work.
-        if not callable(function):
-            raise TypeError("first arg must be callable")
-        if not isinstance(args, tuple):
-            raise TypeError("2nd arg must be a tuple")
-        if kwargs is not None and not isinstance(kwargs, dict):
-            raise TypeError("optional 3rd arg must be a dictionary")
-        if kwargs:
-            function = functools.partial(function, **kwargs)
-        thread = self._clone(function, args, None)
-        assert thread._pal is not None and thread._pal.ident is not None
-        return thread._pal.ident
+        started: list[LibOSThread] = []
+        try:
+            # The primitive's own checks and messages, before any LibOS work.
+            if not callable(function):
+                raise TypeError("first arg must be callable")
+            if not isinstance(args, tuple):
+                raise TypeError("2nd arg must be a tuple")
+            if kwargs is not None and not isinstance(kwargs, dict):
+                raise TypeError("optional 3rd arg must be a dictionary")
+            fn = functools.partial(function, **kwargs) if kwargs else function
+            pal = self._clone(fn, args, None, started)._pal
+        except BaseException as exc:
+            if not started and not isinstance(exc, Exception):
+                _forget_unstarted(function)
+            raise
+        finally:
+            if started:
+                self._counted()
+        assert pal is not None and pal.ident is not None
+        return pal.ident
 
     def _start_joinable_thread(
         self, function: Callable[..., object], handle: object = None, daemon: bool = True
@@ -239,11 +259,35 @@ class Hook:
         assert _ORIGINAL_JOINABLE is not None
         if not self.installed:
             return _ORIGINAL_JOINABLE(function, handle=handle, daemon=daemon)
-        if not callable(function):
-            raise TypeError("thread function must be callable")
-        thread = self._clone(function, (), (handle, bool(daemon)))
-        assert thread._pal is not None
-        return thread._pal.handle
+        started: list[LibOSThread] = []
+        try:
+            if not callable(function):
+                raise TypeError("thread function must be callable")
+            pal = self._clone(function, (), (handle, bool(daemon)), started)._pal
+        except BaseException as exc:
+            if not started and not isinstance(exc, Exception):
+                _forget_unstarted(function)
+            raise
+        finally:
+            if started:
+                self._counted()
+        assert pal is not None
+        return pal.handle
+
+    def _counted(self) -> None:
+        with self._count_lock:
+            self.threads_created += 1
+
+
+def _forget_unstarted(fn: object) -> None:
+    """Take a ``threading.Thread`` whose start was interrupted, before any thread
+    existed for it, out of ``threading._limbo``, as ``Thread.start`` does on failure."""
+    owner = getattr(fn, "__self__", None)
+    if not isinstance(owner, threading.Thread):
+        return
+    limbo: dict[threading.Thread, threading.Thread] = threading._limbo  # type: ignore[attr-defined]
+    with threading._active_limbo_lock:  # type: ignore[attr-defined]
+        limbo.pop(owner, None)
 
 
 def install(libos: LibOS) -> Hook:

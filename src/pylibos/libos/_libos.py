@@ -149,9 +149,12 @@ class LibOS:
         name: str | None,
         joinable: tuple[object, bool] | None = None,
         reraise: bool = False,
+        started: list[LibOSThread] | None = None,
     ) -> LibOSThread:
         """The clone path; ``joinable`` and ``reraise`` are the PAL's ``thread_start``
-        options, used when the program's thread library starts the thread."""
+        options, used when the program's thread library starts the thread.  The thread
+        is appended to ``started`` as soon as its host thread exists, so a caller that a
+        KeyboardInterrupt reaches after that point knows the thread runs."""
         if self._closed:
             raise RuntimeError("the LibOS is shut down")
         with self.profile.phase("clone"):
@@ -167,6 +170,8 @@ class LibOS:
                         joinable=joinable,
                         reraise=reraise,
                     )
+                if started is not None:
+                    started.append(thread)
             except PalError as exc:
                 self._table.remove(thread)
                 thread.event.destroy()

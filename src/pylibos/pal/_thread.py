@@ -82,7 +82,10 @@ class PalThread:
                 handle, daemon = self._joinable
                 self.handle = _start_joinable_thread(self._run, handle=handle, daemon=daemon)
                 ident = self.handle.ident  # type: ignore[attr-defined]
-        except BaseException:
+        except Exception:
+            # The primitive refused (RuntimeError, MemoryError): no thread exists.  A
+            # KeyboardInterrupt can only arrive after the call returned, with the thread
+            # running: it releases _done itself.
             self._done.release()
             raise
         if self.ident is None:
