@@ -195,9 +195,9 @@ class TestTransparency:
         assert done.wait(BOUND)
         assert seen == [(1, 2, ident)]
         with pytest.raises(TypeError, match="2nd arg must be a tuple"):
-            _thread.start_new_thread(body, [1])  # type: ignore[arg-type]
+            _thread.start_new_thread(body, [1])  # type: ignore[call-overload]
         with pytest.raises(TypeError, match="first arg must be callable"):
-            _thread.start_new_thread(1, ())  # type: ignore[arg-type]
+            _thread.start_new_thread(1, ())  # type: ignore[call-overload]
 
     def test_direct_start_new_thread_reports_an_exception(
         self, env: Under, monkeypatch: pytest.MonkeyPatch
@@ -335,7 +335,7 @@ class TestInstall:
             calls.append(fn)
             return ours(fn, args)
 
-        _thread.start_new_thread = theirs
+        _thread.start_new_thread = theirs  # type: ignore[assignment]
         try:
             hook.uninstall()
             assert _thread.start_new_thread is theirs
