@@ -400,6 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
     _render_args(p)
     p.set_defaults(func=cmd_bench)
 
+    sub.add_parser(
+        "run",
+        help="run an unmodified Python program under the LibOS (see pylibos run --help)",
+        add_help=False,
+    )
+
     p = sub.add_parser(
         "report",
         help="re-render a saved run (JSON) as tables, Markdown or a plot, or compare two",
@@ -415,8 +421,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["run"]:
+        # Its own parser: everything after "--" (or the script) is the program's.
+        from ._run import cmd_run
+
+        return cmd_run(words[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(words)
     # Piped output (a log, a file) gets room for the tables; a terminal keeps its width.
     console = Console(width=None if sys.stdout.isatty() else 160)
     func: Callable[[argparse.Namespace, Console], int] | None = getattr(args, "func", None)

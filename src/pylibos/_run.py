@@ -1,0 +1,440 @@
+"""``pylibos run``: an unmodified Python program under the LibOS, as ``gramine-sgx app``
+runs an application unchanged.
+
+The program runs in this interpreter with the LibOS's thread-start hook and epoll
+installed (``pylibos.libos.install``), and sees what it sees under ``python``: the same
+``sys.argv``, ``sys.path[0]``, ``__main__``, standard streams and exit status.  pylibos
+writes nothing to stdout.  The statistics are taken in an ``atexit`` handler registered
+before the program runs, so they come after the interpreter has waited for the program's
+non-daemon threads and after the program's own ``atexit`` handlers, as late as the
+program's own work can reach.  Uncaught exceptions, ``sys.exit`` and Ctrl-C are left to
+the interpreter, which reports them and sets the exit status as it does natively; only
+the frames of pylibos and ``runpy`` are taken off the front of the traceback.
+
+The JSON written by ``--json`` (format history, newest last):
+
+1. ``format_version``, ``kind`` ("pylibos.run"), ``pylibos``, ``python``, ``config``
+   (``name``, ``pal``, ``events``, ``pool``), ``argv``, ``exit_code`` (the process's
+   status as ``subprocess`` reports it: negative for a signal), ``wall_s``,
+   ``threads_created`` (threads started through the LibOS), ``host_calls`` (by kind,
+   from boot to exit), ``host_calls_total``, ``phases`` (per phase: ``count``,
+   ``mean_ns``, ``median_ns``, ``p95_ns``, ``sum_ns``, ``host_calls``),
+   ``proportions`` (``p1``, ``p2``, ``p3``, null where a phase is absent),
+   ``ocall_cycles`` and ``projected_host_call_cycles`` (``host_calls_total`` ×
+   ``ocall_cycles``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import platform
+import runpy
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from . import __version__
+from .libos import EVENT_KINDS, PHASES, Hook, LibOS, default_events, install
+from .pal import HOST_KINDS, Host, open_host
+
+FORMAT_VERSION = 1
+DEFAULT_OCALL_CYCLES = 10_000
+_PROPORTIONS = {
+    "p1": ("create_pollable_event", "get_new_thread"),
+    "p2": ("create_pollable_event", "clone"),
+    "p3": ("handshake", "clone"),
+}
+
+
+class RunUsageError(Exception):
+    """A bad option of pylibos's own: ``ERROR: ...`` and exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:
+        raise RunUsageError(message)
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="pylibos run",
+        usage="pylibos run [options] -- script.py [args ...]\n"
+        "       pylibos run [options] -- -m module [args ...]",
+        description="Run an unmodified Python program with its threads and epoll going "
+        "through the LibOS (the thread-start hook and select.epoll). The program sees "
+        "what it sees under python; pylibos writes nothing to its stdout.",
+    )
+    p.add_argument("--pal", choices=HOST_KINDS, default="sgx", help="host kind (default sgx)")
+    p.add_argument(
+        "--events", choices=EVENT_KINDS, default=None,
+        help="pollable-event channel (default: raw on sgx, pipe on direct)",
+    )  # fmt: skip
+    p.add_argument("--pool", action="store_true", help="reuse the events of exited threads")
+    p.add_argument(
+        "--max-threads", type=_nonnegative_int, default=1024, metavar="N",
+        help="sgx.max_threads: threads the enclave may hold at once (default 1024)",
+    )  # fmt: skip
+    p.add_argument(
+        "--stats", action="store_true",
+        help="print to stderr at exit: threads created, the phase table, host calls by "
+        "kind and the projected SGX cost",
+    )  # fmt: skip
+    p.add_argument(
+        "--ocall-cycles", type=_nonnegative_int, default=DEFAULT_OCALL_CYCLES, metavar="C",
+        help=f"cycles per host call for the projection (default {DEFAULT_OCALL_CYCLES:,})",
+    )  # fmt: skip
+    p.add_argument("--json", metavar="F", help="write the statistics as JSON to F at exit")
+    return p
+
+
+@dataclass
+class Target:
+    """What to run: a script path, or a module with ``-m``; and its arguments."""
+
+    script: str | None
+    module: str | None
+    args: list[str]
+
+
+@dataclass
+class _State:
+    options: argparse.Namespace
+    target: Target
+    host: Host
+    libos: LibOS
+    hook: Hook
+    started: float
+    exit_code: int = 0
+    done: bool = False
+    argv: list[str] = field(default_factory=list)
+
+
+def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, Target]:
+    """Split ``argv`` into pylibos's options and the program; raises ``RunUsageError``."""
+    argv = list(argv)
+    if "--" in argv:
+        cut = argv.index("--")
+        mine, program = argv[:cut], argv[cut + 1 :]
+    else:
+        # Without "--", the program starts at the first word that is not an option of
+        # ours (or "-m").
+        mine, program = [], []
+        takes_value = {"--pal", "--events", "--max-threads", "--ocall-cycles", "--json"}
+        i = 0
+        while i < len(argv):
+            word = argv[i]
+            if word == "-m" or not word.startswith("-"):
+                program = argv[i:]
+                break
+            mine.append(word)
+            if word in takes_value and i + 1 < len(argv):
+                mine.append(argv[i + 1])
+                i += 1
+            i += 1
+    options = build_parser().parse_args(mine)
+    if not program:
+        raise RunUsageError("no program given: pylibos run [options] -- script.py [args ...]")
+    if program[0] == "-m":
+        if len(program) < 2:
+            raise RunUsageError("-m needs a module name: pylibos run -- -m module [args ...]")
+        return options, Target(None, program[1], program[2:])
+    return options, Target(program[0], None, program[1:])
+
+
+def _check_json_path(path: str | None) -> None:
+    if not path:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise RunUsageError(f"--json {path}: no such directory {folder}")
+    if not os.access(folder, os.W_OK):
+        raise RunUsageError(f"--json {path}: directory {folder} is not writable")
+
+
+def _missing_target(target: Target) -> tuple[str, int] | None:
+    """What ``python`` says, and its exit status, for a program it cannot find."""
+    if target.script is not None:
+        if not os.path.exists(target.script):
+            path = os.path.abspath(target.script)
+            return (
+                f"{sys.executable}: can't open file {path!r}: [Errno 2] No such file or directory",
+                2,
+            )
+        return None
+    assert target.module is not None
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(target.module)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return f"{sys.executable}: No module named {target.module}", 1
+    return None
+
+
+class _TrimmedExcepthook:
+    """Reports an uncaught exception without the frames of pylibos and runpy in front of
+    the program's own, as ``python`` shows it; then hands it to the hook it replaced."""
+
+    def __init__(self, inner: Callable[..., Any]) -> None:
+        self.inner = inner
+
+    def __call__(
+        self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> None:
+        trimmed = _program_frames(tb)
+        if isinstance(exc, BaseException):
+            exc.__traceback__ = trimmed  # the interpreter prints the exception's own
+        self.inner(exc_type, exc, trimmed)
+
+
+def _program_frames(tb: TracebackType | None) -> TracebackType | None:
+    """The traceback from the program's first frame on: after the runner's frames (and
+    the ``runpy`` ones a module or a directory runs under)."""
+    entry, last_runner = tb, None
+    while entry is not None:
+        if entry.tb_frame.f_globals.get("__name__") == __name__:
+            last_runner = entry
+        entry = entry.tb_next
+    if last_runner is None:
+        return tb  # not raised through the runner: keep everything
+    first = last_runner.tb_next
+    while first is not None and first.tb_frame.f_globals.get("__name__") == "runpy":
+        first = first.tb_next
+    return first
+
+
+def cmd_run(argv: Sequence[str]) -> int:
+    """``pylibos run``; returns an exit status, or lets the program's exit propagate."""
+    try:
+        options, target = parse(argv)
+        _check_json_path(options.json)
+        if options.pal != "sgx" and options.max_threads != 1024:
+            raise RunUsageError("--max-threads applies to --pal sgx only")
+        if options.pal == "sgx" and options.max_threads < 2:
+            raise RunUsageError("--max-threads must be at least 2 (the main thread and one)")
+    except RunUsageError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
+    missing = _missing_target(target)
+    if missing is not None:
+        message, status = missing
+        print(message, file=sys.stderr)
+        return status
+
+    host_options: dict[str, Any] = {}
+    if options.pal == "sgx":
+        host_options["max_threads"] = options.max_threads
+    host = open_host(options.pal, **host_options)
+    try:
+        libos = LibOS(host, options.events or default_events(host), options.pool)
+    except BaseException:
+        host.shutdown()
+        raise
+    try:
+        hook = install(libos)
+    except BaseException:
+        libos.shutdown()
+        host.shutdown()
+        raise
+    state = _State(options, target, host, libos, hook, time.perf_counter())
+    atexit.register(_at_exit, state)
+    return _run_program(state)
+
+
+def _run_program(state: _State) -> int:
+    target = state.target
+    if target.script is not None:
+        path = target.script
+        sys.argv[:] = [path, *target.args]
+        if os.path.isdir(path) or (not path.endswith((".py", ".pyw")) and _is_zip(path)):
+            sys.path[0] = path
+        else:
+            sys.path[0] = os.path.dirname(os.path.realpath(path))
+    else:
+        assert target.module is not None
+        sys.argv[:] = ["-m", *target.args]  # runpy puts the module's file in argv[0]
+        sys.path[0] = os.getcwd()
+    state.argv = list(sys.argv)
+    sys.excepthook = _TrimmedExcepthook(sys.excepthook)
+    try:
+        if target.script is not None:
+            if os.path.isfile(target.script) and not _is_zip(target.script):
+                _exec_script(target.script)
+            else:
+                runpy.run_path(target.script, run_name="__main__")
+        else:
+            assert target.module is not None
+            runpy.run_module(target.module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        state.exit_code = _exit_status(exc.code)
+        raise
+    except KeyboardInterrupt:
+        state.exit_code = -signal.SIGINT
+        raise
+    except BaseException:
+        state.exit_code = 1
+        raise
+    return 0
+
+
+def _exec_script(path: str) -> None:
+    """Run a source file as ``python path`` does: a fresh ``__main__`` module that stays
+    in ``sys.modules`` (atexit handlers and daemon threads see it), ``__file__`` and
+    code filenames absolute, ``sys.argv[0]`` as given."""
+    import builtins
+    import importlib.machinery
+    import io
+    import types
+
+    full = os.path.abspath(path)
+    with io.open_code(full) as f:
+        source = f.read()
+    main = types.ModuleType("__main__")
+    main.__file__ = full
+    main.__cached__ = None  # type: ignore[attr-defined]
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", full)
+    main.__builtins__ = builtins  # type: ignore[attr-defined]
+    sys.modules["__main__"] = main
+    code = compile(source, full, "exec", dont_inherit=True)
+    exec(code, main.__dict__)
+
+
+def _is_zip(path: str) -> bool:
+    import zipfile
+
+    try:
+        return zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def _exit_status(code: object) -> int:
+    """The status the interpreter exits with for ``sys.exit(code)``."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    return 1
+
+
+def statistics(state: _State) -> dict[str, Any]:
+    """The run's statistics, as written to ``--json``."""
+    libos, host, options = state.libos, state.host, state.options
+    snapshot = libos.profile.statistics()
+    phases = {
+        name: {
+            "count": s.count,
+            "mean_ns": s.mean_ns,
+            "median_ns": s.median_ns,
+            "p95_ns": s.p95_ns,
+            "sum_ns": s.sum_ns,
+            "host_calls": s.host_calls,
+        }
+        for name in PHASES
+        if (s := snapshot.get(name)) is not None
+    }
+    calls = dict(sorted(host.calls.items()))
+    total = sum(calls.values())
+    name = f"{options.pal}/{libos.events}{'+pool' if libos.pool else ''}"
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": "pylibos.run",
+        "pylibos": __version__,
+        "python": platform.python_version(),
+        "config": {"name": name, "pal": options.pal, "events": libos.events, "pool": libos.pool},
+        "argv": state.argv,
+        "exit_code": state.exit_code,
+        "wall_s": time.perf_counter() - state.started,
+        "threads_created": state.hook.threads_created,
+        "host_calls": calls,
+        "host_calls_total": total,
+        "phases": phases,
+        "proportions": {p: snapshot.proportion(a, b) for p, (a, b) in _PROPORTIONS.items()},
+        "ocall_cycles": options.ocall_cycles,
+        "projected_host_call_cycles": total * options.ocall_cycles,
+    }
+
+
+def _print_stats(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+    cycles = data["ocall_cycles"]
+    console.print(
+        f"pylibos run: {data['config']['name']}, {data['threads_created']} threads created "
+        f"through the LibOS, {data['host_calls_total']} host calls, "
+        f"exit status {data['exit_code']}"
+    )
+    table = Table(title="thread creation, per call (the seed's phases)")
+    for col in ("phase", "count", "mean µs", "median µs", "p95 µs", "host calls/call"):
+        table.add_column(col, justify="left" if col == "phase" else "right")
+    for name, s in data["phases"].items():
+        table.add_row(
+            name,
+            str(s["count"]),
+            f"{s['mean_ns'] / 1000:.1f}",
+            f"{s['median_ns'] / 1000:.1f}",
+            f"{s['p95_ns'] / 1000:.1f}",
+            f"{s['host_calls'] / s['count']:.2f}",
+        )
+    if data["phases"]:
+        console.print(table)
+        props = ", ".join(
+            f"{k} = {v:.3f}" if v is not None else f"{k} = -"
+            for k, v in data["proportions"].items()
+        )
+        console.print(f"proportions: {props}")
+    kinds = ", ".join(f"{k} {v}" for k, v in data["host_calls"].items())
+    console.print(f"host calls by kind: {kinds or 'none'}")
+    projected = data["projected_host_call_cycles"]
+    clone = data["phases"].get("clone")
+    per_start = ""
+    if clone:
+        per_start = (
+            f"; {clone['host_calls'] / clone['count'] * cycles:,.0f} cycles per thread start"
+        )
+    console.print(
+        f"projected SGX cost at {cycles:,} cycles per host call: {projected:,} cycles{per_start}"
+    )
+
+
+def _at_exit(state: _State) -> None:
+    if state.done:
+        return
+    state.done = True
+    state.hook.uninstall()
+    data = statistics(state)
+    if state.options.stats:
+        _print_stats(data)
+    if state.options.json:
+        try:
+            with open(state.options.json, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=1)
+                f.write("\n")
+        except OSError as exc:
+            print(f"ERROR: cannot write {state.options.json}: {exc.strerror}", file=sys.stderr)
+    # Daemon threads of the program may still run, as they do natively at this point;
+    # the LibOS is then left to the process's exit rather than pulled from under them.
+    if all(t is state.libos.main_thread or not t.is_alive() for t in state.libos.threads()):
+        state.libos.shutdown(timeout=1.0)
+        state.host.shutdown(timeout=1.0)
