@@ -168,15 +168,28 @@ def _check_json_path(path: str | None) -> None:
         raise RunUsageError(f"--json {path}: directory {folder} is not writable")
 
 
+def _set_path0(target: Target) -> None:
+    """``sys.path[0]`` as ``python`` sets it: the script's directory (symlinks resolved),
+    a directory or zip file itself, or the current directory with ``-m``."""
+    if target.script is None:
+        sys.path[0] = os.getcwd()
+    elif os.path.isdir(target.script) or _is_zip(target.script):
+        sys.path[0] = target.script
+    else:
+        sys.path[0] = os.path.dirname(os.path.realpath(target.script))
+
+
 def _missing_target(target: Target) -> tuple[str, int] | None:
     """What ``python`` says, and its exit status, for a program it cannot find."""
     if target.script is not None:
+        path = os.path.join(os.getcwd(), target.script)
         if not os.path.exists(target.script):
-            path = os.path.abspath(target.script)
             return (
                 f"{sys.executable}: can't open file {path!r}: [Errno 2] No such file or directory",
                 2,
             )
+        if not _has_main(target.script):
+            return f"{sys.executable}: can't find '__main__' module in {path!r}", 1
         return None
     assert target.module is not None
     import importlib.util
@@ -234,6 +247,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     except RunUsageError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
+    _set_path0(target)
     missing = _missing_target(target)
     if missing is not None:
         message, status = missing
@@ -263,16 +277,9 @@ def cmd_run(argv: Sequence[str]) -> int:
 def _run_program(state: _State) -> int:
     target = state.target
     if target.script is not None:
-        path = target.script
-        sys.argv[:] = [path, *target.args]
-        if os.path.isdir(path) or (not path.endswith((".py", ".pyw")) and _is_zip(path)):
-            sys.path[0] = path
-        else:
-            sys.path[0] = os.path.dirname(os.path.realpath(path))
+        sys.argv[:] = [target.script, *target.args]
     else:
-        assert target.module is not None
         sys.argv[:] = ["-m", *target.args]  # runpy puts the module's file in argv[0]
-        sys.path[0] = os.getcwd()
     state.argv = list(sys.argv)
     sys.excepthook = _TrimmedExcepthook(sys.excepthook)
     try:
@@ -283,7 +290,7 @@ def _run_program(state: _State) -> int:
                 runpy.run_path(target.script, run_name="__main__")
         else:
             assert target.module is not None
-            runpy.run_module(target.module, run_name="__main__", alter_sys=True)
+            _exec_module(target.module)
     except SystemExit as exc:
         state.exit_code = _exit_status(exc.code)
         raise
@@ -294,6 +301,19 @@ def _run_program(state: _State) -> int:
         state.exit_code = 1
         raise
     return 0
+
+
+def _has_main(path: str) -> bool:
+    """A file is its own main; a directory or zip file needs a ``__main__`` inside."""
+    names = ("__main__.py", "__main__.pyc")
+    if os.path.isdir(path):
+        return any(os.path.isfile(os.path.join(path, n)) for n in names)
+    if _is_zip(path):
+        import zipfile
+
+        with zipfile.ZipFile(path) as z:
+            return any(n in z.namelist() for n in names)
+    return True
 
 
 def _exec_script(path: str) -> None:
@@ -316,6 +336,22 @@ def _exec_script(path: str) -> None:
     sys.modules["__main__"] = main
     code = compile(source, full, "exec", dont_inherit=True)
     exec(code, main.__dict__)
+
+
+def _exec_module(name: str) -> None:
+    """Run a module as ``python -m name`` does: through ``runpy``'s own entry for ``-m``,
+    in a fresh ``__main__`` module."""
+    import builtins
+    import types
+
+    main = types.ModuleType("__main__")
+    main.__builtins__ = builtins  # type: ignore[attr-defined]
+    sys.modules["__main__"] = main
+    as_main = getattr(runpy, "_run_module_as_main", None)
+    if as_main is not None:
+        as_main(name, alter_argv=True)
+    else:
+        runpy.run_module(name, run_name="__main__", alter_sys=True)
 
 
 def _is_zip(path: str) -> bool:

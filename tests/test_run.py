@@ -1,0 +1,283 @@
+"""``pylibos run``: a program sees what it sees under ``python``; pylibos's own output is
+on stderr, at exit, or in ``--json``.
+
+Most cases run the same program twice, under ``python`` and under ``pylibos run``, and
+expect the same stdout, stderr and exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+RUN = [sys.executable, "-m", "pylibos", "run"]
+BOUND = 30.0
+
+
+def write(folder: Path, name: str, source: str) -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def python(
+    args: list[str], cwd: Path, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=BOUND, check=False
+    )
+
+
+def both(
+    tmp_path: Path, program: list[str], options: tuple[str, ...] = (), stdin: str | None = None
+) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    native = python([sys.executable, *program], tmp_path, stdin)
+    under = python([*RUN, *options, "--", *program], tmp_path, stdin)
+    return native, under
+
+
+def same(native: subprocess.CompletedProcess[str], under: subprocess.CompletedProcess[str]) -> None:
+    assert (under.returncode, under.stdout, under.stderr) == (
+        native.returncode,
+        native.stdout,
+        native.stderr,
+    )
+
+
+SHOW = """
+    import os, sys, threading, select, selectors
+    print(sys.argv, sys.path[0] == os.getcwd() or sys.path[0], __name__)
+    print(__file__, __spec__ and __spec__.name, type(__builtins__).__name__)
+    print(sys.modules["__main__"].__dict__ is globals())
+    out = []
+    t = threading.Thread(target=lambda: out.append(threading.current_thread().name))
+    t.start(); t.join()
+    print(out, threading.current_thread().name, len(threading.enumerate()))
+"""
+
+
+@pytest.mark.parametrize("options", [(), ("--pal", "direct", "--events", "pipe", "--pool")])
+def test_script_sees_what_it_sees_under_python(tmp_path: Path, options: tuple[str, ...]) -> None:
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    write(sub, "show.py", SHOW)
+    same(*both(tmp_path, ["sub/show.py", "a", "--b", "-m"], options))
+
+
+def test_module_sees_what_it_sees_under_python(tmp_path: Path) -> None:
+    write(tmp_path, "showmod.py", SHOW)
+    same(*both(tmp_path, ["-m", "showmod", "x", "y"]))
+
+
+def test_stdin_exit_status_and_uncaught_exception(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "io.py",
+        """
+        import sys
+        data = sys.stdin.read()
+        print(data.upper(), end="")
+        if data.startswith("exit"):
+            sys.exit(int(data.split()[1]))
+        if data.startswith("text"):
+            sys.exit("a message")
+        def inner():
+            raise ValueError("uncaught " + data.strip())
+        inner()
+        """,
+    )
+    for stdin in ("exit 3\n", "exit 0\n", "text\n", "boom\n"):
+        native, under = both(tmp_path, ["io.py"], stdin=stdin)
+        same(native, under)
+    assert native.returncode == 1 and "ValueError: uncaught boom" in native.stderr
+
+
+def test_an_uncaught_exception_in_a_thread_and_asyncio(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "t.py",
+        """
+        import asyncio, concurrent.futures, threading
+        def boom():
+            raise RuntimeError("in a thread")
+        t = threading.Thread(target=boom, name="bad")
+        t.start(); t.join()
+        async def main():
+            return await asyncio.to_thread(sum, [1, 2, 3])
+        print(asyncio.run(main()))
+        with concurrent.futures.ThreadPoolExecutor(3) as ex:
+            print(sorted(ex.map(abs, [-1, -2, -3])))
+        """,
+    )
+    same(*both(tmp_path, ["t.py"]))
+
+
+def test_daemon_threads_do_not_hold_up_exit(tmp_path: Path) -> None:
+    """Non-daemon threads are waited for, daemon ones (one asleep in the LibOS's epoll)
+    are not, and the program's atexit handlers run after the non-daemon thread."""
+    write(
+        tmp_path,
+        "d.py",
+        """
+        import atexit, select, threading
+        done = []
+        atexit.register(lambda: print("atexit after", done))
+        threading.Thread(target=threading.Event().wait, daemon=True).start()
+        ep = select.epoll()
+        threading.Thread(target=ep.poll, daemon=True).start()
+        go = threading.Event()
+        t = threading.Thread(target=lambda: (go.wait(), done.append("worker")))
+        t.start()
+        print("main ends")
+        go.set()
+        """,
+    )
+    native, under = both(tmp_path, ["d.py"], ("--stats",))
+    assert native.stdout == under.stdout == "main ends\natexit after ['worker']\n"
+    assert under.returncode == native.returncode == 0
+    assert "3 threads created through the LibOS" in under.stderr
+
+
+def test_stats_and_json(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "many.py",
+        """
+        import threading
+        ts = [threading.Thread(target=lambda: None) for _ in range(7)]
+        for t in ts: t.start()
+        for t in ts: t.join()
+        print("done")
+        """,
+    )
+    out = tmp_path / "stats.json"
+    under = python(
+        [*RUN, "--pal", "sgx", "--events", "eventfd", "--stats", "--ocall-cycles", "1000",
+         "--json", str(out), "--", "many.py"],
+        tmp_path,
+    )  # fmt: skip
+    assert under.returncode == 0 and under.stdout == "done\n"  # nothing of pylibos's
+    assert "7 threads created through the LibOS" in under.stderr
+    assert "create_pollable_event" in under.stderr and "host calls by kind" in under.stderr
+    data = json.loads(out.read_text())
+    assert data["format_version"] == 1 and data["kind"] == "pylibos.run"
+    assert data["config"] == {"name": "sgx/eventfd", "pal": "sgx", "events": "eventfd",
+                              "pool": False}  # fmt: skip
+    assert data["threads_created"] == 7 and data["exit_code"] == 0
+    assert data["argv"] == ["many.py"]
+    assert data["phases"]["clone"]["count"] == 7
+    assert data["phases"]["create_pollable_event"]["host_calls"] == 7  # one eventfd each
+    # The program's 7, and the LibOS's two workers.
+    assert data["host_calls"]["clone_thread"] == 9
+    assert data["host_calls"]["eventfd"] >= 7
+    assert data["host_calls_total"] == sum(data["host_calls"].values())
+    assert data["projected_host_call_cycles"] == data["host_calls_total"] * 1000
+
+
+def test_ctrl_c_is_reported_as_python_reports_it(tmp_path: Path) -> None:
+    """A real SIGINT while the main thread sleeps in the LibOS's epoll (through
+    selectors) and another thread runs: the traceback ends in KeyboardInterrupt and the
+    process dies of SIGINT, as under python."""
+    write(
+        tmp_path,
+        "wait.py",
+        """
+        import selectors, socket, threading
+        a, b = socket.socketpair()
+        sel = selectors.DefaultSelector()
+        sel.register(a, selectors.EVENT_READ)
+        threading.Thread(target=threading.Event().wait, daemon=True).start()
+        print(type(sel._selector).__name__, flush=True)
+        while True:
+            sel.select()
+        """,
+    )
+    results = []
+    for cmd in ([sys.executable, "wait.py"], [*RUN, "--", "wait.py"]):
+        proc = subprocess.Popen(
+            cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()
+            assert in_a_poll(proc.pid), "the main thread never went to sleep in its poll"
+            proc.send_signal(signal.SIGINT)
+            _out, err = proc.communicate(timeout=BOUND)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        results.append((first, proc.returncode, err))
+    (n_first, n_rc, n_err), (u_first, u_rc, u_err) = results
+    assert (n_first, u_first) == ("epoll\n", "Epoll\n")
+    assert n_rc == u_rc == -signal.SIGINT
+    for err in (n_err, u_err):
+        assert err.startswith("Traceback (most recent call last):\n")
+        assert f'File "{tmp_path / "wait.py"}", line 9, in <module>' in err
+        assert err.rstrip().endswith("KeyboardInterrupt")
+    assert "pylibos/_run.py" not in u_err and "runpy" not in u_err
+
+
+# x86-64 and aarch64 numbers of poll, ppoll, epoll_wait, epoll_pwait, epoll_pwait2.
+_POLLS = {"7", "271", "232", "281", "441", "73", "22"}
+
+
+def in_a_poll(pid: int) -> bool:
+    """Wait (bounded) until the main thread of ``pid`` sleeps in a poll system call."""
+    deadline = time.monotonic() + BOUND
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/syscall") as f:
+            if f.read().split(" ", 1)[0] in _POLLS:
+                return True
+        time.sleep(0.005)
+    return False
+
+
+@pytest.mark.parametrize(
+    "program",
+    [["missing.py"], ["-m", "no_such_module_here"], ["sub/"]],
+    ids=["script", "module", "directory-without-main"],
+)
+def test_a_missing_program_is_reported_as_python_does(tmp_path: Path, program: list[str]) -> None:
+    (tmp_path / "sub").mkdir()
+    native, under = both(tmp_path, program)
+    assert native.returncode in (1, 2)
+    assert under.returncode == native.returncode and under.stdout == ""
+    assert under.stderr == native.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pal", "nope", "--", "x.py"], "argument --pal: invalid choice: 'nope'"),
+        (["--events", "tls", "--", "x.py"], "argument --events: invalid choice: 'tls'"),
+        (["--ocall-cycles", "-5", "--", "x.py"], "must be 0 or more"),
+        (["--bogus", "--", "x.py"], "unrecognized arguments: --bogus"),
+        ([], "no program given"),
+        (["--", "-m"], "-m needs a module name"),
+        (["--json", "/no/such/dir/x.json", "--", "x.py"], "no such directory /no/such/dir"),
+        (["--pal", "direct", "--max-threads", "9", "--", "x.py"], "--pal sgx only"),
+    ],
+)
+def test_bad_options_are_one_error_line_and_status_2(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    write(tmp_path, "x.py", "print('ran')\n")
+    under = python([*RUN, *args], tmp_path)
+    assert under.returncode == 2 and under.stdout == ""
+    assert under.stderr.startswith("ERROR: ") and under.stderr.count("\n") == 1
+    assert message in under.stderr
+
+
+def test_without_double_dash_the_first_non_option_is_the_program(tmp_path: Path) -> None:
+    write(tmp_path, "x.py", "import sys; print(sys.argv)\n")
+    under = python([*RUN, "--pal", "direct", "x.py", "--stats"], tmp_path)
+    assert under.returncode == 0 and under.stdout == "['x.py', '--stats']\n"
+    assert under.stderr == ""
