@@ -51,7 +51,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._epoll import _FD_BASE, Epoll
+from ._epoll import Epoll
 
 if TYPE_CHECKING:
     from ._libos import LibOS
@@ -85,9 +85,9 @@ class _EpollFactory:
         return hook.libos.epoll(sizehint, flags)
 
     def fromfd(self, fd: int) -> Any:
-        if fd >= _FD_BASE:
-            return Epoll.fromfd(fd)
-        return _ORIGINAL_EPOLL.fromfd(fd)
+        if not self._hook.installed:
+            return _ORIGINAL_EPOLL.fromfd(fd)
+        return Epoll.fromfd(fd)
 
     def __repr__(self) -> str:
         return f"<select.epoll of {self._hook.libos!r}>"
@@ -113,7 +113,7 @@ class Hook:
         # Guarded by _count_lock.
         self.threads_created = 0
         self._count_lock = threading.Lock()
-        self._epoll = _EpollFactory(self)
+        self._epoll_factory = _EpollFactory(self)
         self._replaced: list[tuple[object, str, object, object]] = []
 
     # -- install / uninstall ---------------------------------------------------------
@@ -122,8 +122,8 @@ class Hook:
         out: list[tuple[object, str, object]] = [
             (_thread, "start_new_thread", self._start_new_thread),
             (_thread, "start_new", self._start_new_thread),
-            (select, "epoll", self._epoll),
-            (selectors.EpollSelector, "_selector_cls", staticmethod(self._epoll)),
+            (select, "epoll", self._epoll_factory),
+            (selectors.EpollSelector, "_selector_cls", staticmethod(self._epoll_factory)),
         ]
         if "_start_new_thread" in vars(threading):
             out.append((threading, "_start_new_thread", self._start_new_thread))
