@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -42,6 +43,17 @@ from .bench._render import (
     warnings,
 )
 from .bench._stats import Figures, differences
+from .workloads import DEFAULT_TIMEOUT_S
+from .workloads import Settings as WorkloadSettings
+from .workloads import default_dir as default_workloads_dir
+from .workloads import describe as describe_workloads
+from .workloads import discover as discover_workloads
+from .workloads import markdown as workloads_markdown
+from .workloads import plot as workloads_plot
+from .workloads import run as run_workloads
+from .workloads import table_rows as workloads_rows
+from .workloads import validate as validate_workloads
+from .workloads._render import LEGEND as WORKLOADS_LEGEND
 
 
 class UsageError(Exception):
@@ -349,6 +361,89 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _workload_settings(args: argparse.Namespace) -> WorkloadSettings:
+    folder = Path(args.dir) if args.dir else default_workloads_dir()
+    if not folder.is_dir():
+        raise UsageError(
+            f"no workloads folder {folder}"
+            + ("" if args.dir else " (pylibos is not installed from its source tree: give --dir)")
+        )
+    if args.only is None:
+        names = tuple(discover_workloads(folder))
+    else:
+        names = tuple(n for n in (p.strip() for p in args.only.split(",")) if n)
+    try:
+        configs = tuple(parse_config_list(args.configs))
+        settings = WorkloadSettings(
+            folder=folder,
+            workloads=names,
+            configs=configs,
+            repeat=args.repeat,
+            size=args.size,
+            timeout_s=args.timeout,
+            ocall_cycles=args.ocall_cycles,
+            ghz=args.ghz,
+        )
+        validate_workloads(settings)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return settings
+
+
+def _print_workloads(data: dict[str, Any], console: Console) -> None:
+    console.print(describe_workloads(data))
+    console.print(rich_table("Workloads (medians)", *workloads_rows(data)))
+    console.print(WORKLOADS_LEGEND, style="dim")
+
+
+def cmd_workloads(args: argparse.Namespace, console: Console) -> int:
+    settings = _workload_settings(args)
+    _check_outputs(args)
+    runs = settings.repeat * len(settings.workloads) * len(settings.configs)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = progress.add_task("starting", total=runs)
+
+    def on_start(round_no: int, workload: str, config: str) -> None:
+        progress.update(
+            task, description=f"round {round_no}/{settings.repeat}: {workload} under {config}"
+        )
+
+    def on_done() -> None:
+        progress.advance(task)
+
+    with progress:
+        outcome = run_workloads(settings, on_start=on_start, on_done=on_done)
+    if outcome.interrupted:
+        console.print("[yellow]Interrupted: showing what was measured so far.[/yellow]")
+    data = outcome.as_json()
+    if not data["results"]:
+        raise UsageError("interrupted before a single run was measured")
+    _print_workloads(data, console)
+    try:
+        if args.json:
+            save(data, args.json)
+            console.print(f"JSON written to {args.json}")
+        if args.markdown:
+            with open(args.markdown, "w") as f:
+                f.write(workloads_markdown(data))
+            console.print(f"Markdown written to {args.markdown}")
+        if args.plot:
+            workloads_plot(data, args.plot)
+            console.print(f"plot written to {args.plot}")
+    except OSError as exc:
+        raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
+    for error in data["errors"]:
+        print(f"ERROR: {error}", file=sys.stderr)
+    return 1 if data["errors"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pylibos",
@@ -417,6 +512,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vs", metavar="B.json", help="a second run to compare with the first")
     _render_args(p)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "workloads",
+        help="real programs natively and under every configuration, each run its own process",
+        description="Runs each workload (an ordinary Python program printing one result "
+        "line) natively and under pylibos run for each configuration, interleaved round by "
+        "round; checks every result line against native's; prints median wall time, ratios, "
+        "threads created, host calls and the projected SGX time per workload and "
+        "configuration.",
+    )
+    p.add_argument(
+        "--only", metavar="NAMES",
+        help="comma-separated workloads (default: every *.py in the workloads folder)",
+    )  # fmt: skip
+    p.add_argument(
+        "--configs", default=",".join(DEFAULT_COMPARE), metavar="LIST",
+        help=f"comma-separated configurations, native among them (default "
+        f"{','.join(DEFAULT_COMPARE)}); valid: {', '.join(valid_names())}",
+    )  # fmt: skip
+    p.add_argument(
+        "--repeat", type=_int, default=3, metavar="N",
+        help="runs of each workload per configuration, one per round (default 3)",
+    )  # fmt: skip
+    p.add_argument(
+        "--size", type=_positive_float, metavar="S",
+        help="passed to every workload as --size S: its work relative to the default "
+        "(default: not passed, each workload's own default)",
+    )  # fmt: skip
+    p.add_argument(
+        "--timeout", type=_positive_float, default=DEFAULT_TIMEOUT_S, metavar="S",
+        help=f"seconds one run may take before it is killed and reported as failed "
+        f"(default {DEFAULT_TIMEOUT_S:g})",
+    )  # fmt: skip
+    p.add_argument(
+        "--dir", metavar="D",
+        help="folder of workload programs (default: benchmarks/workloads of the source tree)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ocall-cycles", type=_int, default=10_000, metavar="N",
+        help="cycles one host call (OCALL round trip) costs in the SGX projection "
+        "(default 10000)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ghz", type=_positive_float, metavar="G",
+        help="clock for cycles-to-seconds in the projection (default: the CPU's reported clock)",
+    )  # fmt: skip
+    p.add_argument("--json", metavar="F", help="write the run's JSON to F")
+    _render_args(p)
+    p.set_defaults(func=cmd_workloads)
     return parser
 
 
