@@ -1,0 +1,170 @@
+"""``pylibos workloads``: real child processes, checked results, failures and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pylibos._cli import main
+from pylibos.workloads import default_dir, discover
+
+SHIPPED = ("asyncio_mixed", "http_threads", "numpy_batches", "sklearn_forest", "thread_per_task")
+
+
+def _write(folder: Path, name: str, body: str) -> None:
+    (folder / f"{name}.py").write_text(textwrap.dedent(body))
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_the_five_workloads_are_shipped() -> None:
+    assert tuple(discover(default_dir())) == SHIPPED
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--only", "nosuch"], "unknown workload 'nosuch'; valid: asyncio_mixed, http_threads"),
+        (["--only", ","], "no workload named"),
+        (["--only", "http_threads,http_threads"], "a workload is named twice"),
+        (["--configs", "sgx/tls"], "unknown configuration 'sgx/tls'; valid: native"),
+        (["--configs", "sgx/raw"], "--configs must include native"),
+        (["--configs", "native,native"], "configuration 'native' named twice"),
+        (["--repeat", "0"], "--repeat must be in [1, 100]"),
+        (["--size", "0"], "--size must be in (0, 1000]"),
+        (["--timeout", "-1"], "--timeout must be in (0, 86400]"),
+        (["--dir", "/nonexistent/workloads"], "no workloads folder /nonexistent/workloads"),
+        (["--plot", "run.xyz"], "must end in .png, .pdf, .svg"),
+    ],
+)
+def test_bad_input_is_one_error_line_before_any_run(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["workloads", *argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_a_hanging_run_is_killed_at_the_timeout_and_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pid_file = tmp_path / "pid"
+    _write(
+        tmp_path,
+        "hang",
+        f"""
+        import os, threading
+        with open({str(pid_file)!r}, "w") as f:
+            f.write(str(os.getpid()))
+        threading.Event().wait()
+        """,
+    )
+    js = tmp_path / "run.json"
+    argv = ["workloads", "--dir", str(tmp_path), "--configs", "native", "--repeat", "2"]
+    assert main([*argv, "--timeout", "1", "--json", str(js)]) == 1
+    err = capsys.readouterr().err
+    assert "ERROR: hang under native: did not finish within 1 s and was killed" in err
+    assert _gone(int(pid_file.read_text()))
+    (entry,) = json.loads(js.read_text())["results"]
+    assert entry["result_ok"] is False and entry["runs"] == 0
+    assert "did not finish" in entry["error"]
+
+
+def test_a_crash_is_reported_with_its_stderr_and_stops_that_workload_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(tmp_path, "crash", "raise ValueError('boom in the workload')\n")
+    _write(tmp_path, "silent", "pass\n")
+    _write(tmp_path, "fine", "print('fine result 42')\n")
+    js = tmp_path / "run.json"
+    argv = ["workloads", "--dir", str(tmp_path), "--configs", "native", "--repeat", "2"]
+    assert main([*argv, "--json", str(js)]) == 1
+    captured = capsys.readouterr()
+    assert (
+        "ERROR: crash under native: exited with status 1; its stderr ends: "
+        "Traceback (most recent call last):" in captured.err
+    )
+    assert "ValueError: boom in the workload" in captured.err
+    assert "ERROR: silent under native: printed no result line" in captured.err
+    data = json.loads(js.read_text())
+    by_name = {e["workload"]: e for e in data["results"]}
+    assert by_name["fine"]["result_ok"] is True and by_name["fine"]["runs"] == 2
+    assert by_name["fine"]["result"] == "fine result 42"
+    assert by_name["crash"]["runs"] == 0 and by_name["crash"]["result_ok"] is False
+    assert "FAILED" in captured.out
+
+
+def test_a_result_that_changes_between_native_runs_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(tmp_path, "pid", "import os\nprint('pid', os.getpid())\n")
+    argv = ["workloads", "--dir", str(tmp_path), "--configs", "native", "--repeat", "2"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "ERROR: pid under native: result 'pid " in err
+    assert "differs from an earlier native run's 'pid " in err
+
+
+def test_size_is_passed_to_the_workload(tmp_path: Path) -> None:
+    _write(tmp_path, "echo", "import sys\nprint(' '.join(sys.argv[1:]))\n")
+    js = tmp_path / "run.json"
+    argv = ["workloads", "--dir", str(tmp_path), "--configs", "native", "--repeat", "1"]
+    assert main([*argv, "--size", "0.25", "--json", str(js)]) == 0
+    (entry,) = json.loads(js.read_text())["results"]
+    assert entry["result"] == "--size 0.25"
+
+
+def test_ctrl_c_kills_the_running_child_and_prints_what_was_measured(tmp_path: Path) -> None:
+    fifo = tmp_path / "pid.fifo"
+    os.mkfifo(fifo)
+    _write(tmp_path, "a_quick", "print('quick result')\n")
+    _write(
+        tmp_path,
+        "b_hang",
+        f"""
+        import os, threading
+        fd = os.open({str(fifo)!r}, os.O_WRONLY)
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        threading.Event().wait()
+        """,
+    )
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    argv = ["workloads", "--dir", str(tmp_path), "--configs", "native", "--repeat", "1"]
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "pylibos", *argv, "--timeout", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready, _, _ = select.select([reader], [], [], 30)
+        assert ready, "the hanging workload never started"
+        child = int(os.read(reader, 64))
+        parent.send_signal(signal.SIGINT)
+        out, err = parent.communicate(timeout=30)
+    finally:
+        os.close(reader)
+        if parent.poll() is None:
+            parent.kill()
+            parent.communicate()
+    assert parent.returncode == 0, err
+    assert "Interrupted: showing what was measured so far." in out
+    assert "a_quick" in out and "b_hang" not in out
+    assert "Traceback" not in err
+    assert _gone(child)
