@@ -120,13 +120,28 @@ def test_a_result_that_changes_between_native_runs_is_an_error(
     assert "differs from an earlier native run's 'pid " in err
 
 
-def test_size_is_passed_to_the_workload(tmp_path: Path) -> None:
+def test_size_is_passed_and_report_rerenders_the_saved_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _write(tmp_path, "echo", "import sys\nprint(' '.join(sys.argv[1:]))\n")
-    js = tmp_path / "run.json"
+    js, md, png = tmp_path / "run.json", tmp_path / "run.md", tmp_path / "run.png"
     argv = ["workloads", "--dir", str(tmp_path), "--configs", "native", "--repeat", "1"]
-    assert main([*argv, "--size", "0.25", "--json", str(js)]) == 0
-    (entry,) = json.loads(js.read_text())["results"]
+    outputs = ["--json", str(js), "--markdown", str(md), "--plot", str(png)]
+    assert main([*argv, "--size", "0.25", *outputs]) == 0
+    data = json.loads(js.read_text())
+    assert data["version"] == 1 and data["kind"] == "workloads"
+    (entry,) = data["results"]
     assert entry["result"] == "--size 0.25"
+    assert "| echo | native |" in md.read_text()
+    assert png.stat().st_size > 1000
+    again = tmp_path / "again.md"
+    assert main(["report", str(js), "--markdown", str(again)]) == 0
+    assert again.read_text() == md.read_text()
+    data["version"] = 99
+    js.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["report", str(js)]) == 1
+    assert "workloads format version 99; this pylibos reads version 1" in capsys.readouterr().err
 
 
 def test_ctrl_c_kills_the_running_child_and_prints_what_was_measured(tmp_path: Path) -> None:

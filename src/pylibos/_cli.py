@@ -43,7 +43,7 @@ from .bench._render import (
     warnings,
 )
 from .bench._stats import Figures, differences
-from .workloads import DEFAULT_TIMEOUT_S
+from .workloads import DEFAULT_TIMEOUT_S, load_if_workloads
 from .workloads import Settings as WorkloadSettings
 from .workloads import default_dir as default_workloads_dir
 from .workloads import describe as describe_workloads
@@ -334,6 +334,17 @@ def _load(path: str) -> dict[str, Any]:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    try:
+        saved = load_if_workloads(args.results)
+    except ResultsError as exc:
+        raise UsageError(str(exc)) from None
+    if saved is not None:
+        if args.vs is not None:
+            raise UsageError("--vs compares micro-benchmark runs; this is a workloads run")
+        _check_outputs(args)
+        _print_workloads(saved, console)
+        _write_workloads(saved, args, console)
+        return 0
     data = _load(args.results)
     if args.vs is None:
         _check_outputs(args)
@@ -396,6 +407,22 @@ def _print_workloads(data: dict[str, Any], console: Console) -> None:
     console.print(WORKLOADS_LEGEND, style="dim")
 
 
+def _write_workloads(data: dict[str, Any], args: argparse.Namespace, console: Console) -> None:
+    try:
+        if getattr(args, "json", None):
+            save(data, args.json)
+            console.print(f"JSON written to {args.json}")
+        if args.markdown:
+            with open(args.markdown, "w") as f:
+                f.write(workloads_markdown(data))
+            console.print(f"Markdown written to {args.markdown}")
+        if args.plot:
+            workloads_plot(data, args.plot)
+            console.print(f"plot written to {args.plot}")
+    except OSError as exc:
+        raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
+
+
 def cmd_workloads(args: argparse.Namespace, console: Console) -> int:
     settings = _workload_settings(args)
     _check_outputs(args)
@@ -426,19 +453,7 @@ def cmd_workloads(args: argparse.Namespace, console: Console) -> int:
     if not data["results"]:
         raise UsageError("interrupted before a single run was measured")
     _print_workloads(data, console)
-    try:
-        if args.json:
-            save(data, args.json)
-            console.print(f"JSON written to {args.json}")
-        if args.markdown:
-            with open(args.markdown, "w") as f:
-                f.write(workloads_markdown(data))
-            console.print(f"Markdown written to {args.markdown}")
-        if args.plot:
-            workloads_plot(data, args.plot)
-            console.print(f"plot written to {args.plot}")
-    except OSError as exc:
-        raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
+    _write_workloads(data, args, console)
     for error in data["errors"]:
         print(f"ERROR: {error}", file=sys.stderr)
     return 1 if data["errors"] else 0
@@ -504,9 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "report",
         help="re-render a saved run (JSON) as tables, Markdown or a plot, or compare two",
-        description="Reads the JSON a bench or compare run wrote and renders it again. With "
-        "--vs, sets two runs side by side: each phase median in A and in B, B ÷ A with its "
-        "95%% interval, and 'no significant change' where that interval holds 1.",
+        description="Reads the JSON a bench, compare or workloads run wrote and renders it "
+        "again. With --vs, sets two bench or compare runs side by side: each phase median in A "
+        "and in B, B ÷ A with its 95%% interval, and 'no significant change' where that "
+        "interval holds 1.",
     )
     p.add_argument("results", metavar="A.json", help="a run's JSON")
     p.add_argument("--vs", metavar="B.json", help="a second run to compare with the first")
