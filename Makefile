@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PYVER := $(shell $(PY) -c 'import sys; print(sys.version.split()[0])')
 STAMP := $(VENV)/.installed-$(PYVER)
 
-.PHONY: install compare test lint with-mbedtls
+.PHONY: install compare test lint with-mbedtls workloads
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYVER)" || { echo "ERROR: '$(PY)' does not run as Python; give one, e.g. make test PY=python3.13" >&2; exit 1; }
@@ -22,6 +22,12 @@ install: $(STAMP)
 
 compare: install
 	$(BIN)/pylibos compare
+
+# The real programs under every configuration (needs scikit-learn: the .[workloads] extra).
+workloads: install
+	$(BIN)/pip install --quiet -e '.[dev,workloads]'
+	$(BIN)/pylibos workloads --json benchmarks/results/workloads.json \
+		--markdown benchmarks/results/workloads.md --plot benchmarks/results/workloads.png
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -16,7 +16,7 @@ import argparse
 import asyncio
 import hashlib
 
-ROUNDS = 250  # at --size 1
+ROUNDS = 350  # at --size 1
 MESSAGES = 10  # per client per round
 OFFLOADS = 12  # to_thread calls per round
 

@@ -15,7 +15,7 @@ import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-REQUESTS = 3_000  # at --size 1
+REQUESTS = 4_000  # at --size 1
 
 
 def reply_for(item: int) -> bytes:
