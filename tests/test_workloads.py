@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pylibos._cli import main
-from pylibos.workloads import default_dir, discover
+from pylibos.workloads import default_dir, discover, table_rows, target_rows
 
 SHIPPED = ("asyncio_mixed", "http_threads", "numpy_batches", "sklearn_forest", "thread_per_task")
 
@@ -183,3 +183,44 @@ def test_ctrl_c_kills_the_running_child_and_prints_what_was_measured(tmp_path: P
     assert "a_quick" in out and "b_hang" not in out
     assert "Traceback" not in err
     assert _gone(child)
+
+
+def _entry(workload: str, config: str, median: float, calls: float | None) -> dict[str, object]:
+    return {
+        "workload": workload, "config": config, "wall_s": [median], "median_s": median,
+        "threads_created": None if calls is None else 1000.0, "host_calls": calls,
+        "result": "r", "result_ok": True, "error": None,
+    }  # fmt: skip
+
+
+def test_table_and_targets_are_computed_from_the_saved_figures() -> None:
+    results = [
+        _entry("thread_per_task", "native", 1.0, None),
+        _entry("thread_per_task", "direct/pipe", 2.0, 7000),
+        _entry("thread_per_task", "sgx/pipe", 6.0, 22_000),
+        _entry("thread_per_task", "sgx/raw", 2.1, 7000),
+        _entry("http_threads", "native", 1.0, None),
+        _entry("http_threads", "direct/pipe", 1.0, 7000),
+        _entry("http_threads", "sgx/pipe", 1.5, 22_000),
+        _entry("http_threads", "sgx/raw", 1.2, 2_000_000),
+    ]
+    data = {
+        "settings": {"ocall_cycles": 10_000, "ghz": 2.0},
+        "results": results,
+    }
+    _, rows = table_rows(data)
+    by = {(r[0], r[1]): r for r in rows}
+    # wall s, ÷ native, ÷ sgx/pipe, threads, threads/s, host calls, projected, result
+    assert by[("thread_per_task", "sgx/raw")][2:] == [
+        "2.10", "2.10", "0.35", "1,000", "476", "7,000", "2.14", "ok",
+    ]  # fmt: skip
+    # 2,000,000 host calls × 10,000 cycles at 2 GHz = 10 s on top of the 1.2 s measured.
+    assert by[("http_threads", "sgx/raw")][8] == "11.20"
+    assert by[("http_threads", "native")][3:7] == ["1.00", "0.67", "-", "-"]
+    _, targets = target_rows(data)
+    assert targets == [
+        ["thread_per_task", "sgx/raw ÷ direct/pipe", "1.05", "≤ 1.1", "met"],
+        ["thread_per_task", "sgx/pipe ÷ sgx/raw", "2.86", "≥ 2", "met"],
+        ["http_threads", "sgx/raw ÷ direct/pipe", "1.20", "≤ 1.1", "MISSED"],
+        ["http_threads", "sgx/pipe ÷ sgx/raw", "1.25", "(shown)", "-"],
+    ]

@@ -52,6 +52,7 @@ from .workloads import markdown as workloads_markdown
 from .workloads import plot as workloads_plot
 from .workloads import run as run_workloads
 from .workloads import table_rows as workloads_rows
+from .workloads import target_rows as workloads_targets
 from .workloads import validate as validate_workloads
 from .workloads._render import LEGEND as WORKLOADS_LEGEND
 
@@ -405,6 +406,9 @@ def _print_workloads(data: dict[str, Any], console: Console) -> None:
     console.print(describe_workloads(data))
     console.print(rich_table("Workloads (medians)", *workloads_rows(data)))
     console.print(WORKLOADS_LEGEND, style="dim")
+    targets = workloads_targets(data)
+    if targets[1]:
+        console.print(rich_table("Targets", *targets))
 
 
 def _write_workloads(data: dict[str, Any], args: argparse.Namespace, console: Console) -> None:

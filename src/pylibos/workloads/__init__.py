@@ -15,4 +15,5 @@ from ._render import describe as describe
 from ._render import markdown as markdown
 from ._render import plot as plot
 from ._render import table_rows as table_rows
+from ._render import target_rows as target_rows
 from ._results import load_if_workloads as load_if_workloads
