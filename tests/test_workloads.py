@@ -137,6 +137,9 @@ def test_size_is_passed_and_report_rerenders_the_saved_run(
     again = tmp_path / "again.md"
     assert main(["report", str(js), "--markdown", str(again)]) == 0
     assert again.read_text() == md.read_text()
+    capsys.readouterr()
+    assert main(["report", str(js), "--vs", str(js)]) == 1
+    assert "--vs compares micro-benchmark runs; this is a workloads run" in capsys.readouterr().err
     data["version"] = 99
     js.write_text(json.dumps(data))
     capsys.readouterr()
