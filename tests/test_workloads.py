@@ -15,6 +15,7 @@ import pytest
 
 from pylibos._cli import main
 from pylibos.workloads import default_dir, discover, table_rows, target_rows
+from pylibos.workloads._measure import _sigint_deferred
 
 SHIPPED = ("asyncio_mixed", "http_threads", "numpy_batches", "sklearn_forest", "thread_per_task")
 
@@ -164,8 +165,15 @@ def test_ctrl_c_kills_the_running_child_and_prints_what_was_measured(tmp_path: P
     )
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     argv = ["workloads", "--dir", str(tmp_path), "--configs", "native", "--repeat", "1"]
+    # Ctrl-C's usual handler even where this test was started with SIGINT ignored.
+    code = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "from pylibos._cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
     parent = subprocess.Popen(
-        [sys.executable, "-m", "pylibos", *argv, "--timeout", "60"],
+        [sys.executable, "-c", code, *argv, "--timeout", "60"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -227,3 +235,18 @@ def test_table_and_targets_are_computed_from_the_saved_figures() -> None:
         ["http_threads", "sgx/raw ÷ direct/pipe", "1.20", "≤ 1.1", "MISSED"],
         ["http_threads", "sgx/pipe ÷ sgx/raw", "1.25", "(shown)", "-"],
     ]
+
+
+def test_a_ctrl_c_while_a_child_starts_is_held_until_the_child_is_known() -> None:
+    reached = []
+    with pytest.raises(KeyboardInterrupt), _sigint_deferred():
+        signal.raise_signal(signal.SIGINT)
+        reached.append("after the signal")  # the child is recorded here
+    assert reached == ["after the signal"]
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with _sigint_deferred():
+            signal.raise_signal(signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # ignored, as before
+    finally:
+        signal.signal(signal.SIGINT, previous)

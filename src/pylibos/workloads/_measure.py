@@ -141,7 +141,9 @@ def command(config: Config, script: Path, size: float | None, stats_path: str) -
 @contextmanager
 def _sigint_deferred() -> Iterator[None]:
     """Hold a Ctrl-C back while a child is being started, so that the child is known (and
-    can be killed) before the KeyboardInterrupt is raised."""
+    can be killed) before the KeyboardInterrupt is raised.  A held signal is raised again
+    once the previous handler is back, so it does what it would have done (nothing, if
+    SIGINT was ignored)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -152,7 +154,7 @@ def _sigint_deferred() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, previous)
         if pending:
-            raise KeyboardInterrupt
+            signal.raise_signal(signal.SIGINT)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
