@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import numpy.typing as npt
 
-BATCHES = 1_500  # at --size 1
-ROWS, COLS, OUT = 512, 32, 16
+BATCHES = 1_000  # at --size 1
+ROWS, COLS, OUT = 768, 32, 16
 CHUNKS = 8
 
 Array = npt.NDArray[np.float64]

@@ -20,7 +20,7 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import train_test_split
 
-ITERATIONS = 80  # at --size 1
+ITERATIONS = 60  # at --size 1
 TREES = 10
 SAMPLES, FEATURES = 600, 20
 
