@@ -250,3 +250,85 @@ def test_a_ctrl_c_while_a_child_starts_is_held_until_the_child_is_known() -> Non
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # ignored, as before
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_smoke_the_smallest_workload_natively_and_under_sgx_raw(tmp_path: Path) -> None:
+    js = tmp_path / "run.json"
+    argv = [
+        "workloads", "--only", "thread_per_task", "--configs", "native,sgx/raw",
+        "--repeat", "1", "--size", "0.05", "--timeout", "50", "--json", str(js),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads(js.read_text())
+    native, raw = data["results"]
+    assert (native["config"], raw["config"]) == ("native", "sgx/raw")
+    for entry in (native, raw):
+        for key in ("wall_s", "median_s", "threads_created", "host_calls", "result_ok"):
+            assert key in entry
+        assert entry["result_ok"] is True and entry["error"] is None
+        assert len(entry["wall_s"]) == 1 and entry["median_s"] == entry["wall_s"][0] > 0
+    assert native["result"] == raw["result"]
+    assert native["result"].startswith("thread_per_task tasks=400 digest=")
+    # Every task's thread went through the LibOS, and each crossed to the host.
+    assert native["threads_created"] is None and native["host_calls"] is None
+    assert raw["threads_created"] >= 400
+    assert raw["host_calls"] >= raw["threads_created"]
+    assert data["errors"] == []
+
+
+def test_a_result_that_differs_under_the_libos_names_workload_and_configuration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write(tmp_path, "aware", "import sys\nprint('libos' if 'pylibos' in sys.modules else 'no')\n")
+    argv = ["workloads", "--dir", str(tmp_path), "--configs", "native,sgx/raw", "--repeat", "1"]
+    assert main([*argv, "--timeout", "50"]) == 1
+    captured = capsys.readouterr()
+    assert "ERROR: aware under sgx/raw: result 'libos' differs from native's 'no'" in captured.err
+    assert "MISMATCH" in captured.out
+
+
+@pytest.mark.parametrize(
+    ("under_libos", "timeout", "message"),
+    [
+        (
+            "import threading; threading.Event().wait()",
+            "4",
+            "did not finish within 4 s and was killed (a hang, or raise --timeout)",
+        ),
+        (
+            "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)",
+            "50",
+            "was killed by signal SIGSEGV",
+        ),
+        ("sys.exit(3)", "50", "exited with status 3"),
+    ],
+)
+def test_a_run_that_fails_only_under_the_libos_is_named_and_reaped(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    under_libos: str,
+    timeout: str,
+    message: str,
+) -> None:
+    pid_file = tmp_path / "pid"
+    _write(
+        tmp_path,
+        "picky",
+        f"""
+        import os, sys
+        if "pylibos" in sys.modules:
+            with open({str(pid_file)!r}, "w") as f:
+                f.write(str(os.getpid()))
+            {under_libos}
+        print("picky done")
+        """,
+    )
+    js = tmp_path / "run.json"
+    argv = ["workloads", "--dir", str(tmp_path), "--configs", "native,sgx/raw", "--repeat", "2"]
+    assert main([*argv, "--timeout", timeout, "--json", str(js)]) == 1
+    err = capsys.readouterr().err
+    assert f"ERROR: picky under sgx/raw: {message}" in err
+    assert _gone(int(pid_file.read_text()))
+    native, raw = json.loads(js.read_text())["results"]
+    assert native["result_ok"] is True and native["runs"] == 2
+    assert raw["result_ok"] is False and raw["runs"] == 0
