@@ -91,6 +91,7 @@ def test_a_crash_is_reported_with_its_stderr_and_stops_that_workload_only(
 ) -> None:
     _write(tmp_path, "crash", "raise ValueError('boom in the workload')\n")
     _write(tmp_path, "silent", "pass\n")
+    _write(tmp_path, "needs_lib", "import no_such_library_here\n")
     _write(tmp_path, "fine", "print('fine result 42')\n")
     js = tmp_path / "run.json"
     argv = ["workloads", "--dir", str(tmp_path), "--configs", "native", "--repeat", "2"]
@@ -102,6 +103,7 @@ def test_a_crash_is_reported_with_its_stderr_and_stops_that_workload_only(
     )
     assert "ValueError: boom in the workload" in captured.err
     assert "ERROR: silent under native: printed no result line" in captured.err
+    assert "No module named 'no_such_library_here' (pip install -e '.[workloads]'" in captured.err
     data = json.loads(js.read_text())
     by_name = {e["workload"]: e for e in data["results"]}
     assert by_name["fine"]["result_ok"] is True and by_name["fine"]["runs"] == 2

@@ -46,6 +46,7 @@ FORMAT_VERSION = 1
 
 DEFAULT_TIMEOUT_S = 300.0
 _STDERR_TAIL = 5  # lines of a failed child's stderr kept in its error
+_MISSING_HINT = " (pip install -e '.[workloads]' installs the libraries the workloads use)"
 
 
 def default_dir() -> Path:
@@ -246,7 +247,8 @@ def run_once(
         raise
     cpu = _cpu_children() - cpu0
     if proc.returncode != 0:
-        raise RunFailed(f"{_status(proc.returncode)}{_tail(stderr)}")
+        hint = _MISSING_HINT if b"ModuleNotFoundError" in stderr else ""
+        raise RunFailed(f"{_status(proc.returncode)}{_tail(stderr)}{hint}")
     lines = [ln.strip() for ln in stdout.decode(errors="replace").splitlines() if ln.strip()]
     if not lines:
         raise RunFailed(f"printed no result line{_tail(stderr)}")
