@@ -42,7 +42,13 @@ from ..bench._measure import machine, nominal_ghz
 
 FORMAT_VERSION = 1
 # Format history:
-#   1: first version.
+#   1: first version.  Top level: version, kind ("workloads"), machine, settings (workloads,
+#      configs, repeat, size, timeout_s, ocall_cycles, ghz), interrupted, results, errors.
+#      Per workload and configuration (results[]): workload, config, pal, events, pool,
+#      runs, wall_s (list), cpu_s (list), median_s, threads_created (median; null natively),
+#      threads_created_runs, host_calls (median of totals; null natively),
+#      host_calls_by_kind, phases (as pylibos run's JSON gives them, last run), result,
+#      result_ok, error.
 
 DEFAULT_TIMEOUT_S = 300.0
 _STDERR_TAIL = 5  # lines of a failed child's stderr kept in its error
