@@ -256,14 +256,25 @@ def test_interrupt_keeps_what_was_measured() -> None:
 
 
 def test_phases_missing_from_some_clones_count_as_zero_per_clone() -> None:
-    from pylibos.bench._measure import _per_clone, _stats
+    from pylibos.bench._measure import _stats
+    from pylibos.libos import Profile
+
+    class Calls:
+        def thread_calls(self) -> int:
+            return 0
 
     # 10 clones, 2 of which made a fresh TLS event (a pool serves the rest).
-    handshake = _stats(_per_clone([600, 800], 10))
-    assert handshake is not None
-    assert handshake["mean"] == 140.0  # per clone, so p3 = mean / clone mean stays <= 1
-    assert handshake["median"] == 0.0
-    assert _per_clone([], 10) == []
+    profile = Profile(Calls())  # type: ignore[arg-type]
+    for i in range(10):
+        with profile.phase("clone"), profile.phase("create_pollable_event"):
+            if i in (3, 7):
+                with profile.phase("handshake"):
+                    pass
+    per_clone = profile.per_clone_samples("handshake")
+    assert len(per_clone) == 10 and per_clone.count(0) == 8
+    handshake = _stats(per_clone)
+    assert handshake is not None and handshake["median"] == 0.0
+    assert profile.per_clone_samples("get_new_thread") == []
 
 
 def test_p95_never_exceeds_the_largest_sample() -> None:

@@ -24,7 +24,8 @@ def test_boot_and_shutdown(kind: str, events: str, pool: bool) -> None:
         assert libos._async is not None and libos._async.thread is not None
         assert libos._async.thread.is_alive()
         assert libos.ipc_worker.thread is not None and libos.ipc_worker.thread.is_alive()
-        assert len(host.live_threads()) == 2
+        # (A pipe's handshake helper may still be on its way out: it is not a worker.)
+        assert len([t for t in host.live_threads() if not t.helper]) == 2
         assert [t.tid for t in libos.threads()] == [libos.main_thread.tid]
         assert libos.current_thread() is libos.main_thread
         for event in (libos.main_thread.event, libos._async._event, libos.ipc_worker._event):

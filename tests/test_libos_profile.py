@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import itertools
+import statistics
 import threading
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -286,7 +287,7 @@ def test_failed_clone_is_no_sample(libos: LibOS, monkeypatch: pytest.MonkeyPatch
     _clone_blocked(libos, 2)
     before = libos.profile.statistics()
 
-    def refuse(*_args: object) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
         raise PalError(PalErrorCode.NOMEM, "no thread")
 
     monkeypatch.setattr(libos.host, "thread_create", refuse)
@@ -307,3 +308,37 @@ def test_profile_off() -> None:
     with booted("sgx", "pipe", profile=False) as libos:
         _clone_blocked(libos, 3)
         assert libos.profile.statistics().phases == {}
+
+
+# -- bounded memory ---------------------------------------------------------------------
+
+
+def test_memory_stays_flat_past_the_reservoir(clock: Clock) -> None:
+    """The profile is on by default and a program may clone for ever: past ``RESERVOIR``
+    clones it holds no more, while counts, sums and host calls stay exact."""
+    import tracemalloc
+
+    profile, host = _profile()
+    n = 3 * profile_module.RESERVOIR
+    for i in range(n):
+        _one_clone(profile, host, clock, scale=1 + i % 200)
+        if i == profile_module.RESERVOIR:
+            tracemalloc.start()
+            before = tracemalloc.get_traced_memory()[0]
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert grown < 64 * 1024, f"{grown} bytes for {n - profile_module.RESERVOIR} clones"
+    stats = profile.statistics()
+    clone = stats.phases["clone"]
+    assert clone.count == n == profile.clones
+    scales = [1 + i % 200 for i in range(n)]
+    assert clone.sum_ns == 100 * sum(scales)
+    assert clone.host_calls == 9 * n
+    assert clone.stdev_ns == pytest.approx(statistics.stdev(100 * s for s in scales))
+    assert len(profile.samples("clone")) == profile_module.RESERVOIR
+    # Percentiles from a uniform sample: within a few percent of the true ones.
+    assert clone.median_ns == pytest.approx(100 * statistics.median(scales), rel=0.06)
+    assert clone.p95_ns == pytest.approx(100 * 190.05, rel=0.03)
+    # Rows of one clone stay together: the handshake is 15% of each kept clone.
+    for c, h in zip(profile.samples("clone"), profile.samples("handshake"), strict=True):
+        assert h * 100 == c * 15

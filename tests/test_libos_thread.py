@@ -211,7 +211,7 @@ def test_host_thread_failure_undoes_the_clone(
 ) -> None:
     from pylibos.pal import PalError, PalErrorCode
 
-    def refuse(*_args: object) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
         raise PalError(PalErrorCode.NOMEM, "no thread for you")
 
     tids, handles = _tids(libos), set(libos.host.open_handles())

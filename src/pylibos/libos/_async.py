@@ -93,6 +93,14 @@ class AsyncWorker:
             return len(self._by_id)
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            # However the worker ends, it takes no more timers: install says so.
+            with self._lock:
+                self._stopping = True
+
+    def _run(self) -> None:
         while True:
             due: list[_Timer] = []
             with self._lock:
@@ -110,7 +118,9 @@ class AsyncWorker:
             for timer in due:
                 try:
                     timer.callback()
-                except Exception as exc:
+                except BaseException as exc:
+                    # SystemExit and the like too: they end a callback, never the worker
+                    # (which would leave every later timer silently undelivered).
                     self.errors.append(exc)
             if due:
                 continue

@@ -155,13 +155,16 @@ class PollableEvent:
         down (every poller of it wakes, whoever holds its far end), an eventfd still ours
         gets a token.  Each re-reads ``read_handle`` and sleeps on the new channel.
         """
+        if self._host.closed:
+            # Nothing to rebuild on.  The state still changes; a wait fails with EBADF.
+            return
         what = "the host cut the channel" if cause is None else str(cause)
         if self._remake is None:
             raise OSError(errno.EIO, f"{os.strerror(errno.EIO)}: event channel broken: {what}")
         try:
             read, write = self._remake()
         except PalError as exc:
-            raise oserror(exc, f"rebuild event channel ({what})") from None
+            raise oserror(exc, f"rebuild event channel ({what})") from exc
         old_read, old_write = self._read, self._write
         self._read, self._write = read, write
         self.rebuilt += 1
@@ -196,7 +199,7 @@ class PollableEvent:
             except PalError as exc:
                 if handle is not self._read:
                     continue  # the channel was replaced (and closed) under us
-                raise oserror(exc, "wait on event") from None
+                raise oserror(exc, "wait on event") from exc
             if ready[0] and not self._set:
                 self.drain_spurious()
         return True
@@ -246,7 +249,7 @@ class EventFactory:
             try:
                 return self._make()
             except PalError as exc:
-                raise oserror(exc, "create pollable event") from None
+                raise oserror(exc, "create pollable event") from exc
 
     def _make(self) -> PollableEvent:
         read, write = self._channel()

@@ -145,7 +145,7 @@ class EpollInstance:
         try:
             self.watch = host.edge_watch_open()
         except PalError as exc:
-            raise oserror(exc, "epoll_create") from None
+            raise oserror(exc, "epoll_create") from exc
         self.number = host.descriptor_number(self.watch)
         # Serialises register, modify and unregister, as the kernel's ep->mtx does.
         self.ctl_lock = threading.Lock()
@@ -191,7 +191,7 @@ class EpollInstance:
             if exc.code is PalErrorCode.NOTSUPPORT:
                 raise PermissionError(errno.EPERM, os.strerror(errno.EPERM)) from None
             if exc.code is not PalErrorCode.BADHANDLE:
-                raise oserror(exc, f"fd {fd}") from None
+                raise oserror(exc, f"fd {fd}") from exc
         self._forget_closed(fd)
         raise OSError(errno.EBADF, os.strerror(errno.EBADF))
 
@@ -225,14 +225,14 @@ class EpollInstance:
                 oneshot=bool(entry.mask & EPOLLONESHOT),
             )
         except PalError as exc:
-            raise oserror(exc, f"fd {entry.fd}") from None
+            raise oserror(exc, f"fd {entry.fd}") from exc
 
     def _unwatch(self, entry: _Entry) -> None:
         try:
             self.host.edge_watch_remove(self.watch, entry.handle)
         except PalError as exc:
             if exc.code is not PalErrorCode.BADHANDLE:  # BADHANDLE: the epoll closed
-                raise oserror(exc, f"fd {entry.fd}") from None
+                raise oserror(exc, f"fd {entry.fd}") from exc
 
     def register(self, fd: int, eventmask: int) -> None:
         with self.ctl_lock:
@@ -302,7 +302,7 @@ class EpollInstance:
         try:
             return self._wait(event, deadline, maxevents)
         except PalError as exc:
-            raise oserror(exc, "epoll wait") from None
+            raise oserror(exc, "epoll wait") from exc
         finally:
             with self.lock:
                 self.waiters.discard(event)

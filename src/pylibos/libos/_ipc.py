@@ -263,7 +263,7 @@ class IpcClient:
         try:
             self._handle = host.stream_open(f"pipe:{name}", nonblocking=True)
         except PalError as exc:
-            raise oserror(exc, f"connect to IPC worker {name!r}") from None
+            raise oserror(exc, f"connect to IPC worker {name!r}") from exc
         self._seq = 0
         self._buf = bytearray()
 
@@ -304,7 +304,7 @@ class IpcClient:
                     raise ConnectionResetError("IPC peer closed the connection")
                 self._buf += data
         except PalError as exc:
-            raise oserror(exc, "IPC request") from None
+            raise oserror(exc, "IPC request") from exc
 
     def close(self) -> None:
         self._host.close(self._handle)

@@ -15,14 +15,17 @@ errno Gramine would return.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import secrets
 import struct
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..pal import Host, PalError, PalErrorCode
+from ..pal import Host, PalError, PalErrorCode, PalThread, critical_enter, critical_leave
 from ._async import AsyncWorker
 from ._epoll import Epoll
 from ._errno import oserror
@@ -37,6 +40,17 @@ if TYPE_CHECKING:
 
 _JOIN_S = 5.0
 _IPC_NAME_TRIES = 8
+
+
+def _quietly(step: Callable[[], object]) -> None:
+    """Run one teardown step; a host already shut down makes it fail, and that is fine."""
+    with contextlib.suppress(OSError, PalError):
+        step()
+
+
+def _attach_and_note(thread: LibOSThread, started: list[LibOSThread], pal: PalThread) -> None:
+    thread._attach(pal)
+    started.append(thread)
 
 
 class _AdoptionMarker:
@@ -75,6 +89,7 @@ class LibOS:
         self._closed = False
         # The thread-start hook installed for this LibOS, if any (``pylibos.libos.install``).
         self._hook: Hook | None = None
+        self._down = False  # shutdown has run to its end
         self._local = threading.local()
         self._table = ThreadTable()
         self._factory = EventFactory(host, events, self.profile, pool=self.pool)
@@ -111,7 +126,7 @@ class LibOS:
                 if exc.code is PalErrorCode.STREAMEXIST and attempt + 1 < tries:
                     continue
                 ipc_event.destroy()
-                raise oserror(exc, f"IPC listener {name!r}") from None
+                raise oserror(exc, f"IPC listener {name!r}") from exc
         raise AssertionError("unreachable")
 
     def _start_internal(self, fn: Callable[[], None]) -> Any:
@@ -127,7 +142,7 @@ class LibOS:
         try:
             thread = self.host.thread_create(worker)
         except PalError as exc:
-            raise oserror(exc, "start LibOS worker") from None
+            raise oserror(exc, "start LibOS worker") from exc
         running.wait(_JOIN_S)
         return thread
 
@@ -157,25 +172,55 @@ class LibOS:
         KeyboardInterrupt reaches after that point knows the thread runs."""
         if self._closed:
             raise RuntimeError("the LibOS is shut down")
+        # Ctrl-C safety: every step from here records what it made where the rollback
+        # below (or shutdown) finds it.  The event is made and recorded in one critical
+        # section (a Ctrl-C there is deferred to its end: microseconds, or on sgx pipes
+        # until the handshake ends, within handshake_timeout).  The thread is in the
+        # table with its event before the host thread starts, and the PAL records the
+        # host thread on it (``record``) in the critical section that starts it: so
+        # ``_pal`` is set exactly when the thread runs.
         with self.profile.phase("clone"):
-            thread = self._get_new_thread(name)
+            tid = self._table.new_tid()
+            thread = LibOSThread(tid, name if name is not None else f"thread-{tid}")
+            if reraise:
+                thread._error_seen = True  # the interpreter reports a failure itself
             try:
+                with self.profile.phase("get_new_thread"):
+                    entered = critical_enter()
+                    try:
+                        thread.event = self._factory.create()
+                        self._table.add(thread)
+                    finally:
+                        critical_leave(entered)
+                # With ``started``, the caller learns the thread runs in the same step.
+                record: Callable[[PalThread], object] = (
+                    thread._attach
+                    if started is None
+                    else functools.partial(_attach_and_note, thread, started)
+                )
                 if joinable is None and not reraise:
-                    thread._pal = self.host.thread_create(self._thread_main, thread, fn, args)
+                    self.host.thread_create(self._thread_main, thread, fn, args, record=record)
                 else:
-                    thread._pal = self.host.thread_start(
+                    self.host.thread_start(
                         self._thread_main,
                         (thread, fn, args),
                         name=thread.name,
                         joinable=joinable,
                         reraise=reraise,
+                        record=record,
                     )
-                if started is not None:
-                    started.append(thread)
-            except PalError as exc:
+            except BaseException as exc:
+                if thread._pal is not None and not isinstance(exc, PalError):
+                    # Interrupted once the thread was running: it stays in the table, and
+                    # shutdown joins it (its failure, if any, is reported, never lost).
+                    raise
+                thread._pal = None
                 self._table.remove(thread)
-                thread.event.destroy()
-                raise oserror(exc, "clone") from None
+                if thread.event is not None:
+                    thread.event.destroy()
+                if isinstance(exc, PalError):
+                    raise oserror(exc, "clone") from exc
+                raise
         return thread
 
     def _get_new_thread(self, name: str | None) -> LibOSThread:
@@ -189,10 +234,13 @@ class LibOS:
     def _thread_main(
         self, thread: LibOSThread, fn: Callable[..., object], args: tuple[Any, ...]
     ) -> None:
-        # An exception from fn passes through to the PAL thread, which keeps it for join.
         self._local.thread = thread
         try:
             fn(*args)
+        except BaseException as exc:
+            if thread._error_seen:  # started with reraise: the interpreter reports it
+                raise
+            thread._failed(exc)
         finally:
             self._table.remove(thread)
             self._factory.release(thread.event)
@@ -286,43 +334,56 @@ class LibOS:
         return self._closed
 
     def shutdown(self, timeout: float = _JOIN_S) -> None:
-        """Stop the workers, wait (bounded) for threads, and release every event."""
-        if self._closed:
+        """Stop the workers, wait for threads, and release every event, within ``timeout``
+        seconds overall.
+
+        Works whatever state the host is in: if it was shut down first, the steps that
+        would reach it fail quietly and the rest of the teardown goes on.  A thread still
+        running when the time is up keeps running, but its event is closed and it is out
+        of the thread table.  A teardown cut short (a KeyboardInterrupt) is finished by
+        calling ``shutdown`` again; once it has run to its end, further calls do nothing.
+        """
+        if self._down:
             return
         # First, so that threads the program starts from now on are native ones.
         hook = self._hook
         if hook is not None:
             hook.uninstall()
+        deadline = time.monotonic() + max(0.0, timeout)
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
         self._closed = True
-        for worker in (self._async, self._ipc):
-            if worker is not None:
-                worker.stop()
-        for worker in (self._async, self._ipc):
-            if worker is not None and worker.thread is not None:
-                worker.thread.join(timeout)
+        workers = [w for w in (self._async, self._ipc) if w is not None]
+        for worker in workers:
+            _quietly(worker.stop)
+        for worker in workers:
+            if worker.thread is not None:
+                worker.thread.join(left())
         if self._ipc is not None and self._ipc.thread is None:
-            self._ipc.close()
+            _quietly(self._ipc.close)
         # Before the joins: a thread asleep in epoll wakes, gets no events and can end.
-        self._epolls.close_all()
-        for thread in self._table.all():
-            if thread._pal is not None:
-                thread.event.set()
-                thread._pal.join(timeout)
+        _quietly(self._epolls.close_all)
+        cloned = [t for t in self._table.all() if t._pal is not None]
+        for thread in cloned:
+            _quietly(thread.event.set)
+        for thread in cloned:
+            assert thread._pal is not None
+            thread._pal.join(left())
         with self._adopt_lock:
-            adopted, self._adopted = list(self._adopted.values()), {}
-        for thread in adopted:
+            self._adopted = {}
+        # Whatever is left in the table: the main thread, adopted threads, threads that
+        # did not end in time, and the entry of a clone cut short by an interrupt.
+        for thread in self._table.all():
             self._table.remove(thread)
-            thread.event.destroy()
-        main = getattr(self, "main_thread", None)
-        if main is not None:
-            self._table.remove(main)
-            main.event.destroy()
-        for worker in (self._async, self._ipc):
-            if worker is not None:
-                worker._event.destroy()
-        self._factory.close()
+            _quietly(thread.event.destroy)
+        for worker in workers:
+            _quietly(worker._event.destroy)
+        _quietly(self._factory.close)
         if self.host.phase == self.profile.phase:
             self.host.phase = self._host_phase
+        self._down = True
 
     def __enter__(self) -> LibOS:
         return self

@@ -16,13 +16,22 @@ The profile is cheap enough to leave on: one ``perf_counter_ns`` and one read of
 calling thread's host-call count at each phase boundary, and a thread-local stack.  Host
 calls are counted per thread (a handshake helper's go to the thread that started it), so
 threads running beside a clone never add to its sample.
+
+Its memory is bounded, so a program that clones for days keeps it on: per phase, exact
+streaming moments (count, sum, sum of squares, host calls), and a reservoir of
+``RESERVOIR`` whole clones (Vitter's algorithm R: every clone seen so far is equally
+likely to be in it) from which the median and p95 are taken.  Up to ``RESERVOIR`` clones
+the reservoir holds every clone in the order taken, so short runs get exact percentiles.
 """
 
 from __future__ import annotations
 
+import math
+import random
 import statistics
 import threading
 import time
+from array import array
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -31,6 +40,9 @@ if TYPE_CHECKING:
     from ..pal import Host
 
 PHASES = ("clone", "get_new_thread", "create_pollable_event", "handshake")
+RESERVOIR = 8192
+"""Clones kept for percentiles; beyond it, a uniform sample of all clones."""
+_ABSENT = -1  # in a reservoir row: the phase did not run in that clone
 ROOT = "clone"
 """The outermost phase a sample is taken under."""
 
@@ -43,6 +55,8 @@ class PhaseStats:
     median_ns: float
     p95_ns: float
     host_calls: int
+    stdev_ns: float = 0.0
+    """Sample standard deviation, from the exact streaming moments."""
 
     @property
     def host_calls_per_call(self) -> float:
@@ -133,9 +147,7 @@ class _Phase:
         if exc_type is not None or name != ROOT:
             return  # only whole clones are samples; a failed clone is not one
         with profile._lock:
-            profile._record(name, dt, dcalls)
-            for inner, (t, c) in acc.items():
-                profile._record(inner, t, c)
+            profile._record_clone(dt, dcalls, acc)
 
 
 class Profile:
@@ -146,10 +158,15 @@ class Profile:
         self.enabled = enabled
         self._local = threading.local()
         self._timers: dict[str, _Phase] = {}
+        self._random = random.Random().random
         # Guarded by _lock.
         self._lock = threading.Lock()
-        self._ns: dict[str, list[int]] = {}
-        self._calls: dict[str, int] = {}
+        self._clones = 0
+        # phase -> [count, sum ns, sum of squares, host calls]
+        self._moments: dict[str, list[int]] = {}
+        # phase -> one entry per kept clone (_ABSENT where the phase did not run); all
+        # rows the same length, at most RESERVOIR.
+        self._kept: dict[str, array[int]] = {}
 
     def phase(self, name: str) -> _Phase | _Null:
         if not self.enabled:
@@ -159,38 +176,77 @@ class Profile:
             timer = self._timers[name] = _Phase(self, name)
         return timer
 
-    def _record(self, name: str, ns: int, calls: int) -> None:
-        samples = self._ns.get(name)
-        if samples is None:
-            self._ns[name] = [ns]
-            self._calls[name] = calls
-        else:
-            samples.append(ns)
-            self._calls[name] += calls
+    def _record_clone(self, ns: int, calls: int, inner: dict[str, list[int]]) -> None:
+        """One whole clone: ``ns`` and ``calls`` of the root phase, ``inner`` of the rest."""
+        seen = self._clones
+        self._clones = seen + 1
+        slot = seen if seen < RESERVOIR else int(self._random() * (seen + 1))
+        moments, kept = self._moments, self._kept
+        for name, t, c in ((ROOT, ns, calls), *((k, v[0], v[1]) for k, v in inner.items())):
+            m = moments.get(name)
+            if m is None:
+                moments[name] = [1, t, t * t, c]
+            else:
+                m[0] += 1
+                m[1] += t
+                m[2] += t * t
+                m[3] += c
+            if name not in kept:
+                kept[name] = array("q", [_ABSENT]) * min(seen, RESERVOIR)
+        if slot >= RESERVOIR:
+            return
+        for name, row in kept.items():
+            value = ns if name == ROOT else inner[name][0] if name in inner else _ABSENT
+            if slot == len(row):
+                row.append(value)
+            else:
+                row[slot] = value
 
     def reset(self) -> None:
         with self._lock:
-            self._ns.clear()
-            self._calls.clear()
+            self._clones = 0
+            self._moments.clear()
+            self._kept.clear()
+
+    @property
+    def clones(self) -> int:
+        """Clones recorded since the start (or the last ``reset``)."""
+        with self._lock:
+            return self._clones
 
     def statistics(self) -> ProfileSnapshot:
         with self._lock:
-            data = {name: sorted(values) for name, values in self._ns.items()}
-            calls = dict(self._calls)
+            moments = {name: tuple(m) for name, m in self._moments.items()}
+            kept = {
+                name: sorted(v for v in row if v != _ABSENT) for name, row in self._kept.items()
+            }
         phases = {}
-        for name, values in data.items():
-            total = sum(values)
+        for name, (count, total, squares, calls) in moments.items():
+            values = kept[name]
+            mean = total / count
+            # Exact in integers, then one division.
+            var = (count * squares - total * total) / (count * (count - 1)) if count > 1 else 0.0
             phases[name] = PhaseStats(
-                count=len(values),
+                count=count,
                 sum_ns=total,
-                mean_ns=total / len(values),
+                mean_ns=mean,
                 median_ns=float(statistics.median(values)),
                 p95_ns=_p95(values),
-                host_calls=calls[name],
+                host_calls=calls,
+                stdev_ns=math.sqrt(max(0.0, var)),
             )
         return ProfileSnapshot(phases)
 
     def samples(self, phase: str) -> list[int]:
-        """The raw per-clone samples of ``phase`` in ns, in the order taken."""
+        """Kept per-clone samples of ``phase`` in ns: every one, in the order taken, up to
+        ``RESERVOIR`` clones; after that, those of a uniform sample of the clones."""
         with self._lock:
-            return list(self._ns.get(phase, ()))
+            return [v for v in self._kept.get(phase, ()) if v != _ABSENT]
+
+    def per_clone_samples(self, phase: str) -> list[int]:
+        """Like ``samples``, one entry per kept clone: 0 for a clone in which ``phase`` did
+        not run (no handshake for a pooled event), so figures stay per clone.  Empty if the
+        phase never ran."""
+        with self._lock:
+            row = self._kept.get(phase)
+            return [] if row is None else [max(v, 0) for v in row]

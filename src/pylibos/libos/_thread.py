@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from typing import TYPE_CHECKING
@@ -16,20 +17,46 @@ class ThreadFailed(Exception):
 
 
 class LibOSThread:
-    """A thread the LibOS knows: a tid, a pollable event to sleep on, and its outcome."""
+    """A thread the LibOS knows: a tid, a pollable event to sleep on, and its outcome.
 
-    def __init__(self, tid: int, name: str, event: PollableEvent) -> None:
+    A failure (an exception escaping the thread's function) is kept for ``join``.  One
+    nobody looks at (no ``join``, no ``exception``) before this object goes is reported
+    through ``threading.excepthook``, as CPython reports a failed thread: never lost.
+    """
+
+    # Class defaults: __del__ must work on an object whose __init__ was interrupted.
+    _error: BaseException | None = None
+    _error_seen = False
+
+    def __init__(self, tid: int, name: str, event: PollableEvent | None = None) -> None:
         self.tid = tid
         self.name = name
-        self.event = event
+        # Set once made (``clone`` makes the thread first, then its event).
+        self.event: PollableEvent = event  # type: ignore[assignment]
         # The host thread; joining it is joining this thread, since the LibOS's exit work
         # runs on it.  None for the main thread and adopted threads.
         self._pal: PalThread | None = None
 
+    def _attach(self, pal: PalThread) -> None:
+        self._pal = pal
+
+    def _failed(self, exc: BaseException) -> None:
+        # The first frame is the LibOS's own; without it, nothing of the thread's exit
+        # work holds this object through the traceback.
+        tb = exc.__traceback__
+        if tb is not None:
+            exc.__traceback__ = tb.tb_next
+        self._error = exc
+
     @property
     def exception(self) -> BaseException | None:
         """What the thread's function raised, once the thread has ended; else None."""
-        return self._pal.exception if self._pal is not None else None
+        if self._pal is not None and self._pal.is_alive():
+            return None
+        self._error_seen = True
+        if self._error is None and self._pal is not None:
+            return self._pal.exception  # started with reraise: the PAL thread kept it
+        return self._error
 
     def is_alive(self) -> bool:
         return self._pal is not None and self._pal.is_alive()
@@ -48,6 +75,18 @@ class LibOSThread:
         if failure is not None:
             raise ThreadFailed(f"thread {self.tid} ({self.name}) failed") from failure
         return True
+
+    def __del__(self) -> None:
+        failure = self._error
+        if failure is None or self._error_seen:
+            return
+        self._error_seen = True
+        hook = getattr(threading, "excepthook", None)
+        if hook is None:  # interpreter shutdown
+            return
+        args = threading.ExceptHookArgs((type(failure), failure, failure.__traceback__, self))
+        with contextlib.suppress(Exception):
+            hook(args)
 
     def __repr__(self) -> str:
         pal = self._pal

@@ -22,6 +22,8 @@ from ._host import WAIT_RDHUP as WAIT_RDHUP
 from ._host import WAIT_READ as WAIT_READ
 from ._host import WAIT_WRITE as WAIT_WRITE
 from ._host import Host as Host
+from ._interrupts import critical_enter as critical_enter
+from ._interrupts import critical_leave as critical_leave
 from ._sgx import SgxHost as SgxHost
 from ._thread import PalThread as PalThread
 from ._tls import CIPHERSUITE as CIPHERSUITE

@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from . import _interrupts
 from ._errors import PalError, PalErrorCode
 from ._handle import Handle, HandleKind
 from ._thread import PalThread
@@ -160,8 +161,10 @@ class Host:
         self._handles: set[Handle] = set()
         self._threads: set[PalThread] = set()
         self.handshake_timeout = 10.0
+        self.slot_timeout = 0.25
         self.phase: PhaseHook = _no_phase
         self.closed = False
+        self._sigint = _interrupts.install()
 
     # -- bookkeeping ---------------------------------------------------------------
 
@@ -286,11 +289,15 @@ class Host:
     def _secure_accepted(self, handle: Handle, name: str) -> None:
         """Called on the end ``wait_for_client`` is about to return."""
 
-    def _reserve_thread(self, helper: bool) -> None:
-        """Claim a slot for a new thread, or raise."""
+    def _await_slot(self, deadline: float, helper: bool) -> None:
+        """Wait until a thread slot may be free, or raise ``NOMEM`` at ``deadline``."""
 
-    def _release_thread(self, helper: bool) -> None:
-        """Give back the slot of a thread that has ended."""
+    def _take_slot(self, thread: PalThread) -> bool:
+        """Give ``thread`` a slot if one is free now (never waits); False if none is."""
+        return True
+
+    def _release_thread(self, thread: PalThread) -> None:
+        """Give back the slot of ``thread``; nothing if it holds none."""
 
     # -- streams ---------------------------------------------------------------------
 
@@ -318,89 +325,129 @@ class Host:
 
     def _open_eventfd(self, uri: str, nonblocking: bool) -> Handle:
         flags = os.EFD_CLOEXEC | (os.EFD_NONBLOCK if nonblocking else 0)
-        self._count("eventfd")
+        entered = _interrupts.enter()
         try:
-            fd = os.eventfd(0, flags)
-        except OSError as exc:
-            raise _from_oserror(exc, "eventfd") from None
-        return self._track(
-            Handle(HandleKind.EVENTFD, uri, raw=True, nonblocking=nonblocking, fd=fd)
-        )
+            self._count("eventfd")
+            try:
+                fd = os.eventfd(0, flags)
+            except OSError as exc:
+                raise _from_oserror(exc, "eventfd") from None
+            handle = Handle(HandleKind.EVENTFD, uri, raw=True, nonblocking=nonblocking, fd=fd)
+            self._track(handle)
+        finally:
+            _interrupts.leave(entered)
+        return handle
 
-    def _unix_socket(self, uri: str, call: str) -> socket.socket:
-        """A new stream socket; ``call`` names the one host call it is part of."""
-        self._count(call)
+    def _socket_handle(
+        self, kind: HandleKind, uri: str, raw: bool, nonblocking: bool, call: str
+    ) -> Handle:
+        """A handle over a new stream socket, recorded as it is made; ``call`` names the
+        one host call it is part of."""
+        entered = _interrupts.enter()
         try:
-            return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        except OSError as exc:
-            raise _from_oserror(exc, f"{uri}: socket") from None
+            self._count(call)
+            try:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            except OSError as exc:
+                raise _from_oserror(exc, f"{uri}: socket") from None
+            handle = Handle(kind, uri, raw=raw, nonblocking=nonblocking, sock=sock)
+            self._track(handle)
+        finally:
+            _interrupts.leave(entered)
+        return handle
+
+    def _discard(self, handle: Handle, *, count: bool) -> None:
+        """Undo a handle that never opened: untrack it and close its socket."""
+        with self._lock:
+            handle.closed = True
+            self._handles.discard(handle)
+        if count:
+            self._count("close")
+        assert handle._sock is not None
+        handle._sock.close()
 
     def _open_listener(self, uri: str, name: str, raw: bool, nonblocking: bool) -> Handle:
         address = self._abstract_name(name, raw)
-        sock = self._unix_socket(uri, "listen")
+        handle = self._socket_handle(HandleKind.PIPE_SRV, uri, raw, nonblocking, "listen")
+        sock = handle._sock
+        assert sock is not None
         try:
             sock.bind(address)
             sock.listen(128)
-        except OSError as exc:
-            sock.close()
-            if exc.errno == errno.EADDRINUSE:
-                raise PalError(
-                    PalErrorCode.STREAMEXIST, f"{uri}: this pipe name already has a listener"
-                ) from None
-            raise _from_oserror(exc, f"{uri}: bind") from None
+        except BaseException as exc:
+            self._discard(handle, count=False)
+            if isinstance(exc, OSError):
+                if exc.errno == errno.EADDRINUSE:
+                    raise PalError(
+                        PalErrorCode.STREAMEXIST, f"{uri}: this pipe name already has a listener"
+                    ) from None
+                raise _from_oserror(exc, f"{uri}: bind") from None
+            raise
         sock.setblocking(not nonblocking)
-        return self._track(
-            Handle(HandleKind.PIPE_SRV, uri, raw=raw, nonblocking=nonblocking, sock=sock)
-        )
+        return handle
 
     def _open_connecting(self, uri: str, name: str, raw: bool, nonblocking: bool) -> Handle:
         address = self._abstract_name(name, raw)
-        sock = self._unix_socket(uri, "connect")
+        handle = self._socket_handle(HandleKind.PIPE, uri, raw, nonblocking, "connect")
+        sock = handle._sock
+        assert sock is not None
         try:
             sock.connect(address)
-        except OSError as exc:
-            sock.close()
-            if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
-                raise PalError(
-                    PalErrorCode.STREAMNOTEXIST, f"{uri}: no listener for this pipe name"
-                ) from None
-            raise _from_oserror(exc, f"{uri}: connect") from None
-        handle = Handle(HandleKind.PIPE, uri, raw=raw, nonblocking=nonblocking, sock=sock)
+        except BaseException as exc:
+            self._discard(handle, count=False)
+            if isinstance(exc, OSError):
+                if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+                    raise PalError(
+                        PalErrorCode.STREAMNOTEXIST, f"{uri}: no listener for this pipe name"
+                    ) from None
+                raise _from_oserror(exc, f"{uri}: connect") from None
+            raise
         if not raw:
             try:
                 self._secure_connecting(handle, name)
             except BaseException:
-                self._count("close")
-                sock.close()
+                self._discard(handle, count=True)
                 raise
         if handle._ready is None:
             sock.setblocking(not nonblocking)
-        return self._track(handle)
+        return handle
 
     def wait_for_client(self, server: Handle) -> Handle:
         """Accept one connection on a listening pipe (``PalStreamWaitForClient``)."""
         self._check(server, HandleKind.PIPE_SRV)
-        assert server._sock is not None
-        self._count("accept")
-        try:
-            sock, _ = server._sock.accept()
-        except BlockingIOError:
-            raise PalError(PalErrorCode.TRYAGAIN, f"{server.uri}: no client waiting") from None
-        except OSError as exc:
-            raise _from_oserror(exc, f"{server.uri}: accept") from None
+        listener = server._sock
+        assert listener is not None
+        if not server.nonblocking:
+            # Wait here, where a Ctrl-C is not deferred; the accept below then finds the
+            # client at once (part of the same host call).
+            poller = select.poll()
+            poller.register(listener.fileno(), select.POLLIN)
+            with contextlib.suppress(OSError):
+                poller.poll()
         uri = server.uri.replace(".srv:", ":", 1)
-        handle = Handle(
-            HandleKind.PIPE, uri, raw=server.raw, nonblocking=server.nonblocking, sock=sock
-        )
+        entered = _interrupts.enter()
+        try:
+            self._count("accept")
+            try:
+                sock, _ = listener.accept()
+            except BlockingIOError:
+                raise PalError(PalErrorCode.TRYAGAIN, f"{server.uri}: no client waiting") from None
+            except OSError as exc:
+                raise _from_oserror(exc, f"{server.uri}: accept") from None
+            handle = Handle(
+                HandleKind.PIPE, uri, raw=server.raw, nonblocking=server.nonblocking, sock=sock
+            )
+            self._track(handle)
+        finally:
+            _interrupts.leave(entered)
         if not server.raw:
             try:
                 self._secure_accepted(handle, server.uri.partition(":")[2])
             except BaseException:
-                self._count("close")
-                sock.close()
+                self._discard(handle, count=True)
                 raise
         sock.setblocking(not server.nonblocking)
-        return self._track(handle)
+        return handle
 
     def create_pipe(self, *, raw: bool = False, nonblocking: bool = False) -> tuple[Handle, Handle]:
         """An anonymous pipe: a fresh random name, both ends connected, the listener closed.
@@ -503,7 +550,8 @@ class Host:
 
         self._await_handshake(handle)
         session = handle._tls
-        assert session is not None
+        if session is None:
+            raise PalError(PalErrorCode.BADHANDLE, f"handle is closed: {handle.uri}")
         while True:
             with handle._tls_lock:
                 if session.buffered:
@@ -585,7 +633,8 @@ class Host:
 
         self._await_handshake(handle)
         session = handle._tls
-        assert session is not None
+        if session is None:
+            raise PalError(PalErrorCode.BADHANDLE, f"handle is closed: {handle.uri}")
         if handle._goodbye:
             # close_notify is out: no record may follow it (OpenSSL will not seal one).
             raise PalError(PalErrorCode.CONNFAILED_PIPE, f"{handle.uri}: this end was shut down")
@@ -668,7 +717,8 @@ class Host:
                 local = True
                 continue
             self._check(h)
-            if ev & WAIT_READ and h._tls is not None and h._tls.buffered:
+            session = h._tls
+            if ev & WAIT_READ and session is not None and session.buffered:
                 ready[i] = WAIT_READ
                 local = True
         if local:
@@ -859,6 +909,9 @@ class Host:
         An encrypted pipe end tells its peer with a TLS close_notify, so the peer can tell
         a close from a host that cut the stream.
         """
+        self._close(handle, _HELPER_JOIN_S)
+
+    def _close(self, handle: Handle, helper_wait: float) -> None:
         if not isinstance(handle, Handle):
             raise PalError(PalErrorCode.BADHANDLE, f"not a PAL handle: {handle!r}")
         with self._lock:
@@ -866,6 +919,10 @@ class Host:
                 return
             handle.closed = True
             self._handles.discard(handle)
+        self._release(handle, helper_wait)
+
+    def _release(self, handle: Handle, helper_wait: float) -> None:
+        """Free what a handle just marked closed holds."""
         helper = handle._helper
         if helper is not None and handle._sock is not None:
             if handle._ready is not None and not handle._ready.is_set():
@@ -873,12 +930,16 @@ class Host:
                 self._count("shutdown")
                 with contextlib.suppress(OSError):
                     handle._sock.shutdown(socket.SHUT_RDWR)
-            helper.join(_HELPER_JOIN_S)
+            helper.join(helper_wait)
+            handle._helper = None
         if not handle._owns_fd:
             return
         ours = self._still_ours(handle)
         if ours and handle._tls is not None and handle._failure is None:
             self._say_goodbye(handle)
+        # A closed handle keeps nothing of its session: the TLS contexts are large (about
+        # 100 KiB with mbed TLS), and a finished thread's event may be kept long after.
+        handle._tls = None
         if not ours:
             # The number is no longer ours: forget it, never close it.
             if handle._sock is not None:
@@ -925,9 +986,22 @@ class Host:
 
     # -- threads ---------------------------------------------------------------------
 
-    def thread_create(self, fn: Callable[..., object], *args: Any) -> PalThread:
-        """Start ``fn(*args)`` on a new host thread (``PalThreadCreate``)."""
-        return self._spawn(fn, args, helper=False, name=getattr(fn, "__name__", "pal-thread"))
+    def thread_create(
+        self,
+        fn: Callable[..., object],
+        *args: Any,
+        record: Callable[[PalThread], object] | None = None,
+    ) -> PalThread:
+        """Start ``fn(*args)`` on a new host thread (``PalThreadCreate``).
+
+        ``record``, if given, is called with the thread just before it starts, where a
+        Ctrl-C cannot come between: a caller interrupted during ``thread_create`` knows
+        the thread started if and only if ``record`` was called (and no ``PalError``
+        followed).  The thread is the host's either way: ``shutdown`` joins it.
+        """
+        return self._spawn(
+            fn, args, helper=False, name=getattr(fn, "__name__", "pal-thread"), record=record
+        )
 
     def thread_start(
         self,
@@ -937,12 +1011,22 @@ class Host:
         name: str,
         joinable: tuple[object, bool] | None = None,
         reraise: bool = False,
+        record: Callable[[PalThread], object] | None = None,
     ) -> PalThread:
         """``thread_create`` with the interpreter's own options, for a thread the program
         starts: ``joinable=(handle, daemon)`` starts it with ``_thread.start_joinable_thread``
         on that handle (Python 3.13+); ``reraise`` lets an exception escaping ``fn``
-        reach the interpreter, which reports it as it does for its own threads."""
-        return self._spawn(fn, args, helper=False, name=name, joinable=joinable, reraise=reraise)
+        reach the interpreter, which reports it as it does for its own threads.
+        ``record`` as for ``thread_create``."""
+        return self._spawn(
+            fn,
+            args,
+            helper=False,
+            name=name,
+            joinable=joinable,
+            reraise=reraise,
+            record=record,
+        )
 
     def _spawn(
         self,
@@ -953,10 +1037,10 @@ class Host:
         name: str,
         joinable: tuple[object, bool] | None = None,
         reraise: bool = False,
+        record: Callable[[PalThread], object] | None = None,
     ) -> PalThread:
         if self.closed:
             raise PalError(PalErrorCode.BADHANDLE, "host is shut down")
-        self._reserve_thread(helper)
         if helper:
             # A helper works for its creator: its host calls are the creator's.
             self.thread_calls()
@@ -965,20 +1049,36 @@ class Host:
         thread = PalThread(
             fn, args, self._thread_exited, name, helper, joinable=joinable, reraise=reraise
         )
-        with self._lock:
-            self._threads.add(thread)
-        self._count("clone_thread")
-        try:
-            thread.start()
-        except RuntimeError as exc:
-            self._thread_exited(thread)
-            raise PalError(PalErrorCode.NOMEM, f"cannot start a host thread: {exc}") from None
-        return thread
+        deadline = time.monotonic() + self.slot_timeout
+        while True:
+            # The wait for a slot is outside the critical section (a Ctrl-C stops it);
+            # taking the slot, the record and the start are inside, so an interrupt
+            # finds either none of them done or all.
+            self._await_slot(deadline, helper)
+            entered = _interrupts.enter()
+            try:
+                if not self._take_slot(thread):
+                    continue  # taken by another thread in the meantime
+                with self._lock:
+                    self._threads.add(thread)
+                if record is not None:
+                    record(thread)
+                self._count("clone_thread")
+                try:
+                    thread.start()
+                except RuntimeError as exc:
+                    self._thread_exited(thread)
+                    raise PalError(
+                        PalErrorCode.NOMEM, f"cannot start a host thread: {exc}"
+                    ) from None
+                return thread
+            finally:
+                _interrupts.leave(entered)
 
     def _thread_exited(self, thread: PalThread) -> None:
         with self._lock:
             self._threads.discard(thread)
-        self._release_thread(thread.helper)
+        self._release_thread(thread)
 
     def open_handles(self) -> list[Handle]:
         with self._lock:
@@ -989,14 +1089,50 @@ class Host:
             return [t for t in self._threads if t.is_alive()]
 
     def shutdown(self, timeout: float = 5.0) -> None:
-        """Close every handle still open and wait (bounded) for the host's threads."""
+        """Close every handle still open and wait for the host's threads, all within
+        ``timeout`` seconds overall.
+
+        Threads of the LibOS may be asleep in ``streams_wait_events`` on these handles.
+        Closing a descriptor does not wake a ``poll()`` already sleeping on it (the kernel
+        keeps the file alive for the poller), so every handle is first made ready: a
+        socket is shut down both ways (readable, hung up) and an eventfd gets a count.  A
+        woken waiter finds its handle closed and fails with ``BADHANDLE``.  Threads still
+        running when the time is up are left running (no thread can be killed); they hold
+        no handle of this host any more.
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
         self.closed = True
-        for handle in self.open_handles():
-            self.close(handle)
+        if self._sigint:
+            self._sigint = False
+            _interrupts.uninstall()
+        # Closed first, woken next: a waiter that wakes (even one that drains the wakeup
+        # from an eventfd) finds its handle closed on its next call, and cannot go back
+        # to sleep on it.
+        with self._lock:
+            handles, self._handles = list(self._handles), set()
+            for handle in handles:
+                handle.closed = True
+        for handle in handles:
+            self._wake(handle)
+        for handle in handles:
+            self._release(handle, max(0.0, deadline - time.monotonic()))
         with self._lock:
             threads = list(self._threads)
         for thread in threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _wake(self, handle: Handle) -> None:
+        """Make ``handle`` ready for any poller, before it is closed under it."""
+        if not handle._owns_fd:
+            return
+        with contextlib.suppress(OSError):
+            if handle._sock is not None:
+                self._count("shutdown")
+                handle._sock.shutdown(socket.SHUT_RDWR)
+            elif handle.kind is HandleKind.EVENTFD:
+                os.set_blocking(handle._fd, False)  # a full counter must not stall us
+                self._count("write")
+                os.eventfd_write(handle._fd, 1)
 
     def __enter__(self) -> Host:
         return self

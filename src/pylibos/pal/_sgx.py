@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from ._errors import PalError, PalErrorCode
 from ._handle import Handle
 from ._host import _RECV_CHUNK, Host, _from_oserror
+from ._thread import PalThread
 from ._tls import TlsFailure, default_tls_backend, session_class
 
 
@@ -45,10 +46,13 @@ class SgxHost(Host):
         if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
             raise ValueError(f"max_threads must be a positive integer, got {max_threads!r}")
         self.max_threads = max_threads
-        self._slots = threading.Condition()
-        # Guarded by _slots.  The main thread holds one slot, as its TCS does in an enclave.
-        self._live = 1
-        self._helpers = 0
+        self._slots = threading.Lock()
+        self._doorbell = threading.Lock()
+        self._doorbell.acquire()
+        # Guarded by _slots: the threads holding a slot.  The main thread holds one more,
+        # as its TCS does in an enclave.  A set, so taking a slot and recording who holds
+        # it are one step, and giving it back twice is harmless.
+        self._holders: set[PalThread] = set()
 
     def session_key(self, name: str) -> bytes:
         """HKDF-SHA256(master key, no salt, info = NAME as UTF-8 + NUL), 32 bytes."""
@@ -98,7 +102,9 @@ class SgxHost(Host):
         handshake, not one per system call, since a peer (or a host) that dribbles a byte
         now and then would otherwise hold it for ever."""
         sock, session = handle._sock, handle._tls
-        assert sock is not None and session is not None
+        assert sock is not None
+        if session is None:  # closed before the handshake began
+            raise PalError(PalErrorCode.BADHANDLE, f"handle is closed: {handle.uri}")
 
         def remaining() -> float:
             left = deadline - time.monotonic()
@@ -132,29 +138,50 @@ class SgxHost(Host):
         except OSError as exc:
             raise _from_oserror(exc, f"{handle.uri}: handshake") from None
 
-    def _reserve_thread(self, helper: bool) -> None:
-        with self._slots:
-            if self._live >= self.max_threads and not helper:
-                # Handshake helpers end on their own within the handshake timeout; a
-                # caller should not fail merely because one has not released its slot yet.
-                self._slots.wait_for(
-                    lambda: self._live < self.max_threads or self._helpers == 0,
-                    timeout=self.handshake_timeout,
-                )
-            if self._live >= self.max_threads:
+    def _slot_free(self) -> bool:
+        return len(self._holders) + 1 < self.max_threads  # + the main thread's
+
+    def _await_slot(self, deadline: float, helper: bool) -> None:
+        # Waits on the doorbell, a bare lock: its acquire either takes it or, when a
+        # Ctrl-C interrupts it, does not (a Condition's Python-level enter and exit could
+        # be interrupted holding its lock, and every exiting thread would then block).
+        while not self._slot_free():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._doorbell.acquire(timeout=remaining):
                 what = "the pipe handshake helper" if helper else "a new thread"
                 raise PalError(
                     PalErrorCode.NOMEM,
-                    f"sgx.max_threads ({self.max_threads}) reached: no slot for {what}",
+                    f"sgx.max_threads ({self.max_threads}) reached: no slot for {what} "
+                    f"came free within {self.slot_timeout:g} s",
                 )
-            self._live += 1
-            self._helpers += helper
 
-    def _release_thread(self, helper: bool) -> None:
+    def _take_slot(self, thread: PalThread) -> bool:
         with self._slots:
-            self._live -= 1
-            self._helpers -= helper
-            self._slots.notify_all()
+            if not self._slot_free():
+                return False
+            self._holders.add(thread)
+            more = self._slot_free()
+        if more:
+            self._ring()  # another waiter may have been rung for the same free slots
+        return True
+
+    def _release_thread(self, thread: PalThread) -> None:
+        with self._slots:
+            if thread not in self._holders:
+                return
+            self._holders.discard(thread)
+        self._ring()
+
+    def _ring(self) -> None:
+        # Released means "a slot came free since you last looked"; ringing twice is once.
+        with contextlib.suppress(RuntimeError):
+            self._doorbell.release()
+
+    @property
+    def threads_in_use(self) -> int:
+        """Thread slots taken, the main thread's included."""
+        with self._slots:
+            return len(self._holders) + 1
 
 
 __all__ = ["SgxHost"]

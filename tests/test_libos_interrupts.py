@@ -1,0 +1,265 @@
+"""Ctrl-C at any point of a clone, a thread start or a descriptor's creation: nothing is
+lost, nothing stays taken.
+
+Two ways in: a real SIGINT sent to the main thread by a timer thread after a delay swept
+over the length of a clone burst, and an interrupt raised through the interpreter's own
+signal machinery (``_thread.interrupt_main``) at every line event of one clone, driven by
+``sys.settrace``.  Both go through the same Python-level SIGINT handler a user's Ctrl-C
+does.
+"""
+
+from __future__ import annotations
+
+import dis
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import CodeType, FrameType
+from typing import Any
+
+import pytest
+
+from libos_support import BOUND, open_fds, wait_until
+from pylibos.libos import LibOS, LibOSThread
+from pylibos.pal import Host, SgxHost, _interrupts, open_host
+
+MAIN = threading.main_thread().ident
+
+
+def _noop() -> None:
+    return None
+
+
+def _dummies() -> int:
+    return sum(isinstance(t, threading._DummyThread) for t in threading.enumerate())
+
+
+def _sigint_after(delay: float) -> threading.Thread:
+    """A thread, not started yet, that sends SIGINT to the main thread ``delay`` s after
+    it starts."""
+
+    def fire() -> None:
+        end = time.perf_counter() + delay
+        while time.perf_counter() < end:
+            pass
+        assert MAIN is not None
+        signal.pthread_kill(MAIN, signal.SIGINT)
+
+    return threading.Thread(target=fire)
+
+
+def _interrupt_bursts(work: Callable[[], None], tries: int, longest: float) -> int:
+    """Run ``work`` over and over until a real SIGINT stops it, ``tries`` times, with the
+    signal's delay swept over [0, longest).  Returns how many interrupts landed."""
+    landed = 0
+    for i in range(tries):
+        delay = longest * ((i * 37) % tries) / tries
+        killer = _sigint_after(delay)
+        try:
+            killer.start()
+            while True:
+                work()
+        except KeyboardInterrupt:
+            landed += 1
+        killer.join(BOUND)
+    return landed
+
+
+class _State:
+    """What a LibOS and its host hold, to compare before and after the interrupts."""
+
+    def __init__(self, libos: LibOS) -> None:
+        host = libos.host
+        self.handles = set(host.open_handles())
+        self.tids = {t.tid for t in libos.threads()}
+        self.host_threads = {t for t in host.live_threads()}
+        self.slots = host.threads_in_use if isinstance(host, SgxHost) else None
+        self.dummies = _dummies()
+
+    def assert_same(self, libos: LibOS) -> None:
+        host = libos.host
+        assert wait_until(lambda: {t.tid for t in libos.threads()} == self.tids), libos.threads()
+        assert wait_until(lambda: set(host.live_threads()) == self.host_threads)
+        assert set(host.open_handles()) == self.handles
+        if isinstance(host, SgxHost):
+            assert host.threads_in_use == self.slots
+        assert _dummies() == self.dummies
+
+
+CLONE_CONFIGS = [
+    ("sgx", "raw", False),
+    ("sgx", "eventfd", False),
+    ("sgx", "raw", True),
+    ("direct", "pipe", False),
+    ("sgx", "pipe", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "events", "pool"),
+    CLONE_CONFIGS,
+    ids=[f"{k}/{e}{'+pool' if p else ''}" for k, e, p in CLONE_CONFIGS],
+)
+def test_sigint_during_clone_bursts_leaks_nothing(kind: str, events: str, pool: bool) -> None:
+    fds = open_fds()
+    host = open_host(kind)
+    libos = LibOS(host, events, pool)
+    tries = 100 if events == "pipe" and kind == "sgx" else 300
+    longest = 0.004 if events == "pipe" and kind == "sgx" else 0.0015
+    made: list[LibOSThread] = []
+    try:
+        # Fill the pool first, so what it holds afterwards is what it held before.
+        warm = [libos.clone(_noop) for _ in range(4)]
+        for t in warm:
+            assert t.join(BOUND)
+        before = _State(libos)
+        pooled = libos._factory.pooled
+
+        def burst() -> None:
+            made.append(libos.clone(_noop))
+            made.pop().join(BOUND)
+
+        assert _interrupt_bursts(burst, tries, longest) == tries
+        for t in made:
+            assert t._pal is None or t._pal.join(BOUND)
+        if pool:
+            # An event in a clone cut short goes back to the pool or is closed; the
+            # pool may hold fewer events than before, never more handles.
+            assert libos._factory.pooled <= pooled + 1
+            before.handles = set(host.open_handles()) | before.handles
+        before.assert_same(libos)
+    finally:
+        libos.shutdown()
+        host.shutdown()
+    assert host.open_handles() == [] and host.live_threads() == []
+    assert wait_until(lambda: open_fds() <= fds), f"fds left: {open_fds() - fds}"
+
+
+@pytest.mark.parametrize("uri", ["eventfd:", "pipe"])
+@pytest.mark.parametrize("kind", ["sgx", "direct"])
+def test_sigint_while_opening_descriptors_loses_none(kind: str, uri: str) -> None:
+    """eventfd() and accept() hand back a bare descriptor: between that and its handle, a
+    Ctrl-C used to lose it for good."""
+    fds = open_fds()
+    host = open_host(kind)
+    try:
+
+        def open_close() -> None:
+            if uri == "eventfd:":
+                host.close(host.stream_open(uri))
+            else:
+                for handle in host.create_pipe(raw=True):
+                    host.close(handle)
+
+        assert _interrupt_bursts(open_close, 300, 0.0003) == 300
+        # Whatever an interrupt left open is a handle the host knows, closed at shutdown.
+        held = {h._fd for h in host.open_handles()}
+        assert open_fds() - fds <= held
+    finally:
+        host.shutdown()
+    assert wait_until(lambda: open_fds() <= fds), f"fds left: {open_fds() - fds}"
+
+
+_WITH_EXIT = ["LOAD_CONST", "LOAD_CONST", "LOAD_CONST", "PRECALL", "CALL"]
+_exits: dict[CodeType, set[int]] = {}
+
+
+def _with_exits(code: CodeType) -> set[int]:
+    """Offsets where a ``with`` block's normal exit starts: CPython never runs a signal
+    handler there (no instruction in it checks for one before ``__exit__`` has run), but
+    a trace function would, and a lock released by that ``__exit__`` would stay held."""
+    found = _exits.get(code)
+    if found is None:
+        ops = [(ins.offset, ins.opname, ins.argval) for ins in dis.get_instructions(code)]
+        found = set()
+        for k in range(len(ops) - 4):
+            names = [op for _, op, _ in ops[k : k + 5]]
+            if names == _WITH_EXIT and all(ops[k + m][2] is None for m in range(3)):
+                found.add(ops[k][0])
+        _exits[code] = found
+    return found
+
+
+def _interrupt_at_line(work: Callable[[], object], n: int) -> bool:
+    """Run ``work`` and deliver a SIGINT at its ``n``-th line event, as the signal handler
+    would there (the real one, which defers inside a critical section); True if the
+    interrupt reached the caller.  Line events where CPython could not run a handler
+    (a ``with`` block's exit) are skipped, and do not count."""
+    count = 0
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal count
+        if event == "line" and threading.get_ident() == MAIN:
+            if frame.f_lasti in _with_exits(frame.f_code):
+                return tracer
+            count += 1
+            if count == n:
+                _interrupts._on_sigint(signal.SIGINT, frame)
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        try:
+            work()
+        finally:
+            sys.settrace(None)
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+def _line_events(work: Callable[[], object]) -> int:
+    count = 0
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal count
+        if event == "line" and frame.f_lasti not in _with_exits(frame.f_code):
+            count += 1
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        work()
+    finally:
+        sys.settrace(None)
+    return count
+
+
+@pytest.mark.parametrize(("kind", "events"), [("sgx", "raw"), ("sgx", "eventfd"), ("sgx", "pipe")])
+def test_interrupt_at_every_line_of_a_clone(kind: str, events: str) -> None:
+    fds = open_fds()
+    host = open_host(kind)
+    libos = LibOS(host, events)
+    made: list[LibOSThread] = []
+    try:
+        assert libos.clone(_noop).join(BOUND)
+        before = _State(libos)
+
+        def clone() -> None:
+            made.append(libos.clone(_noop))
+
+        lines = min(_line_events(clone) for _ in range(3))
+        while made:
+            assert made.pop().join(BOUND)
+        assert lines > 50
+        interrupted = 0
+        for n in range(1, lines + 1):
+            interrupted += _interrupt_at_line(clone, n)
+            while made:
+                assert made.pop().join(BOUND)
+        assert interrupted >= lines * 0.8  # (lines the run never reached do not count)
+        before.assert_same(libos)
+    finally:
+        libos.shutdown()
+        host.shutdown()
+    assert wait_until(lambda: open_fds() <= fds), f"fds left: {open_fds() - fds}"
+
+
+def test_the_handler_is_the_default_one_again_after_shutdown() -> None:
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    host: Host = open_host("direct")
+    assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    host.shutdown()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
