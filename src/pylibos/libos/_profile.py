@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ..pal import Host
 
 PHASES = ("clone", "get_new_thread", "create_pollable_event", "handshake")
-RESERVOIR = 8192
+RESERVOIR = 16384
 """Clones kept for percentiles; beyond it, a uniform sample of all clones."""
 _ABSENT = -1  # in a reservoir row: the phase did not run in that clone
 ROOT = "clone"
