@@ -47,7 +47,7 @@ def _noop() -> None:
 
 
 def _dummies() -> int:
-    return sum(isinstance(t, threading._DummyThread) for t in threading.enumerate())  # type: ignore[attr-defined]
+    return sum(isinstance(t, threading._DummyThread) for t in threading.enumerate())
 
 
 def _sample(libos: LibOS, clones: int, calls: int, tenth: int) -> dict[str, Any]:
