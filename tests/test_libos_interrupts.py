@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dis
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -23,7 +24,7 @@ import pytest
 
 from libos_support import BOUND, open_fds, wait_until
 from pylibos.libos import LibOS, LibOSThread
-from pylibos.pal import Host, SgxHost, _interrupts, open_host
+from pylibos.pal import SgxHost, _interrupts, open_host
 
 MAIN = threading.main_thread().ident
 
@@ -258,8 +259,14 @@ def test_interrupt_at_every_line_of_a_clone(kind: str, events: str) -> None:
 
 
 def test_the_handler_is_the_default_one_again_after_shutdown() -> None:
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    host: Host = open_host("direct")
-    assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    host.shutdown()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    """In a fresh interpreter (this one has hosts other tests never shut down)."""
+    code = (
+        "import signal; from pylibos.pal import open_host; "
+        "d = signal.default_int_handler; a = signal.getsignal(signal.SIGINT) is d; "
+        "h = open_host('direct'); b = signal.getsignal(signal.SIGINT) is d; "
+        "h.shutdown(); c = signal.getsignal(signal.SIGINT) is d; print(a, b, c)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=BOUND, check=True
+    )
+    assert out.stdout.split() == ["True", "False", "True"]
