@@ -177,30 +177,50 @@ class Profile:
         return timer
 
     def _record_clone(self, ns: int, calls: int, inner: dict[str, list[int]]) -> None:
-        """One whole clone: ``ns`` and ``calls`` of the root phase, ``inner`` of the rest."""
+        """One whole clone: ``ns`` and ``calls`` of the root phase, ``inner`` of the rest.
+        Under _lock.  On the clone path: kept plain and short."""
         seen = self._clones
         self._clones = seen + 1
-        slot = seen if seen < RESERVOIR else int(self._random() * (seen + 1))
-        moments, kept = self._moments, self._kept
-        for name, t, c in ((ROOT, ns, calls), *((k, v[0], v[1]) for k, v in inner.items())):
+        moments = self._moments
+        m = moments.get(ROOT)
+        if m is None:
+            m = moments[ROOT] = [0, 0, 0, 0]
+        m[0] += 1
+        m[1] += ns
+        m[2] += ns * ns
+        m[3] += calls
+        for name, (t, c) in inner.items():
             m = moments.get(name)
             if m is None:
-                moments[name] = [1, t, t * t, c]
-            else:
-                m[0] += 1
-                m[1] += t
-                m[2] += t * t
-                m[3] += c
-            if name not in kept:
-                kept[name] = array("q", [_ABSENT]) * min(seen, RESERVOIR)
-        if slot >= RESERVOIR:
-            return
-        for name, row in kept.items():
-            value = ns if name == ROOT else inner[name][0] if name in inner else _ABSENT
-            if slot == len(row):
-                row.append(value)
-            else:
-                row[slot] = value
+                m = moments[name] = [0, 0, 0, 0]
+            m[0] += 1
+            m[1] += t
+            m[2] += t * t
+            m[3] += c
+        if seen < RESERVOIR:
+            slot = seen
+        else:
+            slot = int(self._random() * (seen + 1))
+            if slot >= RESERVOIR:
+                return
+        kept = self._kept
+        if len(kept) != len(moments):
+            for name in moments:
+                if name not in kept:  # a phase seen for the first time: absent before
+                    kept[name] = array("q", [_ABSENT]) * min(seen, RESERVOIR)
+        root = kept[ROOT]
+        if slot == len(root):
+            root.append(ns)
+            for name, row in kept.items():
+                if row is not root:
+                    tc = inner.get(name)
+                    row.append(_ABSENT if tc is None else tc[0])
+        else:
+            root[slot] = ns
+            for name, row in kept.items():
+                if row is not root:
+                    tc = inner.get(name)
+                    row[slot] = _ABSENT if tc is None else tc[0]
 
     def reset(self) -> None:
         with self._lock:
