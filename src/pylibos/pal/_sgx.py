@@ -173,9 +173,11 @@ class SgxHost(Host):
         self._ring()
 
     def _ring(self) -> None:
-        # Released means "a slot came free since you last looked"; ringing twice is once.
-        with contextlib.suppress(RuntimeError):
-            self._doorbell.release()
+        # Released means "a slot came free since you last looked"; ringing twice is once,
+        # and a doorbell already rung is left alone (the common case: nobody waits).
+        if self._doorbell.locked():
+            with contextlib.suppress(RuntimeError):  # rung meanwhile by another thread
+                self._doorbell.release()
 
     @property
     def threads_in_use(self) -> int:
