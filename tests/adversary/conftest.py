@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from pylibos.libos import _event, _interest, _ipc
+
 from .hostile import HostileHost, pidfd_getfd_works
 
 
@@ -22,3 +24,19 @@ def hostile() -> Iterator[HostileHost]:
         pytest.skip("pidfd_getfd is not available here (Linux >= 5.6 and ptrace rights needed)")
     with HostileHost() as host:
         yield host
+
+
+SHORT_RECHECK_S = 0.25
+
+
+@pytest.fixture(autouse=True)
+def short_recheck(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sleepers look again after 0.25 s instead of 2 s, so that attacks only that finds
+    (a descriptor closed under a sleeper) are found quickly.  A module that tells the
+    look-again apart from a prompter wakeup keeps the real value (KEEP_RECHECK)."""
+    if getattr(request.module, "KEEP_RECHECK", False):
+        return
+    us = int(SHORT_RECHECK_S * 1_000_000)
+    monkeypatch.setattr(_event, "_RECHECK_US", us)
+    monkeypatch.setattr(_interest, "_RECHECK_US", us)
+    monkeypatch.setattr(_ipc, "RECHECK_S", SHORT_RECHECK_S)

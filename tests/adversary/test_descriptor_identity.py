@@ -123,3 +123,29 @@ def test_eventfd_closed_under_a_sleeper_is_rebuilt_once_not_stormed() -> None:
         assert event.rebuilt == 1
         assert libos.host.calls["eventfd"] == eventfds + 1
         assert libos._async.host_errors.count == 0
+
+
+@pytest.mark.parametrize("kind", ["sgx", "direct"])
+def test_an_eventfd_is_told_from_another_eventfd_at_its_number(kind: str) -> None:
+    """All eventfds share one inode; the PAL still must not read, add to or close the
+    program's eventfd that took the number of one of its own."""
+    with pal.open_host(kind) as host:
+        handle = host.stream_open("eventfd:", nonblocking=True)
+        program = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        try:
+            os.eventfd_write(program, 5)
+            os.dup2(program, handle._fd, inheritable=False)  # the host closes, it is reused
+            for action in (
+                lambda: host.read(handle, 8),
+                lambda: host.write(handle, EVENT_TOKEN),
+            ):
+                with pytest.raises(PalError) as info:
+                    action()
+                assert info.value.code is PalErrorCode.BADHANDLE
+            assert host.streams_wait_events([handle], [pal.WAIT_READ], 0) == [pal.WAIT_ERROR]
+            number = handle._fd
+            host.close(handle)
+            assert os.eventfd_read(number) == 5, "the PAL touched the program's eventfd"
+            os.close(number)  # still open: the PAL did not close it
+        finally:
+            os.close(program)

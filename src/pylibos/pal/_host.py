@@ -28,8 +28,10 @@ be paired with an encrypted one.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
+import platform
 import secrets
 import select
 import socket
@@ -101,6 +103,76 @@ def _from_oserror(exc: OSError, what: str) -> PalError:
     return PalError(code, f"{what}: {os.strerror(exc.errno or 0)}")
 
 
+class _KcmpEpollSlot(ctypes.Structure):
+    _fields_ = (("efd", ctypes.c_uint32), ("tfd", ctypes.c_uint32), ("toff", ctypes.c_uint32))
+
+
+_SYS_KCMP = {"x86_64": 312, "aarch64": 272}.get(platform.machine())
+_KCMP_EPOLL_TFD = 7
+
+
+class _EventfdRegistry:
+    """Tells an eventfd of ours from any other object at its number.
+
+    Every eventfd shares the kernel's one anonymous inode, so fstat cannot tell two apart.
+    An epoll instance can: each eventfd the PAL opens is registered in this one (for no
+    events), and ``kcmp(KCMP_EPOLL_TFD)`` then says whether the file now at a number is
+    the file registered under that number.  One descriptor per host, one epoll_ctl at
+    open and at close, one kcmp per check.
+    """
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._syscall = ctypes.CDLL(None, use_errno=True).syscall
+        self._pid = os.getpid()
+
+    @classmethod
+    def make(cls) -> _EventfdRegistry | None:
+        """A registry, or None where kcmp is not to be had (another architecture, or a
+        seccomp filter): eventfds are then checked by inode only."""
+        if _SYS_KCMP is None:
+            return None
+        registry = cls()
+        fd = os.eventfd(0, os.EFD_CLOEXEC)
+        try:
+            registry.add(fd)
+            works = registry.same(fd) is True
+            registry.remove(fd)
+        except OSError:
+            works = False
+        finally:
+            os.close(fd)
+        if not works:
+            registry.close()
+            return None
+        return registry
+
+    def add(self, fd: int) -> None:
+        self._epoll.register(fd, 0)
+
+    def remove(self, fd: int) -> None:
+        with contextlib.suppress(OSError):
+            self._epoll.unregister(fd)
+
+    def same(self, fd: int) -> bool | None:
+        """True if ``fd`` holds the file registered under its number, False if another
+        object, None if ``fd`` is closed."""
+        efd = self._epoll.fileno()
+        for toff in range(4):  # a number the host recycled may be registered twice
+            slot = _KcmpEpollSlot(efd, fd, toff)
+            ret = self._syscall(
+                _SYS_KCMP, self._pid, self._pid, _KCMP_EPOLL_TFD, fd, ctypes.byref(slot)
+            )
+            if ret == 0:
+                return True
+            if ret < 0:
+                return None if ctypes.get_errno() == errno.EBADF else False
+        return False
+
+    def close(self) -> None:
+        self._epoll.close()
+
+
 _SO_COOKIE = getattr(socket, "SO_COOKIE", 57)  # Linux; not named by Python before 3.12
 
 
@@ -162,6 +234,8 @@ class Host:
         self._threads: set[PalThread] = set()
         self.handshake_timeout = 10.0
         self.slot_timeout = 0.25
+        # Made at the first eventfd (see _EventfdRegistry); False: not to be had here.
+        self._eventfds: _EventfdRegistry | bool | None = None
         self.phase: PhaseHook = _no_phase
         self.closed = False
         self._sigint = _interrupts.install()
@@ -193,7 +267,14 @@ class Host:
     def _track(self, handle: Handle) -> Handle:
         if handle.kind in (HandleKind.PIPE, HandleKind.PIPE_SRV, HandleKind.EVENTFD):
             try:
-                handle._ident = _identity(handle)
+                registry = None
+                if handle.kind is HandleKind.EVENTFD:
+                    registry = self._eventfd_registry()
+                if registry is not None:
+                    registry.add(handle._fd)
+                    handle._ident = registry
+                else:
+                    handle._ident = _identity(handle)
             except OSError as exc:
                 # Gone between its opening and here: the number is not ours to close.
                 handle.closed = True
@@ -228,21 +309,33 @@ class Host:
     # descriptor from its opening (a socket's cookie, a number the kernel never reuses;
     # else device and inode, from fstat) and the PAL compares it before it acts.  A
     # descriptor that is gone or is now something else fails the handle, for good, and
-    # its number is never touched again (close only forgets it).  One gap: every eventfd
-    # (and epoll, timerfd, signalfd) shares the kernel's one anonymous inode, so an
-    # eventfd whose number now holds another such object is not told apart; a socket,
-    # pipe or file there is.  The check and the action are two system calls; the kernel
-    # offers no way to make them one, so the check narrows the window to the gap between
-    # them.  (A real SGX host answers these calls as it likes: there only the channel's
-    # content, none, or its TLS, protects the enclave.  Here the kernel is honest and the
-    # host is another process or a test, so the check is sound.)  It is not counted as a
-    # host call: Gramine's PAL makes no such OCALL.
+    # its number is never touched again (close only forgets it).  Every eventfd shares
+    # the kernel's one anonymous inode, so eventfds are told apart by an epoll instance
+    # that holds them all (_EventfdRegistry), where kcmp is to be had.  The check and
+    # the action are two system calls; the kernel offers no way to make them one, so the
+    # check narrows the window to the gap between them.  (A real SGX host answers these
+    # calls as it likes: there only the channel's content, none, or its TLS, protects the
+    # enclave.  Here the kernel is honest and the host is another process or a test, so
+    # the check is sound.)  It is not counted as a host call: Gramine's PAL makes no such
+    # OCALL.
 
     def _verify(self, handle: Handle) -> None:
         ident = handle._ident
         if ident is None:
             return
         if not handle._stale:
+            if isinstance(ident, _EventfdRegistry):
+                same = ident.same(handle._fd)
+                if same:
+                    return
+                what = (
+                    "the host closed its descriptor"
+                    if same is None
+                    else f"its descriptor {handle._fd} now belongs to another object"
+                )
+                handle._stale = True
+                handle._failure = PalError(PalErrorCode.BADHANDLE, f"{handle.uri}: {what}")
+                raise handle._failure
             try:
                 now = _identity(handle)
             except OSError:
@@ -255,6 +348,13 @@ class Host:
             handle._failure = PalError(PalErrorCode.BADHANDLE, f"{handle.uri}: {what}")
         assert handle._failure is not None
         raise handle._failure
+
+    def _eventfd_registry(self) -> _EventfdRegistry | None:
+        with self._lock:
+            if self._eventfds is None:
+                self._eventfds = _EventfdRegistry.make() or False
+            registry = self._eventfds
+        return registry if isinstance(registry, _EventfdRegistry) else None
 
     def _still_ours(self, handle: Handle) -> bool:
         try:
@@ -945,6 +1045,8 @@ class Host:
             if handle._sock is not None:
                 handle._sock.detach()
             return
+        if isinstance(handle._ident, _EventfdRegistry):
+            handle._ident.remove(handle._fd)
         self._count("close")
         try:
             if handle._sock is not None:
@@ -1118,13 +1220,16 @@ class Host:
             self._release(handle, max(0.0, deadline - time.monotonic()))
         with self._lock:
             threads = list(self._threads)
+            registry, self._eventfds = self._eventfds, False
+        if isinstance(registry, _EventfdRegistry):
+            registry.close()
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def _wake(self, handle: Handle) -> None:
         """Make ``handle`` ready for any poller, before it is closed under it."""
-        if not handle._owns_fd:
-            return
+        if not handle._owns_fd or not self._still_ours(handle):
+            return  # a number no longer ours is not touched
         with contextlib.suppress(OSError):
             if handle._sock is not None:
                 self._count("shutdown")
