@@ -32,7 +32,7 @@ def test_saved_run_holds_intervals_verdicts_and_stability(runs: dict[str, Path])
     eventfd = next(e for e in data["configs"] if e["name"] == "sgx/eventfd")
     clone = eventfd["intervals"]["clone.median"]
     assert clone["low"] <= clone["value"] <= clone["high"]
-    assert set(eventfd["ratios"]) >= {"clone ÷ native"}
+    assert set(eventfd["ratios"]) >= {"start ÷ native"}
     assert len(eventfd["batch_rounds"]) == eventfd["batches"]
     assert set(eventfd["batch_rounds"]) == {0, 1}
     lo, chosen, hi = eventfd["projection"]["cycles"]
@@ -52,8 +52,9 @@ def test_report_vs_sets_two_runs_side_by_side(
     assert "B ÷ A" in out and "figures with an interval show no significant change" in out
     assert "WARNING" not in out  # same settings, same machine
     text = md.read_text()
-    # native has one phase, sgx/eventfd three (no handshake): four figures.
-    assert text.count("| native | 0 |") == 1 and text.count("| sgx/eventfd | 0 |") == 3
+    # native has one figure (start), sgx/eventfd four (start and three phases, no
+    # handshake): five figures.
+    assert text.count("| native | 0 |") == 1 and text.count("| sgx/eventfd | 0 |") == 4
     assert "## Differences" not in text
 
 
@@ -70,7 +71,7 @@ def test_report_vs_of_a_run_with_itself_shows_no_change(
 ) -> None:
     assert main(["report", str(runs["a"]), "--vs", str(runs["a"])]) == 0
     out = capsys.readouterr().out
-    assert "4 of 4 figures with an interval show no significant change" in out
+    assert "5 of 5 figures with an interval show no significant change" in out
 
 
 def _older(path: Path, tmp_path: Path) -> Path:
@@ -90,7 +91,7 @@ def _older(path: Path, tmp_path: Path) -> Path:
         ("bad json", "not JSON"),
         ("version 1", "version 1 holds no per-batch samples"),
         ("version 7", f"results format version 7; this pylibos reads version {FORMAT_VERSION}"),
-        ("damaged", "batches_ns.clone.median is not a list of one figure per batch"),
+        ("damaged", "batches_ns.start.median is not a list of one figure per batch"),
     ],
 )
 def test_report_vs_of_a_bad_file_is_one_error_line(
@@ -110,7 +111,7 @@ def test_report_vs_of_a_bad_file_is_one_error_line(
         if which == "version 7":
             data["version"] = 7
         else:
-            data["configs"][0]["batches_ns"]["clone"]["median"].pop()
+            data["configs"][0]["batches_ns"]["start"]["median"].pop()
         bad.write_text(json.dumps(data))
     for argv in (["report", str(runs["a"]), "--vs", str(bad)], ["report", str(bad)]):
         assert main(argv) == 1

@@ -155,9 +155,9 @@ def _until_stable(width: float, budget: float, reached: dict[str, bool]) -> More
         figures = Figures(data, resamples=1000)
         values = [t.value for t in targets(data, figures) if live in t.lives]
         if not values:
-            # No target among these configurations: their clone medians, then.
+            # No target among these configurations: their start medians, then.
             values = [
-                figures.interval(e, "clone.median") for e in data["configs"] if e["live"] == live
+                figures.interval(e, "start.median") for e in data["configs"] if e["live"] == live
             ]
         wide = [v for v in values if v is not None and (v.width is None or v.width > width)]
         if not wide:

@@ -1,23 +1,28 @@
-"""The seed's micro-benchmark: batches of threads created through ``LibOS.clone``.
+"""The seed's micro-benchmark: batches of threads started by the application's statement.
 
-Within the duration, each configuration creates batches of ``batch`` threads; every
-thread exits at once and the batch is joined before the next starts.  The LibOS profile
-times every phase of every clone.  ``compare`` interleaves the configurations in rounds
-(a slice of each per round), so drift in the machine's speed hits them all alike.
+Every configuration times the same statement, ``threading.Thread(target=f).start()``:
+``native`` with CPython's own thread start, every LibOS configuration with the LibOS
+installed under ``threading`` (``pylibos.libos.install``), so the start runs the LibOS
+clone path.  ``start`` is that statement's time; the LibOS profile times the phases of
+the clone inside it.  Within the duration, each configuration starts batches of ``batch``
+threads; every thread exits at once and the batch is joined before the next starts.
+``compare`` interleaves the configurations in rounds (a slice of each per round), so drift
+in the machine's speed hits them all alike; the hook is installed only while a LibOS
+configuration's slice runs.
 
 Host calls per clone count the whole life of a thread: every host call made while the
 batches ran, divided by the threads created (creation, the handshake helper's traffic,
 and the release of the thread's event at exit).  Nothing else runs meanwhile: the
 LibOS's workers sleep.
 
-``native`` is the floor: a bare ``threading.Thread``, its ``clone`` the time of
-``Thread.start()``.  Its threads are daemon threads, as the PAL's are: CPython scans the
-locks of every live non-daemon thread each time it starts one (``_maintain_shutdown_locks``
-in 3.11), which would make the floor itself grow with the number of live threads.
+Live threads (``--live``) are started the same way (daemon threads asleep: on a
+``threading.Event`` natively, on their pollable event under the LibOS), before the
+batches.  The measured threads are what the statement makes: non-daemon threads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import os
@@ -27,16 +32,17 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
-from ..libos import PHASES, LibOS, LibOSThread
+from ..libos import PHASES, Hook, LibOS
 from ..pal import Host, default_tls_backend, open_host, tls_backend_problem
 from ._configs import Config
+from ._stats import TIMED
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # Format history:
 #   1: first version.
 #   2: per-batch samples of every phase (``batches_ns``: each batch's median and mean per
@@ -48,6 +54,13 @@ FORMAT_VERSION = 2
 #      Later, compatibly: ``tls`` in ``settings`` (the TLS backend of the sgx
 #      configurations) and in each entry (null for native and direct); files without it
 #      were measured with mbed TLS.
+#   3: ``start``, the application's ``threading.Thread(target=f).start()``, timed for every
+#      configuration (in ``phases_ns``, ``batches_ns``, ``intervals``); a LibOS row's phases
+#      are those of the clone inside it, and native has none but ``start``.  Ratios to
+#      native are of ``start`` (``start ÷ native``); ``projection`` prices ``start``;
+#      ``live_scaling`` at the highest live count is that configuration's start (highest ÷
+#      lowest live) divided by native's.  Version 2 timed ``LibOS.clone`` against native's
+#      ``Thread.start()``, different work.
 
 _JOIN_S = 30.0
 _LIVE_WAIT_S = 3600.0
@@ -202,8 +215,10 @@ class Subject:
         # Each complete batch's median and mean per clone, by phase, and the round it ran
         # in: the samples the bootstrap intervals resample (see ``_stats``).
         self.batch_ns: dict[str, dict[str, list[float]]] = {
-            p: {"median": [], "mean": []} for p in PHASES
+            p: {"median": [], "mean": []} for p in TIMED
         }
+        self._start_ns: list[int] = []
+        self._taken = 0
         self.batch_rounds: list[int] = []
 
     def setup(self) -> None:
@@ -234,11 +249,11 @@ class Subject:
 
     def _record_batch(self, round_no: int) -> None:
         samples = self.take_batch()
-        clones = len(samples.get("clone", ()))
+        clones = len(samples.get("start", ()))
         if not clones:
             return
         figures = {}
-        for phase in PHASES:
+        for phase in TIMED:
             values = _per_clone(samples.get(phase, []), clones)
             if values:
                 figures[phase] = (float(statistics.median(values)), statistics.fmean(values))
@@ -248,6 +263,27 @@ class Subject:
             self.batch_ns[phase]["median"].append(median)
             self.batch_ns[phase]["mean"].append(mean)
         self.batch_rounds.append(round_no)
+
+    def _start_batch(self) -> None:
+        """The measured statement, ``batch`` times; then the batch is joined."""
+        threads = []
+        clock = time.perf_counter_ns
+        times = self._start_ns
+        for _ in range(self.batch):
+            t0 = clock()
+            t = threading.Thread(target=_noop)
+            t.start()
+            times.append(clock() - t0)
+            threads.append(t)
+        for t in threads:
+            t.join(_JOIN_S)
+            if t.is_alive():
+                raise RuntimeError(f"{self.config.name}: a thread did not end in {_JOIN_S} s")
+
+    def _take_starts(self) -> list[int]:
+        new = self._start_ns[self._taken :]
+        self._taken = len(self._start_ns)
+        return new
 
     def _measure_live(self, start_live: Callable[[], None]) -> None:
         if not self.live:
@@ -288,13 +324,12 @@ class Subject:
                 k: [round(v, 1) for v in vs[: self._complete()]]
                 for k, vs in self.batch_ns[p].items()
             }
-            for p in PHASES
+            for p in TIMED
         }
 
 
 class NativeSubject(Subject):
     def setup(self) -> None:
-        self._clone_ns: list[int] = []
         self._release = threading.Event()
         self._live: list[threading.Thread] = []
 
@@ -310,25 +345,14 @@ class NativeSubject(Subject):
         except BaseException:
             self.teardown()
             raise
-        self._clone_ns.clear()
+        self._start_ns.clear()
         self._taken = 0
 
     def take_batch(self) -> dict[str, list[int]]:
-        new = self._clone_ns[self._taken :]
-        self._taken = len(self._clone_ns)
-        return {"clone": new}
+        return {"start": self._take_starts()}
 
     def run_batch(self) -> None:
-        threads = []
-        clock = time.perf_counter_ns
-        for _ in range(self.batch):
-            t = threading.Thread(target=_noop, daemon=True)
-            t0 = clock()
-            t.start()
-            self._clone_ns.append(clock() - t0)
-            threads.append(t)
-        for t in threads:
-            t.join(_JOIN_S)
+        self._start_batch()
 
     def teardown(self) -> None:
         self._release.set()
@@ -337,9 +361,9 @@ class NativeSubject(Subject):
 
     def result(self) -> dict[str, Any]:
         out = self._base()
-        out["threads"] = len(self._clone_ns)
-        out["phases_ns"] = {p: None for p in PHASES}
-        out["phases_ns"]["clone"] = _stats(self._clone_ns)
+        out["threads"] = len(self._start_ns)
+        out["phases_ns"] = {p: None for p in TIMED}
+        out["phases_ns"]["start"] = _stats(self._start_ns)
         out["batches_ns"] = self._batches_json(out["phases_ns"])
         out["host_calls_per_clone"] = 0.0
         out["host_calls_by_kind_per_clone"] = {}
@@ -365,11 +389,15 @@ class LibOSSubject(Subject):
         except BaseException:
             self.host.shutdown()
             raise
-        self._live: list[LibOSThread] = []
+        self._live: list[threading.Thread] = []
+        self._hook = Hook(self.libos)
 
         def start_live() -> None:
-            for _ in range(self.live):
-                self._live.append(self.libos.clone(self._sleep))
+            with self._installed():
+                for _ in range(self.live):
+                    t = threading.Thread(target=self._sleep, daemon=True)
+                    t.start()
+                    self._live.append(t)
 
         try:
             self._measure_live(start_live)
@@ -379,14 +407,27 @@ class LibOSSubject(Subject):
             self.teardown()
             raise
         self.libos.profile.reset()
-        self._ns: dict[str, list[int]] = {p: [] for p in PHASES}
+        self._start_ns.clear()
+        self._taken = 0
+        self._ns: dict[str, list[int]] = {p: [] for p in TIMED}
         self._calls0 = self.host.calls_total
         self._kinds0 = Counter(self.host.calls)
+
+    @contextlib.contextmanager
+    def _installed(self) -> Iterator[None]:
+        """The LibOS under ``threading`` for a slice of this configuration only: the
+        configurations take turns in one process."""
+        self._hook.install()
+        try:
+            yield
+        finally:
+            self._hook.uninstall()
 
     def take_batch(self) -> dict[str, list[int]]:
         # Moved out of the profile batch by batch, so it never holds more than one batch.
         profile = self.libos.profile
         new = {p: profile.samples(p) for p in PHASES}
+        new["start"] = self._take_starts()
         profile.reset()
         for p, values in new.items():
             self._ns[p] += values
@@ -409,15 +450,14 @@ class LibOSSubject(Subject):
             t.join(_JOIN_S)
 
     def run_batch(self) -> None:
-        clone = self.libos.clone
-        threads = [clone(_noop) for _ in range(self.batch)]
-        for t in threads:
-            if not t.join(_JOIN_S):
-                raise RuntimeError(f"{self.config.name}: a thread did not end in {_JOIN_S} s")
+        with self._installed():
+            self._start_batch()
 
     def teardown(self) -> None:
-        for t in self._live:
-            t.event.set()
+        self._hook.uninstall()
+        for thread in self.libos.threads():
+            if thread is not self.libos.main_thread:
+                thread.event.set()
         for t in self._live:
             t.join(_JOIN_S)
         self.libos.shutdown()
@@ -426,9 +466,9 @@ class LibOSSubject(Subject):
     def result(self) -> dict[str, Any]:
         out = self._base()
         out["tls"] = self.host.tls
-        clones = len(self._ns["clone"])
+        clones = len(self._ns["start"])
         out["threads"] = clones
-        out["phases_ns"] = {p: _stats(_per_clone(self._ns[p], clones)) for p in PHASES}
+        out["phases_ns"] = {p: _stats(_per_clone(self._ns[p], clones)) for p in TIMED}
         out["batches_ns"] = self._batches_json(out["phases_ns"])
         threads = max(out["threads"], 1)
         out["host_calls_per_clone"] = (self.host.calls_total - self._calls0) / threads
@@ -460,11 +500,11 @@ def finish(entry: dict[str, Any], settings: Settings, ghz: float) -> dict[str, A
         "p2": _proportion(phases["create_pollable_event"], phases["clone"]),
         "p3": _proportion(phases["handshake"], phases["clone"]),
     }
-    clone = phases["clone"]
+    start = phases["start"]
     entry["projected_cycles_per_clone"] = (
         None
-        if clone is None
-        else clone["median"] * ghz + entry["host_calls_per_clone"] * settings.ocall_cycles
+        if start is None
+        else start["median"] * ghz + entry["host_calls_per_clone"] * settings.ocall_cycles
     )
     return entry
 

@@ -7,8 +7,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from ..libos import PHASES
 from ._measure import FORMAT_VERSION
+from ._stats import TIMED
 
 _ENTRY_KEYS = (
     "name", "pal", "events", "pool", "live", "batches", "threads", "phases_ns",
@@ -17,6 +17,8 @@ _ENTRY_KEYS = (
 )  # fmt: skip
 
 _OLDER = {
+    2: "version 2 timed LibOS.clone, not the application's Thread.start(), so its "
+    "÷ native compares different work; re-run `pylibos compare` with this pylibos",
     1: "version 1 holds no per-batch samples, so no interval can be drawn from it; "
     "re-run `pylibos compare` with this pylibos to compare or re-render it",
 }
@@ -83,8 +85,8 @@ def load(path: str) -> dict[str, Any]:
     for i, entry in enumerate(data["configs"]):
         where = f"configs[{i}]"
         _require(path, where, entry, _ENTRY_KEYS)
-        _require(path, f"{where}.phases_ns", entry["phases_ns"], PHASES)
-        for phase in PHASES:
+        _require(path, f"{where}.phases_ns", entry["phases_ns"], TIMED)
+        for phase in TIMED:
             stats = entry["phases_ns"][phase]
             if stats is not None:
                 _require(path, f"{where}.phases_ns.{phase}", stats, ("mean", "median", "p95"))
@@ -95,8 +97,8 @@ def load(path: str) -> dict[str, Any]:
         if not isinstance(rounds, list):
             raise ResultsError(f"{path}: {where}.batch_rounds is not a list")
         _numbers(path, f"{where}.batch_rounds", rounds)
-        _require(path, f"{where}.batches_ns", entry["batches_ns"], PHASES)
-        for phase in PHASES:
+        _require(path, f"{where}.batches_ns", entry["batches_ns"], TIMED)
+        for phase in TIMED:
             per = entry["batches_ns"][phase]
             if per is None:
                 continue

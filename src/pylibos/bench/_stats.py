@@ -48,6 +48,11 @@ named in a warning, as pyperf warns about an unstable benchmark."""
 OCALL_RANGE = (8_000, 17_000)
 """Published cost of an SGX OCALL round trip, in cycles: warm caches to cold ones."""
 
+TIMED = ("start", *PHASES)
+"""Every timed figure of a configuration: ``start``, the application's statement
+``threading.Thread(target=f).start()``, and the LibOS's phases inside it (none for
+``native``, whose start is CPython's own)."""
+
 PROPORTIONS = {
     "p1": ("create_pollable_event", "get_new_thread"),
     "p2": ("create_pollable_event", "clone"),
@@ -168,7 +173,7 @@ class Figures:
         rounds = list(entry.get("batch_rounds") or [])
         batches = entry.get("batches_ns") or {}
         columns: dict[str, Floats] = {}
-        for phase in PHASES:
+        for phase in TIMED:
             per = batches.get(phase)
             if per is None:
                 continue
@@ -292,13 +297,13 @@ def stability_warnings(data: Data) -> list[str]:
         )
     unstable = []
     for entry in data["configs"]:
-        per = (entry.get("batches_ns") or {}).get("clone")
+        per = (entry.get("batches_ns") or {}).get("start")
         spread = cv(per["median"]) if per else None
         if spread is not None and spread > CV_WARNING:
             unstable.append(f"{label(entry)} {spread:.0%}")
     if unstable:
         out.append(
-            f"unstable (batches' clone medians vary by over {CV_WARNING:.0%}, coefficient of "
+            f"unstable (batches' start medians vary by over {CV_WARNING:.0%}, coefficient of "
             f"variation): {', '.join(unstable)}; use more --rounds or a longer --duration, "
             "or a quieter machine"
         )
@@ -374,7 +379,7 @@ def changes(a: Data, b: Data) -> Iterator[Change]:
         )
         if ea is None:
             continue
-        for phase in PHASES:
+        for phase in TIMED:
             key = f"{phase}.median"
             va, vb = fa.value(ea, key), fb.value(eb, key)
             if va is None or vb is None or not va:
