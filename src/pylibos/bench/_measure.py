@@ -400,7 +400,9 @@ class LibOSSubject(Subject):
                     self._live.append(t)
 
         try:
+            polls = self.host.calls["poll"]
             self._measure_live(start_live)
+            self._settle_live(polls)
             self._fill_pool()
             self.run_batch()  # warm-up, not recorded
         except BaseException:
@@ -435,6 +437,14 @@ class LibOSSubject(Subject):
 
     def _sleep(self) -> None:
         self.libos.current_thread().event.wait(_LIVE_WAIT_S)
+
+    def _settle_live(self, polls: int) -> None:
+        """Wait (bounded) until every live thread is asleep: each makes exactly one host
+        call, the poll it sleeps in, and one made during the batches would be counted as
+        theirs."""
+        deadline = time.monotonic() + _JOIN_S
+        while self.host.calls["poll"] < polls + self.live and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     def _fill_pool(self) -> None:
         """With a pool, leave one event per thread of a batch in it: a batch's threads
