@@ -47,6 +47,7 @@ import _thread
 import functools
 import select
 import selectors
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -202,12 +203,19 @@ class Hook:
         args: tuple[Any, ...],
         joinable: tuple[object, bool] | None,
         started: list[LibOSThread],
+        reraise: bool = True,
+        name_of: Callable[..., object] | None = None,
     ) -> LibOSThread:
         """The LibOS clone path for a thread the program starts; the thread is in
         ``started`` once it exists."""
         try:
             return self.libos._clone(
-                fn, args, _thread_name(fn), joinable, reraise=True, started=started
+                fn,
+                args,
+                _thread_name(fn if name_of is None else name_of),
+                joinable,
+                reraise=reraise,
+                started=started,
             )
         except OSError as exc:
             raise RuntimeError(f"can't start new thread: {exc}") from exc
@@ -241,8 +249,14 @@ class Hook:
                 raise TypeError("2nd arg must be a tuple")
             if kwargs is not None and not isinstance(kwargs, dict):
                 raise TypeError("optional 3rd arg must be a dictionary")
-            fn = functools.partial(function, **kwargs) if kwargs else function
-            pal = self._clone(fn, args, None, started)._pal
+            if _UnraisableArgs is None:
+                fn = functools.partial(function, **kwargs) if kwargs else function
+                pal = self._clone(fn, args, None, started)._pal
+            else:
+                reported = _Reported(function, kwargs or {})
+                pal = self._clone(
+                    reported, args, None, started, reraise=False, name_of=function
+                )._pal
         except BaseException as exc:
             if not started and not isinstance(exc, Exception):
                 _forget_unstarted(function)
@@ -277,6 +291,71 @@ class Hook:
     def _counted(self) -> None:
         with self._count_lock:
             self.threads_created += 1
+
+
+class _Reported:
+    """What a thread started through ``_thread.start_new_thread`` runs: ``function``,
+    with an exception escaping it reported to ``sys.unraisablehook`` as the interpreter
+    reports it (the function as the object; SystemExit ends the thread quietly)."""
+
+    __slots__ = ("function", "kwargs")
+
+    def __init__(self, function: Callable[..., object], kwargs: dict[str, Any]) -> None:
+        self.function = function
+        self.kwargs = kwargs
+
+    def __call__(self, *args: Any) -> None:
+        try:
+            self.function(*args, **self.kwargs)
+        except SystemExit:
+            pass
+        except BaseException as exc:
+            _report_unraisable(exc, self.function)
+
+
+def _report_unraisable(exc: BaseException, function: object) -> None:
+    assert _UnraisableArgs is not None
+    if sys.version_info >= (3, 13):
+        message, obj = f"Exception ignored in thread started by {function!r}", None
+    else:
+        message, obj = "Exception ignored in thread started by", function
+    args = _UnraisableArgs((type(exc), exc, exc.__traceback__, message, obj))
+    try:
+        sys.unraisablehook(args)
+    except BaseException:
+        sys.__unraisablehook__(args)
+
+
+class _Probe(Exception):
+    pass
+
+
+class _Dies:
+    def __del__(self) -> None:
+        raise _Probe
+
+
+def _unraisable_args_type() -> Any:
+    """``sys.UnraisableHookArgs``, which the interpreter does not name: taken from one
+    unraisable exception raised for the purpose (others arriving meanwhile are passed
+    on to the hook that was in place)."""
+    seen: list[Any] = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = seen.append
+    try:
+        _Dies()
+    finally:
+        sys.unraisablehook = previous
+    found = None
+    for args in seen:
+        if isinstance(args.exc_value, _Probe):
+            found = type(args)
+        else:
+            previous(args)
+    return found
+
+
+_UnraisableArgs: Any = _unraisable_args_type()
 
 
 def _forget_unstarted(fn: object) -> None:
