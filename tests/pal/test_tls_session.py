@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import queue
 import random
+import sys
 import threading
 
 import pytest
@@ -240,6 +241,18 @@ def test_close_notify_ends_the_stream_after_the_data(client_tls: str, server_tls
 
 
 @each_pairing
+def test_close_notify_both_ways_is_an_end_on_both_sides(client_tls: str, server_tls: str) -> None:
+    """Each end sends its close_notify before it has the other's: neither is a failure."""
+    client, server = connected(client_tls, server_tls)
+    from_server, from_client = server.close_notify(), client.close_notify()
+    assert from_server and from_client
+    server.feed(from_client)
+    client.feed(from_server)
+    assert server.peer_closed and client.peer_closed
+    assert (server.buffered, client.buffered) == (0, 0)
+
+
+@each_pairing
 @pytest.mark.parametrize("offset", [0, 1, 4, 5, 12, 13, 20, -1], ids=lambda o: f"byte{o}")
 def test_tampered_record_raises_and_yields_nothing(
     client_tls: str, server_tls: str, offset: int
@@ -299,3 +312,62 @@ def test_round_trip_for_any_chunking_and_split(
         # Exactly the plaintext of the whole records so far: nothing early, nothing held.
         assert received == plaintext[: plain_at[whole]]
     assert received == plaintext
+
+
+# -- many sessions at once -----------------------------------------------------------------
+
+
+@each_pairing
+def test_concurrent_handshakes_each_use_their_own_key(client_tls: str, server_tls: str) -> None:
+    """Handshakes running at once on many threads never borrow each other's key: pairs
+    with matching keys all connect, and every pair whose keys differ fails."""
+    keys = [bytes([i]) * 32 for i in range(8)]
+    outcomes: dict[int, tuple[BaseException | None, BaseException | None]] = {}
+    received: dict[int, bytes] = {}
+    start = threading.Barrier(len(keys))
+
+    def one(i: int) -> None:
+        # Odd pairs: the server holds the next pair's key.
+        server_key = keys[(i + 1) % len(keys)] if i % 2 else keys[i]
+        client, server = pair(client_tls, server_tls, keys[i], server_key)
+        start.wait(WAIT_S)
+        outcomes[i] = Link(client, server).run()
+        if i % 2 == 0:
+            (record,) = seal_all(client, keys[i])
+            server.feed(record)
+            received[i] = server.take(32)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(keys))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT_S * 3)
+        assert not t.is_alive()
+    assert sorted(outcomes) == list(range(len(keys)))
+    for i, (client_error, server_error) in outcomes.items():
+        if i % 2 == 0:
+            assert (client_error, server_error) == (None, None)
+            assert received[i] == keys[i]
+        else:
+            assert isinstance(client_error, TlsFailure) and isinstance(server_error, TlsFailure)
+
+
+@pytest.mark.skipif("openssl" not in TLS_BACKENDS, reason="no OpenSSL TLS-PSK before 3.13")
+def test_openssl_server_never_resumes_a_session_of_another_pipe() -> None:
+    """A session that ended cleanly, offered again by a client holding another key, gets
+    a full handshake (and fails on the key), never a resumption that skips the PSK."""
+    if sys.version_info >= (3, 13):  # for the type checker; the mark skips older Pythons
+        from pylibos.pal._tls_openssl import OpenSslSession, _client_context
+
+        client, server = connected("openssl", "openssl")
+        client.feed(server.close_notify())
+        server.feed(client.close_notify())
+        offered = client._obj.session
+        assert offered is not None
+        for server_key in (PSK, bytes(32)):
+            thief = OpenSslSession(bytes([7]) * 32, server=False)
+            thief._obj = _client_context().wrap_bio(
+                thief._incoming, thief._outgoing, server_side=False, session=offered
+            )
+            client_error, server_error = Link(thief, OpenSslSession(server_key, server=True)).run()
+            assert isinstance(client_error, TlsFailure) and isinstance(server_error, TlsFailure)

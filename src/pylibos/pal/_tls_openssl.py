@@ -3,9 +3,16 @@
 An ``SSLObject`` over two ``MemoryBIO``s is sans-IO, like mbed TLS's buffer API: the
 session never touches the socket, so the host moves (and counts) every byte.  Its edges:
 
-* The PSK callbacks (``set_psk_client_callback`` / ``set_psk_server_callback``) are
-  per context and get no connection, so each session has its own context, holding its
-  own key: a pipe's key never reaches another pipe's session.
+* The PSK callbacks (``set_psk_client_callback`` / ``set_psk_server_callback``) are set
+  per context and are not told which connection asks.  A context costs a few hundred
+  microseconds to make, so clients share one, and a client's key reaches the callback
+  through a thread-local: OpenSSL calls it inside ``do_handshake``, on the thread that
+  called it, and the session puts its key there for exactly that call (a callback that
+  finds none answers with none, and the handshake fails).  Servers cannot share one: a
+  server context caches the sessions that ended with close_notify, the standard library
+  has no way to turn that cache off, and a client offering a cached session ID resumes it
+  without any PSK callback.  Shared, it would let a session of one pipe open another pipe
+  whose key differs.  So each server session has its own context, holding only its key.
 * The server callback returns an empty key for an unknown identity, which OpenSSL treats
   as "no such identity": the handshake fails, as mbed TLS fails one against its key store.
 * With memory BIOs OpenSSL never blocks on output: a whole flight (or record) is queued
@@ -13,19 +20,22 @@ session never touches the socket, so the host moves (and counts) every byte.  It
   hands out one message at a time, so the same handshake takes fewer sends here.
 * ``read`` returns at most one record's plaintext per call and raises
   ``SSLWantReadError`` when no whole record is left, and ``SSLError`` (bad record MAC,
-  ...) on a record that fails authentication; a failed record yields no plaintext.  It
-  returns ``b""`` on the peer's close_notify.  We never write EOF into the incoming BIO: the host
+  ...) on a record that fails authentication; a failed record yields no plaintext.  The
+  peer's close_notify is ``b""``, or ``SSLZeroReturnError`` if this end sent its own
+  first.  We never write EOF into the incoming BIO: the host
   learns the end of the stream from the socket and judges it (``mid_record``, a cut
   without close_notify) itself, so ``b""`` here means close_notify and nothing else.
-* Session tickets are off: nothing is resumed, and each handshake is the full PSK one
-  Gramine's pipes make.
+* Session tickets are off and no session outlives its own context (tested): nothing is
+  resumed, and each handshake is the full PSK one Gramine's pipes make.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import ssl
 import sys
+import threading
 from collections.abc import Callable
 
 from ._tls import MAX_PLAINTEXT, PSK_IDENTITY, TlsFailure, TlsSession
@@ -36,27 +46,42 @@ OPENSSL_CIPHER = "PSK-AES128-GCM-SHA256"
 """``CIPHERSUITE`` by OpenSSL's name."""
 
 
-def _context(psk: bytes, server: bool) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server else ssl.PROTOCOL_TLS_CLIENT)
+class _HandshakeKey(threading.local):
+    psk: bytes | None = None
+
+
+_key = _HandshakeKey()
+
+
+def _client_key(hint: str | None) -> tuple[str | None, bytes]:
+    return PSK_IDENTITY, _key.psk or b""
+
+
+def _configure(ctx: ssl.SSLContext) -> ssl.SSLContext:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers(OPENSSL_CIPHER)
     ctx.options |= ssl.OP_NO_TICKET | ssl.OP_NO_RENEGOTIATION
-    if server:
+    return ctx
 
-        def server_key(identity: str | None) -> bytes:
-            return psk if identity == PSK_IDENTITY else b""
 
-        ctx.set_psk_server_callback(server_key)
-    else:
-        # No certificate is involved: the PSK alone authenticates both ends.
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
+@functools.cache
+def _client_context() -> ssl.SSLContext:
+    ctx = _configure(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+    # No certificate is involved: the PSK alone authenticates both ends.
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_psk_client_callback(_client_key)
+    return ctx
 
-        def client_key(hint: str | None) -> tuple[str | None, bytes]:
-            return PSK_IDENTITY, psk
 
-        ctx.set_psk_client_callback(client_key)
+def _server_context(psk: bytes) -> ssl.SSLContext:
+    ctx = _configure(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
+
+    def server_key(identity: str | None) -> bytes:
+        return psk if identity == PSK_IDENTITY else b""
+
+    ctx.set_psk_server_callback(server_key)
     return ctx
 
 
@@ -71,9 +96,9 @@ class OpenSslSession(TlsSession):
         super().__init__(psk, server=server)
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
-        self._obj = _context(bytes(psk), server).wrap_bio(
-            self._incoming, self._outgoing, server_side=server
-        )
+        self._psk = bytes(psk)
+        ctx = _server_context(self._psk) if server else _client_context()
+        self._obj = ctx.wrap_bio(self._incoming, self._outgoing, server_side=server)
         self._established = False
 
     @property
@@ -83,7 +108,11 @@ class OpenSslSession(TlsSession):
     def handshake(self, send: Callable[[bytes], None], recv: Callable[[], bytes]) -> None:
         while not self._established:
             try:
-                self._obj.do_handshake()
+                _key.psk = self._psk
+                try:
+                    self._obj.do_handshake()
+                finally:
+                    _key.psk = None
             except ssl.SSLWantReadError:
                 out = self._outgoing.read()
                 if out:
@@ -130,6 +159,11 @@ class OpenSslSession(TlsSession):
             try:
                 data = self._obj.read(MAX_PLAINTEXT)
             except ssl.SSLWantReadError:
+                return
+            except ssl.SSLZeroReturnError:
+                # close_notify when this end had sent its own first (read() returns b""
+                # only when it had not).
+                self.peer_closed = True
                 return
             except ssl.SSLError as exc:
                 raise TlsFailure(f"record rejected: {_describe(exc)}") from exc
