@@ -362,6 +362,7 @@ def test_openssl_server_never_resumes_a_session_of_another_pipe() -> None:
         client, server = connected("openssl", "openssl")
         client.feed(server.close_notify())
         server.feed(client.close_notify())
+        assert isinstance(client, OpenSslSession)
         offered = client._obj.session
         assert offered is not None
         for server_key in (PSK, bytes(32)):
