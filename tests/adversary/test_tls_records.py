@@ -23,10 +23,11 @@ _OVERHEAD = 5 + 8 + 16  # header, explicit nonce, GCM tag
 PLAIN_CLOSE_NOTIFY = bytes([21, 3, 3, 0, 2, 1, 0])  # alert(21), TLS 1.2, warning, close_notify
 
 
-@pytest.fixture
-def pipe() -> Iterator[tuple[pal.Host, Handle, Handle, list[bytes]]]:
-    """A TLS pipe with two records in flight, taken off the wire by the host."""
-    with pal.open_host("sgx") as host:
+@pytest.fixture(params=pal.available_tls_backends())
+def pipe(request: pytest.FixtureRequest) -> Iterator[tuple[pal.Host, Handle, Handle, list[bytes]]]:
+    """A TLS pipe with two records in flight, taken off the wire by the host; once per
+    TLS library this Python has."""
+    with pal.open_host("sgx", tls=request.param) as host:
         reader, writer = host.create_pipe()
         try:
             host.write(writer, FIRST)
