@@ -128,8 +128,8 @@ class AsyncWorker:
                 self._event.wait(timeout)
                 self._event.clear()
             except (OSError, PalError) as exc:
-                if self._event._host.closed:
-                    return  # the host is gone for good: not an error to wait out
+                if self._event._host.closed or self._stopping:
+                    return  # the host is gone, or the LibOS is stopping us: no error
                 pause = self.host_errors.record(exc if isinstance(exc, OSError) else oserror(exc))
                 self._pause(pause)
             else:

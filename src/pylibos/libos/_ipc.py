@@ -119,8 +119,8 @@ class IpcWorker:
             try:
                 self._step()
             except (OSError, PalError) as exc:
-                if self._host.closed:
-                    return  # the host is gone for good: not an error to wait out
+                if self._host.closed or self._stopping:
+                    return  # the host is gone, or the LibOS is stopping us: no error
                 pause = self.host_errors.record(exc)
                 with self._lock:
                     if not self._stopping:
