@@ -124,11 +124,12 @@ def test_a_result_that_changes_between_native_runs_is_an_error(
 
 
 def test_size_is_passed_and_report_rerenders_the_saved_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _write(tmp_path, "echo", "import sys\nprint(' '.join(sys.argv[1:]))\n")
     js, md, png = tmp_path / "run.json", tmp_path / "run.md", tmp_path / "run.png"
-    argv = ["workloads", "--dir", str(tmp_path), "--configs", "native", "--repeat", "1"]
+    monkeypatch.chdir(tmp_path.parent)  # a --dir relative to where the command runs
+    argv = ["workloads", "--dir", tmp_path.name, "--configs", "native", "--repeat", "1"]
     outputs = ["--json", str(js), "--markdown", str(md), "--plot", str(png)]
     assert main([*argv, "--size", "0.25", *outputs]) == 0
     data = json.loads(js.read_text())

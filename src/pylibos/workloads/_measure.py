@@ -379,7 +379,7 @@ def run(
         with tempfile.TemporaryDirectory(prefix="pylibos-workloads-") as scratch:
             for round_no in range(1, settings.repeat + 1):
                 for workload in settings.workloads:
-                    script = settings.folder / f"{workload}.py"
+                    script = (settings.folder / f"{workload}.py").resolve()
                     native = outcome.native(workload)
                     for config in configs:
                         cell = outcome.cells[(workload, config.name)]
