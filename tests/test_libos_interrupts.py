@@ -246,11 +246,13 @@ def test_interrupt_at_every_line_of_a_clone(kind: str, events: str) -> None:
             assert made.pop().join(BOUND)
         assert lines > 50
         interrupted = 0
-        for n in range(1, lines + 1):
+        # Every line; on sgx/pipe (a TLS handshake per clone) every other line, for time.
+        points = range(1, lines + 1, 2 if events == "pipe" else 1)
+        for n in points:
             interrupted += _interrupt_at_line(clone, n)
             while made:
                 assert made.pop().join(BOUND)
-        assert interrupted >= lines * 0.8  # (lines the run never reached do not count)
+        assert interrupted >= len(points) * 0.8  # (lines a run never reached do not count)
         before.assert_same(libos)
     finally:
         libos.shutdown()
