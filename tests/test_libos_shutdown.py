@@ -12,7 +12,7 @@ import pytest
 
 from libos_support import BOUND, CONFIG_IDS, CONFIGS, open_fds, spying, wait_until
 from pylibos.libos import LibOS
-from pylibos.pal import PalError, open_host
+from pylibos.pal import PalError, SgxHost, open_host
 
 SLACK = 0.5
 """How far past its timeout a shutdown may end (the issue's target)."""
@@ -154,6 +154,8 @@ def test_either_order_leaves_nothing(kind: str, events: str, host_first: bool) -
         failure = t.exception
         assert failure is None or (isinstance(failure, OSError) and failure.errno == errno.EBADF)
     assert host.open_handles() == [] and host.live_threads() == []
+    if isinstance(host, SgxHost):
+        assert host.threads_in_use == 1  # the main thread's slot alone
     assert libos.threads() == []
     assert wait_until(lambda: open_fds() <= fds), f"fds left: {open_fds() - fds}"
 
