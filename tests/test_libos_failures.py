@@ -3,6 +3,7 @@ anything, adopted threads' dummies, memory pinned by finished threads, thread sl
 
 from __future__ import annotations
 
+import _thread
 import errno
 import gc
 import threading
@@ -153,3 +154,27 @@ def test_concurrent_cloners_get_no_spurious_enomem() -> None:
         assert not any(c.is_alive() for c in cloners)
     assert [f for f in failures if f.errno == errno.ENOMEM] == []
     assert failures == []
+
+
+@pytest.mark.parametrize("events", ["pipe", "raw"])
+def test_threads_threading_does_not_know_leave_no_dummy_threads(events: str) -> None:
+    """A thread started with ``_thread`` (or by C code) that uses the LibOS is adopted
+    without ``threading.current_thread()``, which would register a _DummyThread for it
+    that nothing removes."""
+    with booted("sgx", events) as libos:
+        dummies, active = _dummies(), threading.active_count()
+        done = threading.Semaphore(0)
+        names: list[str] = []
+
+        def outsider() -> None:
+            names.append(libos.current_thread().name)
+            done.release()
+
+        for _ in range(20):
+            _thread.start_new_thread(outsider, ())
+        for _ in range(20):
+            assert done.acquire(timeout=BOUND)
+        assert wait_until(lambda: len(libos.threads()) == 1)  # adopted ones released
+        assert _dummies() == dummies
+        assert threading.active_count() == active
+        assert all(name.startswith("adopted-") for name in names)

@@ -53,6 +53,15 @@ def _attach_and_note(thread: LibOSThread, started: list[LibOSThread], pal: PalTh
     started.append(thread)
 
 
+def _thread_name() -> str:
+    """The calling thread's name in ``threading``, without making it a ``_DummyThread``:
+    ``threading.current_thread()`` registers one for a thread ``threading`` does not
+    know (one started with ``_thread`` or by C code), and nothing ever removes it."""
+    ident = threading.get_ident()
+    known = getattr(threading, "_active", {}).get(ident)
+    return known.name if known is not None else f"adopted-{ident}"
+
+
 class _AdoptionMarker:
     """Lives in an adopted thread's thread-local state; its end means the thread's."""
 
@@ -258,7 +267,7 @@ class LibOS:
         with self._adopt_lock:
             if self._closed:
                 raise RuntimeError("the LibOS is shut down")
-            thread = self._get_new_thread(threading.current_thread().name)
+            thread = self._get_new_thread(_thread_name())
             self._adopted[thread.tid] = thread
         marker = _AdoptionMarker()
         weakref.finalize(marker, self._forget_adopted, thread.tid)
