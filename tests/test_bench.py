@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -288,3 +289,23 @@ def test_p95_never_exceeds_the_largest_sample() -> None:
 
     stats = _stats([100, 200])
     assert stats is not None and stats["p95"] <= 200
+
+
+def test_the_workers_calls_are_counted_apart() -> None:
+    """The LibOS's workers poll now and then on their own; the benchmark takes their calls
+    out of the measured threads' (``worker_host_calls``)."""
+    from pylibos.libos import LibOS
+    from pylibos.pal import open_host
+
+    host = open_host("direct")
+    libos = LibOS(host, "eventfd")
+    try:
+        deadline = time.monotonic() + 10
+        while libos.worker_host_calls() < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)  # each worker's first poll follows its start
+        assert libos.worker_host_calls() >= 2  # one poll each, at least
+        mine = host.thread_calls()
+        assert host.calls_total >= mine + libos.worker_host_calls()
+    finally:
+        libos.shutdown()
+        host.shutdown()

@@ -15,9 +15,10 @@ batches ran, divided by the threads created (creation, the handshake helper's tr
 and the release of the thread's event at exit).  Nothing else runs meanwhile: the
 LibOS's workers sleep.
 
-Live threads (``--live``) are started the same way (daemon threads asleep: on a
-``threading.Event`` natively, on their pollable event under the LibOS), before the
-batches.  The measured threads are what the statement makes: non-daemon threads.
+Live threads (``--live``) are started the same way, before the batches: daemon threads
+asleep on a ``threading.Event`` (under the LibOS each holds its tid, pollable event and
+table entry; asleep on the event itself it would re-poll now and then, host calls that are
+no measured thread's).  The measured threads are what the statement makes: non-daemon threads.
 """
 
 from __future__ import annotations
@@ -390,6 +391,7 @@ class LibOSSubject(Subject):
             self.host.shutdown()
             raise
         self._live: list[threading.Thread] = []
+        self._release = threading.Event()
         self._hook = Hook(self.libos)
 
         def start_live() -> None:
@@ -400,9 +402,7 @@ class LibOSSubject(Subject):
                     self._live.append(t)
 
         try:
-            polls = self.host.calls["poll"]
             self._measure_live(start_live)
-            self._settle_live(polls)
             self._fill_pool()
             self.run_batch()  # warm-up, not recorded
         except BaseException:
@@ -412,8 +412,9 @@ class LibOSSubject(Subject):
         self._start_ns.clear()
         self._taken = 0
         self._ns: dict[str, list[int]] = {p: [] for p in TIMED}
-        self._calls0 = self.host.calls_total
+        self._calls0 = self.host.calls_total - self.libos.worker_host_calls()
         self._kinds0 = Counter(self.host.calls)
+        self._workers0 = self.libos.worker_host_calls()
 
     @contextlib.contextmanager
     def _installed(self) -> Iterator[None]:
@@ -436,15 +437,10 @@ class LibOSSubject(Subject):
         return new
 
     def _sleep(self) -> None:
-        self.libos.current_thread().event.wait(_LIVE_WAIT_S)
-
-    def _settle_live(self, polls: int) -> None:
-        """Wait (bounded) until every live thread is asleep: each makes exactly one host
-        call, the poll it sleeps in, and one made during the batches would be counted as
-        theirs."""
-        deadline = time.monotonic() + _JOIN_S
-        while self.host.calls["poll"] < polls + self.live and time.monotonic() < deadline:
-            time.sleep(0.001)
+        # A LibOS thread (tid, event, table entry), asleep on a threading.Event: asleep on
+        # its pollable event it would re-poll every RECHECK_S seconds, host calls that
+        # are no measured thread's.
+        self._release.wait(_LIVE_WAIT_S)
 
     def _fill_pool(self) -> None:
         """With a pool, leave one event per thread of a batch in it: a batch's threads
@@ -465,9 +461,7 @@ class LibOSSubject(Subject):
 
     def teardown(self) -> None:
         self._hook.uninstall()
-        for thread in self.libos.threads():
-            if thread is not self.libos.main_thread:
-                thread.event.set()
+        self._release.set()
         for t in self._live:
             t.join(_JOIN_S)
         self.libos.shutdown()
@@ -481,9 +475,12 @@ class LibOSSubject(Subject):
         out["phases_ns"] = {p: _stats(_per_clone(self._ns[p], clones)) for p in TIMED}
         out["batches_ns"] = self._batches_json(out["phases_ns"])
         threads = max(out["threads"], 1)
-        out["host_calls_per_clone"] = (self.host.calls_total - self._calls0) / threads
+        calls = self.host.calls_total - self.libos.worker_host_calls() - self._calls0
+        out["host_calls_per_clone"] = calls / threads
         kinds = Counter(self.host.calls)
         kinds.subtract(self._kinds0)
+        # The idle workers' calls are their periodic polls.
+        kinds["poll"] -= self.libos.worker_host_calls() - self._workers0
         out["host_calls_by_kind_per_clone"] = {
             k: v / threads for k, v in sorted(kinds.items()) if v
         }

@@ -98,6 +98,8 @@ class LibOS:
         self._closed = False
         # The thread-start hook installed for this LibOS, if any (``pylibos.libos.install``).
         self._hook: Hook | None = None
+        # The host-call counts of the LibOS's own workers (``worker_host_calls``).
+        self._worker_accounts: list[list[int]] = []
         self._down = False  # shutdown has run to its end
         self._local = threading.local()
         self._table = ThreadTable()
@@ -144,6 +146,7 @@ class LibOS:
         running = threading.Event()
 
         def worker() -> None:
+            self._worker_accounts.append(self.host.thread_account())
             running.set()
             fn()
 
@@ -154,6 +157,11 @@ class LibOS:
             raise oserror(exc, "start LibOS worker") from exc
         running.wait(_JOIN_S)
         return thread
+
+    def worker_host_calls(self) -> int:
+        """Host calls the LibOS's async and IPC workers have made (their periodic
+        rechecks, the IPC traffic): no thread creation's doing."""
+        return sum(account[0] for account in self._worker_accounts)
 
     # -- threads ---------------------------------------------------------------------
 

@@ -254,11 +254,16 @@ class Host:
 
     def thread_calls(self) -> int:
         """Host calls made so far by the calling thread and the helpers it started."""
+        return self.thread_account()[0]
+
+    def thread_account(self) -> list[int]:
+        """The calling thread's count of host calls, as a live one-item list another
+        thread may read later (``[0]``)."""
         try:
             account: list[int] = self._accounts.calls
         except AttributeError:
             account = self._accounts.calls = [0]
-        return account[0]
+        return account
 
     def _charge_to(self, account: list[int], fn: Callable[..., object], *args: Any) -> None:
         self._accounts.calls = account
