@@ -372,6 +372,25 @@ class TestInstall:
             lib.shutdown()
             host.shutdown()
 
+    def test_a_start_the_host_refuses_is_not_counted(
+        self, libos: LibOS, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The OS refuses the thread after the PAL took its slot and recorded it."""
+        from pylibos.pal import _thread as pal_thread
+
+        def no_thread(*args: object, **kwargs: object) -> object:
+            raise RuntimeError("can't start new thread")
+
+        monkeypatch.setattr(pal_thread, "_start_new_thread", no_thread)
+        monkeypatch.setattr(pal_thread, "_start_joinable_thread", no_thread)
+        with install(libos) as hook:
+            t = threading.Thread(target=lambda: None)
+            with pytest.raises(RuntimeError, match="can't start new thread"):
+                t.start()
+            assert hook.threads_created == 0
+            assert t not in threading._limbo  # type: ignore[attr-defined]
+            assert len(libos.threads()) == 1 and len(libos.host.live_threads()) == 2  # workers
+
     def test_a_thread_started_before_install_or_by_a_copy_is_adopted(self, libos: LibOS) -> None:
         early = _thread.start_new_thread  # as C code or an early import holds it
         with install(libos) as hook:

@@ -258,7 +258,9 @@ class Hook:
                     reported, args, None, started, reraise=False, name_of=function
                 )._pal
         except BaseException as exc:
-            if not started and not isinstance(exc, Exception):
+            if isinstance(exc, Exception):
+                started.clear()  # refused (after the PAL's record, too): no thread runs
+            elif not started:
                 _forget_unstarted(function)
             raise
         finally:
@@ -279,7 +281,9 @@ class Hook:
                 raise TypeError("thread function must be callable")
             pal = self._clone(function, (), (handle, bool(daemon)), started)._pal
         except BaseException as exc:
-            if not started and not isinstance(exc, Exception):
+            if isinstance(exc, Exception):
+                started.clear()  # refused (after the PAL's record, too): no thread runs
+            elif not started:
                 _forget_unstarted(function)
             raise
         finally:
