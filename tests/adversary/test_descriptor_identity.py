@@ -12,6 +12,7 @@ Now each handle checks its descriptor's identity before acting, and fails, alone
 from __future__ import annotations
 
 import os
+import select
 import socket
 import threading
 
@@ -149,3 +150,37 @@ def test_an_eventfd_is_told_from_another_eventfd_at_its_number(kind: str) -> Non
             os.close(number)  # still open: the PAL did not close it
         finally:
             os.close(program)
+
+
+@pytest.mark.parametrize("kind", ["sgx", "direct"])
+@pytest.mark.parametrize("end", ["close", "shutdown"])
+def test_an_epoll_whose_host_descriptor_the_program_reused(kind: str, end: str) -> None:
+    """The host closes the host epoll under a LibOS epoll (its edge watch, whose number
+    is the epoll's ``fileno()``); the program's next socket gets the number.  Every
+    eventfd and epoll shares one anonymous inode, so only the registry tells them apart.
+    Neither the program's calls on the epoll nor its close nor the LibOS's shutdown may
+    touch the program's socket."""
+    with booted(kind) as libos:
+        ep = libos.epoll()
+        a, b = socket.socketpair()
+        number = ep.fileno()
+        mine, theirs = _socketpair_at(number)  # the host closes the epoll's descriptor
+        try:
+            with pytest.raises(OSError):
+                ep.register(a.fileno(), select.EPOLLIN | select.EPOLLET)
+            theirs.sendall(b"the program's own data")
+            if end == "close":
+                ep.close()
+            else:
+                libos.shutdown(timeout=BOUND)
+            assert os.fstat(number) is not None  # still open
+            assert mine.fileno() == number
+            assert mine.recv(64) == b"the program's own data", "the PAL took the data"
+            mine.sendall(b"still open")  # not closed by the PAL
+            assert theirs.recv(64) == b"still open"
+        finally:
+            mine.close()
+            theirs.close()
+            a.close()
+            b.close()
+            ep.close()

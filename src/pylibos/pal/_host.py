@@ -122,7 +122,7 @@ class _EventfdRegistry:
     """
 
     def __init__(self) -> None:
-        self._epoll = select.epoll()
+        self._epoll = _host_epoll()  # never the LibOS's, which pylibos run puts there
         self._syscall = ctypes.CDLL(None, use_errno=True).syscall
         self._pid = os.getpid()
 
@@ -171,6 +171,15 @@ class _EventfdRegistry:
 
     def close(self) -> None:
         self._epoll.close()
+
+
+# Host epolls whose number the host took away: a ``select.epoll`` closes its number when
+# it is freed, and cannot let go of it, so these are never freed (one small object each).
+_STRANDED: list[select.epoll] = []
+
+
+def _never_close(epoll: select.epoll) -> None:
+    _STRANDED.append(epoll)
 
 
 _SO_COOKIE = getattr(socket, "SO_COOKIE", 57)  # Linux; not named by Python before 3.12
@@ -270,10 +279,13 @@ class Host:
         fn(*args)
 
     def _track(self, handle: Handle) -> Handle:
-        if handle.kind in (HandleKind.PIPE, HandleKind.PIPE_SRV, HandleKind.EVENTFD):
+        if handle.kind in (
+            HandleKind.PIPE, HandleKind.PIPE_SRV, HandleKind.EVENTFD, HandleKind.EDGES
+        ):  # fmt: skip
             try:
                 registry = None
-                if handle.kind is HandleKind.EVENTFD:
+                if handle.kind in (HandleKind.EVENTFD, HandleKind.EDGES):
+                    # An edge watch is an epoll: it shares the one anonymous inode too.
                     registry = self._eventfd_registry()
                 if registry is not None:
                     registry.add(handle._fd)
@@ -285,6 +297,8 @@ class Host:
                 handle.closed = True
                 if handle._sock is not None:
                     handle._sock.detach()
+                if handle._epoll is not None:
+                    _never_close(handle._epoll)
                 raise _from_oserror(exc, f"{handle.uri}: identity") from None
         with self._lock:
             self._handles.add(handle)
@@ -1049,6 +1063,8 @@ class Host:
             # The number is no longer ours: forget it, never close it.
             if handle._sock is not None:
                 handle._sock.detach()
+            if handle._epoll is not None:
+                _never_close(handle._epoll)
             return
         if isinstance(handle._ident, _EventfdRegistry):
             handle._ident.remove(handle._fd)
