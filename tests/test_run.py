@@ -181,6 +181,23 @@ def test_stats_and_json(tmp_path: Path) -> None:
     assert data["projected_host_call_cycles"] == data["host_calls_total"] * 1000
 
 
+def test_run_loads_no_benchmark_numpy_rich_or_matplotlib(tmp_path: Path) -> None:
+    """Start-up is part of every workload's time under ``pylibos run``: the command loads
+    the LibOS and nothing the other subcommands need."""
+    write(
+        tmp_path,
+        "modules.py",
+        """
+        import sys
+        heavy = ("numpy", "rich", "matplotlib", "pylibos.bench", "pylibos.workloads")
+        print(sorted(m for m in sys.modules if m.split(".")[0] in heavy or m in heavy))
+        print("pylibos.libos" in sys.modules)
+        """,
+    )
+    under = python([*RUN, "--pal", "sgx", "--events", "raw", "--", "modules.py"], tmp_path)
+    assert (under.returncode, under.stdout) == (0, "[]\nTrue\n")
+
+
 def test_ctrl_c_is_reported_as_python_reports_it(tmp_path: Path) -> None:
     """A real SIGINT while the main thread sleeps in the LibOS's epoll (through
     selectors) and another thread runs: the traceback ends in KeyboardInterrupt and the

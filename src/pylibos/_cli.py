@@ -7,54 +7,18 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .bench import (
-    DEFAULT_COMPARE,
-    ResultsError,
-    RunError,
-    Settings,
-    load,
-    markdown,
-    parse_config,
-    parse_config_list,
-    plot,
-    run,
-    save,
-    valid_names,
-    validate,
-)
-from .bench._measure import More, Run
-from .bench._render import (
-    COMPARE_LEGEND,
-    analyse,
-    compare_rows,
-    describe,
-    rich_table,
-    seed_rows,
-    target_rows,
-    targets,
-    vs_markdown,
-    vs_rows,
-    warnings,
-)
-from .bench._stats import Figures, differences
-from .workloads import DEFAULT_TIMEOUT_S, load_if_workloads
-from .workloads import Settings as WorkloadSettings
-from .workloads import default_dir as default_workloads_dir
-from .workloads import describe as describe_workloads
-from .workloads import discover as discover_workloads
-from .workloads import markdown as workloads_markdown
-from .workloads import plot as workloads_plot
-from .workloads import run as run_workloads
-from .workloads import table_rows as workloads_rows
-from .workloads import target_rows as workloads_targets
-from .workloads import validate as validate_workloads
-from .workloads._render import LEGEND as WORKLOADS_LEGEND
+
+# Each subcommand imports what it needs when it runs: `pylibos run` (every workload's
+# process starts with it) then loads neither the benchmark, numpy, rich nor matplotlib.
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .bench import Settings
+    from .bench._measure import More
+    from .workloads import Settings as WorkloadSettings
 
 
 class UsageError(Exception):
@@ -128,6 +92,8 @@ def _render_args(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from .bench import Settings, validate
+
     settings = Settings(
         duration=args.duration,
         batch=args.batch,
@@ -148,6 +114,10 @@ def _until_stable(width: float, budget: float, reached: dict[str, bool]) -> More
     """Another round while some target of this live count (with no target among the
     configurations: some clone median) has an interval wider than ``width`` (relative to
     its value) and the budget is not spent."""
+
+    from .bench._measure import Run
+    from .bench._render import targets
+    from .bench._stats import Figures
 
     def more(partial: Run, live: int, elapsed: float) -> bool:
         data = partial.as_json()
@@ -177,6 +147,11 @@ def _measure(
     console: Console,
     until: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .bench import RunError, analyse, run
+
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -241,6 +216,8 @@ def _outputs(data: dict[str, Any], args: argparse.Namespace, console: Console) -
 
 
 def _write_outputs(data: dict[str, Any], args: argparse.Namespace, console: Console) -> None:
+    from .bench import markdown, plot, save
+
     if getattr(args, "json", None):
         save(data, args.json)
         console.print(f"JSON written to {args.json}")
@@ -259,6 +236,16 @@ def _print_warnings(notes: Sequence[str], console: Console) -> None:
 
 
 def _print_compare(data: dict[str, Any], console: Console) -> None:
+    from .bench._render import (
+        COMPARE_LEGEND,
+        compare_rows,
+        describe,
+        rich_table,
+        seed_rows,
+        target_rows,
+        warnings,
+    )
+
     console.print(describe(data))
     console.print(rich_table("Side by side (medians, 95% intervals)", *compare_rows(data)))
     console.print(COMPARE_LEGEND, style="dim")
@@ -296,6 +283,9 @@ def _measure_checked(
 
 
 def cmd_bench(args: argparse.Namespace, console: Console) -> int:
+    from .bench import parse_config
+    from .bench._render import describe, rich_table, seed_rows, warnings
+
     try:
         config = parse_config(args.config)
     except ValueError as exc:
@@ -314,6 +304,8 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    from .bench import parse_config_list
+
     try:
         configs = parse_config_list(args.configs)
     except ValueError as exc:
@@ -325,6 +317,8 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
 
 
 def _load(path: str) -> dict[str, Any]:
+    from .bench import ResultsError, analyse, load
+
     try:
         data = load(path)
     except ResultsError as exc:
@@ -335,6 +329,11 @@ def _load(path: str) -> dict[str, Any]:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from .bench import ResultsError
+    from .bench._render import describe, rich_table, vs_markdown, vs_rows
+    from .bench._stats import differences
+    from .workloads import load_if_workloads
+
     try:
         saved = load_if_workloads(args.results)
     except ResultsError as exc:
@@ -374,6 +373,12 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 
 def _workload_settings(args: argparse.Namespace) -> WorkloadSettings:
+    from .bench import parse_config_list
+    from .workloads import Settings as WorkloadSettings
+    from .workloads import default_dir as default_workloads_dir
+    from .workloads import discover as discover_workloads
+    from .workloads import validate as validate_workloads
+
     folder = Path(args.dir) if args.dir else default_workloads_dir()
     if not folder.is_dir():
         raise UsageError(
@@ -403,6 +408,12 @@ def _workload_settings(args: argparse.Namespace) -> WorkloadSettings:
 
 
 def _print_workloads(data: dict[str, Any], console: Console) -> None:
+    from .bench._render import rich_table
+    from .workloads import describe as describe_workloads
+    from .workloads import table_rows as workloads_rows
+    from .workloads import target_rows as workloads_targets
+    from .workloads._render import LEGEND as WORKLOADS_LEGEND
+
     console.print(describe_workloads(data))
     console.print(rich_table("Workloads (medians)", *workloads_rows(data)))
     console.print(WORKLOADS_LEGEND, style="dim")
@@ -412,6 +423,10 @@ def _print_workloads(data: dict[str, Any], console: Console) -> None:
 
 
 def _write_workloads(data: dict[str, Any], args: argparse.Namespace, console: Console) -> None:
+    from .bench import save
+    from .workloads import markdown as workloads_markdown
+    from .workloads import plot as workloads_plot
+
     try:
         if getattr(args, "json", None):
             save(data, args.json)
@@ -428,6 +443,11 @@ def _write_workloads(data: dict[str, Any], args: argparse.Namespace, console: Co
 
 
 def cmd_workloads(args: argparse.Namespace, console: Console) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .workloads import run as run_workloads
+
     settings = _workload_settings(args)
     _check_outputs(args)
     runs = settings.repeat * len(settings.workloads) * len(settings.configs)
@@ -464,6 +484,9 @@ def cmd_workloads(args: argparse.Namespace, console: Console) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .bench import DEFAULT_COMPARE, valid_names
+    from .workloads import DEFAULT_TIMEOUT_S
+
     parser = argparse.ArgumentParser(
         prog="pylibos",
         description="What it costs a library OS to create and wake threads over channels "
@@ -593,6 +616,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_run(words[1:])
     parser = build_parser()
     args = parser.parse_args(words)
+    from rich.console import Console
+
     # Piped output (a log, a file) gets room for the tables; a terminal keeps its width.
     console = Console(width=None if sys.stdout.isatty() else 160)
     func: Callable[[argparse.Namespace, Console], int] | None = getattr(args, "func", None)
