@@ -12,15 +12,9 @@ from typing import Any
 from ._direct import DirectHost as DirectHost
 from ._errors import PalError as PalError
 from ._errors import PalErrorCode as PalErrorCode
+from ._eventfd import EVENT_TOKEN as EVENT_TOKEN
 from ._handle import Handle as Handle
 from ._handle import HandleKind as HandleKind
-from ._host import EVENT_TOKEN as EVENT_TOKEN
-from ._host import WAIT_ERROR as WAIT_ERROR
-from ._host import WAIT_HANG_UP as WAIT_HANG_UP
-from ._host import WAIT_PRI as WAIT_PRI
-from ._host import WAIT_RDHUP as WAIT_RDHUP
-from ._host import WAIT_READ as WAIT_READ
-from ._host import WAIT_WRITE as WAIT_WRITE
 from ._host import Host as Host
 from ._interrupts import critical_enter as critical_enter
 from ._interrupts import critical_leave as critical_leave
@@ -32,6 +26,12 @@ from ._tls import TLS_BACKENDS as TLS_BACKENDS
 from ._tls import available_tls_backends as available_tls_backends
 from ._tls import default_tls_backend as default_tls_backend
 from ._tls import tls_backend_problem as tls_backend_problem
+from ._wait import WAIT_ERROR as WAIT_ERROR
+from ._wait import WAIT_HANG_UP as WAIT_HANG_UP
+from ._wait import WAIT_PRI as WAIT_PRI
+from ._wait import WAIT_RDHUP as WAIT_RDHUP
+from ._wait import WAIT_READ as WAIT_READ
+from ._wait import WAIT_WRITE as WAIT_WRITE
 
 HOST_KINDS = ("direct", "sgx")
 

@@ -1,0 +1,129 @@
+"""What every mechanism of a host stands on: its key and instance, the ledger, the set
+of open handles and live threads, and the checks made before a handle is used.
+
+Each mechanism (``_pipes``, ``_eventfd``, ``_wait``, ``_edges``, ``_clone``) is a class
+over ``HostCore``; ``Host`` (``_host``) puts them together, and ``SgxHost`` (``_sgx``)
+overrides the hooks where Gramine's Linux-SGX PAL differs (``_tls_pipes``, ``_slots``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from . import _identity, _interrupts
+from ._errors import PalError, PalErrorCode
+from ._handle import Handle, HandleKind
+from ._identity import EventfdRegistry
+from ._ledger import Ledger, from_oserror
+from ._thread import PalThread
+
+PhaseHook = Callable[[str], AbstractContextManager[None]]
+
+
+def _no_phase(_name: str) -> AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
+SHUT_DOWN = "host is shut down"
+
+
+class HostCore(Ledger):
+    """State and checks shared by every mechanism of a host."""
+
+    kind = "base"
+    tls: str | None = None
+    """The TLS library of this host's pipes (``sgx``: ``"mbedtls"`` or ``"openssl"``);
+    None where pipes carry plain bytes."""
+
+    def __init__(self, master_key: bytes | None = None, *, instance: str | None = None) -> None:
+        if master_key is None:
+            master_key = secrets.token_bytes(32)
+        if not isinstance(master_key, bytes | bytearray) or len(master_key) != 32:
+            got = len(master_key) if isinstance(master_key, bytes | bytearray) else None
+            raise ValueError(
+                f"master_key must be 32 bytes, got {got if got is not None else type(master_key)}"
+            )
+        if instance is None:
+            instance = secrets.token_hex(8)
+        if not instance or "/" in instance or "\0" in instance:
+            raise ValueError(f"instance must be a non-empty name without '/' or NUL: {instance!r}")
+        super().__init__()
+        self._master_key = bytes(master_key)
+        self.instance = instance
+        # Guarded by _lock: every open handle and live thread, so shutdown leaves nothing.
+        self._lock = threading.Lock()
+        self._handles: set[Handle] = set()
+        self._threads: set[PalThread] = set()
+        self.handshake_timeout = 10.0
+        self.slot_timeout = 0.25
+        # Made at the first eventfd (see _identity.EventfdRegistry); False: not to be had.
+        self._eventfds: EventfdRegistry | bool | None = None
+        self.phase: PhaseHook = _no_phase
+        self.closed = False
+        self._sigint = _interrupts.install()
+
+    def session_key(self, name: str) -> bytes:
+        """The key that protects pipe ``name``; only ``sgx`` hosts use it."""
+        raise PalError(PalErrorCode.NOTSUPPORT, f"{self.kind} hosts have no session keys")
+
+    def _track(self, handle: Handle) -> Handle:
+        if handle.kind in (
+            HandleKind.PIPE, HandleKind.PIPE_SRV, HandleKind.EVENTFD, HandleKind.EDGES
+        ):  # fmt: skip
+            err: PalError | None = None
+            try:
+                registry = None
+                if handle.kind in (HandleKind.EVENTFD, HandleKind.EDGES):
+                    # An edge watch is an epoll: it shares the one anonymous inode too.
+                    registry = self._eventfd_registry()
+                _identity.remember(handle, registry)
+            except OSError as exc:
+                err = from_oserror(exc, f"{handle.uri}: identity")
+            except PalError as exc:
+                err = PalError(exc.code, f"{handle.uri}: identity: {exc.message}")
+            if err is not None:
+                # Gone between its opening and here: the number is not ours to close.
+                handle.closed = True
+                _identity.let_go(handle)
+                raise err
+        with self._lock:
+            self._handles.add(handle)
+        return handle
+
+    def _check(self, handle: Handle, *kinds: HandleKind, failed_ok: bool = False) -> None:
+        if not isinstance(handle, Handle):
+            raise PalError(PalErrorCode.BADHANDLE, f"not a PAL handle: {handle!r}")
+        if handle.closed:
+            raise PalError(PalErrorCode.BADHANDLE, f"handle is closed: {handle.uri}")
+        if kinds and handle.kind not in kinds:
+            if HandleKind.PIPE_SRV in kinds:
+                raise PalError(PalErrorCode.NOTSERVER, f"not a listening pipe: {handle.uri}")
+            raise PalError(
+                PalErrorCode.NOTCONNECTION, f"{handle.uri} does not support this operation"
+            )
+        if handle._failure is not None and not (failed_ok and not handle._stale):
+            raise handle._failure
+        _identity.verify(handle)
+
+    def _eventfd_registry(self) -> EventfdRegistry | None:
+        with self._lock:
+            if self._eventfds is None:
+                self._eventfds = EventfdRegistry.make(self._aside) or False
+            registry = self._eventfds
+        return registry if isinstance(registry, EventfdRegistry) else None
+
+    def _alive(self) -> None:
+        if self.closed:
+            raise PalError(PalErrorCode.BADHANDLE, SHUT_DOWN)
+
+    # What one mechanism asks of another; ``Host`` has them all.
+
+    def close(self, handle: Handle) -> None:
+        raise NotImplementedError
+
+    def stream_open(self, uri: str, *, nonblocking: bool = False) -> Handle:
+        raise NotImplementedError

@@ -1,0 +1,47 @@
+"""Host eventfds, as Gramine's ``pal_eventfd.c``: a counter that only wakes.
+
+An eventfd carries no payload: a write adds one, a read takes the whole count and
+returns that many ``EVENT_TOKEN`` bytes (at most the size asked for).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from . import _interrupts
+from ._core import HostCore
+from ._errors import PalError
+from ._handle import Handle, HandleKind
+
+EVENT_TOKEN = b"\x01"
+"""The only payload raw pipes and eventfds carry: one wakeup."""
+
+
+class Eventfds(HostCore):
+    """Open, signal, drain and wake eventfds."""
+
+    def _open_eventfd(self, uri: str, nonblocking: bool) -> Handle:
+        flags = os.EFD_CLOEXEC | (os.EFD_NONBLOCK if nonblocking else 0)
+        entered = _interrupts.enter()
+        try:
+            fd = self._call("eventfd", uri, os.eventfd, 0, flags)
+            handle = Handle(HandleKind.EVENTFD, uri, raw=True, nonblocking=nonblocking, fd=fd)
+            self._track(handle)
+        finally:
+            _interrupts.leave(entered)
+        return handle
+
+    def _read_eventfd(self, handle: Handle, size: int) -> bytes:
+        value = self._call("read", handle.uri, os.eventfd_read, handle._fd)
+        return EVENT_TOKEN * min(value, size)
+
+    def _write_eventfd(self, handle: Handle) -> int:
+        self._call("write", handle.uri, os.eventfd_write, handle._fd, 1)
+        return len(EVENT_TOKEN)
+
+    def _wake_eventfd(self, handle: Handle) -> None:
+        """Make an eventfd readable for any poller (never blocking), errors ignored."""
+        with contextlib.suppress(OSError, PalError):
+            os.set_blocking(handle._fd, False)  # a full counter must not stall us
+            self._call("write", handle.uri, os.eventfd_write, handle._fd, 1)

@@ -1,0 +1,212 @@
+"""Descriptor identity: the PAL acts only on descriptors that are still its own.
+
+The host owns the descriptor table.  It can close a descriptor the PAL holds, and the
+number is then handed to the next object anyone opens: a socket of the program, or the
+channel the LibOS opens to replace the broken one.  Acting on the number then reads,
+writes or closes that other object.  So each handle keeps the identity of its descriptor
+from its opening (a socket's cookie, a number the kernel never reuses; else device and
+inode, from fstat) and the PAL compares it before it acts.  A descriptor that is gone or
+is now something else fails the handle, for good, and its number is never touched again
+(close only forgets it).  Every eventfd shares the kernel's one anonymous inode, so
+eventfds are told apart by an epoll instance that holds them all (``EventfdRegistry``),
+where kcmp is to be had.  The check and the action are two system calls; the kernel
+offers no way to make them one, so the check narrows the window to the gap between them.
+(A real SGX host answers these calls as it likes: there only the channel's content,
+none, or its TLS, protects the enclave.  Here the kernel is honest and the host is
+another process or a test, so the check is sound.)  It is not counted as a host call:
+Gramine's PAL makes no such OCALL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import platform
+import select
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from ._errors import PalError, PalErrorCode
+from ._handle import Handle
+
+Aside = Callable[..., Any]
+"""The ledger's ``_aside`` gate: ``aside(syscall, where, fn, *args)``."""
+
+# The host's epoll, taken at import: under ``pylibos run`` the program's ``select.epoll``
+# is the LibOS's, which stands on this one.
+HOST_EPOLL = select.epoll
+
+
+class _KcmpEpollSlot(ctypes.Structure):
+    _fields_ = (("efd", ctypes.c_uint32), ("tfd", ctypes.c_uint32), ("toff", ctypes.c_uint32))
+
+
+_SYS_KCMP = {"x86_64": 312, "aarch64": 272}.get(platform.machine())
+_KCMP_EPOLL_TFD = 7
+
+
+class EventfdRegistry:
+    """Tells an eventfd of ours from any other object at its number.
+
+    Every eventfd shares the kernel's one anonymous inode, so fstat cannot tell two apart.
+    An epoll instance can: each eventfd the PAL opens is registered in this one (for no
+    events), and ``kcmp(KCMP_EPOLL_TFD)`` then says whether the file now at a number is
+    the file registered under that number.  One descriptor per host, one epoll_ctl at
+    open and at close, one kcmp per check.  Its system calls go through the ledger's
+    ``_aside`` gate (``aside``): they are the PAL's bookkeeping, not host calls.
+    """
+
+    def __init__(self, aside: Aside) -> None:
+        self._gate = aside
+        self._epoll: select.epoll = aside("epoll_create1", "eventfd registry", HOST_EPOLL)
+        self._syscall = ctypes.CDLL(None, use_errno=True).syscall
+        self._pid = os.getpid()
+
+    @classmethod
+    def make(cls, aside: Aside) -> EventfdRegistry | None:
+        """A registry, or None where kcmp is not to be had (another architecture, or a
+        seccomp filter): eventfds are then checked by inode only."""
+        if _SYS_KCMP is None:
+            return None
+        try:
+            registry = cls(aside)
+        except PalError:
+            return None
+        fd = aside("eventfd2", "eventfd registry", os.eventfd, 0, os.EFD_CLOEXEC)
+        try:
+            registry.add(fd)
+            works = registry.same(fd) is True
+            registry.remove(fd)
+        except PalError:
+            works = False
+        finally:
+            aside("close", "eventfd registry", os.close, fd)
+        if not works:
+            registry.close()
+            return None
+        return registry
+
+    def add(self, fd: int) -> None:
+        self._gate("epoll_ctl", "eventfd registry", self._epoll.register, fd, 0)
+
+    def remove(self, fd: int) -> None:
+        with contextlib.suppress(PalError):
+            self._gate("epoll_ctl", "eventfd registry", self._epoll.unregister, fd)
+
+    def same(self, fd: int) -> bool | None:
+        """True if ``fd`` holds the file registered under its number, False if another
+        object, None if ``fd`` is closed."""
+        efd = self._epoll.fileno()
+        for toff in range(4):  # a number the host recycled may be registered twice
+            slot = _KcmpEpollSlot(efd, fd, toff)
+            ret = self._syscall(
+                _SYS_KCMP, self._pid, self._pid, _KCMP_EPOLL_TFD, fd, ctypes.byref(slot)
+            )
+            if ret == 0:
+                return True
+            if ret < 0:
+                return None if ctypes.get_errno() == errno.EBADF else False
+        return False
+
+    def close(self) -> None:
+        with contextlib.suppress(PalError):
+            self._gate("close", "eventfd registry", self._epoll.close)
+
+
+# Host epolls whose number the host took away: a ``select.epoll`` closes its number when
+# it is freed, and cannot let go of it, so these are never freed (one small object each).
+_STRANDED: list[select.epoll] = []
+
+
+def let_go(handle: Handle) -> None:
+    """Forget the descriptor of a handle whose number is no longer ours, never closing it."""
+    if handle._sock is not None:
+        handle._sock.detach()
+    if handle._epoll is not None:
+        _STRANDED.append(handle._epoll)
+
+
+_SO_COOKIE = getattr(socket, "SO_COOKIE", 57)  # Linux; not named by Python before 3.12
+
+
+def _cookies_work() -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            return len(probe.getsockopt(socket.SOL_SOCKET, _SO_COOKIE, 8)) == 8
+        except OSError:
+            return False
+
+
+_COOKIES = _cookies_work()
+
+
+def identity(handle: Handle) -> object:
+    """What the descriptor under ``handle`` is: a socket's cookie (unique for the life of
+    the system, cheaper than fstat), else device and inode.  Raises ``OSError`` when the
+    descriptor is closed (or, asking for a cookie, is no socket)."""
+    sock = handle._sock
+    if sock is not None and _COOKIES:
+        return sock.getsockopt(socket.SOL_SOCKET, _SO_COOKIE, 8)
+    st = os.fstat(handle._fd)
+    return (st.st_dev, st.st_ino)
+
+
+def remember(handle: Handle, registry: EventfdRegistry | None) -> None:
+    """Record what the descriptor of a handle just opened is (``registry``: for an
+    eventfd, where kcmp is to be had).  Raises ``OSError`` if it is gone already."""
+    if registry is not None:
+        registry.add(handle._fd)
+        handle._ident = registry
+    else:
+        handle._ident = identity(handle)
+
+
+def verify(handle: Handle) -> None:
+    """Raise the handle's failure if its descriptor is gone or is now another object
+    (the handle then fails for good)."""
+    ident = handle._ident
+    if ident is None:
+        return
+    if not handle._stale:
+        if isinstance(ident, EventfdRegistry):
+            same = ident.same(handle._fd)
+            if same:
+                return
+            what = (
+                "the host closed its descriptor"
+                if same is None
+                else f"its descriptor {handle._fd} now belongs to another object"
+            )
+            handle._stale = True
+            handle._failure = PalError(PalErrorCode.BADHANDLE, f"{handle.uri}: {what}")
+            raise handle._failure
+        try:
+            now = identity(handle)
+        except OSError:
+            what = "the host closed its descriptor, or another object has its number"
+        else:
+            if now == ident:
+                return
+            what = f"its descriptor {handle._fd} now belongs to another object"
+        handle._stale = True
+        handle._failure = PalError(PalErrorCode.BADHANDLE, f"{handle.uri}: {what}")
+    assert handle._failure is not None
+    raise handle._failure
+
+
+def still_ours(handle: Handle) -> bool:
+    """Whether the descriptor under ``handle`` is still the one it was opened on."""
+    try:
+        verify(handle)
+    except PalError:
+        return False
+    return True
+
+
+def forget(handle: Handle) -> None:
+    """Before the descriptor of ``handle`` is closed: drop it from its registry."""
+    if isinstance(handle._ident, EventfdRegistry):
+        handle._ident.remove(handle._fd)

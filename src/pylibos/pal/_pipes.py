@@ -1,0 +1,212 @@
+"""Pipes: abstract UNIX sockets named by URI, as Gramine's ``pal_pipes.c``.
+
+Pipes are abstract UNIX sockets named ``pylibos/<instance>/<p|r>/<NAME>``.  The instance
+is drawn at random per host unless given, so two hosts never meet by accident; two
+processes that should talk (IPC) open their hosts with the same instance and master key.
+TLS pipes (``p``) and raw pipes (``r``) live in separate branches, so a raw end can never
+be paired with an encrypted one.
+
+The bytes of a pipe end move here as plain ``recv``/``send``; a host whose pipes are
+secured (``SgxHost``, through ``_tls_pipes``) overrides the hooks below the line
+"hooks": securing an end as it opens or is accepted, reading, writing, and the goodbye
+of an end being deleted or closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import select
+import socket
+
+from . import _interrupts
+from ._core import HostCore
+from ._errors import PalError, PalErrorCode
+from ._handle import Handle, HandleKind
+
+_ABSTRACT_MAX = 107  # sizeof(sun_path) minus the leading NUL of an abstract name
+
+
+class Pipes(HostCore):
+    """Pipe ends: open, accept, and move bytes."""
+
+    def _abstract_name(self, name: str, raw: bool) -> bytes:
+        if not name:
+            raise PalError(PalErrorCode.INVAL, "pipe name is empty")
+        if "\0" in name:
+            raise PalError(PalErrorCode.INVAL, "pipe name contains a NUL byte")
+        full = f"pylibos/{self.instance}/{'r' if raw else 'p'}/{name}".encode()
+        if len(full) > _ABSTRACT_MAX:
+            room = _ABSTRACT_MAX - (len(full) - len(name.encode()))
+            raise PalError(
+                PalErrorCode.TOOLONG,
+                f"pipe name is {len(name.encode())} bytes; at most {room} fit in sockaddr_un",
+            )
+        return b"\0" + full
+
+    def _socket_handle(
+        self, kind: HandleKind, uri: str, raw: bool, nonblocking: bool, call: str
+    ) -> Handle:
+        """A handle over a new stream socket, recorded as it is made; ``call`` names the
+        one host call it is part of."""
+        entered = _interrupts.enter()
+        try:
+            sock = self._call(
+                call, uri, socket.socket, socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC
+            )
+            handle = Handle(kind, uri, raw=raw, nonblocking=nonblocking, sock=sock)
+            self._track(handle)
+        finally:
+            _interrupts.leave(entered)
+        return handle
+
+    def _discard(self, handle: Handle, *, count: bool) -> None:
+        """Undo a handle that never opened: untrack it and close its socket."""
+        with self._lock:
+            handle.closed = True
+            self._handles.discard(handle)
+        assert handle._sock is not None
+        if count:
+            self._call("close", handle.uri, handle._sock.close)
+        else:
+            self._aside("close", handle.uri, handle._sock.close)
+
+    def _open_listener(self, uri: str, name: str, raw: bool, nonblocking: bool) -> Handle:
+        address = self._abstract_name(name, raw)
+        handle = self._socket_handle(HandleKind.PIPE_SRV, uri, raw, nonblocking, "listen")
+        sock = handle._sock
+        assert sock is not None
+        try:
+            self._aside("bind", uri, sock.bind, address)
+            self._aside("listen", uri, sock.listen, 128)
+        except BaseException as exc:
+            self._discard(handle, count=False)
+            if isinstance(exc, PalError) and exc.code is PalErrorCode.STREAMEXIST:
+                raise PalError(
+                    PalErrorCode.STREAMEXIST, f"{uri}: this pipe name already has a listener"
+                ) from None
+            raise
+        sock.setblocking(not nonblocking)
+        return handle
+
+    def _open_connecting(self, uri: str, name: str, raw: bool, nonblocking: bool) -> Handle:
+        address = self._abstract_name(name, raw)
+        handle = self._socket_handle(HandleKind.PIPE, uri, raw, nonblocking, "connect")
+        sock = handle._sock
+        assert sock is not None
+        try:
+            self._aside("connect", uri, sock.connect, address)
+        except BaseException as exc:
+            self._discard(handle, count=False)
+            if isinstance(exc, PalError) and exc.code is PalErrorCode.STREAMNOTEXIST:
+                raise PalError(
+                    PalErrorCode.STREAMNOTEXIST, f"{uri}: no listener for this pipe name"
+                ) from None
+            raise
+        if raw:
+            sock.setblocking(not nonblocking)
+            return handle
+        try:
+            self._secure_connecting(handle, name)
+        except BaseException:
+            self._discard(handle, count=True)
+            raise
+        return handle
+
+    def wait_for_client(self, server: Handle) -> Handle:
+        """Accept one connection on a listening pipe (``PalStreamWaitForClient``)."""
+        self._check(server, HandleKind.PIPE_SRV)
+        listener = server._sock
+        assert listener is not None
+        if not server.nonblocking:
+            # Wait here, where a Ctrl-C is not deferred; the accept below then finds the
+            # client at once (part of the same host call).
+            poller = select.poll()
+            poller.register(listener.fileno(), select.POLLIN)
+            with contextlib.suppress(PalError):
+                self._aside("poll", server.uri, poller.poll)
+        uri = server.uri.replace(".srv:", ":", 1)
+        entered = _interrupts.enter()
+        try:
+            sock, _ = self._call("accept", server.uri, listener.accept)
+            handle = Handle(
+                HandleKind.PIPE, uri, raw=server.raw, nonblocking=server.nonblocking, sock=sock
+            )
+            self._track(handle)
+        finally:
+            _interrupts.leave(entered)
+        if not server.raw:
+            try:
+                self._secure_accepted(handle, server.uri.partition(":")[2])
+            except BaseException:
+                self._discard(handle, count=True)
+                raise
+        sock.setblocking(not server.nonblocking)
+        return handle
+
+    def create_pipe(self, *, raw: bool = False, nonblocking: bool = False) -> tuple[Handle, Handle]:
+        """An anonymous pipe: a fresh random name, both ends connected, the listener closed.
+
+        Returns ``(accepted_end, connecting_end)``, as Gramine's ``create_pipe`` followed by
+        ``PalStreamOpen`` and ``PalStreamWaitForClient`` gives them.
+        """
+        prefix = "pipe.raw" if raw else "pipe"
+        for _ in range(8):
+            name = secrets.token_hex(8)
+            try:
+                server = self.stream_open(f"{prefix}.srv:{name}", nonblocking=False)
+            except PalError as exc:
+                if exc.code is PalErrorCode.STREAMEXIST:
+                    continue
+                raise
+            break
+        else:
+            raise PalError(PalErrorCode.STREAMEXIST, "no free random pipe name after 8 tries")
+        try:
+            connecting = self.stream_open(f"{prefix}:{name}", nonblocking=nonblocking)
+            try:
+                accepted = self.wait_for_client(server)
+            except BaseException:
+                self.close(connecting)
+                raise
+            if nonblocking:
+                # The accepted end is established (its handshake, if any, is done).
+                accepted.nonblocking = True
+                assert accepted._sock is not None
+                accepted._sock.setblocking(False)
+            return accepted, connecting
+        finally:
+            self.close(server)
+
+    def _recv(self, handle: Handle, size: int) -> bytes:
+        assert handle._sock is not None
+        return self._call("recv", handle.uri, handle._sock.recv, size)
+
+    def _send(self, handle: Handle, data: bytes | bytearray | memoryview) -> int:
+        assert handle._sock is not None
+        return self._call("send", handle.uri, handle._sock.send, data)
+
+    # -- hooks: where a host with secured pipes differs --------------------------------
+
+    def _secure_connecting(self, handle: Handle, name: str) -> None:
+        """Called on a freshly connected ``pipe:`` end; leaves it in its blocking mode."""
+        assert handle._sock is not None
+        handle._sock.setblocking(not handle.nonblocking)
+
+    def _secure_accepted(self, handle: Handle, name: str) -> None:
+        """Called on the ``pipe:`` end ``wait_for_client`` is about to return."""
+
+    def _pipe_read(self, handle: Handle, size: int) -> bytes:
+        """Up to ``size`` bytes from a connected pipe end (its read lock held)."""
+        return self._recv(handle, size)
+
+    def _pipe_write(self, handle: Handle, data: bytes | bytearray | memoryview) -> int:
+        """Write to a connected pipe end (its write lock held); bytes taken."""
+        return self._send(handle, bytes(data))
+
+    def _pipe_deleting(self, handle: Handle) -> None:
+        """Called before a pipe end is shut down both ways."""
+
+    def _pipe_closing(self, handle: Handle, helper_wait: float) -> None:
+        """Called when a pipe end has just been marked closed, before its descriptor
+        goes (``helper_wait``: how long a helper thread of the end may be waited for)."""
