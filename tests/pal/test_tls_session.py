@@ -15,7 +15,8 @@ from _pal_support import RECORD_OVERHEAD, TLS_BACKENDS, WAIT_S, records
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pylibos.pal._tls import MAX_PLAINTEXT, TlsFailure, TlsSession, session_class
+from pylibos.pal._tls import MAX_PLAINTEXT, TlsFailure, TlsSession
+from pylibos.pal._tls_backends import session_class
 
 PSK = bytes(range(32))
 ALERT = 21

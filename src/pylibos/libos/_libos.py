@@ -23,7 +23,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..pal import Host, PalError, PalErrorCode, PalThread, critical_enter, critical_leave
 from ._async import AsyncWorker
@@ -35,8 +35,12 @@ from ._ipc import THREADS, IpcClient, IpcWorker
 from ._profile import Profile
 from ._thread import LibOSThread, ThreadTable
 
-if TYPE_CHECKING:
-    from ._hook import Hook
+
+class _Installed(Protocol):
+    """What the LibOS asks of the ``Hook`` (``_hook``) installed over it, which knows it."""
+
+    def uninstall(self) -> None: ...
+
 
 _JOIN_S = 5.0
 _IPC_NAME_TRIES = 8
@@ -97,7 +101,7 @@ class LibOS:
         self.profile = Profile(host, enabled=profile)
         self._closed = False
         # The thread-start hook installed for this LibOS, if any (``pylibos.libos.install``).
-        self._hook: Hook | None = None
+        self._hook: _Installed | None = None
         # The host-call counts of the LibOS's own workers (``worker_host_calls``).
         self._worker_accounts: list[list[int]] = []
         self._down = False  # shutdown has run to its end

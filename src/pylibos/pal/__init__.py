@@ -22,10 +22,10 @@ from ._sgx import SgxHost as SgxHost
 from ._thread import PalThread as PalThread
 from ._tls import CIPHERSUITE as CIPHERSUITE
 from ._tls import PSK_IDENTITY as PSK_IDENTITY
-from ._tls import TLS_BACKENDS as TLS_BACKENDS
-from ._tls import available_tls_backends as available_tls_backends
-from ._tls import default_tls_backend as default_tls_backend
-from ._tls import tls_backend_problem as tls_backend_problem
+from ._tls_backends import TLS_BACKENDS as TLS_BACKENDS
+from ._tls_backends import available_tls_backends as available_tls_backends
+from ._tls_backends import default_tls_backend as default_tls_backend
+from ._tls_backends import tls_backend_problem as tls_backend_problem
 from ._wait import WAIT_ERROR as WAIT_ERROR
 from ._wait import WAIT_HANG_UP as WAIT_HANG_UP
 from ._wait import WAIT_PRI as WAIT_PRI

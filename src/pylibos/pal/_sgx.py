@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from ._errors import PalError, PalErrorCode
 from ._host import Host
 from ._slots import ThreadSlots
-from ._tls import default_tls_backend, session_class
+from ._tls_backends import default_tls_backend, session_class
 from ._tls_pipes import TlsPipes
 
 
