@@ -291,8 +291,10 @@ class LibOS:
         with self._adopt_lock:
             thread = self._adopted.pop(tid, None)
         if thread is not None:
-            self._table.remove(thread)
+            # Its event goes first: once the thread is out of the table, nothing of it
+            # is left (a shutdown right after finds its channel closed, not closing).
             thread.event.destroy()
+            self._table.remove(thread)
 
     def threads(self) -> list[LibOSThread]:
         """Every live thread in the thread table, main thread included."""
