@@ -9,7 +9,7 @@ import pytest
 
 from libos_support import BOUND, CONFIG_IDS, CONFIGS, assert_released, booted, wait_until
 from pylibos.libos import EVENT_KINDS, LibOS, default_events
-from pylibos.pal import HOST_KINDS, open_host
+from pylibos.pal import HOST_KINDS, ShutDownError, open_host
 
 
 @pytest.mark.parametrize(("kind", "events"), CONFIGS, ids=CONFIG_IDS)
@@ -65,7 +65,7 @@ def test_not_a_host() -> None:
 def test_closed_host() -> None:
     host = open_host("direct")
     host.shutdown()
-    with pytest.raises(ValueError, match="shut down"):
+    with pytest.raises(ShutDownError, match="shut down"):
         LibOS(host)
 
 

@@ -7,12 +7,13 @@ import errno
 import resource
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
 from libos_support import BOUND, CONFIG_IDS, CONFIGS, open_fds, spying, wait_until
-from pylibos.libos import LibOS
-from pylibos.pal import PalError, SgxHost, open_host
+from pylibos.libos import LibOS, install
+from pylibos.pal import PalError, PalErrorCode, SgxHost, ShutDownError, open_host
 
 SLACK = 0.5
 """How far past its timeout a shutdown may end (the issue's target)."""
@@ -195,3 +196,29 @@ def test_emfile_keeps_the_pal_error_as_its_cause() -> None:
                 t.join(BOUND)
         assert info.value.errno == errno.EMFILE
         assert isinstance(info.value.__cause__, PalError)
+
+
+def test_used_after_shutdown_is_one_exception_from_every_layer() -> None:
+    """``ShutDownError``, a ``PalError`` (BADHANDLE) and a ``RuntimeError``, whichever
+    public API is used after its shutdown."""
+    host = open_host("sgx")
+    libos = LibOS(host, "raw")
+    libos.shutdown()
+    host.shutdown()
+    attempts: list[Callable[[], object]] = [
+        lambda: host.stream_open("eventfd:"),
+        lambda: host.create_pipe(raw=True),
+        lambda: host.thread_create(lambda: None),
+        host.edge_watch_open,
+        lambda: LibOS(host),
+        lambda: libos.clone(lambda: None),
+        libos.epoll,
+        lambda: libos.install_async_event(0.0, lambda: None),
+        lambda: install(libos),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ShutDownError, match=r"shut down|stopped") as caught:
+            attempt()
+        assert isinstance(caught.value, RuntimeError)
+        assert isinstance(caught.value, PalError)
+        assert caught.value.code is PalErrorCode.BADHANDLE

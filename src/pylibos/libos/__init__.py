@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..pal import ShutDownError as ShutDownError
 from ._epoll import Epoll as Epoll
 from ._errno import oserror as oserror
 from ._errno import to_errno as to_errno

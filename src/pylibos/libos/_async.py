@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..pal import PalError
+from ..pal import PalError, ShutDownError
 from ._errno import oserror
 from ._hosterrors import HostErrors
 
@@ -64,7 +64,7 @@ class AsyncWorker:
             raise ValueError(f"delay must be a finite number of seconds >= 0, got {delay!r}")
         with self._lock:
             if self._stopping:
-                raise RuntimeError("the async worker has stopped")
+                raise ShutDownError("the async worker has stopped")
             timer = _Timer(time.monotonic() + delay, next(self._seq), callback)
             heapq.heappush(self._timers, timer)
             self._by_id[timer.seq] = timer

@@ -52,6 +52,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..pal import ShutDownError
 from ._epoll import Epoll
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ class Hook:
                     f"a thread-start hook is already installed, for {_current.libos!r}"
                 )
             if self.libos.closed:
-                raise RuntimeError("the LibOS is shut down")
+                raise ShutDownError("the LibOS is shut down")
             if self.libos._hook is not None:
                 raise RuntimeError("this LibOS already has a hook")
             done: list[tuple[object, str, object, object]] = []

@@ -25,7 +25,15 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..pal import Host, PalError, PalErrorCode, PalThread, critical_enter, critical_leave
+from ..pal import (
+    Host,
+    PalError,
+    PalErrorCode,
+    PalThread,
+    ShutDownError,
+    critical_enter,
+    critical_leave,
+)
 from ._async import AsyncWorker
 from ._epoll import Epoll
 from ._errno import oserror
@@ -94,7 +102,7 @@ class LibOS:
         if events not in EVENT_KINDS:
             raise ValueError(f"unknown events {events!r}; choose one of {', '.join(EVENT_KINDS)}")
         if host.closed:
-            raise ValueError("the host is shut down")
+            raise ShutDownError("the host is shut down")
         self.host = host
         self.events = events
         self.pool = bool(pool)
@@ -192,7 +200,7 @@ class LibOS:
         is appended to ``started`` as soon as its host thread exists, so a caller that a
         KeyboardInterrupt reaches after that point knows the thread runs."""
         if self._closed:
-            raise RuntimeError("the LibOS is shut down")
+            raise ShutDownError("the LibOS is shut down")
         # Ctrl-C safety: every step from here records what it made where the rollback
         # below (or shutdown) finds it.  The event is made and recorded in one critical
         # section (a Ctrl-C there is deferred to its end: microseconds, or on sgx pipes
@@ -278,7 +286,7 @@ class LibOS:
             return thread
         with self._adopt_lock:
             if self._closed:
-                raise RuntimeError("the LibOS is shut down")
+                raise ShutDownError("the LibOS is shut down")
             thread = self._get_new_thread(_thread_name())
             self._adopted[thread.tid] = thread
         marker = _AdoptionMarker()
@@ -316,7 +324,7 @@ class LibOS:
     def epoll(self, sizehint: int = -1, flags: int = 0) -> Epoll:
         """An object with ``select.epoll``'s API, implemented in the LibOS."""
         if self._closed:
-            raise RuntimeError("the LibOS is shut down")
+            raise ShutDownError("the LibOS is shut down")
         return Epoll(self.host, self._current_event, sizehint, flags, table=self._epolls)
 
     def _current_event(self) -> PollableEvent:

@@ -12,6 +12,7 @@ from typing import Any
 from ._direct import DirectHost as DirectHost
 from ._errors import PalError as PalError
 from ._errors import PalErrorCode as PalErrorCode
+from ._errors import ShutDownError as ShutDownError
 from ._eventfd import EVENT_TOKEN as EVENT_TOKEN
 from ._handle import Handle as Handle
 from ._handle import HandleKind as HandleKind

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 from . import _identity, _interrupts
-from ._errors import PalError, PalErrorCode
+from ._errors import PalError, PalErrorCode, ShutDownError
 from ._handle import Handle, HandleKind
 from ._identity import EventfdRegistry
 from ._ledger import Ledger, from_oserror
@@ -28,7 +28,7 @@ def _no_phase(_name: str) -> AbstractContextManager[None]:
     return contextlib.nullcontext()
 
 
-SHUT_DOWN = "host is shut down"
+SHUT_DOWN = "the host is shut down"
 
 
 class HostCore(Ledger):
@@ -118,7 +118,7 @@ class HostCore(Ledger):
 
     def _alive(self) -> None:
         if self.closed:
-            raise PalError(PalErrorCode.BADHANDLE, SHUT_DOWN)
+            raise ShutDownError(SHUT_DOWN)
 
     # What one mechanism asks of another; ``Host`` has them all.
 

@@ -37,3 +37,18 @@ class PalError(Exception):
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
+
+
+class ShutDownError(PalError, RuntimeError):
+    """Used after shutdown: the host, the LibOS over it, or one of its workers.
+
+    The one exception every layer's public API raises for it (``pylibos.pal`` and
+    ``pylibos.libos`` both export it).  It is a ``PalError`` with code ``BADHANDLE``, so
+    ``except PalError`` and the LibOS's one errno mapping keep working; and it is a
+    ``RuntimeError``, as Python raises for an object used after its shutdown (a thread
+    started at interpreter exit, an executor after ``shutdown()``), so ``except
+    RuntimeError`` around LibOS calls keeps working too.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(PalErrorCode.BADHANDLE, message)

@@ -23,7 +23,7 @@ from . import _identity, _interrupts
 from ._clone import Threads
 from ._core import SHUT_DOWN
 from ._edges import Edges
-from ._errors import PalError, PalErrorCode
+from ._errors import PalError, PalErrorCode, ShutDownError
 from ._eventfd import EVENT_TOKEN, Eventfds
 from ._handle import Handle, HandleKind
 from ._identity import EventfdRegistry
@@ -42,7 +42,7 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads):
         """Open ``pipe.srv:NAME``, ``pipe:NAME``, ``pipe.raw.srv:NAME``, ``pipe.raw:NAME`` or
         ``eventfd:``."""
         if self.closed:
-            raise PalError(PalErrorCode.BADHANDLE, SHUT_DOWN)
+            raise ShutDownError(SHUT_DOWN)
         if not isinstance(uri, str) or ":" not in uri:
             raise PalError(PalErrorCode.INVAL, f"malformed URI (want PREFIX:NAME): {uri!r}")
         prefix, _, name = uri.partition(":")
