@@ -198,6 +198,40 @@ def test_run_loads_no_benchmark_numpy_rich_or_matplotlib(tmp_path: Path) -> None
     assert (under.returncode, under.stdout) == (0, "[]\nTrue\n")
 
 
+@pytest.mark.parametrize("events", ["eventfd", "pipe"])
+def test_a_forked_child_leaves_the_run_to_its_parent(tmp_path: Path, events: str) -> None:
+    """A child forked under ``pylibos run`` that exits normally runs the ``atexit``
+    handlers it inherited: it must write no statistics (they are the run's, the parent's)
+    and must not tear down the LibOS's channels, which it shares with the parent."""
+    write(
+        tmp_path,
+        "forks.py",
+        """
+        import os, sys, threading, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: threads are running
+        pid = os.fork()
+        if pid == 0:
+            print("child")
+            sys.exit(0)
+        os.waitpid(pid, 0)
+        ts = [threading.Thread(target=lambda: None) for _ in range(3)]
+        for t in ts: t.start()
+        for t in ts: t.join()
+        print("parent")
+        """,
+    )
+    out = tmp_path / "stats.json"
+    native = python([sys.executable, "forks.py"], tmp_path)
+    under = python(
+        [*RUN, "--events", events, "--stats", "--json", str(out), "--", "forks.py"], tmp_path
+    )
+    assert (under.returncode, under.stdout) == (native.returncode, native.stdout)
+    assert under.stderr.count("pylibos run:") == 1, under.stderr
+    assert "host error" not in under.stderr
+    data = json.loads(out.read_text())
+    assert data["threads_created"] == 3
+
+
 def test_ctrl_c_is_reported_as_python_reports_it(tmp_path: Path) -> None:
     """A real SIGINT while the main thread sleeps in the LibOS's epoll (through
     selectors) and another thread runs: the traceback ends in KeyboardInterrupt and the

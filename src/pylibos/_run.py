@@ -123,6 +123,7 @@ class _State:
     started: float
     exit_code: int = 0
     done: bool = False
+    pid: int = field(default_factory=os.getpid)
     argv: list[str] = field(default_factory=list)
 
 
@@ -456,6 +457,10 @@ def _print_stats(data: dict[str, Any]) -> None:
 
 def _at_exit(state: _State) -> None:
     if state.done:
+        return
+    if os.getpid() != state.pid:
+        # A child the program forked, exiting normally: the statistics are the run's,
+        # and the LibOS's channels are the parent's too.  Its copies close as it exits.
         return
     state.done = True
     state.hook.uninstall()

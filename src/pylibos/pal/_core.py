@@ -9,6 +9,7 @@ overrides the hooks where Gramine's Linux-SGX PAL differs (``_tls_pipes``, ``_sl
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import threading
 from collections.abc import Callable
@@ -65,6 +66,15 @@ class HostCore(Ledger):
         self.phase: PhaseHook = _no_phase
         self.closed = False
         self._sigint = _interrupts.install()
+        # A child forked from this process holds the same sockets and eventfds: there the
+        # host may close its copies of the descriptors, never shut down, wake or end a
+        # session under the parent (see _in_a_fork).
+        self._pid = os.getpid()
+
+    def _in_a_fork(self) -> bool:
+        """True in a child forked after this host opened: the descriptors it holds are
+        copies of the parent's, whose sockets, sessions and counters are the parent's."""
+        return os.getpid() != self._pid
 
     def session_key(self, name: str) -> bytes:
         """The key that protects pipe ``name``; only ``sgx`` hosts use it."""

@@ -148,7 +148,8 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads):
             # The number is no longer ours: forget it, never close it.
             _identity.let_go(handle)
             return
-        _identity.forget(handle)
+        if not self._in_a_fork():
+            _identity.forget(handle)  # the registry's epoll is the parent's too, in a fork
         closer = (
             handle._sock.close
             if handle._sock is not None
@@ -202,8 +203,8 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads):
 
     def _wake(self, handle: Handle) -> None:
         """Make ``handle`` ready for any poller, before it is closed under it."""
-        if not handle._owns_fd or not _identity.still_ours(handle):
-            return  # a number no longer ours is not touched
+        if not handle._owns_fd or not _identity.still_ours(handle) or self._in_a_fork():
+            return  # a number no longer ours is not touched; nor the parent's, in a fork
         if handle._sock is not None:
             with contextlib.suppress(PalError):
                 self._call("shutdown", handle.uri, handle._sock.shutdown, socket.SHUT_RDWR)

@@ -240,6 +240,8 @@ class TlsPipes(Pipes, Waiting, Threads):
 
     def _pipe_closing(self, handle: Handle, helper_wait: float) -> None:
         helper = handle._helper
+        if self._in_a_fork():
+            helper = None  # the parent's thread, which this process does not have
         if helper is not None and handle._sock is not None:
             if handle._ready is not None and not handle._ready.is_set():
                 # Wake a handshake still in progress, so its thread ends before the fd goes.
@@ -249,7 +251,7 @@ class TlsPipes(Pipes, Waiting, Threads):
             handle._helper = None
         if handle._tls is None:
             return
-        if handle._failure is None and _identity.still_ours(handle):
+        if handle._failure is None and _identity.still_ours(handle) and not self._in_a_fork():
             self._say_goodbye(handle)
         # A closed handle keeps nothing of its session: the TLS contexts are large (about
         # 100 KiB with mbed TLS), and a finished thread's event may be kept long after.
