@@ -263,10 +263,10 @@ def test_interrupt_at_every_line_of_a_clone(kind: str, events: str) -> None:
 def test_the_handler_is_the_default_one_again_after_shutdown() -> None:
     """In a fresh interpreter (this one has hosts other tests never shut down)."""
     code = (
-        "import signal; from pylibos.pal import open_host; "
-        "d = signal.default_int_handler; a = signal.getsignal(signal.SIGINT) is d; "
-        "h = open_host('direct'); b = signal.getsignal(signal.SIGINT) is d; "
-        "h.shutdown(); c = signal.getsignal(signal.SIGINT) is d; print(a, b, c)"
+        "import signal, _signal; from pylibos.pal import open_host; "
+        "d = signal.default_int_handler; a = _signal.getsignal(signal.SIGINT) is d; "
+        "h = open_host('direct'); b = _signal.getsignal(signal.SIGINT) is d; "
+        "h.shutdown(); c = _signal.getsignal(signal.SIGINT) is d; print(a, b, c)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=BOUND, check=True

@@ -17,9 +17,13 @@ one comparison: no signal handler runs there.
 
 Signal masks (``pthread_sigmask``) cannot do this: a signal blocked in the main thread
 is delivered to another thread instead, and its handler still runs in the main thread
-at the next bytecode.  The handler is installed only over ``default_int_handler`` (a
-program's own SIGINT handler is left alone, and then sections defer nothing), from the
-main thread, while a host is open.
+at the next bytecode.  The handler is installed from the main thread, while a host is
+open, over ``default_int_handler`` or a program's own Python handler (which it then
+calls, deferred as the exception is).  The program does not see it: while it is in place
+``signal.getsignal`` and ``signal.signal`` give the program's handler (or
+``default_int_handler``) and installing one keeps the deferral around it, so a program
+that installs its own, or puts the default back, sees what it sees natively (asyncio's
+runner installs its Ctrl-C handling only over the default) and leaves no section open.
 
 Usage, with nothing between ``enter`` and ``try``::
 
@@ -32,25 +36,86 @@ Usage, with nothing between ``enter`` and ``try``::
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
 from _thread import get_ident
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 _MAIN = threading.main_thread().ident
 # Touched by the main thread only (its sections, and the handler, which runs there).
 _depth = [0]
-_pending = [False]
+# The handler an interrupt in a section is owed to (falsy: none).
+_pending: list[Any] = [False]
 # Guarded by _lock: hosts open that asked for the handler.
 _lock = threading.Lock()
 _users = [0]
 
+_signal_signal = signal.signal
+_signal_getsignal = signal.getsignal
+
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
     if _depth[0]:
-        _pending[0] = True
+        _pending[0] = _raise
         return
     raise KeyboardInterrupt
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+class _Deferring:
+    """A program's own SIGINT handler, run at once outside a section and as the section
+    ends inside one."""
+
+    __slots__ = ("handler",)
+
+    def __init__(self, handler: Callable[[int, FrameType | None], Any]) -> None:
+        self.handler = handler
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if _depth[0]:
+            _pending[0] = self.handler
+            return
+        self.handler(signum, frame)
+
+
+def _ours(handler: object) -> bool:
+    return handler is _on_sigint or isinstance(handler, _Deferring)
+
+
+def _shown(handler: Any) -> Any:
+    """What the program sees for an installed handler."""
+    if handler is _on_sigint:
+        return signal.default_int_handler
+    if isinstance(handler, _Deferring):
+        return handler.handler
+    return handler
+
+
+def _deferring(handler: Any) -> Any:
+    """What to install for a handler the program gives."""
+    if handler is signal.default_int_handler:
+        return _on_sigint
+    if callable(handler) and not _ours(handler):
+        return _Deferring(handler)
+    return handler
+
+
+@functools.wraps(_signal_getsignal)
+def _getsignal(signalnum: Any) -> Any:
+    return _shown(_signal_getsignal(signalnum))
+
+
+@functools.wraps(_signal_signal)
+def _signal(signalnum: Any, handler: Any) -> Any:
+    if signalnum == signal.SIGINT and _users[0] and get_ident() == _MAIN:
+        handler = _deferring(handler)
+    return _shown(_signal_signal(signalnum, handler))
 
 
 def enter() -> bool:
@@ -66,8 +131,8 @@ def leave(entered: bool) -> None:
     if entered:
         _depth[0] -= 1
         if _pending[0] and not _depth[0]:
-            _pending[0] = False
-            raise KeyboardInterrupt
+            handler, _pending[0] = _pending[0], False
+            handler(signal.SIGINT, None)
 
 
 def install() -> bool:
@@ -76,11 +141,15 @@ def install() -> bool:
     if get_ident() != _MAIN:
         return False
     with _lock:
-        current = signal.getsignal(signal.SIGINT)
-        if current is not _on_sigint:
-            if current is not signal.default_int_handler:
-                return False
-            signal.signal(signal.SIGINT, _on_sigint)
+        current = _signal_getsignal(signal.SIGINT)
+        if not _ours(current):
+            if not callable(current):
+                return False  # ignored, the process's default, or set from C
+            _signal_signal(signal.SIGINT, _deferring(current))
+        if signal.signal is _signal_signal:
+            signal.signal = _signal
+        if signal.getsignal is _signal_getsignal:
+            signal.getsignal = _getsignal
         _users[0] += 1
         return True
 
@@ -92,12 +161,17 @@ def uninstall() -> None:
         _users[0] = max(0, _users[0] - 1)
         if _users[0] or get_ident() != _MAIN:
             return
-        if signal.getsignal(signal.SIGINT) is _on_sigint:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        current = _signal_getsignal(signal.SIGINT)
+        if _ours(current):
+            _signal_signal(signal.SIGINT, _shown(current))
+        if signal.signal is _signal:
+            signal.signal = _signal_signal
+        if signal.getsignal is _getsignal:
+            signal.getsignal = _signal_getsignal
 
 
 def installed() -> bool:
-    return signal.getsignal(signal.SIGINT) is _on_sigint
+    return _ours(_signal_getsignal(signal.SIGINT))
 
 
 critical_enter = enter
