@@ -10,7 +10,6 @@ KeyboardInterrupt.  The signals here are real (``signal.raise_signal``).
 
 from __future__ import annotations
 
-import _signal
 import signal
 import subprocess
 import sys
@@ -43,7 +42,7 @@ def _deferred_in_a_section() -> bool:
 
 def test_the_program_sees_the_default_handler_and_sections_still_defer() -> None:
     with open_host("direct"):
-        if _signal.getsignal(signal.SIGINT) is not _interrupts._on_sigint:
+        if _interrupts._signal_getsignal(signal.SIGINT) is not _interrupts._on_sigint:
             pytest.skip("another handler is in place in this interpreter")
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
         assert _deferred_in_a_section()
