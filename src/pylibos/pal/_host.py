@@ -131,12 +131,18 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads):
     def _close(self, handle: Handle, helper_wait: float) -> None:
         if not isinstance(handle, Handle):
             raise PalError(PalErrorCode.BADHANDLE, f"not a PAL handle: {handle!r}")
-        with self._lock:
-            if handle.closed:
-                return
-            handle.closed = True
-            self._handles.discard(handle)
-        self._release(handle, helper_wait)
+        # From marking it closed to closing its descriptor, a Ctrl-C waits: in between, the
+        # handle is neither open nor known to the host, and its descriptor would be lost.
+        entered = _interrupts.enter()
+        try:
+            with self._lock:
+                if handle.closed:
+                    return
+                handle.closed = True
+                self._handles.discard(handle)
+            self._release(handle, helper_wait)
+        finally:
+            _interrupts.leave(entered)
 
     def _release(self, handle: Handle, helper_wait: float) -> None:
         """Free what a handle just marked closed holds."""

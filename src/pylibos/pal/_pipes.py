@@ -61,15 +61,20 @@ class Pipes(HostCore):
         return handle
 
     def _discard(self, handle: Handle, *, count: bool) -> None:
-        """Undo a handle that never opened: untrack it and close its socket."""
-        with self._lock:
-            handle.closed = True
-            self._handles.discard(handle)
-        assert handle._sock is not None
-        if count:
-            self._call("close", handle.uri, handle._sock.close)
-        else:
-            self._aside("close", handle.uri, handle._sock.close)
+        """Undo a handle that never opened: untrack it and close its socket (a Ctrl-C waits
+        until both are done)."""
+        entered = _interrupts.enter()
+        try:
+            with self._lock:
+                handle.closed = True
+                self._handles.discard(handle)
+            assert handle._sock is not None
+            if count:
+                self._call("close", handle.uri, handle._sock.close)
+            else:
+                self._aside("close", handle.uri, handle._sock.close)
+        finally:
+            _interrupts.leave(entered)
 
     def _open_listener(self, uri: str, name: str, raw: bool, nonblocking: bool) -> Handle:
         address = self._abstract_name(name, raw)
