@@ -332,3 +332,24 @@ def test_without_double_dash_the_first_non_option_is_the_program(tmp_path: Path)
     under = python([*RUN, "--pal", "direct", "x.py", "--stats"], tmp_path)
     assert under.returncode == 0 and under.stdout == "['x.py', '--stats']\n"
     assert under.stderr == ""
+
+
+def test_a_signal_the_program_blocks_stays_pending_as_under_python(tmp_path: Path) -> None:
+    """A program that blocks SIGINT (``pthread_sigmask``) and waits for it with
+    ``sigtimedwait`` gets it there; the LibOS's own threads (its workers, handshake
+    helpers) must not take it for the program and raise ``KeyboardInterrupt`` in it."""
+    write(
+        tmp_path,
+        "blocks.py",
+        """
+        import os, signal, subprocess
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        subprocess.run(["kill", "-INT", str(os.getpid())], check=True)
+        info = signal.sigtimedwait({signal.SIGINT}, 10)
+        print(info and info.si_signo)
+        """,
+    )
+    for options in (("--events", "raw"), ("--events", "pipe")):
+        native, under = both(tmp_path, ["blocks.py"], options)
+        same(native, under)
+        assert native.stdout == f"{int(signal.SIGINT)}\n"

@@ -33,6 +33,7 @@ from ..pal import (
     ShutDownError,
     critical_enter,
     critical_leave,
+    quiet_thread,
 )
 from ._async import AsyncWorker
 from ._epoll import Epoll
@@ -158,6 +159,7 @@ class LibOS:
         running = threading.Event()
 
         def worker() -> None:
+            quiet_thread()  # the program's signals are not the workers' to take
             self._worker_accounts.append(self.host.thread_account())
             running.set()
             fn()

@@ -170,6 +170,24 @@ def uninstall() -> None:
             signal.getsignal = _signal_getsignal
 
 
+# Synchronous faults: blocked, they kill the process instead of reaching a handler.
+_FAULTS = {
+    signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGTRAP,
+    signal.SIGSYS, signal.SIGABRT,
+}  # fmt: skip
+
+
+def quiet_thread() -> None:
+    """Block in the calling thread, one of the LibOS's or the PAL's own (a worker, a
+    handshake helper), every signal but the synchronous faults.  The kernel hands a
+    process-wide signal to any thread that does not block it: these threads, which the
+    program does not know of, would take a signal the program blocks in its own threads
+    (``pthread_sigmask``) and waits for with ``sigwait``, and its Python handler would
+    then run in the main thread regardless.  Python handlers run in the main thread
+    whichever thread the signal reaches, so nothing else changes."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals() - _FAULTS)
+
+
 def installed() -> bool:
     return _ours(_signal_getsignal(signal.SIGINT))
 

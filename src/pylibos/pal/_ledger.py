@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from . import _interrupts
 from ._errors import PalError, PalErrorCode
 
 T = TypeVar("T")
@@ -130,5 +131,6 @@ class Ledger:
         return account
 
     def _charge_to(self, account: list[int], fn: Callable[..., object], *args: Any) -> None:
+        _interrupts.quiet_thread()  # a helper takes no signal meant for the program
         self._accounts.calls = account
         fn(*args)
