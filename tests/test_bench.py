@@ -309,3 +309,12 @@ def test_the_workers_calls_are_counted_apart() -> None:
     finally:
         libos.shutdown()
         host.shutdown()
+
+
+def test_no_targets_for_a_run_interrupted_before_any_batch() -> None:
+    """A compare interrupted before its first batch reaches the analysis with no
+    configuration measured: no target to check (it raised IndexError, and the CLI showed a
+    traceback instead of its ERROR line)."""
+    from pylibos.bench._render import targets
+
+    assert targets({"configs": []}) == []

@@ -226,6 +226,8 @@ def targets(data: Data, figures: Figures | None = None) -> list[Target]:
     f = figures or Figures(data)
     out: list[Target] = []
     lives = _lives(data)
+    if not lives:
+        return out  # interrupted before anything was measured
 
     def entry(name: str) -> Entry | None:
         return find(data, name, lives[0])
