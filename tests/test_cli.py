@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -103,23 +105,42 @@ def test_module_entry_point_runs() -> None:
     assert proc.returncode == 0 and proc.stdout.startswith("pylibos ")
 
 
-def test_ctrl_c_prints_what_was_measured(tmp_path: Path) -> None:
-    js = tmp_path / "partial.json"
+def _interrupt_compare(js: Path, when: bytes) -> tuple[int, str, str]:
+    """Run ``compare`` and send it SIGINT once its progress line shows ``when``; its
+    exit status, stdout and stderr."""
     argv = [
         sys.executable, "-m", "pylibos", "compare", "--configs", "native,sgx/eventfd",
-        "--duration", "120", "--live", "0", "--json", str(js),
+        "--duration", "12", "--live", "0", "--json", str(js),
     ]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # FORCE_COLOR: the progress line is drawn on the pipe too, so it says how far the run
+    # is (the whole run would take half a minute more).
+    env = {**os.environ, "FORCE_COLOR": "1"}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
-        # Measuring starts well within this; the run would take four minutes uninterrupted.
-        time.sleep(4)
+        assert proc.stderr is not None
+        seen = b""
+        deadline = time.monotonic() + 30
+        while when not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stderr], [], [], deadline - time.monotonic())
+            chunk = os.read(proc.stderr.fileno(), 65536) if ready else b""
+            if not chunk:
+                break
+            seen += chunk
+        assert when in seen, seen[-2000:]
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        raw_out, raw_err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 0, err
+    return proc.returncode, raw_out.decode(), (seen + raw_err).decode(errors="replace")
+
+
+def test_ctrl_c_prints_what_was_measured(tmp_path: Path) -> None:
+    js = tmp_path / "partial.json"
+    # After the first slice, the progress line names the configuration it measured.
+    returncode, out, err = _interrupt_compare(js, b"measuring native")
+    assert returncode == 0, err
     assert "Interrupted: showing what was measured so far" in out
     data = json.loads(js.read_text())
     assert data["interrupted"] is True
