@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 
-
-def open_fds() -> set[int]:
-    return {int(name) for name in os.listdir("/proc/self/fd")}
+from libos_support import open_fds, wait_until
 
 
 def os_threads() -> int:
     """Threads of this process as the kernel sees them: PAL threads are started with
     ``_thread.start_new_thread`` and are not in ``threading.enumerate()``."""
     return len(os.listdir("/proc/self/task"))
-
-
-def _settle(check: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(check) and check():
-            return
-        time.sleep(0.01)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -50,7 +39,11 @@ def no_leaks_per_module() -> Iterator[None]:
     threads_before = set(threading.enumerate())
     os_before = os_threads()
     yield
-    _settle(lambda: set(threading.enumerate()) <= threads_before and os_threads() <= os_before)
+    # Threads that have finished their work may take a moment to be gone: nothing
+    # signals that, so it is polled for, within a bound (the asserts below then judge).
+    wait_until(
+        lambda: set(threading.enumerate()) <= threads_before and os_threads() <= os_before, 5.0
+    )
     leaked_threads = [t for t in threading.enumerate() if t not in threads_before]
     leaked_fds = open_fds() - fds_before
     assert not leaked_threads, f"threads left running: {leaked_threads}"

@@ -12,12 +12,14 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
+from libos_support import wait_until
+
 RUN = [sys.executable, "-m", "pylibos", "run"]
+
 BOUND = 30.0
 
 
@@ -282,13 +284,12 @@ _POLLS = {"7", "271", "232", "281", "441", "73", "22"}
 
 def in_a_poll(pid: int) -> bool:
     """Wait (bounded) until the main thread of ``pid`` sleeps in a poll system call."""
-    deadline = time.monotonic() + BOUND
-    while time.monotonic() < deadline:
+
+    def polling() -> bool:
         with open(f"/proc/{pid}/syscall") as f:
-            if f.read().split(" ", 1)[0] in _POLLS:
-                return True
-        time.sleep(0.005)
-    return False
+            return f.read().split(" ", 1)[0] in _POLLS
+
+    return wait_until(polling, BOUND)
 
 
 @pytest.mark.parametrize(

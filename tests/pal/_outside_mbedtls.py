@@ -6,9 +6,10 @@ import contextlib
 import socket
 from typing import Any, cast
 
-from _pal_support import CIPHERSUITE, OutsideTls
 from mbedtls import tls
 from mbedtls.exceptions import TLSError
+
+from ._pal_support import CIPHERSUITE, OutsideTls
 
 _HANDSHAKE_OVER = cast(tls.HandshakeStep, tls.HandshakeStep.HANDSHAKE_OVER)
 

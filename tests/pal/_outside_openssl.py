@@ -8,7 +8,7 @@ import socket
 import ssl
 import sys
 
-from _pal_support import CIPHERSUITE, OutsideTls
+from ._pal_support import CIPHERSUITE, OutsideTls
 
 assert sys.version_info >= (3, 13), "ssl has TLS-PSK callbacks from Python 3.13 on"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import socket
 import sys
 import threading
@@ -17,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar, Generic, TypeVar, cast
 
+from libos_support import open_fds as open_fds
 from pylibos import pal
 
 KINDS = ("direct", "sgx")
@@ -31,10 +31,6 @@ RECORD_OVERHEAD = 5 + 8 + 16
 """Header, explicit GCM nonce and tag: what a TLS 1.2 AES-GCM record adds to its plaintext."""
 
 T = TypeVar("T")
-
-
-def open_fds() -> set[int]:
-    return {int(name) for name in os.listdir("/proc/self/fd")}
 
 
 def abstract_name(host: pal.Host, name: str, *, raw: bool = False) -> bytes:
@@ -161,11 +157,11 @@ def outside_library(pal_tls: str) -> str:
 def outside_tls(pal_tls: str, sock: socket.socket, psk: bytes, *, server: bool) -> OutsideTls:
     """An outside peer for a PAL end whose host uses the TLS backend ``pal_tls``."""
     if outside_library(pal_tls) == "mbedtls":
-        from _outside_mbedtls import MbedtlsOutside
+        from ._outside_mbedtls import MbedtlsOutside
 
         return MbedtlsOutside(sock, psk, server=server)
     if sys.version_info >= (3, 13):
-        from _outside_openssl import OpenSslOutside
+        from ._outside_openssl import OpenSslOutside
 
         return OpenSslOutside(sock, psk, server=server)
     raise AssertionError("ssl has no TLS-PSK callbacks before Python 3.13")

@@ -9,7 +9,6 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from _pal_support import KINDS
 
 from pylibos import pal
 from pylibos.pal import (
@@ -22,6 +21,8 @@ from pylibos.pal import (
     PalError,
     PalErrorCode,
 )
+
+from ._pal_support import KINDS
 
 
 @pytest.fixture(params=KINDS)

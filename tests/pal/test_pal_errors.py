@@ -6,14 +6,15 @@ what kind of failure it is and whose message says what was wrong.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _pal_support import KINDS
 
 from pylibos import pal
 from pylibos.pal import PalError, PalErrorCode
+
+from ._pal_support import KINDS
 
 # -- open_host -----------------------------------------------------------------------------
 
@@ -64,13 +65,6 @@ def test_instance_must_be_a_plain_name(kind: str, instance: str) -> None:
 
 
 # -- bad input, on both host kinds ---------------------------------------------------------
-
-
-@pytest.fixture(params=KINDS)
-def host(request: pytest.FixtureRequest) -> Iterator[pal.Host]:
-    host = pal.open_host(request.param)
-    yield host
-    host.shutdown()
 
 
 def pal_error(fn: Callable[..., Any], *args: Any, code: PalErrorCode, match: str) -> PalError:

@@ -10,22 +10,15 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
-from _pal_support import KINDS, WAIT_S, Background, open_fds, read_exact, settle
 
 from pylibos import pal
 from pylibos.pal import EVENT_TOKEN, WAIT_HANG_UP, WAIT_READ, WAIT_WRITE, PalError, PalErrorCode
 
+from ._pal_support import KINDS, WAIT_S, Background, open_fds, read_exact, settle
+
 SECOND = 1_000_000  # microseconds
-
-
-@pytest.fixture(params=KINDS)
-def host(request: pytest.FixtureRequest) -> Iterator[pal.Host]:
-    host = pal.open_host(request.param)
-    yield host
-    host.shutdown()
 
 
 def closing(host: pal.Host, *handles: pal.Handle) -> None:

@@ -5,20 +5,13 @@ from __future__ import annotations
 import _thread
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
-from _pal_support import KINDS, WAIT_S, Background, open_fds
 
 from pylibos import pal
 from pylibos.pal import PalError, PalErrorCode
 
-
-@pytest.fixture(params=KINDS)
-def host(request: pytest.FixtureRequest) -> Iterator[pal.Host]:
-    host = pal.open_host(request.param)
-    yield host
-    host.shutdown()
+from ._pal_support import WAIT_S, Background, open_fds
 
 
 class TestThreadCreate:

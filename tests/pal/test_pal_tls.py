@@ -16,7 +16,11 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from _pal_support import (
+
+from pylibos import pal
+from pylibos.pal import WAIT_READ, WAIT_WRITE, PalError, PalErrorCode
+
+from ._pal_support import (
     RECORD_OVERHEAD,
     TLS_BACKENDS,
     WAIT_S,
@@ -30,9 +34,6 @@ from _pal_support import (
     settle,
     unix_socket,
 )
-
-from pylibos import pal
-from pylibos.pal import WAIT_READ, WAIT_WRITE, PalError, PalErrorCode
 
 APPLICATION_DATA = 23
 TLS_1_2 = 0x0303

@@ -13,10 +13,11 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from _pal_support import TLS_BACKENDS, WAIT_S, Background, hkdf_sha256, read_exact
 
 from pylibos import pal
 from pylibos.pal import WAIT_READ, PalError, PalErrorCode
+
+from ._pal_support import TLS_BACKENDS, WAIT_S, Background, hkdf_sha256, read_exact
 
 BOTH = {"mbedtls", "openssl"} <= set(TLS_BACKENDS)
 NOT_BOTH = (

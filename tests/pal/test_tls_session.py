@@ -11,12 +11,13 @@ import sys
 import threading
 
 import pytest
-from _pal_support import RECORD_OVERHEAD, TLS_BACKENDS, WAIT_S, records
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pylibos.pal._tls import MAX_PLAINTEXT, TlsFailure, TlsSession
 from pylibos.pal._tls_backends import session_class
+
+from ._pal_support import RECORD_OVERHEAD, TLS_BACKENDS, WAIT_S, records
 
 PSK = bytes(range(32))
 ALERT = 21

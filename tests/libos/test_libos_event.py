@@ -27,13 +27,6 @@ from libos_support import (
 from pylibos.libos import LibOS, PollableEvent
 
 
-@pytest.fixture(params=CONFIGS, ids=CONFIG_IDS)
-def libos(request: pytest.FixtureRequest) -> Iterator[LibOS]:
-    kind, events = request.param
-    with booted(kind, events) as booted_libos:
-        yield booted_libos
-
-
 @pytest.fixture(params=INJECTABLE, ids=INJECTABLE_IDS)
 def plain_libos(request: pytest.FixtureRequest) -> Iterator[LibOS]:
     kind, events = request.param

@@ -7,19 +7,11 @@ import functools
 import math
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from libos_support import BOUND, CONFIG_IDS, CONFIGS, INJECTABLE, INJECTABLE_IDS, booted, inject
+from libos_support import BOUND, INJECTABLE, INJECTABLE_IDS, booted, inject
 from pylibos.libos import LibOS
-
-
-@pytest.fixture(params=CONFIGS, ids=CONFIG_IDS)
-def libos(request: pytest.FixtureRequest) -> Iterator[LibOS]:
-    kind, events = request.param
-    with booted(kind, events) as booted_libos:
-        yield booted_libos
 
 
 def test_timers_fire_in_deadline_order(libos: LibOS) -> None:

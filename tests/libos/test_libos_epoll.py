@@ -602,13 +602,6 @@ def test_libos_epoll_is_built_from_a_host_and_an_event_source(pair: Pair) -> Non
 # -- only the LibOS: waking waiters, forged wakeups, races ---------------------------------
 
 
-@pytest.fixture(params=CONFIGS, ids=CONFIG_IDS)
-def libos(request: pytest.FixtureRequest) -> Iterator[LibOS]:
-    kind, events = request.param
-    with booted(kind, events) as booted_libos:
-        yield booted_libos
-
-
 class Waiter:
     """A LibOS thread calling ``ep.poll(timeout)`` once."""
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from libos_support import wait_until
 from pylibos import pal
 from pylibos.bench import (
     FORMAT_VERSION,
@@ -28,7 +28,7 @@ from pylibos.bench import (
 )
 from pylibos.bench._render import compare_rows, seed_rows
 
-SHORT = Settings(duration=0.2, batch=10, rounds=2)
+from .conftest import SHORT
 
 
 def test_config_names_parse() -> None:
@@ -69,14 +69,6 @@ def test_config_list_rejects_duplicates_and_empty() -> None:
 def test_settings_out_of_bounds_are_refused(settings: Settings, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         run([parse_config("native")], settings)
-
-
-@pytest.fixture(scope="module")
-def short_run() -> dict[str, Any]:
-    configs = parse_config_list("native,sgx/pipe,sgx/raw,sgx/eventfd,sgx/raw+pool")
-    outcome = run(configs, SHORT)
-    assert not outcome.interrupted
-    return outcome.as_json()
 
 
 def test_run_has_every_configuration_and_field(short_run: dict[str, Any]) -> None:
@@ -300,10 +292,8 @@ def test_the_workers_calls_are_counted_apart() -> None:
     host = open_host("direct")
     libos = LibOS(host, "eventfd")
     try:
-        deadline = time.monotonic() + 10
-        while libos.worker_host_calls() < 2 and time.monotonic() < deadline:
-            time.sleep(0.005)  # each worker's first poll follows its start
-        assert libos.worker_host_calls() >= 2  # one poll each, at least
+        # Each worker's first poll follows its start; nothing signals it.
+        assert wait_until(lambda: libos.worker_host_calls() >= 2)  # one poll each, at least
         mine = host.thread_calls()
         assert host.calls_total >= mine + libos.worker_host_calls()
     finally:

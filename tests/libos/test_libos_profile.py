@@ -8,13 +8,12 @@ import errno
 import itertools
 import statistics
 import threading
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import cast
 
 import pytest
 
-from libos_support import BOUND, CONFIG_IDS, CONFIGS, booted
+from libos_support import BOUND, booted
 from pylibos.libos import PHASES, LibOS, PhaseStats, Profile, ProfileSnapshot
 from pylibos.libos import _profile as profile_module
 from pylibos.pal import Host, PalError, PalErrorCode
@@ -194,13 +193,6 @@ def test_phases_on_other_threads_do_not_mix(clock: Clock) -> None:
 
 
 # -- the LibOS's clone path ------------------------------------------------------------
-
-
-@pytest.fixture(params=CONFIGS, ids=CONFIG_IDS)
-def libos(request: pytest.FixtureRequest) -> Iterator[LibOS]:
-    kind, events = request.param
-    with booted(kind, events) as booted_libos:
-        yield booted_libos
 
 
 def _clone_blocked(libos: LibOS, n: int) -> None:

@@ -18,8 +18,6 @@ import pytest
 
 from libos_support import (
     BOUND,
-    CONFIG_IDS,
-    CONFIGS,
     INJECTABLE,
     INJECTABLE_IDS,
     booted,
@@ -29,13 +27,6 @@ from libos_support import (
 from pylibos.libos import ECHO, THREADS, IpcClient, IpcError, LibOS
 from pylibos.libos._ipc import _HEADER, MAX_PAYLOAD
 from pylibos.pal import HOST_KINDS, WAIT_WRITE, open_host
-
-
-@pytest.fixture(params=CONFIGS, ids=CONFIG_IDS)
-def libos(request: pytest.FixtureRequest) -> Iterator[LibOS]:
-    kind, events = request.param
-    with booted(kind, events) as booted_libos:
-        yield booted_libos
 
 
 def _tids(reply: bytes) -> list[int]:

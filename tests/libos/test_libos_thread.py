@@ -12,15 +12,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from libos_support import BOUND, CONFIG_IDS, CONFIGS, booted, open_fds, wait_until
+from libos_support import BOUND, booted, open_fds, wait_until
 from pylibos.libos import EVENT_KINDS, LibOS, LibOSThread, ThreadFailed
-
-
-@pytest.fixture(params=CONFIGS, ids=CONFIG_IDS)
-def libos(request: pytest.FixtureRequest) -> Iterator[LibOS]:
-    kind, events = request.param
-    with booted(kind, events) as booted_libos:
-        yield booted_libos
 
 
 def _tids(libos: LibOS) -> set[int]:

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from libos_support import CONFIG_IDS, CONFIGS, booted
 from pylibos.libos import Epoll, LibOS
 
 
@@ -26,13 +25,6 @@ def _stdlib_test(name: str) -> types.ModuleType:
         return importlib.import_module(name)
     except ImportError as exc:
         pytest.skip(f"{name} is not installed with this Python (no stdlib test package): {exc}")
-
-
-@pytest.fixture(params=CONFIGS, ids=CONFIG_IDS)
-def libos(request: pytest.FixtureRequest) -> Iterator[LibOS]:
-    kind, events = request.param
-    with booted(kind, events) as booted_libos:
-        yield booted_libos
 
 
 @pytest.fixture
