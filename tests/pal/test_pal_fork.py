@@ -14,10 +14,11 @@ import time
 import warnings
 
 import pytest
-from _pal_support import KINDS
 
 from pylibos import pal
 from pylibos.pal import EVENT_TOKEN, WAIT_HANG_UP, WAIT_READ
+
+from ._pal_support import KINDS
 
 BOUND = 20.0
 

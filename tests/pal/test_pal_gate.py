@@ -60,6 +60,7 @@ own = Counter()  # the system calls this program makes itself
 def run(hosts, keep):
     for kind in ("direct", "sgx"):
         host = open_host(kind)
+        host.aside = Counter()  # the audit: record the system calls that are no host calls
         hosts.append(host)
         keep.append(work(host))
         for events in ("raw", "pipe", "eventfd"):
@@ -77,7 +78,7 @@ os.access("/pylibos-gate-end", os.F_OK)
 calls, aside = Counter(), Counter()
 for host in hosts:
     calls.update(host.calls)
-    aside.update(host.aside)
+    aside.update(host.aside or {})
 for x, y in keep:
     x.close()
     y.close()

@@ -17,7 +17,8 @@ place where the PAL meets the host kernel's errors.  A system call that is part 
 host call already counted (the ``bind`` and ``listen`` of ``listen``, the wait before
 an ``accept``) or that is the PAL's own bookkeeping (the eventfd registry of
 ``_identity``, the ``fstat`` of ``stream_from_fd``) goes through ``_aside``, which maps
-errors the same way and records the system call in ``aside`` instead of ``calls``.
+errors the same way and, while an audit has set ``aside`` to a ``Counter``, records the
+system call there instead of in ``calls``.
 Two kinds of system call stay outside, by design, and are named here so an audit can
 leave them out: the descriptor identity check before each action (``getsockopt``,
 ``fstat``, ``kcmp``; see ``_identity``), and the blocking mode of a socket
@@ -73,8 +74,10 @@ class Ledger:
         self.calls: Counter[str] = Counter()
         # The sum of ``calls``, kept alongside so reading it costs nothing.
         self.calls_total = 0
-        # System calls that are part of a counted host call, or bookkeeping of the PAL.
-        self.aside: Counter[str] = Counter()
+        # System calls that are part of a counted host call, or bookkeeping of the PAL:
+        # recorded only while an audit asks for it by setting a Counter here (they are
+        # no host calls, and the clone path should not pay for counting them).
+        self.aside: Counter[str] | None = None
         self._calls_lock = threading.Lock()
         # Per thread: a one-item list, the calls that thread (and the handshake helpers it
         # started) made.  Guarded by _calls_lock; the profile reads it, so a phase counts
@@ -110,8 +113,10 @@ class Ledger:
     def _aside(self, syscall: str, where: str, fn: Callable[..., T], *args: Any) -> T:
         """Make the system call ``fn(*args)`` that is no host call of its own (see the
         module docstring), recorded under ``syscall`` in ``aside``; errors as ``_call``."""
-        with self._calls_lock:
-            self.aside[syscall] += 1
+        aside = self.aside
+        if aside is not None:
+            with self._calls_lock:
+                aside[syscall] += 1
         try:
             return fn(*args)
         except OSError as exc:
