@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from pylibos.pal import EVENT_TOKEN, open_host
+
 PROGRAM = r"""
 import json, os, socket, sys
 from collections import Counter
@@ -151,3 +153,23 @@ def test_every_system_call_goes_through_the_gate(tmp_path: Path) -> None:
     assert +seen == +expected, (
         f"beside the gate: {dict(seen - expected)}; counted but not made: {dict(expected - seen)}"
     )
+
+
+def test_statistics_is_a_frozen_copy_of_the_live_counter() -> None:
+    """``host.statistics()`` agrees with ``calls``/``calls_total`` when taken, and stays
+    as it was while the live counter moves on; the difference of two is what was between."""
+    with open_host("direct") as host:
+        before = host.statistics()
+        assert before.total == host.calls_total
+        assert dict(before.by_kind) == dict(host.calls)
+        handle = host.stream_open("eventfd:")
+        host.write(handle, EVENT_TOKEN)
+        host.close(handle)
+        after = host.statistics()
+        assert before.total == sum(before.by_kind.values())  # unchanged by what followed
+        assert after.total == host.calls_total == sum(host.calls.values())
+        between = after - before
+        assert between.total == 3
+        assert dict(between.by_kind) == {"eventfd": 1, "write": 1, "close": 1}
+        with pytest.raises(TypeError):
+            after.by_kind["write"] = 0  # type: ignore[index]

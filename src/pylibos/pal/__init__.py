@@ -20,6 +20,7 @@ from ._host import Host as Host
 from ._interrupts import critical_enter as critical_enter
 from ._interrupts import critical_leave as critical_leave
 from ._interrupts import quiet_thread as quiet_thread
+from ._ledger import HostCallStats as HostCallStats
 from ._sgx import SgxHost as SgxHost
 from ._thread import PalThread as PalThread
 from ._tls import CIPHERSUITE as CIPHERSUITE

@@ -33,7 +33,9 @@ import errno
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from . import _interrupts
@@ -65,6 +67,23 @@ def from_oserror(exc: OSError, what: str) -> PalError:
         return PalError(PalErrorCode.TIMEDOUT, f"{what}: timed out")
     code = _CODES.get(exc.errno or 0, PalErrorCode.DENIED)
     return PalError(code, f"{what}: {os.strerror(exc.errno or 0)}")
+
+
+@dataclass(frozen=True)
+class HostCallStats:
+    """The host calls made up to one moment: a frozen copy, where ``Host.calls`` (a live
+    ``Counter``) goes on changing.  ``by_kind`` is read-only."""
+
+    total: int
+    by_kind: Mapping[str, int]
+
+    def __sub__(self, earlier: HostCallStats) -> HostCallStats:
+        """The calls made between ``earlier`` and this moment."""
+        kinds = Counter(self.by_kind)
+        kinds.subtract(earlier.by_kind)
+        return HostCallStats(
+            self.total - earlier.total, MappingProxyType({k: n for k, n in kinds.items() if n})
+        )
 
 
 class Ledger:
@@ -121,6 +140,12 @@ class Ledger:
             return fn(*args)
         except OSError as exc:
             raise from_oserror(exc, f"{where}: {syscall}") from None
+
+    def statistics(self) -> HostCallStats:
+        """The host calls so far, frozen: total and by kind, taken together under the
+        ledger's lock (so they agree), beside the live ``calls`` and ``calls_total``."""
+        with self._calls_lock:
+            return HostCallStats(self.calls_total, MappingProxyType(dict(self.calls)))
 
     def thread_calls(self) -> int:
         """Host calls made so far by the calling thread and the helpers it started."""
