@@ -66,6 +66,7 @@ class Handle:
         # An edge watch (kind EDGES): the host epoll, and the handles it watches by fd.
         self._epoll: select.epoll | None = None
         self._watched: dict[int, Handle] = {}
+        self._masks: dict[int, int] = {}  # the epoll mask each watched number has
         # What the descriptor was when it was opened (see pal._host._identity); None for
         # descriptors the program owns (kind FD).  Checked before every action.
         self._ident: object = None

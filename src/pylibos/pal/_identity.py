@@ -115,6 +115,23 @@ class EventfdRegistry:
         with contextlib.suppress(PalError):
             self._gate("close", "eventfd registry", self._epoll.close)
 
+    def foreign_entry(self, efd: int, fd: int) -> bool:
+        """True if the epoll at ``efd`` holds, under number ``fd``, a file that is not
+        the one at ``fd`` in this process: one the host added from its own table."""
+        for toff in range(64):
+            slot = _KcmpEpollSlot(efd, fd, toff)
+            ret = self._syscall(
+                _SYS_KCMP, self._pid, self._pid, _KCMP_EPOLL_TFD, fd, ctypes.byref(slot)
+            )
+            if ret < 0:
+                # ENOENT: no more entries under the number.  EBADF: the number is
+                # closed here (the program closed it; Linux keeps its entry while the
+                # file lives on elsewhere, natively too): nothing to compare with.
+                return False
+            if ret != 0:
+                return True
+        return True  # more entries under one number than anyone of ours makes
+
 
 # Host epolls whose number the host took away: a ``select.epoll`` closes its number when
 # it is freed, and cannot let go of it, so these are never freed (one small object each).
