@@ -46,11 +46,6 @@ from .pal import HOST_KINDS, Host, open_host
 
 FORMAT_VERSION = 1
 DEFAULT_OCALL_CYCLES = 10_000
-_PROPORTIONS = {
-    "p1": ("create_pollable_event", "get_new_thread"),
-    "p2": ("create_pollable_event", "clone"),
-    "p3": ("handshake", "clone"),
-}
 
 
 class RunUsageError(Exception):
@@ -389,8 +384,9 @@ def statistics(state: _State) -> dict[str, Any]:
         for name in PHASES
         if (s := snapshot.get(name)) is not None
     }
-    calls = dict(sorted(host.calls.items()))
-    total = sum(calls.values())
+    counted = host.statistics()
+    calls = dict(sorted(counted.by_kind.items()))
+    total = counted.total
     name = f"{options.pal}/{libos.events}{'+pool' if libos.pool else ''}"
     return {
         "format_version": FORMAT_VERSION,
@@ -405,7 +401,7 @@ def statistics(state: _State) -> dict[str, Any]:
         "host_calls": calls,
         "host_calls_total": total,
         "phases": phases,
-        "proportions": {p: snapshot.proportion(a, b) for p, (a, b) in _PROPORTIONS.items()},
+        "proportions": snapshot.proportions(),
         "ocall_cycles": options.ocall_cycles,
         "projected_host_call_cycles": total * options.ocall_cycles,
     }

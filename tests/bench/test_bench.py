@@ -255,8 +255,7 @@ def test_interrupt_keeps_what_was_measured() -> None:
 
 
 def test_phases_missing_from_some_clones_count_as_zero_per_clone() -> None:
-    from pylibos.bench._measure import _stats
-    from pylibos.libos import Profile
+    from pylibos.libos import Profile, summary
 
     class Calls:
         def thread_calls(self) -> int:
@@ -271,15 +270,15 @@ def test_phases_missing_from_some_clones_count_as_zero_per_clone() -> None:
                     pass
     per_clone = profile.per_clone_samples("handshake")
     assert len(per_clone) == 10 and per_clone.count(0) == 8
-    handshake = _stats(per_clone)
+    handshake = summary(per_clone)
     assert handshake is not None and handshake["median"] == 0.0
     assert profile.per_clone_samples("get_new_thread") == []
 
 
 def test_p95_never_exceeds_the_largest_sample() -> None:
-    from pylibos.bench._measure import _stats
+    from pylibos.libos import summary
 
-    stats = _stats([100, 200])
+    stats = summary([100, 200])
     assert stats is not None and stats["p95"] <= 200
 
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
-from ..libos import PHASES, Hook, LibOS
+from ..libos import PHASES, PROPORTIONS, Hook, LibOS, summary
 from ..pal import Host, default_tls_backend, open_host, tls_backend_problem
 from ._configs import Config
 from ._stats import TIMED
@@ -167,22 +167,6 @@ def _per_clone(samples: list[int], clones: int) -> list[int]:
     if not samples:
         return samples
     return samples + [0] * (clones - len(samples))
-
-
-def _stats(samples: Sequence[int]) -> dict[str, float] | None:
-    if not samples:
-        return None
-    ordered = sorted(samples)
-    p95 = (
-        ordered[0]
-        if len(ordered) == 1
-        else statistics.quantiles(ordered, n=20, method="inclusive")[-1]
-    )
-    return {
-        "mean": statistics.fmean(ordered),
-        "median": float(statistics.median(ordered)),
-        "p95": float(p95),
-    }
 
 
 class RunError(Exception):
@@ -364,7 +348,7 @@ class NativeSubject(Subject):
         out = self._base()
         out["threads"] = len(self._start_ns)
         out["phases_ns"] = {p: None for p in TIMED}
-        out["phases_ns"]["start"] = _stats(self._start_ns)
+        out["phases_ns"]["start"] = summary(self._start_ns)
         out["batches_ns"] = self._batches_json(out["phases_ns"])
         out["host_calls_per_clone"] = 0.0
         out["host_calls_by_kind_per_clone"] = {}
@@ -472,7 +456,7 @@ class LibOSSubject(Subject):
         out["tls"] = self.host.tls
         clones = len(self._ns["start"])
         out["threads"] = clones
-        out["phases_ns"] = {p: _stats(_per_clone(self._ns[p], clones)) for p in TIMED}
+        out["phases_ns"] = {p: summary(_per_clone(self._ns[p], clones)) for p in TIMED}
         out["batches_ns"] = self._batches_json(out["phases_ns"])
         threads = max(out["threads"], 1)
         calls = self.host.calls_total - self.libos.worker_host_calls() - self._calls0
@@ -503,9 +487,8 @@ def finish(entry: dict[str, Any], settings: Settings, ghz: float) -> dict[str, A
     """Add the derived figures (the seed's proportions, the SGX projection) to a result."""
     phases = entry["phases_ns"]
     entry["proportions"] = {
-        "p1": _proportion(phases["create_pollable_event"], phases["get_new_thread"]),
-        "p2": _proportion(phases["create_pollable_event"], phases["clone"]),
-        "p3": _proportion(phases["handshake"], phases["clone"]),
+        name: _proportion(phases[part], phases[whole])
+        for name, (part, whole) in PROPORTIONS.items()
     }
     start = phases["start"]
     entry["projected_cycles_per_clone"] = (

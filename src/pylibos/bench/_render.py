@@ -8,8 +8,8 @@ from typing import Any
 
 from rich.table import Table
 
+from ..libos import PROPORTIONS
 from ._stats import (
-    PROPORTIONS,
     TIMED,
     Figures,
     Interval,
@@ -22,30 +22,6 @@ from ._stats import (
 
 Data = dict[str, Any]
 Entry = dict[str, Any]
-
-# The seed's figures (cycles, means per call), for the docs to set beside ours.
-SEED_TABLES = {
-    "Gramine-SGX, ede508c (40 batches)": {
-        "handshake": 2052777, "create_pollable_event": 2262290, "get_new_thread": 2279296,
-        "clone": 2871136, "p1": 0.9925, "p2": 0.7879, "p3": 0.7150,
-    },
-    "Gramine-direct, ede508c (156 batches)": {
-        "handshake": None, "create_pollable_event": 120799, "get_new_thread": 265390,
-        "clone": 753470, "p1": 0.4552, "p2": 0.1603, "p3": None,
-    },
-    "Gramine-SGX with raw pipes, PR 1371 (291 batches)": {
-        "handshake": None, "create_pollable_event": 121254, "get_new_thread": 132965,
-        "clone": 394642, "p1": 0.9119, "p2": 0.3073, "p3": None,
-    },
-    "Gramine-SGX without the fix, ad39399 (63 batches)": {
-        "handshake": None, "create_pollable_event": 1590937, "get_new_thread": 1601655,
-        "clone": 1851699, "p1": 0.9933, "p2": 0.8592, "p3": None,
-    },
-    "Gramine-direct, ad39399 (506 batches)": {
-        "handshake": None, "create_pollable_event": 42446, "get_new_thread": 96964,
-        "clone": 230311, "p1": 0.4378, "p2": 0.1843, "p3": None,
-    },
-}  # fmt: skip
 
 
 def _phase(entry: Entry, phase: str, stat: str) -> float | None:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..libos import PHASES
+from ..libos import PHASES, PROPORTIONS
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
@@ -53,11 +53,6 @@ TIMED = ("start", *PHASES)
 ``threading.Thread(target=f).start()``, and the LibOS's phases inside it (none for
 ``native``, whose start is CPython's own)."""
 
-PROPORTIONS = {
-    "p1": ("create_pollable_event", "get_new_thread"),
-    "p2": ("create_pollable_event", "clone"),
-    "p3": ("handshake", "clone"),
-}
 
 Data = dict[str, Any]
 Entry = dict[str, Any]

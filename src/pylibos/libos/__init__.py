@@ -18,8 +18,10 @@ from ._ipc import IpcError as IpcError
 from ._libos import LibOS as LibOS
 from ._libos import default_events as default_events
 from ._profile import PHASES as PHASES
+from ._profile import PROPORTIONS as PROPORTIONS
 from ._profile import PhaseStats as PhaseStats
 from ._profile import Profile as Profile
 from ._profile import ProfileSnapshot as ProfileSnapshot
+from ._profile import summary as summary
 from ._thread import LibOSThread as LibOSThread
 from ._thread import ThreadFailed as ThreadFailed

@@ -32,6 +32,7 @@ import statistics
 import threading
 import time
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -45,6 +46,12 @@ RESERVOIR = 16384
 _ABSENT = -1  # in a reservoir row: the phase did not run in that clone
 ROOT = "clone"
 """The outermost phase a sample is taken under."""
+PROPORTIONS = {
+    "p1": ("create_pollable_event", "get_new_thread"),
+    "p2": ("create_pollable_event", "clone"),
+    "p3": ("handshake", "clone"),
+}
+"""The seed's proportions: name -> (part, whole), each a ratio of per-clone means."""
 
 
 @dataclass(frozen=True)
@@ -79,11 +86,29 @@ class ProfileSnapshot:
             return None
         return p.sum_ns / w.sum_ns
 
+    def proportions(self) -> dict[str, float | None]:
+        """The seed's proportions (``PROPORTIONS``); None where a phase never ran."""
+        return {name: self.proportion(part, whole) for name, (part, whole) in PROPORTIONS.items()}
 
-def _p95(sorted_values: list[int]) -> float:
+
+def p95(sorted_values: Sequence[int]) -> float:
+    """The 95th percentile of sorted values (inclusive method; the value itself for one)."""
     if len(sorted_values) == 1:
         return float(sorted_values[0])
     return float(statistics.quantiles(sorted_values, n=20, method="inclusive")[-1])
+
+
+def summary(samples: Sequence[int]) -> dict[str, float] | None:
+    """Mean, median and p95 of per-clone samples, as the benchmark's results hold them
+    (None for no samples): the one place both the profile and the benchmark take them."""
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    return {
+        "mean": statistics.fmean(ordered),
+        "median": float(statistics.median(ordered)),
+        "p95": p95(ordered),
+    }
 
 
 class _Null:
@@ -251,7 +276,7 @@ class Profile:
                 sum_ns=total,
                 mean_ns=mean,
                 median_ns=float(statistics.median(values)),
-                p95_ns=_p95(values),
+                p95_ns=p95(values),
                 host_calls=calls,
                 stdev_ns=math.sqrt(max(0.0, var)),
             )
