@@ -354,3 +354,19 @@ def test_a_signal_the_program_blocks_stays_pending_as_under_python(tmp_path: Pat
         native, under = both(tmp_path, ["blocks.py"], options)
         same(native, under)
         assert native.stdout == f"{int(signal.SIGINT)}\n"
+
+
+def test_a_ctrl_c_traceback_shows_no_frame_of_pylibos(tmp_path: Path) -> None:
+    """The PAL's SIGINT handler is a Python function, so the KeyboardInterrupt passes
+    through its frame; the report of an uncaught one must not show it."""
+    write(
+        tmp_path,
+        "sleeps.py",
+        """
+        import signal
+        signal.raise_signal(signal.SIGINT)  # handled as this line ends
+        """,
+    )
+    native, under = both(tmp_path, ["sleeps.py"])
+    assert native.returncode == -signal.SIGINT
+    same(native, under)

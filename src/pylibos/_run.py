@@ -228,7 +228,24 @@ def _program_frames(tb: TracebackType | None) -> TracebackType | None:
     first = last_runner.tb_next
     while first is not None and first.tb_frame.f_globals.get("__name__") == "runpy":
         first = first.tb_next
+    _drop_sigint_handler_frames(first)
     return first
+
+
+def _drop_sigint_handler_frames(tb: TracebackType | None) -> None:
+    """Cut the PAL's SIGINT handler (a Python function, unlike the interpreter's
+    default one) off the end of a KeyboardInterrupt's traceback, where the program's
+    own frame is the last under ``python``."""
+    entry, keep = tb, None
+    while entry is not None:
+        if entry.tb_frame.f_globals.get("__name__") != _SIGINT_HANDLER_MODULE:
+            keep = entry  # the last frame that is not the handler's
+        entry = entry.tb_next
+    if keep is not None:
+        keep.tb_next = None
+
+
+_SIGINT_HANDLER_MODULE = "pylibos.pal._interrupts"
 
 
 def cmd_run(argv: Sequence[str]) -> int:
