@@ -15,12 +15,16 @@ import os
 import select
 import socket
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 
 from libos_support import BOUND, booted, wait_until
 from pylibos import pal
 from pylibos.pal import EVENT_TOKEN, PalError, PalErrorCode
+
+T = TypeVar("T")
 
 
 @pytest.mark.parametrize("kind", ["sgx", "direct"])
@@ -150,6 +154,105 @@ def test_an_eventfd_is_told_from_another_eventfd_at_its_number(kind: str) -> Non
             os.close(number)  # still open: the PAL did not close it
         finally:
             os.close(program)
+
+
+def _lowest_free_is(
+    number: int,
+    open_one: Callable[[], T],
+    close_one: Callable[[T], None],
+    fd_of: Callable[[T], int],
+) -> T:
+    """Open objects with ``open_one`` until one gets descriptor ``number`` (lower free
+    numbers are used up on the way, then let go): returns that one."""
+    extra: list[T] = []
+    try:
+        for _ in range(64):
+            made = open_one()
+            if fd_of(made) == number:
+                return made
+            extra.append(made)
+        raise AssertionError(f"descriptor {number} was never handed out again")
+    finally:
+        for made in extra:
+            close_one(made)
+
+
+@pytest.mark.parametrize("kind", ["sgx", "direct"])
+def test_an_eventfd_is_told_from_our_next_eventfd_at_its_number(kind: str) -> None:
+    """The host takes an eventfd away, keeping a copy (so the registry's entry for it
+    lives on), and the PAL's next eventfd gets the number.  kcmp finds the new file
+    among the entries under the number; the old handle must still fail, and neither
+    take the new eventfd's tokens, add to it nor close it."""
+    with pal.open_host(kind) as host:
+        old = host.stream_open("eventfd:", nonblocking=True)
+        number = old._fd
+        copy = os.dup(number)  # the host's copy
+        try:
+            os.close(number)
+            new = _lowest_free_is(
+                number,
+                lambda: host.stream_open("eventfd:", nonblocking=True),
+                host.close,
+                lambda h: h._fd,
+            )
+            host.write(new, EVENT_TOKEN)
+            for action in (
+                lambda: host.read(old, 8),
+                lambda: host.write(old, EVENT_TOKEN),
+            ):
+                with pytest.raises(PalError) as info:
+                    action()
+                assert info.value.code is PalErrorCode.BADHANDLE
+                assert "another object" in info.value.message
+            assert host.streams_wait_events([old], [pal.WAIT_READ], 0) == [pal.WAIT_ERROR]
+            host.close(old)
+            assert host.read(new, 8) == EVENT_TOKEN, "the old handle touched the new eventfd"
+            host.write(new, EVENT_TOKEN)  # not closed by closing the old handle
+            assert host.streams_wait_events([new], [pal.WAIT_READ], 0) == [pal.WAIT_READ]
+            host.close(new)
+        finally:
+            os.close(copy)
+
+
+def test_a_worker_does_not_take_the_next_event_at_its_number_for_its_own() -> None:
+    """The host takes the async worker's eventfd away, keeping a copy, and the program's
+    next pollable event gets the number.  Before: the worker's identity check found the
+    new eventfd in the registry and took it for its own, so the worker never rebuilt and
+    slept on, drained and would have closed the program's event."""
+    with booted("sgx", "eventfd") as libos:
+        assert libos._async is not None
+        event = libos._async._event
+        number = event.read_handle._fd
+        blocker = threading.Event()
+        # Keep the worker away from the number until the program's event has it.
+        libos.install_async_event(0, lambda: blocker.wait(BOUND))
+        assert wait_until(lambda: libos._async is not None and libos._async.pending == 0)
+        copy = os.dup(number)  # the host's copy
+        try:
+            os.close(number)
+            program = _lowest_free_is(
+                number,
+                libos.create_pollable_event,
+                lambda e: e.destroy(),
+                lambda e: e.read_handle._fd,
+            )
+            try:
+                blocker.set()
+                fired = threading.Event()
+                libos.install_async_event(0.01, fired.set)
+                assert fired.wait(BOUND)
+                assert wait_until(lambda: event.rebuilt >= 1), "the worker took it for its own"
+                assert event.read_handle._fd != number
+                program.set()
+                assert program.wait(0)
+                host = libos.host
+                assert host.streams_wait_events([program.read_handle], [pal.WAIT_READ], 0) == [
+                    pal.WAIT_READ
+                ], "the worker drained the program's event"
+            finally:
+                program.destroy()
+        finally:
+            os.close(copy)
 
 
 @pytest.mark.parametrize("kind", ["sgx", "direct"])

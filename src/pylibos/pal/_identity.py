@@ -26,6 +26,7 @@ import os
 import platform
 import select
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +58,14 @@ class EventfdRegistry:
     the file registered under that number.  One descriptor per host, one epoll_ctl at
     open and at close, one kcmp per check.  Its system calls go through the ledger's
     ``_aside`` gate (``aside``): they are the PAL's bookkeeping, not host calls.
+
+    An entry outlives the number it was made under when the host keeps a copy of the
+    file, so a number can hold two entries: the old file's and that of the eventfd of
+    ours that got the number next.  kcmp then finds the file at the number among the
+    entries, whichever handle it belongs to.  So the registry also knows which handle
+    holds each number, and a handle that opens at a number fails the one that held it
+    before (its descriptor was closed, or the kernel could not have handed the number
+    out), before its own entry is made.
     """
 
     def __init__(self, aside: Aside) -> None:
@@ -64,6 +73,8 @@ class EventfdRegistry:
         self._epoll: select.epoll = aside("epoll_create1", "eventfd registry", HOST_EPOLL)
         self._syscall = ctypes.CDLL(None, use_errno=True).syscall
         self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._holders: dict[int, Handle] = {}  # Guarded by _lock.
 
     @classmethod
     def make(cls, aside: Aside) -> EventfdRegistry | None:
@@ -89,10 +100,22 @@ class EventfdRegistry:
             return None
         return registry
 
-    def add(self, fd: int) -> None:
+    def add(self, fd: int, holder: Handle | None = None) -> None:
+        """Register the file at ``fd``; ``holder``: the handle just opened on it."""
+        if holder is not None:
+            with self._lock:
+                before = self._holders.get(fd)
+                self._holders[fd] = holder
+            if before is not None and before is not holder:
+                _lose(before, f"its descriptor {fd} now belongs to another object")
         self._gate("epoll_ctl", "eventfd registry", self._epoll.register, fd, 0)
 
-    def remove(self, fd: int) -> None:
+    def remove(self, fd: int, holder: Handle | None = None) -> None:
+        """Unregister the file at ``fd``; ``holder``: the handle closing it."""
+        if holder is not None:
+            with self._lock:
+                if self._holders.get(fd) is holder:
+                    del self._holders[fd]
         with contextlib.suppress(PalError):
             self._gate("epoll_ctl", "eventfd registry", self._epoll.unregister, fd)
 
@@ -175,8 +198,8 @@ def remember(handle: Handle, registry: EventfdRegistry | None) -> None:
     """Record what the descriptor of a handle just opened is (``registry``: for an
     eventfd, where kcmp is to be had).  Raises ``OSError`` if it is gone already."""
     if registry is not None:
-        registry.add(handle._fd)
         handle._ident = registry
+        registry.add(handle._fd, handle)
     else:
         handle._ident = identity(handle)
 
@@ -197,9 +220,7 @@ def verify(handle: Handle) -> None:
                 if same is None
                 else f"its descriptor {handle._fd} now belongs to another object"
             )
-            handle._stale = True
-            handle._failure = PalError(PalErrorCode.BADHANDLE, f"{handle.uri}: {what}")
-            raise handle._failure
+            raise _lose(handle, what)
         try:
             now = identity(handle)
         except OSError:
@@ -208,10 +229,19 @@ def verify(handle: Handle) -> None:
             if now == ident:
                 return
             what = f"its descriptor {handle._fd} now belongs to another object"
-        handle._stale = True
-        handle._failure = PalError(PalErrorCode.BADHANDLE, f"{handle.uri}: {what}")
+        raise _lose(handle, what)
     assert handle._failure is not None
     raise handle._failure
+
+
+def _lose(handle: Handle, what: str) -> PalError:
+    """Fail ``handle`` for good: its number is no longer ours.  Returns its failure.
+    The failure is set before the flag, for a thread that reads the flag first."""
+    if not handle._stale:
+        handle._failure = PalError(PalErrorCode.BADHANDLE, f"{handle.uri}: {what}")
+        handle._stale = True
+    assert handle._failure is not None
+    return handle._failure
 
 
 def still_ours(handle: Handle) -> bool:
@@ -226,4 +256,4 @@ def still_ours(handle: Handle) -> bool:
 def forget(handle: Handle) -> None:
     """Before the descriptor of ``handle`` is closed: drop it from its registry."""
     if isinstance(handle._ident, EventfdRegistry):
-        handle._ident.remove(handle._fd)
+        handle._ident.remove(handle._fd, handle)
