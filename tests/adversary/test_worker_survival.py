@@ -40,15 +40,22 @@ def _alive(libos: LibOS) -> None:
         assert client.request(ECHO, b"alive", timeout=BOUND) == b"alive"
 
 
-def _cut(hostile: HostileHost, event: PollableEvent) -> None:
+def _cut(hostile: HostileHost, event: PollableEvent, stand_in: int | None = None) -> bool:
     """The host shuts the channel's write end down (a copy of it, in the host); an
-    eventfd it takes away: it keeps a copy and closes the PAL's descriptor."""
+    eventfd it takes away: it keeps a copy and closes the PAL's descriptor, or, given a
+    ``stand_in`` descriptor, puts a copy of that at the number in the same step (dup2),
+    so that the number never comes free (True then: the stand-in is the caller's to
+    close)."""
     write = event._write
     copy = hostile.grab(write._fd)
     if write._sock is not None:
         hostile.do("shutdown", copy)
+    elif stand_in is not None:
+        os.dup2(stand_in, write._fd, inheritable=False)
+        return True
     else:
         os.close(write._fd)
+    return False
 
 
 @pytest.fixture(params=[("sgx", "raw"), ("sgx", "pipe"), ("sgx", "eventfd"), ("direct", "raw")])
@@ -96,29 +103,48 @@ def test_workers_survive_a_cut_while_out_of_descriptors(hostile: HostileHost, ev
     """The host cuts both workers' channels while the process has no descriptor left:
     no new channel can be made.  The workers keep trying, slowly, and recover once
     descriptors are back; a timer installed meanwhile fires."""
-    with booted("sgx", events) as libos:
-        assert libos._async is not None
-        workers: list[AsyncWorker | IpcWorker] = [libos._async, libos.ipc_worker]
-        fired = threading.Event()
-        if events == "eventfd":
-            # Taking an eventfd away frees its number: cut first, then use the number
-            # up (the sleepers find out within RECHECK_S).
-            for worker in workers:
-                _cut(hostile, worker._event)
-        with descriptors_exhausted():
-            if events != "eventfd":
-                for worker in workers:
-                    _cut(hostile, worker._event)
-            assert wait_until(lambda: all(w.host_errors.count >= 1 for w in workers))
-            listens = libos.host.calls["listen"] + libos.host.calls["eventfd"]
-            libos.install_async_event(0.05, fired.set)
-            # Retries back off: at most a few per worker while starved.
-            threading.Event().wait(0.3)  # a window to count retries in, not a sync point
-            retries = libos.host.calls["listen"] + libos.host.calls["eventfd"] - listens
-            assert retries <= 40, f"{retries} channel rebuilds in 0.3 s: the workers spin"
-        assert fired.wait(BOUND), "a timer installed while starved never fired"
-        assert wait_until(lambda: all(w._event.rebuilt >= 1 for w in workers))
-        _alive(libos)
+    # Taking an eventfd away must not free its number, even for a moment: a sleeper that
+    # looks again (within RECHECK_S) while it is free makes its new channel there, and
+    # never meets the shortage.  So the host puts another file at the number in the
+    # same step.
+    stand_in = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with booted("sgx", events) as libos:
+            assert libos._async is not None
+            workers: list[AsyncWorker | IpcWorker] = [libos._async, libos.ipc_worker]
+            taken: list[int] = []
+            try:
+                _starved(hostile, libos, workers, stand_in, taken)
+            finally:
+                for number in taken:
+                    os.close(number)  # the host's stand-ins (the PAL let go of them)
+    finally:
+        os.close(stand_in)
+
+
+def _starved(
+    hostile: HostileHost,
+    libos: LibOS,
+    workers: list[AsyncWorker | IpcWorker],
+    stand_in: int,
+    taken: list[int],
+) -> None:
+    fired = threading.Event()
+    with descriptors_exhausted():
+        for worker in workers:
+            number = worker._event._write._fd
+            if _cut(hostile, worker._event, stand_in):
+                taken.append(number)
+        assert wait_until(lambda: all(w.host_errors.count >= 1 for w in workers))
+        listens = libos.host.calls["listen"] + libos.host.calls["eventfd"]
+        libos.install_async_event(0.05, fired.set)
+        # Retries back off: at most a few per worker while starved.
+        threading.Event().wait(0.3)  # a window to count retries in, not a sync point
+        retries = libos.host.calls["listen"] + libos.host.calls["eventfd"] - listens
+        assert retries <= 40, f"{retries} channel rebuilds in 0.3 s: the workers spin"
+    assert fired.wait(BOUND), "a timer installed while starved never fired"
+    assert wait_until(lambda: all(w._event.rebuilt >= 1 for w in workers))
+    _alive(libos)
 
 
 @pytest.mark.parametrize("events", ["raw", "pipe"])
