@@ -10,61 +10,37 @@ non-daemon threads and after the program's own ``atexit`` handlers, as late as t
 program's own work can reach.  Uncaught exceptions, ``sys.exit`` and Ctrl-C are left to
 the interpreter, which reports them and sets the exit status as it does natively; only
 the frames of pylibos and ``runpy`` are taken off the front of the traceback.
-
-The JSON written by ``--json`` (format history, newest last):
-
-1. ``format_version``, ``kind`` ("pylibos.run"), ``pylibos``, ``python``, ``config``
-   (``name``, ``pal``, ``events``, ``pool``), ``argv``, ``exit_code`` (the process's
-   status as ``subprocess`` reports it: negative for a signal), ``wall_s``,
-   ``threads_created`` (threads started through the LibOS), ``host_calls`` (by kind,
-   from boot to exit), ``host_calls_total``, ``phases`` (per phase: ``count``,
-   ``mean_ns``, ``median_ns``, ``p95_ns``, ``sum_ns``, ``host_calls``),
-   ``proportions`` (``p1``, ``p2``, ``p3``, null where a phase is absent),
-   ``ocall_cycles`` and ``projected_host_call_cycles`` (``host_calls_total`` ×
-   ``ocall_cycles``).
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
-import json
 import os
-import platform
 import runpy
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from . import __version__
-from .libos import EVENT_KINDS, PHASES, Hook, LibOS, default_events, install
-from .pal import HOST_KINDS, Host, open_host
+from ..libos import EVENT_KINDS, LibOS, default_events, install
+from ..pal import HOST_KINDS, open_host
+from ._options import UsageError, check_writable, nonnegative_integer
+from ._run_stats import RunState, at_exit
 
-FORMAT_VERSION = 1
 DEFAULT_OCALL_CYCLES = 10_000
 
 
-class RunUsageError(Exception):
+class RunUsageError(UsageError):
     """A bad option of pylibos's own: ``ERROR: ...`` and exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
         raise RunUsageError(message)
-
-
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--pool", action="store_true", help="reuse the events of exited threads")
     p.add_argument(
-        "--max-threads", type=_nonnegative_int, default=1024, metavar="N",
+        "--max-threads", type=nonnegative_integer, default=1024, metavar="N",
         help="sgx.max_threads: threads the enclave may hold at once (default 1024)",
     )  # fmt: skip
     p.add_argument(
@@ -92,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         "kind and the projected SGX cost",
     )  # fmt: skip
     p.add_argument(
-        "--ocall-cycles", type=_nonnegative_int, default=DEFAULT_OCALL_CYCLES, metavar="C",
+        "--ocall-cycles", type=nonnegative_integer, default=DEFAULT_OCALL_CYCLES, metavar="C",
         help=f"cycles per host call for the projection (default {DEFAULT_OCALL_CYCLES:,})",
     )  # fmt: skip
     p.add_argument("--json", metavar="F", help="write the statistics as JSON to F at exit")
@@ -106,20 +82,6 @@ class Target:
     script: str | None
     module: str | None
     args: list[str]
-
-
-@dataclass
-class _State:
-    options: argparse.Namespace
-    target: Target
-    host: Host
-    libos: LibOS
-    hook: Hook
-    started: float
-    exit_code: int = 0
-    done: bool = False
-    pid: int = field(default_factory=os.getpid)
-    argv: list[str] = field(default_factory=list)
 
 
 def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, Target]:
@@ -152,16 +114,6 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, Target]:
             raise RunUsageError("-m needs a module name: pylibos run -- -m module [args ...]")
         return options, Target(None, program[1], program[2:])
     return options, Target(program[0], None, program[1:])
-
-
-def _check_json_path(path: str | None) -> None:
-    if not path:
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise RunUsageError(f"--json {path}: no such directory {folder}")
-    if not os.access(folder, os.W_OK):
-        raise RunUsageError(f"--json {path}: directory {folder} is not writable")
 
 
 def _set_path0(target: Target) -> None:
@@ -252,12 +204,12 @@ def cmd_run(argv: Sequence[str]) -> int:
     """``pylibos run``; returns an exit status, or lets the program's exit propagate."""
     try:
         options, target = parse(argv)
-        _check_json_path(options.json)
+        check_writable("json", options.json)
         if options.pal != "sgx" and options.max_threads != 1024:
             raise RunUsageError("--max-threads applies to --pal sgx only")
         if options.pal == "sgx" and options.max_threads < 2:
             raise RunUsageError("--max-threads must be at least 2 (the main thread and one)")
-    except RunUsageError as exc:
+    except UsageError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
     _set_path0(target)
@@ -282,13 +234,12 @@ def cmd_run(argv: Sequence[str]) -> int:
         libos.shutdown()
         host.shutdown()
         raise
-    state = _State(options, target, host, libos, hook, time.perf_counter())
-    atexit.register(_at_exit, state)
-    return _run_program(state)
+    state = RunState(options, host, libos, hook, time.perf_counter())
+    atexit.register(at_exit, state)
+    return _run_program(state, target)
 
 
-def _run_program(state: _State) -> int:
-    target = state.target
+def _run_program(state: RunState, target: Target) -> int:
     if target.script is not None:
         sys.argv[:] = [target.script, *target.args]
     else:
@@ -383,112 +334,3 @@ def _exit_status(code: object) -> int:
     if isinstance(code, int):
         return code & 0xFF
     return 1
-
-
-def statistics(state: _State) -> dict[str, Any]:
-    """The run's statistics, as written to ``--json``."""
-    libos, host, options = state.libos, state.host, state.options
-    snapshot = libos.profile.statistics()
-    phases = {
-        name: {
-            "count": s.count,
-            "mean_ns": s.mean_ns,
-            "median_ns": s.median_ns,
-            "p95_ns": s.p95_ns,
-            "sum_ns": s.sum_ns,
-            "host_calls": s.host_calls,
-        }
-        for name in PHASES
-        if (s := snapshot.get(name)) is not None
-    }
-    counted = host.statistics()
-    calls = dict(sorted(counted.by_kind.items()))
-    total = counted.total
-    name = f"{options.pal}/{libos.events}{'+pool' if libos.pool else ''}"
-    return {
-        "format_version": FORMAT_VERSION,
-        "kind": "pylibos.run",
-        "pylibos": __version__,
-        "python": platform.python_version(),
-        "config": {"name": name, "pal": options.pal, "events": libos.events, "pool": libos.pool},
-        "argv": state.argv,
-        "exit_code": state.exit_code,
-        "wall_s": time.perf_counter() - state.started,
-        "threads_created": state.hook.threads_created,
-        "host_calls": calls,
-        "host_calls_total": total,
-        "phases": phases,
-        "proportions": snapshot.proportions(),
-        "ocall_cycles": options.ocall_cycles,
-        "projected_host_call_cycles": total * options.ocall_cycles,
-    }
-
-
-def _print_stats(data: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
-    cycles = data["ocall_cycles"]
-    console.print(
-        f"pylibos run: {data['config']['name']}, {data['threads_created']} threads created "
-        f"through the LibOS, {data['host_calls_total']} host calls, "
-        f"exit status {data['exit_code']}"
-    )
-    table = Table(title="thread creation, per call (the seed's phases)")
-    for col in ("phase", "count", "mean µs", "median µs", "p95 µs", "host calls/call"):
-        table.add_column(col, justify="left" if col == "phase" else "right")
-    for name, s in data["phases"].items():
-        table.add_row(
-            name,
-            str(s["count"]),
-            f"{s['mean_ns'] / 1000:.1f}",
-            f"{s['median_ns'] / 1000:.1f}",
-            f"{s['p95_ns'] / 1000:.1f}",
-            f"{s['host_calls'] / s['count']:.2f}",
-        )
-    if data["phases"]:
-        console.print(table)
-        props = ", ".join(
-            f"{k} = {v:.3f}" if v is not None else f"{k} = -"
-            for k, v in data["proportions"].items()
-        )
-        console.print(f"proportions: {props}")
-    kinds = ", ".join(f"{k} {v}" for k, v in data["host_calls"].items())
-    console.print(f"host calls by kind: {kinds or 'none'}")
-    projected = data["projected_host_call_cycles"]
-    clone = data["phases"].get("clone")
-    per_start = ""
-    if clone:
-        per_start = (
-            f"; {clone['host_calls'] / clone['count'] * cycles:,.0f} cycles per thread start"
-        )
-    console.print(
-        f"projected SGX cost at {cycles:,} cycles per host call: {projected:,} cycles{per_start}"
-    )
-
-
-def _at_exit(state: _State) -> None:
-    if state.done:
-        return
-    if os.getpid() != state.pid:
-        # A child the program forked, exiting normally: the statistics are the run's,
-        # and the LibOS's channels are the parent's too.  Its copies close as it exits.
-        return
-    state.done = True
-    state.hook.uninstall()
-    data = statistics(state)
-    if state.options.stats:
-        _print_stats(data)
-    if state.options.json:
-        try:
-            with open(state.options.json, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=1)
-                f.write("\n")
-        except OSError as exc:
-            print(f"ERROR: cannot write {state.options.json}: {exc.strerror}", file=sys.stderr)
-    # Daemon threads of the program may still run, as they do natively at this point;
-    # the LibOS is then left to the process's exit rather than pulled from under them.
-    if all(t is state.libos.main_thread or not t.is_alive() for t in state.libos.threads()):
-        state.libos.shutdown(timeout=1.0)
-        state.host.shutdown(timeout=1.0)

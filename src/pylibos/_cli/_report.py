@@ -1,0 +1,65 @@
+"""``pylibos report``: a saved run rendered again, or two micro-benchmark runs side by side."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from ._bench import print_compare, write_run
+from ._options import UsageError, check_outputs
+from ._output import print_warnings, write_text
+from ._workloads import print_workloads, write_workloads
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def _load(path: str) -> dict[str, Any]:
+    from ..bench import ResultsError, analyse, load
+
+    try:
+        data = load(path)
+    except ResultsError as exc:
+        raise UsageError(str(exc)) from None
+    # Intervals and verdicts are drawn again from the samples (the same ones: the bootstrap
+    # is seeded), never taken on trust from the file.
+    return analyse(data, force=True)
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from ..bench import ResultsError
+    from ..bench._render import describe, rich_table, vs_markdown, vs_rows
+    from ..bench._stats import differences
+    from ..workloads import load_if_workloads
+
+    try:
+        saved = load_if_workloads(args.results)
+    except ResultsError as exc:
+        raise UsageError(str(exc)) from None
+    if saved is not None:
+        if args.vs is not None:
+            raise UsageError("--vs compares micro-benchmark runs; this is a workloads run")
+        check_outputs(args)
+        print_workloads(saved, console)
+        write_workloads(saved, args, console)
+        return 0
+    data = _load(args.results)
+    if args.vs is None:
+        check_outputs(args)
+        print_compare(data, console)
+        write_run(data, args, console)
+        return 0
+    if args.plot:
+        raise UsageError("--plot draws one run; with --vs, use --markdown")
+    other = _load(args.vs)
+    check_outputs(args)
+    notes = differences(data, other)
+    console.print(f"A: {args.results}: {describe(data)}")
+    console.print(f"B: {args.vs}: {describe(other)}")
+    header, rows, summary = vs_rows(data, other)
+    console.print(rich_table("B ÷ A, per configuration and phase (medians)", header, rows))
+    console.print(summary)
+    print_warnings(notes, console)
+    if args.markdown:
+        write_text(args.markdown, vs_markdown(data, other, (args.results, args.vs), notes), console)
+    return 0

@@ -1,0 +1,156 @@
+"""``pylibos run``'s statistics, taken at exit: printed with ``--stats``, written with
+``--json``.
+
+The JSON written by ``--json`` (format history, newest last):
+
+1. ``format_version``, ``kind`` ("pylibos.run"), ``pylibos``, ``python``, ``config``
+   (``name``, ``pal``, ``events``, ``pool``), ``argv``, ``exit_code`` (the process's
+   status as ``subprocess`` reports it: negative for a signal), ``wall_s``,
+   ``threads_created`` (threads started through the LibOS), ``host_calls`` (by kind,
+   from boot to exit), ``host_calls_total``, ``phases`` (per phase: ``count``,
+   ``mean_ns``, ``median_ns``, ``p95_ns``, ``sum_ns``, ``host_calls``),
+   ``proportions`` (``p1``, ``p2``, ``p3``, null where a phase is absent),
+   ``ocall_cycles`` and ``projected_host_call_cycles`` (``host_calls_total`` ×
+   ``ocall_cycles``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import __version__
+from ..libos import PHASES, Hook, LibOS
+from ..pal import Host
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class RunState:
+    """A run under way: what its statistics at exit are taken from."""
+
+    options: argparse.Namespace
+    host: Host
+    libos: LibOS
+    hook: Hook
+    started: float
+    exit_code: int = 0
+    done: bool = False
+    pid: int = field(default_factory=os.getpid)
+    argv: list[str] = field(default_factory=list)
+
+
+def statistics(state: RunState) -> dict[str, Any]:
+    """The run's statistics, as written to ``--json``."""
+    libos, host, options = state.libos, state.host, state.options
+    snapshot = libos.profile.statistics()
+    phases = {
+        name: {
+            "count": s.count,
+            "mean_ns": s.mean_ns,
+            "median_ns": s.median_ns,
+            "p95_ns": s.p95_ns,
+            "sum_ns": s.sum_ns,
+            "host_calls": s.host_calls,
+        }
+        for name in PHASES
+        if (s := snapshot.get(name)) is not None
+    }
+    counted = host.statistics()
+    calls = dict(sorted(counted.by_kind.items()))
+    total = counted.total
+    name = f"{options.pal}/{libos.events}{'+pool' if libos.pool else ''}"
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": "pylibos.run",
+        "pylibos": __version__,
+        "python": platform.python_version(),
+        "config": {"name": name, "pal": options.pal, "events": libos.events, "pool": libos.pool},
+        "argv": state.argv,
+        "exit_code": state.exit_code,
+        "wall_s": time.perf_counter() - state.started,
+        "threads_created": state.hook.threads_created,
+        "host_calls": calls,
+        "host_calls_total": total,
+        "phases": phases,
+        "proportions": snapshot.proportions(),
+        "ocall_cycles": options.ocall_cycles,
+        "projected_host_call_cycles": total * options.ocall_cycles,
+    }
+
+
+def print_stats(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+    cycles = data["ocall_cycles"]
+    console.print(
+        f"pylibos run: {data['config']['name']}, {data['threads_created']} threads created "
+        f"through the LibOS, {data['host_calls_total']} host calls, "
+        f"exit status {data['exit_code']}"
+    )
+    table = Table(title="thread creation, per call (the seed's phases)")
+    for col in ("phase", "count", "mean µs", "median µs", "p95 µs", "host calls/call"):
+        table.add_column(col, justify="left" if col == "phase" else "right")
+    for name, s in data["phases"].items():
+        table.add_row(
+            name,
+            str(s["count"]),
+            f"{s['mean_ns'] / 1000:.1f}",
+            f"{s['median_ns'] / 1000:.1f}",
+            f"{s['p95_ns'] / 1000:.1f}",
+            f"{s['host_calls'] / s['count']:.2f}",
+        )
+    if data["phases"]:
+        console.print(table)
+        props = ", ".join(
+            f"{k} = {v:.3f}" if v is not None else f"{k} = -"
+            for k, v in data["proportions"].items()
+        )
+        console.print(f"proportions: {props}")
+    kinds = ", ".join(f"{k} {v}" for k, v in data["host_calls"].items())
+    console.print(f"host calls by kind: {kinds or 'none'}")
+    projected = data["projected_host_call_cycles"]
+    clone = data["phases"].get("clone")
+    per_start = ""
+    if clone:
+        per_start = (
+            f"; {clone['host_calls'] / clone['count'] * cycles:,.0f} cycles per thread start"
+        )
+    console.print(
+        f"projected SGX cost at {cycles:,} cycles per host call: {projected:,} cycles{per_start}"
+    )
+
+
+def at_exit(state: RunState) -> None:
+    if state.done:
+        return
+    if os.getpid() != state.pid:
+        # A child the program forked, exiting normally: the statistics are the run's,
+        # and the LibOS's channels are the parent's too.  Its copies close as it exits.
+        return
+    state.done = True
+    state.hook.uninstall()
+    data = statistics(state)
+    if state.options.stats:
+        print_stats(data)
+    if state.options.json:
+        try:
+            with open(state.options.json, "w", encoding="utf-8") as f:
+                json.dump(data, f, indent=1)
+                f.write("\n")
+        except OSError as exc:
+            print(f"ERROR: cannot write {state.options.json}: {exc.strerror}", file=sys.stderr)
+    # Daemon threads of the program may still run, as they do natively at this point;
+    # the LibOS is then left to the process's exit rather than pulled from under them.
+    if all(t is state.libos.main_thread or not t.is_alive() for t in state.libos.threads()):
+        state.libos.shutdown(timeout=1.0)
+        state.host.shutdown(timeout=1.0)
