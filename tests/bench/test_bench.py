@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -15,6 +15,7 @@ from pylibos import pal
 from pylibos.bench import (
     FORMAT_VERSION,
     ResultsError,
+    RunData,
     Settings,
     load,
     markdown,
@@ -27,6 +28,7 @@ from pylibos.bench import (
     valid_names,
 )
 from pylibos.bench._render import compare_rows, seed_rows
+from pylibos.bench._schema import Entry, PhaseSummary
 
 from .conftest import SHORT
 
@@ -71,7 +73,14 @@ def test_settings_out_of_bounds_are_refused(settings: Settings, message: str) ->
         run([parse_config("native")], settings)
 
 
-def test_run_has_every_configuration_and_field(short_run: dict[str, Any]) -> None:
+def _ns(entry: Entry, phase: str) -> PhaseSummary:
+    """The phase's figures, which this test expects the run to have."""
+    stats = entry["phases_ns"][phase]
+    assert stats is not None, phase
+    return stats
+
+
+def test_run_has_every_configuration_and_field(short_run: RunData) -> None:
     assert short_run["version"] == FORMAT_VERSION
     assert set(short_run["machine"]) >= {"cpu", "cores", "python", "pylibos"}
     names = [e["name"] for e in short_run["configs"]]
@@ -79,31 +88,34 @@ def test_run_has_every_configuration_and_field(short_run: dict[str, Any]) -> Non
     for e in short_run["configs"]:
         assert e["batches"] >= 2  # at least one per round
         assert e["threads"] == e["batches"] * SHORT.batch
-        assert e["phases_ns"]["start"]["median"] > 0
-        assert e["projected_cycles_per_clone"] > 0
+        assert _ns(e, "start")["median"] > 0
+        projected = e["projected_cycles_per_clone"]
+        assert projected is not None and projected > 0
         if e["name"] != "native":
             # The LibOS clone runs inside the application's Thread.start(), thread by
             # thread, so its median cannot exceed the start's.
-            assert 0 < e["phases_ns"]["clone"]["median"] <= e["phases_ns"]["start"]["median"]
+            assert 0 < _ns(e, "clone")["median"] <= _ns(e, "start")["median"]
         else:
             assert e["phases_ns"]["clone"] is None
 
 
-def test_phases_present_only_where_they_happen(short_run: dict[str, Any]) -> None:
+def test_phases_present_only_where_they_happen(short_run: RunData) -> None:
     by = {e["name"]: e for e in short_run["configs"]}
     assert by["native"]["phases_ns"]["get_new_thread"] is None
     assert by["sgx/raw"]["phases_ns"]["handshake"] is None
-    assert by["sgx/pipe"]["phases_ns"]["handshake"]["mean"] > 0
-    pipe = by["sgx/pipe"]["phases_ns"]
+    pipe = by["sgx/pipe"]
+    assert _ns(pipe, "handshake")["mean"] > 0
     # Phases nest: each is part of the one around it.
-    assert pipe["handshake"]["mean"] <= pipe["create_pollable_event"]["mean"]
-    assert pipe["create_pollable_event"]["mean"] <= pipe["get_new_thread"]["mean"]
-    assert pipe["get_new_thread"]["mean"] <= pipe["clone"]["mean"]
-    p = by["sgx/pipe"]["proportions"]
-    assert 0 < p["p3"] <= p["p2"] <= p["p1"] <= 1
+    nested = ["handshake", "create_pollable_event", "get_new_thread", "clone"]
+    means = [_ns(pipe, p)["mean"] for p in nested]
+    assert means == sorted(means)
+    p = pipe["proportions"]
+    p1, p2, p3 = p["p1"], p["p2"], p["p3"]
+    assert p1 is not None and p2 is not None and p3 is not None
+    assert 0 < p3 <= p2 <= p1 <= 1
 
 
-def test_host_calls_per_clone_are_exact_for_the_cheap_kinds(short_run: dict[str, Any]) -> None:
+def test_host_calls_per_clone_are_exact_for_the_cheap_kinds(short_run: RunData) -> None:
     by = {e["name"]: e for e in short_run["configs"]}
     # eventfd: eventfd + clone_thread at creation, close at exit.
     assert by["sgx/eventfd"]["host_calls_per_clone"] == 3.0
@@ -118,7 +130,7 @@ def test_host_calls_per_clone_are_exact_for_the_cheap_kinds(short_run: dict[str,
     assert by["sgx/pipe"]["host_calls_by_kind_per_clone"]["send"] >= 3
 
 
-def test_targets_cover_the_issue_list(short_run: dict[str, Any]) -> None:
+def test_targets_cover_the_issue_list(short_run: RunData) -> None:
     whats = [t.what for t in targets(short_run)]
     assert "clone: sgx/raw ÷ sgx/pipe" in whats
     assert "host calls per clone: sgx/eventfd" in whats
@@ -129,7 +141,7 @@ def test_targets_cover_the_issue_list(short_run: dict[str, Any]) -> None:
     assert by["host calls per clone: sgx/raw+pool"].met
 
 
-def test_json_round_trip_and_rendering(short_run: dict[str, Any], tmp_path: Path) -> None:
+def test_json_round_trip_and_rendering(short_run: RunData, tmp_path: Path) -> None:
     path = tmp_path / "run.json"
     save(short_run, str(path))
     again = load(str(path))
@@ -178,7 +190,7 @@ def test_bad_results_files_are_named(tmp_path: Path, content: str, message: str)
         load(str(tmp_path / "missing.json"))
 
 
-def test_damaged_entries_in_a_real_run_are_named(short_run: dict[str, Any], tmp_path: Path) -> None:
+def test_damaged_entries_in_a_real_run_are_named(short_run: RunData, tmp_path: Path) -> None:
     path = tmp_path / "damaged.json"
     damages: list[tuple[Callable[[dict[str, Any]], object], str]] = [
         (lambda d: d["settings"].pop("ghz"), "settings lacks ghz"),
@@ -214,23 +226,61 @@ def test_default_tls_backend_is_recorded_and_none_without_sgx() -> None:
     assert Settings().as_json([parse_config("direct/pipe")], 2.0)["tls"] is None
 
 
-def test_live_threads_are_kept_then_released() -> None:
-    before = threading.active_count()
-    seen: list[int] = []
+def _children() -> dict[int, tuple[int, set[int]]]:
+    """This process's child processes: pid -> (threads, the CPUs it may run on)."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid != os.getpid():
+                continue
+            with open(f"/proc/{name}/status") as f:
+                threads = next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+            out[int(name)] = (threads, os.sched_getaffinity(int(name)))
+        except (OSError, StopIteration, ProcessLookupError):
+            continue  # ended meanwhile
+    return out
+
+
+def test_each_configuration_is_measured_in_a_process_of_its_own_on_one_cpu() -> None:
+    """Each configuration holds its live threads in a process of its own (so another's
+    1,000 live threads never slow its starts), every such process is confined to the one
+    CPU the run records, and none outlives the run."""
+    seen: list[dict[int, tuple[int, set[int]]]] = []
 
     def on_slice(_name: str) -> None:
-        seen.append(threading.active_count())
+        seen.append(_children())
 
     outcome = run(
         parse_config_list("native,sgx/eventfd"),
         Settings(duration=0.1, batch=5, rounds=1, live=(20,)),
         on_slice=on_slice,
     )
-    assert all(count >= before + 20 for count in seen)
+    cpu = outcome.as_json()["settings"].get("cpu")
+    assert cpu is not None and cpu in os.sched_getaffinity(0)
+    for children in seen:
+        assert len(children) == 2  # one per configuration, both alive between slices
+        for threads, cpus in children.values():
+            assert threads >= 20 + 1  # its own live threads and its main thread
+            assert cpus == {cpu}
     for e in outcome.results:
         assert e["live"] == 20
         assert e["rss_per_live_thread_kib"] is not None
-    assert threading.active_count() == before
+    assert _children() == {}
+
+
+def test_all_cpus_leaves_the_placement_to_the_kernel() -> None:
+    seen: list[dict[int, tuple[int, set[int]]]] = []
+    outcome = run(
+        parse_config_list("native"),
+        Settings(duration=0.05, batch=5, rounds=1, pin=False),
+        on_slice=lambda _name: seen.append(_children()),
+    )
+    assert outcome.as_json()["settings"].get("cpu") is None
+    assert [cpus for children in seen for _, cpus in children.values()] == [os.sched_getaffinity(0)]
 
 
 def test_interrupt_keeps_what_was_measured() -> None:
@@ -306,4 +356,4 @@ def test_no_targets_for_a_run_interrupted_before_any_batch() -> None:
     traceback instead of its ERROR line)."""
     from pylibos.bench._render import targets
 
-    assert targets({"configs": []}) == []
+    assert targets(cast(RunData, {"configs": []})) == []

@@ -4,16 +4,16 @@ stability warnings, the run-to-run comparison and the projection's range."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
 
 from pylibos.bench import FORMAT_VERSION
 from pylibos.bench._render import Target, analyse, targets, vs_rows
+from pylibos.bench._schema import TIMED, Entry, RunData
 from pylibos.bench._stats import (
     OCALL_RANGE,
-    TIMED,
     Figures,
     Interval,
     changes,
@@ -33,7 +33,7 @@ def entry(
     live: int = 1,
     rounds: int = 5,
     pollable: Iterable[float] | None = None,
-) -> dict[str, Any]:
+) -> Entry:
     """A result entry with the given per-batch clone medians (means equal to them), in
     ``rounds`` rounds of equal share; the application's start takes as long as the clone
     (synthetic: the hook's own share is left out)."""
@@ -49,17 +49,17 @@ def entry(
     phases = {
         p: None if batches[p] is None else {"mean": 1.0, "median": 1.0, "p95": 1.0} for p in TIMED
     }
-    return {
+    return cast(Entry, {
         "name": name, "pal": None, "events": None, "pool": False, "live": live,
         "batches": n, "threads": n, "phases_ns": phases, "batches_ns": batches,
         "batch_rounds": [i * rounds // n for i in range(n)],
         "proportions": {"p1": None, "p2": None, "p3": None}, "host_calls_per_clone": 0.0,
         "projected_cycles_per_clone": 0.0, "rss_per_live_thread_kib": None,
-    }  # fmt: skip
+    })  # fmt: skip
 
 
-def run_data(*entries: dict[str, Any], batch: int = 100) -> dict[str, Any]:
-    return {
+def run_data(*entries: Entry, batch: int = 100) -> RunData:
+    return cast(RunData, {
         "version": FORMAT_VERSION,
         "machine": {"cpu": "test", "cores": 2, "python": "3.11", "pylibos": "0"},
         "settings": {
@@ -71,7 +71,7 @@ def run_data(*entries: dict[str, Any], batch: int = 100) -> dict[str, Any]:
         "stability": {"load_before": [0.1, 0.1, 0.1], "load_after": [0.2, 0.1, 0.1],
                       "cpu_count": 2, "governor": None},
         "configs": list(entries),
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 # --- intervals -------------------------------------------------------------------------
@@ -241,9 +241,11 @@ def test_analyse_puts_every_interval_in_the_json() -> None:
     assert set(b["intervals"]) >= {
         "clone.median", "clone.mean", "create_pollable_event.median", "p1", "p2",
     }  # fmt: skip
-    assert b["ratios"]["start ÷ native"]["low"] < 1.3 < b["ratios"]["start ÷ native"]["high"]
+    low, high = b["ratios"]["start ÷ native"]["low"], b["ratios"]["start ÷ native"]["high"]
+    assert low is not None and high is not None and low < 1.3 < high
     assert data["targets"][0]["verdict"] in {"met", "missed", "inconclusive"}
-    assert b["projection"]["ocall_cycles"] == [8000.0, 10000.0, 17000.0]
+    projected = b["projection"]
+    assert projected is not None and projected["ocall_cycles"] == [8000.0, 10000.0, 17000.0]
 
 
 # --- stability -------------------------------------------------------------------------
@@ -281,7 +283,7 @@ def test_projection_at_both_ends_of_the_published_ocall_cost() -> None:
 # --- two runs compared -----------------------------------------------------------------
 
 
-def _pair(shift: float, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def _pair(shift: float, seed: int) -> tuple[RunData, RunData]:
     rng = np.random.default_rng(seed)
     a = run_data(entry("native", rng.normal(100, 4, 60)), entry("x", rng.normal(300, 12, 60)))
     b = run_data(

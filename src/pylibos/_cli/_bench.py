@@ -13,7 +13,7 @@ from ._output import print_interrupted, print_warnings, progress_bar, write_outp
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..bench import Settings
+    from ..bench import RunData, Settings
     from ..bench._measure import More
 
 
@@ -28,6 +28,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         ocall_cycles=args.ocall_cycles,
         ghz=args.ghz,
         tls=args.tls,
+        pin=not args.all_cpus,
     )
     try:
         validate(settings)
@@ -72,7 +73,7 @@ def _measure(
     settings: Settings,
     console: Console,
     until: tuple[float, float] | None = None,
-) -> dict[str, Any]:
+) -> RunData:
     from ..bench import RunError, analyse, run
 
     progress = progress_bar()
@@ -105,9 +106,7 @@ def _measure(
     return analyse(data)
 
 
-def _measure_checked(
-    configs: Sequence[Any], args: argparse.Namespace, console: Console
-) -> dict[str, Any]:
+def _measure_checked(configs: Sequence[Any], args: argparse.Namespace, console: Console) -> RunData:
     """Settings and output paths checked first, then the run; an empty run is an error."""
     settings = _settings(args)
     until = None
@@ -125,14 +124,14 @@ def _measure_checked(
     return data
 
 
-def write_run(data: dict[str, Any], args: argparse.Namespace, console: Console) -> None:
+def write_run(data: RunData, args: argparse.Namespace, console: Console) -> None:
     """A micro-benchmark run's JSON, Markdown and plot, where the options ask for them."""
     from ..bench import markdown, plot
 
     write_outputs(data, args, console, markdown, plot)
 
 
-def print_compare(data: dict[str, Any], console: Console) -> None:
+def print_compare(data: RunData, console: Console) -> None:
     from ..bench._render import (
         COMPARE_LEGEND,
         compare_rows,

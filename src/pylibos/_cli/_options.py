@@ -97,6 +97,11 @@ def add_measuring(p: argparse.ArgumentParser, duration: float, live: tuple[int, 
         "library's ssl, Python 3.13+); default mbedtls where python-mbedtls is installed",
     )  # fmt: skip
     p.add_argument(
+        "--all-cpus", action="store_true",
+        help="let the kernel place the measuring threads on any CPU (default: one CPU, so "
+        "a thread start never waits for another CPU to wake; see docs/benchmark.md)",
+    )  # fmt: skip
+    p.add_argument(
         "--ocall-cycles", type=integer, default=10_000, metavar="N",
         help="cycles one host call (OCALL round trip) costs in the SGX projection "
         "(default 10000; published measurements range 8000-17000)",

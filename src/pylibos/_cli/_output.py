@@ -4,9 +4,9 @@ progress bar on stderr, warnings, and the files ``--json``, ``--markdown``, ``--
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._options import UsageError
 
@@ -39,6 +39,10 @@ def print_warnings(notes: Sequence[str], console: Console) -> None:
         console.print(f"WARNING: {note}", style="yellow", markup=False, highlight=False)
 
 
+D = TypeVar("D", bound=Mapping[str, Any])
+"""A saved run: the benchmark's (``RunData``) or the workloads'."""
+
+
 @contextmanager
 def writing() -> Iterator[None]:
     """An output file that cannot be written is the user's error, named by its path."""
@@ -55,11 +59,11 @@ def write_text(path: str, text: str, console: Console) -> None:
 
 
 def write_outputs(
-    data: dict[str, Any],
+    data: D,
     args: argparse.Namespace,
     console: Console,
-    markdown: Callable[[dict[str, Any]], str],
-    plot: Callable[[dict[str, Any], str], None],
+    markdown: Callable[[D], str],
+    plot: Callable[[D, str], None],
 ) -> None:
     """The run's JSON, Markdown (``markdown(data)``) and plot (``plot(data, path)``),
     each where its option names a path."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._bench import print_compare, write_run
 from ._options import UsageError, check_outputs
@@ -13,8 +13,10 @@ from ._workloads import print_workloads, write_workloads
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..bench import RunData
 
-def _load(path: str) -> dict[str, Any]:
+
+def _load(path: str) -> RunData:
     from ..bench import ResultsError, analyse, load
 
     try:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
 
-from ._measure import FORMAT_VERSION
-from ._stats import TIMED
+from ._schema import FORMAT_VERSION, READABLE_VERSIONS, TIMED, RunData
 
 _ENTRY_KEYS = (
     "name", "pal", "events", "pool", "live", "batches", "threads", "phases_ns",
@@ -24,11 +23,11 @@ _OLDER = {
 }
 
 
-_MACHINE_KEYS = ("cpu", "cores", "python", "pylibos")
+MACHINE_KEYS = ("cpu", "cores", "python", "pylibos")
 _SETTINGS_KEYS = ("duration_s", "batch", "rounds", "ocall_cycles", "ghz")
 
 
-def _require(path: str, where: str, value: object, keys: tuple[str, ...]) -> None:
+def require(path: str, where: str, value: object, keys: tuple[str, ...]) -> None:
     if not isinstance(value, dict):
         raise ResultsError(f"{path}: {where} is not an object")
     missing = [k for k in keys if k not in value]
@@ -42,11 +41,23 @@ def _numbers(path: str, where: str, values: Iterable[object]) -> None:
             raise ResultsError(f"{path}: {where} holds {v!r} where a number belongs")
 
 
+def check_run(path: str, data: dict[str, Any], settings: tuple[str, ...], results: str) -> None:
+    """What every saved run holds (the benchmark's and the workloads'): the machine, the
+    settings (``settings`` keys) and a non-empty list of results under ``results``."""
+    for key in ("machine", "settings", results):
+        if key not in data:
+            raise ResultsError(f"{path}: missing {key!r}")
+    require(path, "machine", data["machine"], MACHINE_KEYS)
+    require(path, "settings", data["settings"], settings)
+    if not isinstance(data[results], list) or not data[results]:
+        raise ResultsError(f"{path}: {results!r} holds no results")
+
+
 class ResultsError(ValueError):
     """A results file that cannot be read as a pylibos run."""
 
 
-def save(data: dict[str, Any], path: str) -> None:
+def save(data: Mapping[str, Any], path: str) -> None:
     """Write atomically, so an interrupted write never leaves half a file."""
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
@@ -55,7 +66,10 @@ def save(data: dict[str, Any], path: str) -> None:
     os.replace(tmp, path)
 
 
-def load(path: str) -> dict[str, Any]:
+def load(path: str) -> RunData:
+    """The run saved at ``path``, checked against the schema (``_schema``); a
+    ``ResultsError`` naming the first thing wrong otherwise.  Versions 3 and 4 are read
+    (the same keys); older ones are refused, saying why."""
     try:
         with open(path) as f:
             data = json.load(f)
@@ -69,43 +83,41 @@ def load(path: str) -> dict[str, Any]:
         raise ResultsError(f"{path}: {exc.strerror}") from None
     if not isinstance(data, dict) or "version" not in data:
         raise ResultsError(f"{path}: not a pylibos results file (no 'version')")
-    if data["version"] != FORMAT_VERSION:
+    if data["version"] not in READABLE_VERSIONS:
         why = _OLDER.get(data["version"]) if isinstance(data["version"], int) else None
         raise ResultsError(
             f"{path}: results format version {data['version']!r}; "
             f"this pylibos reads version {FORMAT_VERSION}" + (f" ({why})" if why else "")
         )
-    for key in ("machine", "settings", "configs"):
-        if key not in data:
-            raise ResultsError(f"{path}: missing {key!r}")
-    _require(path, "machine", data["machine"], _MACHINE_KEYS)
-    _require(path, "settings", data["settings"], _SETTINGS_KEYS)
-    if not isinstance(data["configs"], list) or not data["configs"]:
-        raise ResultsError(f"{path}: 'configs' holds no results")
+    check_run(path, data, _SETTINGS_KEYS, "configs")
     for i, entry in enumerate(data["configs"]):
         where = f"configs[{i}]"
-        _require(path, where, entry, _ENTRY_KEYS)
-        _require(path, f"{where}.phases_ns", entry["phases_ns"], TIMED)
+        require(path, where, entry, _ENTRY_KEYS)
+        require(path, f"{where}.phases_ns", entry["phases_ns"], TIMED)
         for phase in TIMED:
             stats = entry["phases_ns"][phase]
             if stats is not None:
-                _require(path, f"{where}.phases_ns.{phase}", stats, ("mean", "median", "p95"))
+                require(path, f"{where}.phases_ns.{phase}", stats, ("mean", "median", "p95"))
                 _numbers(path, f"{where}.phases_ns.{phase}", stats.values())
-        _require(path, f"{where}.proportions", entry["proportions"], ("p1", "p2", "p3"))
+        require(path, f"{where}.proportions", entry["proportions"], ("p1", "p2", "p3"))
         _numbers(path, where, [entry["host_calls_per_clone"], entry["live"], entry["batches"]])
         rounds = entry["batch_rounds"]
         if not isinstance(rounds, list):
             raise ResultsError(f"{path}: {where}.batch_rounds is not a list")
         _numbers(path, f"{where}.batch_rounds", rounds)
-        _require(path, f"{where}.batches_ns", entry["batches_ns"], TIMED)
+        require(path, f"{where}.batches_ns", entry["batches_ns"], TIMED)
         for phase in TIMED:
             per = entry["batches_ns"][phase]
             if per is None:
                 continue
             at = f"{where}.batches_ns.{phase}"
-            _require(path, at, per, ("median", "mean"))
+            require(path, at, per, ("median", "mean"))
             for stat in ("median", "mean"):
                 if not isinstance(per[stat], list) or len(per[stat]) != len(rounds):
                     raise ResultsError(f"{path}: {at}.{stat} is not a list of one figure per batch")
                 _numbers(path, f"{at}.{stat}", per[stat])
-    return data
+    data.setdefault("interrupted", False)
+    data.setdefault("stability", {})
+    for key in ("load_before", "load_after", "cpu_count", "governor"):
+        data["stability"].setdefault(key, None)
+    return cast(RunData, data)

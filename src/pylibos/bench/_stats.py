@@ -29,14 +29,14 @@ here, seconds for the few hundred figures of a default ``compare``, and 110 MB i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ..libos import PHASES, PROPORTIONS
+from ..libos import PROPORTIONS
+from ._schema import TIMED, Entry, IntervalJSON, Projection, RunData
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
@@ -45,17 +45,12 @@ the next; a default ``compare`` resamples every figure in well under a second.""
 CV_WARNING = 0.10
 """A configuration whose batch medians vary more than this (coefficient of variation) is
 named in a warning, as pyperf warns about an unstable benchmark."""
+STEAL_WARNING = 0.10
+"""A run during which the hypervisor took more than this share of the CPUs' time is named
+in a warning."""
 OCALL_RANGE = (8_000, 17_000)
 """Published cost of an SGX OCALL round trip, in cycles: warm caches to cold ones."""
 
-TIMED = ("start", *PHASES)
-"""Every timed figure of a configuration: ``start``, the application's statement
-``threading.Thread(target=f).start()``, and the LibOS's phases inside it (none for
-``native``, whose start is CPython's own)."""
-
-
-Data = dict[str, Any]
-Entry = dict[str, Any]
 Floats = npt.NDArray[np.float64]
 
 
@@ -84,11 +79,11 @@ class Interval:
             return 0.0 if self.high == self.low else math.inf
         return (self.high - self.low) / abs(self.value)
 
-    def as_json(self) -> dict[str, float | None]:
+    def as_json(self) -> IntervalJSON:
         return {"value": self.value, "low": self.low, "high": self.high}
 
     @staticmethod
-    def from_json(d: dict[str, Any]) -> Interval:
+    def from_json(d: IntervalJSON) -> Interval:
         return Interval(float(d["value"]), d.get("low"), d.get("high"))
 
 
@@ -149,7 +144,7 @@ class Figures:
     ratios of means).
     """
 
-    def __init__(self, data: Data, *, seed: int = 0, resamples: int = RESAMPLES) -> None:
+    def __init__(self, data: RunData, *, seed: int = 0, resamples: int = RESAMPLES) -> None:
         self.data = data
         self._seed = seed
         self._resamples = resamples
@@ -165,8 +160,8 @@ class Figures:
 
     def _compute(self, entry: Entry) -> _Drawn:
         position = next(i for i, e in enumerate(self.data["configs"]) if e is entry)
-        rounds = list(entry.get("batch_rounds") or [])
-        batches = entry.get("batches_ns") or {}
+        rounds = list(entry["batch_rounds"])
+        batches = entry["batches_ns"]
         columns: dict[str, Floats] = {}
         for phase in TIMED:
             per = batches.get(phase)
@@ -210,7 +205,7 @@ class Figures:
         chosen = self._chosen.get(live)
         if chosen is None:
             n_rounds = max(
-                len(set(e.get("batch_rounds") or [0]))
+                len(set(e["batch_rounds"] or [0]))
                 for e in self.data["configs"]
                 if e["live"] == live
             )
@@ -279,10 +274,10 @@ def label(entry: Entry) -> str:
     return f"{entry['name']} ({entry['live']} live)"
 
 
-def stability_warnings(data: Data) -> list[str]:
+def stability_warnings(data: RunData) -> list[str]:
     """What makes this run's figures unreliable, each with what to do about it."""
     out: list[str] = []
-    stab = data.get("stability") or {}
+    stab = data["stability"]
     cpus = stab.get("cpu_count") or data["machine"].get("cores") or 1
     before = stab.get("load_before")
     if before and before[0] > cpus / 2:
@@ -292,7 +287,7 @@ def stability_warnings(data: Data) -> list[str]:
         )
     unstable = []
     for entry in data["configs"]:
-        per = (entry.get("batches_ns") or {}).get("start")
+        per = entry["batches_ns"].get("start")
         spread = cv(per["median"]) if per else None
         if spread is not None and spread > CV_WARNING:
             unstable.append(f"{label(entry)} {spread:.0%}")
@@ -301,6 +296,12 @@ def stability_warnings(data: Data) -> list[str]:
             f"unstable (batches' start medians vary by over {CV_WARNING:.0%}, coefficient of "
             f"variation): {', '.join(unstable)}; use more --rounds or a longer --duration, "
             "or a quieter machine"
+        )
+    steal = stab.get("steal")
+    if steal is not None and steal > STEAL_WARNING:
+        out.append(
+            f"the hypervisor gave {steal:.0%} of the CPUs' time to other machines during the "
+            "run (steal): figures will vary between runs: measure on a quieter host"
         )
     until = stab.get("until_stable")
     if until:
@@ -313,7 +314,7 @@ def stability_warnings(data: Data) -> list[str]:
     return out
 
 
-def projection(clone_ns: float, ghz: float, calls: float, chosen: int) -> dict[str, list[float]]:
+def projection(clone_ns: float, ghz: float, calls: float, chosen: int) -> Projection:
     """Projected cycles per clone at the low end, the chosen and the high end of the
     OCALL cost."""
     costs = [OCALL_RANGE[0], chosen, OCALL_RANGE[1]]
@@ -329,14 +330,31 @@ _SETTINGS_COMPARED = ("duration_s", "batch", "rounds", "live", "ocall_cycles", "
 _MACHINE_COMPARED = ("cpu", "cores", "python", "pylibos")
 
 
-def differences(a: Data, b: Data) -> list[str]:
+def differences(a: RunData, b: RunData) -> list[str]:
     """Each setting or machine property two runs differ in, named with both values."""
     out = []
-    for where, keys in (("settings", _SETTINGS_COMPARED), ("machine", _MACHINE_COMPARED)):
+    if a["version"] != b["version"]:
+        out.append(
+            f"format versions differ: {a['version']} in A and {b['version']} in B (version 4 "
+            "measures each configuration in a process of its own on one CPU, version 3 all "
+            "in one process on any CPU): a change may be the method's"
+        )
+    pairs: tuple[tuple[str, Mapping[str, object], Mapping[str, object], tuple[str, ...]], ...]
+    pairs = (
+        ("settings", a["settings"], b["settings"], _SETTINGS_COMPARED),
+        ("machine", a["machine"], b["machine"], _MACHINE_COMPARED),
+    )
+    for where, sa, sb, keys in pairs:
         for k in keys:
-            va, vb = a[where].get(k), b[where].get(k)
+            va, vb = sa.get(k), sb.get(k)
             if va != vb:
                 out.append(f"{where} differ: {k} is {va!r} in A and {vb!r} in B")
+    pinned = [d["version"] >= 4 and d["settings"].get("cpu") is not None for d in (a, b)]
+    if pinned[0] != pinned[1]:
+        out.append(
+            "settings differ: "
+            + ("A on one CPU, B on every CPU" if pinned[0] else "A on every CPU, B on one CPU")
+        )
     names_a = {(e["name"], e["live"]) for e in a["configs"]}
     names_b = {(e["name"], e["live"]) for e in b["configs"]}
     for only, which in ((names_a - names_b, "A"), (names_b - names_a, "B")):
@@ -364,7 +382,7 @@ class Change:
         return not self.ratio.holds(1.0)
 
 
-def changes(a: Data, b: Data) -> Iterator[Change]:
+def changes(a: RunData, b: RunData) -> Iterator[Change]:
     """B ÷ A for each phase median of each configuration and live count in both runs."""
     fa, fb = Figures(a, seed=0), Figures(b, seed=1)
     for eb in b["configs"]:

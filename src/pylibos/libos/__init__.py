@@ -22,6 +22,8 @@ from ._profile import PROPORTIONS as PROPORTIONS
 from ._profile import PhaseStats as PhaseStats
 from ._profile import Profile as Profile
 from ._profile import ProfileSnapshot as ProfileSnapshot
+from ._profile import Summary as Summary
+from ._profile import proportions as proportions
 from ._profile import summary as summary
 from ._thread import LibOSThread as LibOSThread
 from ._thread import ThreadFailed as ThreadFailed

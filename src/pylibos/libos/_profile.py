@@ -32,10 +32,10 @@ import statistics
 import threading
 import time
 from array import array
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 if TYPE_CHECKING:
     from ..pal import Host
@@ -80,15 +80,29 @@ class ProfileSnapshot:
         return self.phases.get(phase)
 
     def proportion(self, part: str, whole: str) -> float | None:
-        """Ratio of the phases' total times (equal to the ratio of per-clone means)."""
+        """Ratio of the phases' per-clone means (None where either never ran)."""
         p, w = self.phases.get(part), self.phases.get(whole)
-        if p is None or w is None or not w.sum_ns:
-            return None
-        return p.sum_ns / w.sum_ns
+        return _ratio(None if p is None else p.mean_ns, None if w is None else w.mean_ns)
 
     def proportions(self) -> dict[str, float | None]:
         """The seed's proportions (``PROPORTIONS``); None where a phase never ran."""
-        return {name: self.proportion(part, whole) for name, (part, whole) in PROPORTIONS.items()}
+        return proportions({name: s.mean_ns for name, s in self.phases.items()})
+
+
+def _ratio(part: float | None, whole: float | None) -> float | None:
+    if part is None or whole is None or not whole:
+        return None
+    return part / whole
+
+
+def proportions(means: Mapping[str, float | None]) -> dict[str, float | None]:
+    """The seed's proportions (``PROPORTIONS``) from per-clone means by phase: the one
+    place they are computed (the profile's snapshot, ``pylibos run``, the benchmark).
+    None where a phase did not run."""
+    return {
+        name: _ratio(means.get(part), means.get(whole))
+        for name, (part, whole) in PROPORTIONS.items()
+    }
 
 
 def p95(sorted_values: Sequence[int]) -> float:
@@ -98,7 +112,15 @@ def p95(sorted_values: Sequence[int]) -> float:
     return float(statistics.quantiles(sorted_values, n=20, method="inclusive")[-1])
 
 
-def summary(samples: Sequence[int]) -> dict[str, float] | None:
+class Summary(TypedDict):
+    """Per-clone figures of one phase, in ns, as the benchmark's results hold them."""
+
+    mean: float
+    median: float
+    p95: float
+
+
+def summary(samples: Sequence[int]) -> Summary | None:
     """Mean, median and p95 of per-clone samples, as the benchmark's results hold them
     (None for no samples): the one place both the profile and the benchmark take them."""
     if not samples:
@@ -260,14 +282,17 @@ class Profile:
             return self._clones
 
     def statistics(self) -> ProfileSnapshot:
+        """Every phase seen so far, per clone: a clone that skipped a phase (no handshake
+        for a pooled event) counts 0 in it, so ``count`` is the clones of every phase,
+        ``mean_ns`` is per clone and the seed's proportions are ratios of the means."""
         with self._lock:
+            clones = self._clones
             moments = {name: tuple(m) for name, m in self._moments.items()}
-            kept = {
-                name: sorted(v for v in row if v != _ABSENT) for name, row in self._kept.items()
-            }
+            kept = {name: sorted(max(v, 0) for v in row) for name, row in self._kept.items()}
         phases = {}
-        for name, (count, total, squares, calls) in moments.items():
+        for name, (_ran, total, squares, calls) in moments.items():
             values = kept[name]
+            count = clones
             mean = total / count
             # Exact in integers, then one division.
             var = (count * squares - total * total) / (count * (count - 1)) if count > 1 else 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..bench._render import _md
+from ..bench._text import first, md
 
 Data = dict[str, Any]
 Entry = dict[str, Any]
@@ -18,11 +18,7 @@ LEGEND = (
 
 
 def find(data: Data, workload: str, config: str) -> Entry | None:
-    for entry in data["results"]:
-        if entry["workload"] == workload and entry["config"] == config:
-            found: Entry = entry
-            return found
-    return None
+    return first(data["results"], workload=workload, config=config)
 
 
 def ratio(data: Data, entry: Entry, base: str) -> float | None:
@@ -128,14 +124,14 @@ def markdown(data: Data) -> str:
         "",
         describe(data),
         "",
-        _md(*table_rows(data)),
+        md(*table_rows(data)),
         "",
         LEGEND,
         "",
     ]
     targets = target_rows(data)
     if targets[1]:
-        parts += ["## Targets", "", _md(*targets), ""]
+        parts += ["## Targets", "", md(*targets), ""]
     if data["errors"]:
         parts += ["## Errors", ""] + [f"* {e}" for e in data["errors"]] + [""]
     return "\n".join(parts)

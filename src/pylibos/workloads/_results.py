@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..bench._results import ResultsError, _require
+from ..bench._results import ResultsError, check_run, require
 from ._measure import FORMAT_VERSION
 
 KIND = "workloads"
@@ -14,7 +14,6 @@ _ENTRY_KEYS = (
     "result_ok", "error",
 )  # fmt: skip
 _SETTINGS_KEYS = ("workloads", "configs", "repeat", "size", "ocall_cycles", "ghz")
-_MACHINE_KEYS = ("cpu", "cores", "python", "pylibos")
 
 
 def is_workloads(data: object) -> bool:
@@ -28,15 +27,11 @@ def check(path: str, data: dict[str, Any]) -> dict[str, Any]:
             f"{path}: workloads format version {data.get('version')!r}; "
             f"this pylibos reads version {FORMAT_VERSION}"
         )
-    for key in ("machine", "settings", "results", "errors"):
-        if key not in data:
-            raise ResultsError(f"{path}: missing {key!r}")
-    _require(path, "machine", data["machine"], _MACHINE_KEYS)
-    _require(path, "settings", data["settings"], _SETTINGS_KEYS)
-    if not isinstance(data["results"], list) or not data["results"]:
-        raise ResultsError(f"{path}: 'results' holds no results")
+    if "errors" not in data:
+        raise ResultsError(f"{path}: missing 'errors'")
+    check_run(path, data, _SETTINGS_KEYS, "results")
     for i, entry in enumerate(data["results"]):
-        _require(path, f"results[{i}]", entry, _ENTRY_KEYS)
+        require(path, f"results[{i}]", entry, _ENTRY_KEYS)
         values = [entry["median_s"], entry["threads_created"], entry["host_calls"]]
         values += entry["wall_s"] if isinstance(entry["wall_s"], list) else [entry["wall_s"]]
         for v in values:

@@ -1,0 +1,367 @@
+"""One configuration at one live count, measured in slices: what a measuring process runs.
+
+Every configuration times the same statement, ``threading.Thread(target=f).start()``:
+``native`` with CPython's own thread start, every LibOS configuration with the LibOS
+installed under ``threading`` (``pylibos.libos.install``), so the start runs the LibOS
+clone path.  ``start`` is that statement's time; the LibOS profile times the phases of
+the clone inside it.  Each batch starts ``batch`` threads; every thread exits at once and
+the batch is joined before the next starts.
+
+The cyclic garbage collector is off while a batch's starts are timed and back on between
+batches, as ``timeit`` does: a collection of the older generations walks every tracked
+object of the process, thousands of ``Thread`` objects with 1,000 live threads, and would
+land in one thread's start as milliseconds that belong to no thread start.
+
+Host calls per clone count the whole life of a thread: every host call made while the
+batches ran, divided by the threads created (creation, the handshake helper's traffic,
+and the release of the thread's event at exit), less the LibOS's workers' own polls.
+
+Live threads (``--live``) are started the same way, before the batches: daemon threads
+asleep on a ``threading.Event`` (under the LibOS each holds its tid, pollable event and
+table entry; asleep on the event itself it would re-poll now and then, host calls that are
+no measured thread's).  The measured threads are what the statement makes: non-daemon threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import resource
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..libos import PHASES, Hook, LibOS, summary
+from ..pal import Host, HostCallStats, open_host
+from ._configs import Config
+from ._schema import TIMED, BatchFigures, Entry
+
+_JOIN_S = 30.0
+_LIVE_WAIT_S = 3600.0
+
+
+class RunError(Exception):
+    """The machine cannot run what was asked (too few descriptors, threads or memory)."""
+
+
+def fd_need(live: int, batch: int) -> int:
+    """Descriptors one configuration may hold at once: a pipe event holds two, its
+    listener a third while it is made; the LibOS's workers and the interpreter a few."""
+    return 2 * live + 3 * batch + 288
+
+
+def ensure_fd_room(needed: int) -> None:
+    """Raise the soft RLIMIT_NOFILE toward the hard one so ``needed`` fds fit, or raise
+    ``RunError`` naming the limits when even the hard limit is too low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise RunError(
+            f"this run needs about {needed} file descriptors and the hard limit is {hard}: "
+            "lower --live or --batch"
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def _noop() -> None:
+    return None
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic collector off for the block (as ``timeit`` times), then as it was."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+class Subject:
+    """One configuration at one live-thread count, set up once and measured in slices."""
+
+    def __init__(self, config: Config, live: int, batch: int, tls: str | None = None) -> None:
+        self.config = config
+        self.live = live
+        self.batch = batch
+        self.tls = tls
+        self.batches = 0
+        self.rss_per_live_kib: float | None = None
+        # Each complete batch's median and mean per clone, by phase, and the round it ran
+        # in: the samples the bootstrap intervals resample (see ``_stats``).
+        self.batch_ns: dict[str, BatchFigures] = {p: {"median": [], "mean": []} for p in TIMED}
+        self.batch_rounds: list[int] = []
+        # Every per-clone sample of the run, by phase (0 where a clone skipped the phase).
+        self._ns: dict[str, list[int]] = {p: [] for p in TIMED}
+        self._start_ns: list[int] = []
+
+    def setup(self) -> None:
+        raise NotImplementedError
+
+    def teardown(self) -> None:
+        raise NotImplementedError
+
+    def result(self) -> Entry:
+        raise NotImplementedError
+
+    def _batch_figures(self) -> dict[str, tuple[float, float] | None]:
+        """The (median, mean) per clone of each phase in the batch just run; None for a
+        phase no clone of it ran.  Also keeps the batch's samples for the run's figures."""
+        raise NotImplementedError
+
+    def run_batch(self) -> None:
+        self._start_batch()
+
+    def run_for(self, seconds: float, round_no: int = 0) -> None:
+        """Whole batches until ``seconds`` have passed; at least one."""
+        end = time.perf_counter() + seconds
+        while True:
+            self.run_batch()
+            self.batches += 1
+            self._record_batch(round_no)
+            if time.perf_counter() >= end:
+                return
+
+    def _record_batch(self, round_no: int) -> None:
+        if not self._start_ns:
+            return
+        figures = self._batch_figures()
+        for phase in TIMED:
+            median, mean = figures.get(phase) or (0.0, 0.0)
+            self.batch_ns[phase]["median"].append(median)
+            self.batch_ns[phase]["mean"].append(mean)
+        self.batch_rounds.append(round_no)
+
+    def _start_batch(self) -> None:
+        """The measured statement, ``batch`` times, with the collector off; then the
+        batch is joined."""
+        threads = []
+        clock = time.perf_counter_ns
+        times = self._start_ns
+        with _no_gc():
+            for _ in range(self.batch):
+                t0 = clock()
+                t = threading.Thread(target=_noop)
+                t.start()
+                times.append(clock() - t0)
+                threads.append(t)
+        for t in threads:
+            t.join(_JOIN_S)
+            if t.is_alive():
+                raise RuntimeError(f"{self.config.name}: a thread did not end in {_JOIN_S} s")
+
+    def _take_starts(self) -> list[int]:
+        new, self._start_ns = self._start_ns, []
+        self._ns["start"] += new
+        return new
+
+    def _measure_live(self, start_live: Callable[[], None]) -> None:
+        if not self.live:
+            return
+        gc.collect()
+        before = rss_kib()
+        start_live()
+        gc.collect()
+        self.rss_per_live_kib = (rss_kib() - before) / self.live
+
+    def _entry(self, tls: str | None, calls: float, by_kind: dict[str, float]) -> Entry:
+        c = self.config
+        n = self._complete()
+        present = {p: bool(self._ns[p]) for p in TIMED}
+        return {
+            "name": c.name,
+            "pal": c.pal,
+            "events": c.events,
+            "pool": c.pool,
+            "tls": tls,
+            "live": self.live,
+            "batches": self.batches,
+            "threads": len(self._ns["start"]),
+            "rss_per_live_thread_kib": self.rss_per_live_kib,
+            "batch_rounds": self.batch_rounds[:n],
+            "phases_ns": {p: summary(self._ns[p]) if present[p] else None for p in TIMED},
+            # Per-batch figures of the phases that ran at all (None, as in phases_ns,
+            # for a phase absent from the whole run).
+            "batches_ns": {p: self._batches(p, n) if present[p] else None for p in TIMED},
+            "host_calls_per_clone": calls,
+            "host_calls_by_kind_per_clone": by_kind,
+            "proportions": {},
+            "projected_cycles_per_clone": None,
+        }
+
+    def _batches(self, phase: str, n: int) -> BatchFigures:
+        """The first ``n`` batches' figures of ``phase``, to 0.1 ns."""
+        per = self.batch_ns[phase]
+        return {
+            "median": [round(v, 1) for v in per["median"][:n]],
+            "mean": [round(v, 1) for v in per["mean"][:n]],
+        }
+
+    def _complete(self) -> int:
+        """Batches recorded in every list (a Ctrl-C inside ``_record_batch`` can leave
+        the last one recorded in some lists only)."""
+        lengths = [len(self.batch_rounds)]
+        lengths += [len(per[k]) for per in self.batch_ns.values() for k in ("median", "mean")]
+        return min(lengths)
+
+
+class NativeSubject(Subject):
+    def setup(self) -> None:
+        self._release = threading.Event()
+        self._live: list[threading.Thread] = []
+
+        def start_live() -> None:
+            for _ in range(self.live):
+                t = threading.Thread(target=self._release.wait, args=(_LIVE_WAIT_S,), daemon=True)
+                t.start()
+                self._live.append(t)
+
+        try:
+            self._measure_live(start_live)
+            self.run_batch()  # warm-up, not recorded
+        except BaseException:
+            self.teardown()
+            raise
+        self._start_ns.clear()
+        gc.collect()
+
+    def _batch_figures(self) -> dict[str, tuple[float, float] | None]:
+        starts = self._take_starts()
+        return {"start": (float(statistics.median(starts)), statistics.fmean(starts))}
+
+    def teardown(self) -> None:
+        self._release.set()
+        for t in self._live:
+            t.join(_JOIN_S)
+
+    def result(self) -> Entry:
+        return self._entry(None, 0.0, {})
+
+
+class LibOSSubject(Subject):
+    host: Host
+    libos: LibOS
+
+    def setup(self) -> None:
+        c = self.config
+        assert c.pal is not None and c.events is not None
+        options: dict[str, Any] = {}
+        if c.pal == "sgx":
+            # Room for the live threads, a batch, the LibOS's workers and handshake
+            # helpers, as a manifest raises sgx.max_threads for a program that needs it.
+            options["max_threads"] = max(256, self.live + 2 * self.batch + 16)
+            options["tls"] = self.tls
+        self.host = open_host(c.pal, **options)
+        try:
+            self.libos = LibOS(self.host, c.events, c.pool)
+        except BaseException:
+            self.host.shutdown()
+            raise
+        self._live: list[threading.Thread] = []
+        self._release = threading.Event()
+        self._hook = Hook(self.libos)
+
+        def start_live() -> None:
+            with self._installed():
+                for _ in range(self.live):
+                    t = threading.Thread(target=self._sleep, daemon=True)
+                    t.start()
+                    self._live.append(t)
+
+        try:
+            self._measure_live(start_live)
+            self._fill_pool()
+            self.run_batch()  # warm-up, not recorded
+        except BaseException:
+            self.teardown()
+            raise
+        self.libos.profile.reset()
+        self._start_ns.clear()
+        gc.collect()
+        self._calls0 = self.host.statistics()
+        self._workers0 = self.libos.worker_host_calls()
+
+    def _batch_figures(self) -> dict[str, tuple[float, float] | None]:
+        # The profile gives the batch's statistics (a phase a clone skipped counts 0 in
+        # it); its samples move out batch by batch, so it never holds more than a batch.
+        profile = self.libos.profile
+        stats = profile.statistics()
+        figures: dict[str, tuple[float, float] | None] = {}
+        for p in PHASES:
+            s = stats.get(p)
+            if s is not None:
+                figures[p] = (s.median_ns, s.mean_ns)
+                self._ns[p] += profile.per_clone_samples(p)
+        profile.reset()
+        starts = self._take_starts()
+        figures["start"] = (float(statistics.median(starts)), statistics.fmean(starts))
+        return figures
+
+    def _sleep(self) -> None:
+        # A LibOS thread (tid, event, table entry), asleep on a threading.Event: asleep on
+        # its pollable event it would re-poll every RECHECK_S seconds, host calls that
+        # are no measured thread's.
+        self._release.wait(_LIVE_WAIT_S)
+
+    def _fill_pool(self) -> None:
+        """With a pool, leave one event per thread of a batch in it: a batch's threads
+        all alive at once then never make a new one, however the threads interleave."""
+        if not self.config.pool:
+            return
+        go = threading.Event()
+        try:
+            held = [self.libos.clone(go.wait, _JOIN_S) for _ in range(self.batch)]
+        finally:
+            go.set()
+        for t in held:
+            t.join(_JOIN_S)
+
+    @contextlib.contextmanager
+    def _installed(self) -> Iterator[None]:
+        """The LibOS under ``threading`` while this configuration's threads start."""
+        self._hook.install()
+        try:
+            yield
+        finally:
+            self._hook.uninstall()
+
+    def run_batch(self) -> None:
+        with self._installed():
+            self._start_batch()
+
+    def teardown(self) -> None:
+        self._hook.uninstall()
+        self._release.set()
+        for t in self._live:
+            t.join(_JOIN_S)
+        self.libos.shutdown()
+        self.host.shutdown()
+
+    def result(self) -> Entry:
+        made: HostCallStats = self.host.statistics() - self._calls0
+        threads = max(len(self._ns["start"]), 1)
+        # The idle workers' calls are their periodic polls.
+        workers = self.libos.worker_host_calls() - self._workers0
+        kinds = dict(made.by_kind)
+        kinds["poll"] = kinds.get("poll", 0) - workers
+        by_kind = {k: v / threads for k, v in sorted(kinds.items()) if v}
+        return self._entry(self.host.tls, (made.total - workers) / threads, by_kind)
+
+
+def make_subject(config: Config, live: int, batch: int, tls: str | None = None) -> Subject:
+    if config.native:
+        return NativeSubject(config, live, batch)
+    return LibOSSubject(config, live, batch, tls)

@@ -1,0 +1,98 @@
+"""A measuring process: one configuration at one live count, driven over a pipe.
+
+``pylibos compare`` measures each configuration in a process of its own (``_measure``
+explains why) and interleaves them by telling one process at a time to measure a slice.
+This module is that process: ``python -m pylibos.bench._worker``.  It reads one request
+per line on stdin and answers each with one line on stdout, both JSON:
+
+* the first line sets it up: ``{"config", "live", "batch", "tls"}``; the answer is
+  ``{"ok": true}`` once the configuration, its live threads and the warm-up batch are
+  ready, or ``{"error": ..., "kind": ...}``;
+* ``{"op": "slice", "seconds": S, "round": R}``: whole batches for ``S`` seconds, in
+  round ``R``;
+* ``{"op": "result"}``: ``{"result": <the configuration's results entry>}``;
+* ``{"op": "quit"}`` (or the end of stdin): tear down, answer, exit.
+
+Ctrl-C is the parent's to handle: this process ignores SIGINT, finishes the slice it is
+in, and is asked for its result and told to quit.  What the LibOS or the program would
+print goes to stderr: stdout carries only the answers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from typing import Any, TextIO
+
+from ._configs import parse_config
+from ._subjects import RunError, Subject, ensure_fd_room, fd_need, make_subject
+
+
+def _answer(out: TextIO, message: dict[str, Any]) -> None:
+    out.write(json.dumps(message) + "\n")
+    out.flush()
+
+
+def _failure(exc: BaseException) -> dict[str, Any]:
+    kind = "RunError" if isinstance(exc, RunError | OSError) else type(exc).__name__
+    return {"error": str(exc) or type(exc).__name__, "kind": kind}
+
+
+def _set_up(setup: dict[str, Any]) -> Subject:
+    if setup.get("cpu") is not None:
+        # Before any thread exists: every thread of this process inherits the CPU.
+        os.sched_setaffinity(0, {int(setup["cpu"])})
+    ensure_fd_room(fd_need(setup["live"], setup["batch"]))
+    subject = make_subject(
+        parse_config(setup["config"]), setup["live"], setup["batch"], setup["tls"]
+    )
+    subject.setup()
+    return subject
+
+
+def serve(requests: TextIO, out: TextIO) -> int:
+    first = requests.readline()
+    if not first:
+        return 0
+    setup = json.loads(first)
+    try:
+        subject = _set_up(setup)
+    except Exception as exc:
+        _answer(out, _failure(exc))
+        return 1
+    _answer(out, {"ok": True})
+    try:
+        for line in requests:
+            request = json.loads(line)
+            op = request["op"]
+            try:
+                if op == "slice":
+                    subject.run_for(float(request["seconds"]), int(request["round"]))
+                    _answer(out, {"ok": True})
+                elif op == "result":
+                    _answer(out, {"result": subject.result()})
+                elif op == "quit":
+                    break
+                else:
+                    _answer(out, {"error": f"unknown request {op!r}", "kind": "ValueError"})
+            except Exception as exc:
+                _answer(out, _failure(exc))
+    finally:
+        subject.teardown()
+    _answer(out, {"ok": True})
+    return 0
+
+
+def main() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The answers get a descriptor of their own; anything else written to stdout goes to
+    # stderr instead.
+    out = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return serve(sys.stdin, out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
