@@ -27,6 +27,7 @@ from pylibos.bench import (
     targets,
     valid_names,
 )
+from pylibos.bench._measure import Run
 from pylibos.bench._render import compare_rows, seed_rows
 from pylibos.bench._schema import Entry, PhaseSummary
 
@@ -283,29 +284,42 @@ def test_all_cpus_leaves_the_placement_to_the_kernel() -> None:
     assert [cpus for children in seen for _, cpus in children.values()] == [os.sched_getaffinity(0)]
 
 
-def test_interrupt_keeps_what_was_measured() -> None:
-    calls = 0
+@pytest.mark.parametrize("where", ["after a slice", "deciding on another round"])
+def test_interrupt_keeps_what_was_measured(where: str) -> None:
+    """Ctrl-C after the second slice keeps the two configurations measured (the third had
+    no slice and is left out); Ctrl-C while ``more`` decides keeps every configuration,
+    each with one round per batch recorded."""
+    slices = 0
 
     def on_slice(_name: str) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
+        nonlocal slices
+        slices += 1
+        if where == "after a slice" and slices == 2:
             raise KeyboardInterrupt
+
+    def more(_partial: Run, _live: int, _elapsed: float) -> bool:
+        raise KeyboardInterrupt
 
     outcome = run(
         parse_config_list("native,sgx/raw,sgx/eventfd"),
-        Settings(duration=0.3, batch=5, rounds=3),
+        Settings(duration=0.06, batch=3, rounds=3 if where == "after a slice" else 1),
         on_slice=on_slice,
+        more=more,
     )
-    assert outcome.interrupted
-    data = outcome.as_json()
-    assert data["interrupted"] is True
-    # The first two configurations had a slice each; the third had none and is left out.
-    assert [e["name"] for e in data["configs"]] == ["native", "sgx/raw"]
+    assert outcome.interrupted and outcome.as_json()["interrupted"] is True
+    names = [e["name"] for e in outcome.results]
+    if where == "after a slice":
+        assert names == ["native", "sgx/raw"]
+    else:
+        assert names == ["native", "sgx/raw", "sgx/eventfd"]
+    assert all(len(e["batch_rounds"]) == e["batches"] for e in outcome.results)
+    assert _children() == {}
 
 
 def test_phases_missing_from_some_clones_count_as_zero_per_clone() -> None:
-    from pylibos.libos import Profile, summary
+    """A pooled clone makes no handshake: the profile counts it 0, so its statistics are
+    per clone (count, mean, median) and the seed's proportions are ratios of those means."""
+    from pylibos.libos import Profile, proportions, summary
 
     class Calls:
         def thread_calls(self) -> int:
@@ -323,6 +337,26 @@ def test_phases_missing_from_some_clones_count_as_zero_per_clone() -> None:
     handshake = summary(per_clone)
     assert handshake is not None and handshake["median"] == 0.0
     assert profile.per_clone_samples("get_new_thread") == []
+    stats = profile.statistics()
+    shake, clone = stats.phases["handshake"], stats.phases["clone"]
+    assert shake.count == clone.count == 10
+    assert shake.mean_ns == shake.sum_ns / 10 and shake.median_ns == 0.0
+    assert handshake["mean"] == shake.mean_ns  # the benchmark's figure is the profile's
+    p3 = stats.proportions()["p3"]
+    assert p3 is not None and p3 == pytest.approx(shake.mean_ns / clone.mean_ns)
+    assert proportions({"handshake": 1.0, "clone": 4.0})["p3"] == 0.25
+    assert proportions({"clone": 4.0})["p3"] is None  # a phase that never ran
+
+
+def test_steal_is_the_hypervisors_share_of_cpu_time() -> None:
+    from pylibos.bench._machine import steal_share
+
+    # user nice system idle iowait irq softirq steal
+    before = [100, 0, 50, 800, 0, 0, 0, 50]
+    after = [200, 0, 100, 1550, 0, 0, 0, 150]
+    assert steal_share(before, after) == pytest.approx(100 / 1000)
+    assert steal_share(None, after) is None
+    assert steal_share(before[:4], after[:4]) is None  # no steal field
 
 
 def test_p95_never_exceeds_the_largest_sample() -> None:
@@ -357,3 +391,22 @@ def test_no_targets_for_a_run_interrupted_before_any_batch() -> None:
     from pylibos.bench._render import targets
 
     assert targets(cast(RunData, {"configs": []})) == []
+
+
+def test_a_measuring_process_that_dies_is_named_and_none_is_left() -> None:
+    """A measuring process killed mid-run (out of memory, say) ends the run with an error
+    naming its configuration; the other process is ended too."""
+    import signal
+
+    def on_slice(name: str) -> None:
+        if name == "native":
+            for pid in _children():
+                os.kill(pid, signal.SIGKILL)
+
+    with pytest.raises(RuntimeError, match="the measuring process ended"):
+        run(
+            parse_config_list("native,sgx/eventfd"),
+            Settings(duration=0.04, batch=3, rounds=2),
+            on_slice=on_slice,
+        )
+    assert _children() == {}

@@ -58,20 +58,43 @@ def test_report_vs_sets_two_runs_side_by_side(
     assert "## Differences" not in text
 
 
-def test_report_vs_names_mismatched_settings(
-    runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["report", str(runs["a"]), "--vs", str(runs["c"])]) == 0
-    out = capsys.readouterr().out
-    assert "WARNING: settings differ: batch is 5 in A and 10 in B" in out
+def _version_3(path: Path, tmp_path: Path) -> Path:
+    """The run as version 3 wrote it: the same keys, but no CPU and no steal."""
+    data = json.loads(path.read_text())
+    data["version"] = 3
+    del data["settings"]["cpu"], data["stability"]["steal"]
+    old = tmp_path / "v3.json"
+    old.write_text(json.dumps(data))
+    return old
 
 
-def test_report_vs_of_a_run_with_itself_shows_no_change(
-    runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("b", "expected"),
+    [
+        ("c", "WARNING: settings differ: batch is 5 in A and 10 in B"),
+        ("a", "5 of 5 figures with an interval show no significant change"),
+        ("v3", "WARNING: format versions differ: 4 in A and 3 in B"),
+    ],
+)
+def test_report_vs_names_what_differs_and_what_changed(
+    runs: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    b: str,
+    expected: str,
 ) -> None:
-    assert main(["report", str(runs["a"]), "--vs", str(runs["a"])]) == 0
+    other = _version_3(runs["a"], tmp_path) if b == "v3" else runs[b]
+    assert main(["report", str(runs["a"]), "--vs", str(other)]) == 0
+    assert expected in capsys.readouterr().out
+
+
+def test_report_renders_a_version_3_run(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Version 3 has the keys of version 4: it still renders, saying nothing of a CPU."""
+    assert main(["report", str(_version_3(runs["a"], tmp_path))]) == 0
     out = capsys.readouterr().out
-    assert "5 of 5 figures with an interval show no significant change" in out
+    assert "Targets" in out and "on CPU" not in out
 
 
 def _older(path: Path, tmp_path: Path) -> Path:
@@ -215,20 +238,6 @@ def test_run_asks_for_more_rounds_after_the_planned_ones() -> None:
     (entry,) = outcome.results
     assert sorted(set(entry["batch_rounds"])) == [0, 1, 2, 3]
     assert outcome.load_before is not None and outcome.load_after is not None
-
-
-def test_ctrl_c_while_deciding_on_another_round_keeps_what_was_measured() -> None:
-    def more(_partial: Run, _live: int, _elapsed: float) -> bool:
-        raise KeyboardInterrupt
-
-    outcome = run(
-        parse_config_list("native,sgx/eventfd"),
-        Settings(duration=0.02, batch=3, rounds=1),
-        more=more,
-    )
-    assert outcome.interrupted
-    assert [e["name"] for e in outcome.results] == ["native", "sgx/eventfd"]
-    assert all(len(e["batch_rounds"]) == e["batches"] for e in outcome.results)
 
 
 def test_until_stable_without_targets_uses_the_clone_medians(tmp_path: Path) -> None:

@@ -229,13 +229,7 @@ class Profile:
         seen = self._clones
         self._clones = seen + 1
         moments = self._moments
-        m = moments.get(ROOT)
-        if m is None:
-            m = moments[ROOT] = [0, 0, 0, 0]
-        m[0] += 1
-        m[1] += ns
-        m[2] += ns * ns
-        m[3] += calls
+        inner[ROOT] = [ns, calls]  # the clone's own moments, with the nested phases'
         for name, (t, c) in inner.items():
             m = moments.get(name)
             if m is None:
