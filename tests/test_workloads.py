@@ -15,7 +15,7 @@ import pytest
 
 from pylibos._cli import main
 from pylibos.workloads import default_dir, discover, table_rows, target_rows
-from pylibos.workloads._measure import _sigint_deferred
+from pylibos.workloads._child import _sigint_deferred
 
 SHIPPED = ("asyncio_mixed", "http_threads", "numpy_batches", "sklearn_forest", "thread_per_task")
 
