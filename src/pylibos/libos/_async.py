@@ -16,7 +16,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,10 +23,9 @@ from typing import TYPE_CHECKING
 
 from ..pal import PalError, ShutDownError
 from ._errno import oserror
-from ._hosterrors import HostErrors
+from ._worker import Worker
 
 if TYPE_CHECKING:
-    from ..pal import PalThread
     from ._event import PollableEvent
 
 
@@ -39,22 +37,15 @@ class _Timer:
     cancelled: bool = field(default=False, compare=False)
 
 
-class AsyncWorker:
+class AsyncWorker(Worker):
     def __init__(self, event: PollableEvent) -> None:
-        self._event = event
+        super().__init__(event, "async")
         # Guarded by _lock.
-        self._lock = threading.Lock()
         self._timers: list[_Timer] = []
         self._by_id: dict[int, _Timer] = {}
-        self._stopping = False
-        # Signalled (under _lock) by install and stop while the worker pauses after a
-        # host error, when its channel may not wake it.
-        self._kick = threading.Condition(self._lock)
-        self._pausing = False
-        self.host_errors = HostErrors("async")
+        self._pausing = False  # install kicks a pausing worker, whose deadline may move
         self._seq = itertools.count(1)
         self.errors: list[BaseException] = []
-        self.thread: PalThread | None = None
 
     def install(self, delay: float, callback: Callable[[], object]) -> int:
         """Run ``callback`` on the worker after ``delay`` seconds; returns a timer id."""
@@ -147,12 +138,3 @@ class AsyncWorker:
                     self._kick.wait(pause)
             finally:
                 self._pausing = False
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopping = True
-            self._kick.notify_all()
-        try:
-            self._event.set()
-        except OSError as exc:
-            self.host_errors.record(exc)  # the flag is what stops the worker

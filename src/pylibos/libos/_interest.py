@@ -100,6 +100,14 @@ class _Entry:
     def edge(self) -> bool:
         return bool(self.mask & EPOLLET)
 
+    def report(self, got: int) -> int:
+        """The epoll events to report for the wait flags ``got`` (0: none); a one-shot
+        entry is disabled by reporting.  Called under the instance's lock."""
+        events = _epoll_events(got, self.mask)
+        if events and self.mask & EPOLLONESHOT:
+            self.disabled = True
+        return events
+
 
 # Every open epoll by its number, so fromfd finds it.  Numbers are host descriptors, so
 # one table serves the whole process.
@@ -358,12 +366,10 @@ class EpollInstance:
                 for entry, got in zip(level, level_ready, strict=True):
                     if self.entries.get(entry.fd) is not entry or entry.disabled:
                         continue  # changed while we slept; the next round sees it anew
-                    events = _epoll_events(got, entry.mask)
+                    events = entry.report(got)
                     if not events:
                         continue
                     results.append((entry.fd, events))
-                    if entry.mask & EPOLLONESHOT:
-                        entry.disabled = True
                     if len(results) == maxevents:
                         break
             if edges and ready[-1] and len(results) < maxevents:
@@ -388,10 +394,7 @@ class EpollInstance:
                 entry = by_handle.get(id(handle))
                 if entry is None or entry.handle is not handle or entry.disabled:
                     continue  # unregistered or disabled since the host queued it
-                events = _epoll_events(got, entry.mask)
-                if not events:
-                    continue
-                results.append((entry.fd, events))
-                if entry.mask & EPOLLONESHOT:
-                    entry.disabled = True
+                events = entry.report(got)
+                if events:
+                    results.append((entry.fd, events))
         return results

@@ -24,7 +24,6 @@ other host-caused error is counted in ``host_errors``, logged, and followed by a
 from __future__ import annotations
 
 import struct
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -40,10 +39,10 @@ from ..pal import (
     PalErrorCode,
 )
 from ._errno import oserror
-from ._hosterrors import BACKOFF_MAX, BACKOFF_MIN, HostErrors
+from ._hosterrors import BACKOFF_MAX, BACKOFF_MIN
+from ._worker import Worker
 
 if TYPE_CHECKING:
-    from ..pal import PalThread
     from ._event import PollableEvent
 
 _HEADER = struct.Struct("!III")
@@ -76,26 +75,20 @@ def _write_all(host: Host, handle: Handle, data: bytes, deadline: float) -> None
             host.streams_wait_events([handle], [WAIT_WRITE], int(remaining * 1e6))
 
 
-class IpcWorker:
+class IpcWorker(Worker):
     def __init__(self, host: Host, event: PollableEvent, name: str) -> None:
+        super().__init__(event, "IPC")
         self._host = host
-        self._event = event
         self.name = name
         self._server: Handle | None = host.stream_open(f"pipe.srv:{name}", nonblocking=True)
         self._conns: dict[Handle, bytearray] = {}
         self.handlers: dict[int, Handler] = {ECHO: lambda payload: payload}
-        self._lock = threading.Lock()
-        self._stopping = False  # Guarded by _lock.
-        # Signalled by stop, for a worker pausing after a host error.
-        self._kick = threading.Condition(self._lock)
         self.served = 0
         self.rejected = 0
         self.relistened = 0
-        self.host_errors = HostErrors("IPC")
         # Accepting is paused until then (monotonic), after EMFILE and the like.
         self._accept_after = 0.0
         self._accept_pause = 0.0
-        self.thread: PalThread | None = None
 
     def run(self) -> None:
         try:
@@ -237,16 +230,6 @@ class IpcWorker:
     def _drop(self, conn: Handle) -> None:
         self._conns.pop(conn, None)
         self._host.close(conn)
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopping = True
-            self._kick.notify_all()
-        try:
-            self._event.set()
-        except OSError as exc:
-            self.host_errors.record(exc)  # the flag is what stops the worker; it looks
-            # at it at least every RECHECK_S
 
 
 class IpcError(Exception):
