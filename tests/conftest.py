@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from libos_support import open_fds, wait_until
+from libos_support import Pipe, open_fds, wait_until
 
 
 def os_threads() -> int:
@@ -49,3 +50,21 @@ def no_leaks_per_module() -> Iterator[None]:
     assert not leaked_threads, f"threads left running: {leaked_threads}"
     assert os_threads() <= os_before, f"OS threads left running: {os_threads() - os_before}"
     assert not leaked_fds, f"fds left open: {sorted(leaked_fds)}"
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A connected pair of UNIX stream sockets, closed at the end."""
+    a, b = socket.socketpair()
+    yield a, b
+    a.close()
+    b.close()
+
+
+@pytest.fixture
+def pipe() -> Iterator[Pipe]:
+    ends = Pipe()
+    yield ends
+    for fd in (ends.r, ends.w):
+        if fd >= 0:
+            os.close(fd)

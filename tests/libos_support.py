@@ -144,3 +144,16 @@ def spying(host: Host) -> Iterator[SpyWaits]:
         yield spy
     finally:
         spy.remove()
+
+
+class Pipe:
+    """Both ends of an ``os.pipe()``; a test closes one with ``close`` (the fixture
+    closes what is left)."""
+
+    def __init__(self) -> None:
+        self.r, self.w = os.pipe()
+
+    def close(self, end: str) -> None:
+        """Close ``"r"`` or ``"w"`` now: the other end sees the hang-up or the error."""
+        os.close(getattr(self, end))
+        setattr(self, end, -1)

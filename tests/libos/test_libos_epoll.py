@@ -20,8 +20,7 @@ from libos_support import (
     BOUND,
     CONFIG_IDS,
     CONFIGS,
-    INJECTABLE,
-    INJECTABLE_IDS,
+    Pipe,
     booted,
     inject,
     spying,
@@ -81,14 +80,6 @@ def make_epoll(request: pytest.FixtureRequest) -> Iterator[MakeEpoll]:
         yield make_libos
         for ep in made:
             ep.close()
-
-
-@pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    a, b = socket.socketpair()
-    yield a, b
-    a.close()
-    b.close()
 
 
 @pytest.fixture
@@ -181,49 +172,31 @@ def test_hang_up_on_socket(make_epoll: MakeEpoll, pair: Pair) -> None:
     assert ep.poll(BOUND) == [(a.fileno(), IN | HUP)]
 
 
-def test_hang_up_and_error_are_always_reported(make_epoll: MakeEpoll) -> None:
-    r, w = os.pipe()
-    try:
-        ep = make_epoll()
-        ep.register(r, 0)
-        ep.register(w, 0)
-        assert ep.poll(0) == []
-        os.close(r)
-        r = -1
-        assert ep.poll(BOUND) == [(w, ERR)]
-    finally:
-        for fd in (r, w):
-            if fd >= 0:
-                os.close(fd)
+def test_hang_up_and_error_are_always_reported(make_epoll: MakeEpoll, pipe: Pipe) -> None:
+    ep = make_epoll()
+    ep.register(pipe.r, 0)
+    ep.register(pipe.w, 0)
+    assert ep.poll(0) == []
+    w = pipe.w
+    pipe.close("r")
+    assert ep.poll(BOUND) == [(w, ERR)]
 
 
-def test_hang_up_on_pipe(make_epoll: MakeEpoll) -> None:
-    r, w = os.pipe()
-    try:
-        ep = make_epoll()
-        ep.register(r, IN)
-        os.close(w)
-        w = -1
-        assert ep.poll(BOUND) == [(r, HUP)]
-    finally:
-        for fd in (r, w):
-            if fd >= 0:
-                os.close(fd)
+def test_hang_up_on_pipe(make_epoll: MakeEpoll, pipe: Pipe) -> None:
+    ep = make_epoll()
+    ep.register(pipe.r, IN)
+    r = pipe.r
+    pipe.close("w")
+    assert ep.poll(BOUND) == [(r, HUP)]
 
 
-def test_error_with_out(make_epoll: MakeEpoll) -> None:
-    r, w = os.pipe()
-    try:
-        ep = make_epoll()
-        ep.register(w, OUT)
-        assert ep.poll(0) == [(w, OUT)]
-        os.close(r)
-        r = -1
-        assert ep.poll(BOUND) == [(w, OUT | ERR)]
-    finally:
-        for fd in (r, w):
-            if fd >= 0:
-                os.close(fd)
+def test_error_with_out(make_epoll: MakeEpoll, pipe: Pipe) -> None:
+    ep = make_epoll()
+    ep.register(pipe.w, OUT)
+    w = pipe.w
+    assert ep.poll(0) == [(w, OUT)]
+    pipe.close("r")
+    assert ep.poll(BOUND) == [(w, OUT | ERR)]
 
 
 def test_rdhup(make_epoll: MakeEpoll, pair: Pair) -> None:
@@ -748,42 +721,41 @@ def test_waiter_event_set_from_outside_is_no_event(libos: LibOS, pair: Pair) -> 
     ep.close()
 
 
-@pytest.mark.parametrize(("kind", "events"), INJECTABLE, ids=INJECTABLE_IDS)
-def test_forged_wakeups_never_make_poll_lie(kind: str, events: str, pair: Pair) -> None:
+def test_forged_wakeups_never_make_poll_lie(injectable_libos: LibOS, pair: Pair) -> None:
     a, b = pair
-    with booted(kind, events) as libos:
-        ep = libos.epoll()
-        ep.register(a, IN)
-        # With a timeout: nothing is there, so [] and not before the timeout.  The thread
-        # stays (its event open) until the last forged wakeup is in.
-        hold = threading.Event()
-        waiter = Waiter(libos, ep, timeout=0.3, hold=hold)
-        while not waiter.done.wait(0.005):
-            inject(waiter.thread.event, 3)
-        hold.set()
-        assert waiter.finish() == []
-        assert waiter.elapsed >= 0.3
-        # Without one: only the real event ends the wait.
-        really = threading.Event()
-        seen: list[tuple[list[tuple[int, int]], bool]] = []
+    libos = injectable_libos
+    ep = libos.epoll()
+    ep.register(a, IN)
+    # With a timeout: nothing is there, so [] and not before the timeout.  The thread
+    # stays (its event open) until the last forged wakeup is in.
+    hold = threading.Event()
+    waiter = Waiter(libos, ep, timeout=0.3, hold=hold)
+    while not waiter.done.wait(0.005):
+        inject(waiter.thread.event, 3)
+    hold.set()
+    assert waiter.finish() == []
+    assert waiter.elapsed >= 0.3
+    # Without one: only the real event ends the wait.
+    really = threading.Event()
+    seen: list[tuple[list[tuple[int, int]], bool]] = []
 
-        def run() -> None:
-            got = ep.poll(None)
-            seen.append((got, really.is_set()))
+    def run() -> None:
+        got = ep.poll(None)
+        seen.append((got, really.is_set()))
 
-        t = libos.clone(run)
-        with spying(libos.host) as spy:
-            for i in range(1, 6):
-                inject(t.event, 2)
-                # The waiter wakes, drains, and goes back to the host (its own calls: the
-                # workers' rechecks are theirs).
-                assert spy.wait_for(functools.partial(_at_least, i, t))
-                assert not seen
-        really.set()
-        b.send(b"x")
-        assert t.join(BOUND)
-        assert seen == [([(a.fileno(), IN)], True)]
-        ep.close()
+    t = libos.clone(run)
+    with spying(libos.host) as spy:
+        for i in range(1, 6):
+            inject(t.event, 2)
+            # The waiter wakes, drains, and goes back to the host (its own calls: the
+            # workers' rechecks are theirs).
+            assert spy.wait_for(functools.partial(_at_least, i, t))
+            assert not seen
+    really.set()
+    b.send(b"x")
+    assert t.join(BOUND)
+    assert seen == [([(a.fileno(), IN)], True)]
+    ep.close()
 
 
 def test_unregister_racing_a_waiter(libos: LibOS, pair: Pair) -> None:

@@ -27,13 +27,6 @@ from libos_support import (
 from pylibos.libos import LibOS, PollableEvent
 
 
-@pytest.fixture(params=INJECTABLE, ids=INJECTABLE_IDS)
-def plain_libos(request: pytest.FixtureRequest) -> Iterator[LibOS]:
-    kind, events = request.param
-    with booted(kind, events) as booted_libos:
-        yield booted_libos
-
-
 @pytest.fixture
 def event(libos: LibOS) -> Iterator[PollableEvent]:
     ev = libos.create_pollable_event()
@@ -236,8 +229,8 @@ def test_ping_pong_loses_no_wakeup(libos: LibOS) -> None:
 # -- a host that forges wakeups --------------------------------------------------------
 
 
-def test_forged_wakeup_does_not_end_a_wait(plain_libos: LibOS) -> None:
-    libos = plain_libos
+def test_forged_wakeup_does_not_end_a_wait(injectable_libos: LibOS) -> None:
+    libos = injectable_libos
     event = libos.create_pollable_event()
     try:
         inject(event, 100)
@@ -257,10 +250,10 @@ def test_forged_wakeup_does_not_end_a_wait(plain_libos: LibOS) -> None:
         event.destroy()
 
 
-def test_forged_wakeups_while_a_thread_waits(plain_libos: LibOS) -> None:
+def test_forged_wakeups_while_a_thread_waits(injectable_libos: LibOS) -> None:
     """Each forged wakeup wakes the waiter, which drains the channel (the only one who
     does) and sleeps again; it returns only for the real set."""
-    libos = plain_libos
+    libos = injectable_libos
     event = libos.create_pollable_event()
     really_set = threading.Event()
     seen: list[bool] = []

@@ -32,14 +32,6 @@ def host(request: pytest.FixtureRequest) -> Iterator[pal.Host]:
         assert h.open_handles() == []
 
 
-@pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    a, b = socket.socketpair()
-    yield a, b
-    a.close()
-    b.close()
-
-
 def _watch(host: pal.Host) -> Handle:
     return host.edge_watch_open()
 
