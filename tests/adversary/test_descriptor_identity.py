@@ -22,6 +22,7 @@ import pytest
 
 from libos_support import BOUND, booted, wait_until
 from pylibos import pal
+from pylibos.libos import LibOS, PollableEvent
 from pylibos.pal import EVENT_TOKEN, PalError, PalErrorCode
 
 T = TypeVar("T")
@@ -55,6 +56,45 @@ def _socketpair_at(number: int) -> tuple[socket.socket, socket.socket]:
     return socket.socket(fileno=moved), b
 
 
+def _assert_refused(
+    host: pal.Host, handle: pal.Handle, *, delete: bool = False, says: str | None = None
+) -> None:
+    """The PAL neither reads, writes (nor deletes) ``handle`` and shows a waiter an error:
+    its number now holds an object the PAL did not open."""
+    actions: list[Callable[[], object]] = [
+        lambda: host.read(handle, 64),
+        lambda: host.write(handle, EVENT_TOKEN),
+    ]
+    if delete:
+        actions.append(lambda: host.delete(handle))
+    for action in actions:
+        with pytest.raises(PalError) as info:
+            action()
+        assert info.value.code is PalErrorCode.BADHANDLE
+        if says is not None:
+            assert says in info.value.message
+    assert host.streams_wait_events([handle], [pal.WAIT_READ], 0) == [pal.WAIT_ERROR]
+
+
+def _assert_untouched(mine: socket.socket, theirs: socket.socket) -> None:
+    """The program's socket at a number the PAL once had: its data unread, still open."""
+    assert mine.recv(64) == b"the program's own data", "the PAL took the data"
+    mine.sendall(b"still open")  # not closed by the PAL
+    assert theirs.recv(64) == b"still open"
+
+
+def _hold_the_async_worker(libos: LibOS) -> tuple[PollableEvent, int, threading.Event]:
+    """The async worker's event and its read descriptor's number, with the worker kept
+    busy (away from the number) until the returned Event is set."""
+    assert libos._async is not None
+    event = libos._async._event
+    number = event.read_handle._fd
+    blocker = threading.Event()
+    libos.install_async_event(0, lambda: blocker.wait(BOUND))
+    assert wait_until(lambda: libos._async is not None and libos._async.pending == 0)
+    return event, number, blocker
+
+
 @pytest.mark.parametrize("kind", ["sgx", "direct"])
 def test_no_action_on_a_number_the_program_reused(kind: str) -> None:
     """The host closes a raw pipe's read end; the program's next socket gets its number
@@ -64,21 +104,10 @@ def test_no_action_on_a_number_the_program_reused(kind: str) -> None:
         mine, theirs = _socketpair_at(read._fd)
         try:
             theirs.sendall(b"the program's own data")
-            for action in (
-                lambda: host.read(read, 64),
-                lambda: host.write(read, EVENT_TOKEN),
-                lambda: host.delete(read),
-            ):
-                with pytest.raises(PalError) as info:
-                    action()
-                assert info.value.code is PalErrorCode.BADHANDLE
-                assert "another object" in info.value.message
-            assert host.streams_wait_events([read], [pal.WAIT_READ], 0) == [pal.WAIT_ERROR]
+            _assert_refused(host, read, delete=True, says="another object")
             host.close(read)
             host.close(write)
-            assert mine.recv(64) == b"the program's own data", "the PAL took the data"
-            mine.sendall(b"still open")  # not closed by the PAL
-            assert theirs.recv(64) == b"still open"
+            _assert_untouched(mine, theirs)
         finally:
             mine.close()
             theirs.close()
@@ -90,13 +119,8 @@ def test_a_sleeping_worker_does_not_read_the_programs_socket(events: str) -> Non
     once and gets the number.  The worker wakes (or looks again) and must rebuild its
     channel without reading or closing the program's socket."""
     with booted("sgx", events) as libos:
-        assert libos._async is not None
-        event = libos._async._event
-        number = event.read_handle._fd
-        blocker = threading.Event()
-        # Keep the worker away from the number until the program owns it.
-        libos.install_async_event(0, lambda: blocker.wait(BOUND))
-        assert wait_until(lambda: libos._async is not None and libos._async.pending == 0)
+        # The worker is kept away from the number until the program owns it.
+        event, number, blocker = _hold_the_async_worker(libos)
         program, peer = _socketpair_at(number)
         try:
             peer.sendall(b"x" * 100)
@@ -140,14 +164,7 @@ def test_an_eventfd_is_told_from_another_eventfd_at_its_number(kind: str) -> Non
         try:
             os.eventfd_write(program, 5)
             os.dup2(program, handle._fd, inheritable=False)  # the host closes, it is reused
-            for action in (
-                lambda: host.read(handle, 8),
-                lambda: host.write(handle, EVENT_TOKEN),
-            ):
-                with pytest.raises(PalError) as info:
-                    action()
-                assert info.value.code is PalErrorCode.BADHANDLE
-            assert host.streams_wait_events([handle], [pal.WAIT_READ], 0) == [pal.WAIT_ERROR]
+            _assert_refused(host, handle)
             number = handle._fd
             host.close(handle)
             assert os.eventfd_read(number) == 5, "the PAL touched the program's eventfd"
@@ -196,15 +213,7 @@ def test_an_eventfd_is_told_from_our_next_eventfd_at_its_number(kind: str) -> No
                 lambda h: h._fd,
             )
             host.write(new, EVENT_TOKEN)
-            for action in (
-                lambda: host.read(old, 8),
-                lambda: host.write(old, EVENT_TOKEN),
-            ):
-                with pytest.raises(PalError) as info:
-                    action()
-                assert info.value.code is PalErrorCode.BADHANDLE
-                assert "another object" in info.value.message
-            assert host.streams_wait_events([old], [pal.WAIT_READ], 0) == [pal.WAIT_ERROR]
+            _assert_refused(host, old, says="another object")
             host.close(old)
             assert host.read(new, 8) == EVENT_TOKEN, "the old handle touched the new eventfd"
             host.write(new, EVENT_TOKEN)  # not closed by closing the old handle
@@ -220,13 +229,8 @@ def test_a_worker_does_not_take_the_next_event_at_its_number_for_its_own() -> No
     new eventfd in the registry and took it for its own, so the worker never rebuilt and
     slept on, drained and would have closed the program's event."""
     with booted("sgx", "eventfd") as libos:
-        assert libos._async is not None
-        event = libos._async._event
-        number = event.read_handle._fd
-        blocker = threading.Event()
-        # Keep the worker away from the number until the program's event has it.
-        libos.install_async_event(0, lambda: blocker.wait(BOUND))
-        assert wait_until(lambda: libos._async is not None and libos._async.pending == 0)
+        # The worker is kept away from the number until the program's event has it.
+        event, number, blocker = _hold_the_async_worker(libos)
         copy = os.dup(number)  # the host's copy
         try:
             os.close(number)
@@ -278,9 +282,7 @@ def test_an_epoll_whose_host_descriptor_the_program_reused(kind: str, end: str) 
                 libos.shutdown(timeout=BOUND)
             assert os.fstat(number) is not None  # still open
             assert mine.fileno() == number
-            assert mine.recv(64) == b"the program's own data", "the PAL took the data"
-            mine.sendall(b"still open")  # not closed by the PAL
-            assert theirs.recv(64) == b"still open"
+            _assert_untouched(mine, theirs)
         finally:
             mine.close()
             theirs.close()

@@ -62,37 +62,54 @@ def test_host_shut_down_first_wakes_every_sleeper(kind: str, events: str) -> Non
     assert wait_until(lambda: open_fds() <= fds), f"fds left: {open_fds() - fds}"
 
 
+class _Stuck:
+    """The body of threads blocked on a Condition that neither the LibOS nor the host can
+    wake, until the test releases them."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._released = False
+        self._blocked = threading.Semaphore(0)
+
+    def __call__(self) -> None:
+        with self._cond:
+            self._blocked.release()
+            self._cond.wait_for(lambda: self._released, BOUND * 3)
+
+    def all_blocked(self, count: int) -> bool:
+        return all(self._blocked.acquire(timeout=BOUND) for _ in range(count))
+
+    def release(self) -> None:
+        with self._cond:
+            self._released = True
+            self._cond.notify_all()
+
+
+def _assert_within(seconds: float, shutdown: Callable[..., object], what: str) -> None:
+    t0 = time.monotonic()
+    shutdown(timeout=seconds)
+    took = time.monotonic() - t0
+    assert took <= seconds + SLACK, f"{what} took {took:.1f} s"
+
+
 @pytest.mark.parametrize("kind", ["sgx", "direct"])
 def test_libos_shutdown_timeout_is_overall(kind: str) -> None:
     """Six threads blocked on a Condition (nothing the LibOS can wake): shutdown gives up on
     them together within its timeout, not one timeout each, and closes their events."""
     host = open_host(kind)
     libos = LibOS(host)
-    cond = threading.Condition()
-    release = False
-    blocked = threading.Semaphore(0)
-
-    def stuck() -> None:
-        with cond:
-            blocked.release()
-            cond.wait_for(lambda: release, BOUND * 3)
-
+    stuck = _Stuck()
+    threads = []
     try:
         threads = [libos.clone(stuck) for _ in range(6)]
-        for _ in threads:
-            assert blocked.acquire(timeout=BOUND)
-        t0 = time.monotonic()
-        libos.shutdown(timeout=1.0)
-        took = time.monotonic() - t0
-        assert took <= 1.0 + SLACK, f"LibOS.shutdown took {took:.1f} s"
+        assert stuck.all_blocked(len(threads))
+        _assert_within(1.0, libos.shutdown, "LibOS.shutdown")
         assert all(t.is_alive() for t in threads)
         # No event of theirs is left open, and they are out of the thread table.
         assert libos.threads() == []
         assert host.open_handles() == []
     finally:
-        with cond:
-            release = True
-            cond.notify_all()
+        stuck.release()
         for t in threads:
             t.join(BOUND)
         libos.shutdown()
@@ -103,28 +120,15 @@ def test_libos_shutdown_timeout_is_overall(kind: str) -> None:
 @pytest.mark.parametrize("kind", ["sgx", "direct"])
 def test_host_shutdown_timeout_is_overall(kind: str) -> None:
     host = open_host(kind)
-    cond = threading.Condition()
-    release = False
-    blocked = threading.Semaphore(0)
-
-    def stuck() -> None:
-        with cond:
-            blocked.release()
-            cond.wait_for(lambda: release, BOUND * 3)
-
+    stuck = _Stuck()
+    threads = []
     try:
         threads = [host.thread_create(stuck) for _ in range(6)]
-        for _ in threads:
-            assert blocked.acquire(timeout=BOUND)
-        t0 = time.monotonic()
-        host.shutdown(timeout=1.0)
-        took = time.monotonic() - t0
-        assert took <= 1.0 + SLACK, f"host.shutdown took {took:.1f} s"
+        assert stuck.all_blocked(len(threads))
+        _assert_within(1.0, host.shutdown, "host.shutdown")
         assert len(host.live_threads()) == 6
     finally:
-        with cond:
-            release = True
-            cond.notify_all()
+        stuck.release()
         for t in threads:
             t.join(BOUND)
     assert host.live_threads() == []
