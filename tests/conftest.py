@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from libos_support import Pipe, open_fds, wait_until
+from libos_support import MakePair, Pipe, open_fds, wait_until
 
 
 def os_threads() -> int:
@@ -53,12 +53,24 @@ def no_leaks_per_module() -> Iterator[None]:
 
 
 @pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+def socketpairs() -> Iterator[MakePair]:
+    """Makes connected pairs of UNIX stream sockets; all are closed at the end."""
+    made: list[tuple[socket.socket, socket.socket]] = []
+
+    def make() -> tuple[socket.socket, socket.socket]:
+        made.append(socket.socketpair())
+        return made[-1]
+
+    yield make
+    for a, b in made:
+        a.close()
+        b.close()
+
+
+@pytest.fixture
+def pair(socketpairs: MakePair) -> tuple[socket.socket, socket.socket]:
     """A connected pair of UNIX stream sockets, closed at the end."""
-    a, b = socket.socketpair()
-    yield a, b
-    a.close()
-    b.close()
+    return socketpairs()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ the host for, so a test can act once a waiter is asleep instead of sleeping itse
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -157,3 +158,7 @@ class Pipe:
         """Close ``"r"`` or ``"w"`` now: the other end sees the hang-up or the error."""
         os.close(getattr(self, end))
         setattr(self, end, -1)
+
+
+MakePair = Callable[[], tuple[socket.socket, socket.socket]]
+"""The ``socketpairs`` fixture: makes connected socket pairs, closed when the test ends."""

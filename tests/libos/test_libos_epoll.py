@@ -3,6 +3,7 @@ LibOS has (waking waiters, forged wakeups, races with unregister and close)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import os
@@ -20,6 +21,7 @@ from libos_support import (
     BOUND,
     CONFIG_IDS,
     CONFIGS,
+    MakePair,
     Pipe,
     booted,
     inject,
@@ -58,26 +60,18 @@ IMPL_IDS = ["select.epoll", *(f"libos-{c}" for c in CONFIG_IDS)]
 def make_epoll(request: pytest.FixtureRequest) -> Iterator[MakeEpoll]:
     """Makes epoll objects of one implementation; closes them all afterwards."""
     made: list[EpollLike] = []
-    if request.param is None:
+    with contextlib.ExitStack() as stack:
+        factory: Callable[..., EpollLike] = select.epoll
+        if request.param is not None:
+            kind, events = request.param
+            factory = stack.enter_context(booted(kind, events)).epoll
 
-        def make_select(*args: Any) -> EpollLike:
-            ep = select.epoll(*args)
+        def make(*args: Any) -> EpollLike:
+            ep = factory(*args)
             made.append(ep)
             return ep
 
-        yield make_select
-        for ep in made:
-            ep.close()
-        return
-    kind, events = request.param
-    with booted(kind, events) as libos:
-
-        def make_libos(*args: Any) -> EpollLike:
-            ep = libos.epoll(*args)
-            made.append(ep)
-            return ep
-
-        yield make_libos
+        yield make
         for ep in made:
             ep.close()
 
@@ -149,19 +143,14 @@ def test_poll_timeout(make_epoll: MakeEpoll, pair: Pair) -> None:
     assert time.monotonic() - t0 >= 0.045  # select.epoll rounds to whole milliseconds
 
 
-def test_maxevents(make_epoll: MakeEpoll) -> None:
-    pairs = [socket.socketpair() for _ in range(3)]
-    try:
-        ep = make_epoll()
-        for a, _b in pairs:
-            ep.register(a, OUT)
-        assert len(ep.poll(0, maxevents=2)) == 2
-        assert len(ep.poll(0, 1)) == 1
-        assert sorted(ep.poll(0)) == sorted((a.fileno(), OUT) for a, _b in pairs)
-    finally:
-        for a, b in pairs:
-            a.close()
-            b.close()
+def test_maxevents(make_epoll: MakeEpoll, socketpairs: MakePair) -> None:
+    pairs = [socketpairs() for _ in range(3)]
+    ep = make_epoll()
+    for a, _b in pairs:
+        ep.register(a, OUT)
+    assert len(ep.poll(0, maxevents=2)) == 2
+    assert len(ep.poll(0, 1)) == 1
+    assert sorted(ep.poll(0)) == sorted((a.fileno(), OUT) for a, _b in pairs)
 
 
 def test_hang_up_on_socket(make_epoll: MakeEpoll, pair: Pair) -> None:
@@ -172,31 +161,31 @@ def test_hang_up_on_socket(make_epoll: MakeEpoll, pair: Pair) -> None:
     assert ep.poll(BOUND) == [(a.fileno(), IN | HUP)]
 
 
-def test_hang_up_and_error_are_always_reported(make_epoll: MakeEpoll, pipe: Pipe) -> None:
+@pytest.mark.parametrize(
+    ("masks", "closed", "before", "after"),
+    [
+        pytest.param({"r": 0, "w": 0}, "r", [], [("w", ERR)], id="error_always_reported"),
+        pytest.param({"r": IN}, "w", [], [("r", HUP)], id="hang_up_on_pipe"),
+        pytest.param({"w": OUT}, "r", [("w", OUT)], [("w", OUT | ERR)], id="error_with_out"),
+    ],
+)
+def test_pipe_end_closed(
+    make_epoll: MakeEpoll,
+    pipe: Pipe,
+    masks: dict[str, int],
+    closed: str,
+    before: list[tuple[str, int]],
+    after: list[tuple[str, int]],
+) -> None:
+    """The other end of a pipe closes: a hang-up or an error, reported even where the
+    mask asks for neither."""
+    fds = {"r": pipe.r, "w": pipe.w}
     ep = make_epoll()
-    ep.register(pipe.r, 0)
-    ep.register(pipe.w, 0)
-    assert ep.poll(0) == []
-    w = pipe.w
-    pipe.close("r")
-    assert ep.poll(BOUND) == [(w, ERR)]
-
-
-def test_hang_up_on_pipe(make_epoll: MakeEpoll, pipe: Pipe) -> None:
-    ep = make_epoll()
-    ep.register(pipe.r, IN)
-    r = pipe.r
-    pipe.close("w")
-    assert ep.poll(BOUND) == [(r, HUP)]
-
-
-def test_error_with_out(make_epoll: MakeEpoll, pipe: Pipe) -> None:
-    ep = make_epoll()
-    ep.register(pipe.w, OUT)
-    w = pipe.w
-    assert ep.poll(0) == [(w, OUT)]
-    pipe.close("r")
-    assert ep.poll(BOUND) == [(w, OUT | ERR)]
+    for end, mask in masks.items():
+        ep.register(fds[end], mask)
+    assert ep.poll(0) == [(fds[end], events) for end, events in before]
+    pipe.close(closed)
+    assert ep.poll(BOUND) == [(fds[end], events) for end, events in after]
 
 
 def test_rdhup(make_epoll: MakeEpoll, pair: Pair) -> None:
@@ -279,21 +268,16 @@ def test_edge_triggered_oneshot(make_epoll: MakeEpoll, pair: Pair) -> None:
     assert ep.poll(0) == [(a.fileno(), IN)]
 
 
-def test_edge_and_level_entries_together(make_epoll: MakeEpoll) -> None:
-    pairs = [socket.socketpair() for _ in range(4)]
-    try:
-        ep = make_epoll()
-        for i, (a, b) in enumerate(pairs):
-            ep.register(a, IN | (ET if i % 2 else 0))
-            b.send(b"x")
-        assert sorted(ep.poll(BOUND)) == sorted((a.fileno(), IN) for a, _b in pairs)
-        assert sorted(ep.poll(0)) == sorted((a.fileno(), IN) for a, _b in pairs[0::2])
-        got = ep.poll(0, maxevents=1) + ep.poll(0, maxevents=1)
-        assert len(got) == 2
-    finally:
-        for a, b in pairs:
-            a.close()
-            b.close()
+def test_edge_and_level_entries_together(make_epoll: MakeEpoll, socketpairs: MakePair) -> None:
+    pairs = [socketpairs() for _ in range(4)]
+    ep = make_epoll()
+    for i, (a, b) in enumerate(pairs):
+        ep.register(a, IN | (ET if i % 2 else 0))
+        b.send(b"x")
+    assert sorted(ep.poll(BOUND)) == sorted((a.fileno(), IN) for a, _b in pairs)
+    assert sorted(ep.poll(0)) == sorted((a.fileno(), IN) for a, _b in pairs[0::2])
+    got = ep.poll(0, maxevents=1) + ep.poll(0, maxevents=1)
+    assert len(got) == 2
 
 
 def test_oneshot(make_epoll: MakeEpoll, pair: Pair) -> None:
@@ -648,27 +632,23 @@ def test_modify_wakes_a_waiter(libos: LibOS, pair: Pair) -> None:
     ep.close()
 
 
-def test_unregister_wakes_a_waiter(libos: LibOS, pair: Pair) -> None:
+def test_unregister_wakes_a_waiter(libos: LibOS, pair: Pair, socketpairs: MakePair) -> None:
     """After unregister the waiter stops watching the descriptor: it becomes readable and
     the waiter reports only the one registered next."""
     a, b = pair
-    c, d = socket.socketpair()
-    try:
-        ep = libos.epoll()
-        ep.register(a, IN)
-        with spying(libos.host) as spy:
-            waiter = Waiter(libos, ep)
-            assert spy.wait_for(lambda calls: _asleep_on(calls, waiter, 2))
-            ep.unregister(a)
-            assert spy.wait_for(lambda calls: _asleep_on(calls, waiter, 1))
-            b.send(b"x")
-            d.send(b"y")
-            ep.register(c, IN)
-            assert waiter.finish() == [(c.fileno(), IN)]
-        ep.close()
-    finally:
-        c.close()
-        d.close()
+    c, d = socketpairs()
+    ep = libos.epoll()
+    ep.register(a, IN)
+    with spying(libos.host) as spy:
+        waiter = Waiter(libos, ep)
+        assert spy.wait_for(lambda calls: _asleep_on(calls, waiter, 2))
+        ep.unregister(a)
+        assert spy.wait_for(lambda calls: _asleep_on(calls, waiter, 1))
+        b.send(b"x")
+        d.send(b"y")
+        ep.register(c, IN)
+        assert waiter.finish() == [(c.fileno(), IN)]
+    ep.close()
 
 
 def test_close_wakes_a_waiter(libos: LibOS, pair: Pair) -> None:
@@ -758,29 +738,32 @@ def test_forged_wakeups_never_make_poll_lie(injectable_libos: LibOS, pair: Pair)
     ep.close()
 
 
-def test_unregister_racing_a_waiter(libos: LibOS, pair: Pair) -> None:
+@pytest.mark.parametrize("edge", [False, True], ids=["level", "edge"])
+def test_unregister_racing_a_waiter(
+    libos: LibOS, pair: Pair, edge: bool, socketpairs: MakePair
+) -> None:
     """``unregister`` closes the entry's handle after the waiter read the list and before
-    it reached the host: the waiter reads the list again instead of failing."""
-    a, _b = pair
-    c, d = socket.socketpair()
-    try:
-        ep = libos.epoll()
-        ep.register(a, IN)
-        ep.register(c, IN)
-        d.send(b"x")
-        with spying(libos.host) as spy:
+    it reached the host: the waiter reads the list again instead of failing.  An edge
+    queued for an entry that is unregistered before the waiter takes it is not reported."""
+    a, b = pair
+    c, d = socketpairs()
+    ep = libos.epoll()
+    ep.register(a, IN | (ET if edge else 0))
+    ep.register(c, IN)
+    if edge:
+        b.send(b"x")
+    d.send(b"y")
+    with spying(libos.host) as spy:
 
-            def race(handles: list[Handle]) -> None:
-                if len(handles) == 3:
-                    spy.before = None
-                    ep.unregister(a)
+        def race(handles: list[Handle]) -> None:
+            # Level-triggered: once the waiter waits on a's handle (the third).
+            if edge or len(handles) == 3:
+                spy.before = None
+                ep.unregister(a)
 
-            spy.before = race
-            assert ep.poll(BOUND) == [(c.fileno(), IN)]
-        ep.close()
-    finally:
-        c.close()
-        d.close()
+        spy.before = race
+        assert ep.poll(BOUND) == [(c.fileno(), IN)]
+    ep.close()
 
 
 def test_close_racing_a_waiter(libos: LibOS, pair: Pair) -> None:
@@ -794,31 +777,6 @@ def test_close_racing_a_waiter(libos: LibOS, pair: Pair) -> None:
 
         spy.before = race
         assert ep.poll(BOUND) == []
-
-
-def test_unregister_racing_an_edge(libos: LibOS, pair: Pair) -> None:
-    """An edge queued for an entry that is unregistered before the waiter takes it is
-    not reported."""
-    a, b = pair
-    c, d = socket.socketpair()
-    try:
-        ep = libos.epoll()
-        ep.register(a, IN | ET)
-        ep.register(c, IN)
-        b.send(b"x")
-        d.send(b"y")
-        with spying(libos.host) as spy:
-
-            def race(handles: list[Handle]) -> None:
-                spy.before = None
-                ep.unregister(a)
-
-            spy.before = race
-            assert ep.poll(BOUND) == [(c.fileno(), IN)]
-        ep.close()
-    finally:
-        c.close()
-        d.close()
 
 
 def test_close_racing_an_edge_take(libos: LibOS, pair: Pair) -> None:
@@ -872,32 +830,30 @@ def test_interrupt_inside_register_leaves_nothing(pair: Pair, where: str) -> Non
         ep.close()
 
 
-def test_host_forging_into_the_edge_watch_neither_lies_nor_spins(pair: Pair) -> None:
+def test_host_forging_into_the_edge_watch_neither_lies_nor_spins(
+    pair: Pair, socketpairs: MakePair
+) -> None:
     """Play the host: put an always-ready descriptor of its own into the epoll's edge
     watch.  ``poll`` reports nothing for it, times out as asked, and wakes for it once,
     not over and over."""
     a, b = pair
-    c, d = socket.socketpair()
-    try:
-        with booted("sgx", "raw") as libos:
-            ep = libos.epoll()
-            ep.register(a, IN | ET)
-            assert ep._inst is not None
-            host_epoll = ep._inst.watch._epoll
-            assert host_epoll is not None
-            host_epoll.register(d.fileno(), select.EPOLLOUT)  # forged, level-triggered
-            before = libos.host.calls.copy()
-            t0 = time.monotonic()
-            assert ep.poll(0.2) == []
-            assert time.monotonic() - t0 >= 0.19
-            spent = libos.host.calls - before
-            assert spent["poll"] <= 3 and spent["epoll_wait"] <= 2, spent
-            b.send(b"x")
-            assert ep.poll(BOUND) == [(a.fileno(), IN)]
-            ep.close()
-    finally:
-        c.close()
-        d.close()
+    _c, d = socketpairs()
+    with booted("sgx", "raw") as libos:
+        ep = libos.epoll()
+        ep.register(a, IN | ET)
+        assert ep._inst is not None
+        host_epoll = ep._inst.watch._epoll
+        assert host_epoll is not None
+        host_epoll.register(d.fileno(), select.EPOLLOUT)  # forged, level-triggered
+        before = libos.host.calls.copy()
+        t0 = time.monotonic()
+        assert ep.poll(0.2) == []
+        assert time.monotonic() - t0 >= 0.19
+        spent = libos.host.calls - before
+        assert spent["poll"] <= 3 and spent["epoll_wait"] <= 2, spent
+        b.send(b"x")
+        assert ep.poll(BOUND) == [(a.fileno(), IN)]
+        ep.close()
 
 
 def test_edge_triggered_host_calls(pair: Pair) -> None:
