@@ -7,7 +7,9 @@ the host for, so a test can act once a waiter is asleep instead of sleeping itse
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
 import socket
 import threading
 import time
@@ -162,3 +164,27 @@ class Pipe:
 
 MakePair = Callable[[], tuple[socket.socket, socket.socket]]
 """The ``socketpairs`` fixture: makes connected socket pairs, closed when the test ends."""
+
+
+@contextmanager
+def descriptors_exhausted(spare: int = 0) -> Iterator[None]:
+    """Play a host that has run the process out of descriptors: RLIMIT_NOFILE lowered and
+    the free numbers under it taken, so that exactly ``spare`` more can be opened and
+    every one after fails with EMFILE, until the block ends."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    fillers: list[int] = []
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(open_fds()) + 1 + spare, hard))
+        while True:
+            try:
+                fillers.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+            except OSError as exc:
+                assert exc.errno == errno.EMFILE
+                break
+        for _ in range(spare):
+            os.close(fillers.pop())
+        yield
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -30,13 +30,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import resource
 import select
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from typing import IO
 
 _SYS_PIDFD_GETFD = 438
@@ -294,29 +292,6 @@ def pidfd_getfd_works() -> bool:
     finally:
         a.close()
         b.close()
-
-
-@contextlib.contextmanager
-def descriptors_exhausted(spare: int = 0) -> Iterator[None]:
-    """Play a host that has run the process out of descriptors: every new one fails with
-    EMFILE (after ``spare`` more) until the block ends."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    highest = max(int(name) for name in os.listdir("/proc/self/fd"))
-    held: list[int] = []
-    resource.setrlimit(resource.RLIMIT_NOFILE, (highest + 1, hard))
-    try:
-        while True:
-            try:
-                held.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
-            except OSError:
-                break
-        for _ in range(min(spare, len(held))):
-            os.close(held.pop())
-        yield
-    finally:
-        for fd in held:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def abstract_name(instance: str, name: str, *, raw: bool) -> bytes:

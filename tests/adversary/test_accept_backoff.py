@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import threading
 
-from libos_support import BOUND, booted, wait_until
+from libos_support import BOUND, booted, descriptors_exhausted, wait_until
 from pylibos.libos import ECHO
 
-from .hostile import HostileHost, abstract_name, descriptors_exhausted
+from .hostile import HostileHost, abstract_name
 
 WINDOW = 0.5
 

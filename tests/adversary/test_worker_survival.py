@@ -18,13 +18,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from libos_support import BOUND, booted, spying, wait_until
+from libos_support import BOUND, booted, descriptors_exhausted, spying, wait_until
 from pylibos.libos import ECHO, LibOS, PollableEvent
 from pylibos.libos._async import AsyncWorker
 from pylibos.libos._ipc import IpcWorker
 from pylibos.pal import Handle
 
-from .hostile import HostileHost, descriptors_exhausted
+from .hostile import HostileHost
 
 
 def _alive(libos: LibOS) -> None:

@@ -338,11 +338,19 @@ def test_double_register(make_epoll: MakeEpoll, pair: Pair) -> None:
     assert info.value.errno == errno.EEXIST
 
 
+def _call(ep: EpollLike, op: str, fd: Any) -> None:
+    """``ep.register(fd, IN)``, ``ep.modify(fd, IN)`` or ``ep.unregister(fd)``."""
+    if op == "unregister":
+        ep.unregister(fd)
+    else:
+        getattr(ep, op)(fd, IN)
+
+
 @pytest.mark.parametrize("op", ["modify", "unregister"])
 def test_unknown_fd(make_epoll: MakeEpoll, pair: Pair, op: str) -> None:
     ep = make_epoll()
     with pytest.raises(FileNotFoundError) as info:
-        ep.modify(pair[0], IN) if op == "modify" else ep.unregister(pair[0])
+        _call(ep, op, pair[0])
     assert info.value.errno == errno.ENOENT
 
 
@@ -350,12 +358,7 @@ def test_unknown_fd(make_epoll: MakeEpoll, pair: Pair, op: str) -> None:
 def test_negative_fd(make_epoll: MakeEpoll, op: str) -> None:
     ep = make_epoll()
     with pytest.raises(ValueError, match="negative"):
-        if op == "register":
-            ep.register(-1, IN)
-        elif op == "modify":
-            ep.modify(-1, IN)
-        else:
-            ep.unregister(-1)
+        _call(ep, op, -1)
 
 
 @pytest.mark.parametrize("op", ["register", "modify", "unregister"])
@@ -363,12 +366,7 @@ def test_closed_fd_is_ebadf(make_epoll: MakeEpoll, op: str) -> None:
     ep = make_epoll()
     fd = closed_fd()
     with pytest.raises(OSError) as info:
-        if op == "register":
-            ep.register(fd, IN)
-        elif op == "modify":
-            ep.modify(fd, IN)
-        else:
-            ep.unregister(fd)
+        _call(ep, op, fd)
     assert info.value.errno == errno.EBADF
 
 
@@ -381,12 +379,7 @@ def test_registered_then_closed_fd_is_ebadf(make_epoll: MakeEpoll, op: str) -> N
     a.close()
     try:
         with pytest.raises(OSError) as info:
-            if op == "register":
-                ep.register(fd, IN)
-            elif op == "modify":
-                ep.modify(fd, IN)
-            else:
-                ep.unregister(fd)
+            _call(ep, op, fd)
         assert info.value.errno == errno.EBADF
     finally:
         b.close()
@@ -397,12 +390,7 @@ def test_regular_file_is_permission_error(make_epoll: MakeEpoll, op: str) -> Non
     ep = make_epoll()
     with tempfile.TemporaryFile() as f:
         with pytest.raises(PermissionError) as info:
-            if op == "register":
-                ep.register(f, IN)
-            elif op == "modify":
-                ep.modify(f, IN)
-            else:
-                ep.unregister(f)
+            _call(ep, op, f)
         assert info.value.errno == errno.EPERM
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dis
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -302,17 +301,3 @@ def test_interrupt_at_every_line_of_a_close(kind: str, what: str) -> None:
     finally:
         host.shutdown()
     assert wait_until(lambda: open_fds() <= fds), f"fds left: {open_fds() - fds}"
-
-
-def test_the_handler_is_the_default_one_again_after_shutdown() -> None:
-    """In a fresh interpreter (this one has hosts other tests never shut down)."""
-    code = (
-        "import signal, _signal; from pylibos.pal import open_host; "
-        "d = signal.default_int_handler; a = _signal.getsignal(signal.SIGINT) is d; "
-        "h = open_host('direct'); b = _signal.getsignal(signal.SIGINT) is d; "
-        "h.shutdown(); c = _signal.getsignal(signal.SIGINT) is d; print(a, b, c)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=BOUND, check=True
-    )
-    assert out.stdout.split() == ["True", "False", "True"]

@@ -4,15 +4,11 @@ that leave nothing half-made."""
 from __future__ import annotations
 
 import errno
-import os
-import resource
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
-from libos_support import BOUND, booted, open_fds, wait_until
+from libos_support import BOUND, booted, descriptors_exhausted, open_fds, wait_until
 from pylibos.libos import EVENT_KINDS, LibOS, LibOSThread, ThreadFailed
 
 
@@ -140,28 +136,6 @@ def test_clone_past_max_threads(events: str) -> None:
         assert again.join(BOUND)
 
 
-@contextmanager
-def fd_limit(spare: int) -> Iterator[None]:
-    """Lower RLIMIT_NOFILE so that exactly ``spare`` descriptors can still be opened."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    fillers: list[int] = []
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(open_fds()) + 1 + spare, hard))
-        while True:
-            try:
-                fillers.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
-            except OSError as exc:
-                assert exc.errno == errno.EMFILE
-                break
-        for _ in range(spare):
-            os.close(fillers.pop())
-        yield
-    finally:
-        for fd in fillers:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
 @pytest.mark.parametrize("spare", [0, 1, 2], ids=lambda n: f"spare{n}")
 def test_clone_without_descriptors(libos: LibOS, spare: int) -> None:
     """With ``spare`` descriptors left, making the thread's event fails at its first,
@@ -170,7 +144,7 @@ def test_clone_without_descriptors(libos: LibOS, spare: int) -> None:
     host = libos.host
     need = 1 if libos.events == "eventfd" else 3
     tids, handles, fds = _tids(libos), set(host.open_handles()), open_fds()
-    with fd_limit(spare):
+    with descriptors_exhausted(spare):
         if spare < need:
             with pytest.raises(OSError) as info:
                 libos.clone(lambda: None)
@@ -191,7 +165,7 @@ def test_clone_without_descriptors(libos: LibOS, spare: int) -> None:
 
 def test_create_pollable_event_without_descriptors(libos: LibOS) -> None:
     handles = set(libos.host.open_handles())
-    with fd_limit(0), pytest.raises(OSError) as info:
+    with descriptors_exhausted(0), pytest.raises(OSError) as info:
         libos.create_pollable_event()
     assert info.value.errno == errno.EMFILE
     assert set(libos.host.open_handles()) == handles

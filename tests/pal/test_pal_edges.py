@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from libos_support import MakePair, Pipe
 from pylibos import pal
 from pylibos.pal import (
     WAIT_ERROR,
@@ -36,6 +37,21 @@ def _watch(host: pal.Host) -> Handle:
     return host.edge_watch_open()
 
 
+Watched = tuple[Handle, Handle, socket.socket]
+
+
+@pytest.fixture
+def watched(host: pal.Host, pair: tuple[socket.socket, socket.socket]) -> Iterator[Watched]:
+    """An edge watch, the handle of a socket it can watch, and that socket's peer; both
+    handles are closed at the end."""
+    a, b = pair
+    watch = _watch(host)
+    fd = host.stream_from_fd(a.fileno())
+    yield watch, fd, b
+    host.close(fd)
+    host.close(watch)
+
+
 def test_open_counts_one_call_and_shows_a_real_epoll(host: pal.Host) -> None:
     before = host.calls["epoll_create"]
     watch = _watch(host)
@@ -53,11 +69,9 @@ def test_open_counts_one_call_and_shows_a_real_epoll(host: pal.Host) -> None:
 
 
 def test_edges_carry_full_readiness_and_repeat_on_new_data(
-    host: pal.Host, pair: tuple[socket.socket, socket.socket]
+    host: pal.Host, watched: Watched
 ) -> None:
-    a, b = pair
-    watch = _watch(host)
-    fd = host.stream_from_fd(a.fileno())
+    watch, fd, b = watched
     host.edge_watch_add(watch, fd, WAIT_READ | WAIT_WRITE)
     assert host.edge_watch_take(watch, 8) == [(fd, WAIT_WRITE)]  # ready when added
     assert host.edge_watch_take(watch, 8) == []
@@ -70,16 +84,10 @@ def test_edges_carry_full_readiness_and_repeat_on_new_data(
     b.close()
     assert host.edge_watch_take(watch, 8) == [(fd, WAIT_READ | WAIT_WRITE | WAIT_HANG_UP)]
     host.edge_watch_remove(watch, fd)
-    host.close(fd)
-    host.close(watch)
 
 
-def test_add_twice_modifies_and_oneshot_queues_once(
-    host: pal.Host, pair: tuple[socket.socket, socket.socket]
-) -> None:
-    a, b = pair
-    watch = _watch(host)
-    fd = host.stream_from_fd(a.fileno())
+def test_add_twice_modifies_and_oneshot_queues_once(host: pal.Host, watched: Watched) -> None:
+    watch, fd, b = watched
     host.edge_watch_add(watch, fd, WAIT_READ, oneshot=True)
     assert host.edge_watch_take(watch, 8) == []
     b.send(b"x")
@@ -88,12 +96,10 @@ def test_add_twice_modifies_and_oneshot_queues_once(
     assert host.edge_watch_take(watch, 8) == []  # one shot, spent
     host.edge_watch_add(watch, fd, WAIT_READ | WAIT_WRITE)  # re-arms, as EPOLL_CTL_MOD
     assert host.edge_watch_take(watch, 8) == [(fd, WAIT_READ | WAIT_WRITE)]
-    host.close(fd)
-    host.close(watch)
 
 
-def test_take_leaves_the_rest_queued(host: pal.Host) -> None:
-    pairs = [socket.socketpair() for _ in range(3)]
+def test_take_leaves_the_rest_queued(host: pal.Host, socketpairs: MakePair) -> None:
+    pairs = [socketpairs() for _ in range(3)]
     watch = _watch(host)
     handles = [host.stream_from_fd(a.fileno()) for a, _b in pairs]
     try:
@@ -107,35 +113,25 @@ def test_take_leaves_the_rest_queued(host: pal.Host) -> None:
         for h in handles:
             host.close(h)
         host.close(watch)
-        for a, b in pairs:
-            a.close()
-            b.close()
 
 
-def test_remove_of_a_closed_descriptor_is_no_error(host: pal.Host) -> None:
-    a, b = socket.socketpair()
-    watch = _watch(host)
-    fd = host.stream_from_fd(a.fileno())
+def test_remove_of_a_closed_descriptor_is_no_error(
+    host: pal.Host, pair: tuple[socket.socket, socket.socket], watched: Watched
+) -> None:
+    watch, fd, b = watched
     host.edge_watch_add(watch, fd, WAIT_READ)
     b.send(b"x")  # queued ...
-    a.close()  # ... and dropped with the descriptor
+    pair[0].close()  # ... and dropped with the descriptor
     assert host.edge_watch_take(watch, 8) == []
     host.edge_watch_remove(watch, fd)
     host.edge_watch_remove(watch, fd)  # twice is harmless
-    b.close()
-    host.close(fd)
-    host.close(watch)
 
 
-def test_a_descriptor_the_host_queues_unasked_is_left_out(
-    host: pal.Host, pair: tuple[socket.socket, socket.socket]
-) -> None:
+def test_a_descriptor_the_host_queues_unasked_is_left_out(host: pal.Host, watched: Watched) -> None:
     """Play the host: put a descriptor of its own choosing into the watch, level-triggered
     so it would keep the watch readable for ever.  The take reports only what the caller
     watches, and takes the stranger out, so a waiter is not woken by it again."""
-    a, b = pair
-    watch = _watch(host)
-    fd = host.stream_from_fd(a.fileno())
+    watch, fd, b = watched
     host.edge_watch_add(watch, fd, WAIT_READ)
     assert watch._epoll is not None
     watch._epoll.register(b.fileno(), select.EPOLLOUT)  # forged, always ready
@@ -146,8 +142,6 @@ def test_a_descriptor_the_host_queues_unasked_is_left_out(
         watch._epoll.unregister(b.fileno())
     b.send(b"x")
     assert host.edge_watch_take(watch, 8) == [(fd, WAIT_READ)]
-    host.close(fd)
-    host.close(watch)
 
 
 def test_calls_on_a_closed_watch_are_bad_handle(
@@ -178,22 +172,17 @@ def test_add_wants_a_watch_and_a_descriptor_handle(host: pal.Host) -> None:
         host.close(h)
 
 
-def test_error_on_a_pipe_whose_reader_went(host: pal.Host) -> None:
-    r, w = os.pipe()
+def test_error_on_a_pipe_whose_reader_went(host: pal.Host, pipe: Pipe) -> None:
     watch = _watch(host)
-    fd = host.stream_from_fd(w)
+    fd = host.stream_from_fd(pipe.w)
     try:
         host.edge_watch_add(watch, fd, WAIT_WRITE)
         assert host.edge_watch_take(watch, 8) == [(fd, WAIT_WRITE)]
-        os.close(r)
-        r = -1
+        pipe.close("r")
         assert host.edge_watch_take(watch, 8) == [(fd, WAIT_WRITE | WAIT_ERROR)]
     finally:
         host.close(fd)
         host.close(watch)
-        os.close(w)
-        if r >= 0:
-            os.close(r)
 
 
 def test_shutdown_closes_watches() -> None:
