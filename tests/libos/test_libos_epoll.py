@@ -639,27 +639,20 @@ def test_unregister_wakes_a_waiter(libos: LibOS, pair: Pair, socketpairs: MakePa
     ep.close()
 
 
-def test_close_wakes_a_waiter(libos: LibOS, pair: Pair) -> None:
+@pytest.mark.parametrize("how", ["close", "shutdown"])
+def test_close_and_shutdown_wake_a_waiter(libos: LibOS, pair: Pair, how: str) -> None:
     ep = libos.epoll()
     ep.register(pair[0], IN)
     with spying(libos.host) as spy:
         waiter = Waiter(libos, ep, timeout=None)
         assert spy.wait_for(lambda calls: _asleep_on(calls, waiter, 2))
-        ep.close()
-        assert waiter.finish() == []
-
-
-def test_shutdown_wakes_a_thread_in_epoll(pair: Pair) -> None:
-    with booted("sgx", "raw") as libos:
-        ep = libos.epoll()
-        ep.register(pair[0], IN)
-        with spying(libos.host) as spy:
-            waiter = Waiter(libos, ep, timeout=None)
-            assert spy.wait_for(lambda calls: _asleep_on(calls, waiter, 2))
+        if how == "close":
+            ep.close()
+        else:
             libos.shutdown()
-        # shutdown closed the epoll first, so the thread ended before it returned.
-        assert waiter.done.is_set() and waiter.thread.join(0)
-        assert waiter.result == []
+            # shutdown closed the epoll first, so the thread ended before it returned.
+            assert waiter.done.is_set() and waiter.thread.join(0)
+        assert waiter.finish() == []
 
 
 def test_thread_the_libos_did_not_create_can_poll(libos: LibOS, pair: Pair) -> None:

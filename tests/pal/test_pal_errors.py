@@ -16,6 +16,8 @@ from pylibos.pal import PalError, PalErrorCode
 
 from ._pal_support import KINDS
 
+STREAMEXIST, STREAMNOTEXIST = PalErrorCode.STREAMEXIST, PalErrorCode.STREAMNOTEXIST
+
 # -- open_host -----------------------------------------------------------------------------
 
 
@@ -119,37 +121,26 @@ class TestBadInput:
             host.stream_open, f"pipe:{'n' * (room + 1)}", code=PalErrorCode.TOOLONG, match="at most"
         )
 
-    @pytest.mark.parametrize("prefix", ["pipe", "pipe.raw"])
-    def test_second_listener_on_a_name(self, host: pal.Host, prefix: str) -> None:
-        first = host.stream_open(f"{prefix}.srv:dup")
-        pal_error(
-            host.stream_open,
-            f"{prefix}.srv:dup",
-            code=PalErrorCode.STREAMEXIST,
-            match="already has a listener",
-        )
-        host.close(first)
-
-    @pytest.mark.parametrize("prefix", ["pipe", "pipe.raw"])
-    def test_connect_without_listener(self, host: pal.Host, prefix: str) -> None:
-        pal_error(
-            host.stream_open,
-            f"{prefix}:nobody",
-            code=PalErrorCode.STREAMNOTEXIST,
-            match="no listener",
-        )
-
-    @pytest.mark.parametrize("raw", [False, True])
-    def test_raw_and_protected_pipes_never_pair(self, host: pal.Host, raw: bool) -> None:
-        srv = host.stream_open(f"{'pipe.raw' if raw else 'pipe'}.srv:split")
-        other = "pipe" if raw else "pipe.raw"
-        pal_error(
-            host.stream_open,
-            f"{other}:split",
-            code=PalErrorCode.STREAMNOTEXIST,
-            match="no listener",
-        )
-        host.close(srv)
+    @pytest.mark.parametrize(
+        ("listener", "uri", "code", "match"),
+        [
+            ("pipe.srv:dup", "pipe.srv:dup", STREAMEXIST, "already has a listener"),
+            ("pipe.raw.srv:dup", "pipe.raw.srv:dup", STREAMEXIST, "already has a listener"),
+            (None, "pipe:nobody", STREAMNOTEXIST, "no listener"),
+            (None, "pipe.raw:nobody", STREAMNOTEXIST, "no listener"),
+            # Raw and protected pipes never pair.
+            ("pipe.srv:split", "pipe.raw:split", STREAMNOTEXIST, "no listener"),
+            ("pipe.raw.srv:split", "pipe:split", STREAMNOTEXIST, "no listener"),
+        ],
+    )
+    def test_open_against_the_listeners(
+        self, host: pal.Host, listener: str | None, uri: str, code: PalErrorCode, match: str
+    ) -> None:
+        """A second listener on a name, a connect with none, a raw end to a protected one."""
+        srv = None if listener is None else host.stream_open(listener)
+        pal_error(host.stream_open, uri, code=code, match=match)
+        if srv is not None:
+            host.close(srv)
 
     def test_read_write_on_closed_handle(self, host: pal.Host) -> None:
         a, c = host.create_pipe()
