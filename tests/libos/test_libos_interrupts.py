@@ -38,22 +38,23 @@ def _dummies() -> int:
 
 def _sigint_after(delay: float) -> threading.Thread:
     """A thread, not started yet, that sends SIGINT to the main thread ``delay`` s after
-    it starts."""
+    it starts.  It sleeps, so the main thread runs meanwhile: a thread that spun instead
+    would hold the GIL for the whole delay (the switch interval is longer), and the signal
+    would land before the work had begun."""
 
     def fire() -> None:
-        end = time.perf_counter() + delay
-        while time.perf_counter() < end:
-            pass
+        time.sleep(delay)
         assert MAIN is not None
         signal.pthread_kill(MAIN, signal.SIGINT)
 
     return threading.Thread(target=fire)
 
 
-def _interrupt_bursts(work: Callable[[], None], tries: int, longest: float) -> int:
+def _interrupt_bursts(work: Callable[[], None], tries: int, longest: float) -> tuple[int, int]:
     """Run ``work`` over and over until a real SIGINT stops it, ``tries`` times, with the
-    signal's delay swept over [0, longest).  Returns how many interrupts landed."""
-    landed = 0
+    signal's delay swept over [0, longest).  Returns how many interrupts landed and how
+    many runs of ``work`` finished (none: the interrupts never reached the work)."""
+    landed = finished = 0
     for i in range(tries):
         delay = longest * ((i * 37) % tries) / tries
         killer = _sigint_after(delay)
@@ -61,10 +62,11 @@ def _interrupt_bursts(work: Callable[[], None], tries: int, longest: float) -> i
             killer.start()
             while True:
                 work()
+                finished += 1
         except KeyboardInterrupt:
             landed += 1
         killer.join(BOUND)
-    return landed
+    return landed, finished
 
 
 class _State:
@@ -121,7 +123,8 @@ def test_sigint_during_clone_bursts_leaks_nothing(kind: str, events: str, pool: 
             made.append(libos.clone(_noop))
             made.pop().join(BOUND)
 
-        assert _interrupt_bursts(burst, tries, longest) == tries
+        landed, finished = _interrupt_bursts(burst, tries, longest)
+        assert landed == tries and finished > 0
         for t in made:
             assert t._pal is None or t._pal.join(BOUND)
         if pool:
@@ -153,16 +156,15 @@ def test_sigint_while_opening_descriptors_loses_none(kind: str, uri: str) -> Non
                 for handle in host.create_pipe(raw=True):
                     host.close(handle)
 
-        assert _interrupt_bursts(open_close, 300, 0.0003) == 300
-
+        # The host's own descriptors first: the first eventfd makes its eventfd registry
+        # (an epoll, held by the host until shutdown, by no handle).
+        open_close()
+        held = open_fds()
+        landed, finished = _interrupt_bursts(open_close, 300, 0.001)
+        assert landed == 300 and finished > 0
         # Whatever an interrupt left open is a handle the host knows, closed at shutdown.
-        # (Waited for, bounded: a descriptor another thread of the process holds for a
-        # moment, e.g. one a finished test's thread is closing, is not this test's; a lost
-        # descriptor stays open and fails the wait.)
-        def unknown() -> set[int]:
-            return open_fds() - fds - {h._fd for h in host.open_handles()}
-
-        assert wait_until(lambda: not unknown()), f"descriptors no handle holds: {unknown()}"
+        lost = open_fds() - held - {h._fd for h in host.open_handles()}
+        assert not lost, f"descriptors no handle holds: {lost}"
     finally:
         host.shutdown()
     assert wait_until(lambda: open_fds() <= fds), f"fds left: {open_fds() - fds}"
