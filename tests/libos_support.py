@@ -188,3 +188,24 @@ def descriptors_exhausted(spare: int = 0) -> Iterator[None]:
         for fd in fillers:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+class Parked:
+    """The body of threads that say they have started, then wait (on nothing the LibOS
+    or the host can wake) until the test releases them, ``wait`` seconds at most."""
+
+    def __init__(self, wait: float = BOUND) -> None:
+        self._started = threading.Semaphore(0)
+        self._go = threading.Event()
+        self._wait = wait
+
+    def __call__(self) -> None:
+        self._started.release()
+        self._go.wait(self._wait)
+
+    def started(self, count: int = 1) -> bool:
+        """True once ``count`` threads have started (each is counted once)."""
+        return all(self._started.acquire(timeout=BOUND) for _ in range(count))
+
+    def release(self) -> None:
+        self._go.set()

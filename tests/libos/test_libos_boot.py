@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from libos_support import BOUND, CONFIG_IDS, CONFIGS, assert_released, booted, wait_until
+from libos_support import BOUND, CONFIG_IDS, CONFIGS, Parked, assert_released, booted, wait_until
 from pylibos.libos import EVENT_KINDS, LibOS, default_events
 from pylibos.pal import HOST_KINDS, ShutDownError, open_host
 
@@ -163,16 +163,11 @@ def test_adopted_thread_still_alive_is_released_at_shutdown() -> None:
 def test_shutdown_waits_for_running_threads() -> None:
     with open_host("sgx") as host:
         libos = LibOS(host)
-        started, go = threading.Event(), threading.Event()
-
-        def worker() -> None:
-            started.set()
-            go.wait(BOUND)
-
-        t = libos.clone(worker)
-        assert started.wait(BOUND)
+        parked = Parked()
+        t = libos.clone(parked)
+        assert parked.started()
         # Release the thread from another thread while shutdown is waiting for it.
-        releaser = threading.Timer(0.05, go.set)
+        releaser = threading.Timer(0.05, parked.release)
         releaser.start()
         libos.shutdown()
         releaser.join(BOUND)

@@ -28,9 +28,15 @@ class _Hook:
         self.calls.append(args)
 
 
-def test_a_failure_nobody_joins_goes_to_excepthook(monkeypatch: pytest.MonkeyPatch) -> None:
-    hook = _Hook()
-    monkeypatch.setattr(threading, "excepthook", hook)
+@pytest.fixture
+def hook(monkeypatch: pytest.MonkeyPatch) -> _Hook:
+    """``threading.excepthook`` for the test: the calls it gets."""
+    installed = _Hook()
+    monkeypatch.setattr(threading, "excepthook", installed)
+    return installed
+
+
+def test_a_failure_nobody_joins_goes_to_excepthook(hook: _Hook) -> None:
     with booted("sgx", "raw") as libos:
 
         def boom() -> None:
@@ -48,9 +54,7 @@ def test_a_failure_nobody_joins_goes_to_excepthook(monkeypatch: pytest.MonkeyPat
         assert args.exc_traceback is not None
 
 
-def test_a_failure_seen_is_not_reported_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    hook = _Hook()
-    monkeypatch.setattr(threading, "excepthook", hook)
+def test_a_failure_seen_is_not_reported_again(hook: _Hook) -> None:
     with booted("sgx", "raw") as libos:
 
         def boom() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from libos_support import BOUND, CONFIG_IDS, CONFIGS, open_fds, spying, wait_until
+from libos_support import BOUND, CONFIG_IDS, CONFIGS, Parked, open_fds, spying, wait_until
 from pylibos.libos import LibOS, install
 from pylibos.pal import PalError, PalErrorCode, SgxHost, ShutDownError, open_host
 
@@ -62,29 +62,6 @@ def test_host_shut_down_first_wakes_every_sleeper(kind: str, events: str) -> Non
     assert wait_until(lambda: open_fds() <= fds), f"fds left: {open_fds() - fds}"
 
 
-class _Stuck:
-    """The body of threads blocked on a Condition that neither the LibOS nor the host can
-    wake, until the test releases them."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._released = False
-        self._blocked = threading.Semaphore(0)
-
-    def __call__(self) -> None:
-        with self._cond:
-            self._blocked.release()
-            self._cond.wait_for(lambda: self._released, BOUND * 3)
-
-    def all_blocked(self, count: int) -> bool:
-        return all(self._blocked.acquire(timeout=BOUND) for _ in range(count))
-
-    def release(self) -> None:
-        with self._cond:
-            self._released = True
-            self._cond.notify_all()
-
-
 def _assert_within(seconds: float, shutdown: Callable[..., object], what: str) -> None:
     t0 = time.monotonic()
     shutdown(timeout=seconds)
@@ -94,16 +71,16 @@ def _assert_within(seconds: float, shutdown: Callable[..., object], what: str) -
 
 @pytest.mark.parametrize("kind", ["sgx", "direct"])
 def test_libos_shutdown_timeout_is_overall(kind: str) -> None:
-    """Six threads blocked on a Condition (nothing the LibOS can wake): shutdown gives up on
+    """Six threads blocked on an Event (nothing the LibOS can wake): shutdown gives up on
     them together within its timeout, not one timeout each, and closes their events."""
     host = open_host(kind)
     libos = LibOS(host)
-    stuck = _Stuck()
+    stuck = Parked(wait=BOUND * 3)
     threads = []
     try:
         threads = [libos.clone(stuck) for _ in range(6)]
-        assert stuck.all_blocked(len(threads))
-        _assert_within(1.0, libos.shutdown, "LibOS.shutdown")
+        assert stuck.started(len(threads))
+        _assert_within(0.3, libos.shutdown, "LibOS.shutdown")
         assert all(t.is_alive() for t in threads)
         # No event of theirs is left open, and they are out of the thread table.
         assert libos.threads() == []
@@ -120,12 +97,12 @@ def test_libos_shutdown_timeout_is_overall(kind: str) -> None:
 @pytest.mark.parametrize("kind", ["sgx", "direct"])
 def test_host_shutdown_timeout_is_overall(kind: str) -> None:
     host = open_host(kind)
-    stuck = _Stuck()
+    stuck = Parked(wait=BOUND * 3)
     threads = []
     try:
         threads = [host.thread_create(stuck) for _ in range(6)]
-        assert stuck.all_blocked(len(threads))
-        _assert_within(1.0, host.shutdown, "host.shutdown")
+        assert stuck.started(len(threads))
+        _assert_within(0.3, host.shutdown, "host.shutdown")
         assert len(host.live_threads()) == 6
     finally:
         stuck.release()

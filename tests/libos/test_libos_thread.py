@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from libos_support import BOUND, booted, descriptors_exhausted, open_fds, wait_until
+from libos_support import BOUND, Parked, booted, descriptors_exhausted, open_fds, wait_until
 from pylibos.libos import EVENT_KINDS, LibOS, LibOSThread, ThreadFailed
 
 
@@ -44,21 +44,16 @@ def test_tids_are_unique(libos: LibOS) -> None:
 
 
 def test_thread_table_and_event_lifetime(libos: LibOS) -> None:
-    started, go = threading.Event(), threading.Event()
-
-    def fn() -> None:
-        started.set()
-        go.wait(BOUND)
-
-    t = libos.clone(fn)
-    assert started.wait(BOUND)
+    parked = Parked()
+    t = libos.clone(parked)
+    assert parked.started()
     assert t.is_alive() and "running" in repr(t)
     assert libos.thread_by_tid(t.tid) is t
     assert t.tid in _tids(libos)
     handles = {t.event.read_handle, t.event._write}
     assert handles <= set(libos.host.open_handles())
     assert t.join(0.01) is False  # still running
-    go.set()
+    parked.release()
     assert t.join(BOUND)
     assert libos.thread_by_tid(t.tid) is None
     assert _tids(libos) == {libos.main_thread.tid}
