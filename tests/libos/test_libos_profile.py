@@ -311,7 +311,7 @@ def test_memory_stays_flat_past_the_reservoir(clock: Clock) -> None:
     import tracemalloc
 
     profile, host = _profile()
-    n = 3 * profile_module.RESERVOIR
+    n = 2 * profile_module.RESERVOIR
     for i in range(n):
         _one_clone(profile, host, clock, scale=1 + i % 200)
         if i == profile_module.RESERVOIR:

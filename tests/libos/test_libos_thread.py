@@ -190,7 +190,10 @@ def test_host_thread_failure_undoes_the_clone(
 
 @pytest.mark.parametrize("events", EVENT_KINDS)
 @pytest.mark.parametrize("pool", [False, True], ids=["", "pool"])
-def test_two_thousand_threads_leave_nothing(events: str, pool: bool) -> None:
+def test_thousands_of_threads_leave_nothing(events: str, pool: bool) -> None:
+    """2000 threads in batches of 100 (600 on sgx/pipe, a TLS handshake each), and nothing
+    is left but what the pool holds."""
+    batches = 6 if events == "pipe" else 20
     with booted("sgx", events, pool=pool) as libos:
         host = libos.host
         fds, handles = open_fds(), set(host.open_handles())
@@ -203,11 +206,11 @@ def test_two_thousand_threads_leave_nothing(events: str, pool: bool) -> None:
             with lock:
                 ran += 1
 
-        for _ in range(20):
+        for _ in range(batches):
             batch = [libos.clone(fn) for _ in range(100)]
             for t in batch:
                 assert t.join(BOUND)
-        assert ran == 2000
+        assert ran == batches * 100
         assert _tids(libos) == {libos.main_thread.tid}
         assert wait_until(lambda: len(host.live_threads()) == 2)  # the two workers
         assert wait_until(lambda: set(threading.enumerate()) <= threads)
