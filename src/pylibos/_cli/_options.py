@@ -86,11 +86,8 @@ def add_measuring(p: argparse.ArgumentParser, duration: float, live: tuple[int, 
         help="threads kept alive (asleep on their events) while measuring; a list sweeps "
         f"(default {','.join(map(str, live))})",
     )  # fmt: skip
-    p.add_argument("--json", metavar="F", help="write the run's JSON to F")
-    p.add_argument(
-        "--ghz", type=positive_float, metavar="G",
-        help="clock for ns-to-cycles (default: the CPU's reported clock)",
-    )  # fmt: skip
+    add_json(p)
+    add_ghz(p, "ns-to-cycles")
     p.add_argument(
         "--tls", metavar="LIB",
         help="TLS library of sgx pipes: mbedtls (Gramine's) or openssl (the standard "
@@ -101,13 +98,39 @@ def add_measuring(p: argparse.ArgumentParser, duration: float, live: tuple[int, 
         help="let the kernel place the measuring threads on any CPU (default: one CPU, so "
         "a thread start never waits for another CPU to wake; see docs/benchmark.md)",
     )  # fmt: skip
-    p.add_argument(
-        "--ocall-cycles", type=integer, default=10_000, metavar="N",
-        help="cycles one host call (OCALL round trip) costs in the SGX projection "
-        "(default 10000; published measurements range 8000-17000)",
-    )  # fmt: skip
+    add_ocall_cycles(p, "; published measurements range 8000-17000")
 
 
 def add_rendering(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", metavar="F.png", help="write the phase plot to F.png")
     p.add_argument("--markdown", metavar="F.md", help="write the tables as Markdown to F.md")
+
+
+def add_configs(p: argparse.ArgumentParser, note: str = "") -> None:
+    from ..bench import DEFAULT_COMPARE, valid_names
+
+    default = ",".join(DEFAULT_COMPARE)
+    p.add_argument(
+        "--configs", default=default, metavar="LIST",
+        help=f"comma-separated configurations{note} (default {default}); "
+        f"valid: {', '.join(valid_names())}",
+    )  # fmt: skip
+
+
+def add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", metavar="F", help="write the run's JSON to F")
+
+
+def add_ghz(p: argparse.ArgumentParser, use: str) -> None:
+    p.add_argument(
+        "--ghz", type=positive_float, metavar="G",
+        help=f"clock for {use} (default: the CPU's reported clock)",
+    )  # fmt: skip
+
+
+def add_ocall_cycles(p: argparse.ArgumentParser, note: str = "") -> None:
+    p.add_argument(
+        "--ocall-cycles", type=integer, default=10_000, metavar="N",
+        help=f"cycles one host call (OCALL round trip) costs in the SGX projection "
+        f"(default 10000{note})",
+    )  # fmt: skip

@@ -6,13 +6,22 @@ import argparse
 
 from .. import __version__
 from ._bench import cmd_bench, cmd_compare
-from ._options import add_measuring, add_rendering, integer, positive_float
+from ._options import (
+    add_configs,
+    add_ghz,
+    add_json,
+    add_measuring,
+    add_ocall_cycles,
+    add_rendering,
+    integer,
+    positive_float,
+)
 from ._report import cmd_report
 from ._workloads import cmd_workloads
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..bench import DEFAULT_COMPARE, valid_names
+    from ..bench import valid_names
     from ..workloads import DEFAULT_TIMEOUT_S
 
     parser = argparse.ArgumentParser(
@@ -31,11 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "configurations, interleaved in rounds, and prints them side by side with ratios "
         "to sgx/pipe and to native, host calls per clone and a projected SGX cost.",
     )
-    p.add_argument(
-        "--configs", default=",".join(DEFAULT_COMPARE), metavar="LIST",
-        help=f"comma-separated configurations (default {','.join(DEFAULT_COMPARE)}); "
-        f"valid: {', '.join(valid_names())}",
-    )  # fmt: skip
+    add_configs(p)
     add_measuring(p, duration=3.0, live=(1, 100, 1000))
     p.add_argument(
         "--until-stable", type=positive_float, metavar="W",
@@ -97,11 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--only", metavar="NAMES",
         help="comma-separated workloads (default: every *.py in the workloads folder)",
     )  # fmt: skip
-    p.add_argument(
-        "--configs", default=",".join(DEFAULT_COMPARE), metavar="LIST",
-        help=f"comma-separated configurations, native among them (default "
-        f"{','.join(DEFAULT_COMPARE)}); valid: {', '.join(valid_names())}",
-    )  # fmt: skip
+    add_configs(p, ", native among them")
     p.add_argument(
         "--repeat", type=integer, default=3, metavar="N",
         help="runs of each workload per configuration, one per round (default 3)",
@@ -120,16 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--dir", metavar="D",
         help="folder of workload programs (default: benchmarks/workloads of the source tree)",
     )  # fmt: skip
-    p.add_argument(
-        "--ocall-cycles", type=integer, default=10_000, metavar="N",
-        help="cycles one host call (OCALL round trip) costs in the SGX projection "
-        "(default 10000)",
-    )  # fmt: skip
-    p.add_argument(
-        "--ghz", type=positive_float, metavar="G",
-        help="clock for cycles-to-seconds in the projection (default: the CPU's reported clock)",
-    )  # fmt: skip
-    p.add_argument("--json", metavar="F", help="write the run's JSON to F")
+    add_ocall_cycles(p)
+    add_ghz(p, "cycles-to-seconds in the projection")
+    add_json(p)
     add_rendering(p)
     p.set_defaults(func=cmd_workloads)
     return parser
