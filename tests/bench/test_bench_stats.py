@@ -16,14 +16,13 @@ from pylibos.bench._stats import (
     OCALL_RANGE,
     Figures,
     Interval,
-    changes,
-    differences,
     exact,
     projection,
     quotient,
     resample_indices,
     stability_warnings,
 )
+from pylibos.bench._vs import changes, differences
 
 
 def entry(

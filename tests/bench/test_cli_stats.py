@@ -58,12 +58,16 @@ def test_report_vs_sets_two_runs_side_by_side(
     assert "## Differences" not in text
 
 
-def _version_3(path: Path, tmp_path: Path) -> Path:
-    """The run as version 3 wrote it: the same keys, but no CPU and no steal."""
+def _as_version(path: Path, tmp_path: Path, version: int) -> Path:
+    """The saved run as an older version wrote it: version 3 has no CPU and no steal;
+    version 1 no per-batch samples either."""
     data = json.loads(path.read_text())
-    data["version"] = 3
+    data["version"] = version
     del data["settings"]["cpu"], data["stability"]["steal"]
-    old = tmp_path / "v3.json"
+    if version < 2:
+        for e in data["configs"]:
+            del e["batches_ns"], e["batch_rounds"]
+    old = tmp_path / f"v{version}.json"
     old.write_text(json.dumps(data))
     return old
 
@@ -74,37 +78,20 @@ def _version_3(path: Path, tmp_path: Path) -> Path:
         ("c", "WARNING: settings differ: batch is 5 in A and 10 in B"),
         ("a", "5 of 5 figures with an interval show no significant change"),
         ("v3", "WARNING: format versions differ: 4 in A and 3 in B"),
+        (None, "Targets"),  # a version 3 run alone: the keys of version 4, so it renders
     ],
 )
 def test_report_vs_names_what_differs_and_what_changed(
-    runs: dict[str, Path],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    b: str,
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], b: str | None,
     expected: str,
-) -> None:
-    other = _version_3(runs["a"], tmp_path) if b == "v3" else runs[b]
-    assert main(["report", str(runs["a"]), "--vs", str(other)]) == 0
-    assert expected in capsys.readouterr().out
-
-
-def test_report_renders_a_version_3_run(
-    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Version 3 has the keys of version 4: it still renders, saying nothing of a CPU."""
-    assert main(["report", str(_version_3(runs["a"], tmp_path))]) == 0
+) -> None:  # fmt: skip
+    v3 = _as_version(runs["a"], tmp_path, 3)
+    argv = ["report", str(v3)] if b is None else ["report", str(runs["a"]), "--vs"]
+    if b is not None:
+        argv.append(str(v3 if b == "v3" else runs[b]))
+    assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "Targets" in out and "on CPU" not in out
-
-
-def _older(path: Path, tmp_path: Path) -> Path:
-    data = json.loads(path.read_text())
-    data["version"] = 1
-    for e in data["configs"]:
-        del e["batches_ns"], e["batch_rounds"]
-    old = tmp_path / "v1.json"
-    old.write_text(json.dumps(data))
-    return old
+    assert expected in out and ("on CPU" not in out or b is not None)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +115,7 @@ def test_report_vs_of_a_bad_file_is_one_error_line(
     if which == "bad json":
         bad.write_text("{")
     elif which == "version 1":
-        bad = _older(runs["a"], tmp_path)
+        bad = _as_version(runs["a"], tmp_path, 1)
     elif which in ("version 7", "damaged"):
         data = json.loads(runs["a"].read_text())
         if which == "version 7":

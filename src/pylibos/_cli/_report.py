@@ -31,7 +31,7 @@ def _load(path: str) -> RunData:
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from ..bench import ResultsError
     from ..bench._render import describe, rich_table, vs_markdown, vs_rows
-    from ..bench._stats import differences
+    from ..bench._vs import differences
     from ..workloads import load_if_workloads
 
     try:

@@ -1,4 +1,4 @@
-"""Uncertainty of a run's figures: bootstrap intervals, stability, and run-to-run change.
+"""Uncertainty of a run's figures: bootstrap intervals, stability warnings, the projection.
 
 Every timed figure a run reports is a statistic of its *batches*: each batch gives one median
 and one mean per clone for each phase (``batches_ns`` in the JSON).  A figure's 95% interval
@@ -29,7 +29,7 @@ here, seconds for the few hundred figures of a default ``compare``, and 110 MB i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -322,81 +322,3 @@ def projection(clone_ns: float, ghz: float, calls: float, chosen: int) -> Projec
         "ocall_cycles": [float(c) for c in costs],
         "cycles": [clone_ns * ghz + calls * c for c in costs],
     }
-
-
-# --- two runs side by side -------------------------------------------------------------
-
-_SETTINGS_COMPARED = ("duration_s", "batch", "rounds", "live", "ocall_cycles", "ghz")
-_MACHINE_COMPARED = ("cpu", "cores", "python", "pylibos")
-
-
-def differences(a: RunData, b: RunData) -> list[str]:
-    """Each setting or machine property two runs differ in, named with both values."""
-    out = []
-    if a["version"] != b["version"]:
-        out.append(
-            f"format versions differ: {a['version']} in A and {b['version']} in B (version 4 "
-            "measures each configuration in a process of its own on one CPU, version 3 all "
-            "in one process on any CPU): a change may be the method's"
-        )
-    pairs: tuple[tuple[str, Mapping[str, object], Mapping[str, object], tuple[str, ...]], ...]
-    pairs = (
-        ("settings", a["settings"], b["settings"], _SETTINGS_COMPARED),
-        ("machine", a["machine"], b["machine"], _MACHINE_COMPARED),
-    )
-    for where, sa, sb, keys in pairs:
-        for k in keys:
-            va, vb = sa.get(k), sb.get(k)
-            if va != vb:
-                out.append(f"{where} differ: {k} is {va!r} in A and {vb!r} in B")
-    pinned = [d["version"] >= 4 and d["settings"].get("cpu") is not None for d in (a, b)]
-    if pinned[0] != pinned[1]:
-        out.append(
-            "settings differ: "
-            + ("A on one CPU, B on every CPU" if pinned[0] else "A on every CPU, B on one CPU")
-        )
-    names_a = {(e["name"], e["live"]) for e in a["configs"]}
-    names_b = {(e["name"], e["live"]) for e in b["configs"]}
-    for only, which in ((names_a - names_b, "A"), (names_b - names_a, "B")):
-        for name, live in sorted(only):
-            out.append(f"{name} at {live} live is only in {which}: not compared")
-    if a.get("interrupted") or b.get("interrupted"):
-        out.append("a run was interrupted: its figures are partial")
-    return out
-
-
-@dataclass(frozen=True)
-class Change:
-    name: str
-    live: int
-    phase: str
-    a_ns: float
-    b_ns: float
-    ratio: Interval
-
-    @property
-    def significant(self) -> bool | None:
-        """None when no interval could be drawn; else whether it excludes 1."""
-        if not self.ratio.known:
-            return None
-        return not self.ratio.holds(1.0)
-
-
-def changes(a: RunData, b: RunData) -> Iterator[Change]:
-    """B ÷ A for each phase median of each configuration and live count in both runs."""
-    fa, fb = Figures(a, seed=0), Figures(b, seed=1)
-    for eb in b["configs"]:
-        ea = next(
-            (e for e in a["configs"] if e["name"] == eb["name"] and e["live"] == eb["live"]),
-            None,
-        )
-        if ea is None:
-            continue
-        for phase in TIMED:
-            key = f"{phase}.median"
-            va, vb = fa.value(ea, key), fb.value(eb, key)
-            if va is None or vb is None or not va:
-                continue
-            r = ratio_of(fb, (eb, key), fa, (ea, key))
-            assert r is not None
-            yield Change(eb["name"], eb["live"], phase, va, vb, r)
