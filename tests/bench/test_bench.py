@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -409,4 +410,28 @@ def test_a_measuring_process_that_dies_is_named_and_none_is_left() -> None:
             Settings(duration=0.04, batch=3, rounds=2),
             on_slice=on_slice,
         )
+    assert _children() == {}
+
+
+def test_ctrl_c_while_a_measuring_process_answers_loses_nothing() -> None:
+    """A real SIGINT sent as the second slice starts lands wherever the parent is (sending
+    the request, waiting on the pipe, reading the answer): the run keeps what was measured,
+    every batch with its round, and no measuring process outlives it."""
+    import signal
+
+    sent = threading.Event()
+
+    def on_slice(_name: str) -> None:
+        if not sent.is_set():
+            sent.set()
+            threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGINT)).start()
+
+    outcome = run(
+        parse_config_list("native,sgx/eventfd"),
+        Settings(duration=0.4, batch=3, rounds=2),
+        on_slice=on_slice,
+    )
+    assert outcome.interrupted
+    assert [e["name"] for e in outcome.results][:1] == ["native"]
+    assert all(len(e["batch_rounds"]) == e["batches"] >= 1 for e in outcome.results)
     assert _children() == {}

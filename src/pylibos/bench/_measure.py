@@ -27,11 +27,13 @@ import json
 import math
 import os
 import select
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -157,8 +159,23 @@ class Run:
         }
 
 
+@contextmanager
+def _no_sigint() -> Iterator[None]:
+    """SIGINT held back for the block: a Ctrl-C then comes before or after it, never in
+    the middle (between a read from the pipe and keeping what it read, say)."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class _Process:
-    """A measuring process (``_worker``) for one configuration at one live count."""
+    """A measuring process (``_worker``) for one configuration at one live count.
+
+    Every request carries a number and its answer the same one; an answer to an earlier
+    request (a slice Ctrl-C interrupted the wait for) is read and dropped, so a Ctrl-C at
+    any point never pairs a request with another's answer."""
 
     def __init__(self, config: Config, live: int, settings: Settings, cpu: int | None) -> None:
         self.config = config
@@ -172,7 +189,9 @@ class _Process:
             stderr=self._stderr,
             start_new_session=True,
         )
-        self._pending: float | None = None  # deadline of an answer not yet read
+        self._sent = 0  # the number of the last request
+        self._deadline = 0.0  # for its answer
+        self._unread = b""  # answers' bytes read from the pipe, not yet taken
         self.ready = False
         self._send(
             {"config": config.name, "live": live, "batch": settings.batch,
@@ -183,34 +202,46 @@ class _Process:
     def _send(self, request: dict[str, Any], within: float) -> None:
         stdin: IO[bytes] | None = self._proc.stdin
         assert stdin is not None
-        try:
-            stdin.write(json.dumps(request).encode() + b"\n")
-            stdin.flush()
-        except BrokenPipeError:
-            self._failed()
-        self._pending = time.monotonic() + within
+        with _no_sigint():
+            request["id"] = self._sent + 1
+            try:
+                # One write of one short line: the whole request or none of it.
+                os.write(stdin.fileno(), json.dumps(request).encode() + b"\n")
+            except BrokenPipeError:
+                self._failed()
+            self._sent += 1
+            # A request waits behind the one before (a slice still running).
+            self._deadline = max(self._deadline, time.monotonic()) + within
 
     def _answer(self) -> dict[str, Any]:
         """The answer to the last request, within its deadline."""
-        stdout = self._proc.stdout
-        assert stdout is not None and self._pending is not None
         while True:
-            left = self._pending - time.monotonic()
-            if left <= 0:
-                self.kill()
-                raise RuntimeError(f"{self.config.name}: the measuring process did not answer")
-            ready, _, _ = select.select([stdout], [], [], left)
-            if ready:
+            answer: dict[str, Any] = json.loads(self._line())
+            if answer.get("id") == self._sent:
                 break
-        line = stdout.readline()
-        self._pending = None
-        if not line:
-            self._failed()
-        answer: dict[str, Any] = json.loads(line)
         if "error" in answer:
             kind = RunError if answer.get("kind") == "RunError" else RuntimeError
             raise kind(f"{self.config.name}: {answer['error']}")
         return answer
+
+    def _line(self) -> bytes:
+        stdout = self._proc.stdout
+        assert stdout is not None
+        while b"\n" not in self._unread:
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise RuntimeError(f"{self.config.name}: the measuring process did not answer")
+            ready, _, _ = select.select([stdout.fileno()], [], [], left)
+            if ready:
+                with _no_sigint():
+                    chunk = os.read(stdout.fileno(), 65536)
+                    self._unread += chunk
+                if not chunk:
+                    self._failed()
+        with _no_sigint():
+            line, _, self._unread = self._unread.partition(b"\n")
+        return line
 
     def _failed(self) -> None:
         code = self._proc.wait(60)
@@ -230,8 +261,6 @@ class _Process:
         self._answer()
 
     def result(self) -> Entry:
-        if self._pending is not None:
-            self._answer()  # the slice that was running when Ctrl-C came
         self._send({"op": "result"}, _ANSWER_S)
         entry: Entry = self._answer()["result"]
         return entry
@@ -240,8 +269,6 @@ class _Process:
         """Tear down and wait for the process to end; kill it if it does not."""
         try:
             if self._proc.poll() is None and self.ready:
-                if self._pending is not None:
-                    self._answer()
                 self._send({"op": "quit"}, _ANSWER_S)
                 self._answer()
         finally:

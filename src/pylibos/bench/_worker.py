@@ -13,6 +13,8 @@ per line on stdin and answers each with one line on stdout, both JSON:
 * ``{"op": "result"}``: ``{"result": <the configuration's results entry>}``;
 * ``{"op": "quit"}`` (or the end of stdin): tear down, answer, exit.
 
+Every request carries an ``id``, and its answer the same one.
+
 Ctrl-C is the parent's to handle: this process ignores SIGINT, finishes the slice it is
 in, and is asked for its result and told to quit.  What the LibOS or the program would
 print goes to stderr: stdout carries only the answers.
@@ -60,28 +62,32 @@ def serve(requests: TextIO, out: TextIO) -> int:
     try:
         subject = _set_up(setup)
     except Exception as exc:
-        _answer(out, _failure(exc))
+        _answer(out, {**_failure(exc), "id": setup.get("id")})
         return 1
-    _answer(out, {"ok": True})
+    _answer(out, {"ok": True, "id": setup.get("id")})
     try:
         for line in requests:
             request = json.loads(line)
-            op = request["op"]
+            op, number = request["op"], request.get("id")
             try:
                 if op == "slice":
                     subject.run_for(float(request["seconds"]), int(request["round"]))
-                    _answer(out, {"ok": True})
+                    _answer(out, {"ok": True, "id": number})
                 elif op == "result":
-                    _answer(out, {"result": subject.result()})
+                    _answer(out, {"result": subject.result(), "id": number})
                 elif op == "quit":
+                    quitting = number
                     break
                 else:
-                    _answer(out, {"error": f"unknown request {op!r}", "kind": "ValueError"})
+                    error = {"error": f"unknown request {op!r}", "kind": "ValueError"}
+                    _answer(out, {**error, "id": number})
             except Exception as exc:
-                _answer(out, _failure(exc))
+                _answer(out, {**_failure(exc), "id": number})
+        else:
+            quitting = None
     finally:
         subject.teardown()
-    _answer(out, {"ok": True})
+    _answer(out, {"ok": True, "id": quitting})
     return 0
 
 
