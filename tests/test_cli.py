@@ -110,10 +110,10 @@ def _interrupt_compare(js: Path, when: bytes) -> tuple[int, str, str]:
     exit status, stdout and stderr."""
     argv = [
         sys.executable, "-m", "pylibos", "compare", "--configs", "native,sgx/eventfd",
-        "--duration", "12", "--live", "0", "--json", str(js),
+        "--duration", "5", "--live", "0", "--json", str(js),
     ]  # fmt: skip
     # FORCE_COLOR: the progress line is drawn on the pipe too, so it says how far the run
-    # is (the whole run would take half a minute more).
+    # is (the whole run would take seconds more).
     env = {**os.environ, "FORCE_COLOR": "1"}
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:

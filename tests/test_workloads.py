@@ -295,8 +295,8 @@ def test_a_result_that_differs_under_the_libos_names_workload_and_configuration(
     [
         (
             "import threading; threading.Event().wait()",
-            "4",
-            "did not finish within 4 s and was killed (a hang, or raise --timeout)",
+            "2",
+            "did not finish within 2 s and was killed (a hang, or raise --timeout)",
         ),
         (
             "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)",

@@ -10,7 +10,8 @@ it receives.  ``HostileHost`` starts it and speaks to it.
 Commands (every answer starts with ``ok`` or ``err``):
 
     grab PID FD            copy descriptor FD of process PID; answers the host's number
-    fill N                 send on N without blocking until the kernel refuses more
+    fill N                 send on N without blocking until the kernel refuses more (or the
+                           reader closes its end)
     eventfd_max N          add the most an eventfd counter holds (the next add blocks)
     send N HEX             send these bytes on N
     flood N BYTES          send BYTES bytes on N from a background thread, blocking
@@ -77,6 +78,11 @@ class _Host:
             try:
                 sent += sock.send(b"\x01" * 65536, socket.MSG_DONTWAIT)
             except BlockingIOError:
+                return str(sent)
+            except (BrokenPipeError, ConnectionResetError):
+                # The reader took the garbage for a broken channel and closed its end
+                # (a TLS pipe's reader does, and builds a new channel): filled as far
+                # as it goes.
                 return str(sent)
 
     def eventfd_max(self, n: str) -> str:
