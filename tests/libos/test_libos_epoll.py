@@ -674,11 +674,11 @@ def test_waiter_event_set_from_outside_is_no_event(libos: LibOS, pair: Pair) -> 
     a, _b = pair
     ep = libos.epoll()
     ep.register(a, IN)
-    waiter = Waiter(libos, ep, timeout=0.3)
+    waiter = Waiter(libos, ep, timeout=0.15)
     while not waiter.done.wait(0.005):
         waiter.thread.event.set()
     assert waiter.finish() == []
-    assert waiter.elapsed >= 0.3
+    assert waiter.elapsed >= 0.15
     ep.close()
 
 
@@ -690,12 +690,12 @@ def test_forged_wakeups_never_make_poll_lie(injectable_libos: LibOS, pair: Pair)
     # With a timeout: nothing is there, so [] and not before the timeout.  The thread
     # stays (its event open) until the last forged wakeup is in.
     hold = threading.Event()
-    waiter = Waiter(libos, ep, timeout=0.3, hold=hold)
+    waiter = Waiter(libos, ep, timeout=0.15, hold=hold)
     while not waiter.done.wait(0.005):
         inject(waiter.thread.event, 3)
     hold.set()
     assert waiter.finish() == []
-    assert waiter.elapsed >= 0.3
+    assert waiter.elapsed >= 0.15
     # Without one: only the real event ends the wait.
     really = threading.Event()
     seen: list[tuple[list[tuple[int, int]], bool]] = []
