@@ -428,10 +428,46 @@ def test_ctrl_c_while_a_measuring_process_answers_loses_nothing() -> None:
 
     outcome = run(
         parse_config_list("native,sgx/eventfd"),
-        Settings(duration=0.4, batch=3, rounds=2),
+        Settings(duration=0.3, batch=3, rounds=2),
         on_slice=on_slice,
     )
     assert outcome.interrupted
     assert [e["name"] for e in outcome.results][:1] == ["native"]
     assert all(len(e["batch_rounds"]) == e["batches"] >= 1 for e in outcome.results)
     assert _children() == {}
+
+
+def test_a_slice_another_process_crowds_is_dropped_and_measured_again() -> None:
+    """Another process spinning on the measuring CPU takes about half of it: each slice
+    is dropped and measured again, twice, and the third is kept and named in a warning."""
+    import subprocess
+    import sys
+
+    from pylibos.bench._stats import stability_warnings
+
+    settings = Settings(duration=0.25, batch=5, rounds=1)
+    cpu = settings.cpu()
+    assert cpu is not None
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        os.sched_setaffinity(spin.pid, {cpu})
+        outcome = run(parse_config_list("native"), settings)
+    finally:
+        spin.kill()
+        spin.wait()
+    (entry,) = outcome.results
+    assert entry.get("slices_dropped") == 2 and entry.get("slices_busy_kept") == 1
+    assert len(entry["batch_rounds"]) == entry["batches"] >= 1  # the kept slice's only
+    assert entry["threads"] == entry["batches"] * 5
+    warnings = stability_warnings(outcome.as_json())
+    assert any("another process took over 10% of the measuring CPU" in w for w in warnings)
+
+
+def test_others_share_of_the_cpu() -> None:
+    from pylibos.bench._machine import others_share
+
+    # (busy s, this process's s, wall s): 0.3 s busy in 1 s, 0.1 s of it ours.
+    assert others_share((10.0, 2.0, 100.0), (10.3, 2.1, 101.0)) == pytest.approx(0.2)
+    assert others_share((10.0, 2.0, 100.0), (10.0, 2.1, 101.0)) == 0.0  # tick rounding
+    assert others_share((10.0, 2.0, 100.0), (10.1, 2.0, 100.1)) is None  # too short
+    assert others_share(None, (10.0, 2.0, 100.0)) is None  # no CPU watched

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
+import time
 
 from .. import __version__
 from ._schema import Machine
@@ -67,3 +69,49 @@ def steal_share(before: list[int] | None, after: list[int] | None) -> float | No
     spent = [b - a for a, b in zip(before[:8], after[:8], strict=True)]
     total = sum(spent)
     return spent[7] / total if total > 0 else None
+
+
+BUSY_LIMIT = 0.10
+"""A slice during which other processes took more than this share of the measuring CPU
+is dropped and measured again."""
+BUSY_RETRIES = 2
+"""Times a slice is measured again at most; the last one is kept whatever it met."""
+_MIN_SLICE_S = 0.2
+"""Shorter slices are kept: the kernel counts CPU time in ticks (10 ms on most), too coarse
+to tell another process's share of them."""
+
+CpuUse = tuple[float, float, float]
+"""(seconds the CPU was busy, seconds of it this process used, wall seconds)."""
+
+
+def cpu_use(cpu: int | None) -> CpuUse | None:
+    """How busy ``cpu`` has been and how much of it this process took, or None (no CPU,
+    or no ``/proc/stat`` line for it)."""
+    if cpu is None:
+        return None
+    try:
+        with open("/proc/stat") as f:
+            line = next((x for x in f if x.startswith(f"cpu{cpu} ")), None)
+    except OSError:
+        return None
+    if line is None:
+        return None
+    ticks = [int(x) for x in line.split()[1:8]]
+    # user, nice, system, irq, softirq (not idle, iowait): busy.
+    busy = (ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]) / os.sysconf("SC_CLK_TCK")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return busy, usage.ru_utime + usage.ru_stime, time.monotonic()
+
+
+def others_share(before: CpuUse | None, after: CpuUse | None) -> float | None:
+    """The share of the wall time between two readings that other processes (the
+    hypervisor's steal aside) took of the CPU this process runs on alone; None where it
+    cannot be told.  This process's threads all run on that CPU, so what else the CPU
+    was busy with was another process's."""
+    if before is None or after is None:
+        return None
+    wall = after[2] - before[2]
+    if wall < _MIN_SLICE_S:
+        return None
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return max(0.0, others) / wall

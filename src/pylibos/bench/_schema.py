@@ -24,9 +24,12 @@ Format history (``version``):
    garbage collector off while starts are timed (``docs/benchmark.md``, "Measuring
    apart"): ``settings.cpu`` (the CPU, or null when ``--all-cpus`` left the kernel to
    choose) and ``stability.steal`` (the share of the CPUs' time the hypervisor gave to
-   others during the run, null where ``/proc/stat`` shows none).  The keys are those of
-   version 3, so ``pylibos report`` still renders a version 3 file; ``report --vs`` of a
-   version 3 and a version 4 run warns that they were measured differently.
+   others during the run, null where ``/proc/stat`` shows none); per entry
+   ``slices_dropped`` and ``slices_busy_kept`` (slices another process crowded on the
+   measuring CPU: dropped and measured again, or kept when the retries were spent).  The
+   keys are otherwise those of version 3, so ``pylibos report`` still renders a version 3
+   file; ``report --vs`` of a version 3 and a version 4 run warns that they were measured
+   differently.
 """
 
 from __future__ import annotations
@@ -84,6 +87,10 @@ class Entry(TypedDict):
     live: int
     batches: int
     threads: int
+    slices_dropped: NotRequired[int]
+    """Slices dropped because another process was busy on the measuring CPU (format 4)."""
+    slices_busy_kept: NotRequired[int]
+    """Slices kept though another process was busy on it: their retries were spent."""
     rss_per_live_thread_kib: float | None
     batch_rounds: list[int]
     phases_ns: dict[str, PhaseSummary | None]

@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..libos import PROPORTIONS
+from ._machine import BUSY_LIMIT, BUSY_RETRIES
 from ._schema import TIMED, Entry, IntervalJSON, Projection, RunData
 
 CONFIDENCE = 0.95
@@ -296,6 +297,15 @@ def stability_warnings(data: RunData) -> list[str]:
             f"unstable (batches' start medians vary by over {CV_WARNING:.0%}, coefficient of "
             f"variation): {', '.join(unstable)}; use more --rounds or a longer --duration, "
             "or a quieter machine"
+        )
+    busy = [
+        f"{label(e)} {e['slices_busy_kept']}" for e in data["configs"] if e.get("slices_busy_kept")
+    ]
+    if busy:
+        out.append(
+            "slices measured while another process took over "
+            f"{BUSY_LIMIT:.0%} of the measuring CPU, kept after {BUSY_RETRIES} retries each: "
+            f"{', '.join(busy)}; measure on a quieter machine"
         )
     steal = stab.get("steal")
     if steal is not None and steal > STEAL_WARNING:

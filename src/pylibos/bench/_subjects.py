@@ -36,6 +36,7 @@ from typing import Any
 from ..libos import PHASES, Hook, LibOS, summary
 from ..pal import Host, HostCallStats, open_host
 from ._configs import Config
+from ._machine import BUSY_LIMIT, BUSY_RETRIES, cpu_use, others_share
 from ._schema import TIMED, BatchFigures, Entry
 
 _JOIN_S = 30.0
@@ -99,6 +100,11 @@ class Subject:
         self.batch = batch
         self.tls = tls
         self.batches = 0
+        self.started = 0
+        """Threads started by measured batches, those of dropped slices too."""
+        self.slices_dropped = 0
+        self.busy_kept = 0
+        """Slices kept though another process was busy on the CPU (retries spent)."""
         self.rss_per_live_kib: float | None = None
         # Each complete batch's median and mean per clone, by phase, and the round it ran
         # in: the samples the bootstrap intervals resample (see ``_stats``).
@@ -135,6 +141,40 @@ class Subject:
             if time.perf_counter() >= end:
                 return
 
+    def run_slice(self, seconds: float, round_no: int, cpu: int | None) -> int:
+        """A slice (``run_for``) measured while no other process took more than
+        ``BUSY_LIMIT`` of ``cpu``: one that did is dropped and measured again, at most
+        ``BUSY_RETRIES`` times (the last is kept whatever it met).  Returns how many
+        were dropped.  Without a CPU to watch (``--all-cpus``), or for a slice too short
+        for the kernel's CPU accounting to tell, every slice is kept."""
+        dropped = 0
+        while True:
+            mark = self._mark()
+            before = cpu_use(cpu)
+            self.run_for(seconds, round_no)
+            share = others_share(before, cpu_use(cpu))
+            if share is None or share <= BUSY_LIMIT or dropped == BUSY_RETRIES:
+                if share is not None and share > BUSY_LIMIT:
+                    self.busy_kept += 1
+                self.slices_dropped += dropped
+                return dropped
+            self._drop_since(mark)
+            dropped += 1
+
+    def _mark(self) -> tuple[int, int, dict[str, int]]:
+        return self.batches, len(self.batch_rounds), {p: len(v) for p, v in self._ns.items()}
+
+    def _drop_since(self, mark: tuple[int, int, dict[str, int]]) -> None:
+        """Forget every batch recorded since ``mark`` (its threads still count in the
+        host calls per thread: they made them)."""
+        self.batches, kept, samples = mark
+        del self.batch_rounds[kept:]
+        for per in self.batch_ns.values():
+            del per["median"][kept:]
+            del per["mean"][kept:]
+        for phase, n in samples.items():
+            del self._ns[phase][n:]
+
     def _record_batch(self, round_no: int) -> None:
         if not self._start_ns:
             return
@@ -165,6 +205,7 @@ class Subject:
 
     def _take_starts(self) -> list[int]:
         new, self._start_ns = self._start_ns, []
+        self.started += len(new)
         self._ns["start"] += new
         return new
 
@@ -190,6 +231,8 @@ class Subject:
             "live": self.live,
             "batches": self.batches,
             "threads": len(self._ns["start"]),
+            "slices_dropped": self.slices_dropped,
+            "slices_busy_kept": self.busy_kept,
             "rss_per_live_thread_kib": self.rss_per_live_kib,
             "batch_rounds": self.batch_rounds[:n],
             "phases_ns": {p: summary(self._ns[p]) if present[p] else None for p in TIMED},
@@ -352,7 +395,7 @@ class LibOSSubject(Subject):
 
     def result(self) -> Entry:
         made: HostCallStats = self.host.statistics() - self._calls0
-        threads = max(len(self._ns["start"]), 1)
+        threads = max(self.started, 1)
         # The idle workers' calls are their periodic polls.
         workers = self.libos.worker_host_calls() - self._workers0
         kinds = dict(made.by_kind)

@@ -91,6 +91,9 @@ def describe(data: RunData) -> str:
     steal = stab.get("steal")
     if steal is not None:
         load += f", {steal:.0%} of CPU time stolen by the hypervisor"
+    dropped = sum(e.get("slices_dropped", 0) for e in data["configs"])
+    if dropped:
+        load += f"; {dropped} slices dropped and measured again (another process on the CPU)"
     governor = f", governor {stab['governor']}" if stab.get("governor") else ""
     cpu, tls = s.get("cpu"), s.get("tls")
     where = "" if data["version"] < 4 else "; every CPU" if cpu is None else f"; on CPU {cpu}"

@@ -59,6 +59,7 @@ def serve(requests: TextIO, out: TextIO) -> int:
     if not first:
         return 0
     setup = json.loads(first)
+    cpu = setup.get("cpu")
     try:
         subject = _set_up(setup)
     except Exception as exc:
@@ -71,7 +72,7 @@ def serve(requests: TextIO, out: TextIO) -> int:
             op, number = request["op"], request.get("id")
             try:
                 if op == "slice":
-                    subject.run_for(float(request["seconds"]), int(request["round"]))
+                    subject.run_slice(float(request["seconds"]), int(request["round"]), cpu)
                     _answer(out, {"ok": True, "id": number})
                 elif op == "result":
                     _answer(out, {"result": subject.result(), "id": number})
