@@ -1,4 +1,5 @@
-"""CPython's own epoll tests, run with ``select.epoll`` replaced by the LibOS epoll.
+"""CPython's own epoll tests, run with ``select.epoll`` replaced by the LibOS epoll.  (Its
+selectors tests over the LibOS epoll run under ``pylibos run``: test_cpython_under_run.py.)
 
 The test modules come from the interpreter's ``test`` package (not copied here); an
 interpreter built without it skips these tests and says so.
@@ -60,12 +61,3 @@ def test_cpython_test_epoll(libos_epoll: LibOS) -> None:
     assert not result.skipped
     # Every epoll the tests made was the LibOS's (each makes one edge watch on the host).
     assert libos_epoll.host.calls["epoll_create"] - created >= suite.countTestCases()
-
-
-@pytest.mark.parametrize("libos", [("sgx", "raw")], ids=["sgx/raw"], indirect=True)
-def test_cpython_epoll_selector(libos_epoll: LibOS) -> None:
-    module = _stdlib_test("test.test_selectors")
-    created = libos_epoll.host.calls["epoll_create"]
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(module.EpollSelectorTestCase)
-    _run(suite)
-    assert libos_epoll.host.calls["epoll_create"] > created
