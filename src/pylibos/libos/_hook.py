@@ -47,13 +47,13 @@ import _thread
 import functools
 import select
 import selectors
-import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..pal import ShutDownError
 from ._epoll import Epoll
+from ._thread import UNRAISABLE_ARGS
 
 if TYPE_CHECKING:
     from ._libos import LibOS
@@ -204,19 +204,22 @@ class Hook:
         args: tuple[Any, ...],
         joinable: tuple[object, bool] | None,
         started: list[LibOSThread],
+        *,
+        name_of: Callable[..., object],
         reraise: bool = True,
-        name_of: Callable[..., object] | None = None,
+        unraisable: object = None,
     ) -> LibOSThread:
         """The LibOS clone path for a thread the program starts; the thread is in
-        ``started`` once it exists."""
+        ``started`` once it is made, and runs once its ``_pal`` is set."""
         try:
             return self.libos._clone(
                 fn,
                 args,
-                _thread_name(fn if name_of is None else name_of),
+                _thread_name(name_of),
                 joinable,
                 reraise=reraise,
                 started=started,
+                unraisable=unraisable,
             )
         except OSError as exc:
             raise RuntimeError(f"can't start new thread: {exc}") from exc
@@ -225,7 +228,7 @@ class Hook:
 
     # A KeyboardInterrupt between any two bytecodes of a replacement, or from a wait
     # inside the LibOS, leaves one of two states, told apart by ``started``: no thread
-    # exists, and the ``threading.Thread`` being started is taken out of
+    # runs, and the ``threading.Thread`` being started is taken out of
     # ``threading._limbo`` (``Thread.start`` does that only for an ``Exception``, and
     # natively no interruption falls inside the primitive); or the thread runs and takes
     # itself out of ``_limbo`` as it starts, as it does natively when the interruption
@@ -250,23 +253,17 @@ class Hook:
                 raise TypeError("2nd arg must be a tuple")
             if kwargs is not None and not isinstance(kwargs, dict):
                 raise TypeError("optional 3rd arg must be a dictionary")
-            if _UnraisableArgs is None:
-                fn = functools.partial(function, **kwargs) if kwargs else function
-                pal = self._clone(fn, args, None, started)._pal
-            else:
-                reported = _Reported(function, kwargs or {})
+            fn = functools.partial(function, **kwargs) if kwargs else function
+            if UNRAISABLE_ARGS is None:
+                pal = self._clone(fn, args, None, started, name_of=function)._pal
+            else:  # reported against ``function`` as the interpreter does
                 pal = self._clone(
-                    reported, args, None, started, reraise=False, name_of=function
+                    fn, args, None, started, name_of=function, reraise=False, unraisable=function
                 )._pal
         except BaseException as exc:
-            if isinstance(exc, Exception):
-                started.clear()  # refused (after the PAL's record, too): no thread runs
-            elif not started:
-                _forget_unstarted(function)
+            self._not_started(exc, started, function)
             raise
-        finally:
-            if started:
-                self._counted()
+        self._counted()
         assert pal is not None and pal.ident is not None
         return pal.ident
 
@@ -280,87 +277,29 @@ class Hook:
         try:
             if not callable(function):
                 raise TypeError("thread function must be callable")
-            pal = self._clone(function, (), (handle, bool(daemon)), started)._pal
+            pal = self._clone(function, (), (handle, bool(daemon)), started, name_of=function)._pal
         except BaseException as exc:
-            if isinstance(exc, Exception):
-                started.clear()  # refused (after the PAL's record, too): no thread runs
-            elif not started:
-                _forget_unstarted(function)
+            self._not_started(exc, started, function)
             raise
-        finally:
-            if started:
-                self._counted()
+        self._counted()
         assert pal is not None
         return pal.handle
+
+    def _not_started(
+        self, exc: BaseException, started: list[LibOSThread], function: object
+    ) -> None:
+        """After ``exc`` came out of a start: count the thread if it runs all the same,
+        else undo what ``threading`` did for it."""
+        if isinstance(exc, Exception):
+            return  # refused (after the PAL's record, too): no thread runs
+        if started and started[0]._pal is not None:
+            self._counted()
+        else:
+            _forget_unstarted(function)
 
     def _counted(self) -> None:
         with self._count_lock:
             self.threads_created += 1
-
-
-class _Reported:
-    """What a thread started through ``_thread.start_new_thread`` runs: ``function``,
-    with an exception escaping it reported to ``sys.unraisablehook`` as the interpreter
-    reports it (the function as the object; SystemExit ends the thread quietly)."""
-
-    __slots__ = ("function", "kwargs")
-
-    def __init__(self, function: Callable[..., object], kwargs: dict[str, Any]) -> None:
-        self.function = function
-        self.kwargs = kwargs
-
-    def __call__(self, *args: Any) -> None:
-        try:
-            self.function(*args, **self.kwargs)
-        except SystemExit:
-            pass
-        except BaseException as exc:
-            _report_unraisable(exc, self.function)
-
-
-def _report_unraisable(exc: BaseException, function: object) -> None:
-    assert _UnraisableArgs is not None
-    if sys.version_info >= (3, 13):
-        message, obj = f"Exception ignored in thread started by {function!r}", None
-    else:
-        message, obj = "Exception ignored in thread started by", function
-    args = _UnraisableArgs((type(exc), exc, exc.__traceback__, message, obj))
-    try:
-        sys.unraisablehook(args)
-    except BaseException:
-        sys.__unraisablehook__(args)
-
-
-class _Probe(Exception):
-    pass
-
-
-class _Dies:
-    def __del__(self) -> None:
-        raise _Probe
-
-
-def _unraisable_args_type() -> Any:
-    """``sys.UnraisableHookArgs``, which the interpreter does not name: taken from one
-    unraisable exception raised for the purpose (others arriving meanwhile are passed
-    on to the hook that was in place)."""
-    seen: list[Any] = []
-    previous = sys.unraisablehook
-    sys.unraisablehook = seen.append
-    try:
-        _Dies()
-    finally:
-        sys.unraisablehook = previous
-    found = None
-    for args in seen:
-        if isinstance(args.exc_value, _Probe):
-            found = type(args)
-        else:
-            previous(args)
-    return found
-
-
-_UnraisableArgs: Any = _unraisable_args_type()
 
 
 def _forget_unstarted(fn: object) -> None:

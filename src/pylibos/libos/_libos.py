@@ -16,7 +16,6 @@ errno Gramine would return.
 from __future__ import annotations
 
 import contextlib
-import functools
 import secrets
 import struct
 import threading
@@ -29,7 +28,6 @@ from ..pal import (
     Host,
     PalError,
     PalErrorCode,
-    PalThread,
     ShutDownError,
     critical_enter,
     critical_leave,
@@ -59,11 +57,6 @@ def _quietly(step: Callable[[], object]) -> None:
     """Run one teardown step; a host already shut down makes it fail, and that is fine."""
     with contextlib.suppress(OSError, PalError):
         step()
-
-
-def _attach_and_note(thread: LibOSThread, started: list[LibOSThread], pal: PalThread) -> None:
-    thread._attach(pal)
-    started.append(thread)
 
 
 def _thread_name() -> str:
@@ -116,7 +109,7 @@ class LibOS:
         self._down = False  # shutdown has run to its end
         self._local = threading.local()
         self._table = ThreadTable()
-        self._factory = EventFactory(host, events, self.profile, pool=self.pool)
+        self._factory = EventFactory(host, events, pool=self.pool)
         self._epolls = EpollTable()
         # Guarded by _adopt_lock: OS threads the LibOS did not create but that used it.
         self._adopt_lock = threading.Lock()
@@ -196,11 +189,14 @@ class LibOS:
         joinable: tuple[object, bool] | None = None,
         reraise: bool = False,
         started: list[LibOSThread] | None = None,
+        unraisable: object = None,
     ) -> LibOSThread:
-        """The clone path; ``joinable`` and ``reraise`` are the PAL's ``thread_start``
-        options, used when the program's thread library starts the thread.  The thread
-        is appended to ``started`` as soon as its host thread exists, so a caller that a
-        KeyboardInterrupt reaches after that point knows the thread runs."""
+        """The clone path.  ``joinable`` and ``reraise`` are the PAL's ``thread_start``
+        options, and ``unraisable`` what a failure of the thread is reported against (as
+        ``_thread.start_new_thread`` reports one), when the program's thread library
+        starts the thread.  The thread is appended to ``started`` as soon as it is made;
+        it runs exactly when its ``_pal`` is set, so a caller that a KeyboardInterrupt
+        reaches anywhere knows whether it runs."""
         if self._closed:
             raise ShutDownError("the LibOS is shut down")
         # Ctrl-C safety: every step from here records what it made where the rollback
@@ -208,59 +204,65 @@ class LibOS:
         # section (a Ctrl-C there is deferred to its end: microseconds, or on sgx pipes
         # until the handshake ends, within handshake_timeout).  The thread is in the
         # table with its event before the host thread starts, and the PAL records the
-        # host thread on it (``record``) in the critical section that starts it: so
+        # host thread on it (``_attach``) in the critical section that starts it: so
         # ``_pal`` is set exactly when the thread runs.
-        with self.profile.phase("clone"):
-            tid = self._table.new_tid()
-            thread = LibOSThread(tid, name if name is not None else f"thread-{tid}")
-            if reraise:
-                thread._error_seen = True  # the interpreter reports a failure itself
+        profile = self.profile
+        marks = profile.start_clone()  # clone and get_new_thread start here
+        tid = self._table.new_tid()
+        thread = LibOSThread(tid, name if name is not None else f"thread-{tid}")
+        if started is not None:
+            started.append(thread)
+        if reraise:
+            thread._error_seen = True  # the interpreter reports a failure itself
+        thread._unraisable = unraisable
+        try:
+            entered = critical_enter()
             try:
-                with self.profile.phase("get_new_thread"):
-                    entered = critical_enter()
-                    try:
-                        thread.event = self._factory.create()
-                        self._table.add(thread)
-                    finally:
-                        critical_leave(entered)
-                # With ``started``, the caller learns the thread runs in the same step.
-                record: Callable[[PalThread], object] = (
-                    thread._attach
-                    if started is None
-                    else functools.partial(_attach_and_note, thread, started)
+                if marks is not None:
+                    profile.mark(marks)
+                thread.event = self._factory.create()
+                if marks is not None:
+                    profile.mark(marks)
+                self._table.add(thread)
+            finally:
+                critical_leave(entered)
+            if marks is not None:
+                profile.mark(marks)  # get_new_thread ends; the host thread is made
+            if joinable is None and not reraise:
+                self.host.thread_create(self._thread_main, thread, fn, args, record=thread._attach)
+            else:
+                self.host.thread_start(
+                    self._thread_main,
+                    (thread, fn, args),
+                    name=thread.name,
+                    joinable=joinable,
+                    reraise=reraise,
+                    record=thread._attach,
                 )
-                if joinable is None and not reraise:
-                    self.host.thread_create(self._thread_main, thread, fn, args, record=record)
-                else:
-                    self.host.thread_start(
-                        self._thread_main,
-                        (thread, fn, args),
-                        name=thread.name,
-                        joinable=joinable,
-                        reraise=reraise,
-                        record=record,
-                    )
-            except BaseException as exc:
-                if thread._pal is not None and not isinstance(exc, PalError):
-                    # Interrupted once the thread was running: it stays in the table, and
-                    # shutdown joins it (its failure, if any, is reported, never lost).
-                    raise
-                thread._pal = None
-                self._table.remove(thread)
-                if thread.event is not None:
-                    thread.event.destroy()
-                if isinstance(exc, PalError):
-                    raise oserror(exc, "clone") from exc
+        except BaseException as exc:
+            profile.drop_clone()
+            if thread._pal is not None and not isinstance(exc, PalError):
+                # Interrupted once the thread was running: it stays in the table, and
+                # shutdown joins it (its failure, if any, is reported, never lost).
                 raise
+            thread._pal = None
+            self._table.remove(thread)
+            if thread.event is not None:
+                thread.event.destroy()
+            if isinstance(exc, PalError):
+                raise oserror(exc, "clone") from exc
+            raise
+        if marks is not None:
+            profile.end_clone(marks)
         return thread
 
     def _get_new_thread(self, name: str | None) -> LibOSThread:
-        with self.profile.phase("get_new_thread"):
-            tid = self._table.new_tid()
-            event = self._factory.create()
-            thread = LibOSThread(tid, name if name is not None else f"thread-{tid}", event)
-            self._table.add(thread)
-            return thread
+        """A thread the LibOS did not clone (its main thread, an adopted one)."""
+        tid = self._table.new_tid()
+        thread = LibOSThread(tid, name if name is not None else f"thread-{tid}")
+        thread.event = self._factory.create()
+        self._table.add(thread)
+        return thread
 
     def _thread_main(
         self, thread: LibOSThread, fn: Callable[..., object], args: tuple[Any, ...]

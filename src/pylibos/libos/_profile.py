@@ -13,8 +13,11 @@ threads it did not create, and the sgx PAL handshakes for every IPC connection. 
 that is the cost of a clone, and counting it would skew the per-clone ratios.
 
 The profile is cheap enough to leave on: one ``perf_counter_ns`` and one read of the
-calling thread's host-call count at each phase boundary, and a thread-local stack.  Host
-calls are counted per thread (a handshake helper's go to the thread that started it), so
+calling thread's host-call count at each phase boundary.  ``LibOS.clone`` marks its
+boundaries itself (``start_clone``, ``mark``, ``end_clone``), which costs a fraction of
+three nested ``phase`` frames; ``phase`` is for the operations nested deeper (the PAL's
+handshake), kept on a thread-local stack whose bottom is the clone's frame.  Host calls
+are counted per thread (a handshake helper's go to the thread that started it), so
 threads running beside a clone never add to its sample.
 
 Its memory is bounded, so a program that clones for days keeps it on: per phase, exact
@@ -35,7 +38,9 @@ from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from ..pal import critical_enter, critical_leave
 
 if TYPE_CHECKING:
     from ..pal import Host
@@ -144,6 +149,9 @@ class _Null:
 
 
 _NULL = _Null()
+# The frame ``start_clone`` puts under the phases nested in a clone (the PAL's handshake):
+# one object, so a frame an interrupted clone left behind is known for one.
+_CLONE_FRAME = (ROOT, 0, 0)
 
 
 class _Phase:
@@ -193,8 +201,7 @@ class _Phase:
             return
         if exc_type is not None or name != ROOT:
             return  # only whole clones are samples; a failed clone is not one
-        with profile._lock:
-            profile._record_clone(dt, dcalls, acc)
+        profile._record(dt, dcalls, acc)
 
 
 class Profile:
@@ -222,6 +229,65 @@ class Profile:
         if timer is None:
             timer = self._timers[name] = _Phase(self, name)
         return timer
+
+    # -- the clone path's marks -------------------------------------------------------
+    #
+    # ``clone`` and ``get_new_thread`` start together (the thread's tid and object are
+    # the first things get_new_thread makes); then create_pollable_event starts and ends,
+    # then get_new_thread ends, and the clone ends once the host thread exists.  A list
+    # of (ns, host calls) pairs after the thread's account: [account, t0, c0, ...].
+
+    def start_clone(self) -> list[Any] | None:
+        """Open one clone's sample; None while the profile is off.  ``phase`` frames
+        opened until ``end_clone`` (the PAL's handshake) count inside this clone."""
+        if not self.enabled:
+            return None
+        local = self._local
+        try:
+            stack = local.stack
+        except AttributeError:
+            stack = local.stack = []
+        while stack and stack[-1] is _CLONE_FRAME:
+            stack.pop()  # left by a clone a KeyboardInterrupt cut short before its end
+        stack.append(_CLONE_FRAME)
+        local.acc = {}
+        account = self._host.thread_account()
+        return [account, time.perf_counter_ns(), account[0]]
+
+    @staticmethod
+    def mark(marks: list[Any]) -> None:
+        """The next phase boundary of the clone ``marks`` belongs to."""
+        marks += (time.perf_counter_ns(), marks[0][0])
+
+    def end_clone(self, marks: list[Any]) -> None:
+        """Close the clone ``marks`` belongs to and record it: one sample per phase."""
+        end = time.perf_counter_ns()
+        account, t0, c0, t1, c1, t2, c2, t3, c3 = marks
+        calls = account[0]
+        local = self._local
+        stack: list[tuple[str, int, int]] = local.stack
+        if stack and stack[-1] is _CLONE_FRAME:
+            stack.pop()
+        inner: dict[str, list[int]] = local.acc
+        inner["get_new_thread"] = [t3 - t0, c3 - c0]
+        inner["create_pollable_event"] = [t2 - t1, c2 - c1]
+        self._record(end - t0, calls - c0, inner)
+
+    def drop_clone(self) -> None:
+        """Close a clone that failed: it is no sample."""
+        stack: list[tuple[str, int, int]] | None = getattr(self._local, "stack", None)
+        if stack and stack[-1] is _CLONE_FRAME:
+            stack.pop()
+
+    def _record(self, ns: int, calls: int, inner: dict[str, list[int]]) -> None:
+        """Record one clone in one step: a Ctrl-C waits for its end (a record cut short
+        would leave the moments and the reservoir disagreeing, for good)."""
+        entered = critical_enter()
+        try:
+            with self._lock:
+                self._record_clone(ns, calls, inner)
+        finally:
+            critical_leave(entered)
 
     def _record_clone(self, ns: int, calls: int, inner: dict[str, list[int]]) -> None:
         """One whole clone: ``ns`` and ``calls`` of the root phase, ``inner`` of the rest.

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..pal import PalThread
@@ -27,6 +28,9 @@ class LibOSThread:
     # Class defaults: __del__ must work on an object whose __init__ was interrupted.
     _error: BaseException | None = None
     _error_seen = False
+    # Set for a thread started through ``_thread.start_new_thread``: a failure is
+    # reported to ``sys.unraisablehook`` against this object, as the interpreter does.
+    _unraisable: object = None
 
     def __init__(self, tid: int, name: str, event: PollableEvent | None = None) -> None:
         self.tid = tid
@@ -46,7 +50,10 @@ class LibOSThread:
         tb = exc.__traceback__
         if tb is not None:
             exc.__traceback__ = tb.tb_next
-        self._error = exc
+        if self._unraisable is None:
+            self._error = exc
+        elif not isinstance(exc, SystemExit):  # which ends such a thread quietly
+            report_unraisable(exc, self._unraisable)
 
     @property
     def exception(self) -> BaseException | None:
@@ -92,6 +99,54 @@ class LibOSThread:
         pal = self._pal
         state = "not cloned" if pal is None else "running" if pal.is_alive() else "done"
         return f"<LibOSThread tid={self.tid} {self.name} {state}>"
+
+
+def report_unraisable(exc: BaseException, function: object) -> None:
+    """Report ``exc``, escaping a thread started with ``_thread.start_new_thread(function,
+    ...)``, as the interpreter does."""
+    assert UNRAISABLE_ARGS is not None
+    if sys.version_info >= (3, 13):
+        message, obj = f"Exception ignored in thread started by {function!r}", None
+    else:
+        message, obj = "Exception ignored in thread started by", function
+    args = UNRAISABLE_ARGS((type(exc), exc, exc.__traceback__, message, obj))
+    try:
+        sys.unraisablehook(args)
+    except BaseException:
+        sys.__unraisablehook__(args)
+
+
+class _Probe(Exception):
+    pass
+
+
+class _Dies:
+    def __del__(self) -> None:
+        raise _Probe
+
+
+def _unraisable_args_type() -> Any:
+    """``sys.UnraisableHookArgs``, which the interpreter does not name: taken from one
+    unraisable exception raised for the purpose (others arriving meanwhile are passed
+    on to the hook that was in place)."""
+    seen: list[Any] = []
+    previous = sys.unraisablehook
+    sys.unraisablehook = seen.append
+    try:
+        _Dies()
+    finally:
+        sys.unraisablehook = previous
+    found = None
+    for args in seen:
+        if isinstance(args.exc_value, _Probe):
+            found = type(args)
+        else:
+            previous(args)
+    return found
+
+
+UNRAISABLE_ARGS: Any = _unraisable_args_type()
+"""``sys.UnraisableHookArgs``, or None where it could not be had."""
 
 
 class ThreadTable:

@@ -1,7 +1,8 @@
 """Host threads (``PalThreadCreate``): one ``clone_thread`` host call each.
 
 A host that bounds its threads (``SgxHost``, through ``_slots``) overrides the three
-slot hooks at the end; here every thread has room.
+slot hooks at the end; here every thread has room.  The host's live threads are the
+ones holding a slot: one set, so taking a slot and recording the thread are one step.
 """
 
 from __future__ import annotations
@@ -81,35 +82,34 @@ class Threads(HostCore):
         thread = PalThread(
             fn, args, self._thread_exited, name, helper, joinable=joinable, reraise=reraise
         )
-        deadline = time.monotonic() + self.slot_timeout
+        deadline = None
         while True:
-            # The wait for a slot is outside the critical section (a Ctrl-C stops it);
-            # taking the slot, the record and the start are inside, so an interrupt
-            # finds either none of them done or all.
-            self._await_slot(deadline, helper)
+            # Taking the slot, the record and the start are one critical section, so an
+            # interrupt finds either none of them done or all; the wait for a slot is
+            # outside it (a Ctrl-C stops that).
             entered = _interrupts.enter()
             try:
-                if not self._take_slot(thread):
-                    continue  # taken by another thread in the meantime
-                with self._lock:
-                    self._threads.add(thread)
-                if record is not None:
-                    record(thread)
-                try:
-                    self._call("clone_thread", name, thread.start)
-                except RuntimeError as exc:
-                    self._thread_exited(thread)
-                    raise PalError(
-                        PalErrorCode.NOMEM, f"cannot start a host thread: {exc}"
-                    ) from None
-                return thread
+                if self._admit(thread):
+                    if record is not None:
+                        record(thread)
+                    try:
+                        self._call("clone_thread", name, thread.start)
+                    except RuntimeError as exc:
+                        self._thread_exited(thread)
+                        raise PalError(
+                            PalErrorCode.NOMEM, f"cannot start a host thread: {exc}"
+                        ) from None
+                    return thread
             finally:
                 _interrupts.leave(entered)
+            if deadline is None:
+                deadline = time.monotonic() + self.slot_timeout
+            self._await_slot(deadline, helper)
 
     def _thread_exited(self, thread: PalThread) -> None:
         with self._lock:
             self._threads.discard(thread)
-        self._release_thread(thread)
+        self._slot_freed()
 
     def live_threads(self) -> list[PalThread]:
         with self._lock:
@@ -117,12 +117,15 @@ class Threads(HostCore):
 
     # -- hooks: where a host that bounds its threads differs -----------------------------
 
+    def _admit(self, thread: PalThread) -> bool:
+        """Record ``thread`` as the host's, taking a thread slot for it if one is free
+        now (never waits); False if none is."""
+        with self._lock:
+            self._threads.add(thread)
+        return True
+
     def _await_slot(self, deadline: float, helper: bool) -> None:
         """Wait until a thread slot may be free, or raise ``NOMEM`` at ``deadline``."""
 
-    def _take_slot(self, thread: PalThread) -> bool:
-        """Give ``thread`` a slot if one is free now (never waits); False if none is."""
-        return True
-
-    def _release_thread(self, thread: PalThread) -> None:
-        """Give back the slot of ``thread``; nothing if it holds none."""
+    def _slot_freed(self) -> None:
+        """A thread has given its slot back (or held none)."""

@@ -25,16 +25,13 @@ class ThreadSlots(Threads):
         if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
             raise ValueError(f"max_threads must be a positive integer, got {max_threads!r}")
         self.max_threads = max_threads
-        self._slots = threading.Lock()
         self._doorbell = threading.Lock()
         self._doorbell.acquire()
-        # Guarded by _slots: the threads holding a slot.  The main thread holds one more,
-        # as its TCS does in an enclave.  A set, so taking a slot and recording who holds
-        # it are one step, and giving it back twice is harmless.
-        self._holders: set[PalThread] = set()
 
     def _slot_free(self) -> bool:
-        return len(self._holders) + 1 < self.max_threads  # + the main thread's
+        # Each thread in ``_threads`` holds a slot; the main thread holds one more, as
+        # its TCS does in an enclave.
+        return len(self._threads) + 1 < self.max_threads
 
     def _await_slot(self, deadline: float, helper: bool) -> None:
         # Waits on the doorbell, a bare lock: its acquire either takes it or, when a
@@ -50,21 +47,17 @@ class ThreadSlots(Threads):
                     f"came free within {self.slot_timeout:g} s",
                 )
 
-    def _take_slot(self, thread: PalThread) -> bool:
-        with self._slots:
+    def _admit(self, thread: PalThread) -> bool:
+        with self._lock:
             if not self._slot_free():
                 return False
-            self._holders.add(thread)
+            self._threads.add(thread)
             more = self._slot_free()
         if more:
             self._ring()  # another waiter may have been rung for the same free slots
         return True
 
-    def _release_thread(self, thread: PalThread) -> None:
-        with self._slots:
-            if thread not in self._holders:
-                return
-            self._holders.discard(thread)
+    def _slot_freed(self) -> None:
         self._ring()
 
     def _ring(self) -> None:
@@ -77,5 +70,5 @@ class ThreadSlots(Threads):
     @property
     def threads_in_use(self) -> int:
         """Thread slots taken, the main thread's included."""
-        with self._slots:
-            return len(self._holders) + 1
+        with self._lock:
+            return len(self._threads) + 1
