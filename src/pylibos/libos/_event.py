@@ -32,6 +32,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ..pal import (
     EVENT_TOKEN,
@@ -49,7 +50,6 @@ from ._errno import oserror
 EVENT_KINDS = ("pipe", "raw", "eventfd")
 _DRAIN_CHUNK = 65536
 _DRAIN_READS = 1024  # at most this many reads per drain; the waiter comes back for more
-_NAME_TRIES = 8
 _NAMES_PER_DRAW = 64
 RECHECK_S = 2.0
 """Longest a sleeper stays on one channel without looking again.  A host that closes a
@@ -106,23 +106,26 @@ class PollableEvent:
             if self._set or self.closed:
                 return
             self._set = True
-            try:
-                self._host.write(self._write, EVENT_TOKEN)
-            except PalError as exc:
-                # A full channel already wakes every sleeper: the event is set all the same.
-                if exc.code is not PalErrorCode.TRYAGAIN:
-                    self._rebuild(exc)  # carries the token over to the new channel
+            # A full channel already wakes every sleeper: the event is set all the same.
+            self._signal(self._host.write, self._write, EVENT_TOKEN)
 
     def clear(self) -> None:
         with self._lock:
             if not self._set:
                 return
             self._set = False
-            try:
-                self._host.read(self._read, _DRAIN_CHUNK)
-            except PalError as exc:
-                if exc.code is not PalErrorCode.TRYAGAIN:
-                    self._rebuild(exc)
+            self._signal(self._host.read, self._read, _DRAIN_CHUNK)
+
+    def _signal(self, op: Callable[[Handle, Any], object], handle: Handle, arg: Any) -> None:
+        """Put the token in, or take it out: ``op(handle, arg)``.  Under _lock.  "Try
+        again" (a full channel, an empty one) leaves the channel as the state wants it;
+        any other failure is a broken channel, replaced (a set event's token is carried
+        over to the new one)."""
+        try:
+            op(handle, arg)
+        except PalError as exc:
+            if exc.code is not PalErrorCode.TRYAGAIN:
+                self._rebuild(exc)
 
     def drain_spurious(self) -> None:
         """Empty the channel of bytes that are not ours (only while the event is clear)."""
@@ -257,35 +260,15 @@ class EventFactory:
         """A new host channel: (read end, write end); the same handle for an eventfd.
 
         Pipe names are random, so a host cannot bind the next one first; a name that is
-        taken all the same (by chance, or by a host that binds many) is tried again.
+        taken all the same (by chance, or by a host that binds many) is drawn again.
         """
         host = self._host
         if self.kind == "eventfd":
             handle = host.stream_open("eventfd:", nonblocking=True)
             return handle, handle
-        prefix = "pipe.raw" if self.kind == "raw" else "pipe"
-        for _ in range(_NAME_TRIES):
-            name = f"ev.{self._random_name()}"
-            try:
-                server = host.stream_open(f"{prefix}.srv:{name}", nonblocking=True)
-            except PalError as exc:
-                if exc.code is PalErrorCode.STREAMEXIST:
-                    continue
-                raise
-            break
-        else:
-            raise PalError(
-                PalErrorCode.STREAMEXIST, f"no free event pipe name after {_NAME_TRIES} tries"
-            )
-        try:
-            write = host.stream_open(f"{prefix}:{name}", nonblocking=True)
-            try:
-                read = host.wait_for_client(server)
-            except BaseException:
-                host.close(write)
-                raise
-        finally:
-            host.close(server)
+        read, write = host.create_pipe(
+            raw=self.kind == "raw", nonblocking=True, names=self._event_name, label="event"
+        )
         if write.encrypted:
             # The write end handshakes on a helper; wait for it (bounded) so that a
             # ``set`` never meets "try again" for a handshake rather than a full channel.
@@ -305,6 +288,9 @@ class EventFactory:
             chunk = self._random[-8:]
             del self._random[-8:]
         return chunk.hex()
+
+    def _event_name(self) -> str:
+        return f"ev.{self._random_name()}"
 
     def _await_established(self, write: Handle) -> None:
         timeout_us = int(self._host.handshake_timeout * 1_000_000)

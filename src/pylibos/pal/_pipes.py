@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 import select
 import socket
+from collections.abc import Callable
 
 from . import _interrupts
 from ._core import HostCore
@@ -24,6 +25,7 @@ from ._errors import PalError, PalErrorCode
 from ._handle import Handle, HandleKind
 
 _ABSTRACT_MAX = 107  # sizeof(sun_path) minus the leading NUL of an abstract name
+_NAME_TRIES = 8
 
 
 class Pipes(HostCore):
@@ -76,37 +78,23 @@ class Pipes(HostCore):
             _interrupts.leave(entered)
 
     def _open_listener(self, uri: str, name: str, raw: bool, nonblocking: bool) -> Handle:
-        address = self._abstract_name(name, raw)
-        handle = self._socket_handle(HandleKind.PIPE_SRV, uri, raw, nonblocking, "listen")
-        sock = handle._sock
-        assert sock is not None
-        try:
-            self._aside("bind", uri, sock.bind, address)
-            self._aside("listen", uri, sock.listen, 128)
-        except BaseException as exc:
-            self._discard(handle, count=False)
-            if isinstance(exc, PalError) and exc.code is PalErrorCode.STREAMEXIST:
-                raise PalError(
-                    PalErrorCode.STREAMEXIST, f"{uri}: this pipe name already has a listener"
-                ) from None
-            raise
-        sock.setblocking(not nonblocking)
+        handle = self._open_socket(
+            HandleKind.PIPE_SRV, uri, name, raw, nonblocking,
+            (("bind", None), ("listen", 128)),
+            (PalErrorCode.STREAMEXIST, "this pipe name already has a listener"),
+        )  # fmt: skip
+        assert handle._sock is not None
+        handle._sock.setblocking(not nonblocking)
         return handle
 
     def _open_connecting(self, uri: str, name: str, raw: bool, nonblocking: bool) -> Handle:
-        address = self._abstract_name(name, raw)
-        handle = self._socket_handle(HandleKind.PIPE, uri, raw, nonblocking, "connect")
+        handle = self._open_socket(
+            HandleKind.PIPE, uri, name, raw, nonblocking,
+            (("connect", None),),
+            (PalErrorCode.STREAMNOTEXIST, "no listener for this pipe name"),
+        )  # fmt: skip
         sock = handle._sock
         assert sock is not None
-        try:
-            self._aside("connect", uri, sock.connect, address)
-        except BaseException as exc:
-            self._discard(handle, count=False)
-            if isinstance(exc, PalError) and exc.code is PalErrorCode.STREAMNOTEXIST:
-                raise PalError(
-                    PalErrorCode.STREAMNOTEXIST, f"{uri}: no listener for this pipe name"
-                ) from None
-            raise
         if raw:
             sock.setblocking(not nonblocking)
             return handle
@@ -114,6 +102,35 @@ class Pipes(HostCore):
             self._secure_connecting(handle, name)
         except BaseException:
             self._discard(handle, count=True)
+            raise
+        return handle
+
+    def _open_socket(
+        self,
+        kind: HandleKind,
+        uri: str,
+        name: str,
+        raw: bool,
+        nonblocking: bool,
+        steps: tuple[tuple[str, object], ...],
+        refused: tuple[PalErrorCode, str],
+    ) -> Handle:
+        """A handle over a new socket at pipe ``name``: ``steps`` are the socket's methods
+        to call, each on the pipe's address unless given an argument.  Their failure with
+        ``refused``'s code is reported with its message; any failure closes the socket."""
+        address = self._abstract_name(name, raw)
+        call = "listen" if kind is HandleKind.PIPE_SRV else "connect"
+        handle = self._socket_handle(kind, uri, raw, nonblocking, call)
+        sock = handle._sock
+        assert sock is not None
+        try:
+            for syscall, arg in steps:
+                self._aside(syscall, uri, getattr(sock, syscall), address if arg is None else arg)
+        except BaseException as exc:
+            self._discard(handle, count=False)
+            code, message = refused
+            if isinstance(exc, PalError) and exc.code is code:
+                raise PalError(code, f"{uri}: {message}") from None
             raise
         return handle
 
@@ -150,36 +167,45 @@ class Pipes(HostCore):
         sock.setblocking(not server.nonblocking)
         return handle
 
-    def create_pipe(self, *, raw: bool = False, nonblocking: bool = False) -> tuple[Handle, Handle]:
+    def create_pipe(
+        self,
+        *,
+        raw: bool = False,
+        nonblocking: bool = False,
+        names: Callable[[], str] | None = None,
+        label: str = "random",
+    ) -> tuple[Handle, Handle]:
         """An anonymous pipe: a fresh random name, both ends connected, the listener closed.
 
         Returns ``(accepted_end, connecting_end)``, as Gramine's ``create_pipe`` followed by
-        ``PalStreamOpen`` and ``PalStreamWaitForClient`` gives them.
+        ``PalStreamOpen`` and ``PalStreamWaitForClient`` gives them.  ``names`` draws the
+        name (64 random bits in hex by default); a name that is taken, by chance or by a
+        host that binds names first, is drawn again, up to 8 times (then ``STREAMEXIST``,
+        naming the pipe by ``label``).
         """
         prefix = "pipe.raw" if raw else "pipe"
-        for _ in range(8):
-            name = secrets.token_hex(8)
+        for _ in range(_NAME_TRIES):
+            name = secrets.token_hex(8) if names is None else names()
             try:
-                server = self.stream_open(f"{prefix}.srv:{name}", nonblocking=False)
+                server = self.stream_open(f"{prefix}.srv:{name}", nonblocking=nonblocking)
             except PalError as exc:
                 if exc.code is PalErrorCode.STREAMEXIST:
                     continue
                 raise
             break
         else:
-            raise PalError(PalErrorCode.STREAMEXIST, "no free random pipe name after 8 tries")
+            raise PalError(
+                PalErrorCode.STREAMEXIST, f"no free {label} pipe name after {_NAME_TRIES} tries"
+            )
         try:
             connecting = self.stream_open(f"{prefix}:{name}", nonblocking=nonblocking)
             try:
+                # Nonblocking: the accept finds the client connected already, and the
+                # accepted end is as nonblocking as its listener.
                 accepted = self.wait_for_client(server)
             except BaseException:
                 self.close(connecting)
                 raise
-            if nonblocking:
-                # The accepted end is established (its handshake, if any, is done).
-                accepted.nonblocking = True
-                assert accepted._sock is not None
-                accepted._sock.setblocking(False)
             return accepted, connecting
         finally:
             self.close(server)
