@@ -20,7 +20,6 @@ import secrets
 import struct
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -29,6 +28,7 @@ from ..pal import (
     PalError,
     PalErrorCode,
     ShutDownError,
+    ShutsDown,
     critical_enter,
     critical_leave,
     quiet_thread,
@@ -40,7 +40,7 @@ from ._event import EVENT_KINDS, EventFactory, PollableEvent
 from ._interest import EpollTable
 from ._ipc import THREADS, IpcClient, IpcWorker
 from ._profile import Profile
-from ._thread import LibOSThread, ThreadTable
+from ._thread import Adoptions, LibOSThread, ThreadTable
 
 
 class _Installed(Protocol):
@@ -59,25 +59,12 @@ def _quietly(step: Callable[[], object]) -> None:
         step()
 
 
-def _thread_name() -> str:
-    """The calling thread's name in ``threading``, without making it a ``_DummyThread``:
-    ``threading.current_thread()`` registers one for a thread ``threading`` does not
-    know (one started with ``_thread`` or by C code), and nothing ever removes it."""
-    ident = threading.get_ident()
-    known = getattr(threading, "_active", {}).get(ident)
-    return known.name if known is not None else f"adopted-{ident}"
-
-
-class _AdoptionMarker:
-    """Lives in an adopted thread's thread-local state; its end means the thread's."""
-
-
 def default_events(host: Host) -> str:
     """The fixed system by default: raw pipes on sgx, plain pipes elsewhere."""
     return "raw" if host.kind == "sgx" else "pipe"
 
 
-class LibOS:
+class LibOS(ShutsDown):
     """A booted LibOS on ``host``.  Use it as a context manager, or call ``shutdown``."""
 
     def __init__(
@@ -111,9 +98,7 @@ class LibOS:
         self._table = ThreadTable()
         self._factory = EventFactory(host, events, pool=self.pool)
         self._epolls = EpollTable()
-        # Guarded by _adopt_lock: OS threads the LibOS did not create but that used it.
-        self._adopt_lock = threading.Lock()
-        self._adopted: dict[int, LibOSThread] = {}
+        self._adopted = Adoptions(self._get_new_thread, self._table, lambda: self._closed)
         self._async: AsyncWorker | None = None
         self._ipc: IpcWorker | None = None
         self._host_phase = host.phase
@@ -279,34 +264,12 @@ class LibOS:
             self._factory.release(thread.event)
 
     def current_thread(self) -> LibOSThread:
-        """The calling thread's LibOS thread.
-
-        A thread the LibOS did not create is adopted on first use: given a tid and an
-        event, both released when that thread ends (its thread-local state goes, and with
-        it the marker whose finaliser releases them) or at shutdown.
-        """
+        """The calling thread's LibOS thread; one the LibOS did not create is adopted on
+        first use (see ``Adoptions``)."""
         thread: LibOSThread | None = getattr(self._local, "thread", None)
         if thread is not None:
             return thread
-        with self._adopt_lock:
-            if self._closed:
-                raise ShutDownError("the LibOS is shut down")
-            thread = self._get_new_thread(_thread_name())
-            self._adopted[thread.tid] = thread
-        marker = _AdoptionMarker()
-        weakref.finalize(marker, self._forget_adopted, thread.tid)
-        self._local.thread = thread
-        self._local.marker = marker
-        return thread
-
-    def _forget_adopted(self, tid: int) -> None:
-        with self._adopt_lock:
-            thread = self._adopted.pop(tid, None)
-        if thread is not None:
-            # Its event goes first: once the thread is out of the table, nothing of it
-            # is left (a shutdown right after finds its channel closed, not closing).
-            thread.event.destroy()
-            self._table.remove(thread)
+        return self._adopted.adopt(self._local)
 
     def threads(self) -> list[LibOSThread]:
         """Every live thread in the thread table, main thread included."""
@@ -406,8 +369,7 @@ class LibOS:
         for thread in cloned:
             assert thread._pal is not None
             thread._pal.join(left())
-        with self._adopt_lock:
-            self._adopted = {}
+        self._adopted.forget_all()
         # Whatever is left in the table: the main thread, adopted threads, threads that
         # did not end in time, and the entry of a clone cut short by an interrupt.
         for thread in self._table.all():
@@ -419,12 +381,6 @@ class LibOS:
         if self.host.phase == self.profile.phase:
             self.host.phase = self._host_phase
         self._down = True
-
-    def __enter__(self) -> LibOS:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
 
     def __repr__(self) -> str:
         return f"<LibOS {self.host.kind}/{self.events}{'+pool' if self.pool else ''}>"

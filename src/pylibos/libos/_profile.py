@@ -315,19 +315,14 @@ class Profile:
             for name in moments:
                 if name not in kept:  # a phase seen for the first time: absent before
                     kept[name] = array("q", [_ABSENT]) * min(seen, RESERVOIR)
-        root = kept[ROOT]
-        if slot == len(root):
-            root.append(ns)
-            for name, row in kept.items():
-                if row is not root:
-                    tc = inner.get(name)
-                    row.append(_ABSENT if tc is None else tc[0])
-        else:
-            root[slot] = ns
-            for name, row in kept.items():
-                if row is not root:
-                    tc = inner.get(name)
-                    row[slot] = _ABSENT if tc is None else tc[0]
+        grow = slot == len(kept[ROOT])  # every row has the same length
+        for name, row in kept.items():
+            tc = inner.get(name)
+            value = _ABSENT if tc is None else tc[0]
+            if grow:
+                row.append(value)
+            else:
+                row[slot] = value
 
     def reset(self) -> None:
         with self._lock:

@@ -6,7 +6,11 @@ import contextlib
 import itertools
 import sys
 import threading
+import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from ..pal import ShutDownError
 
 if TYPE_CHECKING:
     from ..pal import PalThread
@@ -147,6 +151,62 @@ def _unraisable_args_type() -> Any:
 
 UNRAISABLE_ARGS: Any = _unraisable_args_type()
 """``sys.UnraisableHookArgs``, or None where it could not be had."""
+
+
+def _calling_thread_name() -> str:
+    """The calling thread's name in ``threading``, without making it a ``_DummyThread``:
+    ``threading.current_thread()`` registers one for a thread ``threading`` does not
+    know (one started with ``_thread`` or by C code), and nothing ever removes it."""
+    ident = threading.get_ident()
+    known = getattr(threading, "_active", {}).get(ident)
+    return known.name if known is not None else f"adopted-{ident}"
+
+
+class _AdoptionMarker:
+    """Lives in an adopted thread's thread-local state; its end means the thread's."""
+
+
+class Adoptions:
+    """OS threads the LibOS did not create but that used it, as Gramine meets a thread it
+    did not create: each is given a tid and an event (``make``), both released when the
+    thread ends (its thread-local state goes, and with it the marker whose finaliser
+    releases them) or at shutdown."""
+
+    def __init__(
+        self, make: Callable[[str], LibOSThread], table: ThreadTable, closed: Callable[[], bool]
+    ) -> None:
+        self._make = make
+        self._table = table
+        self._closed = closed  # the LibOS is shut down: no more adoptions
+        self._lock = threading.Lock()
+        self._threads: dict[int, LibOSThread] = {}  # Guarded by _lock.
+
+    def adopt(self, local: threading.local) -> LibOSThread:
+        """Adopt the calling thread; ``local``: the LibOS's thread-local state."""
+        with self._lock:  # shutdown forgets them under it, after it marked itself closed
+            if self._closed():
+                raise ShutDownError("the LibOS is shut down")
+            thread = self._make(_calling_thread_name())
+            self._threads[thread.tid] = thread
+        marker = _AdoptionMarker()
+        weakref.finalize(marker, self._forget, thread.tid)
+        local.thread = thread
+        local.marker = marker
+        return thread
+
+    def _forget(self, tid: int) -> None:
+        with self._lock:
+            thread = self._threads.pop(tid, None)
+        if thread is not None:
+            # Its event goes first: once the thread is out of the table, nothing of it
+            # is left (a shutdown right after finds its channel closed, not closing).
+            thread.event.destroy()
+            self._table.remove(thread)
+
+    def forget_all(self) -> None:
+        """At shutdown, which releases what is still in the table itself."""
+        with self._lock:
+            self._threads = {}
 
 
 class ThreadTable:

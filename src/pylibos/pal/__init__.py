@@ -17,6 +17,7 @@ from ._eventfd import EVENT_TOKEN as EVENT_TOKEN
 from ._handle import Handle as Handle
 from ._handle import HandleKind as HandleKind
 from ._host import Host as Host
+from ._host import ShutsDown as ShutsDown
 from ._interrupts import critical_enter as critical_enter
 from ._interrupts import critical_leave as critical_leave
 from ._interrupts import quiet_thread as quiet_thread

@@ -18,6 +18,7 @@ import os
 import socket
 import stat
 import time
+from typing import Self
 
 from . import _identity, _interrupts
 from ._clone import Threads
@@ -33,7 +34,20 @@ from ._wait import Waiting
 _HELPER_JOIN_S = 5.0
 
 
-class Host(Pipes, Eventfds, Waiting, Edges, Threads):
+class ShutsDown:
+    """A context manager that shuts its object down on exit (``Host``, ``LibOS``)."""
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
     """One untrusted host, as the LibOS sees it through the PAL."""
 
     # -- streams ---------------------------------------------------------------------
@@ -217,12 +231,6 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads):
                 self._call("shutdown", handle.uri, handle._sock.shutdown, socket.SHUT_RDWR)
         elif handle.kind is HandleKind.EVENTFD:
             self._wake_eventfd(handle)
-
-    def __enter__(self) -> Host:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} instance={self.instance}>"
