@@ -1,0 +1,192 @@
+"""The clone path's own bookkeeping: the profile's marks and record, the host's thread
+slots, and what a failed ``_thread`` start reports, each against a Ctrl-C at the worst
+moment and a host that refuses."""
+
+from __future__ import annotations
+
+import _thread
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from libos_support import BOUND, booted
+from pylibos.libos import LibOS, install
+from pylibos.libos import _profile as profile_module
+from pylibos.pal import PalError, PalErrorCode, SgxHost, _interrupts, open_host
+from pylibos.pal import _thread as pal_thread
+
+
+def _noop() -> None:
+    return None
+
+
+def _assert_whole(libos: LibOS) -> None:
+    """The profile's moments and reservoir agree: every row as long as the clones kept,
+    and as many clones in the moments as recorded."""
+    profile = libos.profile
+    with profile._lock:
+        clones = profile._clones
+        rows = {name: len(row) for name, row in profile._kept.items()}
+        counts = {name: m[0] for name, m in profile._moments.items()}
+    assert set(rows.values()) <= {min(clones, profile_module.RESERVOIR)}, rows
+    assert counts.get("clone", 0) == clones
+
+
+def _interrupt_in_profile(libos: LibOS, n: int) -> bool:
+    """Clone once with a SIGINT, as the real handler delivers it (deferred inside a
+    critical section), at the ``n``-th line the profile's code runs; True if it fired."""
+    count = 0
+    fired = False
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal count, fired
+        if event == "line" and frame.f_code.co_filename == profile_module.__file__:
+            count += 1
+            if count == n:
+                fired = True
+                _interrupts._on_sigint(signal.SIGINT, frame)
+        return tracer
+
+    threads = []
+    sys.settrace(tracer)
+    try:
+        try:
+            threads.append(libos.clone(_noop))
+        finally:
+            sys.settrace(None)
+    except KeyboardInterrupt:
+        assert fired
+    for thread in threads:
+        assert thread.join(BOUND)
+    return fired
+
+
+def test_interrupt_anywhere_in_the_profile_keeps_it_whole() -> None:
+    """A Ctrl-C at any line of the clone's marks and record: the clone is recorded
+    whole or not at all, and every later clone is recorded."""
+    with booted("sgx", "raw") as libos:
+        assert libos.clone(_noop).join(BOUND)
+        n = 1
+        while _interrupt_in_profile(libos, n):
+            _assert_whole(libos)
+            before = libos.profile.clones
+            assert libos.clone(_noop).join(BOUND)
+            assert libos.profile.clones == before + 1, n
+            n += 1
+        assert n > 20
+        assert not libos.profile._local.stack  # no frame left on this thread
+        _assert_whole(libos)
+
+
+def test_a_frame_an_interrupted_clone_left_does_not_swallow_later_samples() -> None:
+    with booted("sgx", "raw") as libos:
+        libos.profile.start_clone()  # as if a Ctrl-C came just after it
+        libos.profile.start_clone()
+        assert libos.clone(_noop).join(BOUND)
+        assert libos.profile.clones == 1
+        assert not libos.profile._local.stack
+
+
+def test_a_failed_clone_leaves_no_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    with booted("sgx", "raw") as libos:
+
+        def refuse(*_args: object, **_kwargs: object) -> None:
+            raise PalError(PalErrorCode.NOMEM, "no thread")
+
+        monkeypatch.setattr(libos.host, "thread_create", refuse)
+        with pytest.raises(OSError):
+            libos.clone(_noop)
+        assert not libos.profile._local.stack
+        monkeypatch.undo()
+        assert libos.clone(_noop).join(BOUND)
+        assert libos.profile.clones == 1
+
+
+def test_slots_are_the_live_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread holds its slot from its start to its exit work; a start the OS refuses
+    gives it back at once; the bound holds exactly."""
+    host = open_host("sgx", max_threads=3)
+    assert isinstance(host, SgxHost)
+    host.slot_timeout = 0.05
+    release = threading.Event()
+    try:
+        held = [host.thread_create(release.wait, BOUND) for _ in range(2)]
+        assert host.threads_in_use == 3
+        with pytest.raises(PalError) as refused:
+            host.thread_create(_noop)
+        assert refused.value.code is PalErrorCode.NOMEM
+        release.set()
+        for thread in held:
+            assert thread.join(BOUND)
+        assert host.threads_in_use == 1 and not host.live_threads()
+
+        def no_thread(*_args: object, **_kwargs: object) -> int:
+            raise RuntimeError("can't start new thread")
+
+        monkeypatch.setattr(pal_thread, "_start_new_thread", no_thread)
+        with pytest.raises(PalError) as failed:
+            host.thread_create(_noop)
+        assert failed.value.code is PalErrorCode.NOMEM
+        assert host.threads_in_use == 1
+        monkeypatch.undo()
+        assert host.thread_create(_noop).join(BOUND)
+        assert host.threads_in_use == 1
+    finally:
+        release.set()
+        host.shutdown()
+
+
+def _report_of_a_failing_start(monkeypatch: pytest.MonkeyPatch) -> Any:
+    got: list[Any] = []
+    reported = threading.Event()
+
+    def hook(args: Any) -> None:
+        got.append(args)
+        reported.set()
+
+    monkeypatch.setattr(sys, "unraisablehook", hook)
+
+    def boom() -> None:
+        raise KeyError("lost")
+
+    _thread.start_new_thread(boom, ())
+    assert reported.wait(BOUND)
+    ((args,),) = [got]
+    frames = []
+    tb = args.exc_traceback
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    return args.exc_type, frames
+
+
+def test_a_failing_start_new_thread_reports_the_functions_frames_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The traceback reported for a ``_thread`` start under the LibOS holds what it holds
+    natively: the function's frames, none of the LibOS's."""
+    native = _report_of_a_failing_start(monkeypatch)
+    with booted("sgx", "raw") as libos, install(libos):
+        hooked = _report_of_a_failing_start(monkeypatch)
+    assert hooked == native == (KeyError, ["boom"])
+
+
+def test_a_system_exit_ends_a_start_new_thread_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    got: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", got.append)
+    with booted("sgx", "raw") as libos, install(libos):
+        done = threading.Event()
+
+        def leave() -> None:
+            done.set()
+            raise SystemExit(3)
+
+        _thread.start_new_thread(leave, ())
+        assert done.wait(BOUND)
+        for thread in [t for t in libos.threads() if t is not libos.main_thread]:
+            assert thread.join(BOUND)
+    assert got == []
