@@ -7,6 +7,7 @@ from ._configs import Config as Config
 from ._configs import parse_config as parse_config
 from ._configs import parse_config_list as parse_config_list
 from ._configs import valid_names as valid_names
+from ._machine import RunError as RunError
 from ._measure import Run as Run
 from ._measure import Settings as Settings
 from ._measure import run as run
@@ -20,4 +21,3 @@ from ._results import load as load
 from ._results import save as save
 from ._schema import FORMAT_VERSION as FORMAT_VERSION
 from ._schema import RunData as RunData
-from ._subjects import RunError as RunError

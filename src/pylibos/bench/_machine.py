@@ -1,4 +1,5 @@
-"""What a run records of the machine it ran on: CPU, clock, governor, load, steal."""
+"""The machine a run measures on: what it records of it (CPU, clock, governor, steal), what
+it needs of it (descriptors), and how busy other processes keep the measuring CPU."""
 
 from __future__ import annotations
 
@@ -9,6 +10,38 @@ import time
 
 from .. import __version__
 from ._schema import Machine
+
+
+class RunError(Exception):
+    """The machine cannot run what was asked (too few descriptors, threads or memory)."""
+
+
+def fd_need(live: int, batch: int) -> int:
+    """Descriptors one configuration may hold at once: a pipe event holds two, its
+    listener a third while it is made; the LibOS's workers and the interpreter a few."""
+    return 2 * live + 3 * batch + 288
+
+
+def ensure_fd_room(needed: int) -> None:
+    """Raise the soft RLIMIT_NOFILE toward the hard one so ``needed`` fds fit, or raise
+    ``RunError`` naming the limits when even the hard limit is too low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise RunError(
+            f"this run needs about {needed} file descriptors and the hard limit is {hard}: "
+            "lower --live or --batch"
+        )
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def nominal_ghz() -> float:

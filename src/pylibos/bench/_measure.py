@@ -40,13 +40,12 @@ from typing import IO, Any
 from ..libos import proportions
 from ..pal import default_tls_backend, tls_backend_problem
 from ._configs import Config
-from ._machine import cpu_times, governor, steal_share
+from ._machine import RunError, cpu_times, governor, steal_share
+from ._machine import ensure_fd_room as ensure_fd_room
 from ._machine import machine as machine
 from ._machine import nominal_ghz as nominal_ghz
+from ._machine import rss_kib as rss_kib
 from ._schema import FORMAT_VERSION, Entry, RunData, SettingsJSON
-from ._subjects import RunError
-from ._subjects import ensure_fd_room as ensure_fd_room
-from ._subjects import rss_kib as rss_kib
 
 _SETUP_S = 900.0
 """Bound on setting up a configuration (1,000 live sgx/pipe threads are 1,000 handshakes,

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import resource
 import statistics
 import threading
 import time
@@ -36,43 +35,11 @@ from typing import Any
 from ..libos import PHASES, Hook, LibOS, summary
 from ..pal import Host, HostCallStats, open_host
 from ._configs import Config
-from ._machine import BUSY_LIMIT, BUSY_RETRIES, cpu_use, others_share
+from ._machine import BUSY_LIMIT, BUSY_RETRIES, cpu_use, others_share, rss_kib
 from ._schema import TIMED, BatchFigures, Entry
 
 _JOIN_S = 30.0
 _LIVE_WAIT_S = 3600.0
-
-
-class RunError(Exception):
-    """The machine cannot run what was asked (too few descriptors, threads or memory)."""
-
-
-def fd_need(live: int, batch: int) -> int:
-    """Descriptors one configuration may hold at once: a pipe event holds two, its
-    listener a third while it is made; the LibOS's workers and the interpreter a few."""
-    return 2 * live + 3 * batch + 288
-
-
-def ensure_fd_room(needed: int) -> None:
-    """Raise the soft RLIMIT_NOFILE toward the hard one so ``needed`` fds fit, or raise
-    ``RunError`` naming the limits when even the hard limit is too low."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= needed:
-        return
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        raise RunError(
-            f"this run needs about {needed} file descriptors and the hard limit is {hard}: "
-            "lower --live or --batch"
-        )
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-
-
-def rss_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def _noop() -> None:

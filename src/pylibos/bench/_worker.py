@@ -29,7 +29,8 @@ import sys
 from typing import Any, TextIO
 
 from ._configs import parse_config
-from ._subjects import RunError, Subject, ensure_fd_room, fd_need, make_subject
+from ._machine import RunError, ensure_fd_room, fd_need
+from ._subjects import Subject, make_subject
 
 
 def _answer(out: TextIO, message: dict[str, Any]) -> None:
