@@ -11,6 +11,7 @@ does.
 from __future__ import annotations
 
 import dis
+import queue
 import signal
 import sys
 import threading
@@ -36,18 +37,29 @@ def _dummies() -> int:
     return sum(isinstance(t, threading._DummyThread) for t in threading.enumerate())
 
 
-def _sigint_after(delay: float) -> threading.Thread:
-    """A thread, not started yet, that sends SIGINT to the main thread ``delay`` s after
-    it starts.  It sleeps, so the main thread runs meanwhile: a thread that spun instead
-    would hold the GIL for the whole delay (the switch interval is longer), and the signal
-    would land before the work had begun."""
+class _Sigints:
+    """One thread that sends SIGINT to the main thread ``delay`` s after each request.  It
+    sleeps, so the main thread runs meanwhile: a thread that spun instead would hold the
+    GIL for the whole delay (the switch interval is longer), and the signal would land
+    before the work had begun."""
 
-    def fire() -> None:
-        time.sleep(delay)
-        assert MAIN is not None
-        signal.pthread_kill(MAIN, signal.SIGINT)
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[float | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve)
+        self._thread.start()
 
-    return threading.Thread(target=fire)
+    def _serve(self) -> None:
+        while (delay := self._requests.get()) is not None:
+            time.sleep(delay)
+            assert MAIN is not None
+            signal.pthread_kill(MAIN, signal.SIGINT)
+
+    def after(self, delay: float) -> None:
+        self._requests.put(delay)
+
+    def close(self) -> None:
+        self._requests.put(None)
+        self._thread.join(BOUND)
 
 
 def _interrupt_bursts(work: Callable[[], None], tries: int, longest: float) -> tuple[int, int]:
@@ -55,17 +67,18 @@ def _interrupt_bursts(work: Callable[[], None], tries: int, longest: float) -> t
     signal's delay swept over [0, longest).  Returns how many interrupts landed and how
     many runs of ``work`` finished (none: the interrupts never reached the work)."""
     landed = finished = 0
-    for i in range(tries):
-        delay = longest * ((i * 37) % tries) / tries
-        killer = _sigint_after(delay)
-        try:
-            killer.start()
-            while True:
-                work()
-                finished += 1
-        except KeyboardInterrupt:
-            landed += 1
-        killer.join(BOUND)
+    sigints = _Sigints()
+    try:
+        for i in range(tries):
+            try:
+                sigints.after(longest * ((i * 37) % tries) / tries)
+                while True:
+                    work()
+                    finished += 1
+            except KeyboardInterrupt:
+                landed += 1
+    finally:
+        sigints.close()
     return landed, finished
 
 
@@ -162,6 +175,8 @@ def test_sigint_while_opening_descriptors_loses_none(kind: str, uri: str) -> Non
         held = open_fds()
         landed, finished = _interrupt_bursts(open_close, 300, 0.001)
         assert landed == 300 and finished > 0
+        # Interrupts landed between an open and its close: they left handles open.
+        assert host.open_handles(), "no interrupt landed inside the work"
         # Whatever an interrupt left open is a handle the host knows, closed at shutdown.
         lost = open_fds() - held - {h._fd for h in host.open_handles()}
         assert not lost, f"descriptors no handle holds: {lost}"
