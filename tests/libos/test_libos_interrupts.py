@@ -58,8 +58,16 @@ class _Sigints:
         self._requests.put(delay)
 
     def close(self) -> None:
+        """Stop the thread.  After a burst that ended in another exception, the signal
+        still owed to it lands here and is dropped, so that exception is the one seen."""
         self._requests.put(None)
-        self._thread.join(BOUND)
+        while True:
+            try:
+                self._thread.join(BOUND)
+                _noop()  # a call: where the interpreter runs a signal handler still owed
+                return
+            except KeyboardInterrupt:
+                continue
 
 
 def _interrupt_bursts(work: Callable[[], None], tries: int, longest: float) -> tuple[int, int]:
@@ -130,7 +138,6 @@ def test_sigint_during_clone_bursts_leaks_nothing(kind: str, events: str, pool: 
         for t in warm:
             assert t.join(BOUND)
         before = _State(libos)
-        pooled = libos._factory.pooled
 
         def burst() -> None:
             made.append(libos.clone(_noop))
@@ -141,10 +148,14 @@ def test_sigint_during_clone_bursts_leaks_nothing(kind: str, events: str, pool: 
         for t in made:
             assert t._pal is None or t._pal.join(BOUND)
         if pool:
-            # An event in a clone cut short goes back to the pool or is closed; the
-            # pool may hold fewer events than before, never more handles.
-            assert libos._factory.pooled <= pooled + 1
-            before.handles = set(host.open_handles()) | before.handles
+            # The event of a clone cut short goes back to the pool or is closed, as do
+            # those of the threads whose joins were cut short (they ended meanwhile, so
+            # the pool may now hold more than before): every handle open now was open
+            # before or is a pooled event's.
+            assert wait_until(lambda: {t.tid for t in libos.threads()} == before.tids)
+            free = {h for ev in libos._factory._free for h in (ev.read_handle, ev._write)}
+            assert set(host.open_handles()) <= before.handles | free
+            before.handles = set(host.open_handles())
         before.assert_same(libos)
     finally:
         libos.shutdown()
