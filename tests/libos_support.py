@@ -7,18 +7,23 @@ the host for, so a test can act once a waiter is asleep instead of sleeping itse
 
 from __future__ import annotations
 
+import _thread
 import errno
 import os
 import resource
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pylibos.libos import EVENT_KINDS, LibOS, PollableEvent
 from pylibos.pal import HOST_KINDS, WAIT_READ, Handle, Host, open_host
+
+if TYPE_CHECKING:
+    import pytest
 
 CONFIGS = [(kind, events) for kind in HOST_KINDS for events in EVENT_KINDS]
 """Every (host kind, event kind) pair."""
@@ -209,3 +214,24 @@ class Parked:
 
     def release(self) -> None:
         self._go.set()
+
+
+def failing_start_report(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Callable[[], None]]:
+    """Start, with ``_thread.start_new_thread``, a function that raises ``KeyError('lost')``:
+    the ``sys.unraisablehook`` arguments its failure is reported with, and the function."""
+    got: list[Any] = []
+    reported = threading.Event()
+
+    def hook(args: Any) -> None:
+        got.append(args)
+        reported.set()
+
+    monkeypatch.setattr(sys, "unraisablehook", hook)
+
+    def boom() -> None:
+        raise KeyError("lost")
+
+    _thread.start_new_thread(boom, ())
+    assert reported.wait(BOUND)
+    (args,) = got
+    return args, boom

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from libos_support import BOUND, wait_until
+from libos_support import BOUND, failing_start_report, wait_until
 from pylibos import pal
 from pylibos.libos import Epoll, Hook, LibOS, install, installed
 from pylibos.libos import _hook as hook_module
@@ -202,21 +202,8 @@ class TestTransparency:
     def test_direct_start_new_thread_reports_an_exception(
         self, env: Under, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        got: list[Any] = []
-        reported = threading.Event()
-
-        def hook(args: Any) -> None:
-            got.append((args.exc_type, str(args.exc_value), args.err_msg, args.object))
-            reported.set()
-
-        monkeypatch.setattr(sys, "unraisablehook", hook)
-
-        def boom() -> None:
-            raise KeyError("lost")
-
-        _thread.start_new_thread(boom, ())
-        assert reported.wait(BOUND)
-        ((exc_type, text, msg, obj),) = got
+        args, boom = failing_start_report(monkeypatch)
+        exc_type, text, msg, obj = args.exc_type, str(args.exc_value), args.err_msg, args.object
         assert exc_type is KeyError and text == "'lost'"
         # As the interpreter reports it: the function itself, or (3.13) its repr.
         if sys.version_info >= (3, 13):

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from libos_support import BOUND, booted
+from libos_support import BOUND, booted, failing_start_report
 from pylibos.libos import LibOS, install
 from pylibos.libos import _profile as profile_module
 from pylibos.pal import PalError, PalErrorCode, SgxHost, _interrupts, open_host
@@ -141,21 +141,7 @@ def test_slots_are_the_live_threads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _report_of_a_failing_start(monkeypatch: pytest.MonkeyPatch) -> Any:
-    got: list[Any] = []
-    reported = threading.Event()
-
-    def hook(args: Any) -> None:
-        got.append(args)
-        reported.set()
-
-    monkeypatch.setattr(sys, "unraisablehook", hook)
-
-    def boom() -> None:
-        raise KeyError("lost")
-
-    _thread.start_new_thread(boom, ())
-    assert reported.wait(BOUND)
-    ((args,),) = [got]
+    args, _boom = failing_start_report(monkeypatch)
     frames = []
     tb = args.exc_traceback
     while tb is not None:
