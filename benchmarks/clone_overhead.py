@@ -8,12 +8,26 @@ with eventfd events.  The profile-on steps also give the LibOS's own phases insi
 start.  Batches of 100 threads, each joined; steps interleaved in rounds; medians.
 
     python benchmarks/clone_overhead.py [--rounds N] [--threads N]
+
+On a busy machine the times say little.  ``--instructions`` counts instead the CPU
+instructions one start costs, the creator's and the new thread's together, under
+valgrind's callgrind (which runs the threads one at a time): each step runs N and 4N
+starts, each joined before the next, and the difference is divided by 3N, so start-up
+and shutdown drop out.  Counts do not depend on the load; they leave out the time the
+new thread waits for the CPU, which the native start pays as well.
+
+    python benchmarks/clone_overhead.py --instructions [--threads N]   # about 2 minutes
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
+import shutil
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -43,11 +57,80 @@ def _batches(threads: int, out: list[int]) -> None:
             t.join(30)
 
 
+# --instructions: the steps, as (name, events, pool, profile); None: native.
+_COUNTED: list[tuple[str, tuple[str, bool, bool] | None]] = [
+    ("native Thread.start()", None),
+    ("LibOS sgx/raw+pool, profile off", ("raw", True, False)),
+    ("LibOS sgx/raw+pool, profile on", ("raw", True, True)),
+    ("LibOS sgx/eventfd, profile on", ("eventfd", False, True)),
+]
+
+
+def _count_run(step: int, starts: int) -> None:
+    """The program valgrind runs: ``starts`` starts of one step, after a warm-up."""
+    spec = _COUNTED[step][1]
+    host = open_host("sgx")
+    libos = None if spec is None else LibOS(host, spec[0], pool=spec[1], profile=spec[2])
+    try:
+        with contextlib.nullcontext() if libos is None else install(libos):
+            warm = [threading.Thread(target=_noop) for _ in range(20)]
+            for t in warm:
+                t.start()
+            for t in warm:
+                t.join(30)
+            for _ in range(starts):
+                t = threading.Thread(target=_noop)
+                t.start()
+                t.join(30)
+    finally:
+        if libos is not None:
+            libos.shutdown()
+        host.shutdown()
+
+
+def _instructions(step: int, starts: int) -> int:
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+         __file__, "--count", str(step), str(starts)],
+        capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    if out.returncode != 0 or found is None:
+        raise RuntimeError(f"valgrind run failed: {out.stderr.strip()[-500:]}")
+    return int(found.group(1))
+
+
+def _count_instructions(threads: int) -> None:
+    table = Table(title=f"CPU instructions per Thread.start() (callgrind, {threads} and "
+                  f"{4 * threads} starts)")  # fmt: skip
+    for col in ("step", "instructions", "÷ native", "added"):
+        table.add_column(col, justify="right")
+    floor = None
+    for step, (name, _) in enumerate(_COUNTED):
+        per = (_instructions(step, 4 * threads) - _instructions(step, threads)) / (3 * threads)
+        floor = per if floor is None else floor
+        table.add_row(name, f"{per:,.0f}", f"{per / floor:.3f}", f"{per - floor:+,.0f}")
+    Console().print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (5)")
-    parser.add_argument("--threads", type=int, default=1000, help="threads per step per round")
+    parser.add_argument("--threads", type=int, help="threads per step per round (1000; "
+                        "with --instructions, 100)")  # fmt: skip
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions per start under valgrind, not time")  # fmt: skip
+    parser.add_argument("--count", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.count is not None:
+        _count_run(*args.count)
+        return
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            sys.exit("ERROR: --instructions needs valgrind (e.g. apt-get install valgrind)")
+        _count_instructions(args.threads or 100)
+        return
+    args.threads = args.threads or 1000
     hosts = [open_host("sgx"), open_host("sgx"), open_host("sgx")]
     off = LibOS(hosts[0], "raw", pool=True, profile=False)
     on = LibOS(hosts[1], "raw", pool=True, profile=True)

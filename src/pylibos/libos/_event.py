@@ -244,8 +244,10 @@ class EventFactory:
             with self._lock:
                 event = self._free.pop() if self._free else None
             if event is not None:
-                # Someone still holding it from its last thread may have set it since.
-                event.clear()
+                # Someone still holding it from its last thread may have set it since
+                # (read without the lock: clear() looks again under it).
+                if event._set:
+                    event.clear()
                 return event
         try:
             return self._make()
@@ -310,7 +312,8 @@ class EventFactory:
         """
         if self.pool and not event.closed:
             try:
-                event.clear()
+                if event._set:  # clear() looks again under the event's lock
+                    event.clear()
             except OSError:
                 pass
             else:
