@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import _thread
+import sys
 import threading
 import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 import pytest
 
@@ -266,3 +270,63 @@ class TestCallsPerThread:
             assert host.thread_calls() - before == host.calls_total - before_total
         finally:
             host.shutdown()
+
+
+def _interrupt_at_opcode(code: object, n: int) -> Callable[[FrameType, str, Any], Any]:
+    """A trace function raising KeyboardInterrupt at the ``n``th opcode executed in a
+    frame of ``code``: a Ctrl-C landing between two bytecodes there."""
+    seen = 0
+
+    def local(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal seen
+        frame.f_trace_opcodes = True  # 3.13 takes it only from a local trace function
+        if event == "opcode":
+            seen += 1
+            if seen == n:
+                raise KeyboardInterrupt
+        return local
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        if frame.f_code is code:
+            frame.f_trace_opcodes = True
+            return local
+        return None
+
+    return tracer
+
+
+@pytest.mark.parametrize("finished_first", [False, True], ids=["waiting", "finished"])
+def test_ctrl_c_at_any_point_of_join_leaves_the_thread_joinable(
+    host: pal.Host, finished_first: bool
+) -> None:
+    """A KeyboardInterrupt landing anywhere in ``join`` (also between taking the done
+    lock and giving it back) neither keeps a finished thread alive nor makes a later
+    join wait out its timeout."""
+    from pylibos.pal._thread import PalThread
+
+    interrupted = 0
+    for n in range(1, 60):
+        release = threading.Event()
+        thread = host.thread_create(release.wait, WAIT_S)
+        if finished_first:
+            release.set()
+            deadline = time.monotonic() + WAIT_S
+            while thread.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.001)
+        else:
+            timer = threading.Timer(0.002, release.set)
+            timer.start()
+        sys.settrace(_interrupt_at_opcode(PalThread.join.__code__, n))
+        try:
+            thread.join(WAIT_S)
+        except KeyboardInterrupt:
+            interrupted += 1
+        finally:
+            sys.settrace(None)
+        if not finished_first:
+            timer.join(WAIT_S)
+        started = time.monotonic()
+        assert thread.join(WAIT_S) is True, f"Ctrl-C at opcode {n}"
+        assert time.monotonic() - started < WAIT_S / 2, f"Ctrl-C at opcode {n}"
+        assert not thread.is_alive(), f"Ctrl-C at opcode {n}"
+    assert interrupted >= 3

@@ -11,6 +11,7 @@ the PAL is first imported.
 from __future__ import annotations
 
 import _thread
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -31,11 +32,13 @@ class PalThread:
     ``joinable`` is ``(handle, daemon)`` for ``_thread.start_joinable_thread`` (3.13+),
     whose handle ``threading`` joins; ``handle`` is then what that call returned.
     The thread holds ``_done`` from before it starts until its exit work (``on_exit``)
-    has run, so ``join`` is one lock acquisition.
+    has run, so ``join`` is one lock acquisition; ``_finished`` is set just before that
+    release, so whether the thread has ended never depends on who holds the lock after.
     """
 
     __slots__ = (
         "_done",
+        "_finished",
         "_fn",
         "_fn_args",
         "_joinable",
@@ -70,6 +73,7 @@ class PalThread:
         self._joinable = joinable
         self._reraise = reraise
         self._done = _allocate_lock()
+        self._finished = False
 
     def start(self) -> None:
         """Start the host thread; raises ``RuntimeError`` when the OS refuses one."""
@@ -104,24 +108,41 @@ class PalThread:
             try:
                 self._on_exit(self)
             finally:
-                self._done.release()
+                self._finished = True
+                self._give_back_done()
         if self._reraise and self.exception is not None:
             raise self.exception
-
-    def is_alive(self) -> bool:
-        """True from ``start`` until the thread's exit work is done."""
-        return self._done.locked()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait (at most ``timeout`` seconds, if given) for the thread to end; True when it
         has, or when it was never started."""
-        if timeout is None:
-            acquired = self._done.acquire()
-        else:
-            acquired = self._done.acquire(timeout=max(timeout, 0.0))
-        if acquired:
-            self._done.release()
+        if self._finished:
+            return True
+        try:
+            if timeout is None:
+                acquired = self._done.acquire()
+            else:
+                acquired = self._done.acquire(timeout=max(timeout, 0.0))
+            if acquired:
+                self._give_back_done()
+        except BaseException:
+            # A Ctrl-C between the acquisition and its release: the thread had finished
+            # (only then is the lock free to take) and nobody else will release it.
+            if self._finished and self._done.locked():
+                self._give_back_done()
+            raise
         return acquired
+
+    def _give_back_done(self) -> None:
+        # An interrupted joiner's ``except`` branch may have let the lock go already (it
+        # can see ``_finished`` just before the thread's own release): the second
+        # release then finds the lock free, which is what both wanted.
+        with contextlib.suppress(RuntimeError):
+            self._done.release()
+
+    def is_alive(self) -> bool:
+        """True from ``start`` until the thread's exit work is done."""
+        return self._done.locked() and not self._finished
 
     def __repr__(self) -> str:
         state = "running" if self.is_alive() else "done" if self.ident else "initial"
