@@ -7,6 +7,7 @@ IPC worker and a ``clone`` on sgx/pipe were held for as long as the host kept dr
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -76,3 +77,48 @@ def test_dribbling_peer_in_front_of_clone_fails_it_within_the_deadline(
         host.handshake_timeout = 10.0
         t = libos.clone(lambda: None)
         assert t.join(BOUND)
+
+
+def test_shutdown_is_not_held_by_an_adoption_the_host_stalls(hostile: HostileHost) -> None:
+    """sgx/pipe: a thread the LibOS did not create uses it, and the host races in front of
+    its new event's listener and dribbles the handshake.  Shutdown still ends within its
+    own timeout, not the handshake's, and the adoption that finishes after it is undone."""
+    stall = 2.0
+    timeout = 0.3
+    with booted("sgx", "pipe") as libos:
+        host = libos.host
+        real_open = host.stream_open
+        raced: list[str] = []
+        outcome: list[BaseException | None] = []
+
+        def open_after_the_host(uri: str, *, nonblocking: bool = False) -> object:
+            prefix, _, name = uri.partition(":")
+            if prefix == "pipe" and not raced:
+                conn = hostile.connect(abstract_name(host.instance, name, raw=False))
+                hostile.do("dribble", conn, EVERY)
+                raced.append(name)
+            return real_open(uri, nonblocking=nonblocking)
+
+        def foreign() -> None:
+            try:
+                libos.current_thread()
+                outcome.append(None)
+            except BaseException as exc:  # the adoption fails: its event never came
+                outcome.append(exc)
+
+        host.handshake_timeout = stall
+        host.stream_open = open_after_the_host  # type: ignore[method-assign,assignment]
+        thread = threading.Thread(target=foreign)
+        try:
+            thread.start()
+            assert wait_until(lambda: bool(raced)), "the race was not run"
+            started = time.monotonic()
+            libos.shutdown(timeout)
+            took = time.monotonic() - started
+        finally:
+            del host.stream_open
+            thread.join(BOUND)
+        assert not thread.is_alive()
+        assert took < timeout + 1.0, f"shutdown({timeout}) took {took:.2f} s"
+        assert len(outcome) == 1 and outcome[0] is not None, outcome
+        assert libos.threads() == [], "an adoption outlived the shutdown"

@@ -182,3 +182,32 @@ def test_threads_threading_does_not_know_leave_no_dummy_threads(events: str) -> 
         assert _dummies() == dummies
         assert threading.active_count() == active
         assert all(name.startswith("adopted-") for name in names)
+
+
+@pytest.mark.parametrize("refusal", [RuntimeError, MemoryError])
+def test_a_start_the_primitive_refuses_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch, refusal: type[Exception]
+) -> None:
+    """The host may refuse a thread with ``RuntimeError`` or ``MemoryError``: either way
+    no thread exists, so its slot, its host record and its LibOS table entry go."""
+    from pylibos.pal import SgxHost
+    from pylibos.pal import _thread as pal_thread
+
+    with booted("sgx", "raw") as libos:
+        host = libos.host
+        assert isinstance(host, SgxHost)
+        slots, live, table = host.threads_in_use, len(host.live_threads()), len(libos.threads())
+
+        def refuse(*_args: object, **_kwargs: object) -> int:
+            raise refusal("can't start new thread")
+
+        monkeypatch.setattr(pal_thread, "_start_new_thread", refuse)
+        monkeypatch.setattr(pal_thread, "_start_joinable_thread", refuse)
+        with pytest.raises(OSError) as failed:
+            libos.clone(_thread.get_ident)
+        monkeypatch.undo()
+        assert failed.value.errno == errno.ENOMEM, failed.value
+        assert host.threads_in_use == slots, "a slot is held by a thread that never ran"
+        assert len(host.live_threads()) == live
+        assert len(libos.threads()) == table, "the table keeps a thread that never ran"
+        assert libos.clone(_thread.get_ident).join(BOUND)

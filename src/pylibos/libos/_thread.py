@@ -183,11 +183,20 @@ class Adoptions:
 
     def adopt(self, local: threading.local) -> LibOSThread:
         """Adopt the calling thread; ``local``: the LibOS's thread-local state."""
+        if self._closed():
+            raise ShutDownError("the LibOS is shut down")
+        # Made outside the lock: the event's handshake can take the host's whole deadline,
+        # and shutdown (``forget_all``) must not wait for it.
+        thread = self._make(_calling_thread_name())
         with self._lock:  # shutdown forgets them under it, after it marked itself closed
-            if self._closed():
-                raise ShutDownError("the LibOS is shut down")
-            thread = self._make(_calling_thread_name())
-            self._threads[thread.tid] = thread
+            closed = self._closed()
+            if not closed:
+                self._threads[thread.tid] = thread
+        if closed:
+            # Shut down while the event was made: undo what shutdown could not see.
+            self._table.remove(thread)
+            thread.event.destroy()
+            raise ShutDownError("the LibOS is shut down")
         marker = _AdoptionMarker()
         weakref.finalize(marker, self._forget, thread.tid)
         local.thread = thread

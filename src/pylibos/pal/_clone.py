@@ -94,7 +94,8 @@ class Threads(HostCore):
                         record(thread)
                     try:
                         self._call("clone_thread", name, thread.start)
-                    except RuntimeError as exc:
+                    except (RuntimeError, MemoryError) as exc:
+                        # What the primitive raises when the host refuses a thread.
                         self._thread_exited(thread)
                         raise PalError(
                             PalErrorCode.NOMEM, f"cannot start a host thread: {exc}"
