@@ -10,10 +10,12 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from pylibos._cli import main
+from pylibos._schema import WorkloadsRun
 from pylibos.workloads import default_dir, discover, table_rows, target_rows
 from pylibos.workloads._child import _sigint_deferred
 
@@ -218,10 +220,10 @@ def test_table_and_targets_are_computed_from_the_saved_figures() -> None:
         _entry("http_threads", "sgx/pipe", 1.5, 22_000),
         _entry("http_threads", "sgx/raw", 1.2, 2_000_000),
     ]
-    data = {
-        "settings": {"ocall_cycles": 10_000, "ghz": 2.0},
-        "results": results,
-    }
+    # Only the keys the rendering reads.
+    data = cast(
+        WorkloadsRun, {"settings": {"ocall_cycles": 10_000, "ghz": 2.0}, "results": results}
+    )
     _, rows = table_rows(data)
     by = {(r[0], r[1]): r for r in rows}
     # wall s, ÷ native, ÷ sgx/pipe, threads, threads/s, host calls, projected, result

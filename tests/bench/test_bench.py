@@ -13,6 +13,7 @@ import pytest
 
 from libos_support import wait_until
 from pylibos import pal
+from pylibos._schema import Entry, PhaseSummary
 from pylibos.bench import (
     FORMAT_VERSION,
     ResultsError,
@@ -30,7 +31,6 @@ from pylibos.bench import (
 )
 from pylibos.bench._measure import Run
 from pylibos.bench._render import compare_rows, seed_rows
-from pylibos.bench._schema import Entry, PhaseSummary
 
 from .conftest import SHORT
 

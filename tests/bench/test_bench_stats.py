@@ -9,9 +9,9 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
+from pylibos._schema import TIMED, Entry, RunData
 from pylibos.bench import FORMAT_VERSION
 from pylibos.bench._render import Target, analyse, targets, vs_rows
-from pylibos.bench._schema import TIMED, Entry, RunData
 from pylibos.bench._stats import (
     OCALL_RANGE,
     Figures,

@@ -1,17 +1,8 @@
 """``pylibos run``'s statistics, taken at exit: printed with ``--stats``, written with
 ``--json``.
 
-The JSON written by ``--json`` (format history, newest last):
-
-1. ``format_version``, ``kind`` ("pylibos.run"), ``pylibos``, ``python``, ``config``
-   (``name``, ``pal``, ``events``, ``pool``), ``argv``, ``exit_code`` (the process's
-   status as ``subprocess`` reports it: negative for a signal), ``wall_s``,
-   ``threads_created`` (threads started through the LibOS), ``host_calls`` (by kind,
-   from boot to exit), ``host_calls_total``, ``phases`` (per phase: ``count``,
-   ``mean_ns``, ``median_ns``, ``p95_ns``, ``sum_ns``, ``host_calls``),
-   ``proportions`` (``p1``, ``p2``, ``p3``, null where a phase is absent),
-   ``ocall_cycles`` and ``projected_host_call_cycles`` (``host_calls_total`` ×
-   ``ocall_cycles``).
+The JSON's format (``RunStats``, ``RUN_FORMAT_VERSION``) and its history are in
+``pylibos._schema``.
 """
 
 from __future__ import annotations
@@ -23,13 +14,11 @@ import platform
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from .. import __version__
+from .._schema import RUN_FORMAT_VERSION, PhaseStats, RunStats
 from ..libos import PHASES, Hook, LibOS
 from ..pal import Host
-
-FORMAT_VERSION = 1
 
 
 @dataclass
@@ -47,11 +36,11 @@ class RunState:
     argv: list[str] = field(default_factory=list)
 
 
-def statistics(state: RunState) -> dict[str, Any]:
+def statistics(state: RunState) -> RunStats:
     """The run's statistics, as written to ``--json``."""
     libos, host, options = state.libos, state.host, state.options
     snapshot = libos.profile.statistics()
-    phases = {
+    phases: dict[str, PhaseStats] = {
         name: {
             "count": s.count,
             "mean_ns": s.mean_ns,
@@ -68,7 +57,7 @@ def statistics(state: RunState) -> dict[str, Any]:
     total = counted.total
     name = f"{options.pal}/{libos.events}{'+pool' if libos.pool else ''}"
     return {
-        "format_version": FORMAT_VERSION,
+        "format_version": RUN_FORMAT_VERSION,
         "kind": "pylibos.run",
         "pylibos": __version__,
         "python": platform.python_version(),
@@ -86,7 +75,7 @@ def statistics(state: RunState) -> dict[str, Any]:
     }
 
 
-def print_stats(data: dict[str, Any]) -> None:
+def print_stats(data: RunStats) -> None:
     from rich.console import Console
     from rich.table import Table
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._options import UsageError, check_outputs
 from ._output import print_interrupted, progress_bar, write_outputs
@@ -13,6 +13,7 @@ from ._output import print_interrupted, progress_bar, write_outputs
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .._schema import WorkloadsRun
     from ..workloads import Settings
 
 
@@ -48,7 +49,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def print_workloads(data: dict[str, Any], console: Console) -> None:
+def print_workloads(data: WorkloadsRun, console: Console) -> None:
     from ..bench._render import rich_table
     from ..workloads import LEGEND, describe, table_rows, target_rows
 
@@ -60,7 +61,7 @@ def print_workloads(data: dict[str, Any], console: Console) -> None:
         console.print(rich_table("Targets", *targets))
 
 
-def write_workloads(data: dict[str, Any], args: argparse.Namespace, console: Console) -> None:
+def write_workloads(data: WorkloadsRun, args: argparse.Namespace, console: Console) -> None:
     """A workloads run's JSON, Markdown and plot, where the options ask for them."""
     from ..workloads import markdown, plot
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .._schema import FORMAT_VERSION as FORMAT_VERSION
+from .._schema import RunData as RunData
 from ._configs import DEFAULT_COMPARE as DEFAULT_COMPARE
 from ._configs import Config as Config
 from ._configs import parse_config as parse_config
@@ -19,5 +21,3 @@ from ._render import targets as targets
 from ._results import ResultsError as ResultsError
 from ._results import load as load
 from ._results import save as save
-from ._schema import FORMAT_VERSION as FORMAT_VERSION
-from ._schema import RunData as RunData

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._schema import TIMED, Entry, IntervalJSON, LiveScaling, RunData, TargetJSON
 from ..libos import PROPORTIONS
-from ._schema import TIMED, Entry, IntervalJSON, LiveScaling, RunData, TargetJSON
 from ._stats import Figures, Interval, exact, projection, quotient, stability_warnings
 from ._text import first, lives
 

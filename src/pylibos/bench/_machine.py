@@ -9,7 +9,7 @@ import resource
 import time
 
 from .. import __version__
-from ._schema import Machine
+from .._schema import Machine
 
 
 class RunError(Exception):

@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from .._schema import FORMAT_VERSION, Entry, RunData, SettingsJSON
 from ..libos import proportions
 from ..pal import default_tls_backend, tls_backend_problem
 from ._configs import Config
@@ -45,7 +46,6 @@ from ._machine import ensure_fd_room as ensure_fd_room
 from ._machine import machine as machine
 from ._machine import nominal_ghz as nominal_ghz
 from ._machine import rss_kib as rss_kib
-from ._schema import FORMAT_VERSION, Entry, RunData, SettingsJSON
 
 _SETUP_S = 900.0
 """Bound on setting up a configuration (1,000 live sgx/pipe threads are 1,000 handshakes,

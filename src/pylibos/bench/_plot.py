@@ -3,8 +3,8 @@ cost with its range."""
 
 from __future__ import annotations
 
+from .._schema import Entry, RunData
 from ._analyse import analyse
-from ._schema import Entry, RunData
 from ._stats import Interval
 from ._text import describe, lives, stored
 

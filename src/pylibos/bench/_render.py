@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
+from .._schema import Entry, RunData
 from ._analyse import Target as Target
 from ._analyse import analyse as analyse
 from ._analyse import stored_targets
 from ._analyse import targets as targets
 from ._plot import plot as plot
-from ._schema import Entry, RunData
 from ._text import describe as describe
 from ._text import md, pct, stored, stored_ratio, us, with_interval, x3
 from ._text import rich_table as rich_table

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
-from ._schema import FORMAT_VERSION, READABLE_VERSIONS, TIMED, RunData
+from .._schema import FORMAT_VERSION, READABLE_VERSIONS, TIMED, RunData
 
 _ENTRY_KEYS = (
     "name", "pal", "events", "pool", "live", "batches", "threads", "phases_ns",

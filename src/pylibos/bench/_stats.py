@@ -35,9 +35,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .._schema import TIMED, Entry, IntervalJSON, Projection, RunData
 from ..libos import PROPORTIONS
 from ._machine import BUSY_LIMIT, BUSY_RETRIES
-from ._schema import TIMED, Entry, IntervalJSON, Projection, RunData
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000

@@ -32,11 +32,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .._schema import TIMED, BatchFigures, Entry
 from ..libos import PHASES, Hook, LibOS, summary
 from ..pal import Host, HostCallStats, open_host
 from ._configs import Config
 from ._machine import BUSY_LIMIT, BUSY_RETRIES, cpu_use, others_share, rss_kib
-from ._schema import TIMED, BatchFigures, Entry
 
 _JOIN_S = 30.0
 _LIVE_WAIT_S = 3600.0

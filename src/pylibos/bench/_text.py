@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from rich.table import Table
 
-from ._schema import Entry, IntervalJSON, RunData
+from .._schema import Entry, IntervalJSON, RunData
 from ._stats import Interval
 
 E = TypeVar("E", bound=Mapping[str, Any])

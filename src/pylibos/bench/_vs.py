@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from ._schema import TIMED, RunData
+from .._schema import TIMED, RunData
 from ._stats import Figures, Interval, ratio_of
 from ._text import describe, md, us, with_interval, x3
 

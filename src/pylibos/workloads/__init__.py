@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from .._schema import WORKLOADS_FORMAT_VERSION as WORKLOADS_FORMAT_VERSION
 from ._measure import DEFAULT_TIMEOUT_S as DEFAULT_TIMEOUT_S
-from ._measure import FORMAT_VERSION as FORMAT_VERSION
 from ._measure import Run as Run
 from ._measure import Settings as Settings
 from ._measure import default_dir as default_dir

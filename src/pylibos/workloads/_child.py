@@ -20,8 +20,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import cast
 
+from .._schema import RUN_FORMAT_VERSION, RunStats, keys
 from ..bench._configs import Config
 
 _STDERR_TAIL = 5  # lines of a failed child's stderr kept in its error
@@ -39,7 +40,7 @@ class Outcome:
     result: str
     wall_s: float
     cpu_s: float
-    stats: dict[str, Any] | None  # pylibos run's JSON; None for native
+    stats: RunStats | None  # pylibos run's JSON; None for native
 
 
 def command(config: Config, script: Path, size: float | None, stats_path: str) -> list[str]:
@@ -110,7 +111,7 @@ def _status(code: int) -> str:
     return f"exited with status {code}"
 
 
-def _read_stats(path: str) -> dict[str, Any]:
+def _read_stats(path: str) -> RunStats:
     try:
         with open(path) as f:
             data = json.load(f)
@@ -120,10 +121,15 @@ def _read_stats(path: str) -> dict[str, Any]:
         raise RunFailed(f"pylibos run's JSON cannot be read: {exc}") from None
     if not isinstance(data, dict):
         raise RunFailed("pylibos run's JSON is not an object")
-    for key in ("threads_created", "host_calls_total", "host_calls"):
-        if key not in data:
-            raise RunFailed(f"pylibos run's JSON lacks {key!r}")
-    return data
+    if data.get("format_version") != RUN_FORMAT_VERSION:
+        raise RunFailed(
+            f"pylibos run's JSON has format version {data.get('format_version')!r}; "
+            f"this pylibos reads version {RUN_FORMAT_VERSION}"
+        )
+    missing = sorted(keys(RunStats)[0] - data.keys())
+    if missing:
+        raise RunFailed(f"pylibos run's JSON lacks {', '.join(map(repr, missing))}")
+    return cast(RunStats, data)  # its version and keys checked just above
 
 
 def run_once(

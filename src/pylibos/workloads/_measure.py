@@ -26,21 +26,17 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from .._schema import (
+    WORKLOADS_FORMAT_VERSION,
+    PhaseStats,
+    WorkloadsEntry,
+    WorkloadsRun,
+    WorkloadsSettings,
+)
 from ..bench._configs import Config
 from ..bench._measure import machine, nominal_ghz
 from ._child import Outcome, RunFailed, run_once
-
-FORMAT_VERSION = 1
-# Format history:
-#   1: first version.  Top level: version, kind ("workloads"), machine, settings (workloads,
-#      configs, repeat, size, timeout_s, ocall_cycles, ghz), interrupted, results, errors.
-#      Per workload and configuration (results[]): workload, config, pal, events, pool,
-#      runs, wall_s (list), cpu_s (list), median_s, threads_created (median; null natively),
-#      threads_created_runs, host_calls (median of totals; null natively),
-#      host_calls_by_kind, phases (as pylibos run's JSON gives them, last run), result,
-#      result_ok, error.
 
 DEFAULT_TIMEOUT_S = 300.0
 
@@ -66,7 +62,7 @@ class Settings:
     ocall_cycles: int = 10_000
     ghz: float | None = None
 
-    def as_json(self, ghz: float) -> dict[str, Any]:
+    def as_json(self, ghz: float) -> WorkloadsSettings:
         return {
             "workloads": list(self.workloads),
             "configs": [c.name for c in self.configs],
@@ -120,7 +116,7 @@ class Cell:
     threads: list[int] = field(default_factory=list)
     host_calls: list[int] = field(default_factory=list)
     kinds: list[dict[str, int]] = field(default_factory=list)
-    phases: Any = None
+    phases: dict[str, PhaseStats] | None = None
     result: str | None = None
     error: str | None = None
 
@@ -132,9 +128,9 @@ class Cell:
             self.threads.append(int(outcome.stats["threads_created"]))
             self.host_calls.append(int(outcome.stats["host_calls_total"]))
             self.kinds.append({str(k): int(v) for k, v in outcome.stats["host_calls"].items()})
-            self.phases = outcome.stats.get("phases")
+            self.phases = outcome.stats["phases"]
 
-    def as_json(self, native_result: str | None) -> dict[str, Any]:
+    def as_json(self, native_result: str | None) -> WorkloadsEntry:
         c = self.config
         ok = self.error is None and self.result is not None and self.result == native_result
         kinds: dict[str, float] = {}
@@ -184,8 +180,8 @@ class Run:
     def errors(self) -> list[str]:
         return [f"{w} under {c}: {cell.error}" for (w, c), cell in self.cells.items() if cell.error]
 
-    def as_json(self) -> dict[str, Any]:
-        results = []
+    def as_json(self) -> WorkloadsRun:
+        results: list[WorkloadsEntry] = []
         for workload in self.settings.workloads:
             native = self.native(workload)
             reference = native.result if native is not None and native.error is None else None
@@ -194,7 +190,7 @@ class Run:
                 if cell is not None and (cell.wall_s or cell.error):
                     results.append(cell.as_json(reference))
         return {
-            "version": FORMAT_VERSION,
+            "version": WORKLOADS_FORMAT_VERSION,
             "kind": "workloads",
             "machine": machine(),
             "settings": self.settings.as_json(self.ghz),

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from .._schema import WorkloadsEntry as Entry
+from .._schema import WorkloadsRun as Data
 from ..bench._text import first, md
-
-Data = dict[str, Any]
-Entry = dict[str, Any]
 
 LEGEND = (
     "wall s: median wall time of the whole process (interpreter start, and the LibOS's boot "

@@ -1,12 +1,13 @@
-"""Reading a workloads run's JSON (the format ``_measure.FORMAT_VERSION`` names)."""
+"""Reading a workloads run's JSON (``WorkloadsRun`` of ``pylibos._schema``)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
+from .._schema import WORKLOADS_FORMAT_VERSION as FORMAT_VERSION
+from .._schema import WorkloadsRun
 from ..bench._results import ResultsError, check_run, require
-from ._measure import FORMAT_VERSION
 
 KIND = "workloads"
 _ENTRY_KEYS = (
@@ -20,7 +21,7 @@ def is_workloads(data: object) -> bool:
     return isinstance(data, dict) and data.get("kind") == KIND
 
 
-def check(path: str, data: dict[str, Any]) -> dict[str, Any]:
+def check(path: str, data: dict[str, Any]) -> WorkloadsRun:
     """``data`` if it is a workloads run this pylibos can render, else ``ResultsError``."""
     if data.get("version") != FORMAT_VERSION:
         raise ResultsError(
@@ -37,10 +38,10 @@ def check(path: str, data: dict[str, Any]) -> dict[str, Any]:
         for v in values:
             if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
                 raise ResultsError(f"{path}: results[{i}] holds {v!r} where a number belongs")
-    return data
+    return cast(WorkloadsRun, data)
 
 
-def load_if_workloads(path: str) -> dict[str, Any] | None:
+def load_if_workloads(path: str) -> WorkloadsRun | None:
     """The checked run if ``path`` holds a workloads run; None if it holds anything else
     (the micro-benchmark's loader then says what is wrong with it)."""
     try:
