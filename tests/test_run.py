@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from libos_support import wait_until
+from pylibos import _schema
 
 RUN = [sys.executable, "-m", "pylibos", "run"]
 
@@ -169,7 +170,13 @@ def test_stats_and_json(tmp_path: Path) -> None:
     assert "7 threads created through the LibOS" in under.stderr
     assert "create_pollable_event" in under.stderr and "host calls by kind" in under.stderr
     data = json.loads(out.read_text())
-    assert data["format_version"] == 1 and data["kind"] == "pylibos.run"
+    assert data["format_version"] == _schema.RUN_FORMAT_VERSION == 1
+    assert data["kind"] == "pylibos.run"
+    for schema, value in [(_schema.RunStats, data), (_schema.RunConfig, data["config"])] + [
+        (_schema.PhaseStats, phase) for phase in data["phases"].values()
+    ]:
+        required, allowed = _schema.keys(schema)
+        assert required <= value.keys() <= allowed, (schema.__name__, sorted(value))
     assert data["config"] == {"name": "sgx/eventfd", "pal": "sgx", "events": "eventfd",
                               "pool": False}  # fmt: skip
     assert data["threads_created"] == 7 and data["exit_code"] == 0

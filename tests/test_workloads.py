@@ -14,10 +14,11 @@ from typing import cast
 
 import pytest
 
+from pylibos import _schema
 from pylibos._cli import main
 from pylibos._schema import WorkloadsRun
 from pylibos.workloads import default_dir, discover, table_rows, target_rows
-from pylibos.workloads._child import _sigint_deferred
+from pylibos.workloads._child import RunFailed, _read_stats, _sigint_deferred
 
 SHIPPED = ("asyncio_mixed", "http_threads", "numpy_batches", "sklearn_forest", "thread_per_task")
 
@@ -146,11 +147,44 @@ def test_size_is_passed_and_report_rerenders_the_saved_run(
     capsys.readouterr()
     assert main(["report", str(js), "--vs", str(js)]) == 1
     assert "--vs compares micro-benchmark runs; this is a workloads run" in capsys.readouterr().err
-    data["version"] = 99
-    js.write_text(json.dumps(data))
-    capsys.readouterr()
-    assert main(["report", str(js)]) == 1
-    assert "workloads format version 99; this pylibos reads version 1" in capsys.readouterr().err
+    for version, named in ((99, "99"), (0, "0"), (None, "None")):
+        if version is None:
+            del data["version"]
+        else:
+            data["version"] = version
+        js.write_text(json.dumps(data))
+        capsys.readouterr()
+        assert main(["report", str(js)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"ERROR: {js}: workloads format version {named}; ")
+        assert "this pylibos reads version 1" in err and "Traceback" not in err
+
+
+def test_a_run_json_of_another_version_or_missing_a_key_is_named(tmp_path: Path) -> None:
+    """What ``pylibos run --json`` wrote, read back as ``workloads`` does for every run."""
+    _write(tmp_path, "one", "import threading\nthreading.Thread(target=print).start()\n")
+    js = tmp_path / "stats.json"
+    subprocess.run(
+        [sys.executable, "-m", "pylibos", "run", "--json", str(js), "--", "one.py"],
+        cwd=tmp_path, check=True, capture_output=True, timeout=50,
+    )  # fmt: skip
+    written = json.loads(js.read_text())
+    assert _read_stats(str(js)) == written
+    damaged: list[tuple[dict[str, object], str]] = [
+        ({"format_version": 2}, "has format version 2; this pylibos reads version 1"),
+        ({"format_version": None}, "has format version None; this pylibos reads version 1"),
+        ({"host_calls_total": None}, "lacks 'host_calls_total'"),
+    ]
+    for change, message in damaged:
+        data = dict(written)
+        for key, value in change.items():
+            if value is None:
+                del data[key]
+            else:
+                data[key] = value
+        js.write_text(json.dumps(data))
+        with pytest.raises(RunFailed, match="^pylibos run's JSON " + message):
+            _read_stats(str(js))
 
 
 def test_ctrl_c_kills_the_running_child_and_prints_what_was_measured(tmp_path: Path) -> None:
@@ -265,7 +299,16 @@ def test_smoke_the_smallest_workload_natively_and_under_sgx_raw(tmp_path: Path) 
     ]  # fmt: skip
     assert main(argv) == 0
     data = json.loads(js.read_text())
+    holds = [(_schema.WorkloadsRun, data), (_schema.Machine, data["machine"])]
+    holds += [(_schema.WorkloadsSettings, data["settings"])]
+    holds += [(_schema.WorkloadsEntry, entry) for entry in data["results"]]
     native, raw = data["results"]
+    assert native["phases"] is None and raw["phases"]
+    holds += [(_schema.PhaseStats, phase) for phase in raw["phases"].values()]
+    for schema, value in holds:
+        required, allowed = _schema.keys(schema)
+        assert required <= value.keys() <= allowed, (schema.__name__, sorted(value))
+    assert data["version"] == _schema.WORKLOADS_FORMAT_VERSION
     assert (native["config"], raw["config"]) == ("native", "sgx/raw")
     for entry in (native, raw):
         for key in ("wall_s", "median_s", "threads_created", "host_calls", "result_ok"):

@@ -12,7 +12,7 @@ from typing import Any, cast
 import pytest
 
 from libos_support import wait_until
-from pylibos import pal
+from pylibos import _schema, pal
 from pylibos._schema import Entry, PhaseSummary
 from pylibos.bench import (
     FORMAT_VERSION,
@@ -80,6 +80,27 @@ def _ns(entry: Entry, phase: str) -> PhaseSummary:
     stats = entry["phases_ns"][phase]
     assert stats is not None, phase
     return stats
+
+
+def test_a_saved_run_holds_the_schemas_keys(short_run: RunData, tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    save(short_run, str(path))
+    written = json.loads(path.read_text())
+
+    def holds(schema: type, value: dict[str, object]) -> None:
+        required, allowed = _schema.keys(schema)
+        assert required <= value.keys() <= allowed, (schema.__name__, sorted(value))
+
+    holds(_schema.RunData, written)
+    holds(_schema.Machine, written["machine"])
+    holds(_schema.SettingsJSON, written["settings"])
+    holds(_schema.Stability, written["stability"])
+    for entry in written["configs"]:
+        holds(_schema.Entry, entry)
+        for figures in entry["phases_ns"].values():
+            if figures is not None:
+                holds(_schema.PhaseSummary, figures)
+    assert written["version"] == _schema.FORMAT_VERSION
 
 
 def test_run_has_every_configuration_and_field(short_run: RunData) -> None:
