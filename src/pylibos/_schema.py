@@ -176,6 +176,9 @@ class Stability(TypedDict):
     cpu_count: int | None
     governor: str | None
     steal: NotRequired[float | None]
+    left_out: NotRequired[list[str]]
+    """Configurations left out of an interrupted run: their process did not answer the
+    request for its results after the Ctrl-C (format 5)."""
     warnings: NotRequired[list[str]]
     until_stable: NotRequired[UntilStable]
 

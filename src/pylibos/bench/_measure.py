@@ -27,13 +27,12 @@ import json
 import math
 import os
 import select
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -52,6 +51,11 @@ _SETUP_S = 900.0
 beside the other configurations' set-up on one CPU)."""
 _ANSWER_S = 300.0
 """Bound on a measuring process's answer beyond the slice it measures."""
+_GRACE_S = 5.0
+"""After a Ctrl-C: bound on a measuring process's answer beyond the end of the slice it
+is measuring.  One that does not answer is killed and its results left out."""
+_END_S = 3.0
+"""Bound on the measuring processes' tearing down, together, before they are killed."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,8 @@ class Run:
     load_before: tuple[float, float, float] | None = None
     load_after: tuple[float, float, float] | None = None
     steal: float | None = None
+    left_out: list[str] = field(default_factory=list)
+    """Configurations whose process did not answer after a Ctrl-C, and why."""
 
     def as_json(self) -> RunData:
         return {
@@ -153,6 +159,7 @@ class Run:
                 "cpu_count": os.cpu_count(),
                 "governor": governor(),
                 "steal": self.steal,
+                "left_out": list(self.left_out),
             },
             "configs": self.results,
         }
@@ -160,13 +167,15 @@ class Run:
 
 @contextmanager
 def _no_sigint() -> Iterator[None]:
-    """SIGINT held back for the block: a Ctrl-C then comes before or after it, never in
-    the middle (between a read from the pipe and keeping what it read, say)."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
+    """SIGINT held back for the block by a Python-level handler, the one the workloads use
+    while starting a child (a signal mask would hold it back in the calling thread only,
+    and CPython runs the handler in the main thread whichever thread the signal reaches): a
+    Ctrl-C then comes before or after the block, never in the middle (between a write to
+    the pipe and counting what it wrote, say)."""
+    from ..workloads._child import _sigint_deferred  # it imports this module
+
+    with _sigint_deferred():
         yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class _Process:
@@ -174,43 +183,64 @@ class _Process:
 
     Every request carries a number and its answer the same one; an answer to an earlier
     request (a slice Ctrl-C interrupted the wait for) is read and dropped, so a Ctrl-C at
-    any point never pairs a request with another's answer."""
+    any point never pairs a request with another's answer.
+
+    Built without starting the process: ``start`` starts it, so the caller can keep the
+    object where its ``kill`` is sure to run before a Ctrl-C can leave a process unknown."""
 
     def __init__(self, config: Config, live: int, settings: Settings, cpu: int | None) -> None:
         self.config = config
-        # Closed in ``kill``, once the process has ended.
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
-        # A session of its own: Ctrl-C at the terminal is the parent's to handle.
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "pylibos.bench._worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            start_new_session=True,
-        )
+        self._setup: dict[str, Any] = {
+            "config": config.name, "live": live, "batch": settings.batch,
+            "tls": settings.tls, "cpu": cpu,
+        }  # fmt: skip
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] | None = None
         self._sent = 0  # the number of the last request
-        self._deadline = 0.0  # for its answer
+        self._busy_until = 0.0  # when the process should be done with what it was asked
+        self._deadline = 0.0  # for the last request's answer
         self._unread = b""  # answers' bytes read from the pipe, not yet taken
         self.ready = False
-        self._send(
-            {"config": config.name, "live": live, "batch": settings.batch,
-             "tls": settings.tls, "cpu": cpu},
-            _SETUP_S,
-        )  # fmt: skip
 
-    def _send(self, request: dict[str, Any], within: float) -> None:
-        stdin: IO[bytes] | None = self._proc.stdin
-        assert stdin is not None
+    def start(self) -> None:
+        """Start the process and send it its set-up; ``kill`` ends it whatever happens."""
         with _no_sigint():
-            request["id"] = self._sent + 1
+            # Closed in ``kill``, once the process has ended.
+            self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
+            # A session of its own: Ctrl-C at the terminal is the parent's to handle.
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "pylibos.bench._worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                start_new_session=True,
+            )
+        self._send(self._setup, 0.0, _SETUP_S)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def _send(self, request: dict[str, Any], work: float, within: float) -> None:
+        """Send ``request``, which should take the process ``work`` seconds once it is done
+        with the requests before, and be answered ``within`` seconds of that."""
+        assert self._proc is not None and self._proc.stdin is not None
+        fd = self._proc.stdin.fileno()
+        with _no_sigint():
+            # Counted before it is written: a request written is never numbered again.
+            self._sent += 1
+            request["id"] = self._sent
+            # A request waits behind the one before (a slice still running).
+            self._busy_until = max(self._busy_until, time.monotonic()) + work
+            self._deadline = self._busy_until + within
             try:
                 # One write of one short line: the whole request or none of it.
-                os.write(stdin.fileno(), json.dumps(request).encode() + b"\n")
+                os.write(fd, json.dumps(request).encode() + b"\n")
+                broken = False
             except BrokenPipeError:
-                self._failed()
-            self._sent += 1
-            # A request waits behind the one before (a slice still running).
-            self._deadline = max(self._deadline, time.monotonic()) + within
+                broken = True
+        if broken:
+            self._failed()
 
     def _answer(self) -> dict[str, Any]:
         """The answer to the last request, within its deadline."""
@@ -224,17 +254,17 @@ class _Process:
         return answer
 
     def _line(self) -> bytes:
-        stdout = self._proc.stdout
-        assert stdout is not None
+        assert self._proc is not None and self._proc.stdout is not None
+        fd = self._proc.stdout.fileno()
         while b"\n" not in self._unread:
             left = self._deadline - time.monotonic()
             if left <= 0:
                 self.kill()
                 raise RuntimeError(f"{self.config.name}: the measuring process did not answer")
-            ready, _, _ = select.select([stdout.fileno()], [], [], left)
+            ready, _, _ = select.select([fd], [], [], left)
             if ready:
                 with _no_sigint():
-                    chunk = os.read(stdout.fileno(), 65536)
+                    chunk = os.read(fd, 65536)
                     self._unread += chunk
                 if not chunk:
                     self._failed()
@@ -243,11 +273,13 @@ class _Process:
         return line
 
     def _failed(self) -> None:
-        code = self._proc.wait(60)
+        assert self._proc is not None and self._stderr is not None
+        self.wait(time.monotonic() + _END_S)
         self._stderr.seek(0)
         tail = self._stderr.read().decode(errors="replace").strip().splitlines()[-3:]
+        self.kill()
         raise RuntimeError(
-            f"{self.config.name}: the measuring process ended (exit code {code})"
+            f"{self.config.name}: the measuring process ended (exit code {self._proc.returncode})"
             + (": " + " / ".join(tail) if tail else "")
         )
 
@@ -256,36 +288,78 @@ class _Process:
         self.ready = True
 
     def measure(self, seconds: float, round_no: int) -> None:
-        self._send({"op": "slice", "seconds": seconds, "round": round_no}, seconds + _ANSWER_S)
+        self._send({"op": "slice", "seconds": seconds, "round": round_no}, seconds, _ANSWER_S)
         self._answer()
 
-    def result(self) -> Entry:
-        self._send({"op": "result"}, _ANSWER_S)
-        entry: Entry = self._answer()["result"]
+    def result(self, within: float = _ANSWER_S) -> Entry:
+        """The configuration's results, asked once the process is done with the requests
+        before (a slice a Ctrl-C interrupted the wait for) and answered ``within`` seconds
+        of that."""
+        self._send({"op": "result"}, 0.0, within)
+        answer = self._answer()
+        if not isinstance(answer.get("result"), dict):
+            raise RuntimeError(f"{self.config.name}: the measuring process answered {answer!r}")
+        entry: Entry = answer["result"]
         return entry
 
-    def close(self) -> None:
-        """Tear down and wait for the process to end; kill it if it does not."""
-        try:
-            if self._proc.poll() is None and self.ready:
-                self._send({"op": "quit"}, _ANSWER_S)
-                self._answer()
-        finally:
-            self.kill()
+    def hang_up(self) -> None:
+        """Close the process's stdin: at the end of its requests it tears down and exits."""
+        if self._proc is not None and self._proc.stdin is not None:
+            self._proc.stdin.close()
 
-    def kill(self) -> None:
-        if self._proc.poll() is None:
-            if self._proc.stdin is not None and not self._proc.stdin.closed:
-                self._proc.stdin.close()  # the end of stdin: tear down and exit
+    def wait(self, deadline: float) -> None:
+        """Wait for the process to end, until ``deadline`` (``time.monotonic``) at most."""
+        if self._proc is not None:
+            with suppress(subprocess.TimeoutExpired):
+                self._proc.wait(max(0.0, deadline - time.monotonic()))
+
+    def kill(self, grace: float = 0.0) -> None:
+        """End the process (given ``grace`` seconds to end of itself), reap it and close its
+        pipes.  Kept from the start of ``start``: nothing is left whatever it interrupted."""
+        _end([self], grace)
+
+    def _reap(self) -> None:
+        """Kill the process if it still runs, wait for it, close its streams; a Ctrl-C
+        meanwhile is raised once it is reaped."""
+        interrupted = False
+        proc = self._proc
+        if proc is not None:
+            while True:
+                try:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
+                    break
+                except KeyboardInterrupt:
+                    interrupted = True
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    stream.close()
+        if self._stderr is not None:
+            self._stderr.close()
+        if interrupted:
+            raise KeyboardInterrupt
+
+
+def _end(processes: Sequence[_Process], grace: float) -> None:
+    """End ``processes`` together: each one's stdin closed (it tears down and exits), all
+    waited for until one shared deadline ``grace`` seconds away, then those still running
+    killed; every one reaped, whatever interrupts this."""
+    try:
+        for process in processes:
+            process.hang_up()
+        deadline = time.monotonic() + grace
+        for process in processes:
+            process.wait(deadline)
+    finally:
+        interrupted = False
+        for process in processes:
             try:
-                self._proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        for stream in (self._proc.stdin, self._proc.stdout):
-            if stream is not None:
-                stream.close()
-        self._stderr.close()
+                process._reap()
+            except KeyboardInterrupt:
+                interrupted = True
+        if interrupted:
+            raise KeyboardInterrupt
 
 
 More = Callable[["Run", int, float], bool]
@@ -326,7 +400,9 @@ def run(
                 on_stage(live, len(configs) * settings.rounds)
             # Set up side by side (nothing is measured yet), then measured one at a time.
             for config in configs:
-                processes.append(_Process(config, live, settings, cpu))
+                process = _Process(config, live, settings, cpu)
+                processes.append(process)
+                process.start()
             for process in processes:
                 process.wait_ready()
             started = time.perf_counter()
@@ -361,22 +437,28 @@ def run(
 
 
 def _collect(processes: list[_Process], outcome: Run, settings: Settings, ghz: float) -> None:
-    """Each measured configuration's result, then every process ended.  A second Ctrl-C
-    while collecting kills the processes left: none outlives the run."""
+    """Each measured configuration's result, then every process ended.  After a Ctrl-C a
+    process has the rest of its slice and ``_GRACE_S`` to answer; one that does not (or
+    fails) is killed and left out, named in a warning, and the others' results are kept.
+    A second Ctrl-C while collecting kills the processes left: none outlives the run."""
     try:
         for process in processes:
-            if process.ready:
-                entry = process.result()
-                if entry["batches"]:
-                    outcome.results.append(finish(entry, settings, ghz))
+            if not process.ready:
+                continue
+            within = _GRACE_S if outcome.interrupted else _ANSWER_S
+            try:
+                entry = process.result(within)
+            except (RuntimeError, RunError) as exc:
+                if not outcome.interrupted:
+                    raise
+                outcome.left_out.append(str(exc))
+                continue
+            if entry["batches"]:
+                outcome.results.append(finish(entry, settings, ghz))
     except KeyboardInterrupt:
         outcome.interrupted = True
     finally:
-        for process in processes:
-            try:
-                process.close()
-            except KeyboardInterrupt:
-                outcome.interrupted = True
-                process.kill()
-            except (RuntimeError, RunError, OSError):
-                process.kill()
+        try:
+            _end(processes, _END_S)
+        except KeyboardInterrupt:
+            outcome.interrupted = True

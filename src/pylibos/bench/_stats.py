@@ -307,6 +307,8 @@ def stability_warnings(data: RunData) -> list[str]:
             f"{BUSY_LIMIT:.0%} of the measuring CPU, kept after {BUSY_RETRIES} retries each: "
             f"{', '.join(busy)}; measure on a quieter machine"
         )
+    for why in stab.get("left_out") or []:
+        out.append(f"left out: the run was interrupted and {why}; its results are lost")
     steal = stab.get("steal")
     if steal is not None and steal > STEAL_WARNING:
         out.append(

@@ -1,0 +1,326 @@
+"""The measuring processes of ``compare`` under Ctrl-C, hangs and a shutdown at the worst
+moment: the run returns promptly with what was measured, no request is paired with another's
+answer, and no process is left."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from types import CodeType, FrameType
+from typing import Any
+
+import pytest
+
+from pylibos.bench import Settings, _measure, parse_config, parse_config_list, run
+from pylibos.bench._measure import _Process
+
+
+def _children() -> list[int]:
+    """This process's child processes (zombies too: a child not reaped is left)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                    out.append(int(name))
+        except OSError:
+            continue  # ended meanwhile
+    return out
+
+
+def _end_for_sure(pids: list[int]) -> None:
+    for pid in pids:
+        for sig in (signal.SIGCONT, signal.SIGKILL):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                break
+
+
+_HUNG_RUN = r"""
+import json, os, signal, sys, threading, time
+from pylibos.bench import Settings, parse_config_list, run
+
+pids_file = sys.argv[1]
+stopped = []
+
+def children():
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                        out.append(int(name))
+            except OSError:
+                pass
+    return out
+
+def on_slice(name):
+    if stopped:
+        return
+    kids = sorted(children())
+    with open(pids_file, "w") as f:
+        json.dump(kids, f)
+    # The first configuration's process hangs (stopped); Ctrl-C half a second later.
+    os.kill(kids[0], signal.SIGSTOP)
+    stopped.append(kids[0])
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+outcome = run(parse_config_list("native,direct/eventfd"),
+              Settings(duration=0.2, batch=3, rounds=2), on_slice=on_slice)
+data = outcome.as_json()
+print(json.dumps({"interrupted": outcome.interrupted,
+                  "names": [e["name"] for e in outcome.results],
+                  "left_out": data["stability"]["left_out"],
+                  "children": children()}))
+"""
+
+
+def test_ctrl_c_with_a_hung_measuring_process_returns_promptly(tmp_path: Path) -> None:
+    """A Ctrl-C while one measuring process hangs: the run returns within seconds, with the
+    other configuration's results, the hung one named as left out, no process left."""
+    pids_file = tmp_path / "pids.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HUNG_RUN, str(pids_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        out, err = "", "still collecting 30 s after the Ctrl-C"
+    finally:
+        if pids_file.exists():
+            _end_for_sure(json.loads(pids_file.read_text()))
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert out, err
+    report: dict[str, Any] = json.loads(out.splitlines()[-1])
+    assert report["interrupted"], err
+    assert report["children"] == []
+    # Sorted by pid: the first process started (native) is the one stopped.
+    assert report["names"] == ["direct/eventfd"]
+    assert len(report["left_out"]) == 1 and "native" in report["left_out"][0]
+
+
+def test_no_sigint_holds_a_ctrl_c_back_while_another_thread_runs() -> None:
+    """As rich's progress refresh thread does, another thread runs: a SIGINT inside the
+    block is still held back until it ends."""
+    stop = threading.Event()
+    other = threading.Thread(target=lambda: [None for _ in iter(lambda: stop.wait(0.05), True)])
+    other.start()
+    inside = after = 0
+    try:
+        for _ in range(5):
+            try:
+                with _measure._no_sigint():
+                    os.kill(os.getpid(), signal.SIGINT)
+                    end = time.monotonic() + 0.1
+                    try:
+                        while time.monotonic() < end:
+                            pass
+                    except KeyboardInterrupt:
+                        inside += 1
+            except KeyboardInterrupt:
+                after += 1
+    finally:
+        stop.set()
+        other.join()
+    assert (inside, after) == (0, 5)
+
+
+_TALK = frozenset({"_send", "_answer", "_line", "measure", "result"})
+
+
+@contextmanager
+def _sigint_at(n: int) -> Iterator[list[str]]:
+    """A real SIGINT sent at the ``n``-th line run by the parent's side of the pipe (sending,
+    waiting, reading, keeping an answer); yields where it was sent, once it was."""
+    fired: list[str] = []
+    count = [0]
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        code: CodeType = frame.f_code
+        if code.co_filename != _measure.__file__ or code.co_name not in _TALK:
+            return None
+        if event == "line" and not fired:
+            count[0] += 1
+            if count[0] == n:
+                fired.append(f"{code.co_name}:{frame.f_lineno}")
+                os.kill(os.getpid(), signal.SIGINT)
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        yield fired
+    finally:
+        sys.settrace(None)
+
+
+def test_ctrl_c_at_any_line_of_a_request_pairs_no_request_with_another_answer() -> None:
+    """A Ctrl-C at every line in turn of a slice's request and its answer, in one measuring
+    process: each later request gets its own answer (a slice's ``ok`` is never taken for a
+    result), and no answer is lost (no wait runs into its deadline)."""
+    process = _Process(parse_config("native"), 0, Settings(batch=2), None)
+    try:
+        process.start()
+        process.wait_ready()
+        n = 0
+        while True:
+            n += 1
+            assert n < 200, "a Ctrl-C still lands somewhere after 200 lines"
+            with _sigint_at(n) as fired, suppress(KeyboardInterrupt):
+                process.measure(0.001, 0)
+            if not fired:
+                break
+            process.measure(0.001, 1)
+            entry = process.result(5.0)
+            assert entry["name"] == "native" and entry["batches"] >= 1, fired
+    finally:
+        process.kill(5.0)
+    assert n > 10
+
+
+def test_ctrl_c_just_after_a_slice_request_is_written() -> None:
+    """A Ctrl-C raised in the run once the first slice's request has been written, before
+    its answer is read: the run keeps its results (the result request gets a number of its
+    own, and the slice's answer is not taken for the result)."""
+    fired: list[bool] = []
+    lines = [0]
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        code = frame.f_code
+        if code.co_filename != _measure.__file__ or code.co_name != "measure":
+            return None
+        if event == "line" and not fired:
+            lines[0] += 1
+            if lines[0] == 2:  # the line after the request is sent
+                fired.append(True)
+                raise KeyboardInterrupt
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        outcome = run(parse_config_list("native"), Settings(duration=0.04, batch=2, rounds=2))
+    finally:
+        sys.settrace(None)
+    assert fired and outcome.interrupted
+    (entry,) = outcome.results
+    assert entry["batches"] >= 1
+
+
+def test_killing_a_stopped_measuring_process_is_prompt() -> None:
+    """A measuring process that hangs (stopped) is killed within seconds, not after a long
+    wait for it to end of itself."""
+    process = _Process(parse_config("native"), 0, Settings(batch=3), None)
+    process.start()
+    pid = process.pid
+    assert pid is not None
+    try:
+        process.wait_ready()
+        os.kill(pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        process.kill(1.0)
+        took = time.monotonic() - t0
+    finally:
+        _end_for_sure([pid])
+        process.kill()
+    assert _children() == []
+    assert took < 3
+
+
+def test_ending_many_processes_shares_one_deadline() -> None:
+    """Three stopped measuring processes are ended against one deadline, not one each."""
+    processes = [_Process(parse_config("native"), 0, Settings(batch=2), None) for _ in range(3)]
+    try:
+        for p in processes:
+            p.start()
+        for p in processes:
+            p.wait_ready()
+            assert p.pid is not None
+            os.kill(p.pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        _measure._end(processes, 1.0)
+        took = time.monotonic() - t0
+    finally:
+        _end_for_sure([p.pid for p in processes if p.pid is not None])
+        _measure._end(processes, 0.0)
+    assert _children() == []
+    assert took < 2.5
+
+
+def _start_interrupted_at(n: int) -> list[int]:
+    """Build and start a measuring process as ``run`` does, a ``KeyboardInterrupt`` raised
+    at the ``n``-th line run in ``_measure`` meanwhile, handled as ``run`` handles it; the
+    line it was raised at, if it was."""
+    processes: list[_Process] = []
+    fired: list[int] = []
+    count = [0]
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        if frame.f_code.co_filename != _measure.__file__:
+            return None
+        if event == "line" and not fired:
+            count[0] += 1
+            if count[0] == n:
+                fired.append(frame.f_lineno)
+                raise KeyboardInterrupt
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        process = _Process(parse_config("native"), 0, Settings(batch=2), None)
+        processes.append(process)
+        process.start()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sys.settrace(None)
+        _measure._end(processes, 0.0)
+    return fired
+
+
+def test_ctrl_c_while_a_measuring_process_starts_leaves_none() -> None:
+    """A Ctrl-C at each line in turn of building and starting a measuring process: once
+    it is handled as ``run`` handles it, no process of ours is left (running, or a zombie
+    not reaped)."""
+    n = 0
+    while True:
+        n += 1
+        assert n < 300
+        fired = _start_interrupted_at(n)
+        gc.collect()
+        assert _children() == [], fired
+        if not fired:
+            break
+    assert n > 5
+
+
+def test_a_result_answer_without_a_result_is_named() -> None:
+    """An answer to the result request that holds no result (a confused process) is a clear
+    error naming the configuration, not a ``KeyError``."""
+    process = _Process(parse_config("native"), 0, Settings(batch=2), None)
+    try:
+        process.start()
+        process.wait_ready()
+        # Ask for a slice, then take its "ok" as if it answered the result request.
+        process._send({"op": "slice", "seconds": 0.001, "round": 0}, 0.0, 5.0)
+        process._sent -= 1
+        with pytest.raises(RuntimeError, match="native: the measuring process answered"):
+            process.result(5.0)
+    finally:
+        process.kill(5.0)
