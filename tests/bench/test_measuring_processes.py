@@ -4,6 +4,7 @@ answer, and no process is left."""
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
 import os
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from pylibos.bench import Settings, _measure, parse_config, parse_config_list, run
+from pylibos.bench import Settings, _measure, analyse, parse_config, parse_config_list, run
 from pylibos.bench._measure import _Process
 
 
@@ -324,3 +325,15 @@ def test_a_result_answer_without_a_result_is_named() -> None:
             process.result(5.0)
     finally:
         process.kill(5.0)
+
+
+def test_the_json_and_the_table_project_the_same_cost() -> None:
+    """The JSON's ``projected_cycles_per_clone``, written as the run ends, is the cost the
+    table prints: the projection at the chosen OCALL cost, from the same start figure."""
+    outcome = run(parse_config_list("native,sgx/raw"), Settings(duration=0.3, batch=5, rounds=3))
+    written = [e["projected_cycles_per_clone"] for e in outcome.results]
+    data = analyse(copy.deepcopy(outcome.as_json()), force=True)
+    shown = [e["projection"] for e in data["configs"]]
+    assert len(written) == len(shown) == 2
+    for value, projection in zip(written, shown, strict=True):
+        assert projection is not None and value == pytest.approx(projection["cycles"][1], rel=1e-9)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .._schema import TIMED, Entry, IntervalJSON, LiveScaling, RunData, TargetJSON
 from ..libos import PROPORTIONS
-from ._stats import Figures, Interval, exact, projection, quotient, stability_warnings
+from ._stats import Figures, Interval, exact, projected, quotient, stability_warnings
 from ._text import first, lives
 
 
@@ -139,12 +139,8 @@ def analyse(data: RunData, *, force: bool = False) -> RunData:
             if r is not None:
                 ratios[f"{phase} ÷ {base}"] = r.as_json()
         e["ratios"] = ratios
-        start = f.value(e, "start.median")
-        e["projection"] = (
-            None
-            if start is None
-            else projection(start, ghz, float(e["host_calls_per_clone"]), chosen)
-        )
+        e["projection"] = cost = projected(e, ghz, chosen)
+        e["projected_cycles_per_clone"] = None if cost is None else cost["cycles"][1]
         e["live_scaling"] = _live_scaling(data, e, f)
     data["targets"] = [t.as_json() for t in targets(data, f)]
     data["stability"]["warnings"] = stability_warnings(data)

@@ -45,6 +45,7 @@ from ._machine import ensure_fd_room as ensure_fd_room
 from ._machine import machine as machine
 from ._machine import nominal_ghz as nominal_ghz
 from ._machine import rss_kib as rss_kib
+from ._stats import projected
 
 _SETUP_S = 900.0
 """Bound on setting up a configuration (1,000 live sgx/pipe threads are 1,000 handshakes,
@@ -123,12 +124,8 @@ def finish(entry: Entry, settings: Settings, ghz: float) -> Entry:
     entry["proportions"] = proportions(
         {p: None if s is None else s["mean"] for p, s in phases.items()}
     )
-    start = phases["start"]
-    entry["projected_cycles_per_clone"] = (
-        None
-        if start is None
-        else start["median"] * ghz + entry["host_calls_per_clone"] * settings.ocall_cycles
-    )
+    cost = projected(entry, ghz, settings.ocall_cycles)
+    entry["projected_cycles_per_clone"] = None if cost is None else cost["cycles"][1]
     return entry
 
 

@@ -326,6 +326,20 @@ def stability_warnings(data: RunData) -> list[str]:
     return out
 
 
+def projected(entry: Entry, ghz: float, chosen: int) -> Projection | None:
+    """``entry``'s projection from the figure every rendering shows for its start: the
+    median of its batches' medians (None if it started no thread).  The JSON's
+    ``projected_cycles_per_clone`` is its chosen cost, so table and JSON agree."""
+    per = entry["batches_ns"].get("start")
+    if per is None or not per["median"]:
+        return None
+    n = min(len(per["median"]), len(entry["batch_rounds"]))
+    if n == 0:
+        return None
+    start = float(np.median(np.asarray(per["median"][:n], dtype=np.float64)))
+    return projection(start, ghz, float(entry["host_calls_per_clone"]), chosen)
+
+
 def projection(clone_ns: float, ghz: float, calls: float, chosen: int) -> Projection:
     """Projected cycles per clone at the low end, the chosen and the high end of the
     OCALL cost."""
