@@ -238,3 +238,44 @@ def test_until_stable_without_targets_uses_the_clone_medians(tmp_path: Path) -> 
     assert data["targets"] == []
     assert data["stability"]["until_stable"]["reached"] == {"0": False}
     assert max(data["configs"][0]["batch_rounds"]) >= 1
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("stability", None, "stability is not an object"),
+        ("ghz", "fast", "settings.ghz holds 'fast' where a number belongs"),
+        ("ghz", None, "settings.ghz holds None where a number belongs"),
+        ("ocall_cycles", "x", "settings.ocall_cycles holds 'x' where a number belongs"),
+    ],
+)
+def test_damaged_stability_or_settings_are_named(
+    runs: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    key: str,
+    value: object,
+    message: str,
+) -> None:
+    data = json.loads(runs["a"].read_text())
+    if key == "stability":
+        data["stability"] = value
+    else:
+        data["settings"][key] = value
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    for argv in (["report", str(bad)], ["report", str(runs["a"]), "--vs", str(bad)]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("ERROR: ") and message in err
+        assert "Traceback" not in err
+
+
+def test_report_vs_names_a_workloads_run(
+    runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    workloads = Path(__file__).parents[2] / "benchmarks" / "results" / "workloads.json"
+    assert main(["report", str(runs["a"]), "--vs", str(workloads)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: ") and f"{workloads} is a workloads run" in err
+    assert "version 1" not in err

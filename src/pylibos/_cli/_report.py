@@ -53,6 +53,15 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         return 0
     if args.plot:
         raise UsageError("--plot draws one run; with --vs, use --markdown")
+    try:
+        other_workloads = load_if_workloads(args.vs)
+    except ResultsError as exc:
+        raise UsageError(str(exc)) from None
+    if other_workloads is not None:
+        raise UsageError(
+            f"--vs compares micro-benchmark runs; {args.vs} is a workloads run "
+            "(`pylibos report` renders it alone)"
+        )
     other = _load(args.vs)
     check_outputs(args)
     notes = differences(data, other)

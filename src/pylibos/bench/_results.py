@@ -90,6 +90,10 @@ def load(path: str) -> RunData:
             f"this pylibos reads version {FORMAT_VERSION}" + (f" ({why})" if why else "")
         )
     check_run(path, data, _SETTINGS_KEYS, "configs")
+    for key in _SETTINGS_KEYS:
+        _numbers(path, f"settings.{key}", [data["settings"][key]])
+    if "stability" in data and not isinstance(data["stability"], dict):
+        raise ResultsError(f"{path}: stability is not an object")
     for i, entry in enumerate(data["configs"]):
         where = f"configs[{i}]"
         require(path, where, entry, _ENTRY_KEYS)
