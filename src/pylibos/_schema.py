@@ -38,6 +38,14 @@ against them before anything else reads it.
    keys are otherwise those of version 3, so ``pylibos report`` still renders a version 3
    file; ``report --vs`` of a version 3 and a version 4 run warns that they were measured
    differently.
+5. Per entry ``slices``: every slice measured, dropped ones too, with its round, the
+   share of the measuring CPU other processes took meanwhile (``others``, null where the
+   slice was too short to tell) and whether it was ``kept``, so whether the drop policy
+   favours one configuration can be checked; ``stability.left_out``: configurations an
+   interrupted run lost (their process did not answer after the Ctrl-C).
+   ``projected_cycles_per_clone`` is the chosen cost of ``projection`` (the median of the
+   batches' start medians; before, the median of every start).  Versions 3 and 4 are
+   still rendered.
 
 ``pylibos workloads`` format history (``version``):
 
@@ -70,9 +78,9 @@ from typing import Literal, NotRequired, TypedDict, get_type_hints
 
 from .libos import PHASES, Summary
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """``pylibos compare``'s format."""
-READABLE_VERSIONS = (3, 4)
+READABLE_VERSIONS = (3, 4, 5)
 """Compare versions ``pylibos report`` renders (their keys are the same)."""
 WORKLOADS_FORMAT_VERSION = 1
 """``pylibos workloads``'s format (``report`` renders this one only)."""
@@ -113,6 +121,15 @@ class Projection(TypedDict):
 LiveScaling = TypedDict("LiveScaling", {"from": int, "to": int, "relative_to_native": IntervalJSON})
 
 
+class SliceJSON(TypedDict):
+    """One slice measured: its round, the share of the measuring CPU other processes
+    took meanwhile (None where it cannot be told), and whether it was kept."""
+
+    round: int
+    others: float | None
+    kept: bool
+
+
 class Entry(TypedDict):
     """One configuration at one live count."""
 
@@ -128,6 +145,8 @@ class Entry(TypedDict):
     """Slices dropped because another process was busy on the measuring CPU (format 4)."""
     slices_busy_kept: NotRequired[int]
     """Slices kept though another process was busy on it: their retries were spent."""
+    slices: NotRequired[list[SliceJSON]]
+    """Every slice measured, dropped ones too (format 5)."""
     rss_per_live_thread_kib: float | None
     batch_rounds: list[int]
     phases_ns: dict[str, PhaseSummary | None]

@@ -491,6 +491,12 @@ def test_a_slice_another_process_crowds_is_dropped_and_measured_again() -> None:
     )
     warnings = stability_warnings(outcome.as_json())
     assert any("another process took over 10% of the measuring CPU" in w for w in warnings)
+    # Every slice measured is recorded with the share others took, dropped ones too.
+    slices = entry["slices"]
+    assert len(slices) == 2 + entry["slices_dropped"]
+    assert [s["round"] for s in slices if s["kept"]] == [0, 1]
+    crowded = [s for s in slices if not s["kept"]]
+    assert crowded and all(s["others"] is not None and s["others"] > 0.1 for s in crowded)
 
 
 def test_others_share_of_the_cpu() -> None:

@@ -77,7 +77,7 @@ def _as_version(path: Path, tmp_path: Path, version: int) -> Path:
     [
         ("c", "WARNING: settings differ: batch is 5 in A and 10 in B"),
         ("a", "5 of 5 figures with an interval show no significant change"),
-        ("v3", "WARNING: format versions differ: 4 in A and 3 in B"),
+        ("v3", f"WARNING: format versions differ: {FORMAT_VERSION} in A and 3 in B"),
         (None, "Targets"),  # a version 3 run alone: the keys of version 4, so it renders
     ],
 )

@@ -68,7 +68,7 @@ def save(data: Mapping[str, Any], path: str) -> None:
 
 def load(path: str) -> RunData:
     """The run saved at ``path``, checked against the schema (``_schema``); a
-    ``ResultsError`` naming the first thing wrong otherwise.  Versions 3 and 4 are read
+    ``ResultsError`` naming the first thing wrong otherwise.  Versions 3 to 5 are read
     (the same keys); older ones are refused, saying why."""
     try:
         with open(path) as f:
@@ -105,6 +105,14 @@ def load(path: str) -> RunData:
                 _numbers(path, f"{where}.phases_ns.{phase}", stats.values())
         require(path, f"{where}.proportions", entry["proportions"], ("p1", "p2", "p3"))
         _numbers(path, where, [entry["host_calls_per_clone"], entry["live"], entry["batches"]])
+        slices = entry.get("slices", [])
+        if not isinstance(slices, list):
+            raise ResultsError(f"{path}: {where}.slices is not a list")
+        for j, one in enumerate(slices):
+            require(path, f"{where}.slices[{j}]", one, ("round", "others", "kept"))
+            _numbers(path, f"{where}.slices[{j}]", [one["round"]])
+            if one["others"] is not None:
+                _numbers(path, f"{where}.slices[{j}].others", [one["others"]])
         rounds = entry["batch_rounds"]
         if not isinstance(rounds, list):
             raise ResultsError(f"{path}: {where}.batch_rounds is not a list")

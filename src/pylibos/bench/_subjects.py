@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .._schema import TIMED, BatchFigures, Entry
+from .._schema import TIMED, BatchFigures, Entry, SliceJSON
 from ..libos import PHASES, Hook, LibOS, summary
 from ..pal import Host, HostCallStats, open_host
 from ._configs import Config
@@ -71,6 +71,9 @@ class Subject:
         """Threads started by measured batches, those of dropped slices too."""
         self.slices_dropped = 0
         self.busy_kept = 0
+        self.slices: list[SliceJSON] = []
+        """Every slice measured, dropped ones too: its round, the share of the measuring
+        CPU other processes took meanwhile (None where it cannot be told), kept or not."""
         """Slices kept though another process was busy on the CPU (retries spent)."""
         self.rss_per_live_kib: float | None = None
         # Each complete batch's median and mean per clone, by phase, and the round it ran
@@ -120,7 +123,15 @@ class Subject:
             before = cpu_use(cpu)
             self.run_for(seconds, round_no)
             share = others_share(before, cpu_use(cpu))
-            if share is None or share <= BUSY_LIMIT or dropped == BUSY_RETRIES:
+            kept = share is None or share <= BUSY_LIMIT or dropped == BUSY_RETRIES
+            self.slices.append(
+                {
+                    "round": round_no,
+                    "others": None if share is None else round(share, 4),
+                    "kept": kept,
+                }
+            )
+            if kept:
                 if share is not None and share > BUSY_LIMIT:
                     self.busy_kept += 1
                 self.slices_dropped += dropped
@@ -200,6 +211,7 @@ class Subject:
             "threads": len(self._ns["start"]),
             "slices_dropped": self.slices_dropped,
             "slices_busy_kept": self.busy_kept,
+            "slices": list(self.slices),
             "rss_per_live_thread_kib": self.rss_per_live_kib,
             "batch_rounds": self.batch_rounds[:n],
             "phases_ns": {p: summary(self._ns[p]) if present[p] else None for p in TIMED},
