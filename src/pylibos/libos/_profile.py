@@ -35,6 +35,8 @@ import statistics
 import threading
 import time
 from array import array
+from itertools import repeat
+from operator import mul, sub
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -48,6 +50,8 @@ if TYPE_CHECKING:
 PHASES = ("clone", "get_new_thread", "create_pollable_event", "handshake")
 RESERVOIR = 16384
 """Clones kept for percentiles; beyond it, a uniform sample of all clones."""
+BATCH = 64
+"""Clones a clone path appends before the one that reaches it folds them all in."""
 _ABSENT = -1  # in a reservoir row: the phase did not run in that clone
 ROOT = "clone"
 """The outermost phase a sample is taken under."""
@@ -221,6 +225,9 @@ class Profile:
         # phase -> one entry per kept clone (_ABSENT where the phase did not run); all
         # rows the same length, at most RESERVOIR.
         self._kept: dict[str, array[int]] = {}
+        # Clones ended and not yet folded in, as ``end_clone`` appends them (appended
+        # without _lock; taken out under it).
+        self._pending: list[list[Any]] = []
 
     def phase(self, name: str) -> _Phase | _Null:
         if not self.enabled:
@@ -260,18 +267,22 @@ class Profile:
         marks += (time.perf_counter_ns(), marks[0][0])
 
     def end_clone(self, marks: list[Any]) -> None:
-        """Close the clone ``marks`` belongs to and record it: one sample per phase."""
+        """Close the clone ``marks`` belongs to and keep it: its marks, the end and the
+        nested phases' sums are appended, as one row, to the clones not yet folded into
+        the moments and the reservoir (one list append: a Ctrl-C lands before or after
+        it).  The clone that makes ``BATCH`` of them folds them all in (``_fold``), and
+        so does every reader first."""
         end = time.perf_counter_ns()
-        account, t0, c0, t1, c1, t2, c2, t3, c3 = marks
-        calls = account[0]
+        marks += (end, marks[0][0])
         local = self._local
         stack: list[tuple[str, int, int]] = local.stack
         if stack and stack[-1] is _CLONE_FRAME:
             stack.pop()
-        inner: dict[str, list[int]] = local.acc
-        inner["get_new_thread"] = [t3 - t0, c3 - c0]
-        inner["create_pollable_event"] = [t2 - t1, c2 - c1]
-        self._record(end - t0, calls - c0, inner)
+        marks[0] = local.acc  # [acc, t0, c0, t1, c1, t2, c2, t3, c3, end, calls]
+        pending = self._pending
+        pending.append(marks)
+        if len(pending) >= BATCH:
+            self._fold()
 
     def drop_clone(self) -> None:
         """Close a clone that failed: it is no sample."""
@@ -280,14 +291,87 @@ class Profile:
             stack.pop()
 
     def _record(self, ns: int, calls: int, inner: dict[str, list[int]]) -> None:
-        """Record one clone in one step: a Ctrl-C waits for its end (a record cut short
-        would leave the moments and the reservoir disagreeing, for good)."""
+        """Record one clone timed with ``phase`` frames, after those pending, in one
+        step: a Ctrl-C waits for its end (a record cut short would leave the moments
+        and the reservoir disagreeing, for good)."""
         entered = critical_enter()
         try:
             with self._lock:
+                self._fold_pending()
                 self._record_clone(ns, calls, inner)
         finally:
             critical_leave(entered)
+
+    def _fold(self) -> None:
+        """Fold the pending clones into the moments and the reservoir, in one step as
+        ``_record`` records one."""
+        entered = critical_enter()
+        try:
+            with self._lock:
+                self._fold_pending()
+        finally:
+            critical_leave(entered)
+
+    def _fold_pending(self) -> None:
+        """Under _lock, Ctrl-C deferred.  The pending rows, in the order the clones ended,
+        give the same moments and reservoir as recording each with ``_record_clone``
+        would (the same draws for the reservoir), computed a phase at a time.  Nothing
+        changes until all is computed; the rows leave the list last (clones ending
+        meanwhile append behind them)."""
+        pending = self._pending
+        batch = pending[:]
+        k = len(batch)
+        if not k:
+            return
+        accs, t0, c0, t1, c1, t2, c2, t3, c3, te, ce = zip(*batch, strict=True)
+        # phase -> (per-clone ns, _ABSENT where it did not run; runs; host calls)
+        columns: dict[str, tuple[list[int], int, int]] = {}
+        for i, acc in enumerate(accs):
+            for name, (t, c) in acc.items():  # nested phase frames: the handshake
+                col = columns.get(name)
+                if col is None:
+                    col = columns[name] = ([_ABSENT] * k, 0, 0)
+                col[0][i] = t
+                columns[name] = (col[0], col[1] + 1, col[2] + c)
+        columns["get_new_thread"] = (list(map(sub, t3, t0)), k, sum(c3) - sum(c0))
+        columns["create_pollable_event"] = (list(map(sub, t2, t1)), k, sum(c2) - sum(c1))
+        columns[ROOT] = (list(map(sub, te, t0)), k, sum(ce) - sum(c0))
+        added: dict[str, tuple[int, int, int, int]] = {}
+        for name, (values, ran, calls) in columns.items():
+            if ran == k:
+                total, squares = sum(values), sum(map(mul, values, values))
+            else:
+                ran_values = [v for v in values if v != _ABSENT]
+                total, squares = sum(ran_values), sum(map(mul, ran_values, ran_values))
+            added[name] = (ran, total, squares, calls)
+        seen = self._clones
+        grow = max(0, min(k, RESERVOIR - seen))  # rows kept in the order taken
+        draws = [int(self._random() * (seen + j + 1)) for j in range(grow, k)]
+        # Commit.
+        moments = self._moments
+        kept = self._kept
+        for name, (ran, total, squares, calls) in added.items():
+            m = moments.get(name)
+            if m is None:
+                m = moments[name] = [0, 0, 0, 0]
+                kept[name] = array("q", [_ABSENT]) * min(seen, RESERVOIR)
+            m[0] += ran
+            m[1] += total
+            m[2] += squares
+            m[3] += calls
+        for name, row in kept.items():
+            col = columns.get(name)
+            if col is None:
+                row.extend(repeat(_ABSENT, grow))
+            else:
+                row.extend(col[0][:grow])
+        for j, slot in enumerate(draws, grow):
+            if slot < RESERVOIR:
+                for name, row in kept.items():
+                    col = columns.get(name)
+                    row[slot] = _ABSENT if col is None else col[0][j]
+        self._clones = seen + k
+        del pending[:k]
 
     def _record_clone(self, ns: int, calls: int, inner: dict[str, list[int]]) -> None:
         """One whole clone: ``ns`` and ``calls`` of the root phase, ``inner`` of the rest.
@@ -326,6 +410,7 @@ class Profile:
 
     def reset(self) -> None:
         with self._lock:
+            del self._pending[:]
             self._clones = 0
             self._moments.clear()
             self._kept.clear()
@@ -333,6 +418,7 @@ class Profile:
     @property
     def clones(self) -> int:
         """Clones recorded since the start (or the last ``reset``)."""
+        self._fold()
         with self._lock:
             return self._clones
 
@@ -340,6 +426,7 @@ class Profile:
         """Every phase seen so far, per clone: a clone that skipped a phase (no handshake
         for a pooled event) counts 0 in it, so ``count`` is the clones of every phase,
         ``mean_ns`` is per clone and the seed's proportions are ratios of the means."""
+        self._fold()
         with self._lock:
             clones = self._clones
             moments = {name: tuple(m) for name, m in self._moments.items()}
@@ -365,6 +452,7 @@ class Profile:
     def samples(self, phase: str) -> list[int]:
         """Kept per-clone samples of ``phase`` in ns: every one, in the order taken, up to
         ``RESERVOIR`` clones; after that, those of a uniform sample of the clones."""
+        self._fold()
         with self._lock:
             return [v for v in self._kept.get(phase, ()) if v != _ABSENT]
 
@@ -372,6 +460,7 @@ class Profile:
         """Like ``samples``, one entry per kept clone: 0 for a clone in which ``phase`` did
         not run (no handshake for a pooled event), so figures stay per clone.  Empty if the
         phase never ran."""
+        self._fold()
         with self._lock:
             row = self._kept.get(phase)
             return [] if row is None else [max(v, 0) for v in row]
