@@ -35,10 +35,10 @@ import statistics
 import threading
 import time
 from array import array
-from itertools import repeat
-from operator import mul, sub
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import compress, repeat
+from operator import mul, sub
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -326,8 +326,8 @@ class Profile:
         accs, t0, c0, t1, c1, t2, c2, t3, c3, te, ce = zip(*batch, strict=True)
         # phase -> (per-clone ns, _ABSENT where it did not run; runs; host calls)
         columns: dict[str, tuple[list[int], int, int]] = {}
-        for i, acc in enumerate(accs):
-            for name, (t, c) in acc.items():  # nested phase frames: the handshake
+        for i in compress(range(k), accs):  # clones with nested phase frames (handshakes)
+            for name, (t, c) in accs[i].items():
                 col = columns.get(name)
                 if col is None:
                     col = columns[name] = ([_ABSENT] * k, 0, 0)
