@@ -38,17 +38,13 @@ def _assert_whole(libos: LibOS) -> None:
 
 def _interrupt_in_profile(libos: LibOS, n: int) -> bool:
     """Clone once with a SIGINT, as the real handler delivers it (deferred inside a
-    critical section), at the ``n``-th line the profile's code or the clone path (which
-    marks the phase boundaries inline) runs; True if it fired."""
+    critical section), at the ``n``-th line the profile's code runs; True if it fired."""
     count = 0
     fired = False
 
     def tracer(frame: FrameType, event: str, arg: Any) -> Any:
         nonlocal count, fired
-        code = frame.f_code
-        if event == "line" and (
-            code.co_filename == profile_module.__file__ or code is LibOS._clone.__code__
-        ):
+        if event == "line" and frame.f_code.co_filename == profile_module.__file__:
             count += 1
             if count == n:
                 fired = True

@@ -21,7 +21,6 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from time import perf_counter_ns
 from typing import Any, Protocol
 
 from ..pal import (
@@ -204,16 +203,16 @@ class LibOS(ShutsDown):
         try:
             entered = critical_enter()
             try:
-                if marks is not None:  # Profile.mark, inline
-                    marks += (perf_counter_ns(), marks[0][0])
+                if marks is not None:
+                    profile.mark(marks)
                 thread.event = self._factory.create()
                 if marks is not None:
-                    marks += (perf_counter_ns(), marks[0][0])
+                    profile.mark(marks)
                 self._table.add(thread)
             finally:
                 critical_leave(entered)
-            if marks is not None:  # get_new_thread ends; the host thread is made
-                marks += (perf_counter_ns(), marks[0][0])
+            if marks is not None:
+                profile.mark(marks)  # get_new_thread ends; the host thread is made
             if joinable is None and not reraise:
                 self.host.thread_create(self._thread_main, thread, fn, args, record=thread._attach)
             else:
