@@ -318,6 +318,7 @@ class _Process:
     def _reap(self) -> None:
         """Kill the process if it still runs, wait for it, close its streams; a Ctrl-C
         meanwhile is raised once it is reaped."""
+        self.ready = False  # nothing more to ask of it (``_collect`` skips it)
         interrupted = False
         proc = self._proc
         if proc is not None:
@@ -351,10 +352,12 @@ def _end(processes: Sequence[_Process], grace: float) -> None:
     finally:
         interrupted = False
         for process in processes:
-            try:
-                process._reap()
-            except KeyboardInterrupt:
-                interrupted = True
+            while True:  # ``_reap`` may be run again: a Ctrl-C anywhere in it restarts it
+                try:
+                    process._reap()
+                    break
+                except KeyboardInterrupt:
+                    interrupted = True
         if interrupted:
             raise KeyboardInterrupt
 

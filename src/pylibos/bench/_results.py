@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
@@ -39,6 +40,31 @@ def _numbers(path: str, where: str, values: Iterable[object]) -> None:
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise ResultsError(f"{path}: {where} holds {v!r} where a number belongs")
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_stability(path: str, stability: object) -> None:
+    """What the run recorded of the machine: each figure absent, null or of its type."""
+    if not isinstance(stability, dict):
+        raise ResultsError(f"{path}: stability is not an object")
+    for key in ("load_before", "load_after"):
+        load = stability.get(key)
+        if load is not None:
+            if not isinstance(load, list) or len(load) != 3:
+                raise ResultsError(f"{path}: stability.{key} is not three load averages")
+            _numbers(path, f"stability.{key}", load)
+    cpus = stability.get("cpu_count")
+    if cpus is not None and (not _count(cpus) or cpus < 1):
+        raise ResultsError(f"{path}: stability.cpu_count is {cpus!r}, not a CPU count")
+    if stability.get("steal") is not None:
+        _numbers(path, "stability.steal", [stability["steal"]])
+    for key in ("left_out", "warnings"):
+        names = stability.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ResultsError(f"{path}: stability.{key} is not a list of strings")
 
 
 def check_run(path: str, data: dict[str, Any], settings: tuple[str, ...], results: str) -> None:
@@ -92,8 +118,10 @@ def load(path: str) -> RunData:
     check_run(path, data, _SETTINGS_KEYS, "configs")
     for key in _SETTINGS_KEYS:
         _numbers(path, f"settings.{key}", [data["settings"][key]])
-    if "stability" in data and not isinstance(data["stability"], dict):
-        raise ResultsError(f"{path}: stability is not an object")
+    if not data["settings"]["ghz"] > 0 or not math.isfinite(data["settings"]["ghz"]):
+        raise ResultsError(f"{path}: settings.ghz is {data['settings']['ghz']!r}, not a clock rate")
+    if "stability" in data:
+        _check_stability(path, data["stability"])
     for i, entry in enumerate(data["configs"]):
         where = f"configs[{i}]"
         require(path, where, entry, _ENTRY_KEYS)
@@ -104,7 +132,13 @@ def load(path: str) -> RunData:
                 require(path, f"{where}.phases_ns.{phase}", stats, ("mean", "median", "p95"))
                 _numbers(path, f"{where}.phases_ns.{phase}", stats.values())
         require(path, f"{where}.proportions", entry["proportions"], ("p1", "p2", "p3"))
-        _numbers(path, where, [entry["host_calls_per_clone"], entry["live"], entry["batches"]])
+        _numbers(path, where, [entry["host_calls_per_clone"]])
+        for key in ("name", "pal", "events"):  # native has no PAL and no events
+            if not isinstance(entry[key], str) and not (key != "name" and entry[key] is None):
+                raise ResultsError(f"{path}: {where}.{key} is {entry[key]!r}, not a name")
+        for key in ("live", "batches"):
+            if not _count(entry[key]):
+                raise ResultsError(f"{path}: {where}.{key} is {entry[key]!r}, not a count")
         slices = entry.get("slices", [])
         if not isinstance(slices, list):
             raise ResultsError(f"{path}: {where}.slices is not a list")

@@ -211,6 +211,10 @@ class LibOS(ShutsDown):
                 self._table.add(thread)
             finally:
                 critical_leave(entered)
+            if self._closed:
+                # Shut down while the event was made: shutdown's sweep may have run
+                # before the add; undo it here (the except branch below does).
+                raise ShutDownError("the LibOS is shut down")
             if marks is not None:
                 profile.mark(marks)  # get_new_thread ends; the host thread is made
             if joinable is None and not reraise:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import _thread
 import contextlib
 from collections.abc import Callable
+from time import monotonic as _monotonic
 from typing import Any
 
 # Bound at import, before a thread-start hook can replace the module attributes.
@@ -21,6 +22,7 @@ _start_new_thread = _thread.start_new_thread
 _start_joinable_thread: Callable[..., Any] | None = getattr(_thread, "start_joinable_thread", None)
 _allocate_lock = _thread.allocate_lock
 _get_ident = _thread.get_ident
+_SLICE_S = 0.5
 
 
 class PalThread:
@@ -44,6 +46,7 @@ class PalThread:
         "_joinable",
         "_on_exit",
         "_reraise",
+        "_started",
         "exception",
         "handle",
         "helper",
@@ -73,11 +76,13 @@ class PalThread:
         self._joinable = joinable
         self._reraise = reraise
         self._done = _allocate_lock()
+        self._done.acquire()  # held until the thread's exit work is done (or start fails)
         self._finished = False
+        self._started = False
 
     def start(self) -> None:
         """Start the host thread; raises ``RuntimeError`` when the OS refuses one."""
-        self._done.acquire()
+        self._started = True
         try:
             if self._joinable is None:
                 ident = _start_new_thread(self._run, ())
@@ -90,6 +95,7 @@ class PalThread:
             # The primitive refused (RuntimeError, MemoryError): no thread exists.  A
             # KeyboardInterrupt can only arrive after the call returned, with the thread
             # running: it releases _done itself.
+            self._finished = True
             self._done.release()
             raise
         if self.ident is None:
@@ -115,23 +121,26 @@ class PalThread:
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait (at most ``timeout`` seconds, if given) for the thread to end; True when it
-        has, or when it was never started."""
-        if self._finished:
-            return True
+        has (or its start failed).  A thread made but not yet started is waited for: the
+        host records it just before it starts it."""
+        deadline = None if timeout is None else _monotonic() + max(timeout, 0.0)
         try:
-            if timeout is None:
-                acquired = self._done.acquire()
-            else:
-                acquired = self._done.acquire(timeout=max(timeout, 0.0))
-            if acquired:
-                self._give_back_done()
+            # In slices: a joiner interrupted twice between taking the lock and giving
+            # it back strands the others for one slice at most.
+            while not self._finished:
+                left = _SLICE_S if deadline is None else min(_SLICE_S, deadline - _monotonic())
+                if left < 0:
+                    return False
+                if self._done.acquire(timeout=left):
+                    self._give_back_done()
+                    break
         except BaseException:
             # A Ctrl-C between the acquisition and its release: the thread had finished
             # (only then is the lock free to take) and nobody else will release it.
             if self._finished and self._done.locked():
                 self._give_back_done()
             raise
-        return acquired
+        return True
 
     def _give_back_done(self) -> None:
         # An interrupted joiner's ``except`` branch may have let the lock go already (it
@@ -142,7 +151,7 @@ class PalThread:
 
     def is_alive(self) -> bool:
         """True from ``start`` until the thread's exit work is done."""
-        return self._done.locked() and not self._finished
+        return self._started and not self._finished
 
     def __repr__(self) -> str:
         state = "running" if self.is_alive() else "done" if self.ident else "initial"

@@ -1,0 +1,45 @@
+"""Damaged results files are named in one ERROR line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pylibos._cli import main
+
+_COMPARE = Path(__file__).parents[2] / "benchmarks" / "results" / "compare.json"
+
+
+def _stab(key: str, value: object) -> Callable[[dict[str, Any]], None]:
+    return lambda d: d.setdefault("stability", {}).__setitem__(key, value)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(_stab("steal", "x"), id="stability.steal-string"),
+        pytest.param(_stab("load_before", "x"), id="stability.load_before-string"),
+        pytest.param(_stab("cpu_count", "x"), id="stability.cpu_count-string"),
+        pytest.param(lambda d: d["settings"].__setitem__("ghz", 0), id="settings.ghz-zero"),
+        pytest.param(lambda d: d["configs"][0].__setitem__("name", 5), id="configs.name-int"),
+        pytest.param(lambda d: d["configs"][0].__setitem__("name", [1]), id="configs.name-list"),
+        pytest.param(lambda d: d["configs"][0].__setitem__("live", -1), id="configs.live-negative"),
+    ],
+)
+def test_a_damaged_figure_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: Callable[[dict[str, Any]], None]
+) -> None:
+    data = json.loads(_COMPARE.read_text())
+    damage(data)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    try:
+        code = main(["report", str(bad), "--markdown", str(tmp_path / "out.md")])
+    except Exception as exc:
+        pytest.fail(f"{type(exc).__name__}: {exc}")
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("ERROR: "), err
