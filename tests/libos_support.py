@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pylibos.libos import EVENT_KINDS, LibOS, PollableEvent
+from pylibos.libos._profile import RESERVOIR, Profile
 from pylibos.pal import HOST_KINDS, WAIT_READ, Handle, Host, open_host
 
 if TYPE_CHECKING:
@@ -235,3 +236,14 @@ def failing_start_report(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Callable
     assert reported.wait(BOUND)
     (args,) = got
     return args, boom
+
+
+def assert_profile_whole(profile: Profile) -> None:
+    """The profile's moments and reservoir agree: every row as long as the clones kept,
+    and as many clones in the moments as recorded."""
+    with profile._lock:
+        clones = profile._clones
+        rows = {name: len(row) for name, row in profile._kept.items()}
+        counts = {name: m[0] for name, m in profile._moments.items()}
+    assert set(rows.values()) <= {min(clones, RESERVOIR)}, rows
+    assert counts.get("clone", 0) == clones

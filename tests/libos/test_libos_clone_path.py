@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from libos_support import BOUND, booted, failing_start_report
+from libos_support import BOUND, assert_profile_whole, booted, failing_start_report
 from pylibos.libos import LibOS, install
 from pylibos.libos import _profile as profile_module
 from pylibos.pal import PalError, PalErrorCode, SgxHost, _interrupts, open_host
@@ -22,18 +22,6 @@ from pylibos.pal import _thread as pal_thread
 
 def _noop() -> None:
     return None
-
-
-def _assert_whole(libos: LibOS) -> None:
-    """The profile's moments and reservoir agree: every row as long as the clones kept,
-    and as many clones in the moments as recorded."""
-    profile = libos.profile
-    with profile._lock:
-        clones = profile._clones
-        rows = {name: len(row) for name, row in profile._kept.items()}
-        counts = {name: m[0] for name, m in profile._moments.items()}
-    assert set(rows.values()) <= {min(clones, profile_module.RESERVOIR)}, rows
-    assert counts.get("clone", 0) == clones
 
 
 def _interrupt_in_profile(libos: LibOS, n: int) -> bool:
@@ -72,14 +60,14 @@ def test_interrupt_anywhere_in_the_profile_keeps_it_whole() -> None:
         assert libos.clone(_noop).join(BOUND)
         n = 1
         while _interrupt_in_profile(libos, n):
-            _assert_whole(libos)
+            assert_profile_whole(libos.profile)
             before = libos.profile.clones
             assert libos.clone(_noop).join(BOUND)
             assert libos.profile.clones == before + 1, n
             n += 1
         assert n > 20
         assert not libos.profile._local.stack  # no frame left on this thread
-        _assert_whole(libos)
+        assert_profile_whole(libos.profile)
 
 
 def test_a_frame_an_interrupted_clone_left_does_not_swallow_later_samples() -> None:

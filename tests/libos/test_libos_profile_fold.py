@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import pytest
 
-from libos_support import BOUND, booted
+from libos_support import BOUND, assert_profile_whole, booted
 from pylibos.libos import LibOS, Profile
 from pylibos.libos import _profile as profile_module
 from pylibos.pal import Host, _interrupts
@@ -157,15 +157,6 @@ def test_folded_reservoir_draws_as_one_record_per_clone(monkeypatch: pytest.Monk
         assert folded.statistics().phases[name].sum_ns == direct.statistics().phases[name].sum_ns
 
 
-def _assert_whole(profile: Profile) -> None:
-    with profile._lock:
-        clones = profile._clones
-        rows = {name: len(row) for name, row in profile._kept.items()}
-        counts = {name: m[0] for name, m in profile._moments.items()}
-    assert set(rows.values()) <= {min(clones, profile_module.RESERVOIR)}, rows
-    assert counts.get("clone", 0) == clones
-
-
 def _read_interrupted(libos: LibOS, n: int) -> bool:
     """Read the statistics with a SIGINT, as the real handler delivers it (deferred in a
     critical section), at the ``n``-th line of the fold; True if it fired."""
@@ -205,7 +196,7 @@ def test_interrupt_anywhere_in_a_fold_loses_and_doubles_nothing() -> None:
             assert libos.profile._pending
             if not _read_interrupted(libos, n):
                 break
-            _assert_whole(libos.profile)
+            assert_profile_whole(libos.profile)
             assert libos.profile.clones == ended, n
             assert not libos.profile._pending
             n += 1
@@ -229,7 +220,7 @@ def test_readers_racing_with_clones_from_many_threads() -> None:
                     snapshot = profile.statistics()
                     clone = snapshot.phases.get("clone")
                     seen.append(0 if clone is None else clone.count)
-                    _assert_whole(profile)
+                    assert_profile_whole(profile)
             except BaseException as exc:  # reported below
                 errors.append(exc)
 
@@ -257,4 +248,4 @@ def test_readers_racing_with_clones_from_many_threads() -> None:
         stats = profile.statistics()
         assert stats.phases["clone"].count == total
         assert len(profile.per_clone_samples("clone")) == total
-        _assert_whole(profile)
+        assert_profile_whole(profile)
