@@ -17,8 +17,9 @@ import pytest
 from pylibos import _schema
 from pylibos._cli import main
 from pylibos._schema import WorkloadsRun
+from pylibos._signals import sigint_deferred
 from pylibos.workloads import default_dir, discover, table_rows, target_rows
-from pylibos.workloads._child import RunFailed, _read_stats, _sigint_deferred
+from pylibos.workloads._child import RunFailed, _read_stats
 
 SHIPPED = ("asyncio_mixed", "http_threads", "numpy_batches", "sklearn_forest", "thread_per_task")
 
@@ -278,13 +279,13 @@ def test_table_and_targets_are_computed_from_the_saved_figures() -> None:
 
 def test_a_ctrl_c_while_a_child_starts_is_held_until_the_child_is_known() -> None:
     reached = []
-    with pytest.raises(KeyboardInterrupt), _sigint_deferred():
+    with pytest.raises(KeyboardInterrupt), sigint_deferred():
         signal.raise_signal(signal.SIGINT)
         reached.append("after the signal")  # the child is recorded here
     assert reached == ["after the signal"]
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        with _sigint_deferred():
+        with sigint_deferred():
             signal.raise_signal(signal.SIGINT)
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # ignored, as before
     finally:

@@ -31,12 +31,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from .._schema import FORMAT_VERSION, Entry, RunData, SettingsJSON
+from .._signals import sigint_deferred
 from ..libos import proportions
 from ..pal import default_tls_backend, tls_backend_problem
 from ._configs import Config
@@ -162,19 +163,6 @@ class Run:
         }
 
 
-@contextmanager
-def _no_sigint() -> Iterator[None]:
-    """SIGINT held back for the block by a Python-level handler, the one the workloads use
-    while starting a child (a signal mask would hold it back in the calling thread only,
-    and CPython runs the handler in the main thread whichever thread the signal reaches): a
-    Ctrl-C then comes before or after the block, never in the middle (between a write to
-    the pipe and counting what it wrote, say)."""
-    from ..workloads._child import _sigint_deferred  # it imports this module
-
-    with _sigint_deferred():
-        yield
-
-
 class _Process:
     """A measuring process (``_worker``) for one configuration at one live count.
 
@@ -201,7 +189,7 @@ class _Process:
 
     def start(self) -> None:
         """Start the process and send it its set-up; ``kill`` ends it whatever happens."""
-        with _no_sigint():
+        with sigint_deferred():
             # Closed in ``kill``, once the process has ended.
             self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
             # A session of its own: Ctrl-C at the terminal is the parent's to handle.
@@ -223,7 +211,7 @@ class _Process:
         with the requests before, and be answered ``within`` seconds of that."""
         assert self._proc is not None and self._proc.stdin is not None
         fd = self._proc.stdin.fileno()
-        with _no_sigint():
+        with sigint_deferred():
             # Counted before it is written: a request written is never numbered again.
             self._sent += 1
             request["id"] = self._sent
@@ -260,12 +248,12 @@ class _Process:
                 raise RuntimeError(f"{self.config.name}: the measuring process did not answer")
             ready, _, _ = select.select([fd], [], [], left)
             if ready:
-                with _no_sigint():
+                with sigint_deferred():
                     chunk = os.read(fd, 65536)
                     self._unread += chunk
                 if not chunk:
                     self._failed()
-        with _no_sigint():
+        with sigint_deferred():
             line, _, self._unread = self._unread.partition(b"\n")
         return line
 

@@ -14,15 +14,14 @@ import resource
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
 from .._schema import RUN_FORMAT_VERSION, RunStats, keys
+from .._signals import sigint_deferred
 from ..bench._configs import Config
 
 _STDERR_TAIL = 5  # lines of a failed child's stderr kept in its error
@@ -53,25 +52,6 @@ def command(config: Config, script: Path, size: float | None, stats_path: str) -
     if config.pool:
         libos.append("--pool")
     return [sys.executable, "-m", "pylibos", "run", *libos, "--json", stats_path, "--", *program]
-
-
-@contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold a Ctrl-C back while a child is being started, so that the child is known (and
-    can be killed) before the KeyboardInterrupt is raised.  A held signal is raised again
-    once the previous handler is back, so it does what it would have done (nothing, if
-    SIGINT was ignored)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if pending:
-            signal.raise_signal(signal.SIGINT)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -145,7 +125,7 @@ def run_once(
     cpu0 = _cpu_children()
     t0 = time.perf_counter()
     try:
-        with _sigint_deferred():
+        with sigint_deferred():
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
