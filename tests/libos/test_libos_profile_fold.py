@@ -17,8 +17,9 @@ from typing import Any, cast
 import pytest
 
 from libos_support import BOUND, assert_profile_whole, booted
-from pylibos.libos import LibOS, Profile
+from pylibos.libos import LibOS, Profile, proportions
 from pylibos.libos import _profile as profile_module
+from pylibos.libos._figures import p95
 from pylibos.pal import Host, _interrupts
 
 
@@ -77,7 +78,7 @@ def _expected(values: list[int]) -> tuple[int, float, float, float, float]:
         sum(values),
         statistics.fmean(values),
         float(statistics.median(values)),
-        profile_module.p95(sorted(values)),
+        p95(sorted(values)),
         statistics.stdev(values),
     )
 
@@ -125,7 +126,7 @@ def test_folded_figures_equal_a_direct_computation(monkeypatch: pytest.MonkeyPat
         assert profile.per_clone_samples(name) == values, name  # in the order taken
         assert profile.samples(name) == [v for v in values if v], name
     means = {name: statistics.fmean(values) for name, values in per_phase.items()}
-    assert snapshot.proportions() == profile_module.proportions(means)
+    assert snapshot.proportions() == proportions(means)
 
 
 def test_folded_reservoir_draws_as_one_record_per_clone(monkeypatch: pytest.MonkeyPatch) -> None:

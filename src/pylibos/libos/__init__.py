@@ -8,6 +8,12 @@ from ._errno import oserror as oserror
 from ._errno import to_errno as to_errno
 from ._event import EVENT_KINDS as EVENT_KINDS
 from ._event import PollableEvent as PollableEvent
+from ._figures import PROPORTIONS as PROPORTIONS
+from ._figures import PhaseStats as PhaseStats
+from ._figures import ProfileSnapshot as ProfileSnapshot
+from ._figures import Summary as Summary
+from ._figures import proportions as proportions
+from ._figures import summary as summary
 from ._hook import Hook as Hook
 from ._hook import install as install
 from ._hook import installed as installed
@@ -18,12 +24,6 @@ from ._ipc import IpcError as IpcError
 from ._libos import LibOS as LibOS
 from ._libos import default_events as default_events
 from ._profile import PHASES as PHASES
-from ._profile import PROPORTIONS as PROPORTIONS
-from ._profile import PhaseStats as PhaseStats
 from ._profile import Profile as Profile
-from ._profile import ProfileSnapshot as ProfileSnapshot
-from ._profile import Summary as Summary
-from ._profile import proportions as proportions
-from ._profile import summary as summary
 from ._thread import LibOSThread as LibOSThread
 from ._thread import ThreadFailed as ThreadFailed
