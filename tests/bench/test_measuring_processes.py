@@ -22,8 +22,16 @@ from typing import Any
 import pytest
 
 from pylibos._signals import sigint_deferred
-from pylibos.bench import Settings, _measure, analyse, parse_config, parse_config_list, run
-from pylibos.bench._measure import _Process
+from pylibos.bench import (
+    Settings,
+    _measure,
+    _processes,
+    analyse,
+    parse_config,
+    parse_config_list,
+    run,
+)
+from pylibos.bench._processes import _Process
 
 
 def _children() -> list[int]:
@@ -148,6 +156,8 @@ def test_no_sigint_holds_a_ctrl_c_back_while_another_thread_runs() -> None:
     assert (inside, after) == (0, 5)
 
 
+_FILES = frozenset({_measure.__file__, _processes.__file__})
+"""Where the parent talks to its measuring processes."""
 _TALK = frozenset({"_send", "_answer", "_line", "measure", "result"})
 
 
@@ -160,7 +170,7 @@ def _sigint_at(n: int) -> Iterator[list[str]]:
 
     def tracer(frame: FrameType, event: str, arg: object) -> Any:
         code: CodeType = frame.f_code
-        if code.co_filename != _measure.__file__ or code.co_name not in _TALK:
+        if code.co_filename not in _FILES or code.co_name not in _TALK:
             return None
         if event == "line" and not fired:
             count[0] += 1
@@ -209,7 +219,7 @@ def test_ctrl_c_just_after_a_slice_request_is_written() -> None:
 
     def tracer(frame: FrameType, event: str, arg: object) -> Any:
         code = frame.f_code
-        if code.co_filename != _measure.__file__ or code.co_name != "measure":
+        if code.co_filename not in _FILES or code.co_name != "measure":
             return None
         if event == "line" and not fired:
             lines[0] += 1
@@ -259,11 +269,11 @@ def test_ending_many_processes_shares_one_deadline() -> None:
             assert p.pid is not None
             os.kill(p.pid, signal.SIGSTOP)
         t0 = time.monotonic()
-        _measure._end(processes, 1.0)
+        _processes._end(processes, 1.0)
         took = time.monotonic() - t0
     finally:
         _end_for_sure([p.pid for p in processes if p.pid is not None])
-        _measure._end(processes, 0.0)
+        _processes._end(processes, 0.0)
     assert _children() == []
     assert took < 2.5
 
@@ -277,7 +287,7 @@ def _start_interrupted_at(n: int) -> list[int]:
     count = [0]
 
     def tracer(frame: FrameType, event: str, arg: object) -> Any:
-        if frame.f_code.co_filename != _measure.__file__:
+        if frame.f_code.co_filename not in _FILES:
             return None
         if event == "line" and not fired:
             count[0] += 1
@@ -295,7 +305,7 @@ def _start_interrupted_at(n: int) -> list[int]:
         pass
     finally:
         sys.settrace(None)
-        _measure._end(processes, 0.0)
+        _processes._end(processes, 0.0)
     return fired
 
 
@@ -370,8 +380,8 @@ def test_a_ctrl_c_while_reaping_leaves_no_hung_process() -> None:
     process of ours is left and its pipes are closed."""
     import sys
 
-    from pylibos.bench import _measure, parse_config
-    from pylibos.bench._measure import _Process
+    from pylibos.bench import parse_config
+    from pylibos.bench._processes import _Process
 
     left: list[str] = []
     n = 0
@@ -387,7 +397,7 @@ def test_a_ctrl_c_while_reaping_leaves_no_hung_process() -> None:
         count = [0]
 
         def tracer(frame: FrameType, event: str, arg: object) -> Any:
-            if frame.f_code is not _measure._Process._reap.__code__:
+            if frame.f_code is not _processes._Process._reap.__code__:
                 return None
             if event == "line" and not fired:  # noqa: B023
                 count[0] += 1  # noqa: B023
@@ -398,7 +408,7 @@ def test_a_ctrl_c_while_reaping_leaves_no_hung_process() -> None:
 
         sys.settrace(tracer)
         try:
-            _measure._end([process], 0.0)
+            _processes._end([process], 0.0)
         except KeyboardInterrupt:
             pass
         finally:
@@ -411,7 +421,7 @@ def test_a_ctrl_c_while_reaping_leaves_no_hung_process() -> None:
         for pid in kids:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-        _measure._end([process], 0.0)
+        _processes._end([process], 0.0)
         if not fired:
             break
     assert not left, left
