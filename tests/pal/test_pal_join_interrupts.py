@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -17,6 +18,22 @@ def _acquire_lines() -> tuple[int, int]:
     lines, first = inspect.getsourcelines(PalThread.join)
     at = [i for i, line in enumerate(lines) if "self._done.acquire(" in line and "timeout" in line]
     return first + at[0], first + at[0] + 1
+
+
+def _join_traced(thread: PalThread, timeout: float, local: Callable[..., Any]) -> None:
+    """``thread.join(timeout)`` with ``local`` tracing the lines of ``join`` (it raises
+    the KeyboardInterrupt a Ctrl-C would); the interrupt, if it came, is swallowed."""
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        return local if frame.f_code is PalThread.join.__code__ else None
+
+    sys.settrace(tracer)
+    try:
+        thread.join(timeout)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sys.settrace(None)
 
 
 def test_ctrl_c_in_join_of_a_thread_not_yet_started_does_not_block_its_start() -> None:
@@ -44,16 +61,7 @@ def test_ctrl_c_in_join_of_a_thread_not_yet_started_does_not_block_its_start() -
                     raise KeyboardInterrupt
             return local
 
-        def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-            return local if frame.f_code is PalThread.join.__code__ else None
-
-        sys.settrace(tracer)
-        try:
-            thread.join(0.05)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            sys.settrace(None)
+        _join_traced(thread, 0.05, local)
         starter = threading.Thread(target=thread.start)
         starter.start()
         starter.join(2.0)
@@ -134,16 +142,7 @@ def test_a_second_ctrl_c_in_joins_except_branch_strands_another_joiner() -> None
                 raise KeyboardInterrupt
             return local
 
-        def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-            return local if frame.f_code is PalThread.join.__code__ else None
-
-        sys.settrace(tracer)
-        try:
-            thread.join(3.0)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            sys.settrace(None)
+        _join_traced(thread, 3.0, local)
         director.join(5.0)
         other.join(5.0)
         if injected == ["first", "second"]:

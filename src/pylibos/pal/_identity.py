@@ -116,8 +116,11 @@ class EventfdRegistry:
             with self._lock:
                 if self._holders.get(fd) is holder:
                     del self._holders[fd]
-        with contextlib.suppress(PalError):
+        # On every eventfd's close: a bare try costs nothing, ``contextlib.suppress`` ~0.4 µs.
+        try:  # noqa: SIM105
             self._gate("epoll_ctl", "eventfd registry", self._epoll.unregister, fd)
+        except PalError:
+            pass
 
     def same(self, fd: int) -> bool | None:
         """True if ``fd`` holds the file registered under its number, False if another

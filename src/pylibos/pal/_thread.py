@@ -11,7 +11,6 @@ the PAL is first imported.
 from __future__ import annotations
 
 import _thread
-import contextlib
 from collections.abc import Callable
 from time import monotonic as _monotonic
 from typing import Any
@@ -146,8 +145,11 @@ class PalThread:
         # An interrupted joiner's ``except`` branch may have let the lock go already (it
         # can see ``_finished`` just before the thread's own release): the second
         # release then finds the lock free, which is what both wanted.
-        with contextlib.suppress(RuntimeError):
+        # On every thread's exit: a bare try costs nothing, ``contextlib.suppress`` ~0.4 µs.
+        try:  # noqa: SIM105
             self._done.release()
+        except RuntimeError:
+            pass
 
     def is_alive(self) -> bool:
         """True from ``start`` until the thread's exit work is done."""
