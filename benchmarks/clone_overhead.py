@@ -17,12 +17,26 @@ and shutdown drop out.  Counts do not depend on the load; they leave out the tim
 new thread waits for the CPU, which the native start pays as well.
 
     python benchmarks/clone_overhead.py --instructions [--threads N]   # about 2 minutes
+
+``--opcodes`` counts the Python bytecodes one start executes, per function, natively and
+for each LibOS step, and what the LibOS adds: deterministic, and quick (seconds).  Each
+step runs N starts, each joined before the next, under a ``sys.settrace`` opcode tracer in
+the creator and in every new thread from its first frame on (the interpreter's thread
+primitive, as ``threading`` and the PAL call it, is wrapped to trace the new thread before
+anything else runs on it), so the LibOS's and the PAL's work on the new thread before and
+after ``threading``'s bootstrap is counted with the creator's.  The join is counted too, the
+same statement in every step.  At about 25 ns a bytecode, each one added is a measurable
+part of a start.
+
+    python benchmarks/clone_overhead.py --opcodes [--threads N] [--top K]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
+import os
 import re
 import shutil
 import statistics
@@ -31,11 +45,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from pylibos.libos import LibOS, install
+from pylibos.pal import _thread as pal_thread
 from pylibos.pal import open_host
 
 
@@ -88,6 +104,115 @@ def _count_run(step: int, starts: int) -> None:
         host.shutdown()
 
 
+class _OpcodeCounter:
+    """Counts the bytecodes executed per function, in the creator and in every thread
+    started through the wrapped primitives (``traced``), from the thread's first frame."""
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._skip = {self._starting.__code__}
+
+    def tracer(self, frame: Any, event: str, arg: object) -> Any:
+        if event == "call":
+            if frame.f_code in self._skip:
+                return None
+            frame.f_trace_opcodes = True
+        elif event == "opcode":
+            code = frame.f_code
+            self.counts[(code.co_filename, code.co_qualname)] += 1
+        return self.tracer
+
+    def _starting(self, fn: Callable[..., object], args: tuple[Any, ...]) -> object:
+        sys.settrace(self.tracer)  # frames opened from here on, this one's excepted
+        return fn(*args)
+
+    def traced(self, primitive: Callable[..., Any], joinable: bool) -> Callable[..., Any]:
+        """``primitive`` (``start_joinable_thread`` if ``joinable``, else
+        ``start_new_thread``), starting a thread that traces itself from its first frame."""
+        starting = self._starting
+
+        def start(function: Callable[..., object], *args: Any, **kwargs: Any) -> Any:
+            if joinable:
+                return primitive(lambda: starting(function, ()), *args, **kwargs)
+            return primitive(starting, (function, args[0]), *args[1:], **kwargs)
+
+        self._skip.add(start.__code__)
+        return start
+
+
+# The primitives, as threading (natively) and the PAL (under the LibOS) call them.
+_PRIMITIVES = [(mod, name) for mod in (threading, pal_thread)
+               for name in ("_start_new_thread", "_start_joinable_thread")
+               if getattr(mod, name, None) is not None]  # fmt: skip
+
+
+def _opcodes(step: int, starts: int) -> tuple[float, dict[tuple[str, str], float]]:
+    """Bytecodes per start of one step (the statement and its join): total, per function."""
+    spec = _COUNTED[step][1]
+    counter = _OpcodeCounter()
+    host = open_host("sgx")
+    libos = None if spec is None else LibOS(host, spec[0], pool=spec[1], profile=spec[2])
+    saved = [(mod, name, getattr(mod, name)) for mod, name in _PRIMITIVES]
+    try:
+        for mod, name, primitive in saved:
+            setattr(mod, name, counter.traced(primitive, "joinable" in name))
+        with contextlib.nullcontext() if libos is None else install(libos):
+            for _ in range(20):  # warm-up: fills the pool, specialises the bytecode
+                t = threading.Thread(target=_noop)
+                t.start()
+                t.join(30)
+            counter.counts.clear()
+            sys.settrace(counter.tracer)
+            try:
+                for _ in range(starts):
+                    t = threading.Thread(target=_noop)
+                    t.start()
+                    t.join(30)
+            finally:
+                sys.settrace(None)
+            counts = dict(counter.counts)
+    finally:
+        for mod, name, primitive in saved:
+            setattr(mod, name, primitive)
+        if libos is not None:
+            libos.shutdown()
+        host.shutdown()
+    per = {key: n / starts for key, n in counts.items()}
+    return sum(per.values()), per
+
+
+def _where(key: tuple[str, str]) -> str:
+    path, name = key
+    parts = path.split(os.sep)
+    if "pylibos" in parts:
+        path = "/".join(parts[len(parts) - parts[::-1].index("pylibos") :])
+    else:
+        path = parts[-1]
+    return f"{path}:{name}"
+
+
+def _count_opcodes(starts: int, top: int) -> None:
+    results = [_opcodes(step, starts) for step in range(len(_COUNTED))]
+    table = Table(title=f"Python bytecodes per Thread.start() and join ({starts} starts, "
+                  "creator and new thread)")  # fmt: skip
+    for col in ("step", "bytecodes", "÷ native", "LibOS adds"):
+        table.add_column(col, justify="right")
+    floor = results[0][0]
+    for (name, _), (total, _per) in zip(_COUNTED, results, strict=True):
+        table.add_row(name, f"{total:,.1f}", f"{total / floor:.3f}", f"{total - floor:+,.1f}")
+    Console().print(table)
+    names = ["native", "pool, off", "pool, on", "eventfd"]
+    funcs = Table(title=f"Per function (the {top} largest in any step)")
+    funcs.add_column("function", overflow="fold")
+    for col in names:
+        funcs.add_column(col, justify="right")
+    keys = sorted({k for _, per in results for k in per},
+                  key=lambda k: -max(per.get(k, 0.0) for _, per in results))  # fmt: skip
+    for key in keys[:top]:
+        funcs.add_row(_where(key), *(f"{per.get(key, 0.0):.1f}" for _, per in results))
+    Console().print(funcs)
+
+
 def _instructions(step: int, starts: int) -> int:
     out = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
@@ -120,10 +245,20 @@ def main() -> None:
                         "with --instructions, 100)")  # fmt: skip
     parser.add_argument("--instructions", action="store_true",
                         help="count instructions per start under valgrind, not time")  # fmt: skip
+    parser.add_argument(
+        "--opcodes",
+        action="store_true",
+        help="count Python bytecodes per start and function (deterministic)",
+    )
+    parser.add_argument("--top", type=int, default=40,
+                        help="with --opcodes: functions listed (40)")  # fmt: skip
     parser.add_argument("--count", nargs=2, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.count is not None:
         _count_run(*args.count)
+        return
+    if args.opcodes:
+        _count_opcodes(args.threads or 256, args.top)
         return
     if args.instructions:
         if shutil.which("valgrind") is None:
