@@ -12,6 +12,7 @@ import concurrent.futures
 import dis
 import select
 import selectors
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -22,10 +23,15 @@ from typing import Any
 
 import pytest
 
-from libos_support import BOUND, failing_start_report, wait_until
+from libos_support import BOUND, assert_profile_whole, failing_start_report, wait_until
 from pylibos import pal
 from pylibos.libos import Epoll, Hook, LibOS, install, installed
+from pylibos.libos import _event as event_module
 from pylibos.libos import _hook as hook_module
+from pylibos.libos import _libos as libos_module
+from pylibos.libos import _profile as profile_module
+from pylibos.libos import _thread as thread_module
+from pylibos.pal import _interrupts
 
 
 def _hooked_names() -> dict[str, object]:
@@ -401,13 +407,23 @@ class TestInstall:
 # -- a KeyboardInterrupt between any two bytecodes ----------------------------------------------
 
 
+# The modules a thread start runs through in the LibOS (the PAL's own are tested in
+# tests/pal).
+_START_PATH = {
+    module.__file__
+    for module in (hook_module, libos_module, event_module, profile_module, thread_module)
+}
+
+
 class _InterruptAt:
-    """A tracer that raises KeyboardInterrupt at the ``n``-th point in the hook's own
-    frames (``_hook.py``) where CPython runs a signal handler: on entry to a function
-    (except the replacement's own entry: a signal there is one just before
-    ``Thread.start`` calls the primitive, the same natively), after a call to a builtin
-    returns (not after a Python function returns: no check there), at a backward jump.
-    So every place a real Ctrl-C can land in the hook is tried, one run each."""
+    """A tracer that delivers a SIGINT, as the PAL's handler takes it (deferred to the
+    end of a critical section), at the ``n``-th point in the frames of the LibOS's start
+    path (``_hook.py`` and the LibOS modules it calls into) where CPython runs a signal
+    handler: on entry to a function (except the replacement's own entry: a signal there
+    is one just before ``Thread.start`` calls the primitive, the same natively), after a
+    call to a builtin returns (not after a Python function returns: no check there), at
+    a backward jump.  So every place a real Ctrl-C can land in the hook and the clone
+    path it takes is tried, one run each."""
 
     ENTRIES = ("_start_new_thread", "_start_joinable_thread")
 
@@ -422,7 +438,7 @@ class _InterruptAt:
             if frame.f_back is not None:
                 # A Python function was called: no signal check when it returns.
                 self._after_call.pop(id(frame.f_back), None)
-            if frame.f_code.co_filename != hook_module.__file__:
+            if frame.f_code.co_filename not in _START_PATH:
                 return None
             frame.f_trace_opcodes = True
             frame.f_trace = self
@@ -443,7 +459,7 @@ class _InterruptAt:
         self.n -= 1
         if self.n < 0:
             self.fired = True
-            raise KeyboardInterrupt
+            _interrupts._on_sigint(signal.SIGINT, None)
 
 
 def _interrupted(n: int, action: Callable[[], object], *, skip_entries: bool = False) -> bool:
@@ -487,25 +503,48 @@ def test_interrupted_install_and_uninstall_are_all_or_nothing(libos: LibOS) -> N
     assert n > 5
 
 
-def test_interrupted_thread_start_leaks_nothing(libos: LibOS) -> None:
+@pytest.mark.parametrize(
+    ("events", "pool"),
+    [("raw", False), ("raw", True), ("eventfd", False)],
+    ids=["sgx/raw", "sgx/raw+pool", "sgx/eventfd"],
+)
+def test_interrupted_thread_start_leaks_nothing(events: str, pool: bool) -> None:
     """A KeyboardInterrupt anywhere in the hook's start path: either no thread was made
-    (nothing of it is left) or it was, and it runs and ends as any thread does."""
-    host = libos.host
-    handles = {id(h) for h in host.open_handles()}
-    ran = []
-    with install(libos) as hook:
-        n = 0
-        while True:
-            t = threading.Thread(target=lambda: ran.append(1), daemon=True)
-            fired = _interrupted(n, t.start, skip_entries=True)
-            if not fired:
-                t.join(BOUND)
-                break
-            n += 1
-            assert wait_until(lambda: len(libos.threads()) == 1)
-            assert wait_until(lambda: len(host.live_threads()) == 2)  # the two workers
-        assert n > 3
-        created = hook.threads_created
-    assert wait_until(lambda: {id(h) for h in host.open_handles()} == handles)
-    assert created <= len(ran) <= n + 1
-    assert wait_until(lambda: not threading._limbo)  # type: ignore[attr-defined]
+    (nothing of it is left) or it was, and it runs and ends as any thread does; the
+    profile keeps whole clones only."""
+    host = pal.open_host("sgx")
+    libos = LibOS(host, events, pool)
+    try:
+        if pool:  # fill the pool, so what it holds afterwards is what it held before
+            assert libos.clone(lambda: None).join(BOUND)
+            libos.profile.reset()
+        handles = {id(h) for h in host.open_handles()}
+        ran = []
+        with install(libos) as hook:
+            n = 0
+            while True:
+                t = threading.Thread(target=lambda: ran.append(1), daemon=True)
+                fired = _interrupted(n, t.start, skip_entries=True)
+                if not fired:
+                    t.join(BOUND)
+                    break
+                n += 1
+                assert wait_until(lambda: len(libos.threads()) == 1)
+                assert wait_until(lambda: len(host.live_threads()) == 2)  # the two workers
+            assert n > 20, n
+            created = hook.threads_created
+        if pool:
+            # An event whose clone was cut short is closed, and the pool makes new ones:
+            # every handle open now was open before or is a pooled event's.
+            free = {id(h) for ev in libos._factory._free for h in (ev.read_handle, ev._write)}
+            assert wait_until(lambda: {id(h) for h in host.open_handles()} <= handles | free)
+        else:
+            assert wait_until(lambda: {id(h) for h in host.open_handles()} == handles)
+        assert created <= len(ran) <= n + 1
+        assert wait_until(lambda: not threading._limbo)  # type: ignore[attr-defined]
+        assert libos.profile.clones <= created
+        assert_profile_whole(libos.profile)
+    finally:
+        libos.shutdown()
+        host.shutdown()
+    assert _hooked_names() == ORIGINAL and installed() is None

@@ -22,10 +22,24 @@ from pylibos.pal import Host, PalError, PalErrorCode
 
 
 class FakeHost:
-    calls_total = 0
+    """The host's per-thread count of host calls, as ``Profile`` reads it (one thread)."""
+
+    def __init__(self) -> None:
+        self.account = [0]
+
+    @property
+    def calls_total(self) -> int:
+        return self.account[0]
+
+    @calls_total.setter
+    def calls_total(self, value: int) -> None:
+        self.account[0] = value
+
+    def thread_account(self) -> list[int]:
+        return self.account
 
     def thread_calls(self) -> int:
-        return self.calls_total
+        return self.account[0]
 
 
 class Clock:

@@ -48,28 +48,28 @@ class _Clock:
 
 
 def _clone(profile: Profile, host: _Host, clock: _Clock, spans: tuple[int, ...]) -> None:
-    """One clone through the clone path's marks: get_new_thread starts with the clone,
+    """One clone through the clone path's boundaries, as ``LibOS._clone`` takes them: get_new_thread starts with the clone,
     create_pollable_event spans ``cpe`` (with a handshake of ``hs`` inside if not 0),
     get_new_thread ends ``tail`` later, the clone ``rest`` after that; each step makes
     ``calls`` host calls."""
     before, cpe, hs, tail, rest, calls = spans
-    marks = profile.start_clone()
-    assert marks is not None
+    account = profile.open_clone()
+    t0, c0 = clock.now, account[0]
     clock.now += before
     host.account[0] += calls
-    profile.mark(marks)
+    t1, c1 = clock.now, account[0]
     if hs:
         with profile.phase("handshake"):
             clock.now += hs
             host.account[0] += calls
     clock.now += cpe - hs
-    profile.mark(marks)
+    t2, c2 = clock.now, account[0]
     clock.now += tail
     host.account[0] += calls
-    profile.mark(marks)
+    t3, c3 = clock.now, account[0]
     clock.now += rest
     host.account[0] += calls
-    profile.end_clone(marks)
+    profile.close_clone([None, t0, c0, t1, c1, t2, c2, t3, c3, clock.now, account[0]])
     clock.now += 7  # between clones
 
 

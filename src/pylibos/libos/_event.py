@@ -84,12 +84,10 @@ class PollableEvent:
     ) -> None:
         self._host = host
         self.kind = kind
-        self._read = read
-        self._write = write
+        self._read, self._write = read, write
         self._remake = remake
         self._lock = threading.Lock()
-        self._set = False  # Guarded by _lock.
-        self.closed = False
+        self._set = self.closed = False  # _set: guarded by _lock.
         self.rebuilt = 0  # channels the host broke and this event replaced
 
     @property
@@ -231,7 +229,9 @@ class EventFactory:
         self._host = host
         self.kind = kind
         self.pool = pool
-        # Guarded by _lock.
+        # Guarded by _lock: the swap of _free and the setting of _closed in ``close``,
+        # and _random.  Events are appended to and popped from _free without it: one C
+        # call each, whole under the GIL (see ``create`` and ``release``).
         self._lock = threading.Lock()
         self._free: list[PollableEvent] = []
         self._closed = False
@@ -241,21 +241,25 @@ class EventFactory:
         """``create_pollable_event``: a fresh (or pooled) clear event.  (The clone path
         times it as a phase of its own.)"""
         if self.pool:
-            with self._lock:
-                event = self._free.pop() if self._free else None
-            if event is not None:
+            # No lock to take one: ``list.pop`` is one C call, whole under the GIL, against
+            # ``release``'s append and ``close``'s swap.  A pop racing
+            # ``close`` may take an event ``close`` then destroys: only a LibOS shutting
+            # down closes its factory, and every caller of ``create`` then finds it shut
+            # down and gives the event up.
+            try:
+                event = self._free.pop()
+            except IndexError:
+                pass
+            else:
                 # Someone still holding it from its last thread may have set it since
                 # (read without the lock: clear() looks again under it).
                 if event._set:
                     event.clear()
                 return event
         try:
-            return self._make()
+            read, write = self._channel()
         except PalError as exc:
             raise oserror(exc, "create pollable event") from exc
-
-    def _make(self) -> PollableEvent:
-        read, write = self._channel()
         return PollableEvent(self._host, self.kind, read, write, self._channel)
 
     def _channel(self) -> tuple[Handle, Handle]:
@@ -311,16 +315,23 @@ class EventFactory:
         cannot be cleared (the host broke it) is not reused.
         """
         if self.pool and not event.closed:
-            try:
-                if event._set:  # clear() looks again under the event's lock
+            if event._set:  # clear() looks again under the event's lock
+                try:
                     event.clear()
-            except OSError:
-                pass
-            else:
-                with self._lock:
-                    if not self._closed and len(self._free) < self.POOL_LIMIT:
-                        self._free.append(event)
-                        return
+                except OSError:
+                    event.destroy()
+                    return
+            # No lock (see ``create``).  ``close`` marks the factory closed before it
+            # takes the list to destroy what it holds: an event appended while it did
+            # is taken out again (if it is in the list put in its place) and destroyed
+            # here, whether or not ``close`` destroys it too (twice is harmless).
+            free = self._free
+            if not self._closed and len(free) < self.POOL_LIMIT:
+                free.append(event)
+                if not self._closed:
+                    return
+                with contextlib.suppress(ValueError):
+                    self._free.remove(event)
         event.destroy()
 
     def close(self) -> None:

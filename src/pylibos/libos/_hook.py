@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import _thread
 import functools
+import itertools
 import select
 import selectors
 import threading
@@ -63,6 +64,10 @@ if TYPE_CHECKING:
 _ORIGINAL_START = _thread.start_new_thread
 _ORIGINAL_JOINABLE: Callable[..., Any] | None = getattr(_thread, "start_joinable_thread", None)
 _ORIGINAL_EPOLL: Any = select.epoll
+
+# Where ``sys.UnraisableHookArgs`` could not be had, a failure escaping a thread started
+# through ``_thread`` is raised again for the interpreter to report (``reraise``).
+_REPORTS_ITSELF = UNRAISABLE_ARGS is None
 
 _install_lock = threading.Lock()
 # Guarded by _install_lock.
@@ -95,13 +100,6 @@ class _EpollFactory:
         return f"<select.epoll of {self._hook.libos!r}>"
 
 
-def _thread_name(fn: Callable[..., object]) -> str | None:
-    owner = getattr(fn, "__self__", None)
-    if isinstance(owner, threading.Thread):
-        return owner.name
-    return None
-
-
 class Hook:
     """The LibOS installed as the interpreter's thread starter and ``select.epoll``.
 
@@ -112,9 +110,9 @@ class Hook:
     def __init__(self, libos: LibOS) -> None:
         self.libos = libos
         self.installed = False
-        # Guarded by _count_lock.
-        self.threads_created = 0
-        self._count_lock = threading.Lock()
+        # Advanced once per thread started through the LibOS: ``next`` on an
+        # itertools.count is one C call, whole under the GIL, so no lock is needed.
+        self._created = itertools.count()
         self._epoll_factory = _EpollFactory(self)
         self._replaced: list[tuple[object, str, object, object]] = []
 
@@ -186,6 +184,12 @@ class Hook:
                 _current = None
             self._replaced = []
 
+    @property
+    def threads_created(self) -> int:
+        """Threads started through the LibOS while installed."""
+        # The count's repr, ``count(N)``, reads it without advancing it.
+        return int(repr(self._created)[6:-1])
+
     def __enter__(self) -> Hook:
         return self
 
@@ -198,34 +202,6 @@ class Hook:
 
     # -- the replacements ------------------------------------------------------------
 
-    def _clone(
-        self,
-        fn: Callable[..., object],
-        args: tuple[Any, ...],
-        joinable: tuple[object, bool] | None,
-        started: list[LibOSThread],
-        *,
-        name_of: Callable[..., object],
-        reraise: bool = True,
-        unraisable: object = None,
-    ) -> LibOSThread:
-        """The LibOS clone path for a thread the program starts; the thread is in
-        ``started`` once it is made, and runs once its ``_pal`` is set."""
-        try:
-            return self.libos._clone(
-                fn,
-                args,
-                _thread_name(name_of),
-                joinable,
-                reraise=reraise,
-                started=started,
-                unraisable=unraisable,
-            )
-        except OSError as exc:
-            raise RuntimeError(f"can't start new thread: {exc}") from exc
-        except RuntimeError as exc:  # the LibOS shut down under a start in flight
-            raise RuntimeError(f"can't start new thread: {exc}") from None
-
     # A KeyboardInterrupt between any two bytecodes of a replacement, or from a wait
     # inside the LibOS, leaves one of two states, told apart by ``started``: no thread
     # runs, and the ``threading.Thread`` being started is taken out of
@@ -233,6 +209,9 @@ class Hook:
     # natively no interruption falls inside the primitive); or the thread runs and takes
     # itself out of ``_limbo`` as it starts, as it does natively when the interruption
     # arrives just after the primitive returned.
+    #
+    # Each replacement is one flat path to ``LibOS._clone`` (positional arguments, the
+    # errors mapped in place): it runs on every thread the program starts.
 
     def _start_new_thread(
         self,
@@ -251,21 +230,29 @@ class Hook:
                 raise TypeError("first arg must be callable")
             if not isinstance(args, tuple):
                 raise TypeError("2nd arg must be a tuple")
-            if kwargs is not None and not isinstance(kwargs, dict):
-                raise TypeError("optional 3rd arg must be a dictionary")
-            fn = functools.partial(function, **kwargs) if kwargs else function
-            if UNRAISABLE_ARGS is None:
-                pal = self._clone(fn, args, None, started, name_of=function)._pal
-            else:  # reported against ``function`` as the interpreter does
-                pal = self._clone(
-                    fn, args, None, started, name_of=function, reraise=False, unraisable=function
-                )._pal
-        except BaseException as exc:
-            self._not_started(exc, started, function)
+            fn = function
+            if kwargs is not None:
+                if not isinstance(kwargs, dict):
+                    raise TypeError("optional 3rd arg must be a dictionary")
+                if kwargs:
+                    fn = functools.partial(function, **kwargs)
+            # A failure is reported against ``function``, as the interpreter does; where
+            # that cannot be had, the interpreter reports it itself (``reraise``).
+            pal = self.libos._clone(
+                fn, args, None, function, None, _REPORTS_ITSELF,
+                None if _REPORTS_ITSELF else function, started,
+            )._pal  # fmt: skip
+        except OSError as exc:
+            raise RuntimeError(f"can't start new thread: {exc}") from exc
+        except RuntimeError as exc:  # the LibOS shut down under a start in flight
+            raise RuntimeError(f"can't start new thread: {exc}") from None
+        except Exception:
             raise
-        self._counted()
-        assert pal is not None and pal.ident is not None
-        return pal.ident
+        except BaseException:
+            self._not_started(started, function)
+            raise
+        next(self._created)
+        return pal.ident  # type: ignore[union-attr,return-value]  # set: the thread runs
 
     def _start_joinable_thread(
         self, function: Callable[..., object], handle: object = None, daemon: bool = True
@@ -277,29 +264,28 @@ class Hook:
         try:
             if not callable(function):
                 raise TypeError("thread function must be callable")
-            pal = self._clone(function, (), (handle, bool(daemon)), started, name_of=function)._pal
-        except BaseException as exc:
-            self._not_started(exc, started, function)
+            pal = self.libos._clone(
+                function, (), None, function, (handle, bool(daemon)), True, None, started
+            )._pal
+        except OSError as exc:
+            raise RuntimeError(f"can't start new thread: {exc}") from exc
+        except RuntimeError as exc:  # the LibOS shut down under a start in flight
+            raise RuntimeError(f"can't start new thread: {exc}") from None
+        except Exception:
             raise
-        self._counted()
-        assert pal is not None
-        return pal.handle
+        except BaseException:
+            self._not_started(started, function)
+            raise
+        next(self._created)
+        return pal.handle  # type: ignore[union-attr]  # set: the thread runs
 
-    def _not_started(
-        self, exc: BaseException, started: list[LibOSThread], function: object
-    ) -> None:
-        """After ``exc`` came out of a start: count the thread if it runs all the same,
-        else undo what ``threading`` did for it."""
-        if isinstance(exc, Exception):
-            return  # refused (after the PAL's record, too): no thread runs
+    def _not_started(self, started: list[LibOSThread], function: object) -> None:
+        """After a KeyboardInterrupt (or another non-``Exception``) came out of a start:
+        count the thread if it runs all the same, else undo what ``threading`` did."""
         if started and started[0]._pal is not None:
-            self._counted()
+            next(self._created)
         else:
             _forget_unstarted(function)
-
-    def _counted(self) -> None:
-        with self._count_lock:
-            self.threads_created += 1
 
 
 def _forget_unstarted(fn: object) -> None:

@@ -49,6 +49,7 @@ class _Installed(Protocol):
     def uninstall(self) -> None: ...
 
 
+_clock = time.perf_counter_ns
 _JOIN_S = 5.0
 _IPC_NAME_TRIES = 8
 
@@ -164,24 +165,28 @@ class LibOS(ShutsDown):
         when the host has no descriptor for the thread's event, ``ENOMEM`` when it has no
         thread slot (``sgx.max_threads``), as Gramine's PAL reports an exhausted TCS.
         """
-        return self._clone(fn, args, name)
+        return self._clone(fn, args, name, None, None, False, None, None)
 
     def _clone(
         self,
         fn: Callable[..., object],
         args: tuple[Any, ...],
         name: str | None,
-        joinable: tuple[object, bool] | None = None,
-        reraise: bool = False,
-        started: list[LibOSThread] | None = None,
-        unraisable: object = None,
+        started_by: object,
+        joinable: tuple[object, bool] | None,
+        reraise: bool,
+        unraisable: object,
+        started: list[LibOSThread] | None,
     ) -> LibOSThread:
-        """The clone path.  ``joinable`` and ``reraise`` are the PAL's ``thread_start``
-        options, and ``unraisable`` what a failure of the thread is reported against (as
-        ``_thread.start_new_thread`` reports one), when the program's thread library
-        starts the thread.  The thread is appended to ``started`` as soon as it is made;
-        it runs exactly when its ``_pal`` is set, so a caller that a KeyboardInterrupt
-        reaches anywhere knows whether it runs."""
+        """The clone path; positional only, it runs on every thread start.
+
+        When the program's thread library starts the thread: ``started_by`` is what it
+        started it with (the thread's name comes from it), ``joinable`` and ``reraise``
+        are the PAL's ``thread_start`` options, and ``unraisable`` what a failure of the
+        thread is reported against (as ``_thread.start_new_thread`` reports one).  The
+        thread is appended to ``started`` as soon as it is made; it runs exactly when its
+        ``_pal`` is set, so a caller that a KeyboardInterrupt reaches anywhere knows
+        whether it runs."""
         if self._closed:
             raise ShutDownError("the LibOS is shut down")
         # Ctrl-C safety: every step from here records what it made where the rollback
@@ -191,32 +196,43 @@ class LibOS(ShutsDown):
         # table with its event before the host thread starts, and the PAL records the
         # host thread on it (``_attach``) in the critical section that starts it: so
         # ``_pal`` is set exactly when the thread runs.
+        # The profile's boundaries are local variables (see ``Profile.open_clone``):
+        # clone and get_new_thread start at t0, create_pollable_event spans t1..t2,
+        # get_new_thread ends at t3, the clone once the host thread exists.
         profile = self.profile
-        marks = profile.start_clone()  # clone and get_new_thread start here
-        tid = self._table.new_tid()
-        thread = LibOSThread(tid, name if name is not None else f"thread-{tid}")
+        if profile.enabled:
+            account: list[int] | None = profile.open_clone()
+            t0 = _clock()
+            c0 = account[0]  # type: ignore[index]  # (narrowed: just assigned)
+        else:
+            account = None
+        thread = LibOSThread(self._table.new_tid(), name, started_by)
         if started is not None:
             started.append(thread)
         if reraise:
             thread._error_seen = True  # the interpreter reports a failure itself
-        thread._unraisable = unraisable
+        if unraisable is not None:
+            thread._unraisable = unraisable
         try:
             entered = critical_enter()
             try:
-                if marks is not None:
-                    profile.mark(marks)
+                if account is not None:
+                    t1 = _clock()
+                    c1 = account[0]
                 thread.event = self._factory.create()
-                if marks is not None:
-                    profile.mark(marks)
-                self._table.add(thread)
+                if account is not None:
+                    t2 = _clock()
+                    c2 = account[0]
+                self._table[thread.tid] = thread
             finally:
                 critical_leave(entered)
             if self._closed:
                 # Shut down while the event was made: shutdown's sweep may have run
                 # before the add; undo it here (the except branch below does).
                 raise ShutDownError("the LibOS is shut down")
-            if marks is not None:
-                profile.mark(marks)  # get_new_thread ends; the host thread is made
+            if account is not None:
+                t3 = _clock()
+                c3 = account[0]
             if joinable is None and not reraise:
                 self.host.thread_create(self._thread_main, thread, fn, args, record=thread._attach)
             else:
@@ -241,14 +257,13 @@ class LibOS(ShutsDown):
             if isinstance(exc, PalError):
                 raise oserror(exc, "clone") from exc
             raise
-        if marks is not None:
-            profile.end_clone(marks)
+        if account is not None:
+            profile.close_clone([None, t0, c0, t1, c1, t2, c2, t3, c3, _clock(), account[0]])
         return thread
 
     def _get_new_thread(self, name: str | None) -> LibOSThread:
         """A thread the LibOS did not clone (its main thread, an adopted one)."""
-        tid = self._table.new_tid()
-        thread = LibOSThread(tid, name if name is not None else f"thread-{tid}")
+        thread = LibOSThread(self._table.new_tid(), name)
         thread.event = self._factory.create()
         self._table.add(thread)
         return thread
@@ -264,7 +279,9 @@ class LibOS(ShutsDown):
                 raise
             thread._failed(exc)
         finally:
-            self._table.remove(thread)
+            # The thread's exit work: out of the table (one dict pop, see ThreadTable),
+            # its event back to the pool or closed.
+            self._table.pop(thread.tid, None)
             self._factory.release(thread.event)
 
     def current_thread(self) -> LibOSThread:

@@ -13,10 +13,10 @@ threads it did not create, and the sgx PAL handshakes for every IPC connection. 
 that is the cost of a clone, and counting it would skew the per-clone ratios.
 
 The profile is cheap enough to leave on: one ``perf_counter_ns`` and one read of the
-calling thread's host-call count at each phase boundary.  ``LibOS.clone`` marks its
-boundaries itself (``start_clone``, ``mark``, ``end_clone``), which costs a fraction of
+calling thread's host-call count at each phase boundary.  ``LibOS.clone`` takes its
+boundaries itself (``open_clone``, local variables, ``close_clone``), which costs a fraction of
 three nested ``phase`` frames; ``phase`` is for the operations nested deeper (the PAL's
-handshake), kept on a thread-local stack whose bottom is the clone's frame.  Host calls
+handshake), kept on a thread-local stack, summed into the open clone.  Host calls
 are counted per thread (a handshake helper's go to the thread that started it), so
 threads running beside a clone never add to its sample.
 
@@ -67,9 +67,20 @@ class _Null:
 
 
 _NULL = _Null()
-# The frame ``start_clone`` puts under the phases nested in a clone (the PAL's handshake):
-# one object, so a frame an interrupted clone left behind is known for one.
-_CLONE_FRAME = (ROOT, 0, 0)
+
+
+class _Local(threading.local):
+    """One thread's state in a profile: its stack of open phase frames; whether a clone
+    is open (``open_clone``: its phases count as nested in it); the sums of the phases
+    nested in the clone or the outermost frame (None until one ends); and its host-call
+    account (a live one-item list, see ``Host.thread_account``).  Made in each thread
+    the first time it is used there."""
+
+    def __init__(self, host: Host) -> None:
+        self.stack: list[tuple[str, int, int]] = []
+        self.clone = False
+        self.acc: dict[str, list[int]] | None = None
+        self.account = host.thread_account()
 
 
 class _Phase:
@@ -87,12 +98,9 @@ class _Phase:
 
     def __enter__(self) -> None:
         local = self._local
-        try:
-            stack = local.stack
-        except AttributeError:
-            stack = local.stack = []
-        if not stack:
-            local.acc = {}
+        stack = local.stack
+        if not stack and not local.clone:
+            local.acc = None
         stack.append((self._name, time.perf_counter_ns(), self._profile._host.thread_calls()))
 
     def __exit__(
@@ -108,8 +116,11 @@ class _Phase:
         stack: list[tuple[str, int, int]] = local.stack
         name, t0, calls0 = stack.pop()
         dt, dcalls = end - t0, calls - calls0
-        acc: dict[str, list[int]] = local.acc
-        if stack:
+        acc: dict[str, list[int]] | None = local.acc
+        if stack or local.clone:
+            if acc is None:
+                local.acc = {name: [dt, dcalls]}
+                return
             slot = acc.get(name)
             if slot is None:
                 acc[name] = [dt, dcalls]
@@ -119,7 +130,7 @@ class _Phase:
             return
         if exc_type is not None or name != ROOT:
             return  # only whole clones are samples; a failed clone is not one
-        profile._record(dt, dcalls, acc)
+        profile._record(dt, dcalls, {} if acc is None else acc)
 
 
 class Profile:
@@ -128,7 +139,7 @@ class Profile:
     def __init__(self, host: Host, *, enabled: bool = True) -> None:
         self._host = host
         self.enabled = enabled
-        self._local = threading.local()
+        self._local = _Local(host)
         self._timers: dict[str, _Phase] = {}
         self._random = random.Random().random
         # Guarded by _lock.
@@ -139,7 +150,7 @@ class Profile:
         # phase -> one entry per kept clone (_ABSENT where the phase did not run); all
         # rows the same length, at most RESERVOIR.
         self._kept: dict[str, array[int]] = {}
-        # Clones ended and not yet folded in, as ``end_clone`` appends them (appended
+        # Clones ended and not yet folded in, as ``close_clone`` appends them (appended
         # without _lock; taken out under it).
         self._pending: list[list[Any]] = []
 
@@ -151,58 +162,44 @@ class Profile:
             timer = self._timers[name] = _Phase(self, name)
         return timer
 
-    # -- the clone path's marks -------------------------------------------------------
+    # -- the clone path's boundaries ---------------------------------------------------
     #
     # ``clone`` and ``get_new_thread`` start together (the thread's tid and object are
     # the first things get_new_thread makes); then create_pollable_event starts and ends,
-    # then get_new_thread ends, and the clone ends once the host thread exists.  A list
-    # of (ns, host calls) pairs after the thread's account: [account, t0, c0, ...].
+    # then get_new_thread ends, and the clone ends once the host thread exists.  The
+    # clone path (``LibOS._clone``) opens the clone here, takes each boundary itself into
+    # local variables (``perf_counter_ns()`` and the account's count: no call of ours per
+    # boundary), and closes it with one row of all of them.
 
-    def start_clone(self) -> list[Any] | None:
-        """Open one clone's sample; None while the profile is off.  ``phase`` frames
-        opened until ``end_clone`` (the PAL's handshake) count inside this clone."""
-        if not self.enabled:
-            return None
+    def open_clone(self) -> list[int]:
+        """Open one clone's sample (only while ``enabled``); returns the calling thread's
+        host-call account, to read at each boundary.  ``phase`` frames opened until
+        ``close_clone`` (the PAL's handshake) count inside this clone.  A clone a
+        KeyboardInterrupt cut short before its end is simply opened over."""
         local = self._local
-        try:
-            stack = local.stack
-        except AttributeError:
-            stack = local.stack = []
-        while stack and stack[-1] is _CLONE_FRAME:
-            stack.pop()  # left by a clone a KeyboardInterrupt cut short before its end
-        stack.append(_CLONE_FRAME)
-        local.acc = {}
-        account = self._host.thread_account()
-        return [account, time.perf_counter_ns(), account[0]]
+        local.clone = True
+        local.acc = None
+        return local.account
 
-    @staticmethod
-    def mark(marks: list[Any]) -> None:
-        """The next phase boundary of the clone ``marks`` belongs to."""
-        marks += (time.perf_counter_ns(), marks[0][0])
-
-    def end_clone(self, marks: list[Any]) -> None:
-        """Close the clone ``marks`` belongs to and keep it: its marks, the end and the
-        nested phases' sums are appended, as one row, to the clones not yet folded into
-        the moments and the reservoir (one list append: a Ctrl-C lands before or after
-        it).  The clone that makes ``BATCH`` of them folds them all in (``_fold``), and
-        so does every reader first."""
-        end = time.perf_counter_ns()
-        marks += (end, marks[0][0])
+    def close_clone(self, row: list[Any]) -> None:
+        """Close the clone opened last on this thread and keep it.  ``row`` is
+        ``[None, t0, c0, t1, c1, t2, c2, t3, c3, end, calls]``: ns and host calls at the
+        clone's start, create_pollable_event's start and end, get_new_thread's end and
+        the clone's end.  The nested phases' sums go in its first item, and the row is
+        appended to the clones not yet folded into the moments and the reservoir (one
+        list append: a Ctrl-C lands before or after it).  The clone that makes ``BATCH``
+        of them folds them all in (``_fold``), and so does every reader first."""
         local = self._local
-        stack: list[tuple[str, int, int]] = local.stack
-        if stack and stack[-1] is _CLONE_FRAME:
-            stack.pop()
-        marks[0] = local.acc  # [acc, t0, c0, t1, c1, t2, c2, t3, c3, end, calls]
+        row[0] = local.acc
+        local.clone = False
         pending = self._pending
-        pending.append(marks)
+        pending.append(row)
         if len(pending) >= BATCH:
             self._fold()
 
     def drop_clone(self) -> None:
         """Close a clone that failed: it is no sample."""
-        stack: list[tuple[str, int, int]] | None = getattr(self._local, "stack", None)
-        if stack and stack[-1] is _CLONE_FRAME:
-            stack.pop()
+        self._local.clone = False
 
     def _record(self, ns: int, calls: int, inner: dict[str, list[int]]) -> None:
         """Record one clone timed with ``phase`` frames, after those pending, in one

@@ -29,21 +29,37 @@ class LibOSThread:
     through ``threading.excepthook``, as CPython reports a failed thread: never lost.
     """
 
-    # Class defaults: __del__ must work on an object whose __init__ was interrupted.
+    # Class defaults: __del__ must work on an object whose __init__ was interrupted, and
+    # what most threads never change costs no store when one is made.
     _error: BaseException | None = None
     _error_seen = False
     # Set for a thread started through ``_thread.start_new_thread``: a failure is
     # reported to ``sys.unraisablehook`` against this object, as the interpreter does.
     _unraisable: object = None
+    # Set once made (``clone`` makes the thread first, then its event).
+    event: PollableEvent = None  # type: ignore[assignment]
+    # The host thread; joining it is joining this thread, since the LibOS's exit work
+    # runs on it.  None for the main thread and adopted threads.
+    _pal: PalThread | None = None
 
-    def __init__(self, tid: int, name: str, event: PollableEvent | None = None) -> None:
+    def __init__(self, tid: int, name: str | None = None, started_by: object = None) -> None:
         self.tid = tid
-        self.name = name
-        # Set once made (``clone`` makes the thread first, then its event).
-        self.event: PollableEvent = event  # type: ignore[assignment]
-        # The host thread; joining it is joining this thread, since the LibOS's exit work
-        # runs on it.  None for the main thread and adopted threads.
-        self._pal: PalThread | None = None
+        self._name = name
+        # What the program started the thread with (``Thread._bootstrap`` for a
+        # ``threading.Thread``): the name is taken from it when first asked for.
+        self._started_by = started_by
+
+    @property
+    def name(self) -> str:
+        """The name given to ``clone``; for a thread the program started, its
+        ``threading.Thread``'s name; else ``thread-<tid>``."""
+        name = self._name
+        if name is not None:
+            return name
+        owner = getattr(self._started_by, "__self__", None)
+        if isinstance(owner, threading.Thread):
+            return owner.name
+        return f"thread-{self.tid}"
 
     def _attach(self, pal: PalThread) -> None:
         self._pal = pal
@@ -218,33 +234,25 @@ class Adoptions:
             self._threads = {}
 
 
-class ThreadTable:
-    """tid -> thread for every live LibOS thread.  Guarded by its own lock."""
+class ThreadTable(dict[int, LibOSThread]):
+    """tid -> thread for every live LibOS thread.
+
+    No lock: each operation is one C-level operation on the dict (a store, a ``pop``, a
+    ``get``, ``list`` of the values), which runs whole under the GIL, since no Python code
+    runs inside it (the keys are ints; a thread dropped by ``pop`` is finalised after the
+    dict is consistent again).  A tid comes from an ``itertools.count``, whose ``next`` is
+    one C call as well.  A lock around them would add nothing but its cost, on every
+    thread start and exit."""
 
     def __init__(self, first_tid: int = 1) -> None:
-        self._lock = threading.Lock()
-        self._tids = itertools.count(first_tid)
-        self._threads: dict[int, LibOSThread] = {}
-
-    def new_tid(self) -> int:
-        return next(self._tids)
+        super().__init__()
+        self.new_tid = itertools.count(first_tid).__next__
 
     def add(self, thread: LibOSThread) -> None:
-        with self._lock:
-            self._threads[thread.tid] = thread
+        self[thread.tid] = thread
 
     def remove(self, thread: LibOSThread) -> None:
-        with self._lock:
-            self._threads.pop(thread.tid, None)
-
-    def get(self, tid: int) -> LibOSThread | None:
-        with self._lock:
-            return self._threads.get(tid)
+        self.pop(thread.tid, None)
 
     def all(self) -> list[LibOSThread]:
-        with self._lock:
-            return list(self._threads.values())
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._threads)
+        return list(self.values())
