@@ -1,4 +1,4 @@
-"""The profile's clone marks are kept as rows and folded into the moments and the
+"""The profile's clone boundaries are kept as rows and folded into the moments and the
 reservoir in batches: the figures equal a direct computation on the same samples, a
 Ctrl-C at any line of a fold loses and doubles nothing, and readers racing with clones
 from many threads see every clone once."""
@@ -48,10 +48,10 @@ class _Clock:
 
 
 def _clone(profile: Profile, host: _Host, clock: _Clock, spans: tuple[int, ...]) -> None:
-    """One clone through the clone path's boundaries, as ``LibOS._clone`` takes them: get_new_thread starts with the clone,
-    create_pollable_event spans ``cpe`` (with a handshake of ``hs`` inside if not 0),
-    get_new_thread ends ``tail`` later, the clone ``rest`` after that; each step makes
-    ``calls`` host calls."""
+    """One clone through the clone path's boundaries, as ``LibOS._clone`` takes them:
+    get_new_thread starts with the clone, create_pollable_event spans ``cpe`` (with a
+    handshake of ``hs`` inside if not 0), get_new_thread ends ``tail`` later, the clone
+    ``rest`` after that; each step makes ``calls`` host calls."""
     before, cpe, hs, tail, rest, calls = spans
     account = profile.open_clone()
     t0, c0 = clock.now, account[0]
