@@ -22,24 +22,10 @@ from pylibos.pal import Host, PalError, PalErrorCode
 
 
 class FakeHost:
-    """The host's per-thread count of host calls, as ``Profile`` reads it (one thread)."""
-
-    def __init__(self) -> None:
-        self.account = [0]
-
-    @property
-    def calls_total(self) -> int:
-        return self.account[0]
-
-    @calls_total.setter
-    def calls_total(self, value: int) -> None:
-        self.account[0] = value
-
-    def thread_account(self) -> list[int]:
-        return self.account
+    calls_total = 0
 
     def thread_calls(self) -> int:
-        return self.account[0]
+        return self.calls_total
 
 
 class Clock:

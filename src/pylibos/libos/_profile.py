@@ -80,7 +80,14 @@ class _Local(threading.local):
         self.stack: list[tuple[str, int, int]] = []
         self.clone = False
         self.acc: dict[str, list[int]] | None = None
-        self.account = host.thread_account()
+        self._host = host
+
+    def __getattr__(self, name: str) -> list[int]:
+        # Only for ``account``, on its first use on this thread (a clone path's).
+        if name != "account":
+            raise AttributeError(name)
+        account = self.account = self._host.thread_account()
+        return account
 
 
 class _Phase:
