@@ -242,14 +242,8 @@ class Hook:
                 fn, args, None, function, None, _REPORTS_ITSELF,
                 None if _REPORTS_ITSELF else function, started,
             )._pal  # fmt: skip
-        except OSError as exc:
-            raise RuntimeError(f"can't start new thread: {exc}") from exc
-        except RuntimeError as exc:  # the LibOS shut down under a start in flight
-            raise RuntimeError(f"can't start new thread: {exc}") from None
-        except Exception:
-            raise
-        except BaseException:
-            self._not_started(started, function)
+        except BaseException as exc:
+            self._not_started(exc, started, function)
             raise
         next(self._created)
         return pal.ident  # type: ignore[union-attr,return-value]  # set: the thread runs
@@ -267,21 +261,24 @@ class Hook:
             pal = self.libos._clone(
                 function, (), None, function, (handle, bool(daemon)), True, None, started
             )._pal
-        except OSError as exc:
-            raise RuntimeError(f"can't start new thread: {exc}") from exc
-        except RuntimeError as exc:  # the LibOS shut down under a start in flight
-            raise RuntimeError(f"can't start new thread: {exc}") from None
-        except Exception:
-            raise
-        except BaseException:
-            self._not_started(started, function)
+        except BaseException as exc:
+            self._not_started(exc, started, function)
             raise
         next(self._created)
         return pal.handle  # type: ignore[union-attr]  # set: the thread runs
 
-    def _not_started(self, started: list[LibOSThread], function: object) -> None:
-        """After a KeyboardInterrupt (or another non-``Exception``) came out of a start:
-        count the thread if it runs all the same, else undo what ``threading`` did."""
+    def _not_started(
+        self, exc: BaseException, started: list[LibOSThread], function: object
+    ) -> None:
+        """After ``exc`` came out of a start: a refusal becomes the primitive's
+        ``RuntimeError``; after a KeyboardInterrupt (or another non-``Exception``), count
+        the thread if it runs all the same, else undo what ``threading`` did for it."""
+        if isinstance(exc, OSError):
+            raise RuntimeError(f"can't start new thread: {exc}") from exc
+        if isinstance(exc, RuntimeError):  # the LibOS shut down under a start in flight
+            raise RuntimeError(f"can't start new thread: {exc}") from None
+        if isinstance(exc, Exception):
+            return  # the primitive's own checks
         if started and started[0]._pal is not None:
             next(self._created)
         else:
