@@ -46,6 +46,16 @@ against them before anything else reads it.
    ``projected_cycles_per_clone`` is the chosen cost of ``projection`` (the median of the
    batches' start medians; before, the median of every start).  Versions 3 and 4 are
    still rendered.
+6. Every live count measured in the same rounds (``settings.live_in_same_rounds``):
+   before, the live counts ran one after another, each in rounds of its own, so a
+   configuration's start at 1 live and at 1,000 live were measured tens of seconds
+   apart and resampled independently, and the live scaling's interval held every slow
+   drift of the machine.  Now each round measures a configuration's live counts back to
+   back, and the bootstrap draws the same rounds for every entry of the run.  Per slice
+   ``at_s``: when it started, in seconds from the run's start, so the order can be
+   audited.  ``pylibos compare`` runs 15 rounds by default (5 before) for the same
+   duration.  Versions 3 to 5 are still rendered (their live counts resampled apart, as
+   they were measured).
 
 ``pylibos workloads`` format history (``version``):
 
@@ -78,9 +88,9 @@ from typing import Literal, NotRequired, TypedDict, get_type_hints
 
 from .libos import PHASES, Summary
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 """``pylibos compare``'s format."""
-READABLE_VERSIONS = (3, 4, 5)
+READABLE_VERSIONS = (3, 4, 5, 6)
 """Compare versions ``pylibos report`` renders (their keys are the same)."""
 WORKLOADS_FORMAT_VERSION = 1
 """``pylibos workloads``'s format (``report`` renders this one only)."""
@@ -122,10 +132,12 @@ LiveScaling = TypedDict("LiveScaling", {"from": int, "to": int, "relative_to_nat
 
 
 class SliceJSON(TypedDict):
-    """One slice measured: its round, the share of the measuring CPU other processes
-    took meanwhile (None where it cannot be told), and whether it was kept."""
+    """One slice measured: its round, when it started (seconds from the run's start,
+    format 6), the share of the measuring CPU other processes took meanwhile (None where
+    it cannot be told), and whether it was kept."""
 
     round: int
+    at_s: NotRequired[float]
     others: float | None
     kept: bool
 
@@ -181,6 +193,9 @@ class SettingsJSON(TypedDict):
     ghz_given: bool
     tls: str | None
     cpu: NotRequired[int | None]
+    live_in_same_rounds: NotRequired[bool]
+    """Every live count measured in the same rounds, so resampled together (format 6);
+    absent before: each live count in rounds of its own."""
 
 
 class UntilStable(TypedDict):

@@ -269,9 +269,9 @@ def _children() -> dict[int, tuple[int, set[int]]]:
 
 
 def test_each_configuration_is_measured_in_a_process_of_its_own_on_one_cpu() -> None:
-    """Each configuration holds its live threads in a process of its own (so another's
-    1,000 live threads never slow its starts), every such process is confined to the one
-    CPU the run records, and none outlives the run."""
+    """Each configuration at each live count holds its live threads in a process of its
+    own (so another's 1,000 live threads never slow its starts), every such process is
+    confined to the one CPU the run records, and none outlives the run."""
     seen: list[dict[int, tuple[int, set[int]]]] = []
 
     def on_slice(_name: str) -> None:
@@ -279,20 +279,64 @@ def test_each_configuration_is_measured_in_a_process_of_its_own_on_one_cpu() -> 
 
     outcome = run(
         parse_config_list("native,sgx/eventfd"),
-        Settings(duration=0.1, batch=5, rounds=1, live=(20,)),
+        Settings(duration=0.1, batch=5, rounds=1, live=(1, 20)),
         on_slice=on_slice,
     )
     cpu = outcome.as_json()["settings"].get("cpu")
     assert cpu is not None and cpu in os.sched_getaffinity(0)
+    assert len(seen) == 4
     for children in seen:
-        assert len(children) == 2  # one per configuration, both alive between slices
-        for threads, cpus in children.values():
-            assert threads >= 20 + 1  # its own live threads and its main thread
-            assert cpus == {cpu}
-    for e in outcome.results:
-        assert e["live"] == 20
-        assert e["rss_per_live_thread_kib"] is not None
+        assert len(children) == 4  # one per configuration and live count, all alive
+        threads = sorted(t for t, _ in children.values())
+        assert threads[0] >= 1 + 1 and threads[2] >= 20 + 1  # its live threads, its main
+        assert all(cpus == {cpu} for _, cpus in children.values())
+    assert sorted((e["name"], e["live"]) for e in outcome.results) == [
+        ("native", 1), ("native", 20), ("sgx/eventfd", 1), ("sgx/eventfd", 20),
+    ]  # fmt: skip
+    assert all(e["rss_per_live_thread_kib"] is not None for e in outcome.results)
     assert _children() == {}
+
+
+def test_a_configurations_live_counts_are_measured_back_to_back_in_every_round() -> None:
+    """Every live count in the same rounds: in each round a configuration's live counts
+    one after the other (lowest first in even rounds, highest first in odd ones), as each
+    slice's start (``at_s``) shows; the run says so, and its results come live count by
+    live count."""
+    outcome = run(
+        parse_config_list("native,sgx/raw"),
+        Settings(duration=0.06, batch=3, rounds=3, live=(1, 5, 9)),
+    )
+    data = outcome.as_json()
+    assert data["version"] == FORMAT_VERSION >= 6
+    assert data["settings"].get("live_in_same_rounds") is True
+    assert [(e["live"], e["name"]) for e in data["configs"]] == [
+        (live, name) for live in (1, 5, 9) for name in ("native", "sgx/raw")
+    ]
+    measured = sorted(
+        (s["at_s"], s["round"], e["name"], e["live"])
+        for e in data["configs"]
+        for s in e.get("slices", [])
+        if s["kept"]
+    )
+    assert measured[0][0] >= 0
+    expected = [
+        (r, name, live)
+        for r in range(3)
+        for name in ("native", "sgx/raw")
+        for live in ((1, 5, 9) if r % 2 == 0 else (9, 5, 1))
+    ]
+    assert [m[1:] for m in measured] == expected
+    for e in data["configs"]:
+        assert sorted(set(e["batch_rounds"])) == [0, 1, 2]
+
+
+def test_schedule_keeps_a_configurations_live_counts_together() -> None:
+    from pylibos.bench._measure import schedule
+
+    groups = [["a1", "a2", "a3"], ["b1", "b2", "b3"]]
+    assert schedule(groups, 0) == ["a1", "a2", "a3", "b1", "b2", "b3"]
+    assert schedule(groups, 1) == ["a3", "a2", "a1", "b3", "b2", "b1"]
+    assert schedule(groups, 2) == schedule(groups, 0)
 
 
 def test_all_cpus_leaves_the_placement_to_the_kernel() -> None:
@@ -319,7 +363,7 @@ def test_interrupt_keeps_what_was_measured(where: str) -> None:
         if where == "after a slice" and slices == 2:
             raise KeyboardInterrupt
 
-    def more(_partial: Run, _live: int, _elapsed: float) -> bool:
+    def more(_partial: Run, _elapsed: float) -> bool:
         raise KeyboardInterrupt
 
     outcome = run(

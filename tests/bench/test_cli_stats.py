@@ -210,21 +210,35 @@ def test_until_stable_bad_values(
 
 
 def test_run_asks_for_more_rounds_after_the_planned_ones() -> None:
-    asked: list[tuple[int, int]] = []
+    asked: list[int] = []
 
-    def more(partial: Run, live: int, _elapsed: float) -> bool:
-        batches = sum(len(e["batch_rounds"]) for e in partial.results)
-        asked.append((live, batches))
+    def more(partial: Run, _elapsed: float) -> bool:
+        asked.append(sum(len(e["batch_rounds"]) for e in partial.results))
         return len(asked) < 3
 
     outcome = run(
         parse_config_list("native"), Settings(duration=0.02, batch=3, rounds=2), more=more
     )
     assert len(asked) == 3  # after round 2, then after each of two extra rounds
-    assert asked[0][1] >= 2 and asked[1][1] > asked[0][1]
+    assert asked[0] >= 2 and asked[1] > asked[0]
     (entry,) = outcome.results
     assert sorted(set(entry["batch_rounds"])) == [0, 1, 2, 3]
     assert outcome.load_before is not None and outcome.load_after is not None
+
+
+def test_until_stable_adds_rounds_of_every_live_count_together(tmp_path: Path) -> None:
+    """Every live count is measured in each round, so extra rounds are added to all of
+    them at once, and whether each reached the width is recorded per live count."""
+    path = tmp_path / "n.json"
+    argv = [
+        "compare", "--configs", "native", "--duration", "0.02", "--rounds", "1", "--batch", "3",
+        "--live", "0,2", "--until-stable", "0.000001", "--budget", "0.1", "--json", str(path),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads(path.read_text())
+    assert data["stability"]["until_stable"]["reached"] == {"0": False, "2": False}
+    at_0, at_2 = (sorted(set(e["batch_rounds"])) for e in data["configs"])
+    assert at_0 == at_2 and len(at_0) >= 2
 
 
 def test_until_stable_without_targets_uses_the_clone_medians(tmp_path: Path) -> None:

@@ -28,6 +28,10 @@ def _stab(key: str, value: object) -> Callable[[dict[str, Any]], None]:
         pytest.param(lambda d: d["configs"][0].__setitem__("name", 5), id="configs.name-int"),
         pytest.param(lambda d: d["configs"][0].__setitem__("name", [1]), id="configs.name-list"),
         pytest.param(lambda d: d["configs"][0].__setitem__("live", -1), id="configs.live-negative"),
+        pytest.param(
+            lambda d: d["configs"][0]["slices"][0].__setitem__("at_s", "x"),
+            id="configs.slices.at_s-string",
+        ),
     ],
 )
 def test_a_damaged_figure_is_one_error_line(
@@ -43,3 +47,15 @@ def test_a_damaged_figure_is_one_error_line(
         pytest.fail(f"{type(exc).__name__}: {exc}")
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("ERROR: "), err
+
+
+def test_a_run_of_format_5_still_renders(tmp_path: Path) -> None:
+    """A run saved before every live count shared its rounds (format 5) renders, its live
+    scaling resampled live count by live count, as it was measured."""
+    data = json.loads(_COMPARE.read_text())
+    data["version"] = 5
+    data["settings"].pop("live_in_same_rounds", None)
+    old = tmp_path / "v5.json"
+    old.write_text(json.dumps(data))
+    assert main(["report", str(old), "--markdown", str(tmp_path / "out.md")]) == 0
+    assert "÷ native's" in (tmp_path / "out.md").read_text()

@@ -38,32 +38,37 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _until_stable(width: float, budget: float, reached: dict[str, bool]) -> More:
-    """Another round while some target of this live count (with no target among the
-    configurations: some clone median) has an interval wider than ``width`` (relative to
-    its value) and the budget is not spent."""
+    """Another round while some target (with no target among the configurations: some
+    start median) has an interval wider than ``width`` (relative to its value) and the
+    budget is not spent: ``budget`` seconds of measuring per live count, as every live
+    count is measured in each round."""
 
     from ..bench._measure import Run
     from ..bench._render import targets
-    from ..bench._stats import Figures
+    from ..bench._stats import Figures, Interval
 
-    def more(partial: Run, live: int, elapsed: float) -> bool:
+    def more(partial: Run, elapsed: float) -> bool:
         data = partial.as_json()
         # Fewer resamples than the final figures: this is asked after every round.
         figures = Figures(data, resamples=1000)
-        values = [t.value for t in targets(data, figures) if live in t.lives]
-        if not values:
-            # No target among these configurations: their start medians, then.
-            values = [
-                figures.interval(e, "start.median") for e in data["configs"] if e["live"] == live
-            ]
-        wide = [v for v in values if v is not None and (v.width is None or v.width > width)]
-        if not wide:
-            reached[str(live)] = True
-            return False
-        if elapsed >= budget:
-            reached[str(live)] = False
-            return False
-        return True
+        found = targets(data, figures)
+        narrow: dict[int, bool] = {}
+        for live in partial.settings.live:
+            values: list[Interval | None] = [t.value for t in found if live in t.lives]
+            if not values:
+                # No target at this live count: its start medians, then.
+                values = [
+                    figures.interval(e, "start.median")
+                    for e in data["configs"]
+                    if e["live"] == live
+                ]
+            narrow[live] = all(
+                v is None or (v.width is not None and v.width <= width) for v in values
+            )
+        done = all(narrow.values()) or elapsed >= budget * len(partial.settings.live)
+        if done:
+            reached.update({str(live): ok for live, ok in narrow.items()})
+        return not done
 
     return more
 
@@ -79,8 +84,8 @@ def _measure(
     progress = progress_bar()
     task = progress.add_task("setting up", total=None)
 
-    def on_stage(live: int, total: int) -> None:
-        progress.reset(task, total=total, description=f"measuring ({live} live)")
+    def on_stage(total: int) -> None:
+        progress.reset(task, total=total, description="measuring")
 
     def on_slice(name: str) -> None:
         progress.update(task, advance=1, description=f"measuring {name}")

@@ -67,7 +67,9 @@ def check_outputs(args: argparse.Namespace) -> None:
         raise UsageError(f"--plot {plot_path}: the name must end in {', '.join(PLOT_SUFFIXES)}")
 
 
-def add_measuring(p: argparse.ArgumentParser, duration: float, live: tuple[int, ...]) -> None:
+def add_measuring(
+    p: argparse.ArgumentParser, duration: float, live: tuple[int, ...], rounds: int = 5
+) -> None:
     """The options of the micro-benchmark commands (``bench``, ``compare``)."""
     p.add_argument(
         "--duration", type=positive_float, default=duration, metavar="S",
@@ -78,8 +80,8 @@ def add_measuring(p: argparse.ArgumentParser, duration: float, live: tuple[int, 
         help="threads created per batch; each exits at once, the batch is joined (default 100)",
     )  # fmt: skip
     p.add_argument(
-        "--rounds", type=integer, default=5, metavar="R",
-        help="slices each configuration's duration is cut into, interleaved (default 5)",
+        "--rounds", type=integer, default=rounds, metavar="R",
+        help=f"slices each configuration's duration is cut into, interleaved (default {rounds})",
     )  # fmt: skip
     p.add_argument(
         "--live", type=live_list, default=live, metavar="N[,N...]",

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         "to sgx/pipe and to native, host calls per clone and a projected SGX cost.",
     )
     add_configs(p)
-    add_measuring(p, duration=3.0, live=(1, 100, 1000))
+    add_measuring(p, duration=3.0, live=(1, 100, 1000), rounds=15)
     p.add_argument(
         "--until-stable", type=positive_float, metavar="W",
         help="after the planned rounds, keep adding interleaved rounds until every target's "

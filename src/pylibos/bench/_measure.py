@@ -1,10 +1,11 @@
 """Running the seed's micro-benchmark: configurations interleaved in rounds, each measured
 apart, and the run's settings and machine.
 
-``compare`` interleaves the configurations in rounds (a slice of each per round), so
-drift in the machine's speed hits them all alike.  Each configuration at each live count
-is measured in a process of its own (``_worker``), and only one process measures at a
-time: the others wait on their pipe, their threads and their LibOS's workers asleep.  A
+``compare`` interleaves the configurations and live counts in rounds (a slice of each
+per round, a configuration's live counts back to back: ``schedule``), so drift in the
+machine's speed hits them all alike.  Each configuration at each live count is measured
+in a process of its own (``_worker``), and only one process measures at a time: the
+others wait on their pipe, their threads and their LibOS's workers asleep.  A
 process's thread start slows with the number of threads the process holds, so measured
 in one process every configuration at 1,000 live would start its threads beside all the
 configurations' live threads, not its own 1,000; its garbage collector would walk all of
@@ -28,6 +29,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .._schema import FORMAT_VERSION, Entry, RunData, SettingsJSON
 from ..libos import proportions
@@ -40,6 +42,8 @@ from ._machine import nominal_ghz as nominal_ghz
 from ._machine import rss_kib as rss_kib
 from ._processes import _ANSWER_S, _END_S, _end, _Process
 from ._stats import projected
+
+_P = TypeVar("_P")
 
 _GRACE_S = 5.0
 """After a Ctrl-C: bound on a measuring process's answer beyond the end of the slice it
@@ -71,6 +75,7 @@ class Settings:
             "ghz_given": self.ghz is not None,
             "tls": self.tls_backend() if any(c.pal == "sgx" for c in configs) else None,
             "cpu": self.cpu(),
+            "live_in_same_rounds": True,
         }
 
     def tls_backend(self) -> str:
@@ -149,12 +154,20 @@ class Run:
         }
 
 
-More = Callable[["Run", int, float], bool]
-"""Asked after a live count's planned rounds, with the run so far (that live count's
-results included), the live count and the seconds it has measured: another round?"""
+More = Callable[["Run", float], bool]
+"""Asked after the planned rounds, with the run so far (every live count's results) and
+the seconds it has measured: another round?"""
 
 
 Progress = Callable[[str], None]
+
+
+def schedule(groups: Sequence[Sequence[_P]], round_no: int) -> list[_P]:
+    """The order of a round's slices: configuration by configuration, each one's live
+    counts back to back, lowest first in even rounds and highest first in odd ones (so
+    neither end always follows another configuration, and a steady drift across a
+    configuration's slices cancels over two rounds)."""
+    return [p for group in groups for p in (group if round_no % 2 == 0 else group[::-1])]
 
 
 def run(
@@ -162,14 +175,18 @@ def run(
     settings: Settings,
     *,
     on_slice: Progress | None = None,
-    on_stage: Callable[[int, int], None] | None = None,
+    on_stage: Callable[[int], None] | None = None,
     more: More | None = None,
 ) -> Run:
-    """Measure ``configs`` at each live count in ``settings.live``, interleaved in rounds,
-    each configuration in a process of its own.
+    """Measure ``configs`` at each live count in ``settings.live``, each pair in a
+    process of its own, all in the same rounds (``schedule``).
 
-    After a live count's ``settings.rounds`` rounds, ``more`` (if given) is asked whether to
-    run another round of every configuration, again and again (``--until-stable``).
+    A configuration's slices at its live counts run back to back, so a slowdown of the
+    machine that lasts longer than a second or so hits them alike and cancels in its
+    live scaling, as it cancels between configurations in a round (``_stats``).
+
+    After ``settings.rounds`` rounds, ``more`` (if given) is asked whether to run another
+    round, again and again (``--until-stable``).
 
     A KeyboardInterrupt stops the measuring; what was measured so far is returned, with
     ``interrupted`` set.
@@ -180,44 +197,45 @@ def run(
     times0 = cpu_times()
     cpu = settings.cpu()
     slice_s = settings.duration / settings.rounds
-    for live in settings.live:
-        processes: list[_Process] = []
-        try:
-            if on_stage is not None:
-                on_stage(live, len(configs) * settings.rounds)
-            # Set up side by side (nothing is measured yet), then measured one at a time.
+    origin = time.monotonic()
+    # Results come out live count by live count; slices are asked configuration by
+    # configuration.
+    processes: list[_Process] = []
+    try:
+        if on_stage is not None:
+            on_stage(len(configs) * len(settings.live) * settings.rounds)
+        # Set up side by side (nothing is measured yet), then measured one at a time.
+        for live in settings.live:
             for config in configs:
-                process = _Process(config, live, settings, cpu)
+                process = _Process(config, live, settings, cpu, origin)
                 processes.append(process)
                 process.start()
-            for process in processes:
-                process.wait_ready()
-            started = time.perf_counter()
-            round_no = 0
-            while round_no < settings.rounds or (
-                more is not None
-                and more(
-                    Run(
-                        settings,
-                        outcome.configs,
-                        ghz,
-                        outcome.results + [finish(p.result(), settings, ghz) for p in processes],
-                    ),
-                    live,
-                    time.perf_counter() - started,
-                )
-            ):
-                for process in processes:
-                    process.measure(slice_s, round_no)
-                    if on_slice is not None:
-                        on_slice(process.config.name)
-                round_no += 1
-        except KeyboardInterrupt:
-            outcome.interrupted = True
-        finally:
-            _collect(processes, outcome, settings, ghz)
-        if outcome.interrupted:
-            break
+        for process in processes:
+            process.wait_ready()
+        groups = [[p for p in processes if p.config is c] for c in configs]
+        started = time.perf_counter()
+        round_no = 0
+        while round_no < settings.rounds or (
+            more is not None
+            and more(
+                Run(
+                    settings,
+                    outcome.configs,
+                    ghz,
+                    [finish(p.result(), settings, ghz) for p in processes],
+                ),
+                time.perf_counter() - started,
+            )
+        ):
+            for process in schedule(groups, round_no):
+                process.measure(slice_s, round_no)
+                if on_slice is not None:
+                    on_slice(process.config.name)
+            round_no += 1
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+    finally:
+        _collect(processes, outcome, settings, ghz)
     outcome.load_after = os.getloadavg()
     outcome.steal = steal_share(times0, cpu_times())
     return outcome

@@ -52,12 +52,19 @@ class _Process:
     object where its ``kill`` is sure to run before a Ctrl-C can leave a process unknown."""
 
     def __init__(
-        self, config: Config, live: int, settings: ProcessSettings, cpu: int | None
+        self,
+        config: Config,
+        live: int,
+        settings: ProcessSettings,
+        cpu: int | None,
+        origin: float = 0.0,
     ) -> None:
+        """``origin``: the run's start on ``time.monotonic``'s clock (the same in every
+        process), from which each slice's start is recorded."""
         self.config = config
         self._setup: dict[str, Any] = {
             "config": config.name, "live": live, "batch": settings.batch,
-            "tls": settings.tls, "cpu": cpu,
+            "tls": settings.tls, "cpu": cpu, "origin": origin,
         }  # fmt: skip
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None

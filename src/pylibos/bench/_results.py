@@ -94,7 +94,7 @@ def save(data: Mapping[str, Any], path: str) -> None:
 
 def load(path: str) -> RunData:
     """The run saved at ``path``, checked against the schema (``_schema``); a
-    ``ResultsError`` naming the first thing wrong otherwise.  Versions 3 to 5 are read
+    ``ResultsError`` naming the first thing wrong otherwise.  Versions 3 to 6 are read
     (the same keys); older ones are refused, saying why."""
     try:
         with open(path) as f:
@@ -145,6 +145,8 @@ def load(path: str) -> RunData:
         for j, one in enumerate(slices):
             require(path, f"{where}.slices[{j}]", one, ("round", "others", "kept"))
             _numbers(path, f"{where}.slices[{j}]", [one["round"]])
+            if "at_s" in one:
+                _numbers(path, f"{where}.slices[{j}].at_s", [one["at_s"]])
             if one["others"] is not None:
                 _numbers(path, f"{where}.slices[{j}].others", [one["others"]])
         rounds = entry["batch_rounds"]

@@ -3,16 +3,20 @@
 Every timed figure a run reports is a statistic of its *batches*: each batch gives one median
 and one mean per clone for each phase (``batches_ns`` in the JSON).  A figure's 95% interval
 is a percentile bootstrap in two stages, rounds then batches.  Each resample fills every
-round's place with a round drawn with replacement, and takes that many batches, drawn with
-replacement, from it.  So the interval holds what changes from one slice of the run to the
-next (another process waking up for a second), not only batch-to-batch noise: on a shared
-machine that is most of the noise, and it is what differs between two runs.
+round's place with a round drawn with replacement, and takes as many batches as that round
+had, drawn with replacement, from it.  So the interval holds what changes from one slice
+of the run to the next (another process waking up for a second), not only batch-to-batch
+noise: on a shared machine that is most of the noise, and it is what differs between two
+runs.
 
-The configurations measured at one live count ran in the same rounds, interleaved, and the
-same rounds are drawn for all of them.  A slowdown that hit every configuration in a round
-then cancels in their ratios, which is what the interleaving is for; a slowdown of one
-configuration's slice does not, as it should not.  Configurations at different live counts
-(different rounds) and figures of different runs are resampled independently.
+Every configuration at every live count ran in the same rounds, interleaved (a
+configuration's live counts back to back), and the same rounds are drawn for all of them.
+A slowdown that hit the slices of a round then cancels in their ratios, which is what the
+interleaving is for; a slowdown of one slice does not, as it should not.  So the live
+scaling, (start at 1,000 live ÷ at 1 live) ÷ native's, is drawn from four figures
+resampled round by round together.  (In files before format 6 each live count ran in
+rounds of its own, tens of seconds apart, and is resampled apart, as it was measured.)
+Figures of different runs are resampled independently.
 
 All the figures of one configuration come from the same resamples, so a proportion such as
 p3 = handshake / clone is resampled as a pair.  The distribution of a ratio is the ratio of
@@ -112,10 +116,16 @@ def resample_indices(
     resamples: int = RESAMPLES,
     chosen: npt.NDArray[np.intp] | None = None,
 ) -> npt.NDArray[np.intp]:
-    """A ``resamples × n`` matrix of batch indices, in two stages: each round's slot is
+    """A ``resamples × m`` matrix of batch indices, in two stages: each round's slot is
     filled by a round drawn with replacement (``chosen``, shared by the configurations
-    measured in the same rounds, or drawn here), with as many batches as the slot's round
-    had, drawn with replacement from the round that fills it."""
+    measured in the same rounds, or drawn here), with as many batches as *that* round
+    had, drawn with replacement from it.  Rounds hold different numbers of batches (a
+    slice lasts a fixed time, so a slow round holds fewer), so resamples differ in
+    length: each slot has room for the largest round, and the room a round leaves is -1.
+
+    (Taking as many batches as the slot's own round had would give a slow round that
+    fills a fast round's slot more weight than it has in the run: the resamples would be
+    slower than the run, and the intervals' upper ends too high.)"""
     order = np.asarray(rounds)
     strata = [np.flatnonzero(order == r) for r in np.unique(order)]
     lens = np.array([len(s) for s in strata], dtype=np.intp)
@@ -123,12 +133,29 @@ def resample_indices(
     offsets = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.intp)
     if chosen is None or chosen.shape != (resamples, len(strata)):
         chosen = choose_rounds(len(strata), rng, resamples)
+    room = int(lens.max())
     slots = []
-    for k, size in enumerate(lens):
+    for k in range(len(strata)):
         fill = chosen[:, k]
-        picks = (rng.random((resamples, int(size))) * lens[fill][:, None]).astype(np.intp)
-        slots.append(flat[offsets[fill][:, None] + picks])
+        picks = (rng.random((resamples, room)) * lens[fill][:, None]).astype(np.intp)
+        slot = flat[offsets[fill][:, None] + picks]
+        slot[np.arange(room)[None, :] >= lens[fill][:, None]] = -1
+        slots.append(slot)
     return np.concatenate(slots, axis=1)
+
+
+def _medians(values: Floats, idx: npt.NDArray[np.intp]) -> Floats:
+    """The median of each row of ``values[idx]``, leaving out the -1 places."""
+    drawn = np.where(idx >= 0, values[idx], np.inf)
+    drawn.sort(axis=1)
+    n = (idx >= 0).sum(axis=1)
+    rows = np.arange(len(idx))
+    return np.asarray((drawn[rows, (n - 1) // 2] + drawn[rows, n // 2]) / 2, dtype=np.float64)
+
+
+def _sums(values: Floats, idx: npt.NDArray[np.intp]) -> Floats:
+    """The sum of each row of ``values[idx]``, leaving out the -1 places."""
+    return np.asarray(np.where(idx >= 0, values[idx], 0.0).sum(axis=1), dtype=np.float64)
 
 
 @dataclass
@@ -188,30 +215,34 @@ class Figures:
             return _Drawn(values, dists)
         rng = np.random.default_rng([self._seed, position])
         idx = resample_indices(rounds[:n], rng, self._resamples, self._rounds_for(entry))
+        counts = (idx >= 0).sum(axis=1)
         for k, c in columns.items():
-            reduce = np.median if k.endswith(".median") else np.mean
-            dists[k] = np.asarray(reduce(c[idx], axis=1), dtype=np.float64)
+            dists[k] = _medians(c, idx) if k.endswith(".median") else _sums(c, idx) / counts
         for name, (part, whole) in PROPORTIONS.items():
             if name in values:
-                wholes = columns[f"{whole}.mean"][idx].sum(axis=1)
-                parts = columns[f"{part}.mean"][idx].sum(axis=1)
+                wholes = _sums(columns[f"{whole}.mean"], idx)
+                parts = _sums(columns[f"{part}.mean"], idx)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     dists[name] = parts / wholes
         return _Drawn(values, dists)
 
     def _rounds_for(self, entry: Entry) -> npt.NDArray[np.intp]:
-        """The rounds drawn for every configuration at ``entry``'s live count: the same
-        draw for all of them, so slices measured side by side are resampled together."""
-        live = int(entry["live"])
-        chosen = self._chosen.get(live)
+        """The rounds drawn for every configuration measured in the same rounds as
+        ``entry``: the same draw for all of them, so slices measured side by side are
+        resampled together.  Since format 6 that is the whole run; before, each live
+        count ran in rounds of its own."""
+        together = bool(self.data["settings"].get("live_in_same_rounds"))
+        group = -1 if together else int(entry["live"])
+        chosen = self._chosen.get(group)
         if chosen is None:
             n_rounds = max(
                 len(set(e["batch_rounds"] or [0]))
                 for e in self.data["configs"]
-                if e["live"] == live
+                if together or e["live"] == group
             )
-            rng = np.random.default_rng([self._seed, 1 << 20, live])
-            chosen = self._chosen[live] = choose_rounds(n_rounds, rng, self._resamples)
+            key = [self._seed, 1 << 21] if together else [self._seed, 1 << 20, group]
+            rng = np.random.default_rng(key)
+            chosen = self._chosen[group] = choose_rounds(n_rounds, rng, self._resamples)
         return chosen
 
     def value(self, entry: Entry, key: str) -> float | None:

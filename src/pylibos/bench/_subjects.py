@@ -71,10 +71,13 @@ class Subject:
         """Threads started by measured batches, those of dropped slices too."""
         self.slices_dropped = 0
         self.busy_kept = 0
-        self.slices: list[SliceJSON] = []
-        """Every slice measured, dropped ones too: its round, the share of the measuring
-        CPU other processes took meanwhile (None where it cannot be told), kept or not."""
         """Slices kept though another process was busy on the CPU (retries spent)."""
+        self.slices: list[SliceJSON] = []
+        """Every slice measured, dropped ones too: its round, when it started, the share
+        of the measuring CPU other processes took meanwhile (None where it cannot be
+        told), kept or not."""
+        self.origin = 0.0
+        """The run's start (``time.monotonic``), from which slices' starts are counted."""
         self.rss_per_live_kib: float | None = None
         # Each complete batch's median and mean per clone, by phase, and the round it ran
         # in: the samples the bootstrap intervals resample (see ``_stats``).
@@ -120,6 +123,7 @@ class Subject:
         dropped = 0
         while True:
             mark = self._mark()
+            at = time.monotonic() - self.origin
             before = cpu_use(cpu)
             self.run_for(seconds, round_no)
             share = others_share(before, cpu_use(cpu))
@@ -127,6 +131,7 @@ class Subject:
             self.slices.append(
                 {
                     "round": round_no,
+                    "at_s": round(at, 4),
                     "others": None if share is None else round(share, 4),
                     "kept": kept,
                 }

@@ -23,6 +23,14 @@ def differences(a: RunData, b: RunData) -> list[str]:
             "measures each configuration in a process of its own on one CPU, version 3 all "
             "in one process on any CPU): a change may be the method's"
         )
+    together = [bool(d["settings"].get("live_in_same_rounds")) for d in (a, b)]
+    if together[0] != together[1] and len(a["settings"]["live"]) > 1:
+        out.append(
+            f"format versions differ: {a['version']} in A and {b['version']} in B (version 6 "
+            "on measures every live count in the same rounds, a configuration's live counts "
+            "back to back; before, each live count in rounds of its own): live scaling and "
+            "its interval may change with the method"
+        )
     pairs: tuple[tuple[str, Mapping[str, object], Mapping[str, object], tuple[str, ...]], ...]
     pairs = (
         ("settings", a["settings"], b["settings"], _SETTINGS_COMPARED),

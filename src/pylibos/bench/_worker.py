@@ -5,7 +5,7 @@ explains why) and interleaves them by telling one process at a time to measure a
 This module is that process: ``python -m pylibos.bench._worker``.  It reads one request
 per line on stdin and answers each with one line on stdout, both JSON:
 
-* the first line sets it up: ``{"config", "live", "batch", "tls"}``; the answer is
+* the first line sets it up: ``{"config", "live", "batch", "tls", "cpu", "origin"}``; the answer is
   ``{"ok": true}`` once the configuration, its live threads and the warm-up batch are
   ready, or ``{"error": ..., "kind": ...}``;
 * ``{"op": "slice", "seconds": S, "round": R}``: whole batches for ``S`` seconds, in
@@ -51,6 +51,7 @@ def _set_up(setup: dict[str, Any]) -> Subject:
     subject = make_subject(
         parse_config(setup["config"]), setup["live"], setup["batch"], setup["tls"]
     )
+    subject.origin = float(setup.get("origin") or 0.0)
     subject.setup()
     return subject
 
