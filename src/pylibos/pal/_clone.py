@@ -1,24 +1,34 @@
 """Host threads (``PalThreadCreate``): one ``clone_thread`` host call each.
 
-A host that bounds its threads (``SgxHost``, through ``_slots``) overrides the three
-slot hooks at the end; here every thread has room.  The host's live threads are the
-ones holding a slot: one set, so taking a slot and recording the thread are one step.
+The host's live threads are the ones holding a thread slot, in ``_threads``.  A host
+that bounds its threads (``SgxHost``, through ``_slots``) keeps its free slots as tokens
+in a list and takes one with ``list.pop``; here every thread has room (a take that
+never fails).  Taking a slot, recording the thread and starting it are one critical
+section, and nothing on the way takes a lock of the host: ``set.add``/``discard`` and
+``list.pop``/``append`` are each one step under the interpreter's lock, so no thread
+sees half of one.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
 
 from . import _interrupts
-from ._core import HostCore
-from ._errors import PalError, PalErrorCode
+from ._core import SHUT_DOWN, HostCore
+from ._errors import PalError, PalErrorCode, ShutDownError
+from ._interrupts import marks_sections, owed
 from ._thread import PalThread
 
 
 class Threads(HostCore):
     """Start host threads, keep the set of live ones."""
+
+    # Takes a thread slot, or raises IndexError when none is free (never waits): a C
+    # call, one step for the interpreter.  Unbounded here.
+    _take_slot: Callable[[], object] = staticmethod(itertools.repeat(None).__next__)
 
     def thread_create(
         self,
@@ -34,7 +44,7 @@ class Threads(HostCore):
         followed).  The thread is the host's either way: ``shutdown`` joins it.
         """
         return self._spawn(
-            fn, args, helper=False, name=getattr(fn, "__name__", "pal-thread"), record=record
+            fn, args, getattr(fn, "__name__", "pal-thread"), None, False, record, False
         )
 
     def thread_start(
@@ -52,44 +62,39 @@ class Threads(HostCore):
         on that handle (Python 3.13+); ``reraise`` lets an exception escaping ``fn``
         reach the interpreter, which reports it as it does for its own threads.
         ``record`` as for ``thread_create``."""
-        return self._spawn(
-            fn,
-            args,
-            helper=False,
-            name=name,
-            joinable=joinable,
-            reraise=reraise,
-            record=record,
-        )
+        return self._spawn(fn, args, name, joinable, reraise, record, False)
 
+    @marks_sections
     def _spawn(
         self,
         fn: Callable[..., object],
         args: tuple[Any, ...],
-        *,
-        helper: bool,
         name: str,
         joinable: tuple[object, bool] | None = None,
         reraise: bool = False,
         record: Callable[[PalThread], object] | None = None,
+        helper: bool = False,
     ) -> PalThread:
-        self._alive()
+        if self.closed:
+            raise ShutDownError(SHUT_DOWN)
         if helper:
             # A helper works for its creator: its host calls are the creator's.
-            self.thread_calls()
-            args = (self._accounts.calls, fn, *args)
+            args = (self.thread_account(), fn, *args)
             fn = self._charge_to
-        thread = PalThread(
-            fn, args, self._thread_exited, name, helper, joinable=joinable, reraise=reraise
-        )
+        thread = PalThread(fn, args, self._thread_exited, name, helper, joinable, reraise)
         deadline = None
         while True:
             # Taking the slot, the record and the start are one critical section, so an
             # interrupt finds either none of them done or all; the wait for a slot is
             # outside it (a Ctrl-C stops that).
-            entered = _interrupts.enter()
+            _pal_critical = True
             try:
-                if self._admit(thread):
+                try:
+                    self._take_slot()
+                except IndexError:
+                    pass  # none free: wait below
+                else:
+                    self._threads.add(thread)
                     if record is not None:
                         record(thread)
                     try:
@@ -102,31 +107,21 @@ class Threads(HostCore):
                         ) from None
                     return thread
             finally:
-                _interrupts.leave(entered)
+                _pal_critical = False
+                if owed[0]:
+                    _interrupts.deliver()
             if deadline is None:
                 deadline = time.monotonic() + self.slot_timeout
             self._await_slot(deadline, helper)
 
     def _thread_exited(self, thread: PalThread) -> None:
-        with self._lock:
-            self._threads.discard(thread)
-        self._slot_freed()
+        self._threads.discard(thread)
 
     def live_threads(self) -> list[PalThread]:
-        with self._lock:
-            return [t for t in self._threads if t.is_alive()]
+        # list(set) is one step: no thread adds or discards one halfway.
+        return [t for t in list(self._threads) if t.is_alive()]
 
     # -- hooks: where a host that bounds its threads differs -----------------------------
 
-    def _admit(self, thread: PalThread) -> bool:
-        """Record ``thread`` as the host's, taking a thread slot for it if one is free
-        now (never waits); False if none is."""
-        with self._lock:
-            self._threads.add(thread)
-        return True
-
     def _await_slot(self, deadline: float, helper: bool) -> None:
         """Wait until a thread slot may be free, or raise ``NOMEM`` at ``deadline``."""
-
-    def _slot_freed(self) -> None:
-        """A thread has given its slot back (or held none)."""

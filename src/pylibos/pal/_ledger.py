@@ -91,8 +91,6 @@ class Ledger:
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
-        # The sum of ``calls``, kept alongside so reading it costs nothing.
-        self.calls_total = 0
         # System calls that are part of a counted host call, or bookkeeping of the PAL:
         # recorded only while an audit asks for it by setting a Counter here (they are
         # no host calls, and the clone path should not pay for counting them).
@@ -103,27 +101,29 @@ class Ledger:
         # its own thread's calls and never those of threads running beside it.
         self._accounts = threading.local()
 
+    @property
+    def calls_total(self) -> int:
+        """The sum of ``calls``."""
+        with self._calls_lock:
+            return sum(self.calls.values())
+
     def _count(self, call: str, n: int = 1) -> None:
-        try:
-            account: list[int] = self._accounts.calls
-        except AttributeError:
-            account = self._accounts.calls = [0]
         with self._calls_lock:
             self.calls[call] += n
-            self.calls_total += n
-            account[0] += n
+            try:
+                self._accounts.calls[0] += n
+            except AttributeError:
+                self._accounts.calls = [n]
 
     def _call(self, kind: str, where: str, fn: Callable[..., T], *args: Any) -> T:
         """Count one host call of ``kind``, then make it: ``fn(*args)``.  An ``OSError``
         comes out as the matching ``PalError``, its message naming ``where``."""
-        try:
-            account: list[int] = self._accounts.calls
-        except AttributeError:
-            account = self._accounts.calls = [0]
         with self._calls_lock:
             self.calls[kind] += 1
-            self.calls_total += 1
-            account[0] += 1
+            try:
+                self._accounts.calls[0] += 1
+            except AttributeError:  # this thread's first
+                self._accounts.calls = [1]
         try:
             return fn(*args)
         except OSError as exc:
@@ -145,7 +145,8 @@ class Ledger:
         """The host calls so far, frozen: total and by kind, taken together under the
         ledger's lock (so they agree), beside the live ``calls`` and ``calls_total``."""
         with self._calls_lock:
-            return HostCallStats(self.calls_total, MappingProxyType(dict(self.calls)))
+            by_kind = dict(self.calls)
+        return HostCallStats(sum(by_kind.values()), MappingProxyType(by_kind))
 
     def thread_calls(self) -> int:
         """Host calls made so far by the calling thread and the helpers it started."""

@@ -3,11 +3,15 @@
 An enclave has a fixed number of TCS pages, one per thread that may run inside it; the
 main thread holds one.  A new thread (or a pipe's handshake helper) waits up to the
 host's ``slot_timeout`` for a slot, then fails with ``NOMEM``, as Gramine's does.
+
+The free slots are tokens in a list: a thread takes one with ``list.pop`` (IndexError:
+none free) and gives it back with ``list.append`` as it exits.  Each is one step under
+the interpreter's lock, so two threads never take the last slot both, and no lock of
+the host's is held on the way (a Ctrl-C cannot leave one held).
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 
@@ -25,19 +29,22 @@ class ThreadSlots(Threads):
         if isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1:
             raise ValueError(f"max_threads must be a positive integer, got {max_threads!r}")
         self.max_threads = max_threads
+        # The main thread holds one slot, as its TCS does in an enclave.
+        self._free_slots: list[None] = [None] * (max_threads - 1)
+        self._take_slot = self._free_slots.pop
+        self._give_slot = self._free_slots.append
+        # Released means "a slot came free since you last looked"; waiters take it.
         self._doorbell = threading.Lock()
         self._doorbell.acquire()
-
-    def _slot_free(self) -> bool:
-        # Each thread in ``_threads`` holds a slot; the main thread holds one more, as
-        # its TCS does in an enclave.
-        return len(self._threads) + 1 < self.max_threads
 
     def _await_slot(self, deadline: float, helper: bool) -> None:
         # Waits on the doorbell, a bare lock: its acquire either takes it or, when a
         # Ctrl-C interrupts it, does not (a Condition's Python-level enter and exit could
         # be interrupted holding its lock, and every exiting thread would then block).
-        while not self._slot_free():
+        # An exiting thread gives its slot back before it rings, and this loop looks for
+        # a free slot after each ring: a slot freed at any moment is seen.
+        free = self._free_slots
+        while not free:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._doorbell.acquire(timeout=remaining):
                 what = "the pipe handshake helper" if helper else "a new thread"
@@ -46,29 +53,27 @@ class ThreadSlots(Threads):
                     f"sgx.max_threads ({self.max_threads}) reached: no slot for {what} "
                     f"came free within {self.slot_timeout:g} s",
                 )
+        if len(free) > 1:
+            # Several slots came free for one ring, which this waiter took: pass it on,
+            # for the slot it leaves.  (A thread that takes a slot without waiting took
+            # no ring, and passes none on.)
+            self._ring()
 
-    def _admit(self, thread: PalThread) -> bool:
-        with self._lock:
-            if not self._slot_free():
-                return False
-            self._threads.add(thread)
-            more = self._slot_free()
-        if more:
-            self._ring()  # another waiter may have been rung for the same free slots
-        return True
-
-    def _slot_freed(self) -> None:
-        self._ring()
+    def _thread_exited(self, thread: PalThread) -> None:
+        self._threads.discard(thread)
+        self._give_slot(None)
+        # Ring, unless rung already (the common case: nobody waited since the last).
+        if self._doorbell.locked():
+            self._ring()
 
     def _ring(self) -> None:
-        # Released means "a slot came free since you last looked"; ringing twice is once,
-        # and a doorbell already rung is left alone (the common case: nobody waits).
-        if self._doorbell.locked():
-            with contextlib.suppress(RuntimeError):  # rung meanwhile by another thread
-                self._doorbell.release()
+        # Ringing twice is once.
+        try:  # noqa: SIM105 (on every thread's exit: suppress() costs a context manager)
+            self._doorbell.release()
+        except RuntimeError:
+            pass  # rung meanwhile by another thread
 
     @property
     def threads_in_use(self) -> int:
         """Thread slots taken, the main thread's included."""
-        with self._lock:
-            return len(self._threads) + 1
+        return self.max_threads - len(self._free_slots)

@@ -37,21 +37,15 @@ class PalThread:
     release, so whether the thread has ended never depends on who holds the lock after.
     """
 
-    __slots__ = (
-        "_done",
-        "_finished",
-        "_fn",
-        "_fn_args",
-        "_joinable",
-        "_on_exit",
-        "_reraise",
-        "_started",
-        "exception",
-        "handle",
-        "helper",
-        "ident",
-        "name",
-    )
+    # Defaults for what most threads never change: only what differs is stored.
+    exception: BaseException | None = None
+    ident: int | None = None
+    handle: object = None
+    helper = False
+    _joinable: tuple[object, bool] | None = None
+    _reraise = False
+    _finished = False
+    _started = False
 
     def __init__(
         self,
@@ -60,36 +54,34 @@ class PalThread:
         on_exit: Callable[[PalThread], None],
         name: str,
         helper: bool = False,
-        *,
         joinable: tuple[object, bool] | None = None,
         reraise: bool = False,
     ) -> None:
         self.name = name
-        self.helper = helper
-        self.exception: BaseException | None = None
-        self.ident: int | None = None
-        self.handle: object = None
         self._fn: Callable[..., object] | None = fn
         self._fn_args = args
         self._on_exit = on_exit
-        self._joinable = joinable
-        self._reraise = reraise
-        self._done = _allocate_lock()
-        self._done.acquire()  # held until the thread's exit work is done (or start fails)
-        self._finished = False
-        self._started = False
+        if helper:
+            self.helper = True
+        if joinable is not None:
+            self._joinable = joinable
+        if reraise:
+            self._reraise = True
+        # Held until the thread's exit work is done (or its start fails).
+        done = self._done = _allocate_lock()
+        done.acquire()
 
     def start(self) -> None:
         """Start the host thread; raises ``RuntimeError`` when the OS refuses one."""
         self._started = True
         try:
             if self._joinable is None:
-                ident = _start_new_thread(self._run, ())
+                self.ident = _start_new_thread(self._run, ())
             else:
                 assert _start_joinable_thread is not None, "joinable threads need Python 3.13"
                 handle, daemon = self._joinable
                 self.handle = _start_joinable_thread(self._run, handle=handle, daemon=daemon)
-                ident = self.handle.ident  # type: ignore[attr-defined]
+                self.ident = self.handle.ident  # type: ignore[attr-defined]
         except Exception:
             # The primitive refused (RuntimeError, MemoryError): no thread exists.  A
             # KeyboardInterrupt can only arrive after the call returned, with the thread
@@ -97,8 +89,6 @@ class PalThread:
             self._finished = True
             self._done.release()
             raise
-        if self.ident is None:
-            self.ident = ident
 
     def _run(self) -> None:
         self.ident = _get_ident()
@@ -114,7 +104,10 @@ class PalThread:
                 self._on_exit(self)
             finally:
                 self._finished = True
-                self._give_back_done()
+                try:  # noqa: SIM105 (on every thread's exit; as _give_back_done)
+                    self._done.release()
+                except RuntimeError:
+                    pass
         if self._reraise and self.exception is not None:
             raise self.exception
 
