@@ -103,9 +103,13 @@ def test_another_threads_marked_section_does_not_defer_the_main_threads_sigint()
         inside, leave = threading.Event(), threading.Event()
         outcome: list[object] = []
 
+        def sit() -> None:
+            inside.set()
+            leave.wait(WAIT_S)
+
         def other() -> None:
             try:
-                _marked_section(lambda: (inside.set(), leave.wait(WAIT_S)) and None, [])
+                _marked_section(sit, [])
                 outcome.append("ended")
             except BaseException as exc:  # pragma: no cover - the failure reported
                 outcome.append(exc)
@@ -217,7 +221,9 @@ def _eventfds_held_by_no_handle(host: pal.Host, before: set[int]) -> set[int]:
 def test_interrupt_at_every_opcode_of_an_eventfd_open(host: pal.Host) -> None:
     host.close(host.stream_open("eventfd:"))  # the registry's epoll, made once
     before = open_fds()
-    opcodes = _opcodes(lambda: host.close(host.stream_open("eventfd:", nonblocking=True)))
+    opened: list[pal.Handle] = []
+    opcodes = _opcodes(lambda: opened.append(host.stream_open("eventfd:", nonblocking=True)))
+    host.close(opened[0])
     assert opcodes > 40
     interrupted = 0
     for n in range(1, opcodes + 1):

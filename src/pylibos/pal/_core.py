@@ -14,6 +14,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import Literal, NoReturn
 
 from . import _identity, _interrupts
 from ._errors import PalError, PalErrorCode, ShutDownError
@@ -30,6 +31,17 @@ def _no_phase(_name: str) -> AbstractContextManager[None]:
 
 
 SHUT_DOWN = "the host is shut down"
+
+# This process's id, kept current by the fork hook below: asking the kernel (getpid) on
+# every eventfd's close costs a system call.
+_PID = [os.getpid()]
+
+
+def _forked() -> None:
+    _PID[0] = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 class HostCore(Ledger):
@@ -62,47 +74,56 @@ class HostCore(Ledger):
         self.handshake_timeout = 10.0
         self.slot_timeout = 0.25
         # Made at the first eventfd (see _identity.EventfdRegistry); False: not to be had.
-        self._eventfds: EventfdRegistry | bool | None = None
+        self._eventfds: EventfdRegistry | Literal[False] | None = None
         self.phase: PhaseHook = _no_phase
         self.closed = False
         self._sigint = _interrupts.install()
         # A child forked from this process holds the same sockets and eventfds: there the
         # host may close its copies of the descriptors, never shut down, wake or end a
         # session under the parent (see _in_a_fork).
-        self._pid = os.getpid()
+        self._pid = _PID[0]
 
     def _in_a_fork(self) -> bool:
         """True in a child forked after this host opened: the descriptors it holds are
         copies of the parent's, whose sockets, sessions and counters are the parent's."""
-        return os.getpid() != self._pid
+        return self._pid != _PID[0]
 
     def session_key(self, name: str) -> bytes:
         """The key that protects pipe ``name``; only ``sgx`` hosts use it."""
         raise PalError(PalErrorCode.NOTSUPPORT, f"{self.kind} hosts have no session keys")
 
     def _track(self, handle: Handle) -> Handle:
-        if handle.kind in (
-            HandleKind.PIPE, HandleKind.PIPE_SRV, HandleKind.EVENTFD, HandleKind.EDGES
-        ):  # fmt: skip
-            err: PalError | None = None
+        """Record what the descriptor of a handle just opened is, and the handle as the
+        host's (a handle over the program's descriptor, kind FD: the handle only)."""
+        kind = handle.kind
+        if kind is not HandleKind.FD:
             try:
-                registry = None
-                if handle.kind in (HandleKind.EVENTFD, HandleKind.EDGES):
+                if kind is HandleKind.EVENTFD or kind is HandleKind.EDGES:
                     # An edge watch is an epoll: it shares the one anonymous inode too.
-                    registry = self._eventfd_registry()
-                _identity.remember(handle, registry)
+                    registry = self._eventfds
+                    if registry is None:
+                        registry = self._eventfd_registry()
+                    if registry:  # else False: kcmp is not to be had
+                        handle._ident = registry
+                        registry.add(handle._fd, handle)
+                    else:
+                        handle._ident = _identity.identity(handle)
+                else:
+                    handle._ident = _identity.identity(handle)
             except OSError as exc:
-                err = from_oserror(exc, f"{handle.uri}: identity")
+                self._untrack(handle, from_oserror(exc, f"{handle.uri}: identity"))
             except PalError as exc:
-                err = PalError(exc.code, f"{handle.uri}: identity: {exc.message}")
-            if err is not None:
-                # Gone between its opening and here: the number is not ours to close.
-                handle.closed = True
-                _identity.let_go(handle)
-                raise err
-        with self._lock:
-            self._handles.add(handle)
+                self._untrack(handle, PalError(exc.code, f"{handle.uri}: identity: {exc.message}"))
+        # One step (set.add): see shutdown, which takes each handle with one set.pop.
+        self._handles.add(handle)
         return handle
+
+    @staticmethod
+    def _untrack(handle: Handle, err: PalError) -> NoReturn:
+        # Gone between its opening and here: the number is not ours to close.
+        handle.closed = True
+        _identity.let_go(handle)
+        raise err
 
     def _check(self, handle: Handle, *kinds: HandleKind, failed_ok: bool = False) -> None:
         if not isinstance(handle, Handle):
@@ -119,12 +140,13 @@ class HostCore(Ledger):
             raise handle._failure
         _identity.verify(handle)
 
-    def _eventfd_registry(self) -> EventfdRegistry | None:
+    def _eventfd_registry(self) -> EventfdRegistry | Literal[False]:
+        """The registry (made at the first eventfd), or False where kcmp is not to be
+        had."""
         with self._lock:
             if self._eventfds is None:
                 self._eventfds = EventfdRegistry.make(self._aside) or False
-            registry = self._eventfds
-        return registry if isinstance(registry, EventfdRegistry) else None
+            return self._eventfds
 
     def _alive(self) -> None:
         if self.closed:

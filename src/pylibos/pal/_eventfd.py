@@ -13,24 +13,32 @@ from . import _interrupts
 from ._core import HostCore
 from ._errors import PalError
 from ._handle import Handle, HandleKind
+from ._interrupts import marks_sections, owed
 
 EVENT_TOKEN = b"\x01"
 """The only payload raw pipes and eventfds carry: one wakeup."""
+
+_BLOCK = os.EFD_CLOEXEC
+_NONBLOCK = os.EFD_CLOEXEC | os.EFD_NONBLOCK
 
 
 class Eventfds(HostCore):
     """Open, signal, drain and wake eventfds."""
 
+    @marks_sections
     def _open_eventfd(self, uri: str, nonblocking: bool) -> Handle:
-        flags = os.EFD_CLOEXEC | (os.EFD_NONBLOCK if nonblocking else 0)
-        entered = _interrupts.enter()
+        # From the eventfd's making to its handle's record, a Ctrl-C waits: in between,
+        # the descriptor is nobody's, and would be lost for good.
+        _pal_critical = True
         try:
-            fd = self._call("eventfd", uri, os.eventfd, 0, flags)
-            handle = Handle(HandleKind.EVENTFD, uri, raw=True, nonblocking=nonblocking, fd=fd)
-            self._track(handle)
+            fd = self._call("eventfd", uri, os.eventfd, 0, _NONBLOCK if nonblocking else _BLOCK)
+            return self._track(
+                Handle(HandleKind.EVENTFD, uri, raw=True, nonblocking=nonblocking, fd=fd)
+            )
         finally:
-            _interrupts.leave(entered)
-        return handle
+            _pal_critical = False
+            if owed[0]:
+                _interrupts.deliver()
 
     def _read_eventfd(self, handle: Handle, size: int) -> bytes:
         value = self._call("read", handle.uri, os.eventfd_read, handle._fd)

@@ -29,6 +29,39 @@ class Handle:
     the socket or descriptor is the host's business.
     """
 
+    # What most handles never change is a class default, and a handle stores only what
+    # differs (an eventfd is made on every thread start of ``sgx/eventfd``).
+    _sock: socket.socket | None = None
+    _owns_fd = True
+    _tls: TlsSession | None = None
+    # Set once the handshake that guards this handle has ended, well or badly.
+    _ready: threading.Event | None = None
+    _failure: PalError | None = None
+    _goodbye = False  # close_notify sent
+    _deleted = False  # shut down by delete()
+    _helper: PalThread | None = None
+    # An edge watch (kind EDGES): the host epoll.
+    _epoll: select.epoll | None = None
+    # What the descriptor was when it was opened (see pal._host._identity); None for
+    # descriptors the program owns (kind FD).  Checked before every action.
+    _ident: object = None
+    # The host closed or replaced the descriptor: its number is no longer ours.
+    _stale = False
+    closed = False
+    # A pipe's own (kind PIPE): guards _tls (TLS sessions, either library, are not
+    # safe for concurrent use); one reader and one writer at a time; a sealed record
+    # the socket has not all taken (nonblocking writes only, guarded by _write_lock),
+    # and its plaintext, which no write has counted as written yet.
+    _tls_lock: threading.Lock
+    _read_lock: threading.Lock
+    _write_lock: threading.Lock
+    _out: bytearray
+    _out_plain = b""
+    # An edge watch's own (kind EDGES): the handles it watches by fd, and the epoll
+    # mask each watched number has.
+    _watched: dict[int, Handle]
+    _masks: dict[int, int]
+
     def __init__(
         self,
         kind: HandleKind,
@@ -44,35 +77,20 @@ class Handle:
         self.uri = uri
         self.raw = raw
         self.nonblocking = nonblocking
-        self._sock = sock
-        self._fd = sock.fileno() if sock is not None else fd
-        self._owns_fd = owns_fd
-        self._tls: TlsSession | None = None
-        # Guards _tls: TLS sessions (either library) are not safe for concurrent use.
-        self._tls_lock = threading.Lock()
-        self._read_lock = threading.Lock()
-        # Guards _out and _out_plain.
-        self._write_lock = threading.Lock()
-        # A sealed record the socket has not all taken (nonblocking writes only), and its
-        # plaintext, which no write has counted as written yet.
-        self._out = bytearray()
-        self._out_plain = b""
-        # Set once the handshake that guards this handle has ended, well or badly.
-        self._ready: threading.Event | None = None
-        self._failure: PalError | None = None
-        self._goodbye = False  # close_notify sent
-        self._deleted = False  # shut down by delete()
-        self._helper: PalThread | None = None
-        # An edge watch (kind EDGES): the host epoll, and the handles it watches by fd.
-        self._epoll: select.epoll | None = None
-        self._watched: dict[int, Handle] = {}
-        self._masks: dict[int, int] = {}  # the epoll mask each watched number has
-        # What the descriptor was when it was opened (see pal._host._identity); None for
-        # descriptors the program owns (kind FD).  Checked before every action.
-        self._ident: object = None
-        # The host closed or replaced the descriptor: its number is no longer ours.
-        self._stale = False
-        self.closed = False
+        if sock is not None:
+            self._sock = sock
+            fd = sock.fileno()
+        self._fd = fd
+        if not owns_fd:
+            self._owns_fd = False
+        if kind is HandleKind.PIPE:
+            self._tls_lock = threading.Lock()
+            self._read_lock = threading.Lock()
+            self._write_lock = threading.Lock()
+            self._out = bytearray()
+        elif kind is HandleKind.EDGES:
+            self._watched = {}
+            self._masks = {}
 
     @property
     def encrypted(self) -> bool:

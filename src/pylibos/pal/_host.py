@@ -22,12 +22,13 @@ from typing import Self
 
 from . import _identity, _interrupts
 from ._clone import Threads
-from ._core import SHUT_DOWN
+from ._core import _PID, SHUT_DOWN
 from ._edges import Edges
 from ._errors import PalError, PalErrorCode, ShutDownError
 from ._eventfd import EVENT_TOKEN, Eventfds
 from ._handle import Handle, HandleKind
 from ._identity import EventfdRegistry
+from ._interrupts import marks_sections, owed
 from ._pipes import Pipes
 from ._wait import Waiting
 
@@ -57,6 +58,8 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
         ``eventfd:``."""
         if self.closed:
             raise ShutDownError(SHUT_DOWN)
+        if uri == "eventfd:":  # the one a thread start of sgx/eventfd opens
+            return self._open_eventfd(uri, nonblocking)
         if not isinstance(uri, str) or ":" not in uri:
             raise PalError(PalErrorCode.INVAL, f"malformed URI (want PREFIX:NAME): {uri!r}")
         prefix, _, name = uri.partition(":")
@@ -94,9 +97,9 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
         self._check(handle, HandleKind.PIPE, HandleKind.EVENTFD)
         if size <= 0:
             raise PalError(PalErrorCode.INVAL, f"read size must be positive, got {size}")
+        if handle.kind is HandleKind.EVENTFD:
+            return self._read_eventfd(handle, size)  # one system call: nothing to guard
         with handle._read_lock:
-            if handle.kind is HandleKind.EVENTFD:
-                return self._read_eventfd(handle, size)
             return self._pipe_read(handle, size)
 
     def write(self, handle: Handle, data: bytes | bytearray | memoryview) -> int:
@@ -114,9 +117,9 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
                 f"{handle.uri} carries no data: only the event token may be written "
                 f"(got {len(data)} bytes)",
             )
+        if handle.kind is HandleKind.EVENTFD:
+            return self._write_eventfd(handle)  # one system call: nothing to guard
         with handle._write_lock:
-            if handle.kind is HandleKind.EVENTFD:
-                return self._write_eventfd(handle)
             return self._pipe_write(handle, data)
 
     # -- teardown --------------------------------------------------------------------
@@ -142,25 +145,49 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
         """
         self._close(handle, _HELPER_JOIN_S)
 
+    @marks_sections
     def _close(self, handle: Handle, helper_wait: float) -> None:
-        if not isinstance(handle, Handle):
-            raise PalError(PalErrorCode.BADHANDLE, f"not a PAL handle: {handle!r}")
-        # From marking it closed to closing its descriptor, a Ctrl-C waits: in between, the
-        # handle is neither open nor known to the host, and its descriptor would be lost.
-        entered = _interrupts.enter()
+        # From taking the handle from the host to closing its descriptor, a Ctrl-C waits:
+        # in between, the handle is neither open nor known to the host, and its
+        # descriptor would be lost.  The handle is this close's once set.remove takes it
+        # (one step: a racing close or shutdown finds it gone, and leaves it).
+        _pal_critical = True
         try:
-            with self._lock:
-                if handle.closed:
-                    return
-                handle.closed = True
-                self._handles.discard(handle)
+            try:
+                self._handles.remove(handle)
+            except (KeyError, TypeError):
+                if not isinstance(handle, Handle):
+                    raise PalError(
+                        PalErrorCode.BADHANDLE, f"not a PAL handle: {handle!r}"
+                    ) from None
+                return  # closed already
+            handle.closed = True
             self._release(handle, helper_wait)
         finally:
-            _interrupts.leave(entered)
+            _pal_critical = False
+            if owed[0]:
+                _interrupts.deliver()
 
     def _release(self, handle: Handle, helper_wait: float) -> None:
         """Free what a handle just marked closed holds."""
-        if handle.kind is HandleKind.PIPE:
+        kind = handle.kind
+        ident = handle._ident
+        if (
+            kind is HandleKind.EVENTFD
+            and isinstance(ident, EventfdRegistry)
+            and not handle._stale
+            and ident.same(handle._fd)
+        ):
+            # The common case of the general path below, for the eventfd a thread start
+            # of sgx/eventfd closes: still ours (kcmp), forgotten, closed.
+            if self._pid == _PID[0]:  # (not in a fork: see below)
+                ident.remove(handle._fd, handle)
+            try:  # noqa: SIM105 (as below)
+                self._call("close", handle.uri, os.close, handle._fd)
+            except PalError:
+                pass
+            return
+        if kind is HandleKind.PIPE:
             self._pipe_closing(handle, helper_wait)
         if not handle._owns_fd:
             return
@@ -183,8 +210,26 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
             pass  # the host closed it between the check and here: nothing of ours is left
 
     def open_handles(self) -> list[Handle]:
-        with self._lock:
-            return list(self._handles)
+        return list(self._handles)  # one step: list(set)
+
+    @marks_sections
+    def _take_handles(self) -> list[Handle]:
+        """Take every handle from the host and mark it closed, one ``set.pop`` each: a
+        close racing with this takes a handle or finds it taken, never both."""
+        handles: list[Handle] = []
+        _pal_critical = True
+        try:
+            while True:
+                try:
+                    handle = self._handles.pop()
+                except KeyError:
+                    return handles
+                handle.closed = True
+                handles.append(handle)
+        finally:
+            _pal_critical = False
+            if owed[0]:
+                _interrupts.deliver()
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Close every handle still open and wait for the host's threads, all within
@@ -206,16 +251,13 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
         # Closed first, woken next: a waiter that wakes (even one that drains the wakeup
         # from an eventfd) finds its handle closed on its next call, and cannot go back
         # to sleep on it.
-        with self._lock:
-            handles, self._handles = list(self._handles), set()
-            for handle in handles:
-                handle.closed = True
+        handles = self._take_handles()
         for handle in handles:
             self._wake(handle)
         for handle in handles:
             self._release(handle, max(0.0, deadline - time.monotonic()))
+        threads = list(self._threads)
         with self._lock:
-            threads = list(self._threads)
             registry, self._eventfds = self._eventfds, False
         if isinstance(registry, EventfdRegistry):
             registry.close()

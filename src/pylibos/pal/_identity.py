@@ -45,6 +45,7 @@ class _KcmpEpollSlot(ctypes.Structure):
     _fields_ = (("efd", ctypes.c_uint32), ("tfd", ctypes.c_uint32), ("toff", ctypes.c_uint32))
 
 
+_byref = ctypes.byref
 _SYS_KCMP = {"x86_64": 312, "aarch64": 272}.get(platform.machine())
 _KCMP_EPOLL_TFD = 7
 
@@ -71,6 +72,7 @@ class EventfdRegistry:
     def __init__(self, aside: Aside) -> None:
         self._gate = aside
         self._epoll: select.epoll = aside("epoll_create1", "eventfd registry", HOST_EPOLL)
+        self._efd = self._epoll.fileno()
         self._syscall = ctypes.CDLL(None, use_errno=True).syscall
         self._pid = os.getpid()
         self._lock = threading.Lock()
@@ -125,17 +127,21 @@ class EventfdRegistry:
     def same(self, fd: int) -> bool | None:
         """True if ``fd`` holds the file registered under its number, False if another
         object, None if ``fd`` is closed."""
-        efd = self._epoll.fileno()
-        for toff in range(4):  # a number the host recycled may be registered twice
-            slot = _KcmpEpollSlot(efd, fd, toff)
-            ret = self._syscall(
-                _SYS_KCMP, self._pid, self._pid, _KCMP_EPOLL_TFD, fd, ctypes.byref(slot)
-            )
-            if ret == 0:
-                return True
+        # Checked before every action on an eventfd.  The entry of ours that holds a
+        # number is most often its only one: one kcmp, and no loop, then.
+        pid = self._pid
+        slot = _KcmpEpollSlot(self._efd, fd, 0)
+        ret = self._syscall(_SYS_KCMP, pid, pid, _KCMP_EPOLL_TFD, fd, _byref(slot))
+        if ret == 0:
+            return True
+        for toff in range(1, 4):  # a number the host recycled may be registered twice
             if ret < 0:
                 return None if ctypes.get_errno() == errno.EBADF else False
-        return False
+            slot = _KcmpEpollSlot(self._efd, fd, toff)
+            ret = self._syscall(_SYS_KCMP, pid, pid, _KCMP_EPOLL_TFD, fd, _byref(slot))
+            if ret == 0:
+                return True
+        return None if ret < 0 and ctypes.get_errno() == errno.EBADF else False
 
     def close(self) -> None:
         with contextlib.suppress(PalError):
