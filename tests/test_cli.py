@@ -147,12 +147,14 @@ def test_module_entry_point_runs() -> None:
 def _interrupt_compare(js: Path, when: bytes) -> tuple[int, str, str]:
     """Run ``compare`` and send it SIGINT once its progress line shows ``when``; its
     exit status, stdout and stderr."""
+    # Slices of a fifth of a second (5 s in 25 rounds): the first one ends soon, and the
+    # whole run (50 slices, 10 s) would take seconds more than the Ctrl-C needs to land.
     argv = [
         sys.executable, "-m", "pylibos", "compare", "--configs", "native,sgx/eventfd",
-        "--duration", "5", "--live", "0", "--json", str(js),
+        "--duration", "5", "--rounds", "25", "--live", "0", "--json", str(js),
     ]  # fmt: skip
     # FORCE_COLOR: the progress line is drawn on the pipe too, so it says how far the run
-    # is (the whole run would take seconds more).
+    # is.
     env = {**os.environ, "FORCE_COLOR": "1"}
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
@@ -188,11 +190,14 @@ def test_ctrl_c_prints_what_was_measured(tmp_path: Path) -> None:
 
 
 def test_too_few_descriptors_is_one_error_line() -> None:
+    # One configuration: its measuring process is the one that finds the limit too low
+    # (the first of the default list would be, with the others started for nothing).
     code = (
         "import resource, sys\n"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))\n"
         "from pylibos._cli import main\n"
-        "sys.exit(main(['compare', '--live', '100', '--batch', '10', '--duration', '1']))\n"
+        "sys.exit(main(['compare', '--configs', 'native', '--live', '100', '--batch', '10',\n"
+        "               '--duration', '1']))\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False

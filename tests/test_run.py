@@ -33,16 +33,44 @@ def write(folder: Path, name: str, source: str) -> Path:
 def python(
     args: list[str], cwd: Path, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        args, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=BOUND, check=False
-    )
+    (done,) = side_by_side([args], cwd, stdin)
+    return done
+
+
+def side_by_side(
+    commands: list[list[str]], cwd: Path, stdin: str | None = None
+) -> list[subprocess.CompletedProcess[str]]:
+    """Run ``commands`` at the same time (each is a process of its own, so neither sees
+    the other), each given ``stdin``; what each did, in order."""
+    procs = [
+        subprocess.Popen(
+            args,
+            cwd=cwd,
+            stdin=None if stdin is None else subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in commands
+    ]
+    done: list[subprocess.CompletedProcess[str]] = []
+    try:
+        for args, proc in zip(commands, procs, strict=True):
+            out, err = proc.communicate(stdin, timeout=BOUND)
+            done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
+    finally:
+        for proc in procs[len(done) :]:
+            proc.kill()
+            proc.communicate()
+    return done
 
 
 def both(
     tmp_path: Path, program: list[str], options: tuple[str, ...] = (), stdin: str | None = None
 ) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
-    native = python([sys.executable, *program], tmp_path, stdin)
-    under = python([*RUN, *options, "--", *program], tmp_path, stdin)
+    native, under = side_by_side(
+        [[sys.executable, *program], [*RUN, *options, "--", *program]], tmp_path, stdin
+    )
     return native, under
 
 
@@ -230,9 +258,8 @@ def test_a_forked_child_leaves_the_run_to_its_parent(tmp_path: Path, events: str
         """,
     )
     out = tmp_path / "stats.json"
-    native = python([sys.executable, "forks.py"], tmp_path)
-    under = python(
-        [*RUN, "--events", events, "--stats", "--json", str(out), "--", "forks.py"], tmp_path
+    native, under = both(
+        tmp_path, ["forks.py"], ("--events", events, "--stats", "--json", str(out))
     )
     assert (under.returncode, under.stdout) == (native.returncode, native.stdout)
     assert under.stderr.count("pylibos run:") == 1, under.stderr

@@ -249,7 +249,7 @@ def test_killing_a_stopped_measuring_process_is_prompt() -> None:
         process.wait_ready()
         os.kill(pid, signal.SIGSTOP)
         t0 = time.monotonic()
-        process.kill(1.0)
+        process.kill(0.25)
         took = time.monotonic() - t0
     finally:
         _end_for_sure([pid])
@@ -318,10 +318,11 @@ def test_ctrl_c_while_a_measuring_process_starts_leaves_none() -> None:
         n += 1
         assert n < 300
         fired = _start_interrupted_at(n)
-        gc.collect()
+        gc.collect(1)  # this start's objects (a full collection each time costs 50 ms)
         assert _children() == [], fired
         if not fired:
             break
+    gc.collect()  # whatever a start left to the collector is reported in this test
     assert n > 5
 
 
@@ -390,7 +391,9 @@ def test_a_ctrl_c_while_reaping_leaves_no_hung_process() -> None:
         assert n < 40
         process = _Process(parse_config("native"), 0, Settings(batch=2), None)
         process.start()
-        process.wait_ready()
+        # Stopped where it is, set up or not: ``_reap`` ends it the same way, and a
+        # process that never imports the benchmark costs a few milliseconds, not half a
+        # second, for each of the lines.
         assert process.pid is not None
         os.kill(process.pid, signal.SIGSTOP)
         fired: list[int] = []
