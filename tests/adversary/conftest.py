@@ -29,12 +29,18 @@ def hostile() -> Iterator[HostileHost]:
 SHORT_RECHECK_S = 0.25
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "keep_recheck: sleepers look again after the real RECHECK_S, not 0.25 s"
+    )
+
+
 @pytest.fixture(autouse=True)
 def short_recheck(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Sleepers look again after 0.25 s instead of 2 s, so that attacks only that finds
-    (a descriptor closed under a sleeper) are found quickly.  A module that tells the
-    look-again apart from a prompter wakeup keeps the real value (KEEP_RECHECK)."""
-    if getattr(request.module, "KEEP_RECHECK", False):
+    (a descriptor closed under a sleeper) are found quickly.  A test that tells the
+    look-again apart from a prompter wakeup keeps the real value (marked keep_recheck)."""
+    if request.node.get_closest_marker("keep_recheck") is not None:
         return
     us = int(SHORT_RECHECK_S * 1_000_000)
     monkeypatch.setattr(_event, "_RECHECK_US", us)
