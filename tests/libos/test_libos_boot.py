@@ -99,6 +99,7 @@ def test_boot_failure_leaves_nothing(events: str, max_threads: int) -> None:
     the handshake helper of its event): boot fails with ENOMEM and undoes everything,
     the IPC listener included."""
     with open_host("sgx", max_threads=max_threads) as host:
+        host.slot_timeout = 0.05  # ENOMEM after this wait for a slot (0.25 s by default)
         with pytest.raises(OSError) as info:
             LibOS(host, events)
         assert info.value.errno == errno.ENOMEM

@@ -130,6 +130,7 @@ def test_either_order_leaves_nothing(kind: str, events: str, host_first: bool) -
 
 def test_oserror_keeps_the_pal_error_as_its_cause() -> None:
     with open_host("sgx", max_threads=3) as host, LibOS(host) as libos:
+        host.slot_timeout = 0.05  # ENOMEM after this wait for a slot (0.25 s by default)
         with pytest.raises(OSError) as info:
             libos.clone(lambda: None)
         assert info.value.errno == errno.ENOMEM

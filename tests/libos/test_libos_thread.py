@@ -115,6 +115,7 @@ def test_clone_past_max_threads(events: str) -> None:
         first = libos.clone(go.wait, BOUND)
         tids, handles, fds = _tids(libos), set(host.open_handles()), open_fds()
         profile = libos.profile.statistics()
+        host.slot_timeout = 0.05  # ENOMEM after this wait for a slot (0.25 s by default)
         with pytest.raises(OSError) as info:
             libos.clone(lambda: None)
         assert info.value.errno == errno.ENOMEM

@@ -118,6 +118,7 @@ def nothing() -> None:
 def sgx_host(max_threads: int) -> pal.Host:
     host = pal.open_host("sgx", max_threads=max_threads)
     host.handshake_timeout = 0.3
+    host.slot_timeout = 0.05  # NOMEM after this wait for a slot (0.25 s by default)
     return host
 
 

@@ -28,21 +28,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..pal import (
-    WAIT_ERROR,
-    WAIT_HANG_UP,
-    WAIT_READ,
-    WAIT_WRITE,
-    Handle,
-    Host,
-    PalError,
-    PalErrorCode,
-)
+from ..pal import WAIT_ERROR, WAIT_HANG_UP, WAIT_READ, WAIT_WRITE, PalError, PalErrorCode
 from ._errno import oserror
 from ._hosterrors import BACKOFF_MAX, BACKOFF_MIN
 from ._worker import Worker
 
 if TYPE_CHECKING:
+    from ..pal import Handle, Host
     from ._event import PollableEvent
 
 _HEADER = struct.Struct("!III")
