@@ -54,8 +54,14 @@ against them before anything else reads it.
    back, and the bootstrap draws the same rounds for every entry of the run.  Per slice
    ``at_s``: when it started, in seconds from the run's start, so the order can be
    audited.  ``pylibos compare`` runs 15 rounds by default (5 before) for the same
-   duration.  Versions 3 to 5 are still rendered (their live counts resampled apart, as
-   they were measured).
+   duration.  ``live_scaling`` is taken round by round: ``relative_to_native`` is the
+   trimmed mean (20% at each end, on a log scale) of each round's quotient of its four
+   slices' medians, with ``statistic`` naming it, ``rounds`` the rounds paired and
+   ``per_round`` each one's quotient.  The bootstrap's second stage draws as many
+   batches as the round drawn had (before: as many as the round whose place it filled,
+   which overweighted slow rounds).  Versions 3 to 5 are still rendered, their live
+   counts resampled apart and their live scaling the quotient of four medians, as they
+   were measured.
 
 ``pylibos workloads`` format history (``version``):
 
@@ -128,7 +134,19 @@ class Projection(TypedDict):
     cycles: list[float]
 
 
-LiveScaling = TypedDict("LiveScaling", {"from": int, "to": int, "relative_to_native": IntervalJSON})
+LiveScaling = TypedDict(
+    "LiveScaling",
+    {
+        "from": int,
+        "to": int,
+        "relative_to_native": IntervalJSON,
+        # Format 6: the figure is a trimmed mean of per-round quotients; which statistic,
+        # the rounds paired and each one's quotient.
+        "statistic": NotRequired[str],
+        "rounds": NotRequired[list[int]],
+        "per_round": NotRequired[list[float]],
+    },
+)
 
 
 class SliceJSON(TypedDict):

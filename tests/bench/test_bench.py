@@ -312,6 +312,9 @@ def test_a_configurations_live_counts_are_measured_back_to_back_in_every_round()
     assert [(e["live"], e["name"]) for e in data["configs"]] == [
         (live, name) for live in (1, 5, 9) for name in ("native", "sgx/raw")
     ]
+    required, allowed = _schema.keys(_schema.SliceJSON)
+    for e in data["configs"]:
+        assert all(required <= s.keys() <= allowed and "at_s" in s for s in e["slices"])
     measured = sorted(
         (s["at_s"], s["round"], e["name"], e["live"])
         for e in data["configs"]

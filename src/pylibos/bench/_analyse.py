@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .._schema import TIMED, Entry, IntervalJSON, LiveScaling, RunData, TargetJSON
 from ..libos import PROPORTIONS
-from ._stats import Figures, Interval, exact, projected, quotient, stability_warnings
+from ._stats import TRIM, Figures, Interval, exact, projected, quotient, stability_warnings
 from ._text import first, lives
 
 
@@ -150,7 +150,16 @@ def analyse(data: RunData, *, force: bool = False) -> RunData:
 def _live_scaling(data: RunData, entry: Entry, f: Figures) -> LiveScaling | None:
     """At the run's highest live count: (start there ÷ at the lowest) ÷ native's same
     quotient, so what the machine and CPython do with many threads cancels and what is
-    left is the LibOS's doing."""
+    left is the LibOS's doing.
+
+    Measured with every live count in the same rounds (format 6), the quotient is taken
+    round by round, from the four slices of each round (a configuration's two live counts
+    back to back, native's two likewise), and the figure is the trimmed mean of the
+    rounds' quotients on a log scale (``Figures.paired``): drift the slices of a round
+    share cancels in its quotient, and the rounds most crowded by other processes, at
+    either end, are left out.  Each round's quotient is kept in the JSON.  Files of
+    earlier formats (each live count in rounds of its own) get the quotient of the four
+    medians, as before."""
     counts = lives(data)
     if len(counts) < 2 or entry["live"] != counts[-1] or entry["name"] == "native":
         return None
@@ -159,6 +168,18 @@ def _live_scaling(data: RunData, entry: Entry, f: Figures) -> LiveScaling | None
     if a is None or na is None or nb is None:
         return None
     key = "start.median"
+    if data["settings"].get("live_in_same_rounds"):
+        paired = f.paired([entry, na], [a, nb], key)
+        if paired is None:
+            return None
+        return {
+            "from": lo,
+            "to": hi,
+            "relative_to_native": paired.interval.as_json(),
+            "statistic": f"trimmed mean ({TRIM:.0%} each end) of the rounds' quotients",
+            "rounds": paired.rounds,
+            "per_round": [round(v, 4) for v in paired.per_round],
+        }
     iv = quotient([(f, entry, key), (f, na, key)], [(f, a, key), (f, nb, key)])
     return None if iv is None else {"from": lo, "to": hi, "relative_to_native": iv.as_json()}
 

@@ -12,11 +12,16 @@ runs.
 Every configuration at every live count ran in the same rounds, interleaved (a
 configuration's live counts back to back), and the same rounds are drawn for all of them.
 A slowdown that hit the slices of a round then cancels in their ratios, which is what the
-interleaving is for; a slowdown of one slice does not, as it should not.  So the live
-scaling, (start at 1,000 live ÷ at 1 live) ÷ native's, is drawn from four figures
-resampled round by round together.  (In files before format 6 each live count ran in
-rounds of its own, tens of seconds apart, and is resampled apart, as it was measured.)
-Figures of different runs are resampled independently.
+interleaving is for; a slowdown of one slice does not, as it should not.  (In files
+before format 6 each live count ran in rounds of its own, tens of seconds apart, and is
+resampled apart, as it was measured.)  Figures of different runs are resampled
+independently.
+
+Live scaling, (start at 1,000 live ÷ at 1 live) ÷ native's, is taken where the pairing is,
+round by round (``Figures.paired``): each round's quotient of its four slices, a
+configuration's two live counts measured back to back and native's likewise, and their
+trimmed mean, with a one-stage bootstrap over the rounds (each round's quotient already
+holds its batches' noise).
 
 All the figures of one configuration come from the same resamples, so a proportion such as
 p3 = handshake / clone is resampled as a pair.  The distribution of a ratio is the ratio of
@@ -53,6 +58,9 @@ named in a warning, as pyperf warns about an unstable benchmark."""
 STEAL_WARNING = 0.10
 """A run during which the hypervisor took more than this share of the CPUs' time is named
 in a warning."""
+TRIM = 0.2
+"""Share of the rounds' figures left out at each end of a paired figure's trimmed mean
+(``Figures.paired``): with 15 rounds, the 3 highest and the 3 lowest."""
 OCALL_RANGE = (8_000, 17_000)
 """Published cost of an SGX OCALL round trip, in cycles: warm caches to cold ones."""
 
@@ -103,6 +111,25 @@ def percentile_interval(value: float, dist: Floats | None) -> Interval:
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(dist, [tail, 100 - tail])
     return Interval(value, float(low), float(high))
+
+
+def trimmed_mean(values: Floats) -> Floats:
+    """The ``TRIM`` trimmed mean along the last axis: ``floor(TRIM * n)`` values left out
+    at each end (none for fewer than 5)."""
+    n = values.shape[-1]
+    k = int(TRIM * n)
+    ordered = np.sort(values, axis=-1)
+    return np.asarray(ordered[..., k : n - k].mean(axis=-1), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A figure drawn round by round (``Figures.paired``): its interval, the rounds it
+    paired and each one's own figure."""
+
+    interval: Interval
+    rounds: list[int]
+    per_round: list[float]
 
 
 def choose_rounds(n_rounds: int, rng: np.random.Generator, resamples: int) -> npt.NDArray[np.intp]:
@@ -244,6 +271,51 @@ class Figures:
             rng = np.random.default_rng(key)
             chosen = self._chosen[group] = choose_rounds(n_rounds, rng, self._resamples)
         return chosen
+
+    def round_figures(self, entry: Entry, key: str) -> dict[int, float]:
+        """Each round's figure of ``entry``: the median of that round's batches' ``key``
+        (``PHASE.median``) figures."""
+        phase, _, stat = key.partition(".")
+        per = entry["batches_ns"].get(phase)
+        if per is None or stat not in ("median", "mean"):
+            return {}
+        values = per["median"] if stat == "median" else per["mean"]
+        rounds = entry["batch_rounds"][: len(values)]
+        by: dict[int, list[float]] = {}
+        for r, v in zip(rounds, values, strict=False):
+            by.setdefault(int(r), []).append(float(v))
+        return {r: float(np.median(v)) for r, v in sorted(by.items())}
+
+    def paired(
+        self, top: Sequence[Entry], bottom: Sequence[Entry], key: str = "start.median"
+    ) -> Paired | None:
+        """The product of ``top``'s figures over ``bottom``'s, round by round: each round's
+        quotient of the entries' figures in that round (``round_figures``), and their
+        ``TRIM`` trimmed mean on a log scale, with its interval over the rounds drawn for
+        the run (the same rounds as every other figure).  For entries measured in the same
+        rounds, back to back: what a round's slices share cancels in its quotient, and a
+        round another process crowded is among the ends left out.  None when the entries
+        share no round."""
+        figures = [self.round_figures(e, key) for e in (*top, *bottom)]
+        common = sorted(set.intersection(*(set(f) for f in figures))) if figures else []
+        if not common or any(f[r] <= 0 for f in figures for r in common):
+            return None
+        logs = np.zeros(len(common))
+        for i, f in enumerate(figures):
+            sign = 1.0 if i < len(top) else -1.0
+            logs += sign * np.log([f[r] for r in common])
+        per_round = [float(v) for v in np.exp(logs)]
+        value = float(np.exp(trimmed_mean(logs)))
+        if len(common) < 2:
+            return Paired(Interval(value), common, per_round)
+        chosen = self._rounds_for(top[0]) if top else None
+        every = sorted({int(r) for e in (*top, *bottom) for r in e["batch_rounds"]})
+        if chosen is None or common != every or chosen.shape[1] != len(common):
+            positions = [self.data["configs"].index(e) for e in (*top, *bottom)]
+            rng = np.random.default_rng([self._seed, 1 << 22, *positions])
+            chosen = choose_rounds(len(common), rng, self._resamples)
+        dist = np.exp(trimmed_mean(logs[chosen]))
+        return Paired(percentile_interval(value, dist), common, per_round)
 
     def value(self, entry: Entry, key: str) -> float | None:
         return self._draw(entry).values.get(key)
