@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
@@ -67,72 +70,94 @@ def check_outputs(args: argparse.Namespace) -> None:
         raise UsageError(f"--plot {plot_path}: the name must end in {', '.join(PLOT_SUFFIXES)}")
 
 
-def add_measuring(
-    p: argparse.ArgumentParser, duration: float, live: tuple[int, ...], rounds: int = 5
-) -> None:
+@dataclass(frozen=True)
+class Option:
+    """One option as ``ArgumentParser.add_argument`` takes it; a field left at None is
+    not passed (argparse's own default)."""
+
+    flag: str
+    help: str
+    metavar: str | None = None
+    type: Callable[[str], Any] | None = None
+    default: Any = None
+    action: str | None = None
+    required: bool | None = None
+
+    def add_to(self, p: argparse.ArgumentParser) -> None:
+        given = {
+            "metavar": self.metavar, "type": self.type, "default": self.default,
+            "action": self.action, "required": self.required,
+        }  # fmt: skip
+        passed = {name: value for name, value in given.items() if value is not None}
+        p.add_argument(self.flag, help=self.help, **passed)
+
+
+def add_options(p: argparse.ArgumentParser, options: Iterable[Option]) -> None:
+    for option in options:
+        option.add_to(p)
+
+
+def measuring(duration: float, live: tuple[int, ...], rounds: int = 5) -> list[Option]:
     """The options of the micro-benchmark commands (``bench``, ``compare``)."""
-    p.add_argument(
-        "--duration", type=positive_float, default=duration, metavar="S",
-        help=f"seconds of measuring per configuration and live count (default {duration:g})",
-    )  # fmt: skip
-    p.add_argument(
-        "--batch", type=integer, default=100, metavar="N",
-        help="threads created per batch; each exits at once, the batch is joined (default 100)",
-    )  # fmt: skip
-    p.add_argument(
-        "--rounds", type=integer, default=rounds, metavar="R",
-        help=f"slices each configuration's duration is cut into, interleaved (default {rounds})",
-    )  # fmt: skip
-    p.add_argument(
-        "--live", type=live_list, default=live, metavar="N[,N...]",
-        help="threads kept alive (asleep on their events) while measuring; a list sweeps "
-        f"(default {','.join(map(str, live))})",
-    )  # fmt: skip
-    add_json(p)
-    add_ghz(p, "ns-to-cycles")
-    p.add_argument(
-        "--tls", metavar="LIB",
-        help="TLS library of sgx pipes: mbedtls (Gramine's) or openssl (the standard "
-        "library's ssl, Python 3.13+); default mbedtls where python-mbedtls is installed",
-    )  # fmt: skip
-    p.add_argument(
-        "--all-cpus", action="store_true",
-        help="let the kernel place the measuring threads on any CPU (default: one CPU, so "
-        "a thread start never waits for another CPU to wake; see docs/benchmark.md)",
-    )  # fmt: skip
-    add_ocall_cycles(p, "; published measurements range 8000-17000")
+    # fmt: off
+    return [
+        Option("--duration", metavar="S", type=positive_float, default=duration,
+               help=f"seconds of measuring per configuration and live count (default "
+               f"{duration:g})"),
+        Option("--batch", metavar="N", type=integer, default=100,
+               help="threads created per batch; each exits at once, the batch is joined "
+               "(default 100)"),
+        Option("--rounds", metavar="R", type=integer, default=rounds,
+               help=f"slices each configuration's duration is cut into, interleaved "
+               f"(default {rounds})"),
+        Option("--live", metavar="N[,N...]", type=live_list, default=live,
+               help="threads kept alive (asleep on their events) while measuring; a list "
+               f"sweeps (default {','.join(map(str, live))})"),
+        JSON,
+        ghz("ns-to-cycles"),
+        Option("--tls", metavar="LIB",
+               help="TLS library of sgx pipes: mbedtls (Gramine's) or openssl (the standard "
+               "library's ssl, Python 3.13+); default mbedtls where python-mbedtls is "
+               "installed"),
+        Option("--all-cpus", action="store_true",
+               help="let the kernel place the measuring threads on any CPU (default: one "
+               "CPU, so a thread start never waits for another CPU to wake; see "
+               "docs/benchmark.md)"),
+        ocall_cycles("; published measurements range 8000-17000"),
+    ]
+    # fmt: on
 
 
-def add_rendering(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--plot", metavar="F.png", help="write the phase plot to F.png")
-    p.add_argument("--markdown", metavar="F.md", help="write the tables as Markdown to F.md")
+RENDERING = (
+    Option("--plot", metavar="F.png", help="write the phase plot to F.png"),
+    Option("--markdown", metavar="F.md", help="write the tables as Markdown to F.md"),
+)
+"""Where a command's tables and plot go, besides the terminal."""
+
+JSON = Option("--json", metavar="F", help="write the run's JSON to F")
 
 
-def add_configs(p: argparse.ArgumentParser, note: str = "") -> None:
+def configs(note: str = "") -> Option:
     from ..bench import DEFAULT_COMPARE, valid_names
 
     default = ",".join(DEFAULT_COMPARE)
-    p.add_argument(
-        "--configs", default=default, metavar="LIST",
+    return Option(
+        "--configs", metavar="LIST", default=default,
         help=f"comma-separated configurations{note} (default {default}); "
         f"valid: {', '.join(valid_names())}",
     )  # fmt: skip
 
 
-def add_json(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", metavar="F", help="write the run's JSON to F")
-
-
-def add_ghz(p: argparse.ArgumentParser, use: str) -> None:
-    p.add_argument(
-        "--ghz", type=positive_float, metavar="G",
+def ghz(use: str) -> Option:
+    return Option(
+        "--ghz", metavar="G", type=positive_float,
         help=f"clock for {use} (default: the CPU's reported clock)",
     )  # fmt: skip
 
 
-def add_ocall_cycles(p: argparse.ArgumentParser, note: str = "") -> None:
-    p.add_argument(
-        "--ocall-cycles", type=integer, default=10_000, metavar="N",
+def ocall_cycles(note: str = "") -> Option:
+    return Option(
+        "--ocall-cycles", metavar="N", type=integer, default=10_000,
         help=f"cycles one host call (OCALL round trip) costs in the SGX projection "
         f"(default 10000{note})",
     )  # fmt: skip

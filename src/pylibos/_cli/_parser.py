@@ -3,27 +3,121 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ._bench import cmd_bench, cmd_compare
 from ._options import (
-    add_configs,
-    add_ghz,
-    add_json,
-    add_measuring,
-    add_ocall_cycles,
-    add_rendering,
+    JSON,
+    RENDERING,
+    Option,
+    add_options,
+    configs,
+    ghz,
     integer,
+    measuring,
+    ocall_cycles,
     positive_float,
 )
 from ._report import cmd_report
 from ._workloads import cmd_workloads
 
+if TYPE_CHECKING:
+    from rich.console import Console
 
-def build_parser() -> argparse.ArgumentParser:
+
+@dataclass(frozen=True)
+class _Command:
+    """A subcommand: its line in ``pylibos --help``, its own help, options and function.
+    Without a function it is only listed (``run`` parses its own arguments)."""
+
+    name: str
+    summary: str
+    description: str = ""
+    options: tuple[Option, ...] = ()
+    func: Callable[[argparse.Namespace, Console], int] | None = None
+
+
+def _commands() -> list[_Command]:
     from ..bench import valid_names
     from ..workloads import DEFAULT_TIMEOUT_S
 
+    # fmt: off
+    compare = _Command(
+        "compare",
+        "the main job: the seed's benchmark for several configurations side by side",
+        "Runs the seed's thread-creation micro-benchmark for several configurations, "
+        "interleaved in rounds, and prints them side by side with ratios to sgx/pipe and to "
+        "native, host calls per clone and a projected SGX cost.",
+        (configs(), *measuring(duration=3.0, live=(1, 100, 1000), rounds=15),
+         Option("--until-stable", metavar="W", type=positive_float,
+                help="after the planned rounds, keep adding interleaved rounds until every "
+                "target's 95%% interval spans at most W of its value (0.05: 5%%), or "
+                "--budget ends; with no target among the configurations, every clone "
+                "median's interval"),
+         Option("--budget", metavar="S", type=positive_float, default=60.0,
+                help="with --until-stable: seconds of measuring per live count after which "
+                "no further round starts (default 60)"),
+         *RENDERING),
+        cmd_compare,
+    )
+    bench = _Command(
+        "bench",
+        "the seed's benchmark for one configuration",
+        "Creates batches of threads through LibOS.clone for the duration and prints the "
+        "seed's table: per-phase means, p1, p2, p3.",
+        (Option("--config", metavar="NAME", required=True,
+                help=f"the configuration: {', '.join(valid_names())}"),
+         *measuring(duration=5.0, live=(0,)), *RENDERING),
+        cmd_bench,
+    )
+    run = _Command(
+        "run", "run an unmodified Python program under the LibOS (see pylibos run --help)"
+    )
+    report = _Command(
+        "report",
+        "re-render a saved run (JSON) as tables, Markdown or a plot, or compare two",
+        "Reads the JSON a bench, compare or workloads run wrote and renders it again. With "
+        "--vs, sets two bench or compare runs side by side: each phase median in A and in B, "
+        "B ÷ A with its 95%% interval, and 'no significant change' where that interval "
+        "holds 1.",
+        (Option("results", metavar="A.json", help="a run's JSON"),
+         Option("--vs", metavar="B.json", help="a second run to compare with the first"),
+         *RENDERING),
+        cmd_report,
+    )
+    workloads = _Command(
+        "workloads",
+        "real programs natively and under every configuration, each run its own process",
+        "Runs each workload (an ordinary Python program printing one result line) natively "
+        "and under pylibos run for each configuration, interleaved round by round; checks "
+        "every result line against native's; prints median wall time, ratios, threads "
+        "created, host calls and the projected SGX time per workload and configuration.",
+        (Option("--only", metavar="NAMES",
+                help="comma-separated workloads (default: every *.py in the workloads "
+                "folder)"),
+         configs(", native among them"),
+         Option("--repeat", metavar="N", type=integer, default=3,
+                help="runs of each workload per configuration, one per round (default 3)"),
+         Option("--size", metavar="S", type=positive_float,
+                help="passed to every workload as --size S: its work relative to the "
+                "default (default: not passed, each workload's own default)"),
+         Option("--timeout", metavar="S", type=positive_float, default=DEFAULT_TIMEOUT_S,
+                help="seconds one run may take before it is killed and reported as failed "
+                f"(default {DEFAULT_TIMEOUT_S:g})"),
+         Option("--dir", metavar="D",
+                help="folder of workload programs (default: benchmarks/workloads of the "
+                "source tree)"),
+         ocall_cycles(), ghz("cycles-to-seconds in the projection"), JSON, *RENDERING),
+        cmd_workloads,
+    )
+    # fmt: on
+    return [compare, bench, run, report, workloads]
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pylibos",
         description="What it costs a library OS to create and wake threads over channels "
@@ -32,98 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pylibos {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    p = sub.add_parser(
-        "compare",
-        help="the main job: the seed's benchmark for several configurations side by side",
-        description="Runs the seed's thread-creation micro-benchmark for several "
-        "configurations, interleaved in rounds, and prints them side by side with ratios "
-        "to sgx/pipe and to native, host calls per clone and a projected SGX cost.",
-    )
-    add_configs(p)
-    add_measuring(p, duration=3.0, live=(1, 100, 1000), rounds=15)
-    p.add_argument(
-        "--until-stable", type=positive_float, metavar="W",
-        help="after the planned rounds, keep adding interleaved rounds until every target's "
-        "95%% interval spans at most W of its value (0.05: 5%%), or --budget ends; with no "
-        "target among the configurations, every clone median's interval",
-    )  # fmt: skip
-    p.add_argument(
-        "--budget", type=positive_float, default=60.0, metavar="S",
-        help="with --until-stable: seconds of measuring per live count after which no "
-        "further round starts (default 60)",
-    )  # fmt: skip
-    add_rendering(p)
-    p.set_defaults(func=cmd_compare)
-
-    p = sub.add_parser(
-        "bench",
-        help="the seed's benchmark for one configuration",
-        description="Creates batches of threads through LibOS.clone for the duration and "
-        "prints the seed's table: per-phase means, p1, p2, p3.",
-    )
-    p.add_argument(
-        "--config", required=True, metavar="NAME",
-        help=f"the configuration: {', '.join(valid_names())}",
-    )  # fmt: skip
-    add_measuring(p, duration=5.0, live=(0,))
-    add_rendering(p)
-    p.set_defaults(func=cmd_bench)
-
-    sub.add_parser(
-        "run",
-        help="run an unmodified Python program under the LibOS (see pylibos run --help)",
-        add_help=False,
-    )
-
-    p = sub.add_parser(
-        "report",
-        help="re-render a saved run (JSON) as tables, Markdown or a plot, or compare two",
-        description="Reads the JSON a bench, compare or workloads run wrote and renders it "
-        "again. With --vs, sets two bench or compare runs side by side: each phase median in A "
-        "and in B, B ÷ A with its 95%% interval, and 'no significant change' where that "
-        "interval holds 1.",
-    )
-    p.add_argument("results", metavar="A.json", help="a run's JSON")
-    p.add_argument("--vs", metavar="B.json", help="a second run to compare with the first")
-    add_rendering(p)
-    p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser(
-        "workloads",
-        help="real programs natively and under every configuration, each run its own process",
-        description="Runs each workload (an ordinary Python program printing one result "
-        "line) natively and under pylibos run for each configuration, interleaved round by "
-        "round; checks every result line against native's; prints median wall time, ratios, "
-        "threads created, host calls and the projected SGX time per workload and "
-        "configuration.",
-    )
-    p.add_argument(
-        "--only", metavar="NAMES",
-        help="comma-separated workloads (default: every *.py in the workloads folder)",
-    )  # fmt: skip
-    add_configs(p, ", native among them")
-    p.add_argument(
-        "--repeat", type=integer, default=3, metavar="N",
-        help="runs of each workload per configuration, one per round (default 3)",
-    )  # fmt: skip
-    p.add_argument(
-        "--size", type=positive_float, metavar="S",
-        help="passed to every workload as --size S: its work relative to the default "
-        "(default: not passed, each workload's own default)",
-    )  # fmt: skip
-    p.add_argument(
-        "--timeout", type=positive_float, default=DEFAULT_TIMEOUT_S, metavar="S",
-        help=f"seconds one run may take before it is killed and reported as failed "
-        f"(default {DEFAULT_TIMEOUT_S:g})",
-    )  # fmt: skip
-    p.add_argument(
-        "--dir", metavar="D",
-        help="folder of workload programs (default: benchmarks/workloads of the source tree)",
-    )  # fmt: skip
-    add_ocall_cycles(p)
-    add_ghz(p, "cycles-to-seconds in the projection")
-    add_json(p)
-    add_rendering(p)
-    p.set_defaults(func=cmd_workloads)
+    for command in _commands():
+        if command.func is None:
+            sub.add_parser(command.name, help=command.summary, add_help=False)
+            continue
+        p = sub.add_parser(command.name, help=command.summary, description=command.description)
+        add_options(p, command.options)
+        p.set_defaults(func=command.func)
     return parser
