@@ -176,7 +176,7 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
             kind is HandleKind.EVENTFD
             and isinstance(ident, EventfdRegistry)
             and not handle._stale
-            and ident.same(handle._fd)
+            and ident.check(handle)
         ):
             # The common case of the general path below, for the eventfd a thread start
             # of sgx/eventfd closes: still ours (kcmp), forgotten, closed.

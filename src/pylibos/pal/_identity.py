@@ -26,7 +26,6 @@ import os
 import platform
 import select
 import socket
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -64,9 +63,13 @@ class EventfdRegistry:
     file, so a number can hold two entries: the old file's and that of the eventfd of
     ours that got the number next.  kcmp then finds the file at the number among the
     entries, whichever handle it belongs to.  So the registry also knows which handle
-    holds each number, and a handle that opens at a number fails the one that held it
-    before (its descriptor was closed, or the kernel could not have handed the number
-    out), before its own entry is made.
+    holds each number: a handle that opens at a number takes it, before its own entry is
+    made, and the check (``check``) fails a handle that no longer holds its number (its
+    descriptor was closed, or the kernel could not have handed the number out again).
+    Taking a number and giving it back are single dict operations, one step each under
+    the interpreter's lock; a give-back racing with a take can only drop the new
+    holder's claim, which then fails it (never the other way round), and only where the
+    host closed the old holder's descriptor under it.
     """
 
     def __init__(self, aside: Aside) -> None:
@@ -75,8 +78,7 @@ class EventfdRegistry:
         self._efd = self._epoll.fileno()
         self._syscall = ctypes.CDLL(None, use_errno=True).syscall
         self._pid = os.getpid()
-        self._lock = threading.Lock()
-        self._holders: dict[int, Handle] = {}  # Guarded by _lock.
+        self._holders: dict[int, Handle] = {}  # number -> the handle of ours holding it
 
     @classmethod
     def make(cls, aside: Aside) -> EventfdRegistry | None:
@@ -105,24 +107,26 @@ class EventfdRegistry:
     def add(self, fd: int, holder: Handle | None = None) -> None:
         """Register the file at ``fd``; ``holder``: the handle just opened on it."""
         if holder is not None:
-            with self._lock:
-                before = self._holders.get(fd)
-                self._holders[fd] = holder
-            if before is not None and before is not holder:
-                _lose(before, f"its descriptor {fd} now belongs to another object")
+            self._holders[fd] = holder
         self._gate("epoll_ctl", "eventfd registry", self._epoll.register, fd, 0)
 
     def remove(self, fd: int, holder: Handle | None = None) -> None:
         """Unregister the file at ``fd``; ``holder``: the handle closing it."""
-        if holder is not None:
-            with self._lock:
-                if self._holders.get(fd) is holder:
-                    del self._holders[fd]
+        if holder is not None and self._holders.get(fd) is holder:
+            self._holders.pop(fd, None)
         # On every eventfd's close: a bare try costs nothing, ``contextlib.suppress`` ~0.4 µs.
         try:  # noqa: SIM105
             self._gate("epoll_ctl", "eventfd registry", self._epoll.unregister, fd)
         except PalError:
             pass
+
+    def check(self, handle: Handle) -> bool | None:
+        """True if ``handle`` still holds its number and the file there is the one
+        registered under it; False if not; None if its descriptor is closed."""
+        fd = handle._fd
+        if self._holders.get(fd) is not handle:
+            return False
+        return self.same(fd)
 
     def same(self, fd: int) -> bool | None:
         """True if ``fd`` holds the file registered under its number, False if another
@@ -221,7 +225,7 @@ def verify(handle: Handle) -> None:
         return
     if not handle._stale:
         if isinstance(ident, EventfdRegistry):
-            same = ident.same(handle._fd)
+            same = ident.check(handle)
             if same:
                 return
             what = (
