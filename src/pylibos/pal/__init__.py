@@ -18,8 +18,11 @@ from ._handle import Handle as Handle
 from ._handle import HandleKind as HandleKind
 from ._host import Host as Host
 from ._host import ShutsDown as ShutsDown
+from ._interrupts import critical_deliver as critical_deliver
 from ._interrupts import critical_enter as critical_enter
 from ._interrupts import critical_leave as critical_leave
+from ._interrupts import critical_owed as critical_owed
+from ._interrupts import marks_critical_sections as marks_critical_sections
 from ._interrupts import quiet_thread as quiet_thread
 from ._ledger import HostCallStats as HostCallStats
 from ._sgx import SgxHost as SgxHost

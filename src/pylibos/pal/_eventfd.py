@@ -31,10 +31,21 @@ class Eventfds(HostCore):
         # the descriptor is nobody's, and would be lost for good.
         _pal_critical = True
         try:
+            registry = self._eventfds
+            if registry is None:
+                registry = self._eventfd_registry()
             fd = self._call("eventfd", uri, os.eventfd, 0, _NONBLOCK if nonblocking else _BLOCK)
-            return self._track(
-                Handle(HandleKind.EVENTFD, uri, raw=True, nonblocking=nonblocking, fd=fd)
-            )
+            handle = Handle(HandleKind.EVENTFD, uri, raw=True, nonblocking=nonblocking, fd=fd)
+            if not registry:
+                return self._track(handle)  # kcmp is not to be had: by inode
+            # ``_track``, for an eventfd where kcmp is to be had.
+            handle._ident = registry
+            try:
+                registry.add(fd, handle)
+            except PalError as exc:
+                self._untrack(handle, PalError(exc.code, f"{uri}: identity: {exc.message}"))
+            self._handles.add(handle)
+            return handle
         finally:
             _pal_critical = False
             if owed[0]:

@@ -137,16 +137,13 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
             if exc.code is not PalErrorCode.NOTCONNECTION:
                 raise
 
+    @marks_sections
     def close(self, handle: Handle) -> None:
         """Release a handle.  Closing a closed handle does nothing.
 
         An encrypted pipe end tells its peer with a TLS close_notify, so the peer can tell
         a close from a host that cut the stream.
         """
-        self._close(handle, _HELPER_JOIN_S)
-
-    @marks_sections
-    def _close(self, handle: Handle, helper_wait: float) -> None:
         # From taking the handle from the host to closing its descriptor, a Ctrl-C waits:
         # in between, the handle is neither open nor known to the host, and its
         # descriptor would be lost.  The handle is this close's once set.remove takes it
@@ -162,7 +159,7 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
                     ) from None
                 return  # closed already
             handle.closed = True
-            self._release(handle, helper_wait)
+            self._release(handle, _HELPER_JOIN_S)
         finally:
             _pal_critical = False
             if owed[0]:
@@ -174,7 +171,7 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
         ident = handle._ident
         if (
             kind is HandleKind.EVENTFD
-            and isinstance(ident, EventfdRegistry)
+            and ident.__class__ is EventfdRegistry
             and not handle._stale
             and ident.check(handle)
         ):

@@ -126,6 +126,12 @@ class EventfdRegistry:
         fd = handle._fd
         if self._holders.get(fd) is not handle:
             return False
+        # ``same``'s first kcmp, here: the one a check takes but where the host
+        # recycled the number.
+        pid = self._pid
+        slot = _KcmpEpollSlot(self._efd, fd, 0)
+        if self._syscall(_SYS_KCMP, pid, pid, _KCMP_EPOLL_TFD, fd, _byref(slot)) == 0:
+            return True
         return self.same(fd)
 
     def same(self, fd: int) -> bool | None:

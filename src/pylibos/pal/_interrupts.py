@@ -34,9 +34,11 @@ Usage, with nothing between ``enter`` and ``try``::
         leave(entered)
 
 A *marked* section costs less (about ten bytecodes instead of forty, on any thread), for
-the PAL's own hot paths (a thread start, an eventfd's open and close).  Its function is
-registered with ``@marks_sections`` and the section is a local variable of that frame,
-``_pal_critical``, true from its assignment to the ``finally`` that clears it::
+hot paths (a thread start, an eventfd's open and close; ``pylibos.pal`` exports it as
+``marks_critical_sections``, ``critical_owed`` and ``critical_deliver``).  Its function
+is registered with ``@marks_sections`` and the section is a local variable of that
+frame, ``_pal_critical``, true from its assignment to the ``finally`` that clears it (a
+function with a closure cell or a generator cannot mark one)::
 
     @marks_sections
     def fn(...):
@@ -71,8 +73,9 @@ from typing import Any, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 _MAIN = threading.main_thread().ident
-# Touched by the main thread only (its sections, and the handler, which runs there).
-_depth = [0]
+# Touched by the main thread only (its sections, and the handler, which runs there):
+# one item per ``enter`` not yet left.
+_depth: list[None] = []
 # The handler an interrupt in a section is owed to (falsy: none).  Set only by the
 # handler (main thread); read by any thread that ends a marked section.
 owed: list[Any] = [False]
@@ -103,7 +106,7 @@ def _marked(frame: FrameType | None) -> bool:
 
 
 def _in_section(frame: FrameType | None) -> bool:
-    return bool(_depth[0]) or _marked(frame)
+    return bool(_depth) or _marked(frame)
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -173,15 +176,15 @@ def enter() -> bool:
     """Open a critical section; pass the result to ``leave``."""
     if get_ident() != _MAIN:
         return False
-    _depth[0] += 1
+    _depth.append(None)
     return True
 
 
 def leave(entered: bool) -> None:
     """Close a critical section, and raise a ``KeyboardInterrupt`` it deferred."""
     if entered:
-        _depth[0] -= 1
-        if owed[0] and not _depth[0] and not _marked(sys._getframe(1)):
+        _depth.pop()
+        if owed[0] and not _depth and not _marked(sys._getframe(1)):
             handler, owed[0] = owed[0], False
             handler(signal.SIGINT, None)
 
@@ -191,7 +194,7 @@ def deliver() -> None:
     the ``KeyboardInterrupt``) unless this is not the main thread, or the main thread is
     still inside another section."""
     handler = owed[0]
-    if not handler or get_ident() != _MAIN or _depth[0] or _marked(sys._getframe(1)):
+    if not handler or get_ident() != _MAIN or _depth or _marked(sys._getframe(1)):
         return
     owed[0] = False
     handler(signal.SIGINT, None)
@@ -256,3 +259,6 @@ def installed() -> bool:
 
 critical_enter = enter
 critical_leave = leave
+marks_critical_sections = marks_sections
+critical_owed = owed
+critical_deliver = deliver
