@@ -159,7 +159,23 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
                     ) from None
                 return  # closed already
             handle.closed = True
-            self._release(handle, _HELPER_JOIN_S)
+            ident = handle._ident
+            if (
+                ident.__class__ is EventfdRegistry
+                and handle.kind is HandleKind.EVENTFD
+                and not handle._stale
+                and ident.check(handle)
+            ):
+                # ``_release``'s common case, for the eventfd every thread start of
+                # sgx/eventfd closes: still ours (kcmp), forgotten, closed.
+                if self._pid == _PID[0]:  # (not in a fork: see _release)
+                    ident.remove(handle._fd, handle)
+                try:  # noqa: SIM105 (as in _release)
+                    self._call("close", handle.uri, os.close, handle._fd)
+                except PalError:
+                    pass
+            else:
+                self._release(handle, _HELPER_JOIN_S)
         finally:
             _pal_critical = False
             if owed[0]:
@@ -168,22 +184,6 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
     def _release(self, handle: Handle, helper_wait: float) -> None:
         """Free what a handle just marked closed holds."""
         kind = handle.kind
-        ident = handle._ident
-        if (
-            kind is HandleKind.EVENTFD
-            and ident.__class__ is EventfdRegistry
-            and not handle._stale
-            and ident.check(handle)
-        ):
-            # The common case of the general path below, for the eventfd a thread start
-            # of sgx/eventfd closes: still ours (kcmp), forgotten, closed.
-            if self._pid == _PID[0]:  # (not in a fork: see below)
-                ident.remove(handle._fd, handle)
-            try:  # noqa: SIM105 (as below)
-                self._call("close", handle.uri, os.close, handle._fd)
-            except PalError:
-                pass
-            return
         if kind is HandleKind.PIPE:
             self._pipe_closing(handle, helper_wait)
         if not handle._owns_fd:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import os
 import platform
 import select
@@ -78,6 +79,9 @@ class EventfdRegistry:
         self._efd = self._epoll.fileno()
         self._syscall = ctypes.CDLL(None, use_errno=True).syscall
         self._pid = os.getpid()
+        self._kcmp_epoll_tfd = functools.partial(
+            self._syscall, _SYS_KCMP, self._pid, self._pid, _KCMP_EPOLL_TFD
+        )
         self._holders: dict[int, Handle] = {}  # number -> the handle of ours holding it
 
     @classmethod
@@ -128,9 +132,7 @@ class EventfdRegistry:
             return False
         # ``same``'s first kcmp, here: the one a check takes but where the host
         # recycled the number.
-        pid = self._pid
-        slot = _KcmpEpollSlot(self._efd, fd, 0)
-        if self._syscall(_SYS_KCMP, pid, pid, _KCMP_EPOLL_TFD, fd, _byref(slot)) == 0:
+        if self._kcmp_epoll_tfd(fd, _byref(_KcmpEpollSlot(self._efd, fd, 0))) == 0:
             return True
         return self.same(fd)
 
