@@ -346,6 +346,22 @@ def test_a_slowdown_the_slices_of_a_round_share_cancels_in_live_scaling() -> Non
     assert t.verdict == "met"
 
 
+def test_live_scaling_of_an_interrupted_run_pairs_the_rounds_all_four_measured() -> None:
+    """Ctrl-C in round 3, after native's slices and before x's at 1,000 live: rounds 0 to
+    2 are paired, round 3 is left out of the figure and of its interval."""
+    rng = np.random.default_rng(12)
+    data = _four({
+        ("native", 1): list(rng.normal(50, 2, 4)), ("x", 1): list(rng.normal(100, 4, 4)),
+        ("native", 1000): list(rng.normal(60, 2, 4)), ("x", 1000): list(rng.normal(108, 4, 3)),
+    })  # fmt: skip
+    analyse(data)
+    scaling = data["configs"][3]["live_scaling"]
+    assert scaling is not None and scaling["rounds"] == [0, 1, 2]
+    interval = scaling["relative_to_native"]
+    assert interval["low"] is not None and interval["high"] is not None
+    assert interval["low"] <= interval["value"] <= interval["high"]
+
+
 def test_live_scaling_of_a_run_measured_live_count_by_live_count_divides_four_medians() -> None:
     """Before format 6 the live counts ran in rounds of their own, so rounds of different
     live counts are not paired: the figure is the quotient of the four medians."""

@@ -311,7 +311,8 @@ class Figures:
         chosen = self._rounds_for(top[0]) if top else None
         every = sorted({int(r) for e in (*top, *bottom) for r in e["batch_rounds"]})
         if chosen is None or common != every or chosen.shape[1] != len(common):
-            positions = [self.data["configs"].index(e) for e in (*top, *bottom)]
+            configs = self.data["configs"]
+            positions = [next(i for i, c in enumerate(configs) if c is e) for e in (*top, *bottom)]
             rng = np.random.default_rng([self._seed, 1 << 22, *positions])
             chosen = choose_rounds(len(common), rng, self._resamples)
         dist = np.exp(trimmed_mean(logs[chosen]))
