@@ -12,7 +12,7 @@ import pytest
 from pylibos import _schema
 from pylibos._schema import TIMED, Entry, RunData
 from pylibos.bench import FORMAT_VERSION
-from pylibos.bench._render import Target, analyse, targets, vs_rows
+from pylibos.bench._render import Target, analyse, markdown, targets, vs_rows
 from pylibos.bench._stats import (
     OCALL_RANGE,
     Figures,
@@ -360,6 +360,18 @@ def test_live_scaling_of_an_interrupted_run_pairs_the_rounds_all_four_measured()
     interval = scaling["relative_to_native"]
     assert interval["low"] is not None and interval["high"] is not None
     assert interval["low"] <= interval["value"] <= interval["high"]
+
+
+def test_the_markdown_says_how_live_scaling_was_taken() -> None:
+    per_round = {
+        ("native", 1): [50.0, 51.0], ("x", 1): [100.0, 99.0],
+        ("native", 1000): [60.0, 61.0], ("x", 1000): [110.0, 112.0],
+    }  # fmt: skip
+    assert "the rounds' 20% trimmed mean" in markdown(_four(per_round))
+    apart = _four(per_round)
+    apart["settings"].pop("live_in_same_rounds")
+    assert "the live counts were measured apart" in markdown(apart)
+    assert "Live scaling" not in markdown(run_data(entry("x", [1.0, 2.0])))
 
 
 def test_live_scaling_of_a_run_measured_live_count_by_live_count_divides_four_medians() -> None:

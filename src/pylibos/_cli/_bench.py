@@ -142,6 +142,7 @@ def print_compare(data: RunData, console: Console) -> None:
         compare_rows,
         describe,
         rich_table,
+        scaling_note,
         seed_rows,
         target_rows,
         warnings,
@@ -160,6 +161,9 @@ def print_compare(data: RunData, console: Console) -> None:
         "met / missed: the whole 95% interval is on one side of the limit; otherwise inconclusive.",
         style="dim",
     )
+    note = scaling_note(data)
+    if note:
+        console.print(note, style="dim")
     print_warnings(warnings(data), console)
 
 

@@ -9,6 +9,7 @@ from ._analyse import analyse as analyse
 from ._analyse import stored_targets
 from ._analyse import targets as targets
 from ._plot import plot as plot
+from ._stats import TRIM
 from ._text import describe as describe
 from ._text import md, pct, stored, stored_ratio, us, with_interval, x3
 from ._text import rich_table as rich_table
@@ -97,6 +98,22 @@ def target_rows(data: RunData) -> tuple[list[str], list[list[str]]]:
     return ["target", "value (95% interval)", "limit", "verdict"], rows
 
 
+def scaling_note(data: RunData) -> str | None:
+    """How this run's live scaling is taken, where it has one."""
+    if not any(e.get("live_scaling") for e in analyse(data)["configs"]):
+        return None
+    if data["settings"].get("live_in_same_rounds"):
+        return (
+            "Live scaling: each round's (start at the highest live count ÷ at the lowest) ÷ "
+            "native's, from four slices measured close together; the figure is the rounds' "
+            f"{TRIM:.0%} trimmed mean, its interval a bootstrap over the rounds."
+        )
+    return (
+        "Live scaling: (median start at the highest live count ÷ at the lowest) ÷ native's; "
+        "the live counts were measured apart (results format before 6)."
+    )
+
+
 def warnings(data: RunData) -> list[str]:
     return list(analyse(data)["stability"].get("warnings", []))
 
@@ -126,6 +143,9 @@ def markdown(data: RunData) -> str:
         md(*target_rows(data)),
         "",
     ]
+    note = scaling_note(data)
+    if note:
+        parts += [note, ""]
     notes = warnings(data)
     if notes:
         parts += ["## Stability warnings", "", *(f"* {w}" for w in notes), ""]
