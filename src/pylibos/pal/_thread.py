@@ -24,6 +24,10 @@ _get_ident = _thread.get_ident
 _SLICE_S = 0.5
 
 
+def _ran(*args: object) -> None:
+    """What a thread holds for its function once it has run."""
+
+
 class PalThread:
     """A host thread running ``fn(*args)``.
 
@@ -58,7 +62,7 @@ class PalThread:
         reraise: bool = False,
     ) -> None:
         self.name = name
-        self._fn: Callable[..., object] | None = fn
+        self._fn: Callable[..., object] = fn
         self._fn_args = args
         self._on_exit = on_exit
         if helper:
@@ -93,9 +97,8 @@ class PalThread:
     def _run(self) -> None:
         self.ident = _get_ident()
         fn, args = self._fn, self._fn_args
-        self._fn, self._fn_args = None, ()
+        self._fn, self._fn_args = _ran, ()  # let them go: the thread holds no cycle
         try:
-            assert fn is not None
             fn(*args)
         except BaseException as exc:
             self.exception = exc
