@@ -67,8 +67,11 @@ class HostCore(Ledger):
         super().__init__()
         self._master_key = bytes(master_key)
         self.instance = instance
-        # Guarded by _lock: every open handle and live thread, so shutdown leaves nothing.
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # Guards _eventfds' making.
+        # Every open handle and live thread, so shutdown leaves nothing.  No lock: each
+        # change is one set operation, one step for the interpreter (add when made;
+        # remove or pop, which tells whoever takes a handle that it is theirs, when
+        # closed; discard when a thread exits), and readers copy with list(set).
         self._handles: set[Handle] = set()
         self._threads: set[PalThread] = set()
         self.handshake_timeout = 10.0

@@ -215,16 +215,6 @@ def identity(handle: Handle) -> object:
     return (st.st_dev, st.st_ino)
 
 
-def remember(handle: Handle, registry: EventfdRegistry | None) -> None:
-    """Record what the descriptor of a handle just opened is (``registry``: for an
-    eventfd, where kcmp is to be had).  Raises ``OSError`` if it is gone already."""
-    if registry is not None:
-        handle._ident = registry
-        registry.add(handle._fd, handle)
-    else:
-        handle._ident = identity(handle)
-
-
 def verify(handle: Handle) -> None:
     """Raise the handle's failure if its descriptor is gone or is now another object
     (the handle then fails for good)."""
