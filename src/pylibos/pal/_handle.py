@@ -77,20 +77,21 @@ class Handle:
         self.uri = uri
         self.raw = raw
         self.nonblocking = nonblocking
-        if sock is not None:
+        if sock is None:  # an eventfd, an edge watch, or the program's descriptor
+            self._fd = fd
+            if not owns_fd:
+                self._owns_fd = False
+            elif kind is HandleKind.EDGES:
+                self._watched = {}
+                self._masks = {}
+        else:  # a pipe end or listener
             self._sock = sock
-            fd = sock.fileno()
-        self._fd = fd
-        if not owns_fd:
-            self._owns_fd = False
-        if kind is HandleKind.PIPE:
-            self._tls_lock = threading.Lock()
-            self._read_lock = threading.Lock()
-            self._write_lock = threading.Lock()
-            self._out = bytearray()
-        elif kind is HandleKind.EDGES:
-            self._watched = {}
-            self._masks = {}
+            self._fd = sock.fileno()
+            if kind is HandleKind.PIPE:
+                self._tls_lock = threading.Lock()
+                self._read_lock = threading.Lock()
+                self._write_lock = threading.Lock()
+                self._out = bytearray()
 
     @property
     def encrypted(self) -> bool:
