@@ -443,23 +443,24 @@ class _InterruptAt:
             frame.f_trace_opcodes = True
             frame.f_trace = self
             if not (self.skip_entries and frame.f_code.co_name in self.ENTRIES):
-                self._point()
+                self._point(frame)
             return self
         if event == "opcode":
             op = dis.opname[frame.f_code.co_code[frame.f_lasti]]
             if self._after_call.pop(id(frame), False) or op == "JUMP_BACKWARD":
-                self._point()
+                self._point(frame)
             if op == "CALL":
                 self._after_call[id(frame)] = True
         return self
 
-    def _point(self) -> None:
+    def _point(self, frame: FrameType) -> None:
         if self.fired:
             return
         self.n -= 1
         if self.n < 0:
             self.fired = True
-            _interrupts._on_sigint(signal.SIGINT, None)
+            # With the frame, as the handler gets it: inside a marked section it is owed.
+            _interrupts._on_sigint(signal.SIGINT, frame)
 
 
 def _interrupted(n: int, action: Callable[[], object], *, skip_entries: bool = False) -> bool:
