@@ -191,6 +191,17 @@ def _where(key: tuple[str, str]) -> str:
     return f"{path}:{name}"
 
 
+def _layer_sum(per: dict[tuple[str, str], float], layer: str) -> float:
+    """Bytecodes per start in one layer: a pylibos package, or everything else."""
+    inside = [f"{os.sep}{part}{os.sep}" for part in layer.split("/")] if "/" in layer else []
+    total = 0.0
+    for (path, _name), n in per.items():
+        ours = f"{os.sep}pylibos{os.sep}" in path
+        if (inside and all(part in path for part in inside)) or (not inside and not ours):
+            total += n
+    return total
+
+
 def _count_opcodes(starts: int, top: int) -> None:
     results = [_opcodes(step, starts) for step in range(len(_COUNTED))]
     table = Table(title=f"Python bytecodes per Thread.start() and join ({starts} starts, "
@@ -202,6 +213,13 @@ def _count_opcodes(starts: int, top: int) -> None:
         table.add_row(name, f"{total:,.1f}", f"{total / floor:.3f}", f"{total - floor:+,.1f}")
     Console().print(table)
     names = ["native", "pool, off", "pool, on", "eventfd"]
+    layers = Table(title="By layer (bytecodes per start)")
+    layers.add_column("layer")
+    for col in names:
+        layers.add_column(col, justify="right")
+    for layer in ("pylibos/libos", "pylibos/pal", "the standard library"):
+        layers.add_row(layer, *(f"{_layer_sum(per, layer):,.1f}" for _, per in results))
+    Console().print(layers)
     funcs = Table(title=f"Per function (the {top} largest in any step)")
     funcs.add_column("function", overflow="fold")
     for col in names:

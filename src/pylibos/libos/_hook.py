@@ -237,11 +237,11 @@ class Hook:
                 if kwargs:
                     fn = functools.partial(function, **kwargs)
             # A failure is reported against ``function``, as the interpreter does; where
-            # that cannot be had, the interpreter reports it itself (``reraise``).
+            # that cannot be had, the interpreter reports it itself (``reraise``: then
+            # ``unraisable`` is not used).
             pal = self.libos._clone(
-                fn, args, None, function, None, _REPORTS_ITSELF,
-                None if _REPORTS_ITSELF else function, started,
-            )._pal  # fmt: skip
+                fn, args, None, function, None, _REPORTS_ITSELF, function, started
+            )._pal
         except BaseException as exc:
             self._not_started(exc, started, function)
             raise

@@ -29,8 +29,7 @@ class LibOSThread:
     through ``threading.excepthook``, as CPython reports a failed thread: never lost.
     """
 
-    # Class defaults: __del__ must work on an object whose __init__ was interrupted, and
-    # what most threads never change costs no store when one is made.
+    # Class defaults: what most threads never change costs no store when one is made.
     _error: BaseException | None = None
     _error_seen = False
     # Set for a thread started through ``_thread.start_new_thread``: a failure is
@@ -72,6 +71,9 @@ class LibOSThread:
             exc.__traceback__ = tb.tb_next
         if self._unraisable is None:
             self._error = exc
+            # Only now does the object need a finaliser: most threads never fail, and a
+            # ``__del__`` costs a call into Python whenever one of them goes.
+            self.__class__ = _FailedThread
         elif not isinstance(exc, SystemExit):  # which ends such a thread quietly
             report_unraisable(exc, self._unraisable)
 
@@ -103,6 +105,16 @@ class LibOSThread:
             raise ThreadFailed(f"thread {self.tid} ({self.name}) failed") from failure
         return True
 
+    def __repr__(self) -> str:
+        pal = self._pal
+        state = "not cloned" if pal is None else "running" if pal.is_alive() else "done"
+        return f"<LibOSThread tid={self.tid} {self.name} {state}>"
+
+
+class _FailedThread(LibOSThread):
+    """A ``LibOSThread`` whose thread failed (``_failed`` makes it one): the failure,
+    unless someone looked at it, is reported as the object goes."""
+
     def __del__(self) -> None:
         failure = self._error
         if failure is None or self._error_seen:
@@ -114,11 +126,6 @@ class LibOSThread:
         args = threading.ExceptHookArgs((type(failure), failure, failure.__traceback__, self))
         with contextlib.suppress(Exception):
             hook(args)
-
-    def __repr__(self) -> str:
-        pal = self._pal
-        state = "not cloned" if pal is None else "running" if pal.is_alive() else "done"
-        return f"<LibOSThread tid={self.tid} {self.name} {state}>"
 
 
 def report_unraisable(exc: BaseException, function: object) -> None:
