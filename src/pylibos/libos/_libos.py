@@ -198,7 +198,9 @@ class LibOS(ShutsDown):
         # ``_pal`` is set exactly when the thread runs.
         # The profile's boundaries are local variables (see ``Profile.open_clone``):
         # clone and get_new_thread start at t0, create_pollable_event spans t1..t2,
-        # get_new_thread ends at t3, the clone once the host thread exists.
+        # get_new_thread ends at t3, the clone once the host thread exists.  The host
+        # calls are read at t0, t2 and the end: t0..t1 and t2..t3 make none (the thread
+        # object, the table, the section's bounds), so the counts there are the same.
         profile = self.profile
         if profile.enabled:
             account: list[int] | None = profile.open_clone()
@@ -218,7 +220,6 @@ class LibOS(ShutsDown):
             try:
                 if account is not None:
                     t1 = _clock()
-                    c1 = account[0]
                 thread.event = self._factory.create()
                 if account is not None:
                     t2 = _clock()
@@ -232,7 +233,6 @@ class LibOS(ShutsDown):
                 raise ShutDownError("the LibOS is shut down")
             if account is not None:
                 t3 = _clock()
-                c3 = account[0]
             if joinable is None and not reraise:
                 self.host.thread_create(self._thread_main, thread, fn, args, record=thread._attach)
             else:
@@ -258,7 +258,7 @@ class LibOS(ShutsDown):
                 raise oserror(exc, "clone") from exc
             raise
         if account is not None:
-            profile.close_clone([None, t0, c0, t1, c1, t2, c2, t3, c3, _clock(), account[0]])
+            profile.close_clone([None, t0, c0, t1, c0, t2, c2, t3, c2, _clock(), account[0]])
         return thread
 
     def _get_new_thread(self, name: str | None) -> LibOSThread:
