@@ -33,6 +33,31 @@ def test_clone_runs_the_function_on_a_libos_thread(libos: LibOS) -> None:
     assert "done" in repr(t)
 
 
+def test_a_cloned_thread_is_known_by_ident_only_while_it_runs() -> None:
+    """A cloned thread finds itself without thread-local state; once it has ended, a
+    thread the OS gives the same ident (idents are reused) is not taken for it: the
+    LibOS adopts it as a thread of its own."""
+    with booted("sgx", "raw") as libos:
+        idents: list[int] = []
+        t = libos.clone(lambda: idents.append(threading.get_ident()))
+        assert t.join(BOUND)
+        assert libos._running == {}
+        found: list[tuple[int, LibOSThread]] = []
+
+        def native() -> None:
+            found.append((threading.get_ident(), libos.current_thread()))
+
+        for _ in range(20):  # until the OS hands out the ended thread's ident again
+            n = threading.Thread(target=native)
+            n.start()
+            n.join(BOUND)
+            if found[-1][0] == idents[0]:
+                break
+        _ident, me = found[-1]
+        assert me is not t and me.tid != t.tid
+        assert wait_until(lambda: len(libos.threads()) == 1)  # the adopted one went too
+
+
 def test_tids_are_unique(libos: LibOS) -> None:
     threads = [libos.clone(lambda: None) for _ in range(50)]
     for t in threads:
