@@ -69,7 +69,9 @@ def test_interrupt_anywhere_in_the_profile_keeps_it_whole() -> None:
             assert libos.profile.clones == before + 1, n
             n += 1
         assert n > 20
-        assert not libos.profile._local.clone and not libos.profile._local.stack  # none left
+        assert (
+            not libos.profile._local.state.clone and not libos.profile._local.state.stack
+        )  # none left
         assert_profile_whole(libos.profile)
 
 
@@ -79,7 +81,7 @@ def test_a_frame_an_interrupted_clone_left_does_not_swallow_later_samples() -> N
         libos.profile.open_clone()
         assert libos.clone(_noop).join(BOUND)
         assert libos.profile.clones == 1
-        assert not libos.profile._local.clone and not libos.profile._local.stack
+        assert not libos.profile._local.state.clone and not libos.profile._local.state.stack
 
 
 def test_a_failed_clone_leaves_no_frame(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,7 +93,7 @@ def test_a_failed_clone_leaves_no_frame(monkeypatch: pytest.MonkeyPatch) -> None
         monkeypatch.setattr(libos.host, "thread_create", refuse)
         with pytest.raises(OSError):
             libos.clone(_noop)
-        assert not libos.profile._local.clone and not libos.profile._local.stack
+        assert not libos.profile._local.state.clone and not libos.profile._local.state.stack
         monkeypatch.undo()
         assert libos.clone(_noop).join(BOUND)
         assert libos.profile.clones == 1

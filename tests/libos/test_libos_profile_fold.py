@@ -53,7 +53,8 @@ def _clone(profile: Profile, host: _Host, clock: _Clock, spans: tuple[int, ...])
     handshake of ``hs`` inside if not 0), get_new_thread ends ``tail`` later, the clone
     ``rest`` after that; each step makes ``calls`` host calls."""
     before, cpe, hs, tail, rest, calls = spans
-    account = profile.open_clone()
+    opened = profile.open_clone()
+    account = opened.account
     t0, c0 = clock.now, account[0]
     clock.now += before
     host.account[0] += calls
@@ -69,7 +70,7 @@ def _clone(profile: Profile, host: _Host, clock: _Clock, spans: tuple[int, ...])
     t3, c3 = clock.now, account[0]
     clock.now += rest
     host.account[0] += calls
-    profile.close_clone([None, t0, c0, t1, c1, t2, c2, t3, c3, clock.now, account[0]])
+    profile.close_clone(opened, [None, t0, c0, t1, c1, t2, c2, t3, c3, clock.now, account[0]])
     clock.now += 7  # between clones
 
 

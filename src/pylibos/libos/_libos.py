@@ -208,12 +208,11 @@ class LibOS(ShutsDown):
         # calls are read at t0, t2 and the end: t0..t1 and t2..t3 make none (the thread
         # object, the table, the section's bounds), so the counts there are the same.
         profile = self.profile
-        if profile.enabled:
-            account: list[int] | None = profile.open_clone()
+        opened = profile.open_clone() if profile.enabled else None
+        if opened is not None:
+            account = opened.account
             t0 = _clock()
-            c0 = account[0]  # type: ignore[index]  # (narrowed: just assigned)
-        else:
-            account = None
+            c0 = account[0]
         thread = LibOSThread(self._table.new_tid(), name, started_by)
         if started is not None:
             started.append(thread)
@@ -224,10 +223,10 @@ class LibOS(ShutsDown):
         try:
             entered = critical_enter()
             try:
-                if account is not None:
+                if opened is not None:
                     t1 = _clock()
                 thread.event = self._factory.create()
-                if account is not None:
+                if opened is not None:
                     t2 = _clock()
                     c2 = account[0]
                 self._table[thread.tid] = thread
@@ -237,7 +236,7 @@ class LibOS(ShutsDown):
                 # Shut down while the event was made: shutdown's sweep may have run
                 # before the add; undo it here (the except branch below does).
                 raise ShutDownError("the LibOS is shut down")
-            if account is not None:
+            if opened is not None:
                 t3 = _clock()
             if joinable is None and not reraise:
                 self.host.thread_create(self._thread_main, thread, fn, args, record=thread._attach)
@@ -263,8 +262,9 @@ class LibOS(ShutsDown):
             if isinstance(exc, PalError):
                 raise oserror(exc, "clone") from exc
             raise
-        if account is not None:
-            profile.close_clone([None, t0, c0, t1, c0, t2, c2, t3, c2, _clock(), account[0]])
+        if opened is not None:
+            end = _clock()
+            profile.close_clone(opened, [None, t0, c0, t1, c0, t2, c2, t3, c2, end, account[0]])
         return thread
 
     def _get_new_thread(self, name: str | None) -> LibOSThread:
