@@ -29,8 +29,9 @@ from ..pal import (
     PalErrorCode,
     ShutDownError,
     ShutsDown,
-    critical_enter,
-    critical_leave,
+    critical_deliver,
+    critical_owed,
+    marks_critical_sections,
     quiet_thread,
 )
 from ._async import AsyncWorker
@@ -173,6 +174,7 @@ class LibOS(ShutsDown):
         """
         return self._clone(fn, args, name, None, None, False, None, None)
 
+    @marks_critical_sections
     def _clone(
         self,
         fn: Callable[..., object],
@@ -197,10 +199,11 @@ class LibOS(ShutsDown):
             raise ShutDownError("the LibOS is shut down")
         # Ctrl-C safety: every step from here records what it made where the rollback
         # below (or shutdown) finds it.  The event is made and recorded in one critical
-        # section (a Ctrl-C there is deferred to its end: microseconds, or on sgx pipes
-        # until the handshake ends, within handshake_timeout).  The thread is in the
-        # table with its event before the host thread starts, and the PAL records the
-        # host thread on it (``_attach``) in the critical section that starts it: so
+        # section (a marked one, the PAL's cheaper kind: ``_pal_critical`` set to its
+        # ``finally``; a Ctrl-C there is deferred to its end: microseconds, or on sgx
+        # pipes until the handshake ends, within handshake_timeout).  The thread is in
+        # the table with its event before the host thread starts, and the PAL records
+        # the host thread on it (``_attach``) in the critical section that starts it: so
         # ``_pal`` is set exactly when the thread runs.
         # The profile's boundaries are local variables (see ``Profile.open_clone``):
         # clone and get_new_thread start at t0, create_pollable_event spans t1..t2,
@@ -221,7 +224,7 @@ class LibOS(ShutsDown):
         if unraisable is not None:
             thread._unraisable = unraisable
         try:
-            entered = critical_enter()
+            _pal_critical = True  # a marked critical section (pylibos.pal): to the finally
             try:
                 if opened is not None:
                     t1 = _clock()
@@ -231,7 +234,9 @@ class LibOS(ShutsDown):
                     c2 = account[0]
                 self._table[thread.tid] = thread
             finally:
-                critical_leave(entered)
+                _pal_critical = False
+                if critical_owed[0]:
+                    critical_deliver()
             if self._closed:
                 # Shut down while the event was made: shutdown's sweep may have run
                 # before the add; undo it here (the except branch below does).
