@@ -4,7 +4,6 @@ in the middle of a ``release`` or a ``create``, and many threads at once."""
 
 from __future__ import annotations
 
-import functools
 import sys
 import threading
 from collections.abc import Callable
@@ -54,53 +53,51 @@ def _pooled(host: Host, count: int) -> EventFactory:
     return factory
 
 
-def test_a_release_racing_close_leaves_no_event_open() -> None:
-    """Whatever line of ``release`` a ``close`` lands on, the released event ends up
-    destroyed and nothing stays in the pool."""
+def _close_at_every_line(
+    code: CodeType, pooled: int, work: Callable[[EventFactory], PollableEvent], *, gone: bool
+) -> int:
+    """For each line of ``code`` in turn: a factory pooling ``pooled`` events runs
+    ``work`` with a ``close`` at that line; then the event ``work`` dealt with must be
+    destroyed (``gone``) or else is the caller's, which gives it up (as the LibOS does,
+    finding itself shut down), and nothing may stay pooled or open.  Returns the lines
+    tried."""
     host = open_host("sgx")
     try:
         n = 1
         while True:
-            factory = _pooled(host, 2)
-            event = factory.create()
-            release = functools.partial(factory.release, event)
-            _, ran = _at_line(EventFactory.release.__code__, n, factory.close, release)
+            factory = _pooled(host, pooled)
+            event, ran = _at_line(code, n, factory.close, lambda: work(factory))  # noqa: B023
             if not ran:
                 factory.close()
-                assert event.closed and not factory._free
-                break
-            assert event.closed, n
             assert not factory._free, n
+            assert event.closed or not gone, n
+            event.destroy()
             assert host.open_handles() == [], n
+            if not ran:
+                return n
             n += 1
-        assert n > 5
     finally:
         host.shutdown()
+
+
+def test_a_release_racing_close_leaves_no_event_open() -> None:
+    """Whatever line of ``release`` a ``close`` lands on, the released event ends up
+    destroyed and nothing stays in the pool."""
+
+    def release(factory: EventFactory) -> PollableEvent:
+        event = factory.create()
+        factory.release(event)
+        return event
+
+    assert _close_at_every_line(EventFactory.release.__code__, 2, release, gone=True) > 5
 
 
 def test_a_create_racing_close_leaks_nothing() -> None:
     """Whatever line of ``create`` a ``close`` lands on: the pool is emptied and
     destroyed, and the event ``create`` hands out is the caller's to give up (the LibOS
     does, finding itself shut down); nothing else stays open."""
-    host = open_host("sgx")
-    try:
-        n = 1
-        while True:
-            factory = _pooled(host, 3)
-            got, ran = _at_line(EventFactory.create.__code__, n, factory.close, factory.create)
-            assert isinstance(got, PollableEvent)
-            if not ran:
-                factory.close()
-                got.destroy()
-                assert host.open_handles() == []
-                break
-            assert not factory._free, n
-            got.destroy()
-            assert host.open_handles() == [], n
-            n += 1
-        assert n > 3
-    finally:
-        host.shutdown()
+    lines = _close_at_every_line(EventFactory.create.__code__, 3, EventFactory.create, gone=False)
+    assert lines > 3
 
 
 def test_pool_create_and_release_from_many_threads() -> None:
