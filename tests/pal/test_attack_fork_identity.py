@@ -1,0 +1,122 @@
+"""Attacks on the PAL in a forked child: the pid kept by a fork hook, and descriptor
+identity (kcmp) asked of the wrong process."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+import warnings
+from collections.abc import Callable
+
+import pytest
+
+from pylibos import pal
+
+BOUND = 20.0
+
+
+def _wait(pid: int) -> int:
+    deadline = time.monotonic() + BOUND
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the child did not end")
+        time.sleep(0.01)  # polling a child's exit: there is no wait with a timeout
+
+
+def _child(fork: Callable[[], int], work: Callable[[], int]) -> int:
+    """Fork with ``fork``, run ``work()`` in the child (its result is the exit status)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: threads are running
+        pid = fork()
+    if pid == 0:  # pragma: no cover - the child
+        status = 99
+        try:
+            status = work()
+        finally:
+            os._exit(status)
+    assert pid > 0
+    return _wait(pid)
+
+
+def _libc_fork() -> int:
+    # A fork made below Python (a C library, ctypes, cffi): Python's at-fork hooks do not
+    # run.  PyDLL keeps the GIL across the call, so the child has it.
+    fork = ctypes.PyDLL(None).fork
+    fork.restype = ctypes.c_int
+    return int(fork())
+
+
+@pytest.mark.parametrize("kind", ["direct", "sgx"])
+def test_attack_child_forked_below_python_closing_an_eventfd_breaks_the_parents(
+    kind: str,
+) -> None:
+    """Before the pid was kept by a fork hook, ``_in_a_fork`` asked ``os.getpid()``.  A
+    child forked without Python's hooks now believes it is the parent: its close of an
+    eventfd unregisters it from the registry's epoll, which the parent shares, and the
+    parent's handle fails as if the host had swapped it."""
+    with pal.open_host(kind) as host:
+        handle = host.stream_open("eventfd:", nonblocking=True)
+        number = handle._fd
+
+        def work() -> int:
+            host.close(handle)
+            return 0
+
+        assert _child(_libc_fork, work) == 0
+        try:
+            host.write(handle, pal.EVENT_TOKEN)
+            failure = None
+        except pal.PalError as exc:
+            failure = str(exc)
+        host.close(handle)
+        if failure is not None:
+            os.close(number)  # the failed handle let its number go: ours to clean up
+        assert failure is None, f"the child's close broke the parent's eventfd: {failure}"
+
+
+@pytest.mark.parametrize("kind", ["direct", "sgx"])
+def test_attack_in_a_forked_child_a_swapped_eventfd_is_checked_in_the_parent(
+    kind: str,
+) -> None:
+    """The registry's kcmp names the pid it was made in.  In a child (os.fork, hooks
+    run), the host swaps the child's copy of an eventfd for a pipe; the identity check
+    asks about the parent's descriptor table, finds the parent's eventfd, and the child's
+    PAL writes the counter into the pipe and then closes it."""
+    with pal.open_host(kind) as host:
+        handle = host.stream_open("eventfd:", nonblocking=True)
+        number = handle._fd
+
+        def work() -> int:
+            r, w = os.pipe()
+            os.dup2(w, number, inheritable=False)  # the host swaps the child's copy
+            os.close(w)
+            os.set_blocking(r, False)
+            try:
+                host.write(handle, pal.EVENT_TOKEN)
+            except pal.PalError:
+                pass
+            try:
+                leaked = os.read(r, 64)
+            except BlockingIOError:
+                leaked = b""
+            host.close(handle)
+            try:
+                os.fstat(number)
+                closed_other = False
+            except OSError:
+                closed_other = True
+            return (1 if leaked else 0) | (2 if closed_other else 0)
+
+        status = _child(os.fork, work)
+        host.close(handle)
+        assert status == 0, (
+            "in a forked child the PAL acted on a descriptor the host swapped: "
+            + ("it wrote into the pipe; " if status & 1 else "")
+            + ("it closed the pipe" if status & 2 else "")
+        )
