@@ -1,0 +1,95 @@
+"""A close that took its handle from the host (``set.remove``) just before ``shutdown``
+took the others, and that runs on after ``shutdown`` closed the eventfd registry: the
+descriptor is still this close's to close."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pylibos import pal
+from pylibos.pal._identity import EventfdRegistry
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _setup(kind: str) -> tuple[pal.Host, pal.Handle, EventfdRegistry]:
+    host = pal.open_host(kind)
+    handle = host.stream_open("eventfd:", nonblocking=True)
+    registry = handle._ident
+    if not isinstance(registry, EventfdRegistry):
+        host.shutdown()
+        pytest.skip("kcmp is not to be had here")
+    return host, handle, registry
+
+
+@pytest.mark.parametrize("kind", ["direct", "sgx"])
+def test_attack_shutdown_between_a_closes_take_and_its_check_leaks_the_eventfd(
+    kind: str,
+) -> None:
+    """Thread B's close has taken the handle; the main thread's shutdown runs to its
+    end (it closes the registry) before B's kcmp.  The kcmp then names a closed epoll,
+    the check says "the host closed it", and B lets the number go without closing it."""
+    host, handle, registry = _setup(kind)
+    number = handle._fd
+    real: Callable[..., int] = registry._kcmp_epoll_tfd
+
+    def kcmp_after_shutdown(*args: Any) -> int:
+        host.shutdown()
+        return real(*args)
+
+    registry._kcmp_epoll_tfd = kcmp_after_shutdown  # type: ignore[method-assign]
+    try:
+        host.close(handle)  # thread B
+        outcome = "returned"
+    except Exception as exc:  # noqa: BLE001 (what escapes is the finding)
+        outcome = f"{type(exc).__name__}: {exc}"
+    finally:
+        host.shutdown()
+    leaked = _is_open(number)
+    if leaked:
+        os.close(number)
+    assert not leaked, f"close racing shutdown left eventfd {number} open ({outcome})"
+
+
+@pytest.mark.parametrize("kind", ["direct", "sgx"])
+def test_attack_shutdown_between_a_closes_check_and_its_unregister_leaks_the_eventfd(
+    kind: str,
+) -> None:
+    """As above, with shutdown done between B's check and its unregister: the epoll's
+    ``unregister`` on the closed registry raises ``ValueError`` (no ``OSError``, so the
+    gate does not map it), which escapes ``close`` before the descriptor is closed."""
+    host, handle, registry = _setup(kind)
+    number = handle._fd
+    real_gate: Callable[..., Any] = registry._gate
+    fired: list[bool] = []
+
+    def gate(syscall: str, where: str, fn: Callable[..., Any], *args: Any) -> Any:
+        if syscall == "epoll_ctl" and not fired:
+            fired.append(True)
+            host.shutdown()
+        return real_gate(syscall, where, fn, *args)
+
+    registry._gate = gate
+    try:
+        host.close(handle)  # thread B
+        outcome = "returned"
+    except Exception as exc:  # noqa: BLE001 (what escapes is the finding)
+        outcome = f"{type(exc).__name__}: {exc}"
+    finally:
+        host.shutdown()
+    leaked = _is_open(number)
+    if leaked:
+        os.close(number)
+    assert outcome == "returned" and not leaked, (
+        f"close racing shutdown: {outcome}; eventfd {number} left open: {leaked}"
+    )
