@@ -47,11 +47,11 @@ def test_attack_shutdown_between_a_closes_take_and_its_check_leaks_the_eventfd(
         host.shutdown()
         return real(*args)
 
-    registry._kcmp_epoll_tfd = kcmp_after_shutdown  # type: ignore[method-assign]
+    registry._kcmp_epoll_tfd = kcmp_after_shutdown  # type: ignore[assignment]
     try:
         host.close(handle)  # thread B
         outcome = "returned"
-    except Exception as exc:  # noqa: BLE001 (what escapes is the finding)
+    except Exception as exc:
         outcome = f"{type(exc).__name__}: {exc}"
     finally:
         host.shutdown()
@@ -83,7 +83,7 @@ def test_attack_shutdown_between_a_closes_check_and_its_unregister_leaks_the_eve
     try:
         host.close(handle)  # thread B
         outcome = "returned"
-    except Exception as exc:  # noqa: BLE001 (what escapes is the finding)
+    except Exception as exc:
         outcome = f"{type(exc).__name__}: {exc}"
     finally:
         host.shutdown()

@@ -34,15 +34,18 @@ def test_attack_thread_start_racing_shutdown_starts_a_thread_shutdown_never_join
             host.shutdown(timeout=WAIT_S)
             return real_take()
 
-        host._take_slot = take_during_shutdown  # type: ignore[method-assign]
+        host._take_slot = take_during_shutdown
+
+        def work() -> None:
+            ran.append("ran")
+            go.wait(WAIT_S)
+
         try:
-            thread: pal.PalThread | None = host.thread_create(
-                lambda: (ran.append("ran"), go.wait(WAIT_S))
-            )
+            thread: pal.PalThread | None = host.thread_create(work)
         except pal.PalError:
             thread = None
         finally:
-            host._take_slot = real_take  # type: ignore[method-assign]
+            host._take_slot = real_take
         running = thread is not None and thread.is_alive()
         go.set()
         if thread is not None:
