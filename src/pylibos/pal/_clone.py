@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from . import _interrupts
 from ._core import SHUT_DOWN, HostCore
@@ -83,36 +83,56 @@ class Threads(HostCore):
             fn = self._charge_to
         thread = PalThread(fn, args, self._thread_exited, name, helper, joinable, reraise)
         deadline = None
-        while True:
-            # Taking the slot, the record and the start are one critical section, so an
-            # interrupt finds either none of them done or all; the wait for a slot is
-            # outside it (a Ctrl-C stops that).
-            _pal_critical = True
-            try:
+        try:
+            while True:
+                # Taking the slot, the record and the start are one critical section, so an
+                # interrupt finds either none of them done or all; the wait for a slot is
+                # outside it (a Ctrl-C stops that).
+                _pal_critical = True
                 try:
-                    self._take_slot()
-                except IndexError:
-                    pass  # none free: wait below
-                else:
-                    self._threads.add(thread)
-                    if record is not None:
-                        record(thread)
                     try:
-                        self._call("clone_thread", name, thread.start)
-                    except (RuntimeError, MemoryError) as exc:
-                        # What the primitive raises when the host refuses a thread.
-                        self._thread_exited(thread)
-                        raise PalError(
-                            PalErrorCode.NOMEM, f"cannot start a host thread: {exc}"
-                        ) from None
-                    return thread
-            finally:
-                _pal_critical = False
-                if owed[0]:
-                    _interrupts.deliver()
-            if deadline is None:
-                deadline = time.monotonic() + self.slot_timeout
-            self._await_slot(deadline, helper)
+                        self._take_slot()
+                    except IndexError:
+                        pass  # none free: wait below
+                    else:
+                        self._threads.add(thread)
+                        if self.closed:
+                            # shutdown ran since the test above: it set ``closed`` before
+                            # it listed the threads it joins, so it may not join this one.
+                            self._unstarted(thread)
+                        if record is not None:
+                            record(thread)
+                        try:
+                            self._call("clone_thread", name, thread.start)
+                        except (RuntimeError, MemoryError) as exc:
+                            # What the primitive raises when the host refuses a thread.
+                            self._thread_exited(thread)
+                            raise PalError(
+                                PalErrorCode.NOMEM, f"cannot start a host thread: {exc}"
+                            ) from None
+                        return thread
+                finally:
+                    _pal_critical = False
+                    if owed[0]:
+                        _interrupts.deliver()
+                if deadline is None:
+                    deadline = time.monotonic() + self.slot_timeout
+                self._await_slot(deadline, helper)
+        except BaseException:
+            if deadline is not None:
+                # A wait may have taken a ring (a slot came free) just before a Ctrl-C
+                # (in the wait, or on the way back to the take) ended it: passed on,
+                # for a thread waiting beside this one.
+                self._pass_ring()
+            raise
+
+    def _unstarted(self, thread: PalThread) -> NoReturn:
+        """Undo a thread recorded on a host shut down meanwhile: its slot is given back,
+        and a joiner (shutdown) finds it ended."""
+        thread._finished = True
+        thread._done.release()
+        self._thread_exited(thread)
+        raise ShutDownError(SHUT_DOWN)
 
     def _thread_exited(self, thread: PalThread) -> None:
         self._threads.discard(thread)
@@ -122,6 +142,9 @@ class Threads(HostCore):
         return [t for t in list(self._threads) if t.is_alive()]
 
     # -- hooks: where a host that bounds its threads differs -----------------------------
+
+    def _pass_ring(self) -> None:
+        """After a slot wait ended by an exception: pass on a ring it may have taken."""
 
     def _await_slot(self, deadline: float, helper: bool) -> None:
         """Wait until a thread slot may be free, or raise ``NOMEM`` at ``deadline``."""

@@ -9,6 +9,7 @@ overrides the hooks where Gramine's Linux-SGX PAL differs (``_tls_pipes``, ``_sl
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import threading
@@ -32,16 +33,9 @@ def _no_phase(_name: str) -> AbstractContextManager[None]:
 
 SHUT_DOWN = "the host is shut down"
 
-# This process's id, kept current by the fork hook below: asking the kernel (getpid) on
-# every eventfd's close costs a system call.
-_PID = [os.getpid()]
-
-
-def _forked() -> None:
-    _PID[0] = os.getpid()
-
-
-os.register_at_fork(after_in_child=_forked)
+# Asked of the kernel each time it matters (one system call, no cache): a fork hook
+# (os.register_at_fork) misses a fork made below Python, by a C library or ctypes.
+_getpid = os.getpid
 
 
 class HostCore(Ledger):
@@ -84,12 +78,18 @@ class HostCore(Ledger):
         # A child forked from this process holds the same sockets and eventfds: there the
         # host may close its copies of the descriptors, never shut down, wake or end a
         # session under the parent (see _in_a_fork).
-        self._pid = _PID[0]
+        self._pid = _getpid()
+        # One item per ``close`` under way, from before it takes its handle to its end:
+        # shutdown leaves the eventfd registry (which the close checks its descriptor
+        # against) to the last of them (see ``Host.shutdown``).
+        self._closes: list[None] = []
+        self._retired: EventfdRegistry | None = None
 
     def _in_a_fork(self) -> bool:
-        """True in a child forked after this host opened: the descriptors it holds are
-        copies of the parent's, whose sockets, sessions and counters are the parent's."""
-        return self._pid != _PID[0]
+        """True in a child forked after this host opened (by any means): the descriptors
+        it holds are copies of the parent's, whose sockets, sessions and counters are the
+        parent's."""
+        return self._pid != _getpid()
 
     def session_key(self, name: str) -> bytes:
         """The key that protects pipe ``name``; only ``sgx`` hosts use it."""
@@ -116,10 +116,42 @@ class HostCore(Ledger):
             except OSError as exc:
                 self._untrack(handle, from_oserror(exc, f"{handle.uri}: identity"))
             except PalError as exc:
-                self._untrack(handle, PalError(exc.code, f"{handle.uri}: identity: {exc.message}"))
+                self._unmade(handle, exc)
+        handle._owner = self
         # One step (set.add): see shutdown, which takes each handle with one set.pop.
         self._handles.add(handle)
+        if self.closed:
+            self._taken_back(handle)
         return handle
+
+    def _taken_back(self, handle: Handle) -> NoReturn:
+        """A handle recorded just as ``shutdown`` ran (it set ``closed`` first, and then
+        took the handles): closed here, unless shutdown took it, and the open fails.
+        Its descriptor, opened and recorded a moment ago, is closed unchecked, as it was
+        recorded: the registry it would be checked against may be closed already."""
+        try:
+            self._handles.remove(handle)
+        except KeyError:
+            pass  # shutdown took it, and closes it
+        else:
+            handle.closed = True
+            if handle._owns_fd:
+                _identity.forget(handle)
+                self._close_fd(handle)
+        raise ShutDownError(SHUT_DOWN)
+
+    def _close_fd(self, handle: Handle) -> None:
+        """Close the descriptor of a handle, errors ignored (a number the host closed
+        meanwhile: nothing of ours is left)."""
+        closer = (
+            handle._sock.close
+            if handle._sock is not None
+            else handle._epoll.close
+            if handle._epoll is not None
+            else functools.partial(os.close, handle._fd)
+        )
+        with contextlib.suppress(PalError):
+            self._call("close", handle.uri, closer)
 
     @staticmethod
     def _untrack(handle: Handle, err: PalError) -> NoReturn:
@@ -127,6 +159,19 @@ class HostCore(Ledger):
         handle.closed = True
         _identity.let_go(handle)
         raise err
+
+    def _unmade(self, handle: Handle, exc: PalError) -> NoReturn:
+        """Undo a handle whose descriptor the eventfd registry would not take (a refused
+        watch, or the registry closed by a racing ``shutdown``): the descriptor, just
+        made, is closed and its number given back, unless the registry found it closed
+        (then the number is not ours to close)."""
+        if exc.code is PalErrorCode.BADHANDLE and not self.closed:
+            self._untrack(handle, PalError(exc.code, f"{handle.uri}: identity: {exc.message}"))
+        handle.closed = True
+        self._close_fd(handle)
+        if self.closed:
+            raise ShutDownError(SHUT_DOWN)
+        raise PalError(exc.code, f"{handle.uri}: identity: {exc.message}")
 
     def _check(self, handle: Handle, *kinds: HandleKind, failed_ok: bool = False) -> None:
         if not isinstance(handle, Handle):

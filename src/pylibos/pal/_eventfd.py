@@ -40,11 +40,14 @@ class Eventfds(HostCore):
                 return self._track(handle)  # kcmp is not to be had: by inode
             # ``_track``, for an eventfd where kcmp is to be had.
             handle._ident = registry
+            handle._owner = self
             try:
                 registry.add(fd, handle)
             except PalError as exc:
-                self._untrack(handle, PalError(exc.code, f"{uri}: identity: {exc.message}"))
+                self._unmade(handle, exc)
             self._handles.add(handle)
+            if self.closed:  # shutdown ran since the test in stream_open: see _track
+                self._taken_back(handle)
             return handle
         finally:
             _pal_critical = False

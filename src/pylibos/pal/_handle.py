@@ -48,6 +48,8 @@ class Handle:
     # The host closed or replaced the descriptor: its number is no longer ours.
     _stale = False
     closed = False
+    # The host that recorded the handle (see ``Host.close``).
+    _owner: object = None
     # A pipe's own (kind PIPE): guards _tls (TLS sessions, either library, are not
     # safe for concurrent use); one reader and one writer at a time; a sealed record
     # the socket has not all taken (nonblocking writes only, guarded by _write_lock),

@@ -22,7 +22,7 @@ from typing import Self
 
 from . import _identity, _interrupts
 from ._clone import Threads
-from ._core import _PID, SHUT_DOWN
+from ._core import SHUT_DOWN, _getpid
 from ._edges import Edges
 from ._errors import PalError, PalErrorCode, ShutDownError
 from ._eventfd import EVENT_TOKEN, Eventfds
@@ -147,15 +147,23 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
         # From taking the handle from the host to closing its descriptor, a Ctrl-C waits:
         # in between, the handle is neither open nor known to the host, and its
         # descriptor would be lost.  The handle is this close's once set.remove takes it
-        # (one step: a racing close or shutdown finds it gone, and leaves it).
+        # (one step: a racing close or shutdown finds it gone, and leaves it).  Only a
+        # handle goes to set.remove, whose ``__eq__`` is identity: another object's
+        # ``__eq__`` could say it is any handle.
+        if handle.__class__ is not Handle:
+            raise PalError(PalErrorCode.BADHANDLE, f"not a PAL handle: {handle!r}")
         _pal_critical = True
+        closes = self._closes
         try:
+            # Counted before the take: a shutdown that does not find the handle leaves
+            # the registry this close checks against open until the close is done.
+            closes.append(None)
             try:
                 self._handles.remove(handle)
-            except (KeyError, TypeError):
-                if not isinstance(handle, Handle):
+            except KeyError:
+                if handle._owner is not self and not handle.closed:
                     raise PalError(
-                        PalErrorCode.BADHANDLE, f"not a PAL handle: {handle!r}"
+                        PalErrorCode.BADHANDLE, f"{handle!r} is open on another host"
                     ) from None
                 return  # closed already
             handle.closed = True
@@ -168,7 +176,7 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
             ):
                 # ``_release``'s common case, for the eventfd every thread start of
                 # sgx/eventfd closes: still ours (kcmp), forgotten, closed.
-                if self._pid == _PID[0]:  # (not in a fork: see _release)
+                if self._pid == _getpid():  # (not in a fork: see _release)
                     ident.remove(handle._fd, handle)
                 try:  # noqa: SIM105 (as in _release)
                     self._call("close", handle.uri, os.close, handle._fd)
@@ -177,6 +185,9 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
             else:
                 self._release(handle, _HELPER_JOIN_S)
         finally:
+            closes.pop()
+            if self.closed and not closes:
+                self._retire_registry()
             _pal_critical = False
             if owed[0]:
                 _interrupts.deliver()
@@ -257,9 +268,20 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
         with self._lock:
             registry, self._eventfds = self._eventfds, False
         if isinstance(registry, EventfdRegistry):
-            registry.close()
+            # A close under way that took its handle before this shutdown took the rest
+            # still checks its descriptor against the registry: the last close closes it.
+            self._retired = registry
+            if not self._closes:
+                self._retire_registry()
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _retire_registry(self) -> None:
+        """Close the registry shutdown retired, once no close needs it (called by
+        shutdown and by the last close under way; closing it twice is once)."""
+        registry = self._retired
+        if registry is not None:
+            registry.close()
 
     def _wake(self, handle: Handle) -> None:
         """Make ``handle`` ready for any poller, before it is closed under it."""

@@ -46,8 +46,13 @@ class _KcmpEpollSlot(ctypes.Structure):
 
 
 _byref = ctypes.byref
+_getpid = os.getpid
 _SYS_KCMP = {"x86_64": 312, "aarch64": 272}.get(platform.machine())
 _KCMP_EPOLL_TFD = 7
+# What kcmp fails with where it is not to be had: no such system call, a seccomp filter
+# or ptrace rules, a kernel before KCMP_EPOLL_TFD (4.13).
+_KCMP_MISSING = frozenset({errno.ENOSYS, errno.EPERM, errno.EACCES, errno.EINVAL, errno.EOPNOTSUPP})
+_RESOURCE = {errno.ENOMEM: PalErrorCode.NOMEM, errno.EMFILE: PalErrorCode.TOOMANY}
 
 
 class EventfdRegistry:
@@ -86,33 +91,59 @@ class EventfdRegistry:
 
     @classmethod
     def make(cls, aside: Aside) -> EventfdRegistry | None:
-        """A registry, or None where kcmp is not to be had (another architecture, or a
-        seccomp filter): eventfds are then checked by inode only."""
+        """A registry, or None where kcmp is not to be had (another architecture, a
+        kernel without it, or a seccomp filter): eventfds are then checked by inode only.
+        A host that refuses the registry a resource (no descriptor free, no epoll watch)
+        fails this call with the ``PalError`` it means, and the next call tries again: a
+        refusal for an instant must not turn identity off for good."""
         if _SYS_KCMP is None:
             return None
+        registry = cls(aside)
         try:
-            registry = cls(aside)
-        except PalError:
-            return None
-        fd = aside("eventfd2", "eventfd registry", os.eventfd, 0, os.EFD_CLOEXEC)
-        try:
-            registry.add(fd)
-            works = registry.same(fd) is True
-            registry.remove(fd)
-        except PalError:
-            works = False
-        finally:
-            aside("close", "eventfd registry", os.close, fd)
+            fd = aside("eventfd2", "eventfd registry", os.eventfd, 0, os.EFD_CLOEXEC)
+            try:
+                registry.add(fd)
+                works = registry._kcmp_works(fd)
+                registry.remove(fd)
+            finally:
+                aside("close", "eventfd registry", os.close, fd)
+        except BaseException:
+            registry.close()
+            raise
         if not works:
             registry.close()
             return None
         return registry
 
+    def _kcmp_works(self, fd: int) -> bool:
+        """Whether kcmp tells the file registered under ``fd`` (just registered): False
+        where the kernel has no kcmp (or no ``KCMP_EPOLL_TFD``) or a filter refuses it;
+        any other failure raises, to be tried again."""
+        ret = self._kcmp_epoll_tfd(fd, _byref(_KcmpEpollSlot(self._efd, fd, 0)))
+        if ret == 0:
+            return True
+        err = ctypes.get_errno() if ret < 0 else 0
+        if ret > 0 or err in _KCMP_MISSING:
+            return False
+        raise PalError(
+            _RESOURCE.get(err, PalErrorCode.DENIED),
+            f"eventfd registry: kcmp: {os.strerror(err)}",
+        )
+
     def add(self, fd: int, holder: Handle | None = None) -> None:
-        """Register the file at ``fd``; ``holder``: the handle just opened on it."""
+        """Register the file at ``fd``; ``holder``: the handle just opened on it.  A
+        holder takes its number before its file is registered (``check`` relies on it);
+        a refused watch gives the number back."""
         if holder is not None:
             self._holders[fd] = holder
-        self._gate("epoll_ctl", "eventfd registry", self._epoll.register, fd, 0)
+        try:
+            self._gate("epoll_ctl", "eventfd registry", self._epoll.register, fd, 0)
+        except (PalError, ValueError) as exc:
+            if holder is not None and self._holders.get(fd) is holder:
+                self._holders.pop(fd, None)
+            if isinstance(exc, ValueError):  # closed by shutdown
+                raise PalError(PalErrorCode.BADHANDLE, "eventfd registry: closed") from None
+            raise
 
     def remove(self, fd: int, holder: Handle | None = None) -> None:
         """Unregister the file at ``fd``; ``holder``: the handle closing it."""
@@ -121,7 +152,7 @@ class EventfdRegistry:
         # On every eventfd's close: a bare try costs nothing, ``contextlib.suppress`` ~0.4 µs.
         try:  # noqa: SIM105
             self._gate("epoll_ctl", "eventfd registry", self._epoll.unregister, fd)
-        except PalError:
+        except (PalError, ValueError):  # ValueError: the registry is closed
             pass
 
     def check(self, handle: Handle) -> bool | None:
@@ -131,17 +162,25 @@ class EventfdRegistry:
         if self._holders.get(fd) is not handle:
             return False
         # ``same``'s first kcmp, here: the one a check takes but where the host
-        # recycled the number.
-        if self._kcmp_epoll_tfd(fd, _byref(_KcmpEpollSlot(self._efd, fd, 0))) == 0:
-            return True
-        return self.same(fd)
+        # recycled the number.  It names this process, so in a forked child (or after a
+        # fork made below Python, which no fork hook sees) ``same`` asks instead.
+        if (
+            _getpid() != self._pid
+            or self._kcmp_epoll_tfd(fd, _byref(_KcmpEpollSlot(self._efd, fd, 0))) != 0
+        ):
+            same = self.same(fd)
+            if not same:
+                return same
+        # The file at the number is the one registered under it; but a racing open may
+        # have been given the number (the host closed ours) and registered its own file
+        # after the read above.  An open takes the number before it registers, so a
+        # match with its file is seen here.
+        return self._holders.get(fd) is handle
 
     def same(self, fd: int) -> bool | None:
         """True if ``fd`` holds the file registered under its number, False if another
         object, None if ``fd`` is closed."""
-        # Checked before every action on an eventfd.  The entry of ours that holds a
-        # number is most often its only one: one kcmp, and no loop, then.
-        pid = self._pid
+        pid = _getpid()  # this process's: in a forked child, the child's table
         slot = _KcmpEpollSlot(self._efd, fd, 0)
         ret = self._syscall(_SYS_KCMP, pid, pid, _KCMP_EPOLL_TFD, fd, _byref(slot))
         if ret == 0:
@@ -162,11 +201,10 @@ class EventfdRegistry:
     def foreign_entry(self, efd: int, fd: int) -> bool:
         """True if the epoll at ``efd`` holds, under number ``fd``, a file that is not
         the one at ``fd`` in this process: one the host added from its own table."""
+        pid = _getpid()
         for toff in range(64):
             slot = _KcmpEpollSlot(efd, fd, toff)
-            ret = self._syscall(
-                _SYS_KCMP, self._pid, self._pid, _KCMP_EPOLL_TFD, fd, ctypes.byref(slot)
-            )
+            ret = self._syscall(_SYS_KCMP, pid, pid, _KCMP_EPOLL_TFD, fd, ctypes.byref(slot))
             if ret < 0:
                 # ENOENT: no more entries under the number.  EBADF: the number is
                 # closed here (the program closed it; Linux keeps its entry while the

@@ -59,6 +59,13 @@ class ThreadSlots(Threads):
             # no ring, and passes none on.)
             self._ring()
 
+    def _pass_ring(self) -> None:
+        # A Ctrl-C right after the doorbell's acquire took the ring: the slot it
+        # announced is still free, and a thread asleep beside this one must hear of it.
+        # Ringing when no ring was taken only wakes a waiter to look once more.
+        if self._free_slots:
+            self._ring()
+
     def _thread_exited(self, thread: PalThread) -> None:
         self._threads.discard(thread)
         self._give_slot(None)
