@@ -84,6 +84,9 @@ class HostCore(Ledger):
         # against) to the last of them (see ``Host.shutdown``).
         self._closes: list[None] = []
         self._retired: EventfdRegistry | None = None
+        # One item per read or write of an eventfd under way: its handle.  A close of a
+        # handle in here leaves its release to the last of them (``Host.close``).
+        self._io: list[Handle] = []
 
     def _in_a_fork(self) -> bool:
         """True in a child forked after this host opened (by any means): the descriptors
@@ -203,6 +206,9 @@ class HostCore(Ledger):
     # What one mechanism asks of another; ``Host`` has them all.
 
     def close(self, handle: Handle) -> None:
+        raise NotImplementedError
+
+    def _io_done(self, handle: Handle) -> None:
         raise NotImplementedError
 
     def stream_open(self, uri: str, *, nonblocking: bool = False) -> Handle:

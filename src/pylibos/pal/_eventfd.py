@@ -11,7 +11,7 @@ import os
 
 from . import _interrupts
 from ._core import HostCore
-from ._errors import PalError
+from ._errors import PalError, PalErrorCode
 from ._handle import Handle, HandleKind
 from ._interrupts import marks_sections, owed
 
@@ -54,12 +54,59 @@ class Eventfds(HostCore):
             if owed[0]:
                 _interrupts.deliver()
 
+    # A read or write is one system call, but between the handle's check and that call
+    # a racing close could close the descriptor and the program's next object get its
+    # number.  So each is recorded in ``_io`` while under way, and a close that finds it
+    # there leaves the release of the handle to the last of them (``Host.close``).  The
+    # record comes before the test of ``closed``, which a close sets before it looks.
+
+    @marks_sections
     def _read_eventfd(self, handle: Handle, size: int) -> bytes:
-        value = self._call("read", handle.uri, os.eventfd_read, handle._fd)
+        io = self._io
+        _pal_critical = True  # (the record and the try's start: one step for a Ctrl-C)
+        try:
+            io.append(handle)
+            _pal_critical = False
+            if owed[0]:
+                _interrupts.deliver()
+            if handle.closed:
+                raise PalError(PalErrorCode.BADHANDLE, f"handle is closed: {handle.uri}")
+            value = self._call("read", handle.uri, os.eventfd_read, handle._fd)
+            # From leaving ``_io`` to releasing the handle, a Ctrl-C waits (set here too
+            # for the way out by exception; here first, so no step lies between the end
+            # of the system call and the section).
+            _pal_critical = True
+        finally:
+            _pal_critical = True
+            io.remove(handle)
+            if handle.closed:
+                self._io_done(handle)
+            _pal_critical = False
+            if owed[0]:
+                _interrupts.deliver()
         return EVENT_TOKEN * min(value, size)
 
+    @marks_sections
     def _write_eventfd(self, handle: Handle) -> int:
-        self._call("write", handle.uri, os.eventfd_write, handle._fd, 1)
+        io = self._io
+        _pal_critical = True  # (the record and the try's start: one step for a Ctrl-C)
+        try:
+            io.append(handle)
+            _pal_critical = False
+            if owed[0]:
+                _interrupts.deliver()
+            if handle.closed:
+                raise PalError(PalErrorCode.BADHANDLE, f"handle is closed: {handle.uri}")
+            self._call("write", handle.uri, os.eventfd_write, handle._fd, 1)
+            _pal_critical = True  # as in _read_eventfd
+        finally:
+            _pal_critical = True
+            io.remove(handle)
+            if handle.closed:
+                self._io_done(handle)
+            _pal_critical = False
+            if owed[0]:
+                _interrupts.deliver()
         return len(EVENT_TOKEN)
 
     def _wake_eventfd(self, handle: Handle) -> None:

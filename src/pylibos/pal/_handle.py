@@ -50,6 +50,9 @@ class Handle:
     closed = False
     # The host that recorded the handle (see ``Host.close``).
     _owner: object = None
+    # Set by a close that left the release to the reads and writes under way: the one
+    # that takes its item releases the handle.
+    _io_token: list[None] | None = None
     # A pipe's own (kind PIPE): guards _tls (TLS sessions, either library, are not
     # safe for concurrent use); one reader and one writer at a time; a sealed record
     # the socket has not all taken (nonblocking writes only, guarded by _write_lock),

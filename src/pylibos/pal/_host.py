@@ -167,17 +167,22 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
                     ) from None
                 return  # closed already
             handle.closed = True
+            if handle in self._io:
+                # A read or write of this eventfd is under way: the last one releases it.
+                self._release_after_io(handle)
+                return
             ident = handle._ident
             if (
                 ident.__class__ is EventfdRegistry
                 and handle.kind is HandleKind.EVENTFD
                 and not handle._stale
-                and ident.check(handle)
+                and ident._pid == _getpid()
+                and ident.release_here(handle)
             ):
                 # ``_release``'s common case, for the eventfd every thread start of
-                # sgx/eventfd closes: still ours (kcmp), forgotten, closed.
-                if self._pid == _getpid():  # (not in a fork: see _release)
-                    ident.remove(handle._fd, handle)
+                # sgx/eventfd closes: still ours (kcmp), forgotten, closed; in the process
+                # the registry was made in (in a fork, ``_release``: the registry's epoll
+                # is the parent's too).
                 try:  # noqa: SIM105 (as in _release)
                     self._call("close", handle.uri, os.close, handle._fd)
                 except PalError:
@@ -216,6 +221,37 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
             self._call("close", handle.uri, closer)
         except PalError:
             pass  # the host closed it between the check and here: nothing of ours is left
+
+    def _release_after_io(self, handle: Handle) -> None:
+        """Leave a handle just marked closed, on which a read or write is under way, to
+        be released by the last of them (``_io_done``): its descriptor stays ours until
+        then, and no number the program gets next is read or written.  The release to
+        come is counted as a close under way (the registry stays open for it)."""
+        entered = _interrupts.enter()  # (shutdown's call is in no section of its own)
+        try:
+            self._closes.append(None)
+            handle._io_token = [None]
+            self._io_done(handle)  # the I/O may have ended already
+        finally:
+            _interrupts.leave(entered)
+
+    def _io_done(self, handle: Handle) -> None:
+        """After a read or write of a closed handle, and after a close left it to them:
+        release it, once, if no read or write is under way any more."""
+        token = handle._io_token
+        if token is None or handle in self._io:
+            return
+        try:
+            token.pop()  # one step: of the parties that get here, one takes it
+        except IndexError:
+            return
+        try:
+            self._release(handle, 0.0)
+        finally:
+            closes = self._closes
+            closes.pop()
+            if self.closed and not closes:
+                self._retire_registry()
 
     def open_handles(self) -> list[Handle]:
         return list(self._handles)  # one step: list(set)
@@ -263,7 +299,10 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
         for handle in handles:
             self._wake(handle)
         for handle in handles:
-            self._release(handle, max(0.0, deadline - time.monotonic()))
+            if handle in self._io:
+                self._release_after_io(handle)
+            else:
+                self._release(handle, max(0.0, deadline - time.monotonic()))
         threads = list(self._threads)
         with self._lock:
             registry, self._eventfds = self._eventfds, False

@@ -1,5 +1,6 @@
-"""Attacks on the PAL in a forked child: the pid kept by a fork hook, and descriptor
-identity (kcmp) asked of the wrong process."""
+"""The PAL in a forked child, forked by Python or below it (where no fork hook runs): the
+child leaves the parent's registry alone, and descriptor identity (kcmp) is asked of the
+child's own descriptors."""
 
 from __future__ import annotations
 
@@ -54,13 +55,12 @@ def _libc_fork() -> int:
 
 
 @pytest.mark.parametrize("kind", ["direct", "sgx"])
-def test_attack_child_forked_below_python_closing_an_eventfd_breaks_the_parents(
+def test_child_forked_below_python_closing_an_eventfd_leaves_the_parents_working(
     kind: str,
 ) -> None:
-    """Before the pid was kept by a fork hook, ``_in_a_fork`` asked ``os.getpid()``.  A
-    child forked without Python's hooks now believes it is the parent: its close of an
-    eventfd unregisters it from the registry's epoll, which the parent shares, and the
-    parent's handle fails as if the host had swapped it."""
+    """A child forked without Python's hooks (a pid kept by a fork hook would still be
+    the parent's) closes an eventfd: it must not unregister it from the registry's epoll,
+    which the parent shares, or the parent's handle fails as if the host swapped it."""
     with pal.open_host(kind) as host:
         handle = host.stream_open("eventfd:", nonblocking=True)
         number = handle._fd
@@ -82,13 +82,13 @@ def test_attack_child_forked_below_python_closing_an_eventfd_breaks_the_parents(
 
 
 @pytest.mark.parametrize("kind", ["direct", "sgx"])
-def test_attack_in_a_forked_child_a_swapped_eventfd_is_checked_in_the_parent(
+def test_in_a_forked_child_a_swapped_eventfd_is_seen_and_left_alone(
     kind: str,
 ) -> None:
-    """The registry's kcmp names the pid it was made in.  In a child (os.fork, hooks
-    run), the host swaps the child's copy of an eventfd for a pipe; the identity check
-    asks about the parent's descriptor table, finds the parent's eventfd, and the child's
-    PAL writes the counter into the pipe and then closes it."""
+    """In a child (os.fork), the host swaps the child's copy of an eventfd for a pipe.
+    The identity check asks about the child's descriptors (a kcmp naming the pid the
+    registry was made in would find the parent's eventfd): the child's PAL neither writes
+    into the pipe nor closes it."""
     with pal.open_host(kind) as host:
         handle = host.stream_open("eventfd:", nonblocking=True)
         number = handle._fd

@@ -1,4 +1,5 @@
-"""Attacks on the lock-free eventfd registry and on an open racing ``shutdown``.
+"""The lock-free eventfd registry under a close racing an open, and an open racing
+``shutdown``.
 
 Races are made deterministic by injection: the second party's whole operation runs at
 the one point of the first where another thread can get the interpreter (a ctypes
@@ -18,14 +19,15 @@ from pylibos.pal._identity import EventfdRegistry
 
 
 @pytest.mark.parametrize("kind", ["direct", "sgx"])
-def test_attack_close_of_a_lost_eventfd_racing_an_open_closes_the_new_eventfd(
+def test_close_of_a_lost_eventfd_racing_an_open_leaves_the_new_eventfd_open(
     kind: str,
 ) -> None:
     """The host closes eventfd ``old`` (fd N, no copy kept: its epoll entry goes with it).
     Thread C closes ``old``: ``check`` reads the holder of N (still ``old``), and before
     its kcmp runs, thread B opens an eventfd, which gets N, takes N in ``_holders`` and
     registers its file under N.  C's kcmp then finds at N the file registered under N
-    (B's) and says "still ours": C unregisters B's entry and closes B's descriptor."""
+    (B's); C reads the holder again, finds B, and neither unregisters B's entry nor
+    closes B's descriptor."""
     with pal.open_host(kind) as host:
         old = host.stream_open("eventfd:", nonblocking=True)
         registry = old._ident
@@ -63,7 +65,7 @@ def test_attack_close_of_a_lost_eventfd_racing_an_open_closes_the_new_eventfd(
 
 
 @pytest.mark.parametrize("kind", ["direct", "sgx"])
-def test_attack_eventfd_open_racing_shutdown_leaks_no_descriptor_and_fails_clearly(
+def test_eventfd_open_racing_shutdown_leaks_no_descriptor_and_fails_clearly(
     kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Thread B is in ``stream_open("eventfd:")`` past the ``closed`` test, inside

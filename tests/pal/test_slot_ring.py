@@ -1,6 +1,6 @@
 """A Ctrl-C that lands just after the main thread's wait for a thread slot took the
-doorbell's ring: the ring is gone with the interrupt, and a thread asleep beside it is
-never told of the slot that came free."""
+doorbell's ring: the interrupted wait passes the ring on, so a thread asleep beside it
+hears of the slot that came free."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class _Bell:
         return bool(self.real.locked())
 
 
-def test_attack_sigint_after_the_main_thread_took_the_ring_strands_the_other_waiter() -> None:
+def test_sigint_after_the_main_thread_took_the_ring_passes_it_to_the_other_waiter() -> None:
     with pal.open_host("sgx", max_threads=2) as host:  # the main thread's slot and one
         assert isinstance(host, pal.SgxHost)
         host.slot_timeout = 1.0

@@ -1,7 +1,7 @@
 """A hostile host exhausts the descriptor table at the moment of a host's first eventfd:
-the eventfd registry (the only way to tell one eventfd from another) fails to open,
-and the host gives up on it for good (``_eventfds = False``).  Every later eventfd is
-then checked by inode, which all eventfds share, so a swap goes unseen."""
+the eventfd registry (the only way to tell one eventfd from another) fails to open.  The
+open fails with ``TOOMANY`` and the next open tries again; were identity given up for good
+(checked by inode, which all eventfds share), a later swap would go unseen."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _lowest_free() -> int:
 
 @pytest.mark.parametrize("room", [0, 1], ids=["no-room", "room-for-one"])
 @pytest.mark.parametrize("kind", ["direct", "sgx"])
-def test_attack_exhausted_descriptors_at_the_first_eventfd_downgrade_its_identity_for_good(
+def test_exhausted_descriptors_at_the_first_eventfd_leave_its_identity_on(
     kind: str, room: int
 ) -> None:
     """``room``: descriptors the host leaves free for the first open (none: the registry

@@ -1,6 +1,7 @@
 """A close that took its handle from the host (``set.remove``) just before ``shutdown``
-took the others, and that runs on after ``shutdown`` closed the eventfd registry: the
-descriptor is still this close's to close."""
+took the others, and that runs on while ``shutdown`` ends: the descriptor is still this
+close's to close, so shutdown leaves the eventfd registry (against which the close checks
+it) to the last close under way, and the close neither leaks it nor fails."""
 
 from __future__ import annotations
 
@@ -33,12 +34,12 @@ def _setup(kind: str) -> tuple[pal.Host, pal.Handle, EventfdRegistry]:
 
 
 @pytest.mark.parametrize("kind", ["direct", "sgx"])
-def test_attack_shutdown_between_a_closes_take_and_its_check_leaks_the_eventfd(
+def test_shutdown_between_a_closes_take_and_its_check_leaks_no_eventfd(
     kind: str,
 ) -> None:
     """Thread B's close has taken the handle; the main thread's shutdown runs to its
-    end (it closes the registry) before B's kcmp.  The kcmp then names a closed epoll,
-    the check says "the host closed it", and B lets the number go without closing it."""
+    end before B's kcmp.  Were the registry closed, the kcmp would name a closed epoll,
+    the check would say "the host closed it", and B would let the number go unclosed."""
     host, handle, registry = _setup(kind)
     number = handle._fd
     real: Callable[..., int] = registry._kcmp_epoll_tfd
@@ -62,12 +63,12 @@ def test_attack_shutdown_between_a_closes_take_and_its_check_leaks_the_eventfd(
 
 
 @pytest.mark.parametrize("kind", ["direct", "sgx"])
-def test_attack_shutdown_between_a_closes_check_and_its_unregister_leaks_the_eventfd(
+def test_shutdown_between_a_closes_check_and_its_unregister_leaks_no_eventfd(
     kind: str,
 ) -> None:
-    """As above, with shutdown done between B's check and its unregister: the epoll's
-    ``unregister`` on the closed registry raises ``ValueError`` (no ``OSError``, so the
-    gate does not map it), which escapes ``close`` before the descriptor is closed."""
+    """As above, with shutdown done between B's check and its unregister: ``unregister``
+    on a closed registry would raise ``ValueError`` (no ``OSError``, which the gate maps)
+    before the descriptor is closed; the close returns and the descriptor is closed."""
     host, handle, registry = _setup(kind)
     number = handle._fd
     real_gate: Callable[..., Any] = registry._gate

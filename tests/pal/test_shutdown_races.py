@@ -17,13 +17,13 @@ from ._pal_support import KINDS, WAIT_S
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_attack_thread_start_racing_shutdown_starts_a_thread_shutdown_never_joins(
+def test_thread_start_racing_shutdown_starts_no_thread(
     kind: str,
 ) -> None:
     """Thread B is in ``thread_create`` past its ``closed`` test when the main thread
-    runs ``shutdown`` (here: at the slot take, B's next step).  B then records and starts
-    its thread on a host that is shut down, after shutdown listed the threads it joins:
-    the thread runs on, the host's, unjoined.  B should get ``ShutDownError``."""
+    runs ``shutdown`` (here: at the slot take, B's next step).  Were B to record and
+    start its thread after shutdown listed the threads it joins, the thread would run on,
+    unjoined: B gets ``ShutDownError``, and its slot back."""
     host = pal.open_host(kind)
     go = threading.Event()
     try:
@@ -68,7 +68,7 @@ def _open(fd: int) -> bool:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_attack_registry_watch_refused_leaks_the_eventfd(kind: str) -> None:
+def test_refused_registry_watch_leaks_no_eventfd_and_no_claim(kind: str) -> None:
     """The host's kernel refuses the registry's epoll_ctl (ENOSPC: max_user_watches
     reached, a limit any process of the user can exhaust).  The open fails, as it should,
     but the eventfd it made is still ours and must be closed, and its number must not
