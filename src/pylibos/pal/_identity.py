@@ -98,7 +98,12 @@ class EventfdRegistry:
         refusal for an instant must not turn identity off for good."""
         if _SYS_KCMP is None:
             return None
-        registry = cls(aside)
+        try:
+            registry = cls(aside)
+        except PalError as exc:
+            if exc.code in (PalErrorCode.TOOMANY, PalErrorCode.NOMEM):
+                raise
+            return None  # epoll itself refused (a seccomp filter): not to be had
         try:
             fd = aside("eventfd2", "eventfd registry", os.eventfd, 0, os.EFD_CLOEXEC)
             try:
