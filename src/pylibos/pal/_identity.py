@@ -162,25 +162,18 @@ class EventfdRegistry:
 
     def check(self, handle: Handle) -> bool | None:
         """True if ``handle`` still holds its number and the file there is the one
-        registered under it; False if not; None if its descriptor is closed.  In any
-        process: in a forked child (or after a fork made below Python, which no fork
-        hook sees) it asks about the child's descriptors."""
-        if _getpid() == self._pid:
-            return self.check_here(handle)
+        registered under it; False if not; None if its descriptor is closed."""
         fd = handle._fd
         if self._holders.get(fd) is not handle:
             return False
-        same = self.same(fd)
-        return same and self._holders.get(fd) is handle
-
-    def check_here(self, handle: Handle) -> bool | None:
-        """``check``, in the process the registry was made in (the caller knows)."""
-        fd = handle._fd
-        if self._holders.get(fd) is not handle:
-            return False
-        # ``same``'s first kcmp, here (it names this process): the one a check takes but
-        # where the host recycled the number.
-        if self._kcmp_epoll_tfd(fd, _byref(_KcmpEpollSlot(self._efd, fd, 0))) != 0:
+        # ``same``'s first kcmp, here: the one a check takes but where the host recycled
+        # the number.  It names the process the registry was made in: in a forked child
+        # (or after a fork made below Python, which no fork hook sees) ``same`` asks
+        # about the child's descriptors instead.
+        if (
+            _getpid() != self._pid
+            or self._kcmp_epoll_tfd(fd, _byref(_KcmpEpollSlot(self._efd, fd, 0))) != 0
+        ):
             same = self.same(fd)
             if not same:
                 return same
@@ -191,10 +184,10 @@ class EventfdRegistry:
         return self._holders.get(fd) is handle
 
     def release_here(self, handle: Handle) -> bool:
-        """``check_here`` and then ``remove``, for a close in the process the registry
-        was made in: True if the file at the handle's number is still the handle's,
-        which is then forgotten (its descriptor is the caller's to close); False if not,
-        and nothing is done."""
+        """``check`` and then ``remove``, for a close in the process the registry was
+        made in (the caller knows): True if the file at the handle's number is still
+        the handle's, which is then forgotten (its descriptor is the caller's to close);
+        False if not, and nothing is done."""
         fd = handle._fd
         holders = self._holders
         if holders.get(fd) is not handle:
@@ -203,7 +196,7 @@ class EventfdRegistry:
             fd, _byref(_KcmpEpollSlot(self._efd, fd, 0))
         ) != 0 and not self.same(fd):
             return False
-        if holders.get(fd) is not handle:  # a racing open took the number: see check_here
+        if holders.get(fd) is not handle:  # a racing open took the number: see check
             return False
         holders.pop(fd, None)
         try:  # noqa: SIM105 (as in remove)
