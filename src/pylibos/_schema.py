@@ -62,6 +62,19 @@ against them before anything else reads it.
    which overweighted slow rounds).  Versions 3 to 5 are still rendered, their live
    counts resampled apart and their live scaling the quotient of four medians, as they
    were measured.
+7. Every ratio between two configurations (start ÷ native, clone and
+   create_pollable_event ÷ sgx/pipe: each entry's ``ratios`` and the targets) taken
+   round by round, as live scaling is (``settings.ratios_in_rounds``): the trimmed mean
+   (20% at each end, on a log scale) of each round's quotient of the two slices'
+   medians, with a one-stage bootstrap over the rounds.  Each target says how it was
+   taken (``statistic``) and, when round by round, the rounds paired and each one's
+   quotient (``rounds``, ``per_round``).  The rounds measure the configurations in the
+   order ``settings.measuring_order`` (native between the two configurations its start
+   targets divide, sgx/raw beside sgx/pipe), the whole order reversed in odd rounds, so
+   the slices a ratio divides are a few slices apart and a steady drift across a round
+   cancels over two rounds; before, in the order of ``settings.configs``, only each
+   configuration's live counts reversed, so native and sgx/raw+pool were seconds apart.
+   Version 6 files keep the quotient of two medians for these ratios, as measured.
 
 ``pylibos workloads`` format history (``version``):
 
@@ -94,9 +107,9 @@ from typing import Literal, NotRequired, TypedDict, get_type_hints
 
 from .libos import PHASES, Summary
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 """``pylibos compare``'s format."""
-READABLE_VERSIONS = (3, 4, 5, 6)
+READABLE_VERSIONS = (3, 4, 5, 6, 7)
 """Compare versions ``pylibos report`` renders (their keys are the same)."""
 WORKLOADS_FORMAT_VERSION = 1
 """``pylibos workloads``'s format (``report`` renders this one only)."""
@@ -214,6 +227,11 @@ class SettingsJSON(TypedDict):
     live_in_same_rounds: NotRequired[bool]
     """Every live count measured in the same rounds, so resampled together (format 6);
     absent before: each live count in rounds of its own."""
+    ratios_in_rounds: NotRequired[bool]
+    """Ratios between two configurations taken round by round (format 7)."""
+    measuring_order: NotRequired[list[str]]
+    """The configurations in the order an even round measures them; odd rounds reverse
+    it (format 7)."""
 
 
 class UntilStable(TypedDict):
@@ -242,6 +260,11 @@ class TargetJSON(TypedDict):
     at_most: bool
     lives: list[int]
     verdict: str
+    # Format 7: how the figure was taken; for a figure taken round by round, the rounds
+    # paired and each one's quotient.
+    statistic: NotRequired[str]
+    rounds: NotRequired[list[int]]
+    per_round: NotRequired[list[float]]
 
 
 class RunData(TypedDict):

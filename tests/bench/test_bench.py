@@ -299,9 +299,9 @@ def test_each_configuration_is_measured_in_a_process_of_its_own_on_one_cpu() -> 
 
 def test_a_configurations_live_counts_are_measured_back_to_back_in_every_round() -> None:
     """Every live count in the same rounds: in each round a configuration's live counts
-    one after the other (lowest first in even rounds, highest first in odd ones), as each
-    slice's start (``at_s``) shows; the run says so, and its results come live count by
-    live count."""
+    one after the other, lowest first, and odd rounds the whole order backwards, as each
+    slice's start (``at_s``) shows; the run says so (and that its ratios are taken round
+    by round, in which order), and its results come live count by live count."""
     outcome = run(
         parse_config_list("native,sgx/raw"),
         Settings(duration=0.06, batch=3, rounds=3, live=(1, 5, 9)),
@@ -309,6 +309,8 @@ def test_a_configurations_live_counts_are_measured_back_to_back_in_every_round()
     data = outcome.as_json()
     assert data["version"] == FORMAT_VERSION >= 6
     assert data["settings"].get("live_in_same_rounds") is True
+    assert data["settings"].get("ratios_in_rounds") is True
+    assert data["settings"].get("measuring_order") == ["native", "sgx/raw"]
     assert [(e["live"], e["name"]) for e in data["configs"]] == [
         (live, name) for live in (1, 5, 9) for name in ("native", "sgx/raw")
     ]
@@ -322,24 +324,35 @@ def test_a_configurations_live_counts_are_measured_back_to_back_in_every_round()
         if s["kept"]
     )
     assert measured[0][0] >= 0
-    expected = [
-        (r, name, live)
-        for r in range(3)
-        for name in ("native", "sgx/raw")
-        for live in ((1, 5, 9) if r % 2 == 0 else (9, 5, 1))
-    ]
+    even = [(name, live) for name in ("native", "sgx/raw") for live in (1, 5, 9)]
+    expected = [(r, *s) for r in range(3) for s in (even if r % 2 == 0 else even[::-1])]
     assert [m[1:] for m in measured] == expected
     for e in data["configs"]:
         assert sorted(set(e["batch_rounds"])) == [0, 1, 2]
 
 
 def test_schedule_keeps_a_configurations_live_counts_together() -> None:
+    """A configuration's live counts back to back; odd rounds run the whole round
+    backwards, so two configurations' slices swap places from one round to the next."""
     from pylibos.bench._measure import schedule
 
     groups = [["a1", "a2", "a3"], ["b1", "b2", "b3"]]
     assert schedule(groups, 0) == ["a1", "a2", "a3", "b1", "b2", "b3"]
-    assert schedule(groups, 1) == ["a3", "a2", "a1", "b3", "b2", "b1"]
+    assert schedule(groups, 1) == ["b3", "b2", "b1", "a3", "a2", "a1"]
     assert schedule(groups, 2) == schedule(groups, 0)
+
+
+def test_native_is_measured_between_the_configurations_its_start_targets_divide() -> None:
+    from pylibos.bench._configs import DEFAULT_COMPARE, measuring_order
+
+    default = parse_config_list(",".join(DEFAULT_COMPARE))
+    assert [c.name for c in measuring_order(default)] == [
+        "direct/pipe", "sgx/pipe", "sgx/raw", "sgx/eventfd", "native", "sgx/raw+pool",
+    ]  # fmt: skip
+    one = parse_config_list("native,sgx/raw,sgx/raw+pool")
+    assert [c.name for c in measuring_order(one)] == ["sgx/raw", "sgx/raw+pool", "native"]
+    plain = parse_config_list("sgx/pipe,native,sgx/raw")
+    assert measuring_order(plain) == plain  # no start target: the order given
 
 
 def test_all_cpus_leaves_the_placement_to_the_kernel() -> None:
@@ -355,8 +368,9 @@ def test_all_cpus_leaves_the_placement_to_the_kernel() -> None:
 
 @pytest.mark.parametrize("where", ["after a slice", "deciding on another round"])
 def test_interrupt_keeps_what_was_measured(where: str) -> None:
-    """Ctrl-C after the second slice keeps the two configurations measured (the third had
-    no slice and is left out); Ctrl-C while ``more`` decides keeps every configuration,
+    """Ctrl-C after the second slice keeps the two configurations measured (sgx/raw and
+    sgx/eventfd: native is measured after the configuration its start target divides;
+    native had no slice and is left out); Ctrl-C while ``more`` decides keeps every configuration,
     each with one round per batch recorded."""
     slices = 0
 
@@ -378,7 +392,7 @@ def test_interrupt_keeps_what_was_measured(where: str) -> None:
     assert outcome.interrupted and outcome.as_json()["interrupted"] is True
     names = [e["name"] for e in outcome.results]
     if where == "after a slice":
-        assert names == ["native", "sgx/raw"]
+        assert names == ["sgx/raw", "sgx/eventfd"]
     else:
         assert names == ["native", "sgx/raw", "sgx/eventfd"]
     assert all(len(e["batch_rounds"]) == e["batches"] for e in outcome.results)
@@ -500,7 +514,8 @@ def test_ctrl_c_while_a_measuring_process_answers_loses_nothing() -> None:
         on_slice=on_slice,
     )
     assert outcome.interrupted
-    assert [e["name"] for e in outcome.results][:1] == ["native"]
+    # sgx/eventfd is measured first (``measuring_order``: native after it)
+    assert [e["name"] for e in outcome.results][-1:] == ["sgx/eventfd"]
     assert all(len(e["batch_rounds"]) == e["batches"] >= 1 for e in outcome.results)
     assert _children() == {}
 

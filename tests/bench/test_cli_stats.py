@@ -100,7 +100,7 @@ def test_report_vs_names_what_differs_and_what_changed(
         ("missing", "no such file"),
         ("bad json", "not JSON"),
         ("version 1", "version 1 holds no per-batch samples"),
-        ("version 7", f"results format version 7; this pylibos reads version {FORMAT_VERSION}"),
+        ("version 8", f"results format version 8; this pylibos reads version {FORMAT_VERSION}"),
         ("damaged", "batches_ns.start.median is not a list of one figure per batch"),
     ],
 )
@@ -116,10 +116,10 @@ def test_report_vs_of_a_bad_file_is_one_error_line(
         bad.write_text("{")
     elif which == "version 1":
         bad = _as_version(runs["a"], tmp_path, 1)
-    elif which in ("version 7", "damaged"):
+    elif which in ("version 8", "damaged"):
         data = json.loads(runs["a"].read_text())
-        if which == "version 7":
-            data["version"] = 7
+        if which == "version 8":
+            data["version"] = 8
         else:
             data["configs"][0]["batches_ns"]["start"]["median"].pop()
         bad.write_text(json.dumps(data))

@@ -141,8 +141,8 @@ def print_compare(data: RunData, console: Console) -> None:
         COMPARE_LEGEND,
         compare_rows,
         describe,
+        method_note,
         rich_table,
-        scaling_note,
         seed_rows,
         target_rows,
         warnings,
@@ -161,7 +161,7 @@ def print_compare(data: RunData, console: Console) -> None:
         "met / missed: the whole 95% interval is on one side of the limit; otherwise inconclusive.",
         style="dim",
     )
-    note = scaling_note(data)
+    note = method_note(data)
     if note:
         console.print(note, style="dim")
     print_warnings(warnings(data), console)

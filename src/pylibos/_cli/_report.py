@@ -31,7 +31,7 @@ def _load(path: str) -> RunData:
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from ..bench import ResultsError
     from ..bench._render import describe, rich_table, vs_markdown, vs_rows
-    from ..bench._vs import differences
+    from ..bench._vs import differences, vs_target_rows
     from ..workloads import load_if_workloads
 
     try:
@@ -70,6 +70,9 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     header, rows, summary = vs_rows(data, other)
     console.print(rich_table("B ÷ A, per configuration and phase (medians)", header, rows))
     console.print(summary)
+    t_header, t_rows, t_summary = vs_target_rows(data, other)
+    console.print(rich_table("Targets in A and B", t_header, t_rows))
+    console.print(t_summary)
     print_warnings(notes, console)
     if args.markdown:
         write_text(args.markdown, vs_markdown(data, other, (args.results, args.vs), notes), console)

@@ -3,11 +3,21 @@ targets with their verdicts, and the stability warnings, added to its JSON."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .._schema import TIMED, Entry, IntervalJSON, LiveScaling, RunData, TargetJSON
 from ..libos import PROPORTIONS
-from ._stats import TRIM, Figures, Interval, exact, projected, quotient, stability_warnings
+from ._configs import START_LIMITS
+from ._stats import (
+    TRIM,
+    Figures,
+    Interval,
+    Paired,
+    exact,
+    projected,
+    quotient,
+    stability_warnings,
+)
 from ._text import first, lives
 
 
@@ -15,16 +25,69 @@ def find(data: RunData, name: str, live: int) -> Entry | None:
     return first(data["configs"], name=name, live=live)
 
 
-def ratio(
+PAIRED = f"trimmed mean ({TRIM:.0%} each end) of the rounds' quotients"
+"""How a figure taken round by round is taken (``statistic`` in the JSON)."""
+MEDIANS = "quotient of the two medians"
+"""How a ratio of two configurations was taken before format 7."""
+FOUR_MEDIANS = "quotient of the four medians"
+"""How live scaling was taken before format 6."""
+MEANS = "ratio of the means over all batches"
+"""How the seed's proportions are taken (one configuration's phases)."""
+COUNT = "count"
+"""Host calls per clone: a count, with no sampling error."""
+SHORT = {PAIRED: "per round", MEDIANS: "two medians", FOUR_MEDIANS: "four medians",
+         MEANS: "means", COUNT: "count"}  # fmt: skip
+"""The target table's word for each statistic."""
+
+
+def statistic_of(data: RunData, target: Target) -> str:
+    """How ``target``'s figure was taken: as its run says (format 7 on) or, for earlier
+    runs, as they were measured."""
+    if target.statistic is not None:
+        return target.statistic
+    what = target.what
+    if what.startswith("host calls"):
+        return COUNT
+    if what.startswith("sgx/pipe p"):
+        return MEANS
+    if what.startswith("start at"):
+        return PAIRED if data["settings"].get("live_in_same_rounds") else FOUR_MEDIANS
+    return PAIRED if ratios_in_rounds(data) else MEDIANS
+
+
+def ratios_in_rounds(data: RunData) -> bool:
+    """Whether this run's ratios between configurations are taken round by round (format
+    7 on: the configurations' slices of a round measured a few slices apart)."""
+    settings = data["settings"]
+    return bool(settings.get("ratios_in_rounds") and settings.get("live_in_same_rounds"))
+
+
+def paired_ratio(
     data: RunData, entry: Entry, base: str, phase: str = "clone", figures: Figures | None = None
-) -> Interval | None:
-    """``entry``'s median of ``phase`` over ``base``'s at the same live count."""
+) -> tuple[Interval, Paired | None] | None:
+    """``entry``'s ``phase`` over ``base``'s at the same live count, with the rounds'
+    quotients when it is taken round by round (``ratios_in_rounds``): the ``TRIM``
+    trimmed mean of each round's quotient of the two slices' medians, its interval a
+    bootstrap over the rounds (``Figures.paired``).  Otherwise, as measured before format
+    7: the quotient of the two medians over all batches, with the two-stage interval."""
     other = find(data, base, entry["live"])
     if other is None:
         return None
     f = figures or Figures(data)
     key = f"{phase}.median"
-    return quotient([(f, entry, key)], [(f, other, key)])
+    if ratios_in_rounds(data):
+        paired = f.paired([entry], [other], key)
+        return None if paired is None else (paired.interval, paired)
+    iv = quotient([(f, entry, key)], [(f, other, key)])
+    return None if iv is None else (iv, None)
+
+
+def ratio(
+    data: RunData, entry: Entry, base: str, phase: str = "clone", figures: Figures | None = None
+) -> Interval | None:
+    """``entry``'s ``phase`` over ``base``'s at the same live count (``paired_ratio``)."""
+    taken = paired_ratio(data, entry, base, phase, figures)
+    return None if taken is None else taken[0]
 
 
 @dataclass(frozen=True)
@@ -34,6 +97,10 @@ class Target:
     limit: float
     at_most: bool
     lives: tuple[int, ...] = ()
+    statistic: str | None = None
+    """How the figure was taken, where a run says (format 7 on)."""
+    rounds: tuple[int, ...] = ()
+    per_round: tuple[float, ...] = field(default=())
 
     @property
     def verdict(self) -> str:
@@ -52,7 +119,7 @@ class Target:
         return {"met": True, "missed": False}.get(self.verdict)
 
     def as_json(self) -> TargetJSON:
-        return {
+        out: TargetJSON = {
             "what": self.what,
             "value": None if self.value is None else self.value.as_json(),
             "limit": self.limit,
@@ -60,11 +127,43 @@ class Target:
             "lives": list(self.lives),
             "verdict": self.verdict,
         }
+        if self.statistic is not None:
+            out["statistic"] = self.statistic
+        if self.rounds:
+            out["rounds"] = list(self.rounds)
+            out["per_round"] = [round(v, 6) for v in self.per_round]
+        return out
 
     @staticmethod
     def from_json(d: TargetJSON) -> Target:
         value = None if d["value"] is None else Interval.from_json(d["value"])
-        return Target(d["what"], value, d["limit"], d["at_most"], tuple(d.get("lives", ())))
+        return Target(
+            d["what"],
+            value,
+            d["limit"],
+            d["at_most"],
+            tuple(d.get("lives", ())),
+            d.get("statistic"),
+            tuple(d.get("rounds", ())),
+            tuple(d.get("per_round", ())),
+        )
+
+
+def _ratio_target(
+    data: RunData,
+    what: str,
+    taken: tuple[Interval, Paired | None] | None,
+    limit: float,
+    lives: tuple[int, ...],
+) -> Target:
+    """A target on a ratio of two configurations, saying how it was taken."""
+    if taken is None:
+        return Target(what, None, limit, True, lives)
+    iv, paired = taken
+    statistic = PAIRED if paired is not None else MEDIANS
+    rounds = tuple(paired.rounds) if paired is not None else ()
+    per_round = tuple(paired.per_round) if paired is not None else ()
+    return Target(what, iv, limit, True, lives, statistic, rounds, per_round)
 
 
 def targets(data: RunData, figures: Figures | None = None) -> list[Target]:
@@ -81,24 +180,25 @@ def targets(data: RunData, figures: Figures | None = None) -> list[Target]:
     one = (counts[0],)
     raw, pipe, native = entry("sgx/raw"), entry("sgx/pipe"), entry("native")
     if raw and pipe:
-        r = ratio(data, raw, "sgx/pipe", figures=f)
-        out.append(Target("clone: sgx/raw ÷ sgx/pipe", r, 0.25, True, one))
-        r = ratio(data, raw, "sgx/pipe", "create_pollable_event", figures=f)
-        out.append(Target("create_pollable_event: sgx/raw ÷ sgx/pipe", r, 0.10, True, one))
-    for name, limit in (("sgx/eventfd", 1.15), ("sgx/raw+pool", 1.10)):
+        for phase, limit in (("clone", 0.25), ("create_pollable_event", 0.10)):
+            taken = paired_ratio(data, raw, "sgx/pipe", phase, figures=f)
+            what = f"{phase}: sgx/raw ÷ sgx/pipe"
+            out.append(_ratio_target(data, what, taken, limit, one))
+    for name, limit in START_LIMITS.items():
         e = entry(name)
         if e and native:
-            r = ratio(data, e, "native", "start", figures=f)
-            out.append(Target(f"start: {name} ÷ native", r, limit, True, one))
+            taken = paired_ratio(data, e, "native", "start", figures=f)
+            out.append(_ratio_target(data, f"start: {name} ÷ native", taken, limit, one))
     for name, limit in (("sgx/eventfd", 3.0), ("sgx/raw+pool", 1.1)):
         e = entry(name)
         if e:
             # A count, the same on every machine: no sampling error.
             calls = exact(float(e["host_calls_per_clone"]))
-            out.append(Target(f"host calls per clone: {name}", calls, limit, True, one))
+            what = f"host calls per clone: {name}"
+            out.append(Target(what, calls, limit, True, one, COUNT))
     if pipe:
-        out.append(Target("sgx/pipe p2", f.interval(pipe, "p2"), 0.6, False, one))
-        out.append(Target("sgx/pipe p3", f.interval(pipe, "p3"), 0.5, False, one))
+        out.append(Target("sgx/pipe p2", f.interval(pipe, "p2"), 0.6, False, one, MEANS))
+        out.append(Target("sgx/pipe p3", f.interval(pipe, "p3"), 0.5, False, one, MEANS))
     if len(counts) > 1:
         lo, hi = counts[0], counts[-1]
         for name in dict.fromkeys(e["name"] for e in data["configs"]):
@@ -107,7 +207,18 @@ def targets(data: RunData, figures: Figures | None = None) -> list[Target]:
             if scaling is not None:
                 value = Interval.from_json(scaling["relative_to_native"])
                 what = f"start at {hi} live ÷ at {lo} live, ÷ native's: {name}"
-                out.append(Target(what, value, 1.15, True, (lo, hi)))
+                out.append(
+                    Target(
+                        what,
+                        value,
+                        1.15,
+                        True,
+                        (lo, hi),
+                        scaling.get("statistic"),
+                        tuple(scaling.get("rounds", ())),
+                        tuple(scaling.get("per_round", ())),
+                    )
+                )
     return out
 
 
@@ -143,6 +254,7 @@ def analyse(data: RunData, *, force: bool = False) -> RunData:
         e["projected_cycles_per_clone"] = None if cost is None else cost["cycles"][1]
         e["live_scaling"] = _live_scaling(data, e, f)
     data["targets"] = [t.as_json() for t in targets(data, f)]
+
     data["stability"]["warnings"] = stability_warnings(data)
     return data
 
@@ -176,7 +288,7 @@ def _live_scaling(data: RunData, entry: Entry, f: Figures) -> LiveScaling | None
             "from": lo,
             "to": hi,
             "relative_to_native": paired.interval.as_json(),
-            "statistic": f"trimmed mean ({TRIM:.0%} each end) of the rounds' quotients",
+            "statistic": PAIRED,
             "rounds": paired.rounds,
             "per_round": [round(v, 4) for v in paired.per_round],
         }

@@ -34,7 +34,7 @@ from typing import TypeVar
 from .._schema import FORMAT_VERSION, Entry, RunData, SettingsJSON
 from ..libos import proportions
 from ..pal import default_tls_backend, tls_backend_problem
-from ._configs import Config
+from ._configs import Config, measuring_order
 from ._machine import RunError, cpu_times, governor, steal_share
 from ._machine import ensure_fd_room as ensure_fd_room
 from ._machine import machine as machine
@@ -76,6 +76,8 @@ class Settings:
             "tls": self.tls_backend() if any(c.pal == "sgx" for c in configs) else None,
             "cpu": self.cpu(),
             "live_in_same_rounds": True,
+            "ratios_in_rounds": True,
+            "measuring_order": [c.name for c in measuring_order(list(configs))],
         }
 
     def tls_backend(self) -> str:
@@ -163,11 +165,13 @@ Progress = Callable[[str], None]
 
 
 def schedule(groups: Sequence[Sequence[_P]], round_no: int) -> list[_P]:
-    """The order of a round's slices: configuration by configuration, each one's live
-    counts back to back, lowest first in even rounds and highest first in odd ones (so
-    neither end always follows another configuration, and a steady drift across a
-    configuration's slices cancels over two rounds)."""
-    return [p for group in groups for p in (group if round_no % 2 == 0 else group[::-1])]
+    """The order of a round's slices: configuration by configuration in the order of
+    ``groups`` (``measuring_order``), each one's live counts back to back, lowest first;
+    odd rounds run the whole order backwards.  So the slices any ratio divides (two
+    configurations', or a configuration's two live counts) swap places from one round to
+    the next, and a steady drift across a round cancels over two rounds."""
+    order = [p for group in groups for p in group]
+    return order if round_no % 2 == 0 else order[::-1]
 
 
 def run(
@@ -212,7 +216,7 @@ def run(
                 process.start()
         for process in processes:
             process.wait_ready()
-        groups = [[p for p in processes if p.config is c] for c in configs]
+        groups = [[p for p in processes if p.config is c] for c in measuring_order(list(configs))]
         started = time.perf_counter()
         round_no = 0
         while round_no < settings.rounds or (

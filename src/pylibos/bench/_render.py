@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from .._schema import Entry, RunData
+from ._analyse import SHORT, ratios_in_rounds, statistic_of, stored_targets
 from ._analyse import Target as Target
 from ._analyse import analyse as analyse
-from ._analyse import stored_targets
 from ._analyse import targets as targets
 from ._plot import plot as plot
 from ._stats import TRIM
@@ -94,24 +94,43 @@ def target_rows(data: RunData) -> tuple[list[str], list[list[str]]]:
     rows = []
     for t in stored_targets(data):
         limit = f"{'≤' if t.at_most else '≥'} {t.limit:g}"
-        rows.append([t.what, with_interval(t.value, x3), limit, t.verdict])
-    return ["target", "value (95% interval)", "limit", "verdict"], rows
+        how = statistic_of(data, t)
+        rows.append([t.what, with_interval(t.value, x3), limit, t.verdict, SHORT.get(how, how)])
+    return ["target", "value (95% interval)", "limit", "verdict", "taken as"], rows
 
 
-def scaling_note(data: RunData) -> str | None:
-    """How this run's live scaling is taken, where it has one."""
-    if not any(e.get("live_scaling") for e in analyse(data)["configs"]):
-        return None
-    if data["settings"].get("live_in_same_rounds"):
-        return (
-            "Live scaling: each round's (start at the highest live count ÷ at the lowest) ÷ "
-            "native's, from four slices measured close together; the figure is the rounds' "
-            f"{TRIM:.0%} trimmed mean, its interval a bootstrap over the rounds."
+def method_note(data: RunData) -> str | None:
+    """How this run's ratios between configurations and its live scaling are taken (the
+    target table's "taken as")."""
+    analyse(data)
+    ratios: str | None = None
+    if any(e.get("ratios") for e in data["configs"]) and ratios_in_rounds(data):
+        ratios = (
+            "Ratios between configurations (÷ native, ÷ sgx/pipe), per round: each round's "
+            "quotient of the two configurations' slice medians, measured a few slices apart; "
+            f"the figure is the rounds' {TRIM:.0%} trimmed mean (log scale), its interval a "
+            "bootstrap over the rounds."
         )
-    return (
-        "Live scaling: (median start at the highest live count ÷ at the lowest) ÷ native's; "
-        "the live counts were measured apart (results format before 6)."
-    )
+    elif any(e.get("ratios") for e in data["configs"]):
+        ratios = (
+            "Ratios between configurations (÷ native, ÷ sgx/pipe), two medians: the quotient "
+            "of the two configurations' medians over all batches, its interval a bootstrap "
+            f"over rounds then batches (results format {data['version']}, before 7)."
+        )
+    if not any(e.get("live_scaling") for e in data["configs"]):
+        return ratios
+    if data["settings"].get("live_in_same_rounds"):
+        scaling = (
+            "Live scaling, per round: each round's (start at the highest live count ÷ at the "
+            "lowest) ÷ native's, from four slices measured close together; the figure is the "
+            f"rounds' {TRIM:.0%} trimmed mean, its interval a bootstrap over the rounds."
+        )
+    else:
+        scaling = (
+            "Live scaling, four medians: (median start at the highest live count ÷ at the "
+            "lowest) ÷ native's; the live counts were measured apart (results format before 6)."
+        )
+    return scaling if ratios is None else f"{ratios} {scaling}"
 
 
 def warnings(data: RunData) -> list[str]:
@@ -143,7 +162,7 @@ def markdown(data: RunData) -> str:
         md(*target_rows(data)),
         "",
     ]
-    note = scaling_note(data)
+    note = method_note(data)
     if note:
         parts += [note, ""]
     notes = warnings(data)

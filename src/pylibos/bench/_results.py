@@ -94,7 +94,7 @@ def save(data: Mapping[str, Any], path: str) -> None:
 
 def load(path: str) -> RunData:
     """The run saved at ``path``, checked against the schema (``_schema``); a
-    ``ResultsError`` naming the first thing wrong otherwise.  Versions 3 to 6 are read
+    ``ResultsError`` naming the first thing wrong otherwise.  Versions 3 to 7 are read
     (the same keys); older ones are refused, saying why."""
     try:
         with open(path) as f:

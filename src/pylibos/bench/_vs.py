@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from .._schema import TIMED, RunData
+from ._analyse import SHORT, ratios_in_rounds, statistic_of, stored_targets
 from ._stats import Figures, Interval, ratio_of
 from ._text import describe, md, us, with_interval, x3
 
@@ -30,6 +31,15 @@ def differences(a: RunData, b: RunData) -> list[str]:
             "on measures every live count in the same rounds, a configuration's live counts "
             "back to back; before, each live count in rounds of its own): live scaling and "
             "its interval may change with the method"
+        )
+    in_rounds = [ratios_in_rounds(d) for d in (a, b)]
+    if in_rounds[0] != in_rounds[1]:
+        out.append(
+            f"methods differ: the ratios between configurations (÷ native, ÷ sgx/pipe) are "
+            f"taken {'per round' if in_rounds[0] else 'as two medians'} in A (format "
+            f"{a['version']}) and {'per round' if in_rounds[1] else 'as two medians'} in B "
+            f"(format {b['version']}): their values and intervals may differ by the method "
+            "(the targets table marks them)"
         )
     pairs: tuple[tuple[str, Mapping[str, object], Mapping[str, object], tuple[str, ...]], ...]
     pairs = (
@@ -122,8 +132,39 @@ def vs_rows(a: RunData, b: RunData) -> tuple[list[str], list[list[str]], str]:
     return header, rows, summary
 
 
+def vs_target_rows(a: RunData, b: RunData) -> tuple[list[str], list[list[str]], str]:
+    """Each target of both runs: its value and verdict in A and in B, how each was taken,
+    and whether the verdicts agree; a target taken differently in the two runs is marked
+    (not alike), and left out of the count."""
+    header = ["target", "A (95% interval)", "A", "B (95% interval)", "B", "taken as", "same"]
+    in_b = {t.what: t for t in stored_targets(b)}
+    rows = []
+    same = alike = 0
+    for ta in stored_targets(a):
+        tb = in_b.get(ta.what)
+        if tb is None:
+            continue
+        how_a, how_b = statistic_of(a, ta), statistic_of(b, tb)
+        words = SHORT.get(how_a, how_a), SHORT.get(how_b, how_b)
+        if how_a != how_b:
+            taken, agree = f"A {words[0]}, B {words[1]}", "not alike"
+        else:
+            alike += 1
+            same += ta.verdict == tb.verdict
+            taken, agree = words[0], "yes" if ta.verdict == tb.verdict else "no"
+        rows.append([
+            ta.what, with_interval(ta.value, x3), ta.verdict,
+            with_interval(tb.value, x3), tb.verdict, taken, agree,
+        ])  # fmt: skip
+    summary = f"{same} of {alike} targets taken alike give the same verdict in A and B."
+    if alike < len(rows):
+        summary += f" {len(rows) - alike} taken differently are not counted."
+    return header, rows, summary
+
+
 def vs_markdown(a: RunData, b: RunData, names: tuple[str, str], notes: list[str]) -> str:
     header, rows, summary = vs_rows(a, b)
+    t_header, t_rows, t_summary = vs_target_rows(a, b)
     parts = [
         "# pylibos: two runs compared",
         "",
@@ -134,6 +175,12 @@ def vs_markdown(a: RunData, b: RunData, names: tuple[str, str], notes: list[str]
         md(header, rows),
         "",
         summary,
+        "",
+        "## Targets",
+        "",
+        md(t_header, t_rows),
+        "",
+        t_summary,
         "",
     ]
     if notes:
