@@ -3,7 +3,7 @@ targets with their verdicts, and the stability warnings, added to its JSON."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .._schema import TIMED, Entry, IntervalJSON, LiveScaling, RunData, TargetJSON
 from ..libos import PROPORTIONS
@@ -100,7 +100,7 @@ class Target:
     statistic: str | None = None
     """How the figure was taken, where a run says (format 7 on)."""
     rounds: tuple[int, ...] = ()
-    per_round: tuple[float, ...] = field(default=())
+    per_round: tuple[float, ...] = ()
 
     @property
     def verdict(self) -> str:

@@ -17,11 +17,11 @@ before format 6 each live count ran in rounds of its own, tens of seconds apart,
 resampled apart, as it was measured.)  Figures of different runs are resampled
 independently.
 
-Live scaling, (start at 1,000 live ÷ at 1 live) ÷ native's, is taken where the pairing is,
-round by round (``Figures.paired``): each round's quotient of its four slices, a
-configuration's two live counts measured back to back and native's likewise, and their
-trimmed mean, with a one-stage bootstrap over the rounds (each round's quotient already
-holds its batches' noise).
+Live scaling, (start at 1,000 live ÷ at 1 live) ÷ native's, and (format 7 on) every ratio
+between two configurations (start ÷ native, clone ÷ sgx/pipe) are taken where the pairing
+is, round by round (``Figures.paired``): each round's quotient of its slices, measured a few
+slices apart, and their trimmed mean, with a one-stage bootstrap over the rounds (each
+round's quotient already holds its batches' noise).
 
 All the figures of one configuration come from the same resamples, so a proportion such as
 p3 = handshake / clone is resampled as a pair.  The distribution of a ratio is the ratio of
