@@ -62,19 +62,21 @@ against them before anything else reads it.
    which overweighted slow rounds).  Versions 3 to 5 are still rendered, their live
    counts resampled apart and their live scaling the quotient of four medians, as they
    were measured.
-7. Every ratio between two configurations (start ÷ native, clone and
-   create_pollable_event ÷ sgx/pipe: each entry's ``ratios`` and the targets) taken
-   round by round, as live scaling is (``settings.ratios_in_rounds``): the trimmed mean
-   (20% at each end, on a log scale) of each round's quotient of the two slices'
-   medians, with a one-stage bootstrap over the rounds.  Each target says how it was
-   taken (``statistic``) and, when round by round, the rounds paired and each one's
-   quotient (``rounds``, ``per_round``).  The rounds measure the configurations in the
-   order ``settings.measuring_order`` (native between the two configurations its start
-   targets divide, sgx/raw beside sgx/pipe), the whole order reversed in odd rounds, so
-   the slices a ratio divides are a few slices apart and a steady drift across a round
-   cancels over two rounds; before, in the order of ``settings.configs``, only each
-   configuration's live counts reversed, so native and sgx/raw+pool were seconds apart.
-   Version 6 files keep the quotient of two medians for these ratios, as measured.
+7. The ratios between two configurations named in ``settings.ratios_in_rounds``
+   (``compare`` names clone ÷ sgx/pipe and create_pollable_event ÷ sgx/pipe: in each
+   entry's ``ratios`` and in the targets) are taken round by round, as live scaling is:
+   the trimmed mean (20% at each end, on a log scale) of each round's quotient of the two
+   slices' medians, with a one-stage bootstrap over the rounds.  start ÷ native stays the
+   quotient of two medians (on measured runs the pairing did not narrow it).  Each target
+   says how it was taken (``statistic``) and, when round by round, the rounds paired and
+   each one's quotient (``rounds``, ``per_round``).  The rounds measure the
+   configurations in the order ``settings.measuring_order`` (native between the two
+   configurations its start targets divide, sgx/raw beside sgx/pipe), the whole order
+   reversed in odd rounds, so the slices a ratio divides are a few slices apart and a
+   steady drift across a round cancels over two rounds; before, in the order of
+   ``settings.configs`` with only each configuration's live counts reversed, native and
+   sgx/raw+pool were 4 to 10 s apart.  Version 6 files keep the quotient of two medians
+   for every such ratio, as measured.
 
 ``pylibos workloads`` format history (``version``):
 
@@ -227,8 +229,9 @@ class SettingsJSON(TypedDict):
     live_in_same_rounds: NotRequired[bool]
     """Every live count measured in the same rounds, so resampled together (format 6);
     absent before: each live count in rounds of its own."""
-    ratios_in_rounds: NotRequired[bool]
-    """Ratios between two configurations taken round by round (format 7)."""
+    ratios_in_rounds: NotRequired[list[str]]
+    """The ratios between two configurations taken round by round, by their names in an
+    entry's ``ratios`` ("clone ÷ sgx/pipe"; format 7)."""
     measuring_order: NotRequired[list[str]]
     """The configurations in the order an even round measures them; odd rounds reverse
     it (format 7)."""

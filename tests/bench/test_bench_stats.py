@@ -12,6 +12,7 @@ import pytest
 from pylibos import _schema
 from pylibos._schema import TIMED, Entry, RunData
 from pylibos.bench import FORMAT_VERSION
+from pylibos.bench._analyse import PAIRED
 from pylibos.bench._render import Target, analyse, markdown, targets, vs_rows
 from pylibos.bench._stats import (
     OCALL_RANGE,
@@ -63,7 +64,7 @@ def run_data(
 ) -> RunData:
     """A run of ``entries``; ``together``: every live count measured in the same rounds
     (format 6), else each live count in rounds of its own (as before); ``paired``: that,
-    and its ratios between configurations taken round by round (format 7)."""
+    and every ratio between configurations taken round by round (format 7 takes some)."""
     data = cast(RunData, {
         "version": FORMAT_VERSION,
         "machine": {"cpu": "test", "cores": 2, "python": "3.11", "pylibos": "0"},
@@ -80,7 +81,9 @@ def run_data(
     if together or paired:
         data["settings"]["live_in_same_rounds"] = True
     if paired:
-        data["settings"]["ratios_in_rounds"] = True
+        data["settings"]["ratios_in_rounds"] = [
+            "start ÷ native", "clone ÷ sgx/pipe", "create_pollable_event ÷ sgx/pipe",
+        ]  # fmt: skip
     return data
 
 
@@ -659,7 +662,7 @@ def test_a_slowdown_the_two_slices_of_a_round_share_cancels_in_the_ratio() -> No
 
 
 def test_a_run_before_format_7_keeps_its_ratios_as_two_medians() -> None:
-    """A format 6 run (ratios not taken round by round) renders as it was measured: the
+    """A format 6 run (no ratio taken round by round) renders as it was measured: the
     quotient of two medians, and the table and note say so."""
     rng = np.random.default_rng(13)
     native = entry("native", rng.normal(50, 2, 30), rounds=5)
@@ -671,9 +674,9 @@ def test_a_run_before_format_7_keeps_its_ratios_as_two_medians() -> None:
     expected = f.ratio((pool, "start.median"), (native, "start.median"))
     assert by[_POOL].value == expected
     text = markdown(old)
-    assert "| two medians |" in text and "results format 6, before 7" in text
+    assert "| two medians |" in text and "start ÷ native: two medians" in text
     new = run_data(native, pool, paired=True)
-    assert "| per round |" in markdown(new) and "Ratios between configurations" in markdown(new)
+    assert "| per round |" in markdown(new) and "start ÷ native: per round" in markdown(new)
 
 
 def test_report_vs_marks_targets_taken_differently_and_warns() -> None:
@@ -686,10 +689,11 @@ def test_report_vs_marks_targets_taken_differently_and_warns() -> None:
     old["version"] = 6
     new = run_data(native, pool, paired=True)
     notes = differences(old, new)
-    assert any(
-        n.startswith("methods differ") and "as two medians in A" in n and "per round in B" in n
-        for n in notes
-    ), notes
+    assert (
+        "methods differ: start ÷ native is taken per round in B and as two medians in A "
+        "(formats 6 and 7): its values and intervals may differ by the method (the targets "
+        "table marks them)"
+    ) in notes, notes
     _header, rows, summary = vs_target_rows(old, new)
     by = {r[0]: r for r in rows}
     assert by[_POOL][-2:] == ["A two medians, B per round", "not alike"]
@@ -699,3 +703,27 @@ def test_report_vs_marks_targets_taken_differently_and_warns() -> None:
     n = len(rows)
     assert summary == f"{n} of {n} targets taken alike give the same verdict in A and B."
     assert not any(n.startswith("methods differ") for n in differences(new, new))
+
+
+def test_a_run_takes_round_by_round_only_the_ratios_its_settings_name() -> None:
+    """As ``compare`` writes format 7: clone and create_pollable_event ÷ sgx/pipe per
+    round, start ÷ native the quotient of two medians; each target says which."""
+    from pylibos.bench._configs import RATIOS_IN_ROUNDS
+
+    rng = np.random.default_rng(15)
+    n = 30
+    entries = [
+        entry(name, rng.normal(centre, centre / 20, n), pollable=rng.normal(centre / 2, 1, n))
+        for name, centre in (("native", 50.0), ("sgx/pipe", 1000.0), ("sgx/raw", 60.0),
+                             ("sgx/raw+pool", 55.0))
+    ]  # fmt: skip
+    data = run_data(*entries, together=True)
+    data["settings"]["ratios_in_rounds"] = list(RATIOS_IN_ROUNDS)
+    by = {t.what: t for t in targets(data)}
+    assert by["clone: sgx/raw ÷ sgx/pipe"].statistic == PAIRED
+    assert by["create_pollable_event: sgx/raw ÷ sgx/pipe"].statistic == PAIRED
+    assert by["clone: sgx/raw ÷ sgx/pipe"].rounds == (0, 1, 2, 3, 4)
+    assert by[_POOL].statistic == "quotient of the two medians" and by[_POOL].rounds == ()
+    f = Figures(data)
+    pool, native = entries[3], entries[0]
+    assert by[_POOL].value == f.ratio((pool, "start.median"), (native, "start.median"))

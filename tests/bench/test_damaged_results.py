@@ -25,6 +25,14 @@ def _stab(key: str, value: object) -> Callable[[dict[str, Any]], None]:
         pytest.param(_stab("load_before", "x"), id="stability.load_before-string"),
         pytest.param(_stab("cpu_count", "x"), id="stability.cpu_count-string"),
         pytest.param(lambda d: d["settings"].__setitem__("ghz", 0), id="settings.ghz-zero"),
+        pytest.param(
+            lambda d: d["settings"].__setitem__("ratios_in_rounds", True),
+            id="settings.ratios_in_rounds-bool",
+        ),
+        pytest.param(
+            lambda d: d["settings"].__setitem__("measuring_order", [1]),
+            id="settings.measuring_order-ints",
+        ),
         pytest.param(lambda d: d["configs"][0].__setitem__("name", 5), id="configs.name-int"),
         pytest.param(lambda d: d["configs"][0].__setitem__("name", [1]), id="configs.name-list"),
         pytest.param(lambda d: d["configs"][0].__setitem__("live", -1), id="configs.live-negative"),

@@ -52,30 +52,35 @@ def statistic_of(data: RunData, target: Target) -> str:
         return MEANS
     if what.startswith("start at"):
         return PAIRED if data["settings"].get("live_in_same_rounds") else FOUR_MEDIANS
-    return PAIRED if ratios_in_rounds(data) else MEDIANS
+    phase, _, rest = what.partition(": ")
+    base = rest.rpartition(" ÷ ")[2]
+    return PAIRED if f"{phase} ÷ {base}" in ratios_in_rounds(data) else MEDIANS
 
 
-def ratios_in_rounds(data: RunData) -> bool:
-    """Whether this run's ratios between configurations are taken round by round (format
-    7 on: the configurations' slices of a round measured a few slices apart)."""
+def ratios_in_rounds(data: RunData) -> frozenset[str]:
+    """The ratios between configurations this run takes round by round, by their names in
+    an entry's ``ratios`` (format 7 on; none before)."""
     settings = data["settings"]
-    return bool(settings.get("ratios_in_rounds") and settings.get("live_in_same_rounds"))
+    if not settings.get("live_in_same_rounds"):
+        return frozenset()
+    return frozenset(settings.get("ratios_in_rounds") or ())
 
 
 def paired_ratio(
     data: RunData, entry: Entry, base: str, phase: str = "clone", figures: Figures | None = None
 ) -> tuple[Interval, Paired | None] | None:
     """``entry``'s ``phase`` over ``base``'s at the same live count, with the rounds'
-    quotients when it is taken round by round (``ratios_in_rounds``): the ``TRIM``
+    quotients when the run takes it round by round (``ratios_in_rounds``): the ``TRIM``
     trimmed mean of each round's quotient of the two slices' medians, its interval a
-    bootstrap over the rounds (``Figures.paired``).  Otherwise, as measured before format
-    7: the quotient of the two medians over all batches, with the two-stage interval."""
+    bootstrap over the rounds (``Figures.paired``).  Otherwise (and in every run before
+    format 7): the quotient of the two medians over all batches, with the two-stage
+    interval."""
     other = find(data, base, entry["live"])
     if other is None:
         return None
     f = figures or Figures(data)
     key = f"{phase}.median"
-    if ratios_in_rounds(data):
+    if f"{phase} ÷ {base}" in ratios_in_rounds(data):
         paired = f.paired([entry], [other], key)
         return None if paired is None else (paired.interval, paired)
     iv = quotient([(f, entry, key)], [(f, other, key)])

@@ -58,6 +58,11 @@ def parse_config_list(text: str) -> list[Config]:
 
 START_LIMITS = {"sgx/eventfd": 1.15, "sgx/raw+pool": 1.10}
 """The configurations whose start has a target relative to native's, and its limit."""
+RATIOS_IN_ROUNDS = ("clone ÷ sgx/pipe", "create_pollable_event ÷ sgx/pipe")
+"""The ratios between two configurations ``compare`` takes round by round (the trimmed
+mean of the rounds' quotients): those whose intervals the pairing narrowed on measured
+runs.  start ÷ native it did not narrow (``docs/benchmark.md``, "Ratios between
+configurations"), so that stays the quotient of two medians."""
 
 
 def measuring_order(configs: list[Config]) -> list[Config]:
@@ -65,7 +70,8 @@ def measuring_order(configs: list[Config]) -> list[Config]:
     the configurations its start targets divide (``START_LIMITS``), the others before
     them in the order given (sgx/raw beside sgx/pipe in the default list).  A ratio's
     two slices are then a few slices apart, not seconds, so more of the machine's drift
-    is shared by them and cancels in the round's quotient."""
+    is shared by them: it cancels in a round's quotient (``RATIOS_IN_ROUNDS``) and, as
+    the bootstrap draws the same rounds for both, partly in a quotient of two medians."""
     native = [c for c in configs if c.native]
     partners = [c for c in configs if c.name in START_LIMITS]
     if not native or not partners:

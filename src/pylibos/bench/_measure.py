@@ -34,7 +34,7 @@ from typing import TypeVar
 from .._schema import FORMAT_VERSION, Entry, RunData, SettingsJSON
 from ..libos import proportions
 from ..pal import default_tls_backend, tls_backend_problem
-from ._configs import Config, measuring_order
+from ._configs import RATIOS_IN_ROUNDS, Config, measuring_order
 from ._machine import RunError, cpu_times, governor, steal_share
 from ._machine import ensure_fd_room as ensure_fd_room
 from ._machine import machine as machine
@@ -76,7 +76,7 @@ class Settings:
             "tls": self.tls_backend() if any(c.pal == "sgx" for c in configs) else None,
             "cpu": self.cpu(),
             "live_in_same_rounds": True,
-            "ratios_in_rounds": True,
+            "ratios_in_rounds": list(RATIOS_IN_ROUNDS),
             "measuring_order": [c.name for c in measuring_order(list(configs))],
         }
 

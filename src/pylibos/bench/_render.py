@@ -104,19 +104,24 @@ def method_note(data: RunData) -> str | None:
     target table's "taken as")."""
     analyse(data)
     ratios: str | None = None
-    if any(e.get("ratios") for e in data["configs"]) and ratios_in_rounds(data):
-        ratios = (
-            "Ratios between configurations (÷ native, ÷ sgx/pipe), per round: each round's "
-            "quotient of the two configurations' slice medians, measured a few slices apart; "
-            f"the figure is the rounds' {TRIM:.0%} trimmed mean (log scale), its interval a "
-            "bootstrap over the rounds."
+    names = sorted({k for e in data["configs"] for k in e.get("ratios", {})})
+    paired = [n for n in names if n in ratios_in_rounds(data)]
+    medians = [n for n in names if n not in paired]
+    parts = []
+    if paired:
+        parts.append(
+            f"{', '.join(paired)}: per round, each round's quotient of the two "
+            "configurations' slice medians, measured a few slices apart; the figure is the "
+            f"rounds' {TRIM:.0%} trimmed mean (log scale), its interval a bootstrap over the "
+            "rounds."
         )
-    elif any(e.get("ratios") for e in data["configs"]):
-        ratios = (
-            "Ratios between configurations (÷ native, ÷ sgx/pipe), two medians: the quotient "
-            "of the two configurations' medians over all batches, its interval a bootstrap "
-            f"over rounds then batches (results format {data['version']}, before 7)."
+    if medians:
+        parts.append(
+            f"{', '.join(medians)}: two medians, the quotient of the two configurations' "
+            "medians over all batches, its interval a bootstrap over rounds then batches."
         )
+    if parts:
+        ratios = "Ratios between configurations: " + " ".join(parts)
     if not any(e.get("live_scaling") for e in data["configs"]):
         return ratios
     if data["settings"].get("live_in_same_rounds"):

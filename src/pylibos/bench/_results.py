@@ -120,6 +120,14 @@ def load(path: str) -> RunData:
         _numbers(path, f"settings.{key}", [data["settings"][key]])
     if not data["settings"]["ghz"] > 0 or not math.isfinite(data["settings"]["ghz"]):
         raise ResultsError(f"{path}: settings.ghz is {data['settings']['ghz']!r}, not a clock rate")
+    for key in ("ratios_in_rounds", "measuring_order"):
+        names = data["settings"].get(key, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ResultsError(f"{path}: settings.{key} is not a list of names")
+    for key in ("ratios_in_rounds", "measuring_order"):
+        names = data["settings"].get(key, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ResultsError(f"{path}: settings.{key} is not a list of names")
     if "stability" in data:
         _check_stability(path, data["stability"])
     for i, entry in enumerate(data["configs"]):

@@ -34,13 +34,13 @@ def differences(a: RunData, b: RunData) -> list[str]:
         )
     in_rounds = [ratios_in_rounds(d) for d in (a, b)]
     if in_rounds[0] != in_rounds[1]:
-        out.append(
-            f"methods differ: the ratios between configurations (÷ native, ÷ sgx/pipe) are "
-            f"taken {'per round' if in_rounds[0] else 'as two medians'} in A (format "
-            f"{a['version']}) and {'per round' if in_rounds[1] else 'as two medians'} in B "
-            f"(format {b['version']}): their values and intervals may differ by the method "
-            "(the targets table marks them)"
-        )
+        for name in sorted(in_rounds[0] ^ in_rounds[1]):
+            sides = ("A", "B") if name in in_rounds[0] else ("B", "A")
+            out.append(
+                f"methods differ: {name} is taken per round in {sides[0]} and as two medians "
+                f"in {sides[1]} (formats {a['version']} and {b['version']}): its values and "
+                "intervals may differ by the method (the targets table marks them)"
+            )
     pairs: tuple[tuple[str, Mapping[str, object], Mapping[str, object], tuple[str, ...]], ...]
     pairs = (
         ("settings", a["settings"], b["settings"], _SETTINGS_COMPARED),
