@@ -81,14 +81,13 @@ def test_child_forked_below_python_closing_an_eventfd_leaves_the_parents_working
         assert failure is None, f"the child's close broke the parent's eventfd: {failure}"
 
 
+@pytest.mark.parametrize("fork", ["os.fork", "libc fork"])
 @pytest.mark.parametrize("kind", ["direct", "sgx"])
-def test_in_a_forked_child_a_swapped_eventfd_is_seen_and_left_alone(
-    kind: str,
-) -> None:
-    """In a child (os.fork), the host swaps the child's copy of an eventfd for a pipe.
-    The identity check asks about the child's descriptors (a kcmp naming the pid the
-    registry was made in would find the parent's eventfd): the child's PAL neither writes
-    into the pipe nor closes it."""
+def test_in_a_forked_child_a_swapped_eventfd_is_seen_and_left_alone(kind: str, fork: str) -> None:
+    """In a child (os.fork, or a fork below Python), the host swaps the child's copy of
+    an eventfd for a pipe.  The identity check asks about the child's descriptors (a
+    kcmp naming the pid the registry was made in would find the parent's eventfd): the
+    child's PAL neither writes into the pipe nor closes it."""
     with pal.open_host(kind) as host:
         handle = host.stream_open("eventfd:", nonblocking=True)
         number = handle._fd
@@ -112,7 +111,7 @@ def test_in_a_forked_child_a_swapped_eventfd_is_seen_and_left_alone(
                 closed_other = True
             return (1 if leaked else 0) | (2 if closed_other else 0)
 
-        status = _child(os.fork, work)
+        status = _child(os.fork if fork == "os.fork" else _libc_fork, work)
         host.close(handle)
         assert status == 0, (
             "in a forked child the PAL acted on a descriptor the host swapped: "

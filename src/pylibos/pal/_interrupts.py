@@ -34,11 +34,11 @@ Usage, with nothing between ``enter`` and ``try``::
         leave(entered)
 
 A *marked* section costs less (about ten bytecodes instead of forty, on any thread), for
-hot paths (a thread start, an eventfd's open and close; ``pylibos.pal`` exports it as
-``marks_critical_sections``, ``critical_owed`` and ``critical_deliver``).  Its function
-is registered with ``@marks_sections`` and the section is a local variable of that
-frame, ``_pal_critical``, true from its assignment to the ``finally`` that clears it (a
-function with a closure cell or a generator cannot mark one)::
+hot paths (a thread start, an eventfd's open, close, read and write; ``pylibos.pal``
+exports it as ``marks_critical_sections``, ``critical_owed`` and ``critical_deliver``).
+Its function is registered with ``@marks_sections`` and the section is a local variable
+of that frame, ``_pal_critical``, true from its assignment to the ``finally`` that clears
+it (a function with a closure cell or a generator cannot mark one)::
 
     @marks_sections
     def fn(...):
