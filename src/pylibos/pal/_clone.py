@@ -22,6 +22,11 @@ from ._errors import PalError, PalErrorCode, ShutDownError
 from ._interrupts import marks_sections, owed
 from ._thread import PalThread
 
+_Fn = Callable[..., object]
+_Args = tuple[Any, ...]
+_Joinable = tuple[object, bool] | None
+_Record = Callable[[PalThread], object] | None
+
 
 class Threads(HostCore):
     """Start host threads, keep the set of live ones."""
@@ -67,13 +72,13 @@ class Threads(HostCore):
     @marks_sections
     def _spawn(
         self,
-        fn: Callable[..., object],
-        args: tuple[Any, ...],
+        fn: _Fn,
+        args: _Args,
         name: str,
-        joinable: tuple[object, bool] | None = None,
-        reraise: bool = False,
-        record: Callable[[PalThread], object] | None = None,
-        helper: bool = False,
+        joinable: _Joinable,
+        reraise: bool,
+        record: _Record,
+        helper: bool,
     ) -> PalThread:
         if self.closed:
             raise ShutDownError(SHUT_DOWN)

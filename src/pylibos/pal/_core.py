@@ -153,8 +153,10 @@ class HostCore(Ledger):
             if handle._epoll is not None
             else functools.partial(os.close, handle._fd)
         )
-        with contextlib.suppress(PalError):
+        try:  # noqa: SIM105 (on the close path; suppress() costs a context manager)
             self._call("close", handle.uri, closer)
+        except PalError:
+            pass
 
     @staticmethod
     def _untrack(handle: Handle, err: PalError) -> NoReturn:

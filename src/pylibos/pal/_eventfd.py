@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from . import _interrupts
 from ._core import HostCore
 from ._errors import PalError, PalErrorCode
 from ._handle import Handle, HandleKind
 from ._interrupts import marks_sections, owed
+
+T = TypeVar("T")
 
 EVENT_TOKEN = b"\x01"
 """The only payload raw pipes and eventfds carry: one wakeup."""
@@ -60,8 +64,17 @@ class Eventfds(HostCore):
     # there leaves the release of the handle to the last of them (``Host.close``).  The
     # record comes before the test of ``closed``, which a close sets before it looks.
 
-    @marks_sections
     def _read_eventfd(self, handle: Handle, size: int) -> bytes:
+        value: int = self._eventfd_io(handle, "read", os.eventfd_read)
+        return EVENT_TOKEN * min(value, size)
+
+    def _write_eventfd(self, handle: Handle) -> int:
+        self._eventfd_io(handle, "write", os.eventfd_write, 1)
+        return len(EVENT_TOKEN)
+
+    @marks_sections
+    def _eventfd_io(self, handle: Handle, kind: str, op: Callable[..., T], *args: Any) -> T:
+        """``op(fd, *args)``, the host call ``kind``, recorded in ``_io`` while under way."""
         io = self._io
         _pal_critical = True  # (the record and the try's start: one step for a Ctrl-C)
         try:
@@ -71,7 +84,7 @@ class Eventfds(HostCore):
                 _interrupts.deliver()
             if handle.closed:
                 raise PalError(PalErrorCode.BADHANDLE, f"handle is closed: {handle.uri}")
-            value = self._call("read", handle.uri, os.eventfd_read, handle._fd)
+            result = self._call(kind, handle.uri, op, handle._fd, *args)
             # From leaving ``_io`` to releasing the handle, a Ctrl-C waits (set here too
             # for the way out by exception; here first, so no step lies between the end
             # of the system call and the section).
@@ -84,30 +97,7 @@ class Eventfds(HostCore):
             _pal_critical = False
             if owed[0]:
                 _interrupts.deliver()
-        return EVENT_TOKEN * min(value, size)
-
-    @marks_sections
-    def _write_eventfd(self, handle: Handle) -> int:
-        io = self._io
-        _pal_critical = True  # (the record and the try's start: one step for a Ctrl-C)
-        try:
-            io.append(handle)
-            _pal_critical = False
-            if owed[0]:
-                _interrupts.deliver()
-            if handle.closed:
-                raise PalError(PalErrorCode.BADHANDLE, f"handle is closed: {handle.uri}")
-            self._call("write", handle.uri, os.eventfd_write, handle._fd, 1)
-            _pal_critical = True  # as in _read_eventfd
-        finally:
-            _pal_critical = True
-            io.remove(handle)
-            if handle.closed:
-                self._io_done(handle)
-            _pal_critical = False
-            if owed[0]:
-                _interrupts.deliver()
-        return len(EVENT_TOKEN)
+        return result
 
     def _wake_eventfd(self, handle: Handle) -> None:
         """Make an eventfd readable for any poller (never blocking), errors ignored."""

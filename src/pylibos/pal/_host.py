@@ -13,7 +13,6 @@ session keys come from the master key, and thread creation is bounded by
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import socket
 import stat
@@ -210,17 +209,8 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
             return
         if not self._in_a_fork():
             _identity.forget(handle)  # the registry's epoll is the parent's too, in a fork
-        closer = (
-            handle._sock.close
-            if handle._sock is not None
-            else handle._epoll.close
-            if handle._epoll is not None
-            else functools.partial(os.close, handle._fd)
-        )
-        try:  # noqa: SIM105 (on the clone path; suppress() costs a context manager)
-            self._call("close", handle.uri, closer)
-        except PalError:
-            pass  # the host closed it between the check and here: nothing of ours is left
+        # The host may close it between the check and here: nothing of ours is left then.
+        self._close_fd(handle)
 
     def _release_after_io(self, handle: Handle) -> None:
         """Leave a handle just marked closed, on which a read or write is under way, to

@@ -42,7 +42,13 @@ class TlsPipes(Pipes, Waiting, Threads):
             handle._sock.setblocking(False)  # the handshake waits in _handshake, with a deadline
             deadline = time.monotonic() + self.handshake_timeout
             handle._helper = self._spawn(
-                self._handshake_in_helper, (handle, deadline), helper=True, name="pal-handshake"
+                self._handshake_in_helper,
+                (handle, deadline),
+                "pal-handshake",
+                None,  # not joinable
+                False,  # not reraised
+                None,  # no record
+                True,  # a helper
             )
 
     def _handshake_in_helper(self, handle: Handle, deadline: float) -> None:
