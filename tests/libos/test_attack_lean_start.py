@@ -1,0 +1,102 @@
+"""Attacks on the lean thread start: shutdown against a start in flight."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from libos_support import BOUND
+from pylibos import pal
+from pylibos.libos import LibOS, install
+from pylibos.libos import _libos as libos_module
+
+
+def _line_of(text: str) -> int:
+    """The line of ``LibOS._clone`` holding ``text``."""
+    lines, first = inspect.getsourcelines(libos_module.LibOS._clone)
+    (offset,) = [i for i, line in enumerate(lines) if text in line]
+    return first + offset
+
+
+def _pausing_at(line: int, paused: threading.Event, go: threading.Event) -> Any:
+    """A tracer that parks the calling thread once, at ``line`` of ``_clone``."""
+    code = libos_module.LibOS._clone.__code__
+    done = [False]
+
+    def local(frame: FrameType, event: str, arg: object) -> Any:
+        if event == "line" and frame.f_lineno == line and not done[0]:
+            done[0] = True
+            paused.set()
+            go.wait(BOUND)
+        return local
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        return local if frame.f_code is code else None
+
+    return tracer
+
+
+def test_shutdown_while_a_start_is_past_its_closed_check_leaves_a_thread_running() -> None:
+    """A thread that is not the LibOS's (started before the hook) starts a thread through
+    the hook; it is past ``_clone``'s second ``_closed`` check, before the host thread
+    starts, when the main thread shuts the LibOS down.  The new thread's entry (host
+    thread not yet started) is not among those shutdown joins; shutdown's sweep takes it
+    out of the table and destroys its event; then the start goes on: ``Thread.start``
+    succeeds after shutdown returned, and the thread runs the program's function with its
+    event closed and nobody waiting for it.  Either the start must be refused, or
+    shutdown must wait for the start in flight and then for the thread."""
+    host = pal.open_host("sgx")
+    libos = LibOS(host, "raw")
+    paused, go, body_ran, gate = (threading.Event() for _ in range(4))
+    seen: dict[str, Any] = {}
+    line = _line_of("if joinable is None and not reraise:")
+
+    def body() -> None:
+        seen["event_closed"] = libos.current_thread().event.closed
+        seen["after_shutdown"] = libos.closed
+        body_ran.set()
+        gate.wait(BOUND)
+
+    def starter() -> None:
+        sys.settrace(_pausing_at(line, paused, go))
+        try:
+            t = threading.Thread(target=body, daemon=True)
+            t.start()
+            seen["started"] = t
+        except RuntimeError as exc:
+            seen["refused"] = exc
+        finally:
+            sys.settrace(None)
+
+    go_native = threading.Event()
+    # Started before install: a native thread, which shutdown does not join.
+    outer = threading.Thread(target=lambda: (go_native.wait(BOUND), starter()))
+    outer.start()
+    try:
+        hook = install(libos)
+        go_native.set()
+        assert paused.wait(BOUND)
+        libos.shutdown()  # returns: the starter is no LibOS thread
+        assert not hook.installed
+        go.set()
+        outer.join(BOUND)
+        assert not outer.is_alive()
+        ran = body_ran.wait(2.0)
+        # What must hold: a start that had not made its host thread when shutdown swept
+        # is refused (or waited for); no LibOS thread runs after shutdown returned.
+        assert "refused" in seen or not ran, (
+            f"a thread started through the LibOS ran after shutdown returned: "
+            f"its event closed={seen.get('event_closed')}, libos closed={seen.get('after_shutdown')}"
+        )
+    finally:
+        go.set()
+        gate.set()
+        t = seen.get("started")
+        if isinstance(t, threading.Thread):
+            t.join(BOUND)
+        outer.join(BOUND)
+        libos.shutdown()
+        host.shutdown()
