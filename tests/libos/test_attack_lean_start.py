@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 import threading
 from types import FrameType
 from typing import Any
 
-from libos_support import BOUND
+import pytest
+
+from libos_support import BOUND, descriptors_exhausted
 from pylibos import pal
 from pylibos.libos import LibOS, install
 from pylibos.libos import _libos as libos_module
@@ -98,5 +101,38 @@ def test_shutdown_while_a_start_is_past_its_closed_check_leaves_a_thread_running
         if isinstance(t, threading.Thread):
             t.join(BOUND)
         outer.join(BOUND)
+        libos.shutdown()
+        host.shutdown()
+
+
+def test_a_pooled_event_that_cannot_be_cleared_is_lost_by_create() -> None:
+    """``EventFactory.create`` pops a pooled event and clears it if it was set meanwhile
+    (by whoever still held it from its last thread).  If that clear fails (the host
+    closed the channel's descriptor under the PAL, and no new channel can be had), the
+    ``OSError`` leaves ``create`` with the event out of the pool and never destroyed: its
+    handle stays open on the host until the host itself shuts down, and no LibOS
+    teardown finds it (``release`` destroys such an event; ``create`` does not)."""
+    host = pal.open_host("sgx")
+    libos = LibOS(host, "eventfd", pool=True)
+    lost = None
+    try:
+        first = libos.clone(lambda: None)
+        assert first.join(BOUND)
+        lost = first.event
+        assert libos._factory._free == [lost]
+        lost.set()  # a stale holder of the thread's event sets it
+        os.close(lost.read_handle._fd)  # the host closes the descriptor under the PAL
+        with descriptors_exhausted(0), pytest.raises(OSError, match="rebuild event channel"):
+            libos.clone(lambda: None)
+        pooled_or_closed = lost.closed or lost in libos._factory._free
+        libos.shutdown()
+        still_open = lost.read_handle in host.open_handles()
+        assert pooled_or_closed and not still_open, (
+            f"a pooled event create could not clear is neither pooled nor destroyed; "
+            f"its handle open on the host after LibOS.shutdown: {still_open}"
+        )
+    finally:
+        if lost is not None:
+            lost.destroy()
         libos.shutdown()
         host.shutdown()
