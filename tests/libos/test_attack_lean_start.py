@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import _thread
 import inspect
 import os
 import sys
 import threading
+import warnings
 from types import FrameType
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 from libos_support import BOUND, descriptors_exhausted
 from pylibos import pal
 from pylibos.libos import LibOS, install
+from pylibos.libos import _hook as hook_module
 from pylibos.libos import _libos as libos_module
 
 
@@ -134,5 +137,79 @@ def test_a_pooled_event_that_cannot_be_cleared_is_lost_by_create() -> None:
     finally:
         if lost is not None:
             lost.destroy()
+        libos.shutdown()
+        host.shutdown()
+
+
+def test_a_native_thread_in_a_fork_child_is_taken_for_a_parent_libos_thread() -> None:
+    """A cloned thread is found by its ident in ``LibOS._running``.  In a child forked
+    while a LibOS thread L ran, L does not exist, but its entry does; the C library
+    hands the stacks of the parent's threads to the child's new threads, so a native
+    thread the child starts gets L's ident, and ``LibOS.current_thread()`` there answers
+    L (its tid, and its event, whose channel the parent's L still sleeps on) instead of
+    adopting a thread of its own.  (With the thread-local used before, the interpreter
+    drops other threads' locals in the child, and the thread was adopted.)"""
+    host = pal.open_host("sgx")
+    libos = LibOS(host, "eventfd")
+    gate, running = threading.Event(), threading.Event()
+    parent: dict[str, Any] = {}
+
+    def body() -> None:
+        parent["ident"] = threading.get_ident()
+        parent["thread"] = libos.current_thread()
+        running.set()
+        gate.wait(BOUND)
+
+    read_fd, write_fd = os.pipe()
+    try:
+        with install(libos):
+            t = threading.Thread(target=body)
+            t.start()
+            assert running.wait(BOUND)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
+                pid = os.fork()
+            if pid == 0:  # the child: native threads, one of which gets L's ident
+                code = 1
+                try:
+                    found: list[str] = []
+                    release = _thread.allocate_lock()
+                    release.acquire()
+                    done = threading.Semaphore(0)
+
+                    def native() -> None:
+                        if threading.get_ident() == parent["ident"]:
+                            got = libos.current_thread()
+                            found.append(f"{got is parent['thread']}:{got.tid}")
+                        done.release()
+                        release.acquire()
+                        release.release()
+
+                    for _ in range(16):
+                        hook_module._ORIGINAL_START(native, ())
+                    for _ in range(16):
+                        done.acquire(timeout=BOUND)
+                    os.write(write_fd, (found[0] if found else "no-reuse").encode())
+                    code = 0
+                finally:
+                    os._exit(code)
+            os.close(write_fd)
+            write_fd = -1
+            answer = os.read(read_fd, 100).decode()
+            _, status = os.waitpid(pid, 0)
+            gate.set()
+            t.join(BOUND)
+        assert os.waitstatus_to_exitcode(status) == 0
+        if answer == "no-reuse":
+            pytest.skip("the C library gave the child's threads no parent thread's ident")
+        assert not answer.startswith("True"), (
+            f"a native thread of the fork child was taken for the parent's LibOS thread "
+            f"(tid {parent['thread'].tid}): {answer}"
+        )
+    finally:
+        gate.set()
+        os.close(read_fd)
+        if write_fd >= 0:
+            os.close(write_fd)
         libos.shutdown()
         host.shutdown()
