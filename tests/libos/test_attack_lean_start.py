@@ -79,7 +79,11 @@ def test_shutdown_while_a_start_is_past_its_closed_check_leaves_a_thread_running
 
     go_native = threading.Event()
     # Started before install: a native thread, which shutdown does not join.
-    outer = threading.Thread(target=lambda: (go_native.wait(BOUND), starter()))
+    def native() -> None:
+        go_native.wait(BOUND)
+        starter()
+
+    outer = threading.Thread(target=native)
     outer.start()
     try:
         hook = install(libos)
@@ -95,7 +99,8 @@ def test_shutdown_while_a_start_is_past_its_closed_check_leaves_a_thread_running
         # is refused (or waited for); no LibOS thread runs after shutdown returned.
         assert "refused" in seen or not ran, (
             f"a thread started through the LibOS ran after shutdown returned: "
-            f"its event closed={seen.get('event_closed')}, libos closed={seen.get('after_shutdown')}"
+            f"its event closed={seen.get('event_closed')}, "
+            f"libos closed={seen.get('after_shutdown')}"
         )
     finally:
         go.set()
