@@ -78,6 +78,7 @@ def test_shutdown_while_a_start_is_past_its_closed_check_leaves_a_thread_running
             sys.settrace(None)
 
     go_native = threading.Event()
+
     # Started before install: a native thread, which shutdown does not join.
     def native() -> None:
         go_native.wait(BOUND)
