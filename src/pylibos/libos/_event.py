@@ -253,9 +253,16 @@ class EventFactory:
             else:
                 # Someone still holding it from its last thread may have set it since
                 # (read without the lock: clear() looks again under it).
-                if event._set:
+                if not event._set:
+                    return event
+                try:
                     event.clear()
-                return event
+                except OSError:
+                    # The host broke its channel, and no new one could be had: it is
+                    # out of the pool and no one's, so destroyed here; a fresh one next.
+                    event.destroy()
+                else:
+                    return event
         try:
             read, write = self._channel()
         except PalError as exc:

@@ -16,11 +16,15 @@ errno Gramine would return.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import struct
+import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
+from types import FrameType
 from typing import Any, Protocol
 
 from ..pal import (
@@ -54,6 +58,20 @@ _clock = time.perf_counter_ns
 _get_ident = threading.get_ident
 _JOIN_S = 5.0
 _IPC_NAME_TRIES = 8
+
+
+# Every LibOS not yet collected; a fork child's copy of each forgets the parent's
+# threads (``_forget_other_threads``).  One hook for all, registered once: a hook per
+# LibOS could never be taken back.
+_LIVE: weakref.WeakSet[LibOS] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for libos in list(_LIVE):
+        libos._forget_other_threads()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _quietly(step: Callable[[], object]) -> None:
@@ -103,6 +121,7 @@ class LibOS(ShutsDown):
         # where one dict store and pop, each atomic under the GIL, cost a third of that.
         self._local = threading.local()
         self._running: dict[int, LibOSThread] = {}  # ident -> thread, while fn runs
+        _LIVE.add(self)  # in a fork child, _running keeps the forking thread only
         self._table = ThreadTable()
         self._factory = EventFactory(host, events, pool=self.pool)
         self._epolls = EpollTable()
@@ -298,6 +317,20 @@ class LibOS(ShutsDown):
             self._table.pop(thread.tid, None)
             self._factory.release(thread.event)
 
+    def _forget_other_threads(self) -> None:
+        """In a fork child: only the forking thread lives on.  The C library hands the
+        other threads' stacks, and so their idents, to the child's new threads, which
+        must not be taken for the parent's LibOS threads by ``current_thread``.  (The
+        interpreter drops the other threads' thread-locals itself.)  The dict is emptied
+        in place, one C call: the forking thread, if it is a cloned one, holds it in
+        ``_thread_main``, and a Ctrl-C (main thread only, which is never a cloned one)
+        finds it either whole or empty."""
+        me = _get_ident()
+        kept = self._running.get(me)
+        self._running.clear()
+        if kept is not None:
+            self._running[me] = kept
+
     def current_thread(self) -> LibOSThread:
         """The calling thread's LibOS thread; one the LibOS did not create is adopted on
         first use (see ``Adoptions``)."""
@@ -376,8 +409,11 @@ class LibOS(ShutsDown):
         Works whatever state the host is in: if it was shut down first, the steps that
         would reach it fail quietly and the rest of the teardown goes on.  A thread still
         running when the time is up keeps running, but its event is closed and it is out
-        of the thread table.  A teardown cut short (a KeyboardInterrupt) is finished by
-        calling ``shutdown`` again; once it has run to its end, further calls do nothing.
+        of the thread table.  A thread start under way on another thread is waited for:
+        it is refused, or its thread starts and is joined; one still under way when the
+        time is up is left as such a thread is.  A teardown cut short (a
+        KeyboardInterrupt) is finished by calling ``shutdown`` again; once it has run to
+        its end, further calls do nothing.
         """
         if self._down:
             return
@@ -401,12 +437,13 @@ class LibOS(ShutsDown):
             _quietly(self._ipc.close)
         # Before the joins: a thread asleep in epoll wakes, gets no events and can end.
         _quietly(self._epolls.close_all)
-        cloned = [t for t in self._table.all() if t._pal is not None]
-        for thread in cloned:
-            _quietly(thread.event.set)
-        for thread in cloned:
-            assert thread._pal is not None
-            thread._pal.join(left())
+        self._join_cloned(left)
+        # A start under way on another thread may be past its test of ``_closed``, its
+        # thread in the table but not yet running (``_pal`` not set), so not joined
+        # above: wait for it to start or give up, then join what started meanwhile.
+        # (After the joins: a start waiting for a thread slot gets one as threads end.)
+        if self._await_starts(deadline):
+            self._join_cloned(left)
         self._adopted.forget_all()
         # Whatever is left in the table: the main thread, adopted threads, threads that
         # did not end in time, and the entry of a clone cut short by an interrupt.
@@ -419,6 +456,51 @@ class LibOS(ShutsDown):
         if self.host.phase == self.profile.phase:
             self.host.phase = self._host_phase
         self._down = True
+
+    def _join_cloned(self, left: Callable[[], float]) -> None:
+        """Wake and join (within ``left()``) every thread in the table that runs."""
+        cloned = [t for t in self._table.all() if t._pal is not None]
+        for thread in cloned:
+            _quietly(thread.event.set)
+        for thread in cloned:
+            assert thread._pal is not None
+            thread._pal.join(left())
+
+    def _starts_under_way(self) -> bool:
+        """Whether a thread other than the caller is inside ``_clone`` on this LibOS.
+
+        Read from the threads' stacks, not kept by the clone path: it costs that path
+        nothing, and no interrupt can leave it wrong.  The caller's own stack does not
+        count: a ``_clone`` under it (a signal handler that shuts down) cannot go on
+        before this returns."""
+        code = LibOS._clone.__code__
+        me = _get_ident()
+        for ident, frame in sys._current_frames().items():
+            if ident == me:
+                continue
+            f: FrameType | None = frame
+            while f is not None:
+                if f.f_code is code and f.f_locals.get("self") is self:
+                    return True
+                f = f.f_back
+        return False
+
+    def _await_starts(self, deadline: float) -> bool:
+        """Wait, until ``deadline`` (``time.monotonic``), for every start under way on
+        another thread to have made its thread or given up; True if there were any.
+        (Only shutdown waits so, after setting ``_closed``: no new start begins, so
+        the few under way end soon; none signals its end, so this looks again after a
+        pause that grows from 0.5 ms to 20 ms.)"""
+        if not self._starts_under_way():
+            return False
+        pause = 0.0005
+        while self._starts_under_way():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 0.02)
+        return True
 
     def __repr__(self) -> str:
         return f"<LibOS {self.host.kind}/{self.events}{'+pool' if self.pool else ''}>"
