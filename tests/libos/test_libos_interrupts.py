@@ -10,7 +10,10 @@ does.
 
 from __future__ import annotations
 
+import contextlib
 import dis
+import inspect
+import os
 import queue
 import signal
 import sys
@@ -22,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from libos_support import BOUND, open_fds, wait_until
-from pylibos.libos import LibOS, LibOSThread
+from libos_support import BOUND, descriptors_exhausted, open_fds, wait_until
+from pylibos.libos import LibOS, LibOSThread, PollableEvent
 from pylibos.pal import Handle, SgxHost, _interrupts, open_host
 
 MAIN = threading.main_thread().ident
@@ -261,6 +264,15 @@ def _line_events(work: Callable[[], object]) -> int:
     return count
 
 
+def _under_way_elsewhere(libos: LibOS) -> bool:
+    """Whether a shutdown on another thread would find a start under way."""
+    out: list[bool] = []
+    asker = threading.Thread(target=lambda: out.append(libos._starts_under_way()))
+    asker.start()
+    asker.join(BOUND)
+    return out[0]
+
+
 @pytest.mark.parametrize(("kind", "events"), [("sgx", "raw"), ("sgx", "eventfd"), ("sgx", "pipe")])
 def test_interrupt_at_every_line_of_a_clone(kind: str, events: str) -> None:
     fds = open_fds()
@@ -283,6 +295,9 @@ def test_interrupt_at_every_line_of_a_clone(kind: str, events: str) -> None:
         points = range(1, lines + 1, 2 if events == "pipe" else 1)
         for n in points:
             interrupted += _interrupt_at_line(clone, n)
+            # No start is left looking under way to a shutdown on another thread (it
+            # would wait for it until its time is up).
+            assert not _under_way_elsewhere(libos), n
             while made:
                 assert made.pop().join(BOUND)
         assert interrupted >= len(points) * 0.8  # (lines a run never reached do not count)
@@ -329,3 +344,129 @@ def test_interrupt_at_every_line_of_a_close(kind: str, what: str) -> None:
     finally:
         host.shutdown()
     assert wait_until(lambda: open_fds() <= fds), f"fds left: {open_fds() - fds}"
+
+
+def test_interrupt_at_every_line_of_a_clone_whose_pooled_event_is_broken() -> None:
+    """A Ctrl-C anywhere in a clone that pops a pooled event it cannot clear (set by a
+    stale holder, its descriptor closed by the host, no descriptor left for a new
+    channel): the event is still pooled, or destroyed with its handle; never out of the
+    pool and open (``create`` runs inside the clone's critical section)."""
+    host = open_host("sgx")
+    libos = LibOS(host, "eventfd", pool=True)
+    factory = libos._factory
+
+    def broken() -> PollableEvent:
+        thread = libos.clone(_noop)
+        assert thread.join(BOUND)
+        event = thread.event
+        assert factory._free == [event]
+        event.set()
+        os.close(event.read_handle._fd)
+        return event
+
+    def clone() -> None:
+        with contextlib.suppress(OSError):
+            libos.clone(_noop)
+
+    try:
+        probe = broken()
+        with descriptors_exhausted(0):
+            lines = _line_events(clone)
+        assert probe.closed
+        assert lines > 20
+        interrupted = 0
+        for n in range(1, lines + 1):
+            event = broken()
+            with descriptors_exhausted(0):
+                interrupted += _interrupt_at_line(clone, n)
+            if event.closed:
+                assert event not in factory._free, n
+                assert event.read_handle not in host.open_handles(), n
+            else:
+                assert factory._free == [event], n
+                factory._free.clear()
+                event.destroy()
+            assert [t for t in libos.threads() if t is not libos.main_thread] == [], n
+        assert interrupted >= lines * 0.8
+    finally:
+        libos.shutdown()
+        host.shutdown()
+
+
+def _past_closed_check() -> int:
+    """The line of ``LibOS._clone`` just past its second test of ``_closed``."""
+    lines, first = inspect.getsourcelines(LibOS._clone)
+    return first + next(i for i, text in enumerate(lines) if "if joinable is None" in text)
+
+
+def _shutdown_interrupted_in_its_wait(n: int) -> bool:
+    """Shut a LibOS down while a start on another thread is paused past its test of
+    ``_closed`` (it goes on once shutdown waits), with a SIGINT at the ``n``-th line of
+    the wait; then shut down again and check the teardown is whole.  True if the
+    interrupt reached the first shutdown."""
+    host = open_host("sgx")
+    libos = LibOS(host, "raw")
+    paused, go, ran = threading.Event(), threading.Event(), threading.Event()
+    made: list[LibOSThread] = []
+    clone_code, line = LibOS._clone.__code__, _past_closed_check()
+    waits = {LibOS._await_starts.__code__, LibOS._starts_under_way.__code__}
+
+    def local(frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "line" and frame.f_lineno == line and not paused.is_set():
+            paused.set()
+            go.wait(BOUND)
+        return local
+
+    def starter() -> None:
+        sys.settrace(lambda frame, event, arg: local if frame.f_code is clone_code else None)
+        try:
+            made.append(libos.clone(ran.set))
+        finally:
+            sys.settrace(None)
+
+    count = 0
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal count
+        if frame.f_code not in waits:
+            return tracer if event == "call" else None
+        if event == "call" and frame.f_code is LibOS._await_starts.__code__:
+            go.set()  # the start goes on while shutdown waits for it
+        if event == "line":
+            count += 1
+            if count == n:
+                _interrupts._on_sigint(signal.SIGINT, frame)
+        return tracer
+
+    interrupted = False
+    outer = threading.Thread(target=starter)
+    outer.start()
+    try:
+        assert paused.wait(BOUND)
+        sys.settrace(tracer)
+        try:
+            libos.shutdown(timeout=BOUND)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            sys.settrace(None)
+        go.set()
+        libos.shutdown(timeout=BOUND)
+        outer.join(BOUND)
+        assert made and ran.is_set(), n
+        assert made[0].join(BOUND), n
+        assert libos.threads() == [], n
+    finally:
+        go.set()
+        outer.join(BOUND)
+        libos.shutdown()
+        host.shutdown()
+    return interrupted
+
+
+def test_interrupt_in_shutdowns_wait_for_a_start_under_way() -> None:
+    """A Ctrl-C at any of the first lines of shutdown's wait for a start under way on
+    another thread: it reaches the caller, and a second ``shutdown`` finishes the
+    teardown, waiting for that start and joining the thread it made."""
+    interrupted = sum(_shutdown_interrupted_in_its_wait(n) for n in range(1, 17))
+    assert interrupted >= 12

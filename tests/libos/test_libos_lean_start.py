@@ -122,16 +122,15 @@ def test_shutdown_waits_for_a_start_under_way_on_another_thread(where: str) -> N
             sys.settrace(None)
         assert go.is_set(), "shutdown did not wait for the start under way"
         assert not hook.installed
-        ran = body_ran.is_set()
-        started = seen.get("started")
+        ran = body_ran.is_set()  # by the time shutdown returned
         outer.join(BOUND)
         assert not outer.is_alive()
+        started = seen.get("started")
         if where == "in-table":
             assert "refused" in seen and not ran, seen
         else:
             assert isinstance(started, threading.Thread) and ran, seen
             assert seen["event_closed"] is False
-        assert not (isinstance(started, threading.Thread) and started.is_alive())
         assert libos.threads() == []
     finally:
         go.set()
