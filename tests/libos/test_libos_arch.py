@@ -2,7 +2,8 @@
 
 It never opens, reads, writes, polls or closes a socket or a descriptor itself, and never
 looks inside a handle.  From ``os`` and ``select`` it may take constants and harmless
-helpers (``os.getpid``, ``os.strerror``); nothing else that touches the host.
+helpers (``os.getpid``, ``os.strerror``, ``os.register_at_fork``: a hook into the
+interpreter's own fork); nothing else that touches the host.
 
 One descriptor number comes out of the PAL: ``Host.descriptor_number`` of an epoll's edge
 watch, which the epoll shows the program as its ``fileno()`` (the program-visible object
@@ -36,7 +37,7 @@ FORBIDDEN_MODULES = {
     "_socket",
     "_thread",
 }
-ALLOWED_OS = {"getpid", "strerror"}
+ALLOWED_OS = {"getpid", "register_at_fork", "strerror"}
 ALLOWED_SELECT_PREFIXES = ("EPOLL", "POLL")
 HANDLE_INTERNALS = {
     "_sock",
