@@ -1,4 +1,5 @@
-"""Helpers shared by the LibOS tests (``test_libos_*.py``).
+"""Helpers shared by the LibOS tests (``test_libos_*.py``), and those the other test
+folders share with them (descriptors, tracing a call to interrupt it).
 
 Tests may play the host: ``inject`` writes into the channel under a pollable event
 directly, as an untrusted host could, and ``SpyWaits`` watches the waits the LibOS asks
@@ -17,7 +18,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from types import CodeType, FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pylibos.libos import EVENT_KINDS, LibOS, PollableEvent
 from pylibos.libos._profile import RESERVOIR, Profile
@@ -40,6 +42,10 @@ INJECTABLE_IDS = [f"{kind}/{events}" for kind, events in INJECTABLE]
 BOUND = 10.0
 """Seconds any single wait in these tests may take before it counts as a failure."""
 
+T = TypeVar("T")
+
+TraceFunction = Callable[[FrameType, str, Any], Any]
+
 
 def open_fds() -> set[int]:
     """The process's open descriptors (not counting the one listing them)."""
@@ -51,6 +57,27 @@ def open_fds() -> set[int]:
             continue  # the directory listdir had open, closed by now
         fds.add(int(name))
     return fds
+
+
+def lowest_free_is(
+    number: int,
+    open_one: Callable[[], T],
+    close_one: Callable[[T], None],
+    fd_of: Callable[[T], int],
+) -> T:
+    """Open objects with ``open_one`` until one gets descriptor ``number`` (lower free
+    numbers are used up on the way, then let go): returns that one."""
+    extra: list[T] = []
+    try:
+        for _ in range(64):
+            made = open_one()
+            if fd_of(made) == number:
+                return made
+            extra.append(made)
+        raise AssertionError(f"descriptor {number} was never handed out again")
+    finally:
+        for made in extra:
+            close_one(made)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = BOUND) -> bool:
@@ -247,3 +274,49 @@ def assert_profile_whole(profile: Profile) -> None:
         counts = {name: m[0] for name, m in profile._moments.items()}
     assert set(rows.values()) <= {min(clones, RESERVOIR)}, rows
     assert counts.get("clone", 0) == clones
+
+
+def run_traced(work: Callable[[], object], tracer: TraceFunction) -> None:
+    """Run ``work`` with ``tracer`` as this thread's trace function, unset after."""
+    sys.settrace(tracer)
+    try:
+        work()
+    finally:
+        sys.settrace(None)
+
+
+def interrupted(work: Callable[[], object], tracer: TraceFunction) -> bool:
+    """Run ``work`` traced by ``tracer``, which interrupts it somewhere (as a Ctrl-C
+    would); True if a KeyboardInterrupt came out of ``work``."""
+    try:
+        run_traced(work, tracer)
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+def tracing_only(code: CodeType, local: TraceFunction) -> TraceFunction:
+    """A trace function that hands the frames of ``code`` to ``local``, and no other."""
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        return local if frame.f_code is code else None
+
+    return tracer
+
+
+class InterruptAtLine:
+    """A frame's trace function raising the KeyboardInterrupt a Ctrl-C would at the
+    ``n``-th line event it is given, once; ``fired`` holds that line's number."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.count = 0
+        self.fired: list[int] = []
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> InterruptAtLine:
+        if event == "line" and not self.fired:
+            self.count += 1
+            if self.count == self.n:
+                self.fired.append(frame.f_lineno)
+                raise KeyboardInterrupt
+        return self

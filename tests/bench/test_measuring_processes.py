@@ -15,12 +15,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from functools import partial
 from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any
 
 import pytest
 
+from libos_support import InterruptAtLine, interrupted, tracing_only
 from pylibos._signals import sigint_deferred
 from pylibos.bench import (
     Settings,
@@ -379,8 +381,6 @@ def test_a_ctrl_c_while_reaping_leaves_no_hung_process() -> None:
     """A hung (stopped) measuring process is being ended when one more Ctrl-C lands, at each
     line of ``_reap`` in turn: once ``_end`` returns (or raises KeyboardInterrupt), no
     process of ours is left and its pipes are closed."""
-    import sys
-
     from pylibos.bench import parse_config
     from pylibos.bench._processes import _Process
 
@@ -396,26 +396,10 @@ def test_a_ctrl_c_while_reaping_leaves_no_hung_process() -> None:
         # second, for each of the lines.
         assert process.pid is not None
         os.kill(process.pid, signal.SIGSTOP)
-        fired: list[int] = []
-        count = [0]
-
-        def tracer(frame: FrameType, event: str, arg: object) -> Any:
-            if frame.f_code is not _processes._Process._reap.__code__:
-                return None
-            if event == "line" and not fired:  # noqa: B023
-                count[0] += 1  # noqa: B023
-                if count[0] == n:  # noqa: B023
-                    fired.append(frame.f_lineno)  # noqa: B023
-                    raise KeyboardInterrupt
-            return tracer
-
-        sys.settrace(tracer)
-        try:
-            _processes._end([process], 0.0)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            sys.settrace(None)
+        local = InterruptAtLine(n)
+        fired = local.fired
+        reap = tracing_only(_processes._Process._reap.__code__, local)
+        interrupted(partial(_processes._end, [process], 0.0), reap)
         kids = _children()
         assert process._proc is not None and process._proc.stdout is not None
         closed = process._proc.stdout.closed

@@ -25,7 +25,14 @@ from typing import Any
 
 import pytest
 
-from libos_support import BOUND, descriptors_exhausted, open_fds, wait_until
+from libos_support import (
+    BOUND,
+    descriptors_exhausted,
+    interrupted,
+    open_fds,
+    run_traced,
+    wait_until,
+)
 from pylibos.libos import LibOS, LibOSThread, PollableEvent
 from pylibos.pal import Handle, SgxHost, _interrupts, open_host
 
@@ -236,15 +243,7 @@ def _interrupt_at_line(work: Callable[[], object], n: int) -> bool:
                 _interrupts._on_sigint(signal.SIGINT, frame)
         return tracer
 
-    sys.settrace(tracer)
-    try:
-        try:
-            work()
-        finally:
-            sys.settrace(None)
-    except KeyboardInterrupt:
-        return True
-    return False
+    return interrupted(work, tracer)
 
 
 def _line_events(work: Callable[[], object]) -> int:
@@ -256,11 +255,7 @@ def _line_events(work: Callable[[], object]) -> int:
             count += 1
         return tracer
 
-    sys.settrace(tracer)
-    try:
-        work()
-    finally:
-        sys.settrace(None)
+    run_traced(work, tracer)
     return count
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from libos_support import InterruptAtLine, interrupted, tracing_only
 from pylibos.pal._thread import PalThread
 
 
@@ -24,16 +25,7 @@ def _join_traced(thread: PalThread, timeout: float, local: Callable[..., Any]) -
     """``thread.join(timeout)`` with ``local`` tracing the lines of ``join`` (it raises
     the KeyboardInterrupt a Ctrl-C would); the interrupt, if it came, is swallowed."""
 
-    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-        return local if frame.f_code is PalThread.join.__code__ else None
-
-    sys.settrace(tracer)
-    try:
-        thread.join(timeout)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sys.settrace(None)
+    interrupted(lambda: thread.join(timeout), tracing_only(PalThread.join.__code__, local))
 
 
 def test_ctrl_c_in_join_of_a_thread_not_yet_started_does_not_block_its_start() -> None:
@@ -50,17 +42,8 @@ def test_ctrl_c_in_join_of_a_thread_not_yet_started_does_not_block_its_start() -
         assert n < 60
         go = threading.Event()
         thread = PalThread(go.wait, (5.0,), lambda t: None, "x")
-        fired: list[int] = []
-        count = [0]
-
-        def local(frame: FrameType, event: str, arg: Any) -> Any:
-            if event == "line" and not fired:  # noqa: B023
-                count[0] += 1  # noqa: B023
-                if count[0] == n:  # noqa: B023
-                    fired.append(frame.f_lineno)  # noqa: B023
-                    raise KeyboardInterrupt
-            return local
-
+        local = InterruptAtLine(n)
+        fired = local.fired
         _join_traced(thread, 0.05, local)
         starter = threading.Thread(target=thread.start)
         starter.start()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from libos_support import interrupted, run_traced
 from pylibos import pal
 from pylibos.pal import _interrupts
 from pylibos.pal._interrupts import marks_sections, owed
@@ -151,15 +151,7 @@ def _interrupt_at_opcode(
                 _interrupts._on_sigint(signal.SIGINT, frame)
         return tracer
 
-    sys.settrace(tracer)
-    try:
-        try:
-            work()
-        finally:
-            sys.settrace(None)
-    except KeyboardInterrupt:
-        return True
-    return False
+    return interrupted(work, tracer)
 
 
 def _opcodes(work: Callable[[], object], files: tuple[str, ...] | None = None) -> int:
@@ -172,11 +164,7 @@ def _opcodes(work: Callable[[], object], files: tuple[str, ...] | None = None) -
             count += 1
         return tracer
 
-    sys.settrace(tracer)
-    try:
-        work()
-    finally:
-        sys.settrace(None)
+    run_traced(work, tracer)
     return count
 
 
