@@ -16,16 +16,13 @@ import select
 import socket
 import threading
 from collections.abc import Callable
-from typing import TypeVar
 
 import pytest
 
-from libos_support import BOUND, booted, wait_until
+from libos_support import BOUND, booted, lowest_free_is, wait_until
 from pylibos import pal
 from pylibos.libos import LibOS, PollableEvent
 from pylibos.pal import EVENT_TOKEN, PalError, PalErrorCode
-
-T = TypeVar("T")
 
 
 @pytest.mark.parametrize("kind", ["sgx", "direct"])
@@ -173,27 +170,6 @@ def test_an_eventfd_is_told_from_another_eventfd_at_its_number(kind: str) -> Non
             os.close(program)
 
 
-def _lowest_free_is(
-    number: int,
-    open_one: Callable[[], T],
-    close_one: Callable[[T], None],
-    fd_of: Callable[[T], int],
-) -> T:
-    """Open objects with ``open_one`` until one gets descriptor ``number`` (lower free
-    numbers are used up on the way, then let go): returns that one."""
-    extra: list[T] = []
-    try:
-        for _ in range(64):
-            made = open_one()
-            if fd_of(made) == number:
-                return made
-            extra.append(made)
-        raise AssertionError(f"descriptor {number} was never handed out again")
-    finally:
-        for made in extra:
-            close_one(made)
-
-
 @pytest.mark.parametrize("kind", ["sgx", "direct"])
 def test_an_eventfd_is_told_from_our_next_eventfd_at_its_number(kind: str) -> None:
     """The host takes an eventfd away, keeping a copy (so the registry's entry for it
@@ -206,7 +182,7 @@ def test_an_eventfd_is_told_from_our_next_eventfd_at_its_number(kind: str) -> No
         copy = os.dup(number)  # the host's copy
         try:
             os.close(number)
-            new = _lowest_free_is(
+            new = lowest_free_is(
                 number,
                 lambda: host.stream_open("eventfd:", nonblocking=True),
                 host.close,
@@ -234,7 +210,7 @@ def test_a_worker_does_not_take_the_next_event_at_its_number_for_its_own() -> No
         copy = os.dup(number)  # the host's copy
         try:
             os.close(number)
-            program = _lowest_free_is(
+            program = lowest_free_is(
                 number,
                 libos.create_pollable_event,
                 lambda e: e.destroy(),

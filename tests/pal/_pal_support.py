@@ -1,5 +1,5 @@
-"""Helpers the PAL tests share: independent TLS peers, an independent HKDF, and bounded
-waiting on background work.
+"""Helpers the PAL tests share: independent TLS peers, an independent HKDF, bounded
+waiting on background work and on a forked child, and whether a descriptor is open.
 
 Everything here is written without pylibos' own TLS code, so a test that passes through it
 checks the PAL against an outside implementation rather than against itself.
@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import socket
 import sys
 import threading
+import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar, Generic, TypeVar, cast
+
+import pytest
 
 from libos_support import open_fds as open_fds
 from pylibos import pal
@@ -24,6 +29,8 @@ TLS_BACKENDS = pal.available_tls_backends()
 """The TLS backends this interpreter has: every TLS test runs on each of them."""
 WAIT_S = 5.0
 """Bound on every wait in the PAL tests; far beyond what any step needs."""
+CHILD_S = 20.0
+"""Bound on the life of a forked child (it starts with a copy of a busy process)."""
 
 CIPHERSUITE = "TLS-PSK-WITH-AES-128-GCM-SHA256"
 _CHUNK = 8192
@@ -58,6 +65,41 @@ def read_exact(host: pal.Host, handle: pal.Handle, size: int) -> bytes:
         assert chunk, f"end of stream after {len(out)} of {size} bytes"
         out += chunk
     return bytes(out)
+
+
+def is_open(fd: int) -> bool:
+    """Whether descriptor ``fd`` is open in this process."""
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def in_a_child(work: Callable[[], int | None], fork: Callable[[], int] = os.fork) -> int:
+    """Fork with ``fork``, run ``work()`` in the child and ``os._exit`` with its result (0
+    for None, 99 if it raised); the child's exit status, waited for ``CHILD_S`` at most
+    (then the child is killed and the test fails)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: threads are running
+        pid = fork()
+    if pid == 0:  # pragma: no cover - the child
+        status = 99
+        try:
+            status = work() or 0
+        finally:
+            os._exit(status)
+    assert pid > 0
+    deadline = time.monotonic() + CHILD_S
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail(f"the child did not end within {CHILD_S} s")
+        time.sleep(0.01)  # polling a child's exit: there is no wait with a timeout
 
 
 def settle(*handles: pal.Handle) -> None:

@@ -14,13 +14,7 @@ import pytest
 from pylibos import pal
 from pylibos.pal._identity import EventfdRegistry
 
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
+from ._pal_support import is_open
 
 
 def _setup(kind: str) -> tuple[pal.Host, pal.Handle, EventfdRegistry]:
@@ -56,7 +50,7 @@ def test_shutdown_between_a_closes_take_and_its_check_leaks_no_eventfd(
         outcome = f"{type(exc).__name__}: {exc}"
     finally:
         host.shutdown()
-    leaked = _is_open(number)
+    leaked = is_open(number)
     if leaked:
         os.close(number)
     assert not leaked, f"close racing shutdown left eventfd {number} open ({outcome})"
@@ -88,7 +82,7 @@ def test_shutdown_between_a_closes_check_and_its_unregister_leaks_no_eventfd(
         outcome = f"{type(exc).__name__}: {exc}"
     finally:
         host.shutdown()
-    leaked = _is_open(number)
+    leaked = is_open(number)
     if leaked:
         os.close(number)
     assert outcome == "returned" and not leaked, (

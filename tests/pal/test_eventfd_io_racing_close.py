@@ -14,13 +14,7 @@ import pytest
 
 from pylibos import pal
 
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
+from ._pal_support import is_open
 
 
 @pytest.mark.parametrize("closer", ["close", "shutdown"])
@@ -51,7 +45,7 @@ def test_eventfd_io_racing_close_never_reaches_the_programs_socket(
                 pair.extend(socket.socketpair())  # thread C: the lowest number is free
                 pair[0].sendall(b"program bytes")
                 assert handle.closed
-                assert _is_open(number), "closed under the I/O under way"
+                assert is_open(number), "closed under the I/O under way"
             return real(fd, *args)
 
         monkeypatch.setattr(os, name, io_after_close_and_reuse)
@@ -73,7 +67,7 @@ def test_eventfd_io_racing_close_never_reaches_the_programs_socket(
             except BlockingIOError:
                 seen = b""
             assert seen == b"program bytes", f"the program's stream carried {seen!r}"
-            assert not _is_open(number), "the last I/O did not close the descriptor"
+            assert not is_open(number), "the last I/O did not close the descriptor"
             with pytest.raises(pal.PalError, match="closed"):
                 host.write(handle, pal.EVENT_TOKEN)
         finally:

@@ -7,43 +7,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import time
-import warnings
-from collections.abc import Callable
 
 import pytest
 
 from pylibos import pal
 
-BOUND = 20.0
-
-
-def _wait(pid: int) -> int:
-    deadline = time.monotonic() + BOUND
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail("the child did not end")
-        time.sleep(0.01)  # polling a child's exit: there is no wait with a timeout
-
-
-def _child(fork: Callable[[], int], work: Callable[[], int]) -> int:
-    """Fork with ``fork``, run ``work()`` in the child (its result is the exit status)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: threads are running
-        pid = fork()
-    if pid == 0:  # pragma: no cover - the child
-        status = 99
-        try:
-            status = work()
-        finally:
-            os._exit(status)
-    assert pid > 0
-    return _wait(pid)
+from ._pal_support import in_a_child, is_open
 
 
 def _libc_fork() -> int:
@@ -69,7 +38,7 @@ def test_child_forked_below_python_closing_an_eventfd_leaves_the_parents_working
             host.close(handle)
             return 0
 
-        assert _child(_libc_fork, work) == 0
+        assert in_a_child(work, _libc_fork) == 0
         try:
             host.write(handle, pal.EVENT_TOKEN)
             failure = None
@@ -104,14 +73,10 @@ def test_in_a_forked_child_a_swapped_eventfd_is_seen_and_left_alone(kind: str, f
             except BlockingIOError:
                 leaked = b""
             host.close(handle)
-            try:
-                os.fstat(number)
-                closed_other = False
-            except OSError:
-                closed_other = True
+            closed_other = not is_open(number)
             return (1 if leaked else 0) | (2 if closed_other else 0)
 
-        status = _child(os.fork if fork == "os.fork" else _libc_fork, work)
+        status = in_a_child(work, os.fork if fork == "os.fork" else _libc_fork)
         host.close(handle)
         assert status == 0, (
             "in a forked child the PAL acted on a descriptor the host swapped: "

@@ -9,23 +9,20 @@ import os
 
 import pytest
 
+from libos_support import lowest_free_is
 from pylibos import pal
 from pylibos.pal._identity import EventfdRegistry
 
 
-def _lowest_free_is(number: int, host: pal.Host) -> pal.Handle:
+def _next_eventfd_is(number: int, host: pal.Host) -> pal.Handle:
     """Open eventfds until one gets ``number`` (the others are closed again)."""
-    extra: list[pal.Handle] = []
-    try:
-        for _ in range(64):
-            handle = host.stream_open("eventfd:", nonblocking=True)
-            if handle._fd == number:
-                return handle
-            extra.append(handle)
-        raise AssertionError(f"descriptor {number} was never handed out again")
-    finally:
-        for handle in extra:
-            host.close(handle)
+    return lowest_free_is(
+        number, lambda: host.stream_open("eventfd:", nonblocking=True), host.close, _fd
+    )
+
+
+def _fd(handle: pal.Handle) -> int:
+    return handle._fd
 
 
 @pytest.mark.parametrize("kind", ["direct", "sgx"])
@@ -60,7 +57,7 @@ def test_closing_an_eventfd_whose_number_our_next_eventfd_took_leaves_the_new_on
         copy = os.dup(number)  # the host's copy
         try:
             os.close(number)
-            new = _lowest_free_is(number, host)
+            new = _next_eventfd_is(number, host)
             host.close(old)
             host.write(new, pal.EVENT_TOKEN)  # its identity still holds: not refused
             assert host.read(new, 8) == pal.EVENT_TOKEN
