@@ -80,6 +80,29 @@ def lowest_free_is(
             close_one(made)
 
 
+@contextmanager
+def eventfd_number_taken_over(host: Host) -> Iterator[tuple[Handle, Handle]]:
+    """Play the host that takes an eventfd away keeping a copy (so the eventfd registry's
+    entry for it lives on), with the PAL's next eventfd getting its number: yields the old
+    handle and the new one.  The host's copy is closed when the block ends."""
+    old = host.stream_open("eventfd:", nonblocking=True)
+    number = old._fd
+    copy = os.dup(number)
+    try:
+        os.close(number)
+        yield (
+            old,
+            lowest_free_is(
+                number,
+                lambda: host.stream_open("eventfd:", nonblocking=True),
+                host.close,
+                lambda handle: handle._fd,
+            ),
+        )
+    finally:
+        os.close(copy)
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = BOUND) -> bool:
     """Poll ``predicate`` until it holds or ``timeout`` passes; True if it held.
 

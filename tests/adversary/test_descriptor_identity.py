@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import pytest
 
-from libos_support import BOUND, booted, lowest_free_is, wait_until
+from libos_support import BOUND, booted, eventfd_number_taken_over, lowest_free_is, wait_until
 from pylibos import pal
 from pylibos.libos import LibOS, PollableEvent
 from pylibos.pal import EVENT_TOKEN, PalError, PalErrorCode
@@ -176,27 +176,14 @@ def test_an_eventfd_is_told_from_our_next_eventfd_at_its_number(kind: str) -> No
     lives on), and the PAL's next eventfd gets the number.  kcmp finds the new file
     among the entries under the number; the old handle must still fail, and neither
     take the new eventfd's tokens, add to it nor close it."""
-    with pal.open_host(kind) as host:
-        old = host.stream_open("eventfd:", nonblocking=True)
-        number = old._fd
-        copy = os.dup(number)  # the host's copy
-        try:
-            os.close(number)
-            new = lowest_free_is(
-                number,
-                lambda: host.stream_open("eventfd:", nonblocking=True),
-                host.close,
-                lambda h: h._fd,
-            )
-            host.write(new, EVENT_TOKEN)
-            _assert_refused(host, old, says="another object")
-            host.close(old)
-            assert host.read(new, 8) == EVENT_TOKEN, "the old handle touched the new eventfd"
-            host.write(new, EVENT_TOKEN)  # not closed by closing the old handle
-            assert host.streams_wait_events([new], [pal.WAIT_READ], 0) == [pal.WAIT_READ]
-            host.close(new)
-        finally:
-            os.close(copy)
+    with pal.open_host(kind) as host, eventfd_number_taken_over(host) as (old, new):
+        host.write(new, EVENT_TOKEN)
+        _assert_refused(host, old, says="another object")
+        host.close(old)
+        assert host.read(new, 8) == EVENT_TOKEN, "the old handle touched the new eventfd"
+        host.write(new, EVENT_TOKEN)  # not closed by closing the old handle
+        assert host.streams_wait_events([new], [pal.WAIT_READ], 0) == [pal.WAIT_READ]
+        host.close(new)
 
 
 def test_a_worker_does_not_take_the_next_event_at_its_number_for_its_own() -> None:

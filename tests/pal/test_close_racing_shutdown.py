@@ -27,6 +27,23 @@ def _setup(kind: str) -> tuple[pal.Host, pal.Handle, EventfdRegistry]:
     return host, handle, registry
 
 
+def _close_as_thread_b(host: pal.Host, handle: pal.Handle, number: int) -> tuple[str, bool]:
+    """Close ``handle`` as thread B (the test's hook runs the shutdown in the middle of
+    it), then shut the host down: how the close ended, and whether eventfd ``number`` was
+    left open (closed here if so)."""
+    try:
+        host.close(handle)
+        outcome = "returned"
+    except Exception as exc:
+        outcome = f"{type(exc).__name__}: {exc}"
+    finally:
+        host.shutdown()
+    leaked = is_open(number)
+    if leaked:
+        os.close(number)
+    return outcome, leaked
+
+
 @pytest.mark.parametrize("kind", ["direct", "sgx"])
 def test_shutdown_between_a_closes_take_and_its_check_leaks_no_eventfd(
     kind: str,
@@ -43,16 +60,7 @@ def test_shutdown_between_a_closes_take_and_its_check_leaks_no_eventfd(
         return real(*args)
 
     registry._kcmp_epoll_tfd = kcmp_after_shutdown  # type: ignore[assignment]
-    try:
-        host.close(handle)  # thread B
-        outcome = "returned"
-    except Exception as exc:
-        outcome = f"{type(exc).__name__}: {exc}"
-    finally:
-        host.shutdown()
-    leaked = is_open(number)
-    if leaked:
-        os.close(number)
+    outcome, leaked = _close_as_thread_b(host, handle, number)
     assert not leaked, f"close racing shutdown left eventfd {number} open ({outcome})"
 
 
@@ -75,16 +83,7 @@ def test_shutdown_between_a_closes_check_and_its_unregister_leaks_no_eventfd(
         return real_gate(syscall, where, fn, *args)
 
     registry._gate = gate
-    try:
-        host.close(handle)  # thread B
-        outcome = "returned"
-    except Exception as exc:
-        outcome = f"{type(exc).__name__}: {exc}"
-    finally:
-        host.shutdown()
-    leaked = is_open(number)
-    if leaked:
-        os.close(number)
+    outcome, leaked = _close_as_thread_b(host, handle, number)
     assert outcome == "returned" and not leaked, (
         f"close racing shutdown: {outcome}; eventfd {number} left open: {leaked}"
     )

@@ -9,20 +9,9 @@ import os
 
 import pytest
 
-from libos_support import lowest_free_is
+from libos_support import eventfd_number_taken_over
 from pylibos import pal
 from pylibos.pal._identity import EventfdRegistry
-
-
-def _next_eventfd_is(number: int, host: pal.Host) -> pal.Handle:
-    """Open eventfds until one gets ``number`` (the others are closed again)."""
-    return lowest_free_is(
-        number, lambda: host.stream_open("eventfd:", nonblocking=True), host.close, _fd
-    )
-
-
-def _fd(handle: pal.Handle) -> int:
-    return handle._fd
 
 
 @pytest.mark.parametrize("kind", ["direct", "sgx"])
@@ -51,23 +40,16 @@ def test_closing_an_eventfd_whose_number_our_next_eventfd_took_leaves_the_new_on
     """The host takes the old eventfd away keeping a copy (its registry entry lives on),
     the next eventfd gets the number, and the old handle is closed first: the new one
     keeps its descriptor, its registry entry and its claim on the number."""
-    with pal.open_host(kind) as host:
-        old = host.stream_open("eventfd:", nonblocking=True)
-        number = old._fd
-        copy = os.dup(number)  # the host's copy
-        try:
-            os.close(number)
-            new = _next_eventfd_is(number, host)
-            host.close(old)
-            host.write(new, pal.EVENT_TOKEN)  # its identity still holds: not refused
-            assert host.read(new, 8) == pal.EVENT_TOKEN
-            assert isinstance(new._ident, EventfdRegistry)
-            assert new._ident.check(new) is True
-            host.close(new)
-            with pytest.raises(OSError):
-                os.fstat(number)  # closed by its own close, and only then
-        finally:
-            os.close(copy)
+    with pal.open_host(kind) as host, eventfd_number_taken_over(host) as (old, new):
+        number = new._fd
+        host.close(old)
+        host.write(new, pal.EVENT_TOKEN)  # its identity still holds: not refused
+        assert host.read(new, 8) == pal.EVENT_TOKEN
+        assert isinstance(new._ident, EventfdRegistry)
+        assert new._ident.check(new) is True
+        host.close(new)
+        with pytest.raises(OSError):
+            os.fstat(number)  # closed by its own close, and only then
 
 
 def test_a_give_back_leaves_a_number_another_handle_took() -> None:
