@@ -94,6 +94,18 @@ def test_report_vs_names_what_differs_and_what_changed(
     assert expected in out and ("on CPU" not in out or b is not None)
 
 
+def _assert_report_refuses(
+    good: Path, bad: Path, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``report`` of ``bad``, alone and as the ``--vs`` of ``good``, is one error line
+    holding ``message``: exit 1, no traceback."""
+    for argv in (["report", str(good), "--vs", str(bad)], ["report", str(bad)]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("ERROR: ") and message in err
+        assert "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     ("which", "message"),
     [
@@ -123,11 +135,7 @@ def test_report_vs_of_a_bad_file_is_one_error_line(
         else:
             data["configs"][0]["batches_ns"]["start"]["median"].pop()
         bad.write_text(json.dumps(data))
-    for argv in (["report", str(runs["a"]), "--vs", str(bad)], ["report", str(bad)]):
-        assert main(argv) == 1
-        err = capsys.readouterr().err
-        assert err.startswith("ERROR: ") and message in err
-        assert "Traceback" not in err
+    _assert_report_refuses(runs["a"], bad, message, capsys)
 
 
 def test_report_vs_refuses_a_plot(
@@ -278,11 +286,7 @@ def test_damaged_stability_or_settings_are_named(
         data["settings"][key] = value
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(data))
-    for argv in (["report", str(bad)], ["report", str(runs["a"]), "--vs", str(bad)]):
-        assert main(argv) == 1
-        err = capsys.readouterr().err
-        assert err.startswith("ERROR: ") and message in err
-        assert "Traceback" not in err
+    _assert_report_refuses(runs["a"], bad, message, capsys)
 
 
 def test_report_vs_names_a_workloads_run(
