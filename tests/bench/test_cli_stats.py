@@ -234,29 +234,30 @@ def test_run_asks_for_more_rounds_after_the_planned_ones() -> None:
     assert outcome.load_before is not None and outcome.load_after is not None
 
 
-def test_until_stable_adds_rounds_of_every_live_count_together(tmp_path: Path) -> None:
-    """Every live count is measured in each round, so extra rounds are added to all of
-    them at once, and whether each reached the width is recorded per live count."""
+def _never_stable(tmp_path: Path, live: str, budget: str) -> dict[str, Any]:
+    """``compare`` of native at the ``live`` counts, one planned round, asked for a width
+    no run reaches (so rounds are added until ``budget`` is spent): its JSON."""
     path = tmp_path / "n.json"
     argv = [
         "compare", "--configs", "native", "--duration", "0.02", "--rounds", "1", "--batch", "3",
-        "--live", "0,2", "--until-stable", "0.000001", "--budget", "0.1", "--json", str(path),
+        "--live", live, "--until-stable", "0.000001", "--budget", budget, "--json", str(path),
     ]  # fmt: skip
     assert main(argv) == 0
-    data = json.loads(path.read_text())
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def test_until_stable_adds_rounds_of_every_live_count_together(tmp_path: Path) -> None:
+    """Every live count is measured in each round, so extra rounds are added to all of
+    them at once, and whether each reached the width is recorded per live count."""
+    data = _never_stable(tmp_path, "0,2", "0.1")
     assert data["stability"]["until_stable"]["reached"] == {"0": False, "2": False}
     at_0, at_2 = (sorted(set(e["batch_rounds"])) for e in data["configs"])
     assert at_0 == at_2 and len(at_0) >= 2
 
 
 def test_until_stable_without_targets_uses_the_clone_medians(tmp_path: Path) -> None:
-    path = tmp_path / "n.json"
-    argv = [
-        "compare", "--configs", "native", "--duration", "0.02", "--rounds", "1", "--batch", "3",
-        "--live", "0", "--until-stable", "0.000001", "--budget", "0.2", "--json", str(path),
-    ]  # fmt: skip
-    assert main(argv) == 0
-    data = json.loads(path.read_text())
+    data = _never_stable(tmp_path, "0", "0.2")
     assert data["targets"] == []
     assert data["stability"]["until_stable"]["reached"] == {"0": False}
     assert max(data["configs"][0]["batch_rounds"]) >= 1
