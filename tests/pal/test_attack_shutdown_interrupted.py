@@ -1,0 +1,69 @@
+"""Attack on host.shutdown under a Ctrl-C: shutdown takes every handle from the host in
+a marked section (``_take_handles``) and releases them afterwards.  A real SIGINT that
+comes while the take runs is owed, and delivered as the section ends: the
+KeyboardInterrupt then leaves ``_take_handles`` in place of the list it was returning.
+The handles are neither the host's (taken, marked closed) nor released, and a second
+``shutdown``, the way to finish a teardown cut short, finds nothing to release: every
+descriptor leaks (and with a racing close counted in ``_closes``, the registry too)."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from pylibos import pal
+from pylibos.pal import _interrupts
+from pylibos.pal._host import Host
+
+from ._pal_support import open_fds
+
+
+def _sigint_at(code: Any, text: str) -> Any:
+    """A tracer that runs the PAL's SIGINT handler once, with the frame, at the line of
+    ``code`` holding ``text`` (as a real SIGINT arriving there would)."""
+    lines, first = inspect.getsourcelines(code)
+    line = first + next(i for i, src in enumerate(lines) if text in src)
+    done = [False]
+
+    def local(frame: FrameType, event: str, arg: object) -> Any:
+        if event == "line" and frame.f_lineno == line and not done[0]:
+            done[0] = True
+            _interrupts._on_sigint(signal.SIGINT, frame)
+        return local
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        return local if frame.f_code is code.__code__ else None
+
+    return tracer
+
+
+@pytest.mark.parametrize("kind", ["direct", "sgx"])
+def test_a_sigint_during_shutdowns_take_then_shutdown_again_leaves_no_descriptor(
+    kind: str,
+) -> None:
+    before = open_fds()
+    host = pal.open_host(kind)
+    try:
+        handles = [host.stream_open("eventfd:") for _ in range(3)]
+        sys.settrace(_sigint_at(Host._take_handles, "handles.append(handle)"))
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                host.shutdown()
+        finally:
+            sys.settrace(None)
+        host.shutdown()  # finishes the teardown cut short
+        left = [h._fd for h in handles if h._fd in open_fds()]
+        assert not left, (
+            f"after a Ctrl-C in shutdown's take and a second shutdown, the descriptors "
+            f"{left} of handles marked closed are still open"
+        )
+        assert open_fds() <= before
+    finally:
+        for fd in open_fds() - before:  # the test's own clean-up of what leaked
+            os.close(fd)
