@@ -8,41 +8,14 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-import warnings
 
-import pytest
-
+from libos_support import wait_until
 from pylibos import pal
 from pylibos.pal._identity import EventfdRegistry
 
-from ._pal_support import open_fds
+from ._pal_support import in_a_child, open_fds
 
 BOUND = 10.0
-
-
-def _child_status(work: object) -> int:
-    """Fork, run ``work()`` in the child (exit 0 if it returns, 1 if it raises)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: threads are running
-        pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        status = 1
-        try:
-            work()  # type: ignore[operator]
-            status = 0
-        finally:
-            os._exit(status)
-    deadline = time.monotonic() + BOUND
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail("the child did not end")
-        time.sleep(0.01)  # polling a child's exit: there is no wait with a timeout
 
 
 def test_a_fork_child_closes_an_eventfd_a_parent_thread_was_reading() -> None:
@@ -63,14 +36,11 @@ def test_a_fork_child_closes_an_eventfd_a_parent_thread_was_reading() -> None:
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        deadline = time.monotonic() + BOUND
-        while handle not in host._io and time.monotonic() < deadline:
-            time.sleep(0.002)
-        assert handle in host._io
+        assert wait_until(lambda: handle in host._io, BOUND)
         registry = host._eventfds
         assert isinstance(registry, EventfdRegistry)
 
-        def child() -> None:
+        def child() -> int:
             efd = registry._efd
             host.close(handle)
             fds = open_fds()
@@ -87,9 +57,10 @@ def test_a_fork_child_closes_an_eventfd_a_parent_thread_was_reading() -> None:
             ]
             if left:
                 os.write(2, f"child left open: {left}\n".encode())
-                raise AssertionError(left)
+                return 1
+            return 0
 
-        assert _child_status(child) == 0, "the child's close and shutdown left copies open"
+        assert in_a_child(child) == 0, "the child's close and shutdown left copies open"
     finally:
         os.eventfd_write(handle._fd, 1)  # wake the reader
         thread.join(BOUND)
