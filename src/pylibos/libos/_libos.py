@@ -442,8 +442,12 @@ class LibOS(ShutsDown):
         # thread in the table but not yet running (``_pal`` not set), so not joined
         # above: wait for it to start or give up, then join what started meanwhile.
         # (After the joins: a start waiting for a thread slot gets one as threads end.)
-        if self._await_starts(deadline):
-            self._join_cloned(left)
+        # The second round runs even when no start is under way now: one may have
+        # ended during the first round, after it listed the running threads.  With
+        # nothing left to join it only lists the table; what did not end in time in
+        # the first round is joined for no longer than what is left of ``timeout``.
+        self._await_starts(deadline)
+        self._join_cloned(left)
         self._adopted.forget_all()
         # Whatever is left in the table: the main thread, adopted threads, threads that
         # did not end in time, and the entry of a clone cut short by an interrupt.

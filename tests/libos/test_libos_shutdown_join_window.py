@@ -1,6 +1,6 @@
-"""Attack on LibOS.shutdown's wait for starts under way: a start that completes while
-shutdown is in its first round of joins (after it listed the running threads, before it
-looks for starts under way) is neither joined nor waited for."""
+"""LibOS.shutdown's wait for starts under way: a start that completes while shutdown is in
+its first round of joins (after it listed the running threads, before it looks for starts
+under way) has its thread woken and joined by the second round, which always runs."""
 
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ def test_a_start_finishing_during_shutdowns_first_joins_is_joined() -> None:
     """Thread S starts a thread and is past ``_clone``'s second test of ``_closed`` when
     the main thread shuts the LibOS down.  Shutdown's first ``_join_cloned`` lists the
     running threads (S's is not running yet), and while it joins them (here: at once)
-    S's start ends and its thread runs.  Then ``_await_starts`` finds no ``_clone`` frame
-    and shutdown skips the second round of joins: it returns with the new thread
-    running, its event closed under it."""
+    S's start ends and its thread runs.  ``_await_starts`` then finds no ``_clone`` frame;
+    the second round of joins runs all the same, and wakes and joins the new thread
+    before shutdown closes its event."""
     host = pal.open_host("sgx")
     libos = LibOS(host, "raw")
     paused, go, cloned, body_in, body_go = (threading.Event() for _ in range(5))
