@@ -56,6 +56,8 @@ class _Installed(Protocol):
 
 _clock = time.perf_counter_ns
 _get_ident = threading.get_ident
+_get_native_id = threading.get_native_id
+_getpid = os.getpid
 _JOIN_S = 5.0
 _IPC_NAME_TRIES = 8
 
@@ -121,6 +123,13 @@ class LibOS(ShutsDown):
         # where one dict store and pop, each atomic under the GIL, cost a third of that.
         self._local = threading.local()
         self._running: dict[int, LibOSThread] = {}  # ident -> thread, while fn runs
+        # The process whose threads _running lists: the fork hook sets it to the child's.
+        # A fork made below Python runs no hook: there it is the parent's, and
+        # current_thread takes no hit in _running but the forking thread's.
+        self._running_pid = _getpid()
+        # The process that started the workers (the async and IPC ones): a fork child
+        # neither stops nor joins them in its shutdown (they are the parent's).
+        self._boot_pid = self._running_pid
         _LIVE.add(self)  # in a fork child, _running keeps the forking thread only
         self._table = ThreadTable()
         self._factory = EventFactory(host, events, pool=self.pool)
@@ -324,19 +333,39 @@ class LibOS(ShutsDown):
         interpreter drops the other threads' thread-locals itself.)  The dict is emptied
         in place, one C call: the forking thread, if it is a cloned one, holds it in
         ``_thread_main``, and a Ctrl-C (main thread only, which is never a cloned one)
-        finds it either whole or empty."""
+        finds it either whole or empty.
+
+        The parent's cloned threads leave the thread table too: shutdown would wake
+        them through their events (whose channels are the parent's as well) and join
+        threads that do not exist here for its whole timeout.  Their events are not
+        destroyed: they are the parent's threads', and the child's copies of their
+        descriptors go with the child.  The forking thread, if a cloned one, stays.
+        (A hook cut short by a KeyboardInterrupt, which the interpreter reports and
+        swallows, leaves the rest listed: shutdown then joins them as before, within
+        its timeout.)"""
         me = _get_ident()
         kept = self._running.get(me)
         self._running.clear()
         if kept is not None:
             self._running[me] = kept
+        self._running_pid = _getpid()
+        table = self._table
+        for thread in [t for t in table.values() if t._pal is not None and t is not kept]:
+            table.pop(thread.tid, None)
 
     def current_thread(self) -> LibOSThread:
         """The calling thread's LibOS thread; one the LibOS did not create is adopted on
         first use (see ``Adoptions``)."""
         thread = self._running.get(_get_ident())
         if thread is not None:
-            return thread
+            pid = _getpid()
+            # In a child of a fork made below Python (no fork hook ran), the only
+            # thread left of the parent's is the forking one, the child's first thread
+            # (its native id is the pid); another hit is a thread of the child that
+            # the C library gave a parent thread's ident.  The test is here, off the
+            # start path: a hit costs one more C call (getpid).
+            if pid == self._running_pid or _get_native_id() == pid:
+                return thread
         thread = getattr(self._local, "thread", None)
         if thread is not None:
             return thread  # type: ignore[no-any-return]  # a LibOSThread
@@ -428,9 +457,12 @@ class LibOS(ShutsDown):
 
         self._closed = True
         workers = [w for w in (self._async, self._ipc) if w is not None]
-        for worker in workers:
+        # In a fork child the workers are the parent's: not stopped (through events
+        # whose channels are the parent's too) nor joined (they do not run here).
+        ours = workers if _getpid() == self._boot_pid else []
+        for worker in ours:
             _quietly(worker.stop)
-        for worker in workers:
+        for worker in ours:
             if worker.thread is not None:
                 worker.thread.join(left())
         if self._ipc is not None and self._ipc.thread is None:

@@ -1,8 +1,8 @@
-"""Attack on a fork child's copy of the LibOS: the fork hook makes it forget the parent's
-running threads in ``_running`` only.  Its thread table still lists them, with their
-events, whose channels are the parent's (the same eventfds).  ``LibOS.shutdown`` in the
-child then sets each of those events, waking the parent's threads, and joins threads
-that do not exist in the child, for its whole timeout."""
+"""A fork child's copy of the LibOS: its fork hook drops the parent's cloned threads from
+the thread table as well as from ``_running``, and its shutdown leaves the parent's
+workers alone.  So ``LibOS.shutdown`` in the child neither wakes the parent's threads
+through their events (whose channels, the same eventfds, are the parent's too) nor spends
+its timeout joining threads and workers that do not exist in the child."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Attack on the LibOS's fork hook (``_forget_other_threads``, registered with
-``os.register_at_fork``): a fork made below Python (a C library's ``fork``, here through
-ctypes) runs no such hook, so a child's copy of the LibOS keeps the parent's running
-threads in ``_running``, and a native thread of the child that the C library gives a
-parent LibOS thread's stack (and so its ident) is taken for that thread."""
+"""A fork made below Python (a C library's ``fork``, here through ctypes) runs no fork hook,
+so a child's copy of the LibOS keeps the parent's running threads in ``_running``.
+``current_thread`` compares the pid with the one ``_running`` belongs to and takes a hit
+there only for the forking thread: a native thread of the child that the C library gives
+a parent LibOS thread's stack (and so its ident) is not taken for that thread."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_a_native_thread_after_a_libc_fork_is_not_taken_for_a_parent_libos_threa
     with the fork made by the C library (``PyDLL``: the GIL held across it, as a C
     extension forking would).  docs/robustness.md: the PAL asks getpid, not a fork hook,
     because a fork made below Python runs no hook; the LibOS's ``_running`` relies on
-    one."""
+    one, so ``current_thread`` checks the pid as well."""
     libc_fork = ctypes.PyDLL(None).fork
     libc_fork.restype = ctypes.c_int
     host = pal.open_host("sgx")
