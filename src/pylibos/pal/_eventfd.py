@@ -79,15 +79,20 @@ class Eventfds(HostCore):
         _pal_critical = True  # (the record and the try's start: one step for a Ctrl-C)
         try:
             io.append(handle)
-            _pal_critical = False
-            if owed[0]:
-                _interrupts.deliver()
-            if handle.closed:
-                raise PalError(PalErrorCode.BADHANDLE, f"handle is closed: {handle.uri}")
-            result = self._call(kind, handle.uri, op, handle._fd, *args)
-            # From leaving ``_io`` to releasing the handle, a Ctrl-C waits (set here too
-            # for the way out by exception; here first, so no step lies between the end
-            # of the system call and the section).
+            try:  # (its start, a step no handler covers, while still in the section)
+                _pal_critical = False
+                if owed[0]:
+                    _interrupts.deliver()
+                if handle.closed:
+                    raise PalError(PalErrorCode.BADHANDLE, f"handle is closed: {handle.uri}")
+                result = self._call(kind, handle.uri, op, handle._fd, *args)
+            except BaseException:
+                # The way out by exception (a failed call, the closed handle, a Ctrl-C)
+                # enters the section here, so the finally is never reached outside it.
+                _pal_critical = True
+                raise
+            # From leaving ``_io`` to releasing the handle, a Ctrl-C waits (here first,
+            # so no step lies between the end of the system call and the section).
             _pal_critical = True
         finally:
             _pal_critical = True
