@@ -87,6 +87,9 @@ class HostCore(Ledger):
         # One item per read or write of an eventfd under way: its handle.  A close of a
         # handle in here leaves its release to the last of them (``Host.close``).
         self._io: list[Handle] = []
+        # The handles shutdown took from the host, each until it is released: a shutdown
+        # cut short by a Ctrl-C leaves the rest here for the next one.
+        self._taken: list[Handle] = []
 
     def _in_a_fork(self) -> bool:
         """True in a child forked after this host opened (by any means): the descriptors

@@ -247,19 +247,57 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
         return list(self._handles)  # one step: list(set)
 
     @marks_sections
-    def _take_handles(self) -> list[Handle]:
-        """Take every handle from the host and mark it closed, one ``set.pop`` each: a
-        close racing with this takes a handle or finds it taken, never both."""
-        handles: list[Handle] = []
+    def _take_handles(self) -> None:
+        """Take every handle from the host into ``_taken`` and mark it closed, one
+        ``set.pop`` each: a close racing with this takes a handle or finds it taken,
+        never both.  A Ctrl-C owed from here leaves them in ``_taken``."""
+        taken = self._taken
         _pal_critical = True
         try:
             while True:
                 try:
                     handle = self._handles.pop()
                 except KeyError:
-                    return handles
+                    return
                 handle.closed = True
-                handles.append(handle)
+                taken.append(handle)
+        finally:
+            _pal_critical = False
+            if owed[0]:
+                _interrupts.deliver()
+
+    @marks_sections
+    def _release_taken(self, handle: Handle) -> None:
+        """Take ``handle`` out of ``_taken`` and release it, in one section: a Ctrl-C
+        leaves it either still there or released (what may block, a pipe's helper, was
+        waited for before)."""
+        _pal_critical = True
+        try:
+            try:
+                self._taken.remove(handle)  # (identity: Handle keeps object's __eq__)
+            except ValueError:
+                return  # a racing shutdown released it
+            if handle in self._io:
+                self._release_after_io(handle)
+            else:
+                self._release(handle, 0.0)
+        finally:
+            _pal_critical = False
+            if owed[0]:
+                _interrupts.deliver()
+
+    @marks_sections
+    def _retire_eventfds(self) -> None:
+        """Swap the eventfd registry out for False and keep it in ``_retired``, in one
+        section: a Ctrl-C can neither leave the lock held (between the ``with`` body's end
+        and the lock's ``__exit__``) nor lose the registry.  The lock is held only for a
+        registry's making, a few system calls."""
+        _pal_critical = True
+        try:
+            with self._lock:
+                registry, self._eventfds = self._eventfds, False
+            if isinstance(registry, EventfdRegistry):
+                self._retired = registry
         finally:
             _pal_critical = False
             if owed[0]:
@@ -276,6 +314,9 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
         woken waiter finds its handle closed and fails with ``BADHANDLE``.  Threads still
         running when the time is up are left running (no thread can be killed); they hold
         no handle of this host any more.
+
+        A shutdown cut short by a Ctrl-C is finished by the next one: the handles taken
+        and not yet released wait in ``_taken``, the registry in ``_retired``.
         """
         deadline = time.monotonic() + max(0.0, timeout)
         self.closed = True
@@ -285,23 +326,26 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
         # Closed first, woken next: a waiter that wakes (even one that drains the wakeup
         # from an eventfd) finds its handle closed on its next call, and cannot go back
         # to sleep on it.
-        handles = self._take_handles()
-        for handle in handles:
+        self._take_handles()
+        taken = self._taken
+        for handle in list(taken):
             self._wake(handle)
-        for handle in handles:
-            if handle in self._io:
-                self._release_after_io(handle)
-            else:
-                self._release(handle, max(0.0, deadline - time.monotonic()))
+        while taken:
+            try:
+                handle = taken[-1]  # still in _taken while it is released
+            except IndexError:
+                break  # a racing shutdown released the last
+            if handle.kind is HandleKind.PIPE and handle not in self._io:
+                # What may block, outside the section; done again (harmlessly) if a
+                # Ctrl-C comes before the release.
+                self._pipe_closing(handle, max(0.0, deadline - time.monotonic()))
+            self._release_taken(handle)
         threads = list(self._threads)
-        with self._lock:
-            registry, self._eventfds = self._eventfds, False
-        if isinstance(registry, EventfdRegistry):
-            # A close under way that took its handle before this shutdown took the rest
-            # still checks its descriptor against the registry: the last close closes it.
-            self._retired = registry
-            if not self._closes:
-                self._retire_registry()
+        self._retire_eventfds()
+        # A close under way that took its handle before this shutdown took the rest
+        # still checks its descriptor against the registry: the last close closes it.
+        if self._retired is not None and not self._closes:
+            self._retire_registry()
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
