@@ -13,6 +13,7 @@ import functools
 import os
 import secrets
 import threading
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Literal, NoReturn
@@ -36,6 +37,17 @@ SHUT_DOWN = "the host is shut down"
 # Asked of the kernel each time it matters (one system call, no cache): a fork hook
 # (os.register_at_fork) misses a fork made below Python, by a C library or ctypes.
 _getpid = os.getpid
+
+# Hosts open in this process, for the fork hook below.
+_hosts: weakref.WeakSet[HostCore] = weakref.WeakSet()
+
+
+def _own_records_in_child() -> None:
+    # Right after os.fork, in the child's one thread: every record of I/O and closes
+    # under way is the parent's threads', none of which the child has.
+    for host in list(_hosts):
+        host._own_io()
+        host._own_closes()
 
 
 class HostCore(Ledger):
@@ -90,12 +102,40 @@ class HostCore(Ledger):
         # The handles shutdown took from the host, each until it is released: a shutdown
         # cut short by a Ctrl-C leaves the rest here for the next one.
         self._taken: list[Handle] = []
+        # The process ``_io`` and ``_closes`` were recorded in: in a fork child, those of
+        # the parent are forgotten (by the fork hook, or at the next close or shutdown
+        # that needs them, for a fork no hook saw).
+        self._io_pid = self._closes_pid = self._pid
+        _hosts.add(self)
 
     def _in_a_fork(self) -> bool:
         """True in a child forked after this host opened (by any means): the descriptors
         it holds are copies of the parent's, whose sockets, sessions and counters are the
         parent's."""
         return self._pid != _getpid()
+
+    def _own_io(self) -> None:
+        """In a fork child, forget the reads and writes under way that the parent's
+        threads recorded: they never end here.  A handle a close left to them is moved
+        to ``_taken``, for the child's shutdown to release (its copy of the descriptor)."""
+        pid = _getpid()
+        if self._io_pid == pid:
+            return
+        self._io_pid = pid
+        io, taken = self._io, self._taken
+        for handle in list(io):
+            if handle.closed and handle._io_token and handle not in taken:
+                taken.append(handle)
+        io.clear()
+
+    def _own_closes(self) -> None:
+        """In a fork child, forget the closes under way that the parent's threads
+        counted: shutdown would leave the registry to them for ever."""
+        pid = _getpid()
+        if self._closes_pid == pid:
+            return
+        self._closes_pid = pid
+        self._closes.clear()
 
     def session_key(self, name: str) -> bytes:
         """The key that protects pipe ``name``; only ``sgx`` hosts use it."""
@@ -218,3 +258,6 @@ class HostCore(Ledger):
 
     def stream_open(self, uri: str, *, nonblocking: bool = False) -> Handle:
         raise NotImplementedError
+
+
+os.register_at_fork(after_in_child=_own_records_in_child)

@@ -217,6 +217,11 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
         be released by the last of them (``_io_done``): its descriptor stays ours until
         then, and no number the program gets next is read or written.  The release to
         come is counted as a close under way (the registry stays open for it)."""
+        if self._in_a_fork():
+            self._own_io()  # for a fork no hook saw: the parent's I/O never ends here
+            if handle not in self._io:
+                self._release(handle, 0.0)
+                return
         entered = _interrupts.enter()  # (shutdown's call is in no section of its own)
         try:
             self._closes.append(None)
@@ -323,6 +328,9 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
         if self._sigint:
             self._sigint = False
             _interrupts.uninstall()
+        if self._in_a_fork():  # for a fork no hook saw: the parent's records
+            self._own_io()
+            self._own_closes()
         # Closed first, woken next: a waiter that wakes (even one that drains the wakeup
         # from an eventfd) finds its handle closed on its next call, and cannot go back
         # to sleep on it.
