@@ -21,15 +21,9 @@ from .test_fork_identity import _libc_fork
 BOUND = 10.0
 
 
-@pytest.mark.parametrize("fork", ["os.fork", "libc fork"])
-@pytest.mark.parametrize("kind", ["direct", "sgx"])
-def test_a_fork_child_closes_an_eventfd_a_parent_thread_was_reading(kind: str, fork: str) -> None:
-    """A parent thread is blocked in a read of an eventfd (recorded in ``_io``) when the
-    process forks.  In the child, ``close`` of that handle and then ``shutdown`` close the
-    child's copies of the eventfd and of the registry's epoll, as docs/robustness.md
-    says (``host.shutdown`` and ``close`` close the child's copies), whether or not
-    Python's fork hooks ran."""
-    host = pal.open_host(kind)
+def _reading(host: pal.Host) -> tuple[pal.Handle, threading.Thread]:
+    """A blocking eventfd and a thread blocked reading it (recorded in ``_io``), which
+    ends with the bytes or a ``PalError`` once the eventfd is written or closed."""
     handle = host.stream_open("eventfd:")  # blocking
     out: list[object] = []
 
@@ -41,8 +35,21 @@ def test_a_fork_child_closes_an_eventfd_a_parent_thread_was_reading(kind: str, f
 
     thread = threading.Thread(target=reader)
     thread.start()
+    assert wait_until(lambda: handle in host._io, BOUND)
+    return handle, thread
+
+
+@pytest.mark.parametrize("fork", ["os.fork", "libc fork"])
+@pytest.mark.parametrize("kind", ["direct", "sgx"])
+def test_a_fork_child_closes_an_eventfd_a_parent_thread_was_reading(kind: str, fork: str) -> None:
+    """A parent thread is blocked in a read of an eventfd (recorded in ``_io``) when the
+    process forks.  In the child, ``close`` of that handle and then ``shutdown`` close the
+    child's copies of the eventfd and of the registry's epoll, as docs/robustness.md
+    says (``host.shutdown`` and ``close`` close the child's copies), whether or not
+    Python's fork hooks ran."""
+    host = pal.open_host(kind)
+    handle, thread = _reading(host)
     try:
-        assert wait_until(lambda: handle in host._io, BOUND)
         registry = host._eventfds
         assert isinstance(registry, EventfdRegistry)
 
@@ -83,19 +90,8 @@ def test_a_fork_child_releases_an_eventfd_the_parent_closed_under_a_read(fork: s
     child's shutdown releases the handle itself, closing its copy of the eventfd and of
     the registry's epoll."""
     host = pal.open_host("direct")
-    handle = host.stream_open("eventfd:")  # blocking
-    out: list[object] = []
-
-    def reader() -> None:
-        try:
-            out.append(host.read(handle, 8))
-        except pal.PalError as exc:
-            out.append(exc)
-
-    thread = threading.Thread(target=reader)
-    thread.start()
+    handle, thread = _reading(host)
     try:
-        assert wait_until(lambda: handle in host._io, BOUND)
         host.close(handle)  # left to the read: the descriptor stays open for it
         assert handle.closed and handle._fd in open_fds()
         registry = host._eventfds
