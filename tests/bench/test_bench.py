@@ -529,7 +529,7 @@ def test_a_slice_another_process_crowds_is_dropped_and_measured_again() -> None:
     import subprocess
     import sys
 
-    from pylibos.bench._stats import stability_warnings
+    from pylibos.bench._warnings import stability_warnings
 
     settings = Settings(duration=0.5, batch=5, rounds=2)
     cpu = settings.cpu()

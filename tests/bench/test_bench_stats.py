@@ -15,16 +15,14 @@ from pylibos.bench import FORMAT_VERSION
 from pylibos.bench._analyse import PAIRED
 from pylibos.bench._render import Target, analyse, markdown, targets, vs_rows
 from pylibos.bench._stats import (
-    OCALL_RANGE,
     Figures,
     Interval,
     exact,
-    projection,
     quotient,
     resample_indices,
-    stability_warnings,
 )
 from pylibos.bench._vs import changes, differences, vs_target_rows
+from pylibos.bench._warnings import OCALL_RANGE, projection, stability_warnings
 
 
 def entry(

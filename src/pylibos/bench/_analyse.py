@@ -14,11 +14,10 @@ from ._stats import (
     Interval,
     Paired,
     exact,
-    projected,
     quotient,
-    stability_warnings,
 )
 from ._text import first, lives
+from ._warnings import projected, stability_warnings
 
 
 def find(data: RunData, name: str, live: int) -> Entry | None:

@@ -41,7 +41,7 @@ from ._machine import machine as machine
 from ._machine import nominal_ghz as nominal_ghz
 from ._machine import rss_kib as rss_kib
 from ._processes import _ANSWER_S, _END_S, _end, _Process
-from ._stats import projected
+from ._warnings import projected
 
 _P = TypeVar("_P")
 
