@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -10,6 +11,13 @@ from collections.abc import Iterator
 import pytest
 
 from libos_support import MakePair, Pipe, open_fds, wait_until
+
+# A shell that starts the suite in the background without job control (``make test &``
+# in a script, ``nohup ... &``) hands it SIGINT ignored, and Python then installs no
+# KeyboardInterrupt for it: the tests that send themselves a real SIGINT would wait for
+# one that never comes.  Start from what an interpreter started in the foreground has.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def os_threads() -> int:
