@@ -10,29 +10,25 @@
       PalThreadCreate           the host thread
 
 A failure anywhere inside ``clone`` undoes what was made and raises ``OSError`` with the
-errno Gramine would return.
+errno Gramine would return.  The teardown (``shutdown``) and the fork child's handling
+are in ``_teardown``, the base class's module.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import struct
-import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable
-from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 from ..pal import (
     Host,
     PalError,
     PalErrorCode,
     ShutDownError,
-    ShutsDown,
     critical_deliver,
     critical_owed,
     marks_critical_sections,
@@ -45,41 +41,14 @@ from ._event import EVENT_KINDS, EventFactory, PollableEvent
 from ._interest import EpollTable
 from ._ipc import THREADS, IpcClient, IpcWorker
 from ._profile import Profile
+from ._teardown import _JOIN_S, _LIVE, Teardown
 from ._thread import Adoptions, LibOSThread, ThreadTable
-
-
-class _Installed(Protocol):
-    """What the LibOS asks of the ``Hook`` (``_hook``) installed over it, which knows it."""
-
-    def uninstall(self) -> None: ...
-
 
 _clock = time.perf_counter_ns
 _get_ident = threading.get_ident
 _get_native_id = threading.get_native_id
 _getpid = os.getpid
-_JOIN_S = 5.0
 _IPC_NAME_TRIES = 8
-
-
-# Every LibOS not yet collected; a fork child's copy of each forgets the parent's
-# threads (``_forget_other_threads``).  One hook for all, registered once: a hook per
-# LibOS could never be taken back.
-_LIVE: weakref.WeakSet[LibOS] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for libos in list(_LIVE):
-        libos._forget_other_threads()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _quietly(step: Callable[[], object]) -> None:
-    """Run one teardown step; a host already shut down makes it fail, and that is fine."""
-    with contextlib.suppress(OSError, PalError):
-        step()
 
 
 def default_events(host: Host) -> str:
@@ -87,7 +56,7 @@ def default_events(host: Host) -> str:
     return "raw" if host.kind == "sgx" else "pipe"
 
 
-class LibOS(ShutsDown):
+class LibOS(Teardown):
     """A booted LibOS on ``host``.  Use it as a context manager, or call ``shutdown``."""
 
     def __init__(
@@ -113,7 +82,7 @@ class LibOS(ShutsDown):
         self.profile = Profile(host, enabled=profile)
         self._closed = False
         # The thread-start hook installed for this LibOS, if any (``pylibos.libos.install``).
-        self._hook: _Installed | None = None
+        self._hook = None
         # The host-call counts of the LibOS's own workers (``worker_host_calls``).
         self._worker_accounts: list[list[int]] = []
         self._down = False  # shutdown has run to its end
@@ -300,6 +269,8 @@ class LibOS(ShutsDown):
             profile.close_clone(opened, [None, t0, c0, t1, c0, t2, c2, t3, c2, end, account[0]])
         return thread
 
+    _CLONE_CODE = _clone.__code__  # what ``_starts_under_way`` finds on the stacks
+
     def _get_new_thread(self, name: str | None) -> LibOSThread:
         """A thread the LibOS did not clone (its main thread, an adopted one)."""
         thread = LibOSThread(self._table.new_tid(), name)
@@ -325,33 +296,6 @@ class LibOS(ShutsDown):
             del running[ident]
             self._table.pop(thread.tid, None)
             self._factory.release(thread.event)
-
-    def _forget_other_threads(self) -> None:
-        """In a fork child: only the forking thread lives on.  The C library hands the
-        other threads' stacks, and so their idents, to the child's new threads, which
-        must not be taken for the parent's LibOS threads by ``current_thread``.  (The
-        interpreter drops the other threads' thread-locals itself.)  The dict is emptied
-        in place, one C call: the forking thread, if it is a cloned one, holds it in
-        ``_thread_main``, and a Ctrl-C (main thread only, which is never a cloned one)
-        finds it either whole or empty.
-
-        The parent's cloned threads leave the thread table too: shutdown would wake
-        them through their events (whose channels are the parent's as well) and join
-        threads that do not exist here for its whole timeout.  Their events are not
-        destroyed: they are the parent's threads', and the child's copies of their
-        descriptors go with the child.  The forking thread, if a cloned one, stays.
-        (A hook cut short by a KeyboardInterrupt, which the interpreter reports and
-        swallows, leaves the rest listed: shutdown then joins them as before, within
-        its timeout.)"""
-        me = _get_ident()
-        kept = self._running.get(me)
-        self._running.clear()
-        if kept is not None:
-            self._running[me] = kept
-        self._running_pid = _getpid()
-        table = self._table
-        for thread in [t for t in table.values() if t._pal is not None and t is not kept]:
-            table.pop(thread.tid, None)
 
     def current_thread(self) -> LibOSThread:
         """The calling thread's LibOS thread; one the LibOS did not create is adopted on
@@ -425,118 +369,7 @@ class LibOS(ShutsDown):
         """Connect to the IPC worker named ``name`` of a process of the same instance."""
         return IpcClient(self.host, name)
 
-    # -- teardown --------------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def shutdown(self, timeout: float = _JOIN_S) -> None:
-        """Stop the workers, wait for threads, and release every event, within ``timeout``
-        seconds overall.
-
-        Works whatever state the host is in: if it was shut down first, the steps that
-        would reach it fail quietly and the rest of the teardown goes on.  A thread still
-        running when the time is up keeps running, but its event is closed and it is out
-        of the thread table.  A thread start under way on another thread is waited for:
-        it is refused, or its thread starts and is joined; one still under way when the
-        time is up is left as such a thread is.  A teardown cut short (a
-        KeyboardInterrupt) is finished by calling ``shutdown`` again; once it has run to
-        its end, further calls do nothing.
-        """
-        if self._down:
-            return
-        # First, so that threads the program starts from now on are native ones.
-        hook = self._hook
-        if hook is not None:
-            hook.uninstall()
-        deadline = time.monotonic() + max(0.0, timeout)
-
-        def left() -> float:
-            return max(0.0, deadline - time.monotonic())
-
-        self._closed = True
-        workers = [w for w in (self._async, self._ipc) if w is not None]
-        # In a fork child the workers are the parent's: not stopped (through events
-        # whose channels are the parent's too) nor joined (they do not run here).
-        ours = workers if _getpid() == self._boot_pid else []
-        for worker in ours:
-            _quietly(worker.stop)
-        for worker in ours:
-            if worker.thread is not None:
-                worker.thread.join(left())
-        if self._ipc is not None and self._ipc.thread is None:
-            _quietly(self._ipc.close)
-        # Before the joins: a thread asleep in epoll wakes, gets no events and can end.
-        _quietly(self._epolls.close_all)
-        self._join_cloned(left)
-        # A start under way on another thread may be past its test of ``_closed``, its
-        # thread in the table but not yet running (``_pal`` not set), so not joined
-        # above: wait for it to start or give up, then join what started meanwhile.
-        # (After the joins: a start waiting for a thread slot gets one as threads end.)
-        # The second round runs even when no start is under way now: one may have
-        # ended during the first round, after it listed the running threads.  With
-        # nothing left to join it only lists the table; what did not end in time in
-        # the first round is joined for no longer than what is left of ``timeout``.
-        self._await_starts(deadline)
-        self._join_cloned(left)
-        self._adopted.forget_all()
-        # Whatever is left in the table: the main thread, adopted threads, threads that
-        # did not end in time, and the entry of a clone cut short by an interrupt.
-        for thread in self._table.all():
-            self._table.remove(thread)
-            _quietly(thread.event.destroy)
-        for worker in workers:
-            _quietly(worker._event.destroy)
-        _quietly(self._factory.close)
-        if self.host.phase == self.profile.phase:
-            self.host.phase = self._host_phase
-        self._down = True
-
-    def _join_cloned(self, left: Callable[[], float]) -> None:
-        """Wake and join (within ``left()``) every thread in the table that runs."""
-        cloned = [t for t in self._table.all() if t._pal is not None]
-        for thread in cloned:
-            _quietly(thread.event.set)
-        for thread in cloned:
-            assert thread._pal is not None
-            thread._pal.join(left())
-
-    def _starts_under_way(self) -> bool:
-        """Whether a thread other than the caller is inside ``_clone`` on this LibOS.
-
-        Read from the threads' stacks, not kept by the clone path: it costs that path
-        nothing, and no interrupt can leave it wrong.  The caller's own stack does not
-        count: a ``_clone`` under it (a signal handler that shuts down) cannot go on
-        before this returns."""
-        code = LibOS._clone.__code__
-        me = _get_ident()
-        for ident, frame in sys._current_frames().items():
-            if ident == me:
-                continue
-            f: FrameType | None = frame
-            while f is not None:
-                if f.f_code is code and f.f_locals.get("self") is self:
-                    return True
-                f = f.f_back
-        return False
-
-    def _await_starts(self, deadline: float) -> bool:
-        """Wait, until ``deadline`` (``time.monotonic``), for every start under way on
-        another thread to have made its thread or given up; True if there were any.
-        (Only shutdown waits so, after setting ``_closed``: no new start begins, so
-        the few under way end soon; none signals its end, so this looks again after a
-        pause that grows from 0.5 ms to 20 ms.)"""
-        if not self._starts_under_way():
-            return False
-        pause = 0.0005
-        while self._starts_under_way():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            time.sleep(min(pause, remaining))
-            pause = min(pause * 2, 0.02)
-        return True
+    # -- teardown: ``shutdown``, ``closed`` and the fork child's in ``Teardown`` -------
 
     def __repr__(self) -> str:
         return f"<LibOS {self.host.kind}/{self.events}{'+pool' if self.pool else ''}>"
