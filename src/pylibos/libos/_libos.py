@@ -44,11 +44,11 @@ from ._profile import Profile
 from ._teardown import _JOIN_S, _LIVE, Teardown
 from ._thread import Adoptions, LibOSThread, ThreadTable
 
+_IPC_NAME_TRIES = 8
 _clock = time.perf_counter_ns
 _get_ident = threading.get_ident
 _get_native_id = threading.get_native_id
 _getpid = os.getpid
-_IPC_NAME_TRIES = 8
 
 
 def default_events(host: Host) -> str:
