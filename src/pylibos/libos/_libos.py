@@ -292,10 +292,13 @@ class LibOS(Teardown):
             thread._failed(exc)
         finally:
             # The thread's exit work: out of the table (one dict pop, see ThreadTable),
-            # its event back to the pool or closed.
-            del running[ident]
-            self._table.pop(thread.tid, None)
-            self._factory.release(thread.event)
+            # its event back to the pool or closed, and out of ``_running`` last, so that
+            # a shutdown that finds it there waits for the release (``_join_cloned``).
+            try:
+                self._table.pop(thread.tid, None)
+                self._factory.release(thread.event)
+            finally:
+                del running[ident]
 
     def current_thread(self) -> LibOSThread:
         """The calling thread's LibOS thread; one the LibOS did not create is adopted on

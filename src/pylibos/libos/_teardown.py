@@ -149,10 +149,14 @@ class Teardown(ShutsDown):
         self._down = True
 
     def _join_cloned(self, left: Callable[[], float]) -> None:
-        """Wake and join (within ``left()``) every thread in the table that runs."""
+        """Wake and join (within ``left()``) every thread in the table that runs, and every
+        thread still doing its exit work (out of the table, its event not yet released:
+        it leaves ``_running`` last), so that no event is released after this returns."""
+        exiting = [t for t in list(self._running.values()) if t._pal is not None]
         cloned = [t for t in self._table.all() if t._pal is not None]
         for thread in cloned:
             _quietly(thread.event.set)
+        cloned += [t for t in exiting if t not in cloned]
         for thread in cloned:
             assert thread._pal is not None
             thread._pal.join(left())
