@@ -22,7 +22,7 @@ import pytest
 from libos_support import BOUND, booted, eventfd_number_taken_over, lowest_free_is, wait_until
 from pylibos import pal
 from pylibos.libos import LibOS, PollableEvent
-from pylibos.pal import EVENT_TOKEN, PalError, PalErrorCode
+from pylibos.pal import EVENT_TOKEN, PalError, PalErrorCode, _identity
 
 
 @pytest.mark.parametrize("kind", ["sgx", "direct"])
@@ -252,3 +252,44 @@ def test_an_epoll_whose_host_descriptor_the_program_reused(kind: str, end: str) 
             a.close()
             b.close()
             ep.close()
+
+
+@pytest.mark.parametrize("kind", ["sgx", "direct"])
+@pytest.mark.parametrize("what", ["eventfd", "raw", "tls"])
+def test_a_descriptor_closed_just_after_the_waits_check_is_reported_not_raised(
+    kind: str, what: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait checks a handle's descriptor, finds it sound, and the host closes it at
+    once.  The wait must report the handle as WAIT_ERROR, as it does for a handle found
+    broken at its check, never raise (before, a second check before the poll raised,
+    and the LibOS's async worker took that for a host error of its own).  The
+    interleaving is forced: the host's close runs right after the wait's check."""
+    real_verify = _identity.verify
+    with pal.open_host(kind) as host:
+        if what == "eventfd":
+            handle = host.stream_open("eventfd:", nonblocking=True)
+            other = None
+        else:
+            handle, other = host.create_pipe(raw=what == "raw")
+        closed: list[int] = []
+
+        def check_then_close(h: pal.Handle) -> None:
+            real_verify(h)
+            if h is handle and not closed:
+                closed.append(h._fd)
+                os.close(h._fd)  # the host closes the descriptor just after the check
+
+        monkeypatch.setattr(_identity, "verify", check_then_close)
+        try:
+            ready = host.streams_wait_events([handle], [pal.WAIT_READ], 0)
+        finally:
+            monkeypatch.setattr(_identity, "verify", real_verify)
+        assert closed, "the wait never checked the handle"
+        assert ready[0] & pal.WAIT_ERROR
+        with pytest.raises(PalError) as err:
+            host.read(handle, 1)
+        assert err.value.code is PalErrorCode.BADHANDLE
+        host.close(handle)
+        if other is not None:
+            host.close(other)
+        assert host.open_handles() == []

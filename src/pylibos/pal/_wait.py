@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import select
 import time
 from collections.abc import Sequence
 
-from . import _identity
 from ._core import HostCore
 from ._errors import PalError, PalErrorCode
 from ._handle import Handle
@@ -57,16 +55,19 @@ class Waiting(HostCore):
             timeout_us = max(0, int((deadline - time.monotonic()) * 1e6))
         local = False
         for i, (h, ev) in enumerate(zip(handles, events, strict=True)):
-            if isinstance(h, Handle) and h._failure is None and not h.closed:
-                with contextlib.suppress(PalError):
-                    _identity.verify(h)  # a descriptor gone or replaced fails the handle
-            if isinstance(h, Handle) and h._failure is not None and not h.closed:
+            # One check per handle (it verifies the descriptor's identity): with two, the
+            # host could close the descriptor between them and make the second raise.
+            try:
+                self._check(h)
+            except PalError:
+                if not (isinstance(h, Handle) and h._failure is not None and not h.closed):
+                    raise  # not a handle, or closed by the PAL's user: the caller's error
                 # A broken handle (a failed TLS session, a descriptor the host closed or
-                # replaced) is an error to report, not raise, and is never polled.
+                # replaced) is an error to report, not raise, and is never polled.  One
+                # the host closes after this check polls as POLLNVAL: an error too.
                 ready[i] = WAIT_ERROR
                 local = True
                 continue
-            self._check(h)
             if ev & WAIT_READ and self._buffered(h):
                 ready[i] = WAIT_READ
                 local = True
