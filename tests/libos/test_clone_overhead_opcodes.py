@@ -44,7 +44,7 @@ def test_libos_steps_count_both_sides_of_the_clone(bench: ModuleType) -> None:
         total, per = bench._opcodes(step, 8)
         names = _names(per)
         assert "LibOS._clone" in names  # the creator's side
-        assert {"PalThread._run", "LibOS._thread_main"} <= names  # the new thread's, first on
+        assert {"PalThread._run", "LibOS._thread_exit"} <= names  # the new thread's, first on
         assert total > native
     # The wrapped primitives are given back.
     assert [getattr(mod, name) for mod, name in bench._PRIMITIVES] == primitives

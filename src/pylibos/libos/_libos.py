@@ -28,6 +28,7 @@ from ..pal import (
     Host,
     PalError,
     PalErrorCode,
+    PalThread,
     ShutDownError,
     critical_deliver,
     critical_owed,
@@ -45,6 +46,7 @@ from ._teardown import _JOIN_S, _LIVE, Teardown
 from ._thread import Adoptions, LibOSThread, ThreadTable
 
 _IPC_NAME_TRIES = 8
+_CLONED = "libos-clone"  # the PAL thread's name for a cloned thread (its repr)
 _clock = time.perf_counter_ns
 _get_ident = threading.get_ident
 _get_native_id = threading.get_native_id
@@ -240,17 +242,20 @@ class LibOS(Teardown):
                 raise ShutDownError("the LibOS is shut down")
             if opened is not None:
                 t3 = _clock()
-            if joinable is None and not reraise:
-                self.host.thread_create(self._thread_main, thread, fn, args, record=thread._attach)
-            else:
-                self.host.thread_start(
-                    self._thread_main,
-                    (thread, fn, args),
-                    name=thread.name,
-                    joinable=joinable,
-                    reraise=reraise,
-                    record=thread._attach,
-                )
+            # The program's function runs on the host thread itself; the LibOS's exit
+            # work is the PAL's ``at_exit`` (``_thread_exit``), and the thread is in
+            # ``_running`` under its ident while it runs (the PAL lists it there).
+            self.host.thread_start(
+                fn,
+                args,
+                _CLONED,
+                joinable,
+                reraise,
+                thread._attach,
+                self._thread_exit,
+                self._running,
+                thread,
+            )
         except BaseException as exc:
             profile.drop_clone()
             if thread._pal is not None and not isinstance(exc, PalError):
@@ -278,27 +283,19 @@ class LibOS(Teardown):
         self._table.add(thread)
         return thread
 
-    def _thread_main(
-        self, thread: LibOSThread, fn: Callable[..., object], args: tuple[Any, ...]
-    ) -> None:
-        ident = _get_ident()
-        running = self._running
-        running[ident] = thread
-        try:
-            fn(*args)
-        except BaseException as exc:
-            if thread._error_seen:  # started with reraise: the interpreter reports it
-                raise
-            thread._failed(exc)
-        finally:
-            # The thread's exit work: out of the table (one dict pop, see ThreadTable),
-            # its event back to the pool or closed, and out of ``_running`` last, so that
-            # a shutdown that finds it there waits for the release (``_join_cloned``).
-            try:
-                self._table.pop(thread.tid, None)
-                self._factory.release(thread.event)
-            finally:
-                del running[ident]
+    def _thread_exit(self, pal: PalThread, thread: LibOSThread) -> None:
+        """A cloned thread's exit work, on that thread, once its function has returned or
+        raised (the PAL's ``at_exit``): a failure kept or reported, the thread out of the
+        table (one dict pop, see ThreadTable), its event back to the pool or closed.  The
+        PAL takes it out of ``_running`` after this, so that a shutdown that finds it
+        there waits for the release (``_join_cloned``)."""
+        failure = pal.exception
+        if failure is not None and not thread._error_seen:
+            # (With ``reraise`` the interpreter reports it: the PAL keeps it and raises it.)
+            pal.exception = None
+            thread._failed(failure)
+        self._table.pop(thread.tid, None)
+        self._factory.release(thread.event)
 
     def current_thread(self) -> LibOSThread:
         """The calling thread's LibOS thread; one the LibOS did not create is adopted on

@@ -26,6 +26,7 @@ _Fn = Callable[..., object]
 _Args = tuple[Any, ...]
 _Joinable = tuple[object, bool] | None
 _Record = Callable[[PalThread], object] | None
+_AtExit = Callable[[PalThread, Any], object] | None
 
 
 class Threads(HostCore):
@@ -48,45 +49,44 @@ class Threads(HostCore):
         the thread started if and only if ``record`` was called (and no ``PalError``
         followed).  The thread is the host's either way: ``shutdown`` joins it.
         """
-        return self._spawn(
-            fn, args, getattr(fn, "__name__", "pal-thread"), None, False, record, False
-        )
-
-    def thread_start(
-        self,
-        fn: Callable[..., object],
-        args: tuple[Any, ...],
-        *,
-        name: str,
-        joinable: tuple[object, bool] | None = None,
-        reraise: bool = False,
-        record: Callable[[PalThread], object] | None = None,
-    ) -> PalThread:
-        """``thread_create`` with the interpreter's own options, for a thread the program
-        starts: ``joinable=(handle, daemon)`` starts it with ``_thread.start_joinable_thread``
-        on that handle (Python 3.13+); ``reraise`` lets an exception escaping ``fn``
-        reach the interpreter, which reports it as it does for its own threads.
-        ``record`` as for ``thread_create``."""
-        return self._spawn(fn, args, name, joinable, reraise, record, False)
+        name = getattr(fn, "__name__", "pal-thread")
+        return self.thread_start(fn, args, name, None, False, record)
 
     @marks_sections
-    def _spawn(
+    def thread_start(
         self,
         fn: _Fn,
         args: _Args,
         name: str,
-        joinable: _Joinable,
-        reraise: bool,
-        record: _Record,
-        helper: bool,
+        joinable: _Joinable = None,
+        reraise: bool = False,
+        record: _Record = None,
+        at_exit: _AtExit = None,
+        running: dict[int, Any] | None = None,
+        tag: object = None,
+        helper: bool = False,
     ) -> PalThread:
+        """``thread_create`` with every option, positional (the clone path calls it on
+        every thread start).
+
+        ``joinable=(handle, daemon)`` starts the thread with
+        ``_thread.start_joinable_thread`` on that handle (Python 3.13+); ``reraise`` lets
+        an exception escaping ``fn`` reach the interpreter, which reports it as it does
+        for its own threads.  ``record`` as for ``thread_create``.  ``at_exit(thread,
+        tag)`` runs on the new thread once ``fn`` has returned or raised (what it raised
+        is in ``thread.exception``), before the thread counts as ended: a join returns
+        only after it.  ``running``: a dict in which the new thread lists ``tag`` under
+        its ident from before ``fn`` runs until after ``at_exit``.  A ``helper`` works
+        for its creator: its host calls are the creator's.
+        """
         if self.closed:
             raise ShutDownError(SHUT_DOWN)
         if helper:
-            # A helper works for its creator: its host calls are the creator's.
             args = (self.thread_account(), fn, *args)
             fn = self._charge_to
-        thread = PalThread(fn, args, self._thread_exited, name, helper, joinable, reraise)
+        thread = PalThread(
+            fn, args, self._thread_exited, name, helper, joinable, reraise, at_exit, running, tag
+        )
         deadline = None
         try:
             while True:

@@ -11,6 +11,7 @@ the PAL is first imported.
 from __future__ import annotations
 
 import _thread
+import functools
 from collections.abc import Callable
 from time import monotonic as _monotonic
 from typing import Any
@@ -22,10 +23,6 @@ _start_joinable_thread: Callable[..., Any] | None = getattr(_thread, "start_join
 _allocate_lock = _thread.allocate_lock
 _get_ident = _thread.get_ident
 _SLICE_S = 0.5
-
-
-def _ran(*args: object) -> None:
-    """What a thread holds for its function once it has run."""
 
 
 class PalThread:
@@ -50,6 +47,8 @@ class PalThread:
     _reraise = False
     _finished = False
     _started = False
+    # What ``start`` hands the new thread: ``_run``'s arguments (see ``__init__``).
+    _launch: tuple[Any, ...] | None = None
 
     def __init__(
         self,
@@ -60,10 +59,18 @@ class PalThread:
         helper: bool = False,
         joinable: tuple[object, bool] | None = None,
         reraise: bool = False,
+        at_exit: Callable[[PalThread, Any], object] | None = None,
+        running: dict[int, Any] | None = None,
+        tag: object = None,
     ) -> None:
+        """``at_exit(thread, tag)``, if given, is the creator's exit work, run on the
+        thread once ``fn`` has returned or raised (what it raised is in ``exception``),
+        before the host's ``on_exit``.  ``running``, if given, lists ``tag`` under the
+        thread's ident from before ``fn`` runs until ``at_exit`` is done."""
         self.name = name
-        self._fn: Callable[..., object] = fn
-        self._fn_args = args
+        # Handed to the new thread as ``_run``'s arguments, and let go of there: the
+        # thread holds no cycle through them (``tag`` may hold the thread).
+        self._launch = (fn, args, at_exit, running, tag)
         self._on_exit = on_exit
         if helper:
             self.helper = True
@@ -80,37 +87,59 @@ class PalThread:
         self._started = True
         try:
             if self._joinable is None:
-                self.ident = _start_new_thread(self._run, ())
+                self.ident = _start_new_thread(self._run, self._launch)  # type: ignore[arg-type]
             else:
                 assert _start_joinable_thread is not None, "joinable threads need Python 3.13"
+                assert self._launch is not None
                 handle, daemon = self._joinable
-                self.handle = _start_joinable_thread(self._run, handle=handle, daemon=daemon)
+                self.handle = _start_joinable_thread(
+                    functools.partial(self._run, *self._launch), handle=handle, daemon=daemon
+                )
                 self.ident = self.handle.ident  # type: ignore[attr-defined]
         except Exception:
             # The primitive refused (RuntimeError, MemoryError): no thread exists.  A
             # KeyboardInterrupt can only arrive after the call returned, with the thread
             # running: it releases _done itself.
+            self._launch = None
             self._finished = True
             self._done.release()
             raise
 
-    def _run(self) -> None:
-        self.ident = _get_ident()
-        fn, args = self._fn, self._fn_args
-        self._fn, self._fn_args = _ran, ()  # let them go: the thread holds no cycle
+    def _run(
+        self,
+        fn: Callable[..., object],
+        args: tuple[Any, ...],
+        at_exit: Callable[[PalThread, Any], object] | None,
+        running: dict[int, Any] | None,
+        tag: object,
+    ) -> None:
+        self._launch = None
+        ident = self.ident = _get_ident()
+        if running is not None:
+            running[ident] = tag
         try:
             fn(*args)
         except BaseException as exc:
             self.exception = exc
         finally:
+            # The exit work: the creator's, then out of ``running`` (the last of the
+            # creator's), then the host's; the thread has ended once ``_done`` is free.
             try:
-                self._on_exit(self)
+                try:
+                    if at_exit is not None:
+                        at_exit(self, tag)
+                finally:
+                    if running is not None:
+                        del running[ident]
             finally:
-                self._finished = True
-                try:  # noqa: SIM105 (on every thread's exit; as _give_back_done)
-                    self._done.release()
-                except RuntimeError:
-                    pass
+                try:
+                    self._on_exit(self)
+                finally:
+                    self._finished = True
+                    try:  # noqa: SIM105 (on every thread's exit; as _give_back_done)
+                        self._done.release()
+                    except RuntimeError:
+                        pass
         if self._reraise and self.exception is not None:
             raise self.exception
 

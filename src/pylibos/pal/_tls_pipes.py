@@ -41,14 +41,8 @@ class TlsPipes(Pipes, Waiting, Threads):
             handle._ready = threading.Event()
             handle._sock.setblocking(False)  # the handshake waits in _handshake, with a deadline
             deadline = time.monotonic() + self.handshake_timeout
-            handle._helper = self._spawn(
-                self._handshake_in_helper,
-                (handle, deadline),
-                "pal-handshake",
-                None,  # not joinable
-                False,  # not reraised
-                None,  # no record
-                True,  # a helper
+            handle._helper = self.thread_start(
+                self._handshake_in_helper, (handle, deadline), "pal-handshake", helper=True
             )
 
     def _handshake_in_helper(self, handle: Handle, deadline: float) -> None:
