@@ -72,7 +72,7 @@ def test_a_start_finishing_during_shutdowns_first_joins_is_joined() -> None:
             cloned.set()
 
     join_code = LibOS._join_cloned.__code__
-    listed = _line_in(LibOS._join_cloned, "for thread in cloned:")
+    listed = _line_in(LibOS._join_cloned, "for thread in cloned.values():")
 
     def in_join(frame: FrameType, event: str, arg: object) -> Any:
         # Shutdown's first round of joins has listed the running threads: the start

@@ -153,11 +153,12 @@ class Teardown(ShutsDown):
         thread still doing its exit work (out of the table, its event not yet released:
         it leaves ``_running`` last), so that no event is released after this returns."""
         exiting = [t for t in list(self._running.values()) if t._pal is not None]
-        cloned = [t for t in self._table.all() if t._pal is not None]
-        for thread in cloned:
+        cloned = {t.tid: t for t in self._table.all() if t._pal is not None}
+        for thread in cloned.values():
             _quietly(thread.event.set)
-        cloned += [t for t in exiting if t not in cloned]
-        for thread in cloned:
+        for thread in exiting:  # by tid: one dict lookup each, for thousands of threads
+            cloned.setdefault(thread.tid, thread)
+        for thread in cloned.values():
             assert thread._pal is not None
             thread._pal.join(left())
 
