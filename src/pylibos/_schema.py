@@ -77,6 +77,16 @@ against them before anything else reads it.
    ``settings.configs`` with only each configuration's live counts reversed, native and
    sgx/raw+pool were 4 to 10 s apart.  Version 6 files keep the quotient of two medians
    for every such ratio, as measured.
+8. Native is measured twice in every round at the lowest and highest live counts
+   (``settings.native_again`` names them): a second pair of slices at the round's start
+   (its end in odd rounds), pooled with the first in the round's figures.  Native's own
+   live quotient is half the noise of every configuration's live scaling, so the second
+   pair narrows all five at once.  ``live_scaling`` (``settings.live_scaling_by_part``)
+   is the quotient of two trimmed means, each of one part's own per-round quotients (the
+   configuration's start at the highest live count ÷ at the lowest, and native's), with
+   both parts' rounds kept (``own_per_round``, ``native_per_round``); ``per_round`` is
+   still each round's whole quotient.  Before, the trimmed mean of the whole quotients:
+   version 6 and 7 files keep it, as they were analysed.
 
 ``pylibos workloads`` format history (``version``):
 
@@ -109,9 +119,9 @@ from typing import Literal, NotRequired, TypedDict, get_type_hints
 
 from .libos import PHASES, Summary
 
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 """``pylibos compare``'s format."""
-READABLE_VERSIONS = (3, 4, 5, 6, 7)
+READABLE_VERSIONS = (3, 4, 5, 6, 7, 8)
 """Compare versions ``pylibos report`` renders (their keys are the same)."""
 WORKLOADS_FORMAT_VERSION = 1
 """``pylibos workloads``'s format (``report`` renders this one only)."""
@@ -160,6 +170,10 @@ LiveScaling = TypedDict(
         "statistic": NotRequired[str],
         "rounds": NotRequired[list[int]],
         "per_round": NotRequired[list[float]],
+        # Format 8: the figure is the quotient of the trimmed means of each part's own
+        # per-round quotients (the configuration's, native's), both kept.
+        "own_per_round": NotRequired[list[float]],
+        "native_per_round": NotRequired[list[float]],
     },
 )
 
@@ -235,6 +249,13 @@ class SettingsJSON(TypedDict):
     measuring_order: NotRequired[list[str]]
     """The configurations in the order an even round measures them; odd rounds reverse
     it (format 7)."""
+    native_again: NotRequired[list[int]]
+    """The live counts at which native is measured a second time in every round, at the
+    round's start (at its end in odd rounds) (format 8)."""
+    live_scaling_by_part: NotRequired[bool]
+    """Live scaling is the quotient of the trimmed means of the configuration's and
+    native's own per-round quotients (format 8); before, the trimmed mean of the rounds'
+    whole quotients."""
 
 
 class UntilStable(TypedDict):

@@ -298,10 +298,12 @@ def test_each_configuration_is_measured_in_a_process_of_its_own_on_one_cpu() -> 
 
 
 def test_a_configurations_live_counts_are_measured_back_to_back_in_every_round() -> None:
-    """Every live count in the same rounds: in each round a configuration's live counts
-    one after the other, lowest first, and odd rounds the whole order backwards, as each
-    slice's start (``at_s``) shows; the run says so (and which ratios it takes round by
-    round, and the order it measured in), and its results come live count by live count."""
+    """Every live count in the same rounds: in each round native again at the lowest and
+    highest live counts, then a configuration's live counts one after the other, lowest
+    first, and odd rounds the whole order backwards, as each slice's start (``at_s``)
+    shows; the run says so (and which ratios it takes round by round, the order it
+    measured in, where native is measured twice, how live scaling is taken), and its
+    results come live count by live count."""
     outcome = run(
         parse_config_list("native,sgx/raw"),
         Settings(duration=0.06, batch=3, rounds=3, live=(1, 5, 9)),
@@ -313,6 +315,8 @@ def test_a_configurations_live_counts_are_measured_back_to_back_in_every_round()
         "clone ÷ sgx/pipe", "create_pollable_event ÷ sgx/pipe",
     ]  # fmt: skip
     assert data["settings"].get("measuring_order") == ["native", "sgx/raw"]
+    assert data["settings"].get("native_again") == [1, 9]
+    assert data["settings"].get("live_scaling_by_part") is True
     assert [(e["live"], e["name"]) for e in data["configs"]] == [
         (live, name) for live in (1, 5, 9) for name in ("native", "sgx/raw")
     ]
@@ -326,7 +330,8 @@ def test_a_configurations_live_counts_are_measured_back_to_back_in_every_round()
         if s["kept"]
     )
     assert measured[0][0] >= 0
-    even = [(name, live) for name in ("native", "sgx/raw") for live in (1, 5, 9)]
+    even = [("native", 1), ("native", 9)]
+    even += [(name, live) for name in ("native", "sgx/raw") for live in (1, 5, 9)]
     expected = [(r, *s) for r in range(3) for s in (even if r % 2 == 0 else even[::-1])]
     assert [m[1:] for m in measured] == expected
     for e in data["configs"]:
@@ -342,6 +347,22 @@ def test_schedule_keeps_a_configurations_live_counts_together() -> None:
     assert schedule(groups, 0) == ["a1", "a2", "a3", "b1", "b2", "b3"]
     assert schedule(groups, 1) == ["b3", "b2", "b1", "a3", "a2", "a1"]
     assert schedule(groups, 2) == schedule(groups, 0)
+    # Native again at the lowest and highest live counts: first in even rounds, last in
+    # odd ones, half a round from its other pair.
+    again = ["a1", "a3"]
+    assert schedule(groups, 0, again) == ["a1", "a3", "a1", "a2", "a3", "b1", "b2", "b3"]
+    assert schedule(groups, 1, again) == ["b3", "b2", "b1", "a3", "a2", "a1", "a3", "a1"]
+
+
+def test_native_is_measured_again_only_where_live_scaling_divides_by_it() -> None:
+    """Native's second pair of slices a round: at the lowest and highest live counts, when
+    the run has two live counts or more, native and another configuration."""
+    both = parse_config_list("native,sgx/raw")
+    assert Settings(live=(1, 100, 1000)).native_again(both) == (1, 1000)
+    assert Settings(live=(1000, 1)).native_again(both) == (1, 1000)
+    assert Settings(live=(1,)).native_again(both) == ()
+    assert Settings(live=(1, 1000)).native_again(parse_config_list("sgx/raw,sgx/pipe")) == ()
+    assert Settings(live=(1, 1000)).native_again(parse_config_list("native")) == ()
 
 
 def test_native_is_measured_between_the_configurations_its_start_targets_divide() -> None:

@@ -26,6 +26,11 @@ def find(data: RunData, name: str, live: int) -> Entry | None:
 
 PAIRED = f"trimmed mean ({TRIM:.0%} each end) of the rounds' quotients"
 """How a figure taken round by round is taken (``statistic`` in the JSON)."""
+BY_PART = (
+    f"quotient of the trimmed means ({TRIM:.0%} each end) of the configuration's and "
+    "native's per-round quotients"
+)
+"""How live scaling is taken from format 8 (``Figures.paired_by_part``)."""
 MEDIANS = "quotient of the two medians"
 """How a ratio of two configurations was taken before format 7."""
 FOUR_MEDIANS = "quotient of the four medians"
@@ -34,8 +39,8 @@ MEANS = "ratio of the means over all batches"
 """How the seed's proportions are taken (one configuration's phases)."""
 COUNT = "count"
 """Host calls per clone: a count, with no sampling error."""
-SHORT = {PAIRED: "per round", MEDIANS: "two medians", FOUR_MEDIANS: "four medians",
-         MEANS: "means", COUNT: "count"}  # fmt: skip
+SHORT = {PAIRED: "per round", BY_PART: "per round, by part", MEDIANS: "two medians",
+         FOUR_MEDIANS: "four medians", MEANS: "means", COUNT: "count"}  # fmt: skip
 """The target table's word for each statistic."""
 
 
@@ -50,7 +55,10 @@ def statistic_of(data: RunData, target: Target) -> str:
     if what.startswith("sgx/pipe p"):
         return MEANS
     if what.startswith("start at"):
-        return PAIRED if data["settings"].get("live_in_same_rounds") else FOUR_MEDIANS
+        settings = data["settings"]
+        if not settings.get("live_in_same_rounds"):
+            return FOUR_MEDIANS
+        return BY_PART if settings.get("live_scaling_by_part") else PAIRED
     phase, _, rest = what.partition(": ")
     base = rest.rpartition(" ÷ ")[2]
     return PAIRED if f"{phase} ÷ {base}" in ratios_in_rounds(data) else MEDIANS
@@ -268,6 +276,11 @@ def _live_scaling(data: RunData, entry: Entry, f: Figures) -> LiveScaling | None
     quotient, so what the machine and CPython do with many threads cancels and what is
     left is the LibOS's doing.
 
+    From format 8 (``settings.live_scaling_by_part``) the configuration's quotient and
+    native's are each taken round by round and trimmed on their own, and the figure is the
+    quotient of the two trimmed means (``Figures.paired_by_part``): the two parts hardly
+    move together, so pairing them gained nothing, and each trims its own crowded rounds.
+
     Measured with every live count in the same rounds (format 6), the quotient is taken
     round by round, from the four slices of each round (a configuration's two live counts
     back to back, native's two likewise), and the figure is the trimmed mean of the
@@ -284,6 +297,20 @@ def _live_scaling(data: RunData, entry: Entry, f: Figures) -> LiveScaling | None
     if a is None or na is None or nb is None:
         return None
     key = "start.median"
+    if data["settings"].get("live_in_same_rounds") and data["settings"].get("live_scaling_by_part"):
+        by_part = f.paired_by_part((entry, a), (nb, na), key)
+        if by_part is None:
+            return None
+        return {
+            "from": lo,
+            "to": hi,
+            "relative_to_native": by_part.interval.as_json(),
+            "statistic": BY_PART,
+            "rounds": by_part.rounds,
+            "per_round": [round(v, 4) for v in by_part.per_round],
+            "own_per_round": [round(v, 4) for v in by_part.own],
+            "native_per_round": [round(v, 4) for v in by_part.base],
+        }
     if data["settings"].get("live_in_same_rounds"):
         paired = f.paired([entry, na], [a, nb], key)
         if paired is None:

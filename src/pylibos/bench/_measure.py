@@ -78,7 +78,18 @@ class Settings:
             "live_in_same_rounds": True,
             "ratios_in_rounds": list(RATIOS_IN_ROUNDS),
             "measuring_order": [c.name for c in measuring_order(list(configs))],
+            "native_again": list(self.native_again(configs)),
+            "live_scaling_by_part": True,
         }
+
+    def native_again(self, configs: Sequence[Config]) -> tuple[int, ...]:
+        """The live counts at which native is measured a second time in every round: the
+        lowest and the highest, whose quotient every configuration's live scaling divides
+        by (none with one live count, or without native and another configuration)."""
+        counts = sorted(set(self.live))
+        if len(counts) < 2 or not any(c.native for c in configs) or len(configs) < 2:
+            return ()
+        return (counts[0], counts[-1])
 
     def tls_backend(self) -> str:
         return self.tls if self.tls is not None else default_tls_backend()
@@ -164,13 +175,18 @@ the seconds it has measured: another round?"""
 Progress = Callable[[str], None]
 
 
-def schedule(groups: Sequence[Sequence[_P]], round_no: int) -> list[_P]:
-    """The order of a round's slices: configuration by configuration in the order of
-    ``groups`` (``measuring_order``), each one's live counts back to back, lowest first;
-    odd rounds run the whole order backwards.  So the slices any ratio divides (two
-    configurations', or a configuration's two live counts) swap places from one round to
-    the next, and a steady drift across a round cancels over two rounds."""
-    order = [p for group in groups for p in group]
+def schedule(groups: Sequence[Sequence[_P]], round_no: int, again: Sequence[_P] = ()) -> list[_P]:
+    """The order of a round's slices: ``again`` first (native at the lowest and highest
+    live counts, ``Settings.native_again``), then configuration by configuration in the
+    order of ``groups`` (``measuring_order``), each one's live counts back to back,
+    lowest first; odd rounds run the whole order backwards.  So the slices any ratio
+    divides (two configurations', or a configuration's two live counts) swap places from
+    one round to the next, and a steady drift across a round cancels over two rounds.
+
+    Native's quotient of its two live counts divides every configuration's live scaling,
+    and is half of each one's noise on measured runs: its second pair of slices, half a
+    round from the first, narrows all of them at the cost of two slices a round."""
+    order = [*again, *(p for group in groups for p in group)]
     return order if round_no % 2 == 0 else order[::-1]
 
 
@@ -207,7 +223,8 @@ def run(
     processes: list[_Process] = []
     try:
         if on_stage is not None:
-            on_stage(len(configs) * len(settings.live) * settings.rounds)
+            per_round = len(configs) * len(settings.live) + len(settings.native_again(configs))
+            on_stage(per_round * settings.rounds)
         # Set up side by side (nothing is measured yet), then measured one at a time.
         for live in settings.live:
             for config in configs:
@@ -217,6 +234,8 @@ def run(
         for process in processes:
             process.wait_ready()
         groups = [[p for p in processes if p.config is c] for c in measuring_order(list(configs))]
+        twice = settings.native_again(configs)
+        again = [p for p in processes if p.config.native and p.live in twice]
         started = time.perf_counter()
         round_no = 0
         while round_no < settings.rounds or (
@@ -231,7 +250,7 @@ def run(
                 time.perf_counter() - started,
             )
         ):
-            for process in schedule(groups, round_no):
+            for process in schedule(groups, round_no, again):
                 process.measure(slice_s, round_no)
                 if on_slice is not None:
                     on_slice(process.config.name)

@@ -62,6 +62,7 @@ class _Process:
         """``origin``: the run's start on ``time.monotonic``'s clock (the same in every
         process), from which each slice's start is recorded."""
         self.config = config
+        self.live = live
         self._setup: dict[str, Any] = {
             "config": config.name, "live": live, "batch": settings.batch,
             "tls": settings.tls, "cpu": cpu, "origin": origin,

@@ -124,7 +124,18 @@ def method_note(data: RunData) -> str | None:
         ratios = "Ratios between configurations: " + " ".join(parts)
     if not any(e.get("live_scaling") for e in data["configs"]):
         return ratios
-    if data["settings"].get("live_in_same_rounds"):
+    if data["settings"].get("live_in_same_rounds") and data["settings"].get("live_scaling_by_part"):
+        scaling = (
+            "Live scaling, per round by part: (start at the highest live count ÷ at the "
+            "lowest) ÷ native's, each part's quotient taken round by round from two slices "
+            f"measured back to back and its {TRIM:.0%} trimmed mean (log scale); the figure "
+            "is the quotient of the two, its interval a bootstrap over the rounds."
+        )
+        again = data["settings"].get("native_again")
+        if again:
+            lives = " and ".join(f"{n:,}" for n in again)
+            scaling += f" Native is measured twice a round at {lives} live."
+    elif data["settings"].get("live_in_same_rounds"):
         scaling = (
             "Live scaling, per round: each round's (start at the highest live count ÷ at the "
             "lowest) ÷ native's, from four slices measured close together; the figure is the "

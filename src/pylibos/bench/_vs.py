@@ -41,6 +41,16 @@ def differences(a: RunData, b: RunData) -> list[str]:
                 f"in {sides[1]} (formats {a['version']} and {b['version']}): its values and "
                 "intervals may differ by the method (the targets table marks them)"
             )
+    by_part = [bool(d["settings"].get("live_scaling_by_part")) for d in (a, b)]
+    if all(together) and by_part[0] != by_part[1] and len(a["settings"]["live"]) > 1:
+        sides = ("A", "B") if by_part[0] else ("B", "A")
+        out.append(
+            f"methods differ: live scaling is the quotient of each part's trimmed mean in "
+            f"{sides[0]}, with native measured twice a round, and the trimmed mean of the "
+            f"rounds' whole quotients in {sides[1]} (formats {a['version']} and "
+            f"{b['version']}): its values and intervals may differ by the method (the "
+            "targets table marks them)"
+        )
     pairs: tuple[tuple[str, Mapping[str, object], Mapping[str, object], tuple[str, ...]], ...]
     pairs = (
         ("settings", a["settings"], b["settings"], _SETTINGS_COMPARED),
