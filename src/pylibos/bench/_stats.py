@@ -333,10 +333,10 @@ class Figures:
 
         For live scaling, a configuration's start at 1,000 live over at 1 live, over
         native's: a configuration's two slices move together (their round medians'
-        correlation is 0.3 to 0.9 on measured runs) and their quotient pairs them, but the
-        two parts' quotients hardly do (median correlation 0.1), so pairing the parts gains
-        nothing, and a round one slice of native's was crowded in would otherwise be
-        trimmed away for the configuration's part too.  Each part trims its own outliers.
+        correlation is 0.47 at the median of 16 measured runs) and their quotient pairs
+        them, but the two parts' quotients do not (median correlation 0.04): pairing the
+        parts gains nothing, and trimming whole rounds would leave out a configuration's
+        good round with a crowded slice of native's.  Each part trims its own outliers.
         None when the four entries share no round."""
         tops = self.round_figures(own[0], key), self.round_figures(base[0], key)
         bottoms = self.round_figures(own[1], key), self.round_figures(base[1], key)
