@@ -415,6 +415,25 @@ def test_live_scaling_by_part_is_the_quotient_of_each_parts_trimmed_mean() -> No
     assert whole["relative_to_native"]["value"] == pytest.approx((1.0 * 1.2 * 1.3) ** (1 / 3) / 1.2)
 
 
+def test_live_scaling_by_part_of_an_interrupted_run_takes_the_rounds_all_four_measured() -> None:
+    """Ctrl-C in round 3 after native's second pair and its first, before x's slices at
+    1,000 live: both parts are taken over rounds 0 to 2 only, so the rounds the bootstrap
+    draws are the same for both, and round 3's native figures are left out."""
+    rng = np.random.default_rng(18)
+    data = _four({
+        ("native", 1): list(rng.normal(50, 2, 4)), ("x", 1): list(rng.normal(100, 4, 4)),
+        ("native", 1000): [60.0, 61.0, 59.0, 600.0], ("x", 1000): list(rng.normal(108, 4, 3)),
+    })  # fmt: skip
+    data["settings"]["live_scaling_by_part"] = True
+    analyse(data)
+    scaling = data["configs"][3]["live_scaling"]
+    assert scaling is not None and scaling["rounds"] == [0, 1, 2]
+    assert len(scaling["native_per_round"]) == 3 and max(scaling["native_per_round"]) < 2
+    interval = scaling["relative_to_native"]
+    assert interval["low"] is not None and interval["high"] is not None
+    assert interval["low"] <= interval["value"] <= interval["high"] < 1.15
+
+
 def test_report_vs_of_a_format_7_and_a_format_8_run_names_the_live_scaling_method() -> None:
     """Live scaling by part (format 8) against the rounds' whole quotients (format 7):
     the difference is named and the live-scaling target is not counted as alike."""
