@@ -359,7 +359,10 @@ def test_native_measured_twice_a_round_narrows_live_scaling() -> None:
     with 15% of slices crowded they are 7% narrower by part than as the trimmed mean of
     the rounds' whole quotients on the same batches (each part trims its own crowded
     rounds)."""
-    once, twice, whole, part = [], [], [], []
+    once: list[float] = []
+    twice: list[float] = []
+    whole: list[float] = []
+    part: list[float] = []
     for trial in range(40):
         for flag, widths in ((False, once), (True, twice)):
             data = _by_part_run(np.random.default_rng(70_000 + trial), 0.9, twice=flag)
