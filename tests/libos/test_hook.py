@@ -532,7 +532,7 @@ def test_interrupted_thread_start_leaks_nothing(events: str, pool: bool) -> None
                 n += 1
                 assert wait_until(lambda: len(libos.threads()) == 1)
                 assert wait_until(lambda: len(host.live_threads()) == 2)  # the two workers
-            assert n > 20, n
+            assert n > 15, n  # lines outside the critical sections of the path
             created = hook.threads_created
         if pool:
             # An event whose clone was cut short is closed, and the pool makes new ones:

@@ -90,7 +90,7 @@ def test_a_failed_clone_leaves_no_frame(monkeypatch: pytest.MonkeyPatch) -> None
         def refuse(*_args: object, **_kwargs: object) -> None:
             raise PalError(PalErrorCode.NOMEM, "no thread")
 
-        monkeypatch.setattr(libos.host, "thread_start", refuse)
+        monkeypatch.setattr(libos.host, "thread_start_now", refuse)
         with pytest.raises(OSError):
             libos.clone(_noop)
         assert not libos.profile._local.state.clone and not libos.profile._local.state.stack

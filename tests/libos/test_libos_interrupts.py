@@ -391,7 +391,7 @@ def test_interrupt_at_every_line_of_a_clone_whose_pooled_event_is_broken() -> No
 def _past_closed_check() -> int:
     """The line of ``LibOS._clone`` just past its second test of ``_closed``."""
     lines, first = inspect.getsourcelines(LibOS._clone)
-    return first + next(i for i, text in enumerate(lines) if "self.host.thread_start(" in text)
+    return first + next(i for i, text in enumerate(lines) if "self.host.thread_start_now(" in text)
 
 
 def _shutdown_interrupted_in_its_wait(n: int) -> bool:

@@ -282,7 +282,7 @@ def test_failed_clone_is_no_sample(libos: LibOS, monkeypatch: pytest.MonkeyPatch
     def refuse(*_args: object, **_kwargs: object) -> None:
         raise PalError(PalErrorCode.NOMEM, "no thread")
 
-    monkeypatch.setattr(libos.host, "thread_start", refuse)
+    monkeypatch.setattr(libos.host, "thread_start_now", refuse)
     with pytest.raises(OSError):
         libos.clone(lambda: None)
     assert libos.profile.statistics() == before

@@ -203,7 +203,7 @@ def test_host_thread_failure_undoes_the_clone(
         raise PalError(PalErrorCode.NOMEM, "no thread for you")
 
     tids, handles = _tids(libos), set(libos.host.open_handles())
-    monkeypatch.setattr(libos.host, "thread_start", refuse)
+    monkeypatch.setattr(libos.host, "thread_start_now", refuse)
     with pytest.raises(OSError) as info:
         libos.clone(lambda: None)
     assert info.value.errno == errno.ENOMEM

@@ -197,13 +197,16 @@ class LibOS(Teardown):
         if self._closed:
             raise ShutDownError("the LibOS is shut down")
         # Ctrl-C safety: every step from here records what it made where the rollback
-        # below (or shutdown) finds it.  The event is made and recorded in one critical
-        # section (a marked one, the PAL's cheaper kind: ``_pal_critical`` set to its
-        # ``finally``; a Ctrl-C there is deferred to its end: microseconds, or on sgx
-        # pipes until the handshake ends, within handshake_timeout).  The thread is in
-        # the table with its event before the host thread starts, and the PAL records
-        # the host thread on it (``_attach``) in the critical section that starts it: so
-        # ``_pal`` is set exactly when the thread runs.
+        # below (or shutdown) finds it.  The event, the table entry and the host thread
+        # are made and recorded in one critical section (a marked one, the PAL's cheaper
+        # kind: ``_pal_critical`` set to its ``finally``; a Ctrl-C there is deferred to
+        # its end: microseconds, or on sgx pipes until the handshake ends, within
+        # handshake_timeout).  The PAL starts the host thread in it only if a thread slot
+        # is free (``thread_start_now``), and ``_pal`` is set there, so ``_pal`` is set
+        # exactly when the thread runs.  With no slot free, the section ends first: the
+        # wait for one (``thread_start``) must stay open to a Ctrl-C, and the PAL then
+        # records the host thread on the thread (``_attach``) in the section that starts
+        # it.  The thread is in the table with its event before the host thread starts.
         # The profile's boundaries are local variables (see ``Profile.open_clone``):
         # clone and get_new_thread start at t0, create_pollable_event spans t1..t2,
         # get_new_thread ends at t3, the clone once the host thread exists.  The host
@@ -232,30 +235,34 @@ class LibOS(Teardown):
                     t2 = _clock()
                     c2 = account[0]
                 self._table[thread.tid] = thread
+                if self._closed:
+                    # Shut down while the event was made: shutdown's sweep may have run
+                    # before the add; undo it here (the except branch below does).
+                    raise ShutDownError("the LibOS is shut down")
+                if opened is not None:
+                    t3 = _clock()
+                # The program's function runs on the host thread itself; the LibOS's
+                # exit work is the PAL's ``at_exit`` (``_thread_exit``), and the thread is
+                # in ``_running`` under its ident while it runs (the PAL lists it there).
+                thread._pal = self.host.thread_start_now(
+                    fn, args, _CLONED, joinable, reraise, self._thread_exit, self._running, thread
+                )
             finally:
                 _pal_critical = False
                 if critical_owed[0]:
                     critical_deliver()
-            if self._closed:
-                # Shut down while the event was made: shutdown's sweep may have run
-                # before the add; undo it here (the except branch below does).
-                raise ShutDownError("the LibOS is shut down")
-            if opened is not None:
-                t3 = _clock()
-            # The program's function runs on the host thread itself; the LibOS's exit
-            # work is the PAL's ``at_exit`` (``_thread_exit``), and the thread is in
-            # ``_running`` under its ident while it runs (the PAL lists it there).
-            self.host.thread_start(
-                fn,
-                args,
-                _CLONED,
-                joinable,
-                reraise,
-                thread._attach,
-                self._thread_exit,
-                self._running,
-                thread,
-            )
+            if thread._pal is None:  # no thread slot free: wait for one, open to a Ctrl-C
+                self.host.thread_start(
+                    fn,
+                    args,
+                    _CLONED,
+                    joinable,
+                    reraise,
+                    thread._attach,
+                    self._thread_exit,
+                    self._running,
+                    thread,
+                )
         except BaseException as exc:
             profile.drop_clone()
             if thread._pal is not None and not isinstance(exc, PalError):

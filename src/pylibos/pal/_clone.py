@@ -131,6 +131,42 @@ class Threads(HostCore):
                 self._pass_ring()
             raise
 
+    def thread_start_now(
+        self,
+        fn: _Fn,
+        args: _Args,
+        name: str,
+        joinable: _Joinable,
+        reraise: bool,
+        at_exit: _AtExit,
+        running: dict[int, Any] | None,
+        tag: object,
+    ) -> PalThread | None:
+        """``thread_start`` for a caller inside a marked critical section of its own (the
+        clone path), which covers this call: the host thread is started only if a thread
+        slot is free now (None when not: the caller leaves its section and calls
+        ``thread_start``, which waits for one), and no section of its own is opened.  A
+        Ctrl-C is then deferred to the caller's section's end, so the caller holds the
+        thread returned (and knows it runs) before one can reach it.  Never waits."""
+        if self.closed:
+            raise ShutDownError(SHUT_DOWN)
+        thread = PalThread(
+            fn, args, self._thread_exited, name, False, joinable, reraise, at_exit, running, tag
+        )
+        try:
+            self._take_slot()
+        except IndexError:
+            return None
+        self._threads.add(thread)
+        if self.closed:  # as in thread_start
+            self._unstarted(thread)
+        try:
+            self._call("clone_thread", name, thread.start)
+        except (RuntimeError, MemoryError) as exc:
+            self._thread_exited(thread)
+            raise PalError(PalErrorCode.NOMEM, f"cannot start a host thread: {exc}") from None
+        return thread
+
     def _unstarted(self, thread: PalThread) -> NoReturn:
         """Undo a thread recorded on a host shut down meanwhile: its slot is given back,
         and a joiner (shutdown) finds it ended."""

@@ -1,0 +1,70 @@
+"""``thread_start_now`` (the clone path's start, inside the caller's critical section) and
+the creator's exit work (``at_exit``) and ``running`` record of ``thread_start``."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from pylibos import pal
+from pylibos.pal import PalThread, ShutDownError
+
+from ._pal_support import WAIT_S
+
+
+def test_starts_only_with_a_free_slot_and_takes_nothing_otherwise() -> None:
+    with pal.open_host("sgx", max_threads=2) as host:  # the main thread and one
+        assert isinstance(host, pal.SgxHost)
+        go = threading.Event()
+        first = host.thread_start_now(go.wait, (WAIT_S,), "first", None, False, None, None, None)
+        assert isinstance(first, PalThread) and first.is_alive()
+        in_use, live, calls = host.threads_in_use, host.live_threads(), host.calls_total
+        ran: list[int] = []
+        refused = host.thread_start_now(ran.append, (1,), "second", None, False, None, None, None)
+        assert refused is None
+        assert host.threads_in_use == in_use == 2
+        assert host.live_threads() == live
+        assert host.calls_total == calls  # no host call for a start not made
+        go.set()
+        assert first.join(WAIT_S)
+        second = host.thread_start_now(ran.append, (2,), "second", None, False, None, None, None)
+        assert second is not None and second.join(WAIT_S)
+        assert ran == [2]
+
+
+def test_refused_on_a_host_shut_down() -> None:
+    host = pal.open_host("direct")
+    host.shutdown()
+    with pytest.raises(ShutDownError):
+        host.thread_start_now(print, (), "x", None, False, None, None, None)
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["returns", "raises"])
+def test_at_exit_and_running_frame_the_function(host: pal.Host, fails: bool) -> None:
+    """The tag is listed under the thread's ident while ``fn`` runs and through
+    ``at_exit``; ``at_exit`` sees what ``fn`` raised, and a join returns after it."""
+    running: dict[int, Any] = {}
+    tag = object()
+    seen: dict[str, Any] = {}
+
+    def fn() -> None:
+        seen["in_fn"] = running.get(threading.get_ident())
+        if fails:
+            raise ValueError("in fn")
+
+    def at_exit(thread: PalThread, got: object) -> None:
+        seen["tag"] = got
+        seen["during_exit"] = dict(running)
+        seen["exception"] = thread.exception
+        seen["alive"] = thread.is_alive()
+
+    thread = host.thread_start(fn, (), "t", None, False, None, at_exit, running, tag)
+    assert thread.join(WAIT_S)
+    assert seen["in_fn"] is tag and seen["tag"] is tag
+    assert seen["during_exit"] == {thread.ident: tag}
+    assert seen["alive"] is True  # the exit work runs before the thread counts as ended
+    assert isinstance(seen["exception"], ValueError) == fails
+    assert running == {}
+    assert thread._launch is None  # nothing of the creator's is held after the start
