@@ -88,6 +88,17 @@ class EventfdRegistry:
             self._syscall, _SYS_KCMP, self._pid, self._pid, _KCMP_EPOLL_TFD
         )
         self._holders: dict[int, Handle] = {}  # number -> the handle of ours holding it
+        # number -> kcmp's last argument for the number's first entry (``toff`` 0), made
+        # at the number's first check and kept: read-only, so threads share it, and one
+        # per number the process has used (the descriptor table bounds them).
+        self._first: dict[int, Any] = {}
+
+    def _first_entry(self, fd: int) -> Any:
+        """kcmp's argument naming the first entry registered under ``fd``."""
+        ref = self._first.get(fd)
+        if ref is None:
+            ref = self._first[fd] = _byref(_KcmpEpollSlot(self._efd, fd, 0))
+        return ref
 
     @classmethod
     def make(cls, aside: Aside) -> EventfdRegistry | None:
@@ -172,7 +183,7 @@ class EventfdRegistry:
         # about the child's descriptors instead.
         if (
             _getpid() != self._pid
-            or self._kcmp_epoll_tfd(fd, _byref(_KcmpEpollSlot(self._efd, fd, 0))) != 0
+            or self._kcmp_epoll_tfd(fd, self._first.get(fd) or self._first_entry(fd)) != 0
         ):
             same = self.same(fd)
             if not same:
@@ -193,7 +204,7 @@ class EventfdRegistry:
         if holders.get(fd) is not handle:
             return False
         if self._kcmp_epoll_tfd(
-            fd, _byref(_KcmpEpollSlot(self._efd, fd, 0))
+            fd, self._first.get(fd) or self._first_entry(fd)
         ) != 0 and not self.same(fd):
             return False
         if holders.get(fd) is not handle:  # a racing open took the number: see check
