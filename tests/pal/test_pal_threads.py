@@ -257,6 +257,32 @@ class TestCallsPerThread:
         finally:
             host.shutdown()
 
+    def test_a_host_threads_account_counts_its_calls_and_goes_with_it(self) -> None:
+        """A host thread's calls are its own; once it has ended (and a pipe's handshake
+        helper too), no account of it is left behind, however many threads ran."""
+        host = pal.open_host("sgx")
+        try:
+            host.thread_calls()  # this thread's account
+            kept = set(host._accounts)
+            seen: list[int] = []
+
+            def work() -> None:
+                mine = host.thread_calls()
+                host.close(host.stream_open("eventfd:"))
+                seen.append(host.thread_calls() - mine)
+
+            for _ in range(20):
+                assert host.thread_create(work).join(WAIT_S)
+            accepted, connecting = host.create_pipe()
+            host.write(connecting, b"x")
+            assert host.read(accepted, 1) == b"x"
+            for handle in (accepted, connecting):
+                host.close(handle)  # joins the helper
+            assert seen == [2] * 20
+            assert set(host._accounts) == kept
+        finally:
+            host.shutdown()
+
     def test_a_handshake_helpers_calls_are_its_creators(self) -> None:
         host = pal.open_host("sgx")
         try:

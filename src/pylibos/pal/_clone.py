@@ -177,6 +177,7 @@ class Threads(HostCore):
 
     def _thread_exited(self, thread: PalThread) -> None:
         self._threads.discard(thread)
+        self._accounts.pop(thread.ident, None)  # type: ignore[arg-type]  # None: never ran
 
     def live_threads(self) -> list[PalThread]:
         # list(set) is one step: no thread adds or discards one halfway.

@@ -42,6 +42,7 @@ from . import _interrupts
 from ._errors import PalError, PalErrorCode
 
 T = TypeVar("T")
+_get_ident = threading.get_ident
 
 _CODES = {
     errno.EAGAIN: PalErrorCode.TRYAGAIN,
@@ -96,10 +97,16 @@ class Ledger:
         # no host calls, and the clone path should not pay for counting them).
         self.aside: Counter[str] | None = None
         self._calls_lock = threading.Lock()
-        # Per thread: a one-item list, the calls that thread (and the handshake helpers it
-        # started) made.  Guarded by _calls_lock; the profile reads it, so a phase counts
-        # its own thread's calls and never those of threads running beside it.
-        self._accounts = threading.local()
+        # Per thread, by ident: a one-item list, the calls that thread (and the handshake
+        # helpers it started) made.  Guarded by _calls_lock; the profile reads it, so a
+        # phase counts its own thread's calls and never those of threads running beside
+        # it.  A dict, not a thread-local: a thread-local's first use in a thread costs
+        # some microseconds (its per-thread dictionary), and a cloned thread's only host
+        # call, its event's close at its exit, would pay it on every thread start.  A
+        # host thread's entry goes when it ends (``Threads._thread_exited``); another
+        # thread's stays, and a later thread given its ident goes on from its count
+        # (every reader takes differences).
+        self._accounts: dict[int, list[int]] = {}
 
     @property
     def calls_total(self) -> int:
@@ -110,20 +117,22 @@ class Ledger:
     def _count(self, call: str, n: int = 1) -> None:
         with self._calls_lock:
             self.calls[call] += n
-            try:
-                self._accounts.calls[0] += n
-            except AttributeError:
-                self._accounts.calls = [n]
+            account = self._accounts.get(_get_ident())
+            if account is None:
+                self._accounts[_get_ident()] = [n]
+            else:
+                account[0] += n
 
     def _call(self, kind: str, where: str, fn: Callable[..., T], *args: Any) -> T:
         """Count one host call of ``kind``, then make it: ``fn(*args)``.  An ``OSError``
         comes out as the matching ``PalError``, its message naming ``where``."""
         with self._calls_lock:
             self.calls[kind] += 1
-            try:
-                self._accounts.calls[0] += 1
-            except AttributeError:  # this thread's first
-                self._accounts.calls = [1]
+            account = self._accounts.get(_get_ident())
+            if account is None:  # this thread's first
+                self._accounts[_get_ident()] = [1]
+            else:
+                account[0] += 1
         try:
             return fn(*args)
         except OSError as exc:
@@ -155,13 +164,10 @@ class Ledger:
     def thread_account(self) -> list[int]:
         """The calling thread's count of host calls, as a live one-item list another
         thread may read later (``[0]``)."""
-        try:
-            account: list[int] = self._accounts.calls
-        except AttributeError:
-            account = self._accounts.calls = [0]
-        return account
+        # (setdefault: one step, so a thread never gets two)
+        return self._accounts.setdefault(_get_ident(), [0])
 
     def _charge_to(self, account: list[int], fn: Callable[..., object], *args: Any) -> None:
         _interrupts.quiet_thread()  # a helper takes no signal meant for the program
-        self._accounts.calls = account
+        self._accounts[_get_ident()] = account
         fn(*args)

@@ -68,6 +68,7 @@ class ThreadSlots(Threads):
 
     def _thread_exited(self, thread: PalThread) -> None:
         self._threads.discard(thread)
+        self._accounts.pop(thread.ident, None)  # type: ignore[arg-type]  # None: never ran
         self._give_slot(None)
         # Ring, unless rung already (the common case: nobody waited since the last).
         if self._doorbell.locked():
