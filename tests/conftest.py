@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -18,6 +19,15 @@ from libos_support import MakePair, Pipe, open_fds, wait_until
 # one that never comes.  Start from what an interpreter started in the foreground has.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# Bytecode caches on, even where the environment turns them off (PYTHONDONTWRITEBYTECODE,
+# set in many container images): the suite starts a few hundred Python processes
+# (``pylibos run``, the benchmark's measuring processes, the CLI), and each would compile
+# pylibos from source again; pytest would rewrite every test module's asserts again on
+# every run.  Together that is about a tenth of the suite's CPU time.  Set before any test
+# module is imported, so pytest caches its rewritten modules too.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 
 def os_threads() -> int:
