@@ -34,8 +34,13 @@ lint: install
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
+# The suite in TEST_WORKERS processes (pytest-xdist), each test file whole in one of them so
+# the per-module fd/thread checks see what they see in one process; TEST_WORKERS=0 runs it
+# in this one.
+TEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # On Python 3.13+, where python-mbedtls has no wheel: build it from source (needs mbed TLS
 # 2.28 headers, e.g. Debian's libmbedtls-dev; a few minutes) so both TLS backends are there.
