@@ -64,8 +64,9 @@ class LibOSThread:
         self._pal = pal
 
     def _failed(self, exc: BaseException) -> None:
-        # The first frame is the LibOS's own; without it, nothing of the thread's exit
-        # work holds this object through the traceback.
+        # The first frame is the PAL thread's own (``PalThread._run``, which holds this
+        # object as its tag); without it, nothing of the thread's exit work holds this
+        # object through the traceback.
         tb = exc.__traceback__
         if tb is not None:
             exc.__traceback__ = tb.tb_next
