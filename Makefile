@@ -37,7 +37,7 @@ lint: install
 # The suite in TEST_WORKERS processes (pytest-xdist), each test file whole in one of them so
 # the per-module fd/thread checks see what they see in one process; TEST_WORKERS=0 runs it
 # in this one.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 
 test: lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
