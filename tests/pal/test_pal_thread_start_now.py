@@ -18,18 +18,24 @@ def test_starts_only_with_a_free_slot_and_takes_nothing_otherwise() -> None:
     with pal.open_host("sgx", max_threads=2) as host:  # the main thread and one
         assert isinstance(host, pal.SgxHost)
         go = threading.Event()
-        first = host.thread_start_now(go.wait, (WAIT_S,), "first", None, False, None, None, None)
+        first = host.thread_start_now(
+            go.wait, (WAIT_S,), "first", None, False, None, None, None, None
+        )
         assert isinstance(first, PalThread) and first.is_alive()
         in_use, live, calls = host.threads_in_use, host.live_threads(), host.calls_total
         ran: list[int] = []
-        refused = host.thread_start_now(ran.append, (1,), "second", None, False, None, None, None)
+        refused = host.thread_start_now(
+            ran.append, (1,), "second", None, False, None, None, None, None
+        )
         assert refused is None
         assert host.threads_in_use == in_use == 2
         assert host.live_threads() == live
         assert host.calls_total == calls  # no host call for a start not made
         go.set()
         assert first.join(WAIT_S)
-        second = host.thread_start_now(ran.append, (2,), "second", None, False, None, None, None)
+        second = host.thread_start_now(
+            ran.append, (2,), "second", None, False, None, None, None, None
+        )
         assert second is not None and second.join(WAIT_S)
         assert ran == [2]
 
@@ -38,7 +44,7 @@ def test_refused_on_a_host_shut_down() -> None:
     host = pal.open_host("direct")
     host.shutdown()
     with pytest.raises(ShutDownError):
-        host.thread_start_now(print, (), "x", None, False, None, None, None)
+        host.thread_start_now(print, (), "x", None, False, None, None, None, None)
 
 
 @pytest.mark.parametrize("fails", [False, True], ids=["returns", "raises"])
@@ -68,3 +74,24 @@ def test_at_exit_and_running_frame_the_function(host: pal.Host, fails: bool) -> 
     assert isinstance(seen["exception"], ValueError) == fails
     assert running == {}
     assert thread._launch is None  # nothing of the creator's is held after the start
+
+
+def test_record_has_the_thread_before_it_runs() -> None:
+    """Another thread may look at the started thread before ``thread_start_now``
+    returns to its caller: ``record`` gives the caller's object the thread first."""
+    with pal.open_host("direct") as host:
+        recorded: list[PalThread] = []
+        seen: list[list[PalThread]] = []
+        started = host.thread_start_now(
+            lambda: seen.append(list(recorded)),
+            (),
+            "recorded",
+            None,
+            False,
+            recorded.append,
+            None,
+            None,
+            None,
+        )
+        assert started is not None and started.join(WAIT_S)
+        assert recorded == [started] and seen == [[started]]

@@ -202,11 +202,12 @@ class LibOS(Teardown):
         # kind: ``_pal_critical`` set to its ``finally``; a Ctrl-C there is deferred to
         # its end: microseconds, or on sgx pipes until the handshake ends, within
         # handshake_timeout).  The PAL starts the host thread in it only if a thread slot
-        # is free (``thread_start_now``), and ``_pal`` is set there, so ``_pal`` is set
-        # exactly when the thread runs.  With no slot free, the section ends first: the
-        # wait for one (``thread_start``) must stay open to a Ctrl-C, and the PAL then
-        # records the host thread on the thread (``_attach``) in the section that starts
-        # it.  The thread is in the table with its event before the host thread starts.
+        # is free (``thread_start_now``).  Either way the PAL records the host thread
+        # on the thread (``_attach``) just before it starts it, in the section that
+        # starts it, so ``_pal`` is set exactly when the thread runs, for the thread
+        # itself and for any other looking at it.  With no slot free, the section ends
+        # first: the wait for one (``thread_start``) must stay open to a Ctrl-C.  The
+        # thread is in the table with its event before the host thread starts.
         # The profile's boundaries are local variables (see ``Profile.open_clone``):
         # clone and get_new_thread start at t0, create_pollable_event spans t1..t2,
         # get_new_thread ends at t3, the clone once the host thread exists.  The host
@@ -245,7 +246,15 @@ class LibOS(Teardown):
                 # exit work is the PAL's ``at_exit`` (``_thread_exit``), and the thread is
                 # in ``_running`` under its ident while it runs (the PAL lists it there).
                 thread._pal = self.host.thread_start_now(
-                    fn, args, _CLONED, joinable, reraise, self._thread_exit, self._running, thread
+                    fn,
+                    args,
+                    _CLONED,
+                    joinable,
+                    reraise,
+                    thread._attach,
+                    self._thread_exit,
+                    self._running,
+                    thread,
                 )
             finally:
                 _pal_critical = False

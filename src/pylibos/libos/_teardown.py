@@ -204,7 +204,7 @@ class Teardown(ShutsDown):
         must not be taken for the parent's LibOS threads by ``current_thread``.  (The
         interpreter drops the other threads' thread-locals itself.)  The dict is emptied
         in place, one C call: the forking thread, if it is a cloned one, holds it in
-        ``_thread_main``, and a Ctrl-C (main thread only, which is never a cloned one)
+        ``PalThread._run``, and a Ctrl-C (main thread only, which is never a cloned one)
         finds it either whole or empty.
 
         The parent's cloned threads leave the thread table too: shutdown would wake

@@ -138,6 +138,7 @@ class Threads(HostCore):
         name: str,
         joinable: _Joinable,
         reraise: bool,
+        record: _Record,
         at_exit: _AtExit,
         running: dict[int, Any] | None,
         tag: object,
@@ -147,7 +148,9 @@ class Threads(HostCore):
         slot is free now (None when not: the caller leaves its section and calls
         ``thread_start``, which waits for one), and no section of its own is opened.  A
         Ctrl-C is then deferred to the caller's section's end, so the caller holds the
-        thread returned (and knows it runs) before one can reach it.  Never waits."""
+        thread returned (and knows it runs) before one can reach it.  ``record`` as for
+        ``thread_start``: it has the thread before the thread runs, for other threads
+        that look at it before this call returns.  Never waits."""
         if self.closed:
             raise ShutDownError(SHUT_DOWN)
         thread = PalThread(
@@ -160,6 +163,8 @@ class Threads(HostCore):
         self._threads.add(thread)
         if self.closed:  # as in thread_start
             self._unstarted(thread)
+        if record is not None:
+            record(thread)
         try:
             self._call("clone_thread", name, thread.start)
         except (RuntimeError, MemoryError) as exc:

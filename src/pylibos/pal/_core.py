@@ -45,7 +45,11 @@ _hosts: weakref.WeakSet[HostCore] = weakref.WeakSet()
 def _own_records_in_child() -> None:
     # Right after os.fork, in the child's one thread: every record of I/O and closes
     # under way is the parent's threads', none of which the child has.
+    # A lock a parent's thread held at the fork is made anew: the child has no such
+    # thread, and would wait for it for ever.  (_interrupts and _edges do the same.)
     for host in list(_hosts):
+        host._lock = threading.Lock()
+        host._own_ledger()
         host._own_io()
         host._own_closes()
 

@@ -42,6 +42,15 @@ _WATCH_CLOSED = "edge watch is closed"
 _entries_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    # A parent's thread may have held the lock at the fork; the child has no such thread.
+    global _entries_lock
+    _entries_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _watch(epoll: select.epoll, fd: int, mask: int) -> None:
     try:
         epoll.register(fd, mask)

@@ -62,6 +62,7 @@ signals before a handler runs are one natively).
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 import threading
@@ -88,6 +89,22 @@ _users = [0]
 
 _signal_signal = signal.signal
 _signal_getsignal = signal.getsignal
+
+
+def _after_fork_in_child() -> None:
+    """In a child made by ``os.fork``, in its one thread: that thread is the child's
+    main thread (its signal handlers run there) even if it was not the parent's, whose
+    sections and owed interrupt are then no concern of the child; and ``_lock`` may
+    have been held by a parent's thread the child does not have."""
+    global _MAIN, _lock
+    if get_ident() != _MAIN:
+        _depth.clear()
+        owed[0] = False
+        _MAIN = get_ident()
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def marks_sections(fn: F) -> F:

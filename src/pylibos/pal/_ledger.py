@@ -108,20 +108,23 @@ class Ledger:
         # (every reader takes differences).
         self._accounts: dict[int, list[int]] = {}
 
+    def _own_ledger(self) -> None:
+        """In a child made by ``os.fork`` (its fork hook, in the child's one thread): the
+        lock may be held by a thread of the parent's that the child does not have (its
+        first host call would wait for ever), and the accounts of the parent's other
+        threads would pass to the child's new threads that the C library gives their
+        idents.  The lock is made anew and only the forking thread's account kept; lists
+        others still hold (the LibOS's workers') stay as they were."""
+        self._calls_lock = threading.Lock()
+        me = _get_ident()
+        mine = self._accounts.get(me)
+        self._accounts = {} if mine is None else {me: mine}
+
     @property
     def calls_total(self) -> int:
         """The sum of ``calls``."""
         with self._calls_lock:
             return sum(self.calls.values())
-
-    def _count(self, call: str, n: int = 1) -> None:
-        with self._calls_lock:
-            self.calls[call] += n
-            account = self._accounts.get(_get_ident())
-            if account is None:
-                self._accounts[_get_ident()] = [n]
-            else:
-                account[0] += n
 
     def _call(self, kind: str, where: str, fn: Callable[..., T], *args: Any) -> T:
         """Count one host call of ``kind``, then make it: ``fn(*args)``.  An ``OSError``
