@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from _thread import get_ident as _get_ident
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -179,6 +180,18 @@ class Threads(HostCore):
         thread._done.release()
         self._thread_exited(thread)
         raise ShutDownError(SHUT_DOWN)
+
+    def _own_threads(self) -> None:
+        """In a child made by ``os.fork``, in its one thread: the parent's other host
+        threads do not exist here.  Each counts as ended, so a join of it returns and
+        its thread slot comes back (the child's starts would otherwise wait for slots no
+        thread will give back)."""
+        me = _get_ident()
+        for thread in list(self._threads):
+            if thread.ident != me:
+                thread._finished = True
+                thread._give_back_done()
+                self._thread_exited(thread)
 
     def _thread_exited(self, thread: PalThread) -> None:
         self._threads.discard(thread)

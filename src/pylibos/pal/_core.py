@@ -50,6 +50,7 @@ def _own_records_in_child() -> None:
     for host in list(_hosts):
         host._lock = threading.Lock()
         host._own_ledger()
+        host._own_threads()
         host._own_io()
         host._own_closes()
 
@@ -131,6 +132,9 @@ class HostCore(Ledger):
             if handle.closed and handle._io_token and handle not in taken:
                 taken.append(handle)
         io.clear()
+
+    def _own_threads(self) -> None:
+        """In a fork child: the parent's other host threads are not here (``Threads``)."""
 
     def _own_closes(self) -> None:
         """In a fork child, forget the closes under way that the parent's threads
