@@ -59,7 +59,9 @@ def _noop() -> None:
     return None
 
 
-def _batches(threads: int, out: list[int]) -> None:
+def batches(threads: int, out: list[int]) -> None:
+    """Start ``threads`` threads in batches of 100, each batch joined; each start's time
+    (ns) appended to ``out``."""
     clock = time.perf_counter_ns
     for _ in range(max(1, threads // 100)):
         batch = []
@@ -146,17 +148,21 @@ _PRIMITIVES = [(mod, name) for mod in (threading, pal_thread)
                if getattr(mod, name, None) is not None]  # fmt: skip
 
 
-def _opcodes(step: int, starts: int) -> tuple[float, dict[tuple[str, str], float]]:
-    """Bytecodes per start of one step (the statement and its join): total, per function."""
-    spec = _COUNTED[step][1]
+def count_opcodes(
+    installed: Callable[[], contextlib.AbstractContextManager[object]],
+    starts: int,
+    primitives: list[tuple[object, str]] | None = None,
+) -> tuple[float, dict[tuple[str, str], float]]:
+    """Bytecodes per start (the statement and its join) while ``installed()`` is entered:
+    total, per function.  ``primitives`` are the ``(module, name)`` thread primitives to
+    wrap so each new thread traces itself from its first frame (``_PRIMITIVES`` when
+    None: as ``threading`` and the PAL call them)."""
     counter = _OpcodeCounter()
-    host = open_host("sgx")
-    libos = None if spec is None else LibOS(host, spec[0], pool=spec[1], profile=spec[2])
-    saved = [(mod, name, getattr(mod, name)) for mod, name in _PRIMITIVES]
+    saved = [(mod, name, getattr(mod, name)) for mod, name in primitives or _PRIMITIVES]
     try:
         for mod, name, primitive in saved:
             setattr(mod, name, counter.traced(primitive, "joinable" in name))
-        with contextlib.nullcontext() if libos is None else install(libos):
+        with installed():
             for _ in range(20):  # warm-up: fills the pool, specialises the bytecode
                 t = threading.Thread(target=_noop)
                 t.start()
@@ -174,11 +180,23 @@ def _opcodes(step: int, starts: int) -> tuple[float, dict[tuple[str, str], float
     finally:
         for mod, name, primitive in saved:
             setattr(mod, name, primitive)
+    per = {key: n / starts for key, n in counts.items()}
+    return sum(per.values()), per
+
+
+def _opcodes(step: int, starts: int) -> tuple[float, dict[tuple[str, str], float]]:
+    """Bytecodes per start of one step (the statement and its join): total, per function."""
+    spec = _COUNTED[step][1]
+    host = open_host("sgx")
+    libos = None if spec is None else LibOS(host, spec[0], pool=spec[1], profile=spec[2])
+    try:
+        return count_opcodes(
+            lambda: contextlib.nullcontext() if libos is None else install(libos), starts
+        )
+    finally:
         if libos is not None:
             libos.shutdown()
         host.shutdown()
-    per = {key: n / starts for key, n in counts.items()}
-    return sum(per.values()), per
 
 
 def _where(key: tuple[str, str]) -> str:
@@ -293,10 +311,10 @@ def main() -> None:
     def hooked(libos: LibOS | None) -> Callable[[int, list[int]], None]:
         def run(threads: int, out: list[int]) -> None:
             if libos is None:
-                _batches(threads, out)
+                batches(threads, out)
                 return
             with install(libos):
-                _batches(threads, out)
+                batches(threads, out)
 
         return run
 

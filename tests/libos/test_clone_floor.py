@@ -1,0 +1,67 @@
+"""``benchmarks/clone_floor.py``: the bare clone does the clone's work and leaves the
+interpreter as it found it; its bytecode count sits between native and the LibOS's."""
+
+from __future__ import annotations
+
+import _thread
+import importlib.util
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def floor_mod() -> ModuleType:
+    sys.path.insert(0, str(_DIR))
+    try:
+        spec = importlib.util.spec_from_file_location("clone_floor", _DIR / "clone_floor.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["clone_floor"] = module
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(_DIR))
+    return module
+
+
+def test_floor_does_the_work_and_gives_everything_back(floor_mod: ModuleType) -> None:
+    before = (_thread.start_new_thread, threading._start_new_thread)  # type: ignore[attr-defined]
+    floor = floor_mod.FloorClone(pool=4, max_threads=5)
+    seen: list[int] = []
+    try:
+        with floor_mod.installed(floor):
+            assert threading._start_new_thread == floor.start_new_thread  # type: ignore[attr-defined]
+            ts = [threading.Thread(target=lambda: seen.append(len(floor._table))) for _ in range(4)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(10)
+        assert (_thread.start_new_thread, threading._start_new_thread) == before  # type: ignore[attr-defined]
+        assert len(seen) == 4 and all(n >= 1 for n in seen)  # each ran with its entry
+        assert floor.host_calls == 4
+        assert floor._table == {} and floor._host_threads == set()
+        assert len(floor._slots) == 4 and sorted(floor._pool) == sorted(floor._pipes)
+    finally:
+        floor.close()
+
+
+def test_floor_counts_between_native_and_libos(floor_mod: ModuleType) -> None:
+    native, _ = floor_mod.count_opcodes(
+        __import__("contextlib").nullcontext, 8, floor_mod._primitives()
+    )
+    floor = floor_mod.FloorClone()
+    try:
+        total, per = floor_mod.count_opcodes(
+            lambda: floor_mod.installed(floor), 8, floor_mod._primitives()
+        )
+    finally:
+        floor.close()
+    names = {name for _path, name in per}
+    # The new thread's part is counted too (its first frame is the floor's _run).
+    assert {"FloorClone._run", "FloorClone._begin", "Thread._bootstrap_inner"} <= names
+    assert native < total < native * 1.5
