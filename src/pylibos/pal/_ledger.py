@@ -131,11 +131,11 @@ class Ledger:
         comes out as the matching ``PalError``, its message naming ``where``."""
         with self._calls_lock:
             self.calls[kind] += 1
-            account = self._accounts.get(_get_ident())
-            if account is None:  # this thread's first
+            # (A bare try costs nothing when the thread has its account, the common case.)
+            try:
+                self._accounts[_get_ident()][0] += 1
+            except KeyError:  # this thread's first
                 self._accounts[_get_ident()] = [1]
-            else:
-                account[0] += 1
         try:
             return fn(*args)
         except OSError as exc:
