@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from . import _interrupts
+from . import _thread as _pal_thread
 from ._core import SHUT_DOWN, HostCore
 from ._errors import PalError, PalErrorCode, ShutDownError
 from ._interrupts import marks_sections, owed
@@ -167,8 +168,17 @@ class Threads(HostCore):
         if record is not None:
             record(thread)
         try:
-            self._call("clone_thread", name, thread.start)
+            if joinable is None:
+                # ``thread.start`` inlined (one frame less on every start).
+                thread._started = True
+                thread.ident = self._call(
+                    "clone_thread", name, _pal_thread._start_new_thread, thread._run, thread._launch
+                )
+            else:
+                self._call("clone_thread", name, thread.start)
         except (RuntimeError, MemoryError) as exc:
+            if joinable is None:
+                thread._refused()
             self._thread_exited(thread)
             raise PalError(PalErrorCode.NOMEM, f"cannot start a host thread: {exc}") from None
         return thread

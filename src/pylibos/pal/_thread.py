@@ -100,10 +100,14 @@ class PalThread:
             # The primitive refused (RuntimeError, MemoryError): no thread exists.  A
             # KeyboardInterrupt can only arrive after the call returned, with the thread
             # running: it releases _done itself.
-            self._launch = None
-            self._finished = True
-            self._done.release()
+            self._refused()
             raise
+
+    def _refused(self) -> None:
+        """The primitive refused the thread: it never runs, and counts as ended."""
+        self._launch = None
+        self._finished = True
+        self._done.release()
 
     def _run(
         self,
