@@ -95,3 +95,30 @@ def test_record_has_the_thread_before_it_runs() -> None:
         )
         assert started is not None and started.join(WAIT_S)
         assert recorded == [started] and seen == [[started]]
+
+
+@pytest.mark.parametrize("reraise", [False, True])
+def test_builds_the_thread_as_the_constructor_does(reraise: bool) -> None:
+    """``thread_start_now`` builds its ``PalThread`` in place: when ``record`` sees it,
+    it holds what ``PalThread(...)`` would hold (but ``_launch``, which goes straight to
+    the primitive), and it is not running yet."""
+    seen: list[tuple[dict[str, Any], bool, bool]] = []
+
+    def record(thread: PalThread) -> None:
+        state = dict(vars(thread))
+        seen.append((state, thread._done.locked(), thread.is_alive()))
+
+    with pal.open_host("sgx") as host:
+        thread = host.thread_start_now(int, (), "same", None, reraise, record, None, None, None)
+        assert thread is not None and thread.join(WAIT_S)
+        made = PalThread(int, (), host._thread_exited, "same", False, None, reraise)
+        expected = dict(vars(made))
+        expected.pop("_launch")
+        state, locked, alive = seen[0]
+        assert set(state) == set(expected)
+        for key, value in expected.items():
+            if key == "_done":
+                continue  # a lock of its own, held in both
+            assert state[key] == value, key
+        assert locked and made._done.locked() and not alive
+        made._done.release()

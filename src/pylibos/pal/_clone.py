@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from _thread import allocate_lock as _allocate_lock
 from _thread import get_ident as _get_ident
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -29,6 +30,7 @@ _Args = tuple[Any, ...]
 _Joinable = tuple[object, bool] | None
 _Record = Callable[[PalThread], object] | None
 _AtExit = Callable[[PalThread, Any], object] | None
+_new_thread = object.__new__
 
 
 class Threads(HostCore):
@@ -155,9 +157,19 @@ class Threads(HostCore):
         that look at it before this call returns.  Never waits."""
         if self.closed:
             raise ShutDownError(SHUT_DOWN)
-        thread = PalThread(
-            fn, args, self._thread_exited, name, False, joinable, reraise, at_exit, running, tag
-        )
+        # ``PalThread(fn, args, self._thread_exited, name, False, joinable, reraise,
+        # at_exit, running, tag)`` built in place (one frame and ten arguments less on
+        # every start; tests/pal/test_pal_thread_start_now.py holds the two alike):
+        # ``_run``'s arguments go straight to the primitive when not joinable.
+        thread = _new_thread(PalThread)
+        thread.name = name
+        thread._on_exit = self._thread_exited
+        if joinable is not None:
+            thread._joinable = joinable
+        if reraise:
+            thread._reraise = True
+        done = thread._done = _allocate_lock()
+        done.acquire()
         try:
             self._take_slot()
         except IndexError:
@@ -172,9 +184,14 @@ class Threads(HostCore):
                 # ``thread.start`` inlined (one frame less on every start).
                 thread._started = True
                 thread.ident = self._call(
-                    "clone_thread", name, _pal_thread._start_new_thread, thread._run, thread._launch
+                    "clone_thread",
+                    name,
+                    _pal_thread._start_new_thread,
+                    thread._run,
+                    (fn, args, at_exit, running, tag),
                 )
             else:
+                thread._launch = (fn, args, at_exit, running, tag)
                 self._call("clone_thread", name, thread.start)
         except (RuntimeError, MemoryError) as exc:
             if joinable is None:
