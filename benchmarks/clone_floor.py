@@ -209,7 +209,7 @@ def main() -> None:
                         help="count Python bytecodes per start (deterministic)")  # fmt: skip
     args = parser.parse_args()
     if (args.threads is not None and args.threads < 1) or args.rounds < 1:
-        parser.error("--threads and --rounds must be positive")
+        sys.exit("ERROR: --threads and --rounds must be positive")
     if args.opcodes:
         _count(args.threads or 256)
     else:

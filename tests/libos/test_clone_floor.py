@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread
 import importlib.util
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -65,3 +66,15 @@ def test_floor_counts_between_native_and_libos(floor_mod: ModuleType) -> None:
     # The new thread's part is counted too (its first frame is the floor's _run).
     assert {"FloorClone._run", "FloorClone._begin", "Thread._bootstrap_inner"} <= names
     assert native < total < native * 1.5
+
+
+def test_floor_refuses_a_bad_count_plainly() -> None:
+    out = subprocess.run(
+        [sys.executable, str(_DIR / "clone_floor.py"), "--threads", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip() == "ERROR: --threads and --rounds must be positive"
