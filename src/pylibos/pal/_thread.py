@@ -68,8 +68,8 @@ class PalThread:
         before the host's ``on_exit``.  ``running``, if given, lists ``tag`` under the
         thread's ident from before ``fn`` runs until ``at_exit`` is done."""
         self.name = name
-        # Handed to the new thread as ``_run``'s arguments, and let go of there: the
-        # thread holds no cycle through them (``tag`` may hold the thread).
+        # Handed to the new thread as ``_run``'s arguments, and let go of by ``start``:
+        # the thread holds no cycle through them (``tag`` may hold the thread).
         self._launch = (fn, args, at_exit, running, tag)
         self._on_exit = on_exit
         if helper:
@@ -96,6 +96,9 @@ class PalThread:
                     functools.partial(self._run, *self._launch), handle=handle, daemon=daemon
                 )
                 self.ident = self.handle.ident  # type: ignore[attr-defined]
+            # Let go here, on the creator (the thread has its arguments): no cycle stays
+            # through them (``tag`` may hold the thread).
+            self._launch = None
         except Exception:
             # The primitive refused (RuntimeError, MemoryError): no thread exists.  A
             # KeyboardInterrupt can only arrive after the call returned, with the thread
@@ -117,7 +120,6 @@ class PalThread:
         running: dict[int, Any] | None,
         tag: object,
     ) -> None:
-        self._launch = None
         ident = self.ident = _get_ident()
         if running is not None:
             running[ident] = tag
