@@ -12,10 +12,13 @@ import _thread
 import errno
 import os
 import resource
+import select
+import signal
 import socket
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import CodeType, FrameType
@@ -45,6 +48,39 @@ BOUND = 10.0
 T = TypeVar("T")
 
 TraceFunction = Callable[[FrameType, str, Any], Any]
+
+
+def in_fork_child(body: Callable[[], str], timeout: float = BOUND) -> str:
+    """Run ``body`` in a child made by ``os.fork`` from the calling thread, and return
+    the report it returned, or what went wrong: what it raised, or that it hung (killed
+    after ``timeout`` seconds).  The child never returns into the test runner."""
+    read_fd, write_fd = os.pipe()
+    pid = -1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: threads run
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            report = "the child ended without a report"
+            try:
+                report = body()
+            except BaseException as exc:
+                report = f"the child raised {type(exc).__name__}: {exc}"
+            finally:
+                os.write(write_fd, report.encode()[:4000])  # one write: whole in the pipe
+                os._exit(0)
+        os.close(write_fd)
+        write_fd = -1
+        if not select.select([read_fd], [], [], timeout)[0]:
+            os.kill(pid, signal.SIGKILL)
+            return f"the child hung (killed after {timeout} s)"
+        return os.read(read_fd, 4096).decode()
+    finally:
+        if pid > 0:
+            os.waitpid(pid, 0)
+        if write_fd >= 0:
+            os.close(write_fd)
+        os.close(read_fd)
 
 
 def open_fds() -> set[int]:

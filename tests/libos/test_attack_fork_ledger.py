@@ -6,10 +6,7 @@ over the count of the parent's thread that had its ident (a LibOS worker's, whos
 
 from __future__ import annotations
 
-import os
-import warnings
-
-from libos_support import BOUND
+from libos_support import BOUND, in_fork_child
 from pylibos import pal
 from pylibos.libos import LibOS
 
@@ -17,35 +14,24 @@ from pylibos.libos import LibOS
 def test_a_fork_childs_threads_start_their_own_host_call_accounts() -> None:
     host = pal.open_host("direct")
     libos = LibOS(host, "eventfd")
-    read_fd, write_fd = os.pipe()
+
+    def child() -> str:  # pragma: no cover - runs in the fork child
+        workers_before = libos.worker_host_calls()
+        firsts: list[int] = []
+
+        def body() -> None:
+            firsts.append(host.thread_calls())  # none made yet by this thread
+            event = libos.current_thread().event
+            for _ in range(20):
+                event.set()
+                event.clear()
+
+        for _ in range(3):  # one after another: each may get a parent's ident
+            libos.clone(body).join(BOUND)
+        return f"{max(firsts)} {libos.worker_host_calls() - workers_before}"
+
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: threads run
-            pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child
-            report = "child failed"
-            try:
-                workers_before = libos.worker_host_calls()
-                firsts: list[int] = []
-
-                def body() -> None:
-                    firsts.append(host.thread_calls())  # none made yet by this thread
-                    event = libos.current_thread().event
-                    for _ in range(20):
-                        event.set()
-                        event.clear()
-
-                for _ in range(3):  # one after another: each may get a parent's ident
-                    libos.clone(body).join(BOUND)
-                report = f"{max(firsts)} {libos.worker_host_calls() - workers_before}"
-            finally:
-                os.write(write_fd, report.encode())
-                os._exit(0)
-        os.close(write_fd)
-        write_fd = -1
-        answer = os.read(read_fd, 200).decode()
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        answer = in_fork_child(child)
         first, workers_grew = (int(x) for x in answer.split())
         assert first == 0 and workers_grew == 0, (
             f"in the fork child, a new thread's own host-call count started at {first} "
@@ -53,8 +39,5 @@ def test_a_fork_childs_threads_start_their_own_host_call_accounts() -> None:
             f"(which do not run in the child) grew by {workers_grew}"
         )
     finally:
-        if write_fd >= 0:
-            os.close(write_fd)
-        os.close(read_fd)
         libos.shutdown()
         host.shutdown()
