@@ -9,14 +9,15 @@ can only end at its timeout."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from libos_support import BOUND, in_fork_child
 from pylibos import pal
 
 
-def _fork_from_a_pal_thread(host: pal.Host, child: object) -> str:
+def _fork_from_a_pal_thread(host: pal.Host, child: Callable[[], str]) -> str:
     answers: list[str] = []
-    thread = host.thread_create(lambda: answers.append(in_fork_child(child)))  # type: ignore[arg-type]
+    thread = host.thread_create(lambda: answers.append(in_fork_child(child)))
     assert thread.join(BOUND + 5)
     assert answers, "the forking PAL thread reported nothing"
     return answers[0]

@@ -111,8 +111,7 @@ def test_a_child_forked_while_a_thread_starts_gets_its_slot_back() -> None:
         assert holder.held.wait(BOUND)
         answer = in_fork_child(child)
         assert answer == "[1] 1", (
-            f"a start held between its slot and its record at the fork: in the child, "
-            f"{answer}"
+            f"a start held between its slot and its record at the fork: in the child, {answer}"
         )
     finally:
         holder.go.set()
