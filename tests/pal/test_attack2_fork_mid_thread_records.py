@@ -20,6 +20,8 @@ import threading
 from types import FrameType
 from typing import Any
 
+import pytest
+
 from libos_support import BOUND, in_fork_child
 from pylibos import pal
 from pylibos.pal._clone import Threads
@@ -53,6 +55,12 @@ class _Holder:
         return self.local if frame.f_code is self.code else None
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (docs/robustness.md): a fork in the few bytecodes between a host "
+    "thread leaving the host's list and marking itself ended leaves the child a PalThread "
+    "whose join never returns",
+)
 def test_a_child_forked_while_a_thread_ends_can_join_it() -> None:
     host = pal.open_host("direct")
     holder = _Holder(PalThread._run, "self._finished = True")
@@ -82,6 +90,11 @@ def test_a_child_forked_while_a_thread_ends_can_join_it() -> None:
         host.shutdown()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (docs/robustness.md): a fork between a start taking its thread slot "
+    "and listing the thread costs the child that slot",
+)
 def test_a_child_forked_while_a_thread_starts_gets_its_slot_back() -> None:
     host = pal.open_host("sgx", max_threads=2)  # the main thread's slot and one more
     assert isinstance(host, pal.SgxHost)

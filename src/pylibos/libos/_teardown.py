@@ -48,6 +48,7 @@ _LIVE: weakref.WeakSet[Teardown] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     for libos in list(_LIVE):
+        libos._remake_locks()
         libos._forget_other_threads()
 
 
@@ -158,9 +159,11 @@ class Teardown(ShutsDown):
             _quietly(thread.event.set)
         for thread in exiting:  # by tid: one dict lookup each, for thousands of threads
             cloned.setdefault(thread.tid, thread)
+        me = _get_ident()
         for thread in cloned.values():
             assert thread._pal is not None
-            thread._pal.join(left())
+            if thread._pal.ident != me:  # the caller (a cloned thread) cannot end first
+                thread._pal.join(left())
 
     def _starts_under_way(self) -> bool:
         """Whether a thread other than the caller is inside ``_clone`` on this LibOS.
@@ -197,6 +200,28 @@ class Teardown(ShutsDown):
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, 0.02)
         return True
+
+    def _remake_locks(self) -> None:
+        """In a fork child: a lock a thread of the parent held at the fork (a worker
+        clearing its event, a thread setting one, a start taking a pooled event) would
+        be held for ever here, where that thread does not exist, and the child's
+        shutdown would wait for it for ever.  Each lock of the LibOS's is made anew: its
+        events' (in the table, the pool and the workers'), the event factory's, the
+        adoptions', the profile's, the epoll table's and its epolls', the workers'."""
+        events = [t.event for t in self._table.values() if t.event is not None]
+        events += list(self._factory._free)
+        for worker in (self._async, self._ipc):
+            if worker is not None:
+                events.append(worker._event)
+                worker._lock = threading.Lock()
+                worker._kick = threading.Condition(worker._lock)
+        for event in events:
+            event._lock = threading.Lock()
+        for holder in (self._factory, self._adopted, self.profile, self._epolls):
+            holder._lock = threading.Lock()
+        for instance in list(self._epolls._open):
+            instance.ctl_lock = threading.Lock()
+            instance.lock = threading.Lock()
 
     def _forget_other_threads(self) -> None:
         """In a fork child: only the forking thread lives on.  The C library hands the

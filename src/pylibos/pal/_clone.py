@@ -33,6 +33,11 @@ _AtExit = Callable[[PalThread, Any], object] | None
 _new_thread = object.__new__
 
 
+def _ended_as_main(thread: PalThread) -> None:
+    """The end of a host thread that forked: in the child it is the main thread, which
+    holds no slot of its own and is in no host's list."""
+
+
 class Threads(HostCore):
     """Start host threads, keep the set of live ones."""
 
@@ -212,13 +217,24 @@ class Threads(HostCore):
         """In a child made by ``os.fork``, in its one thread: the parent's other host
         threads do not exist here.  Each counts as ended, so a join of it returns and
         its thread slot comes back (the child's starts would otherwise wait for slots no
-        thread will give back)."""
+        thread will give back).  The forking thread, if a host thread, is the child's
+        main thread: it gives back its own slot now, not at its end, and a shutdown
+        does not join it (it would wait for itself)."""
         me = _get_ident()
         for thread in list(self._threads):
-            if thread.ident != me:
-                thread._finished = True
-                thread._give_back_done()
+            if thread.ident == me:
+                # The forking thread is the child's main thread now, on the main
+                # thread's slot: its own comes back, and its end gives none back.  It
+                # keeps its host-call account.
+                account = self._accounts.get(me)
+                thread._on_exit = _ended_as_main
                 self._thread_exited(thread)
+                if account is not None:
+                    self._accounts[me] = account
+                continue
+            thread._finished = True
+            thread._give_back_done()
+            self._thread_exited(thread)
 
     def _thread_exited(self, thread: PalThread) -> None:
         self._threads.discard(thread)
