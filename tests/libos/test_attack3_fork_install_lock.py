@@ -1,0 +1,70 @@
+"""A child forked while another thread of the parent is inside the hook's install lock
+(uninstalling the hook: a ``with install(libos):`` ending, a shutdown on another
+thread).  The fork hooks make the LibOS's own locks anew (events, factory, adoptions,
+profile, epolls, workers) and the PAL's, but not ``_hook._install_lock``, a module-level
+lock every ``LibOS.shutdown`` of a LibOS with a hook takes (``Hook.uninstall``).  No
+thread of the child will ever release it, so the child's ``LibOS.shutdown`` waits for
+ever, against the documented promise that it "never waits for a lock a parent's thread
+held".
+
+The parent's thread is held inside the lock by a line tracer on its own frames (a real
+thread, stopped at one line as the scheduler may stop it)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from libos_support import BOUND, in_fork_child
+from pylibos import pal
+from pylibos.libos import LibOS, _hook, install
+from pylibos.libos._hook import Hook
+
+
+def test_a_child_forked_while_a_thread_uninstalls_the_hook_shuts_its_libos_down() -> None:
+    host = pal.open_host("direct")
+    libos = LibOS(host, "eventfd")
+    hook = install(libos)
+    code = Hook.uninstall.__code__
+    held = threading.Event()
+    go = threading.Event()
+
+    def local(frame: FrameType, event: str, arg: object) -> Any:
+        if event == "line" and _hook._install_lock.locked() and not held.is_set():
+            held.set()
+            go.wait(BOUND)
+        return local
+
+    def on_call(frame: FrameType, event: str, arg: object) -> Any:
+        return local if frame.f_code is code else None
+
+    def uninstaller() -> None:
+        sys.settrace(on_call)
+        try:
+            hook.uninstall()
+        finally:
+            sys.settrace(None)
+
+    def child() -> str:  # pragma: no cover - runs in the fork child
+        t0 = time.monotonic()
+        libos.shutdown(timeout=2.0)
+        return f"{time.monotonic() - t0:.2f}"
+
+    thread = threading.Thread(target=uninstaller)
+    thread.start()
+    try:
+        assert held.wait(BOUND)
+        answer = in_fork_child(child, timeout=5.0)
+        assert not answer.startswith("the child hung") and float(answer) < 2.5, (
+            f"a child forked while a parent's thread held the hook's install lock: its "
+            f"LibOS.shutdown(timeout=2): {answer}"
+        )
+    finally:
+        go.set()
+        thread.join(BOUND)
+        hook.uninstall()
+        libos.shutdown()
+        host.shutdown()

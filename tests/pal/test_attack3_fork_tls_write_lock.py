@@ -1,0 +1,73 @@
+"""A child forked while another thread of the parent is writing on an sgx pipe (a
+``set`` of the main thread's event, whose TLS write end it holds under the handle's
+``_write_lock`` for the host call).  The fork hooks make the event's own lock anew (and
+the PAL's host, ledger, edge and deferral locks), but not a pipe handle's
+``_write_lock``/``_read_lock``/``_tls_lock``.  In the child the event reads as set with
+no token in its channel; once the child clears it, the child's next ``set`` (a thread
+waking the main one, an epoll waking its waiter) waits for ever for a write lock no
+thread of the child will release, and it does so holding the event's lock, so every
+later use of the event (``destroy`` in shutdown included) waits too.
+
+The parent's thread is held inside the lock by a line tracer on its own frames (a real
+thread, stopped at one line as the scheduler may stop it)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from libos_support import BOUND, in_fork_child
+from pylibos import pal
+from pylibos.libos import LibOS
+from pylibos.pal._host import Host
+
+
+def test_a_child_forked_while_a_thread_writes_an_event_pipe_can_set_that_event() -> None:
+    host = pal.open_host("sgx", max_threads=8)
+    libos = LibOS(host, "pipe")
+    main_event = libos.current_thread().event
+    write_end = main_event._write
+    code = Host.write.__code__
+    held = threading.Event()
+    go = threading.Event()
+
+    def local(frame: FrameType, event: str, arg: object) -> Any:
+        if event == "line" and write_end._write_lock.locked() and not held.is_set():
+            held.set()
+            go.wait(BOUND)
+        return local
+
+    def on_call(frame: FrameType, event: str, arg: object) -> Any:
+        return local if frame.f_code is code else None
+
+    def waker() -> None:
+        sys.settrace(on_call)
+        try:
+            main_event.set()
+        finally:
+            sys.settrace(None)
+
+    def child() -> str:  # pragma: no cover - runs in the fork child
+        t0 = time.monotonic()
+        main_event.clear()
+        main_event.set()
+        main_event.clear()
+        return f"{time.monotonic() - t0:.2f}"
+
+    thread = threading.Thread(target=waker)
+    thread.start()
+    try:
+        assert held.wait(BOUND)
+        answer = in_fork_child(child, timeout=5.0)
+        assert not answer.startswith("the child hung") and float(answer) < 2.0, (
+            f"a child forked while a parent's thread wrote on an event's TLS pipe: "
+            f"clear, set, clear of that event in the child: {answer}"
+        )
+    finally:
+        go.set()
+        thread.join(BOUND)
+        libos.shutdown()
+        host.shutdown()
