@@ -46,6 +46,7 @@ from __future__ import annotations
 import _thread
 import functools
 import itertools
+import os
 import select
 import selectors
 import threading
@@ -72,6 +73,17 @@ _REPORTS_ITSELF = UNRAISABLE_ARGS is None
 _install_lock = threading.Lock()
 # Guarded by _install_lock.
 _current: Hook | None = None
+
+
+def _after_fork_in_child() -> None:
+    # A parent's thread may have been installing or uninstalling at the fork: the child,
+    # which has no such thread, would wait for the lock for ever (its LibOS's shutdown
+    # uninstalls).
+    global _install_lock
+    _install_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def installed() -> Hook | None:

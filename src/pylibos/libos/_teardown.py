@@ -48,7 +48,7 @@ _LIVE: weakref.WeakSet[Teardown] = weakref.WeakSet()
 
 def _after_fork_in_child() -> None:
     for libos in list(_LIVE):
-        libos._remake_locks()
+        libos._own_in_child()
         libos._forget_other_threads()
 
 
@@ -201,13 +201,16 @@ class Teardown(ShutsDown):
             pause = min(pause * 2, 0.02)
         return True
 
-    def _remake_locks(self) -> None:
+    def _own_in_child(self) -> None:
         """In a fork child: a lock a thread of the parent held at the fork (a worker
         clearing its event, a thread setting one, a start taking a pooled event) would
         be held for ever here, where that thread does not exist, and the child's
         shutdown would wait for it for ever.  Each lock of the LibOS's is made anew: its
         events' (in the table, the pool and the workers'), the event factory's, the
-        adoptions', the profile's, the epoll table's and its epolls', the workers'."""
+        adoptions', the profile's, the epoll table's and its epolls', the workers'.
+        The epolls forget their sleepers too: they are the parent's threads, whose
+        events' channels are the parent's (the child's shutdown, closing the epolls,
+        would set them and so write into the parent's channels)."""
         events = [t.event for t in self._table.values() if t.event is not None]
         events += list(self._factory._free)
         for worker in (self._async, self._ipc):
@@ -222,6 +225,7 @@ class Teardown(ShutsDown):
         for instance in list(self._epolls._open):
             instance.ctl_lock = threading.Lock()
             instance.lock = threading.Lock()
+            instance.waiters = set()
 
     def _forget_other_threads(self) -> None:
         """In a fork child: only the forking thread lives on.  The C library hands the

@@ -17,6 +17,7 @@ import os
 import socket
 import stat
 import time
+from _thread import get_ident as _get_ident
 from typing import Self
 
 from . import _identity, _interrupts
@@ -354,8 +355,10 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
         # still checks its descriptor against the registry: the last close closes it.
         if self._retired is not None and not self._closes:
             self._retire_registry()
+        me = _get_ident()
         for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.ident != me:  # a host thread shutting down cannot end first
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def _retire_registry(self) -> None:
         """Close the registry shutdown retired, once no close needs it (called by
