@@ -51,7 +51,7 @@ def _commands() -> list[_Command]:
         "Runs the seed's thread-creation micro-benchmark for several configurations, "
         "interleaved in rounds, and prints them side by side with ratios to sgx/pipe and to "
         "native, host calls per clone and a projected SGX cost.",
-        (configs(), *measuring(duration=3.0, live=(1, 100, 1000), rounds=15),
+        (configs(), *measuring(duration=4.4, live=(1, 1000), rounds=22),
          Option("--until-stable", metavar="W", type=positive_float,
                 help="after the planned rounds, keep adding interleaved rounds until every "
                 "target's 95%% interval spans at most W of its value (0.05: 5%%), or "
