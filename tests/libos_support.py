@@ -363,6 +363,24 @@ def tracing_only(code: CodeType, local: TraceFunction) -> TraceFunction:
     return tracer
 
 
+def held_where(
+    code: CodeType, when: Callable[[FrameType], bool]
+) -> tuple[TraceFunction, threading.Event, threading.Event]:
+    """A trace function (for ``run_traced``) that holds its thread at the first line of a
+    frame of ``code`` where ``when(frame)`` is true, as the scheduler may stop a thread
+    there, until ``go`` is set (within BOUND); ``held`` is set once it is held.  Returns
+    (tracer, held, go)."""
+    held, go = threading.Event(), threading.Event()
+
+    def local(frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "line" and not held.is_set() and when(frame):
+            held.set()
+            go.wait(BOUND)
+        return local
+
+    return tracing_only(code, local), held, go
+
+
 class InterruptAtLine:
     """A frame's trace function raising the KeyboardInterrupt a Ctrl-C would at the
     ``n``-th line event it is given, once; ``fired`` holds that line's number."""

@@ -11,13 +11,9 @@ thread, stopped at one line as the scheduler may stop it)."""
 
 from __future__ import annotations
 
-import sys
-import threading
 import time
-from types import FrameType
-from typing import Any
 
-from libos_support import BOUND, in_fork_child
+from libos_support import BOUND, held_where, in_fork_child, run_traced
 from pylibos import pal
 from pylibos.libos import LibOS
 from pylibos.libos._event import PollableEvent
@@ -27,32 +23,16 @@ def test_a_child_forked_while_a_thread_sets_an_event_shuts_its_libos_down() -> N
     host = pal.open_host("direct")
     libos = LibOS(host, "eventfd")
     main_event = libos.current_thread().event
-    code = PollableEvent.set.__code__
-    held = threading.Event()
-    go = threading.Event()
-
-    def local(frame: FrameType, event: str, arg: object) -> Any:
-        if event == "line" and frame.f_locals["self"]._lock.locked() and not held.is_set():
-            held.set()
-            go.wait(BOUND)
-        return local
-
-    def on_call(frame: FrameType, event: str, arg: object) -> Any:
-        return local if frame.f_code is code else None
-
-    def waker() -> None:
-        sys.settrace(on_call)
-        try:
-            main_event.set()
-        finally:
-            sys.settrace(None)
+    tracer, held, go = held_where(
+        PollableEvent.set.__code__, lambda frame: frame.f_locals["self"]._lock.locked()
+    )
 
     def child() -> str:  # pragma: no cover - runs in the fork child
         t0 = time.monotonic()
         libos.shutdown(timeout=2.0)
         return f"{time.monotonic() - t0:.2f}"
 
-    thread = libos.clone(waker)
+    thread = libos.clone(run_traced, main_event.set, tracer)
     try:
         assert held.wait(BOUND)
         answer = in_fork_child(child, timeout=5.0)

@@ -12,13 +12,10 @@ thread, stopped at one line as the scheduler may stop it)."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-from types import FrameType
-from typing import Any
 
-from libos_support import BOUND, in_fork_child
+from libos_support import BOUND, held_where, in_fork_child, run_traced
 from pylibos import pal
 from pylibos.libos import LibOS, _hook, install
 from pylibos.libos._hook import Hook
@@ -28,32 +25,16 @@ def test_a_child_forked_while_a_thread_uninstalls_the_hook_shuts_its_libos_down(
     host = pal.open_host("direct")
     libos = LibOS(host, "eventfd")
     hook = install(libos)
-    code = Hook.uninstall.__code__
-    held = threading.Event()
-    go = threading.Event()
-
-    def local(frame: FrameType, event: str, arg: object) -> Any:
-        if event == "line" and _hook._install_lock.locked() and not held.is_set():
-            held.set()
-            go.wait(BOUND)
-        return local
-
-    def on_call(frame: FrameType, event: str, arg: object) -> Any:
-        return local if frame.f_code is code else None
-
-    def uninstaller() -> None:
-        sys.settrace(on_call)
-        try:
-            hook.uninstall()
-        finally:
-            sys.settrace(None)
+    tracer, held, go = held_where(
+        Hook.uninstall.__code__, lambda frame: _hook._install_lock.locked()
+    )
 
     def child() -> str:  # pragma: no cover - runs in the fork child
         t0 = time.monotonic()
         libos.shutdown(timeout=2.0)
         return f"{time.monotonic() - t0:.2f}"
 
-    thread = threading.Thread(target=uninstaller)
+    thread = threading.Thread(target=run_traced, args=(hook.uninstall, tracer))
     thread.start()
     try:
         assert held.wait(BOUND)

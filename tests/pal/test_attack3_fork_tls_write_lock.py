@@ -13,13 +13,10 @@ thread, stopped at one line as the scheduler may stop it)."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-from types import FrameType
-from typing import Any
 
-from libos_support import BOUND, in_fork_child
+from libos_support import BOUND, held_where, in_fork_child, run_traced
 from pylibos import pal
 from pylibos.libos import LibOS
 from pylibos.pal._host import Host
@@ -30,25 +27,7 @@ def test_a_child_forked_while_a_thread_writes_an_event_pipe_can_set_that_event()
     libos = LibOS(host, "pipe")
     main_event = libos.current_thread().event
     write_end = main_event._write
-    code = Host.write.__code__
-    held = threading.Event()
-    go = threading.Event()
-
-    def local(frame: FrameType, event: str, arg: object) -> Any:
-        if event == "line" and write_end._write_lock.locked() and not held.is_set():
-            held.set()
-            go.wait(BOUND)
-        return local
-
-    def on_call(frame: FrameType, event: str, arg: object) -> Any:
-        return local if frame.f_code is code else None
-
-    def waker() -> None:
-        sys.settrace(on_call)
-        try:
-            main_event.set()
-        finally:
-            sys.settrace(None)
+    tracer, held, go = held_where(Host.write.__code__, lambda frame: write_end._write_lock.locked())
 
     def child() -> str:  # pragma: no cover - runs in the fork child
         t0 = time.monotonic()
@@ -57,7 +36,7 @@ def test_a_child_forked_while_a_thread_writes_an_event_pipe_can_set_that_event()
         main_event.clear()
         return f"{time.monotonic() - t0:.2f}"
 
-    thread = threading.Thread(target=waker)
+    thread = threading.Thread(target=run_traced, args=(main_event.set, tracer))
     thread.start()
     try:
         assert held.wait(BOUND)
