@@ -50,16 +50,22 @@ T = TypeVar("T")
 TraceFunction = Callable[[FrameType, str, Any], Any]
 
 
-def in_fork_child(body: Callable[[], str], timeout: float = BOUND) -> str:
-    """Run ``body`` in a child made by ``os.fork`` from the calling thread, and return
-    the report it returned, or what went wrong: what it raised, or that it hung (killed
-    after ``timeout`` seconds).  The child never returns into the test runner."""
+def _os_fork() -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: threads run
+        return os.fork()
+
+
+def in_fork_child(
+    body: Callable[[], str], timeout: float = BOUND, fork: Callable[[], int] = _os_fork
+) -> str:
+    """Run ``body`` in a child made by ``fork`` (``os.fork``) from the calling thread, and
+    return the report it returned, or what went wrong: what it raised, or that it hung
+    (killed after ``timeout`` seconds).  The child never returns into the test runner."""
     read_fd, write_fd = os.pipe()
     pid = -1
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: threads run
-            pid = os.fork()
+        pid = fork()
         if pid == 0:  # pragma: no cover - the child
             report = "the child ended without a report"
             try:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from libos_support import BOUND, descriptors_exhausted
+from libos_support import BOUND, descriptors_exhausted, in_fork_child
 from pylibos import pal
 from pylibos.libos import LibOS, LibOSThread, PollableEvent, install
 from pylibos.libos import _hook as hook_module
@@ -315,6 +315,9 @@ def _libc_fork() -> int:
     return int(libc_fork())
 
 
+_FORK_TRIES = 3
+
+
 @pytest.mark.parametrize("how", ["os.fork", "a libc fork"])
 def test_a_native_thread_in_a_fork_child_is_not_taken_for_a_parent_libos_thread(how: str) -> None:
     """A cloned thread is found by its ident in ``LibOS._running``.  In a child forked
@@ -338,47 +341,46 @@ def test_a_native_thread_in_a_fork_child_is_not_taken_for_a_parent_libos_thread(
         running.set()
         gate.wait(BOUND)
 
-    read_fd, write_fd = os.pipe()
+    def child() -> str:  # pragma: no cover - runs in the fork child
+        found: list[str] = []
+        release = _thread.allocate_lock()
+        release.acquire()
+        done = _thread.allocate_lock()
+        arrivals = itertools.count(1)  # next() is one step
+
+        def native() -> None:
+            if threading.get_ident() == parent["ident"]:
+                got = libos.current_thread()
+                found.append(f"{got is parent['thread']}:{got.tid}")
+            if next(arrivals) == 16:
+                done.release()
+            release.acquire()
+            release.release()
+
+        done.acquire()
+        for _ in range(16):
+            hook_module._ORIGINAL_START(native, ())
+        done.acquire(timeout=BOUND)
+        return found[0] if found else "no-reuse"
+
+    answers: list[str] = []
     try:
         with install(libos):
             t = threading.Thread(target=body)
             t.start()
             assert running.wait(BOUND)
-            pid = fork()
-            if pid == 0:  # pragma: no cover - the child
-                code = 1
-                try:
-                    found: list[str] = []
-                    release = _thread.allocate_lock()
-                    release.acquire()
-                    done = _thread.allocate_lock()
-                    arrivals = itertools.count(1)  # next() is one step
-
-                    def native() -> None:
-                        if threading.get_ident() == parent["ident"]:
-                            got = libos.current_thread()
-                            found.append(f"{got is parent['thread']}:{got.tid}")
-                        if next(arrivals) == 16:
-                            done.release()
-                        release.acquire()
-                        release.release()
-
-                    done.acquire()
-                    for _ in range(16):
-                        hook_module._ORIGINAL_START(native, ())
-                    done.acquire(timeout=BOUND)
-                    os.write(write_fd, (found[0] if found else "no-reuse").encode())
-                    code = 0
-                finally:
-                    os._exit(code)
-            assert pid > 0
-            os.close(write_fd)
-            write_fd = -1
-            answer = os.read(read_fd, 100).decode()
-            _, status = os.waitpid(pid, 0)
+            # After a fork below Python no hook makes a lock anew: a lock some thread of
+            # the parent held at that moment stays held in the child (documented), and
+            # the child may hang on it.  That is not what this test is about: a child
+            # that hangs is killed and the fork made again, up to three times.
+            for _ in range(_FORK_TRIES):
+                answers.append(in_fork_child(child, BOUND, fork))
+                if not answers[-1].startswith("the child hung"):
+                    break
             gate.set()
             t.join(BOUND)
-        assert os.waitstatus_to_exitcode(status) == 0
+        answer = answers[-1]
+        assert not answer.startswith("the child"), answers
         if answer == "no-reuse":
             pytest.skip("the C library gave the child's threads no parent thread's ident")
         assert not answer.startswith("True"), (
@@ -387,8 +389,5 @@ def test_a_native_thread_in_a_fork_child_is_not_taken_for_a_parent_libos_thread(
         )
     finally:
         gate.set()
-        os.close(read_fd)
-        if write_fd >= 0:
-            os.close(write_fd)
         libos.shutdown()
         host.shutdown()
