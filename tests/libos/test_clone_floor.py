@@ -30,19 +30,30 @@ def floor_mod() -> ModuleType:
     return module
 
 
+_STARTERS = ("_start_new_thread", "_start_joinable_thread")  # 3.13 has only the second
+
+
+def _starters() -> list[object]:
+    return [_thread.start_new_thread] + [vars(threading).get(n) for n in _STARTERS]
+
+
 def test_floor_does_the_work_and_gives_everything_back(floor_mod: ModuleType) -> None:
-    before = (_thread.start_new_thread, threading._start_new_thread)  # type: ignore[attr-defined]
+    before = _starters()
     floor = floor_mod.FloorClone(pool=4, max_threads=5)
     seen: list[int] = []
     try:
         with floor_mod.installed(floor):
-            assert threading._start_new_thread == floor.start_new_thread  # type: ignore[attr-defined]
+            # What threading.Thread.start calls is the floor's.
+            if "_start_joinable_thread" in vars(threading):
+                assert vars(threading)["_start_joinable_thread"] == floor.start_joinable_thread
+            else:
+                assert vars(threading)["_start_new_thread"] == floor.start_new_thread
             ts = [threading.Thread(target=lambda: seen.append(len(floor._table))) for _ in range(4)]
             for t in ts:
                 t.start()
             for t in ts:
                 t.join(10)
-        assert (_thread.start_new_thread, threading._start_new_thread) == before  # type: ignore[attr-defined]
+        assert _starters() == before
         assert len(seen) == 4 and all(n >= 1 for n in seen)  # each ran with its entry
         assert floor.host_calls == 4
         assert floor._table == {} and floor._host_threads == set()
