@@ -297,32 +297,27 @@ def _live_scaling(data: RunData, entry: Entry, f: Figures) -> LiveScaling | None
     if a is None or na is None or nb is None:
         return None
     key = "start.median"
-    if data["settings"].get("live_in_same_rounds") and data["settings"].get("live_scaling_by_part"):
-        by_part = f.paired_by_part((entry, a), (nb, na), key)
-        if by_part is None:
-            return None
-        return {
-            "from": lo,
-            "to": hi,
-            "relative_to_native": by_part.interval.as_json(),
-            "statistic": BY_PART,
-            "rounds": by_part.rounds,
-            "per_round": [round(v, 4) for v in by_part.per_round],
-            "own_per_round": [round(v, 4) for v in by_part.own],
-            "native_per_round": [round(v, 4) for v in by_part.base],
-        }
     if data["settings"].get("live_in_same_rounds"):
-        paired = f.paired([entry, na], [a, nb], key)
-        if paired is None:
+        parts = None
+        if data["settings"].get("live_scaling_by_part"):
+            parts = f.paired_by_part((entry, a), (nb, na), key)
+            figure: Paired | None = parts
+        else:
+            figure = f.paired([entry, na], [a, nb], key)
+        if figure is None:
             return None
-        return {
+        out: LiveScaling = {
             "from": lo,
             "to": hi,
-            "relative_to_native": paired.interval.as_json(),
-            "statistic": PAIRED,
-            "rounds": paired.rounds,
-            "per_round": [round(v, 4) for v in paired.per_round],
+            "relative_to_native": figure.interval.as_json(),
+            "statistic": PAIRED if parts is None else BY_PART,
+            "rounds": figure.rounds,
+            "per_round": [round(v, 4) for v in figure.per_round],
         }
+        if parts is not None:
+            out["own_per_round"] = [round(v, 4) for v in parts.own]
+            out["native_per_round"] = [round(v, 4) for v in parts.base]
+        return out
     iv = quotient([(f, entry, key), (f, na, key)], [(f, a, key), (f, nb, key)])
     return None if iv is None else {"from": lo, "to": hi, "relative_to_native": iv.as_json()}
 
