@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread
 import importlib.util
+import os
 import subprocess
 import sys
 import threading
@@ -89,3 +90,19 @@ def test_floor_refuses_a_bad_count_plainly() -> None:
     )
     assert out.returncode == 1
     assert out.stderr.strip() == "ERROR: --threads and --rounds must be positive"
+
+
+@pytest.mark.parametrize(("flag", "where"), [((), "on CPU "), (("--all-cpus",), "on any CPU")])
+def test_floor_times_on_one_cpu_unless_told(flag: tuple[str, ...], where: str) -> None:
+    out = subprocess.run(
+        [sys.executable, str(_DIR / "clone_floor.py"), "--rounds", "1", "--threads", "20", *flag],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "floor clone" in out.stdout and f"measured {where}" in out.stdout
+    if not flag:
+        cpu = int(out.stdout.split("measured on CPU ")[1].split(";")[0])
+        assert cpu == max(os.sched_getaffinity(0))
