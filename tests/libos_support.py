@@ -50,14 +50,15 @@ T = TypeVar("T")
 TraceFunction = Callable[[FrameType, str, Any], Any]
 
 
-def _os_fork() -> int:
+def os_fork() -> int:
+    """``os.fork``, without 3.12's warning that threads run."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: threads run
         return os.fork()
 
 
 def in_fork_child(
-    body: Callable[[], str], timeout: float = BOUND, fork: Callable[[], int] = _os_fork
+    body: Callable[[], str], timeout: float = BOUND, fork: Callable[[], int] = os_fork
 ) -> str:
     """Run ``body`` in a child made by ``fork`` (``os.fork``) from the calling thread, and
     return the report it returned, or what went wrong: what it raised, or that it hung

@@ -11,14 +11,13 @@ import itertools
 import os
 import sys
 import threading
-import warnings
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
 
 import pytest
 
-from libos_support import BOUND, descriptors_exhausted, in_fork_child
+from libos_support import BOUND, descriptors_exhausted, in_fork_child, os_fork
 from pylibos import pal
 from pylibos.libos import LibOS, LibOSThread, PollableEvent, install
 from pylibos.libos import _hook as hook_module
@@ -302,12 +301,6 @@ def test_a_pooled_event_that_cannot_be_cleared_gives_way_to_a_fresh_one() -> Non
         host.shutdown()
 
 
-def _os_fork() -> int:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads running
-        return os.fork()
-
-
 def _libc_fork() -> int:
     # ``PyDLL``: the GIL held across it, as a C extension forking would; no fork hook runs.
     libc_fork = ctypes.PyDLL(None).fork
@@ -329,7 +322,7 @@ def test_a_native_thread_in_a_fork_child_is_not_taken_for_a_parent_libos_thread(
     one (a fork hook); a fork made below Python runs no hook, so ``current_thread`` also
     compares the pid with the one ``_running`` belongs to (docs/robustness.md).  The
     child uses only ``_thread`` locks and ``itertools.count``, which need no fork hook."""
-    fork = _os_fork if how == "os.fork" else _libc_fork
+    fork = os_fork if how == "os.fork" else _libc_fork
     host = pal.open_host("sgx")
     libos = LibOS(host, "eventfd")
     gate, running = threading.Event(), threading.Event()

@@ -135,6 +135,17 @@ class EpollTable:
         with self._lock:
             self._open.discard(instance)
 
+    def own_in_child(self) -> None:
+        """In a fork child: every lock made anew (a thread of the parent's may have held
+        one at the fork), and each epoll forgets its sleepers, the parent's threads: the
+        child's shutdown, closing the epolls, would otherwise set their events through
+        channels it shares with the parent."""
+        self._lock = threading.Lock()
+        for instance in list(self._open):
+            instance.ctl_lock = threading.Lock()
+            instance.lock = threading.Lock()
+            instance.waiters = set()
+
     def close_all(self) -> None:
         with self._lock:
             instances = list(self._open)

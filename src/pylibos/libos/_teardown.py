@@ -212,20 +212,14 @@ class Teardown(ShutsDown):
         events' channels are the parent's (the child's shutdown, closing the epolls,
         would set them and so write into the parent's channels)."""
         events = [t.event for t in self._table.values() if t.event is not None]
-        events += list(self._factory._free)
+        for event in events + list(self._factory._free):
+            event._lock = threading.Lock()
         for worker in (self._async, self._ipc):
             if worker is not None:
-                events.append(worker._event)
-                worker._lock = threading.Lock()
-                worker._kick = threading.Condition(worker._lock)
-        for event in events:
-            event._lock = threading.Lock()
-        for holder in (self._factory, self._adopted, self.profile, self._epolls):
+                worker._own_in_child()
+        for holder in (self._factory, self._adopted, self.profile):
             holder._lock = threading.Lock()
-        for instance in list(self._epolls._open):
-            instance.ctl_lock = threading.Lock()
-            instance.lock = threading.Lock()
-            instance.waiters = set()
+        self._epolls.own_in_child()
 
     def _forget_other_threads(self) -> None:
         """In a fork child: only the forking thread lives on.  The C library hands the

@@ -25,6 +25,13 @@ class Worker:
         self.host_errors = HostErrors(name)
         self.thread: PalThread | None = None
 
+    def _own_in_child(self) -> None:
+        """In a fork child: the lock (and the Condition over it) made anew, as a thread
+        of the parent's may have held it at the fork."""
+        self._lock = threading.Lock()
+        self._kick = threading.Condition(self._lock)
+        self._event._lock = threading.Lock()
+
     def stop(self) -> None:
         """Set the stop flag and wake the worker, which ends at its next look at the flag."""
         with self._lock:

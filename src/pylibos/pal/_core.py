@@ -51,9 +51,7 @@ def _own_records_in_child() -> None:
         host._lock = threading.Lock()
         for handle in list(host._handles):
             if handle.kind is HandleKind.PIPE:  # a pipe end's I/O and TLS locks
-                handle._tls_lock = threading.Lock()
-                handle._read_lock = threading.Lock()
-                handle._write_lock = threading.Lock()
+                handle._make_locks()
         host._own_ledger()
         host._own_threads()
         host._own_io()

@@ -93,10 +93,15 @@ class Handle:
             self._sock = sock
             self._fd = sock.fileno()
             if kind is HandleKind.PIPE:
-                self._tls_lock = threading.Lock()
-                self._read_lock = threading.Lock()
-                self._write_lock = threading.Lock()
+                self._make_locks()
                 self._out = bytearray()
+
+    def _make_locks(self) -> None:
+        """A pipe end's locks; made anew in a fork child (``_core``), where a thread of
+        the parent's that held one at the fork does not exist."""
+        self._tls_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._write_lock = threading.Lock()
 
     @property
     def encrypted(self) -> bool:
