@@ -27,10 +27,11 @@ from pylibos.pal._clone import Threads
 
 def _return_line() -> int:
     """The line of ``thread_start_now`` after the host thread started (its last
-    ``return thread``); -1 if it has none (then nothing is held)."""
+    ``return None``)."""
     lines, first = inspect.getsourcelines(Threads.thread_start_now)
-    found = [i for i, text in enumerate(lines) if text.strip() == "return thread"]
-    return first + found[-1] if found else -1
+    found = [i for i, text in enumerate(lines) if text.strip() == "return None"]
+    assert found, "thread_start_now has no return after the start"
+    return first + found[-1]
 
 
 def test_a_running_cloned_thread_is_alive_and_joinable_from_its_first_line() -> None:

@@ -3,6 +3,7 @@ Ctrl-C in the join's clean-up."""
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 import threading
@@ -11,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 from libos_support import InterruptAtLine, interrupted, tracing_only
+from pylibos import pal
 from pylibos.pal._thread import PalThread
 
 
@@ -28,34 +30,52 @@ def _join_traced(thread: PalThread, timeout: float, local: Callable[..., Any]) -
     interrupted(lambda: thread.join(timeout), tracing_only(PalThread.join.__code__, local))
 
 
+def _held_in_record(
+    made: list[PalThread], recorded: threading.Event, joined: threading.Event, thread: PalThread
+) -> None:
+    """A ``record``: the host has the thread and is about to start it; it is held here
+    (bounded) while the main thread joins it."""
+    made.append(thread)
+    recorded.set()
+    joined.wait(2.0)
+
+
 def test_ctrl_c_in_join_of_a_thread_not_yet_started_does_not_block_its_start() -> None:
-    """``_spawn`` records the thread (``LibOSThread._attach``) before ``start``, so a
-    shutdown on the main thread can join it in between.  A Ctrl-C at each line of that
-    join in turn: ``start`` must still return (before: a Ctrl-C between the join's taking
-    of the free ``_done`` lock and its release left it held by nobody, ``_finished`` being
-    False, and ``start`` waited for ever on ``_done.acquire()``, in a critical section,
-    holding a thread slot)."""
+    """The host records the thread (``record``, e.g. ``LibOSThread._attach``) before it
+    starts it, so a shutdown on the main thread can join it in between.  A Ctrl-C at
+    each line of that join in turn: the start must still return (before: a Ctrl-C
+    between the join's taking of the free ``_done`` lock and its release left it held by
+    nobody, ``_finished`` being False, and ``start`` waited for ever on
+    ``_done.acquire()``, in a critical section, holding a thread slot)."""
     stuck_at: list[int] = []
     n = 0
-    while True:
-        n += 1
-        assert n < 60
-        go = threading.Event()
-        thread = PalThread(go.wait, (5.0,), lambda t: None, "x")
-        local = InterruptAtLine(n)
-        fired = local.fired
-        _join_traced(thread, 0.05, local)
-        starter = threading.Thread(target=thread.start)
-        starter.start()
-        starter.join(2.0)
-        if starter.is_alive():  # clean up: let start go on
-            stuck_at.extend(fired)
-            thread._done.release()
+    with pal.open_host("direct") as host:
+        while True:
+            n += 1
+            assert n < 60
+            go = threading.Event()
+            recorded, joined = threading.Event(), threading.Event()
+            made: list[PalThread] = []
+            record = functools.partial(_held_in_record, made, recorded, joined)
+            starter = threading.Thread(
+                target=host.thread_start, args=(go.wait, (5.0,), "x", None, False, record)
+            )
+            starter.start()
+            assert recorded.wait(2.0)
+            thread = made[0]
+            local = InterruptAtLine(n)
+            fired = local.fired
+            _join_traced(thread, 0.05, local)
+            joined.set()
             starter.join(2.0)
-        go.set()
-        assert thread.join(2.0)
-        if not fired:
-            break
+            if starter.is_alive():  # clean up: let start go on
+                stuck_at.extend(fired)
+                thread._done.release()
+                starter.join(2.0)
+            go.set()
+            assert thread.join(2.0)
+            if not fired:
+                break
     assert not stuck_at, f"start() waited for ever after a Ctrl-C in join at line {stuck_at}"
 
 
@@ -89,53 +109,56 @@ def test_a_second_ctrl_c_in_joins_except_branch_strands_another_joiner() -> None
             f = f.f_back
         return f is not None and f.f_lineno == acquire_line
 
-    for attempt in range(30):
-        release = threading.Event()
-        thread = Probe(release.wait, (5.0,), lambda t: None, "x")
-        thread.start()
-        other_result: list[bool] = []
-        other = threading.Thread(target=lambda: other_result.append(thread.join(3.0)))  # noqa: B023
+    def _as_probe(thread: PalThread) -> None:
+        thread.__class__ = Probe  # made by the host, before it starts
 
-        def direct() -> None:
-            # Main waits first, then the other joiner (futex waiters wake in order); then
-            # the thread ends.
-            for _ in range(1_000_000):
-                if in_acquire(main_ident):
-                    break
-            other.start()  # noqa: B023
-            for _ in range(1_000_000):
-                if in_acquire(other.ident):  # noqa: B023
-                    break
-            release.set()  # noqa: B023
+    with pal.open_host("direct") as host:
+        for attempt in range(30):
+            release = threading.Event()
+            thread = host.thread_start(release.wait, (5.0,), "x", None, False, _as_probe)
+            other_result: list[bool] = []
+            other = threading.Thread(target=lambda: other_result.append(thread.join(3.0)))  # noqa: B023
 
-        director = threading.Thread(target=direct)
-        director.start()
-        injected.clear()
-        armed.clear()
+            def direct() -> None:
+                # Main waits first, then the other joiner (futex waiters wake in order); then
+                # the thread ends.
+                for _ in range(1_000_000):
+                    if in_acquire(main_ident):
+                        break
+                other.start()  # noqa: B023
+                for _ in range(1_000_000):
+                    if in_acquire(other.ident):  # noqa: B023
+                        break
+                release.set()  # noqa: B023
 
-        def local(frame: FrameType, event: str, arg: Any) -> Any:
-            if (
-                event == "line"
-                and frame.f_lineno == after_acquire
-                and not injected
-                and in_acquire(other.ident)  # noqa: B023
-            ):
-                injected.append("first")
-                armed.append(True)
-                raise KeyboardInterrupt
-            return local
+            director = threading.Thread(target=direct)
+            director.start()
+            injected.clear()
+            armed.clear()
 
-        _join_traced(thread, 3.0, local)
-        director.join(5.0)
-        other.join(5.0)
-        if injected == ["first", "second"]:
-            assert thread.join(0) and not thread.is_alive()
-            stranded = other_result != [True]
-            if thread._done.locked():
-                thread._done.release()
-            assert not stranded, (
-                f"attempt {attempt}: the other joiner's join(3.0) returned {other_result} "
-                "for a thread that had ended"
-            )
-            return
+            def local(frame: FrameType, event: str, arg: Any) -> Any:
+                if (
+                    event == "line"
+                    and frame.f_lineno == after_acquire
+                    and not injected
+                    and in_acquire(other.ident)  # noqa: B023
+                ):
+                    injected.append("first")
+                    armed.append(True)
+                    raise KeyboardInterrupt
+                return local
+
+            _join_traced(thread, 3.0, local)
+            director.join(5.0)
+            other.join(5.0)
+            if injected == ["first", "second"]:
+                assert thread.join(0) and not thread.is_alive()
+                stranded = other_result != [True]
+                if thread._done.locked():
+                    thread._done.release()
+                assert not stranded, (
+                    f"attempt {attempt}: the other joiner's join(3.0) returned {other_result} "
+                    "for a thread that had ended"
+                )
+                return
     raise AssertionError("the interleaving was never reached")

@@ -18,26 +18,78 @@ def test_starts_only_with_a_free_slot_and_takes_nothing_otherwise() -> None:
     with pal.open_host("sgx", max_threads=2) as host:  # the main thread and one
         assert isinstance(host, pal.SgxHost)
         go = threading.Event()
-        first = host.thread_start_now(
-            go.wait, (WAIT_S,), "first", None, False, None, None, None, None
+        made: list[PalThread] = []
+        later = host.thread_start_now(
+            go.wait, (WAIT_S,), "first", None, False, made.append, None, None, None
         )
-        assert isinstance(first, PalThread) and first.is_alive()
+        assert later is None  # started: ``record`` has the thread
+        first = made[0]
+        assert first.is_alive()
         in_use, live, calls = host.threads_in_use, host.live_threads(), host.calls_total
         ran: list[int] = []
         refused = host.thread_start_now(
-            ran.append, (1,), "second", None, False, None, None, None, None
+            ran.append, (1,), "second", None, False, made.append, None, None, None
         )
-        assert refused is None
+        assert callable(refused) and made == [first]
         assert host.threads_in_use == in_use == 2
         assert host.live_threads() == live
         assert host.calls_total == calls  # no host call for a start not made
         go.set()
         assert first.join(WAIT_S)
-        second = host.thread_start_now(
-            ran.append, (2,), "second", None, False, None, None, None, None
+        assert (
+            host.thread_start_now(
+                ran.append, (2,), "second", None, False, made.append, None, None, None
+            )
+            is None
         )
-        assert second is not None and second.join(WAIT_S)
+        assert made[1].join(WAIT_S)
         assert ran == [2]
+
+
+def test_later_waits_for_a_slot_and_starts_the_thread() -> None:
+    """With no slot free, what ``thread_start_now`` returns starts the same thread once
+    a slot comes free (``thread_start``): ``record`` has it, and it is returned."""
+    with pal.open_host("sgx", max_threads=2) as host:
+        host.slot_timeout = WAIT_S
+        go = threading.Event()
+        made: list[PalThread] = []
+        assert (
+            host.thread_start_now(
+                go.wait, (WAIT_S,), "first", None, False, made.append, None, None, None
+            )
+            is None
+        )
+        ran: list[int] = []
+        later = host.thread_start_now(
+            ran.append, (1,), "second", None, False, made.append, None, None, None
+        )
+        assert later is not None
+        freer = threading.Timer(0.05, go.set)
+        freer.start()
+        try:
+            second = later()
+        finally:
+            freer.join(WAIT_S)
+        assert made == [made[0], second] and second.join(WAIT_S) and ran == [1]
+        assert made[0].join(WAIT_S)
+
+
+def test_a_later_start_on_a_host_without_slots_fails_as_thread_start_does() -> None:
+    with pal.open_host("sgx", max_threads=1) as host:
+        host.slot_timeout = 0.05
+        later = host.thread_start_now(int, (), "x", None, False, None, None, None, None)
+        assert later is not None
+        with pytest.raises(pal.PalError) as info:
+            later()
+        assert info.value.code is pal.PalErrorCode.NOMEM
+        assert host.live_threads() == []
+
+
+def test_a_pal_thread_is_made_only_by_its_host() -> None:
+    """``PalThread`` has no constructor of its own (the host builds it in place): a
+    hand-made one is refused with the interpreter's own error, not half made."""
+    with pytest.raises(TypeError):
+        PalThread(int, (), lambda t: None, "x")  # type: ignore[call-arg]
 
 
 def test_refused_on_a_host_shut_down() -> None:
@@ -82,7 +134,7 @@ def test_record_has_the_thread_before_it_runs() -> None:
     with pal.open_host("direct") as host:
         recorded: list[PalThread] = []
         seen: list[list[PalThread]] = []
-        started = host.thread_start_now(
+        later = host.thread_start_now(
             lambda: seen.append(list(recorded)),
             (),
             "recorded",
@@ -93,32 +145,31 @@ def test_record_has_the_thread_before_it_runs() -> None:
             None,
             None,
         )
-        assert started is not None and started.join(WAIT_S)
-        assert recorded == [started] and seen == [[started]]
+        assert later is None and recorded[0].join(WAIT_S)
+        assert len(recorded) == 1 and seen == [recorded]
 
 
 @pytest.mark.parametrize("reraise", [False, True])
-def test_builds_the_thread_as_the_constructor_does(reraise: bool) -> None:
+def test_the_thread_record_sees_is_built_and_not_yet_running(reraise: bool) -> None:
     """``thread_start_now`` builds its ``PalThread`` in place: when ``record`` sees it,
-    it holds what ``PalThread(...)`` would hold (but ``_launch``, which goes straight to
-    the primitive), and it is not running yet."""
+    it holds its name, exit hook and options, its done lock is held, and it does not
+    run yet."""
     seen: list[tuple[dict[str, Any], bool, bool]] = []
 
     def record(thread: PalThread) -> None:
-        state = dict(vars(thread))
-        seen.append((state, thread._done.locked(), thread.is_alive()))
+        seen.append((dict(vars(thread)), thread._done.locked(), thread.is_alive()))
 
     with pal.open_host("sgx") as host:
-        thread = host.thread_start_now(int, (), "same", None, reraise, record, None, None, None)
-        assert thread is not None and thread.join(WAIT_S)
-        made = PalThread(int, (), host._thread_exited, "same", False, None, reraise)
-        expected = dict(vars(made))
-        expected.pop("_launch")
+        made: list[PalThread] = []
+
+        def both(thread: PalThread) -> None:
+            record(thread)
+            made.append(thread)
+
+        assert host.thread_start_now(int, (), "same", None, reraise, both, None, None, None) is None
+        assert made[0].join(WAIT_S)
         state, locked, alive = seen[0]
-        assert set(state) == set(expected)
-        for key, value in expected.items():
-            if key == "_done":
-                continue  # a lock of its own, held in both
-            assert state[key] == value, key
-        assert locked and made._done.locked() and not alive
-        made._done.release()
+        expected = {"name", "_on_exit", "_done"} | ({"_reraise"} if reraise else set())
+        assert set(state) == expected
+        assert state["name"] == "same" and state["_on_exit"] == host._thread_exited
+        assert locked and not alive

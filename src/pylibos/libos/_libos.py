@@ -206,8 +206,9 @@ class LibOS(Teardown):
         # on the thread (``_attach``) just before it starts it, in the section that
         # starts it, so ``_pal`` is set exactly when the thread runs, for the thread
         # itself and for any other looking at it.  With no slot free, the section ends
-        # first: the wait for one (``thread_start``) must stay open to a Ctrl-C.  The
-        # thread is in the table with its event before the host thread starts.
+        # first: the wait for one (``later``, which the PAL returns then) must stay open
+        # to a Ctrl-C.  The thread is in the table with its event before the host
+        # thread starts.
         # The profile's boundaries are local variables (see ``Profile.open_clone``):
         # clone and get_new_thread start at t0, create_pollable_event spans t1..t2,
         # get_new_thread ends at t3, the clone once the host thread exists.  The host
@@ -245,7 +246,7 @@ class LibOS(Teardown):
                 # The program's function runs on the host thread itself; the LibOS's
                 # exit work is the PAL's ``at_exit`` (``_thread_exit``), and the thread is
                 # in ``_running`` under its ident while it runs (the PAL lists it there).
-                thread._pal = self.host.thread_start_now(
+                later = self.host.thread_start_now(
                     fn,
                     args,
                     _CLONED,
@@ -260,18 +261,8 @@ class LibOS(Teardown):
                 _pal_critical = False
                 if critical_owed[0]:
                     critical_deliver()
-            if thread._pal is None:  # no thread slot free: wait for one, open to a Ctrl-C
-                self.host.thread_start(
-                    fn,
-                    args,
-                    _CLONED,
-                    joinable,
-                    reraise,
-                    thread._attach,
-                    self._thread_exit,
-                    self._running,
-                    thread,
-                )
+            if later is not None:  # no thread slot free: wait for one, open to a Ctrl-C
+                later()
         except BaseException as exc:
             profile.drop_clone()
             if thread._pal is not None and not isinstance(exc, PalError):

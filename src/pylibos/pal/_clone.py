@@ -11,6 +11,7 @@ sees half of one.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from _thread import allocate_lock as _allocate_lock
@@ -75,8 +76,8 @@ class Threads(HostCore):
         tag: object = None,
         helper: bool = False,
     ) -> PalThread:
-        """``thread_create`` with every option, positional (the clone path calls it on
-        every thread start).
+        """``thread_create`` with every option, positional, waiting (up to
+        ``slot_timeout``) for a thread slot when none is free.
 
         ``joinable=(handle, daemon)`` starts the thread with
         ``_thread.start_joinable_thread`` on that handle (Python 3.13+); ``reraise`` lets
@@ -93,38 +94,28 @@ class Threads(HostCore):
         if helper:
             args = (self.thread_account(), fn, *args)
             fn = self._charge_to
-        thread = PalThread(
-            fn, args, self._thread_exited, name, helper, joinable, reraise, at_exit, running, tag
-        )
+        made: list[PalThread] = []
+
+        def record_made(thread: PalThread) -> None:
+            if helper:
+                thread.helper = True
+            made.append(thread)
+            if record is not None:
+                record(thread)
+
         deadline = None
         try:
             while True:
-                # Taking the slot, the record and the start are one critical section, so an
-                # interrupt finds either none of them done or all; the wait for a slot is
+                # The start is one critical section (``thread_start_now``), so an
+                # interrupt finds either none of it done or all; the wait for a slot is
                 # outside it (a Ctrl-C stops that).
                 _pal_critical = True
                 try:
-                    try:
-                        self._take_slot()
-                    except IndexError:
-                        pass  # none free: wait below
-                    else:
-                        self._threads.add(thread)
-                        if self.closed:
-                            # shutdown ran since the test above: it set ``closed`` before
-                            # it listed the threads it joins, so it may not join this one.
-                            self._unstarted(thread)
-                        if record is not None:
-                            record(thread)
-                        try:
-                            self._call("clone_thread", name, thread.start)
-                        except (RuntimeError, MemoryError) as exc:
-                            # What the primitive raises when the host refuses a thread.
-                            self._thread_exited(thread)
-                            raise PalError(
-                                PalErrorCode.NOMEM, f"cannot start a host thread: {exc}"
-                            ) from None
-                        return thread
+                    self.thread_start_now(
+                        fn, args, name, joinable, reraise, record_made, at_exit, running, tag
+                    )
+                    if made:
+                        return made[0]
                 finally:
                     _pal_critical = False
                     if owed[0]:
@@ -151,21 +142,25 @@ class Threads(HostCore):
         at_exit: _AtExit,
         running: dict[int, Any] | None,
         tag: object,
-    ) -> PalThread | None:
-        """``thread_start`` for a caller inside a marked critical section of its own (the
-        clone path), which covers this call: the host thread is started only if a thread
-        slot is free now (None when not: the caller leaves its section and calls
-        ``thread_start``, which waits for one), and no section of its own is opened.  A
-        Ctrl-C is then deferred to the caller's section's end, so the caller holds the
-        thread returned (and knows it runs) before one can reach it.  ``record`` as for
-        ``thread_start``: it has the thread before the thread runs, for other threads
-        that look at it before this call returns.  Never waits."""
+    ) -> Callable[[], PalThread] | None:
+        """The start itself, for a caller inside a marked critical section (the clone
+        path's, or ``thread_start``'s), which covers this call: it never waits and opens
+        no section of its own, so a Ctrl-C is deferred to the section's end and the
+        caller has the thread (through ``record``) before one can reach it.
+
+        With a thread slot free now, the host thread is made, ``record`` is called with
+        it just before it starts (for other threads that look at it before this call
+        returns), it starts, and None is returned.  With none free nothing is made and
+        the return is ``later``: ``later()``, called once the caller has left its
+        section, waits for a slot open to a Ctrl-C and starts the thread
+        (``thread_start`` with these arguments), returning it.
+
+        This is the one place a ``PalThread`` is made: built in place, one frame and
+        ten arguments less on every start; ``_run``'s arguments go straight to the
+        primitive when not joinable.
+        """
         if self.closed:
             raise ShutDownError(SHUT_DOWN)
-        # ``PalThread(fn, args, self._thread_exited, name, False, joinable, reraise,
-        # at_exit, running, tag)`` built in place (one frame and ten arguments less on
-        # every start; tests/pal/test_pal_thread_start_now.py holds the two alike):
-        # ``_run``'s arguments go straight to the primitive when not joinable.
         thread = _new_thread(PalThread)
         thread.name = name
         thread._on_exit = self._thread_exited
@@ -178,9 +173,11 @@ class Threads(HostCore):
         try:
             self._take_slot()
         except IndexError:
-            return None
+            return functools.partial(
+                self.thread_start, fn, args, name, joinable, reraise, record, at_exit, running, tag
+            )
         self._threads.add(thread)
-        if self.closed:  # as in thread_start
+        if self.closed:  # shutdown ran since the test above; see ``_unstarted``
             self._unstarted(thread)
         if record is not None:
             record(thread)
@@ -199,15 +196,17 @@ class Threads(HostCore):
                 thread._launch = (fn, args, at_exit, running, tag)
                 self._call("clone_thread", name, thread.start)
         except (RuntimeError, MemoryError) as exc:
+            # What the primitive raises when the host refuses a thread.
             if joinable is None:
                 thread._refused()
             self._thread_exited(thread)
             raise PalError(PalErrorCode.NOMEM, f"cannot start a host thread: {exc}") from None
-        return thread
+        return None
 
     def _unstarted(self, thread: PalThread) -> NoReturn:
-        """Undo a thread recorded on a host shut down meanwhile: its slot is given back,
-        and a joiner (shutdown) finds it ended."""
+        """Undo a thread recorded on a host shut down meanwhile (``shutdown`` sets
+        ``closed`` before it lists the threads it joins, so it may not join this one):
+        its slot is given back, and a joiner finds it ended."""
         thread._finished = True
         thread._done.release()
         self._thread_exited(thread)

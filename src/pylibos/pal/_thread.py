@@ -36,6 +36,13 @@ class PalThread:
     The thread holds ``_done`` from before it starts until its exit work (``on_exit``)
     has run, so ``join`` is one lock acquisition; ``_finished`` is set just before that
     release, so whether the thread has ended never depends on who holds the lock after.
+
+    A host makes its threads in one place, ``Threads.thread_start_now``, which builds
+    them in place (no ``__init__``: one frame less on every start).  The creator's exit
+    work, ``at_exit(thread, tag)``, runs on the thread once ``fn`` has returned or
+    raised (what it raised is in ``exception``), before the host's ``_on_exit``; while
+    the thread runs, ``running`` (if given) lists ``tag`` under its ident, from before
+    ``fn`` until ``at_exit`` is done.
     """
 
     # Defaults for what most threads never change: only what differs is stored.
@@ -47,40 +54,13 @@ class PalThread:
     _reraise = False
     _finished = False
     _started = False
-    # What ``start`` hands the new thread: ``_run``'s arguments (see ``__init__``).
+    name: str
+    _on_exit: Callable[[PalThread], None]
+    _done: Any  # a lock: held from before the start until the exit work is done
+    # What ``start`` hands the new thread, ``_run``'s arguments: a joinable thread's,
+    # let go of by ``start`` (the thread holds no cycle through them: ``tag`` may hold
+    # the thread).
     _launch: tuple[Any, ...] | None = None
-
-    def __init__(
-        self,
-        fn: Callable[..., object],
-        args: tuple[Any, ...],
-        on_exit: Callable[[PalThread], None],
-        name: str,
-        helper: bool = False,
-        joinable: tuple[object, bool] | None = None,
-        reraise: bool = False,
-        at_exit: Callable[[PalThread, Any], object] | None = None,
-        running: dict[int, Any] | None = None,
-        tag: object = None,
-    ) -> None:
-        """``at_exit(thread, tag)``, if given, is the creator's exit work, run on the
-        thread once ``fn`` has returned or raised (what it raised is in ``exception``),
-        before the host's ``on_exit``.  ``running``, if given, lists ``tag`` under the
-        thread's ident from before ``fn`` runs until ``at_exit`` is done."""
-        self.name = name
-        # Handed to the new thread as ``_run``'s arguments, and let go of by ``start``:
-        # the thread holds no cycle through them (``tag`` may hold the thread).
-        self._launch = (fn, args, at_exit, running, tag)
-        self._on_exit = on_exit
-        if helper:
-            self.helper = True
-        if joinable is not None:
-            self._joinable = joinable
-        if reraise:
-            self._reraise = True
-        # Held until the thread's exit work is done (or its start fails).
-        done = self._done = _allocate_lock()
-        done.acquire()
 
     def start(self) -> None:
         """Start the host thread; raises ``RuntimeError`` when the OS refuses one."""
