@@ -85,3 +85,13 @@ class ThreadSlots(Threads):
     def threads_in_use(self) -> int:
         """Thread slots taken, the main thread's included."""
         return self.max_threads - len(self._free_slots)
+
+    def _own_threads(self) -> None:
+        # In a fork child, after the parent's threads count as ended: the child's one
+        # thread runs on the main thread's slot and every other slot is free, whatever
+        # the parent's threads were doing with theirs (one between taking a slot and
+        # being listed is in no list, and its slot would be lost).  The same list, so
+        # the bound take and give stay its own.
+        super()._own_threads()
+        self._free_slots[:] = [None] * (self.max_threads - 1)
+
