@@ -94,4 +94,3 @@ class ThreadSlots(Threads):
         # the bound take and give stay its own.
         super()._own_threads()
         self._free_slots[:] = [None] * (self.max_threads - 1)
-
