@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _thread
 import errno
+import functools
 import os
 import resource
 import select
@@ -386,6 +387,46 @@ def held_where(
         return local
 
     return tracing_only(code, local), held, go
+
+
+def fork_while_held(
+    start: Callable[[Callable[[], None]], Any],
+    work: Callable[[], object],
+    code: CodeType,
+    when: Callable[[FrameType], bool],
+    child: Callable[[], str],
+) -> str:
+    """Hold a thread of this process inside ``work`` (at the first line of a frame of
+    ``code`` where ``when(frame)``, see ``held_where``), fork from the calling thread,
+    and return what ``child`` reported in the child (``in_fork_child``, 5 s); then let
+    the held thread go and join it.  ``start(fn)`` starts the thread that runs ``fn``
+    (``LibOS.clone``, a ``threading.Thread``...) and returns something to ``join``."""
+    tracer, held, go = held_where(code, when)
+    thread = start(functools.partial(run_traced, work, tracer))
+    try:
+        assert held.wait(BOUND), "the thread never reached the line it is held at"
+        return in_fork_child(child, timeout=5.0)
+    finally:
+        go.set()
+        thread.join(BOUND)
+
+
+def seconds_taken(work: Callable[[], object]) -> Callable[[], str]:
+    """A fork child's body: run ``work``, report the seconds it took (``"1.23"``)."""
+
+    def body() -> str:  # pragma: no cover - runs in the fork child
+        t0 = time.monotonic()
+        work()
+        return f"{time.monotonic() - t0:.2f}"
+
+    return body
+
+
+def started_thread(fn: Callable[[], None]) -> threading.Thread:
+    """``fn`` running on a new ``threading.Thread``."""
+    thread = threading.Thread(target=fn)
+    thread.start()
+    return thread
 
 
 class InterruptAtLine:

@@ -11,9 +11,7 @@ thread, stopped at one line as the scheduler may stop it)."""
 
 from __future__ import annotations
 
-import time
-
-from libos_support import BOUND, held_where, in_fork_child, run_traced
+from libos_support import fork_while_held, seconds_taken
 from pylibos import pal
 from pylibos.libos import LibOS
 from pylibos.libos._event import PollableEvent
@@ -23,25 +21,18 @@ def test_a_child_forked_while_a_thread_sets_an_event_shuts_its_libos_down() -> N
     host = pal.open_host("direct")
     libos = LibOS(host, "eventfd")
     main_event = libos.current_thread().event
-    tracer, held, go = held_where(
-        PollableEvent.set.__code__, lambda frame: frame.f_locals["self"]._lock.locked()
-    )
-
-    def child() -> str:  # pragma: no cover - runs in the fork child
-        t0 = time.monotonic()
-        libos.shutdown(timeout=2.0)
-        return f"{time.monotonic() - t0:.2f}"
-
-    thread = libos.clone(run_traced, main_event.set, tracer)
     try:
-        assert held.wait(BOUND)
-        answer = in_fork_child(child, timeout=5.0)
+        answer = fork_while_held(
+            libos.clone,
+            main_event.set,
+            PollableEvent.set.__code__,
+            lambda frame: frame.f_locals["self"]._lock.locked(),
+            seconds_taken(lambda: libos.shutdown(timeout=2.0)),
+        )
         assert not answer.startswith("the child hung") and float(answer) < 2.5, (
             f"a child forked while a parent's thread held an event's lock: its "
             f"LibOS.shutdown(timeout=2): {answer}"
         )
     finally:
-        go.set()
-        thread.join(BOUND)
         libos.shutdown()
         host.shutdown()

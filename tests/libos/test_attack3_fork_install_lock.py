@@ -12,10 +12,7 @@ thread, stopped at one line as the scheduler may stop it)."""
 
 from __future__ import annotations
 
-import threading
-import time
-
-from libos_support import BOUND, held_where, in_fork_child, run_traced
+from libos_support import fork_while_held, seconds_taken, started_thread
 from pylibos import pal
 from pylibos.libos import LibOS, _hook, install
 from pylibos.libos._hook import Hook
@@ -25,27 +22,19 @@ def test_a_child_forked_while_a_thread_uninstalls_the_hook_shuts_its_libos_down(
     host = pal.open_host("direct")
     libos = LibOS(host, "eventfd")
     hook = install(libos)
-    tracer, held, go = held_where(
-        Hook.uninstall.__code__, lambda frame: _hook._install_lock.locked()
-    )
-
-    def child() -> str:  # pragma: no cover - runs in the fork child
-        t0 = time.monotonic()
-        libos.shutdown(timeout=2.0)
-        return f"{time.monotonic() - t0:.2f}"
-
-    thread = threading.Thread(target=run_traced, args=(hook.uninstall, tracer))
-    thread.start()
     try:
-        assert held.wait(BOUND)
-        answer = in_fork_child(child, timeout=5.0)
+        answer = fork_while_held(
+            started_thread,
+            hook.uninstall,
+            Hook.uninstall.__code__,
+            lambda frame: _hook._install_lock.locked(),
+            seconds_taken(lambda: libos.shutdown(timeout=2.0)),
+        )
         assert not answer.startswith("the child hung") and float(answer) < 2.5, (
             f"a child forked while a parent's thread held the hook's install lock: its "
             f"LibOS.shutdown(timeout=2): {answer}"
         )
     finally:
-        go.set()
-        thread.join(BOUND)
         hook.uninstall()
         libos.shutdown()
         host.shutdown()

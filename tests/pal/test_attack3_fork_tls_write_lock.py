@@ -13,10 +13,7 @@ thread, stopped at one line as the scheduler may stop it)."""
 
 from __future__ import annotations
 
-import threading
-import time
-
-from libos_support import BOUND, held_where, in_fork_child, run_traced
+from libos_support import fork_while_held, seconds_taken, started_thread
 from pylibos import pal
 from pylibos.libos import LibOS
 from pylibos.pal._host import Host
@@ -27,26 +24,24 @@ def test_a_child_forked_while_a_thread_writes_an_event_pipe_can_set_that_event()
     libos = LibOS(host, "pipe")
     main_event = libos.current_thread().event
     write_end = main_event._write
-    tracer, held, go = held_where(Host.write.__code__, lambda frame: write_end._write_lock.locked())
 
-    def child() -> str:  # pragma: no cover - runs in the fork child
-        t0 = time.monotonic()
+    def clear_set_clear() -> None:  # pragma: no cover - runs in the fork child
         main_event.clear()
         main_event.set()
         main_event.clear()
-        return f"{time.monotonic() - t0:.2f}"
 
-    thread = threading.Thread(target=run_traced, args=(main_event.set, tracer))
-    thread.start()
     try:
-        assert held.wait(BOUND)
-        answer = in_fork_child(child, timeout=5.0)
+        answer = fork_while_held(
+            started_thread,
+            main_event.set,
+            Host.write.__code__,
+            lambda frame: write_end._write_lock.locked(),
+            seconds_taken(clear_set_clear),
+        )
         assert not answer.startswith("the child hung") and float(answer) < 2.0, (
             f"a child forked while a parent's thread wrote on an event's TLS pipe: "
             f"clear, set, clear of that event in the child: {answer}"
         )
     finally:
-        go.set()
-        thread.join(BOUND)
         libos.shutdown()
         host.shutdown()
