@@ -651,15 +651,28 @@ def _pair(shift: float, seed: int) -> tuple[RunData, RunData]:
 
 
 def test_a_real_difference_is_flagged_and_noise_is_not() -> None:
+    """Native alone 10% slower in B: judged raw, native is flagged and x is not.  With the
+    drift removed (the default) native is the machine, and x, which did not slow with it,
+    is faster relative to it: a change of native itself is taken for the machine's (the
+    drift term's stated limit)."""
     a, b = _pair(1.10, seed=11)  # native 10% slower in B, x unchanged
     by = {c.name: c for c in changes(a, b)}
-    assert by["native"].significant is True
+    assert by["native"].raw_significant is True
     assert by["native"].ratio.low is not None and by["native"].ratio.low > 1.05
-    assert by["x"].significant is False
-    _header, rows, summary = vs_rows(a, b)
-    verdicts = {r[0]: r[-1] for r in rows}
+    assert by["x"].raw_significant is False
+    assert by["native"].corrected is None and by["x"].corrected_significant is True
+    _header, rows, summary = vs_rows(a, b, raw=True)
+    verdicts = {r[0]: r[-2] for r in rows}
     assert verdicts == {"native": "slower", "x": "no significant change"}
     assert summary.startswith("2 of 4 figures with an interval show no significant change")
+    _header, rows, summary = vs_rows(a, b)
+    verdicts = {r[0]: r[-2] for r in rows}
+    assert verdicts == {"native": "the machine: slower", "x": "faster"}
+    assert summary.startswith(
+        "0 of 2 figures with an interval show no significant change once the machine's "
+        "drift is removed"
+    )
+    assert "native ×1.1" in summary and "at 1 live (slower)" in summary
 
 
 def test_two_draws_of_the_same_machine_mostly_show_no_change() -> None:
@@ -861,7 +874,7 @@ def test_report_vs_marks_targets_taken_differently_and_warns() -> None:
     _header, rows, summary = vs_target_rows(new, new)
     assert all(r[-1] == "yes" for r in rows)
     n = len(rows)
-    assert summary == f"{n} of {n} targets taken alike give the same verdict in A and B."
+    assert summary.startswith(f"{n} of {n} targets taken alike give the same verdict in A and B")
     assert not any(n.startswith("methods differ") for n in differences(new, new))
 
 
@@ -887,3 +900,124 @@ def test_a_run_takes_round_by_round_only_the_ratios_its_settings_name() -> None:
     f = Figures(data)
     pool, native = entries[3], entries[0]
     assert by[_POOL].value == f.ratio((pool, "start.median"), (native, "start.median"))
+
+
+# --- two runs compared, the machine's drift removed ------------------------------------
+
+_CENTRES = {"native": 60.0, "x": 150.0, "y": 300.0}
+
+
+def _drift_pair(
+    seed: int, machine: float, real: dict[str, float] | None = None
+) -> tuple[RunData, RunData]:
+    """Two runs of native, x and y, each in 10 rounds of 6 batches measured together.
+    Within a run, each round slows every slice by a drift they share (5% log standard
+    deviation) and each slice by its own (3%); each batch has 5% noise of its own.  The
+    whole of run B is ``machine`` times as slow as A (the machine's drift between runs),
+    and a configuration in ``real`` is also that many times as slow in B (a real change)."""
+    rng = np.random.default_rng(seed)
+    rounds, per = 10, 6
+    runs = []
+    for factor, changed in ((1.0, {}), (machine, real or {})):
+        shared = rng.lognormal(0, 0.05, rounds)
+        entries = []
+        for name, centre in _CENTRES.items():
+            slow = shared * rng.lognormal(0, 0.03, rounds) * factor * changed.get(name, 1.0)
+            values = centre * np.repeat(slow, per) * rng.normal(1, 0.05, rounds * per)
+            entries.append(entry(name, values, rounds=rounds))
+        runs.append(run_data(*entries, together=True))
+    return runs[0], runs[1]
+
+
+def test_a_machine_faster_in_b_is_no_change_once_its_drift_is_removed() -> None:
+    """Every figure of B is A's × 0.88 with fresh noise (the whole machine 12% faster), in
+    five seeded pairs: raw, all 30 figures are flagged faster; with native's drift
+    removed, none of the 20 figures of x and y is, and native is named as the machine."""
+    raw_flagged = corrected_flagged = corrected_total = 0
+    for seed in range(5):
+        a, b = _drift_pair(500 + seed, 0.88)
+        for c in changes(a, b):
+            raw_flagged += bool(c.raw_significant) and c.ratio.value < 1
+            if not c.machine:
+                corrected_total += 1
+                corrected_flagged += bool(c.corrected_significant)
+        _header, rows, summary = vs_rows(a, b)
+        assert summary.startswith(
+            "4 of 4 figures with an interval show no significant change once the machine's "
+            "drift is removed (100%)"
+        ), summary
+        assert "Raw B ÷ A: 0 of 6 figures show no significant change" in summary
+        assert "Machine drift between the runs: native ×0." in summary
+        assert "at 1 live (faster)" in summary
+        assert {r[-2] for r in rows if r[0] == "native"} == {"the machine: faster"}
+        _header, rows, summary = vs_rows(a, b, raw=True)
+        assert summary.startswith("0 of 6 figures with an interval show no significant change")
+        assert {r[-2] for r in rows} == {"faster"}
+    assert raw_flagged == 30
+    assert corrected_total == 20 and corrected_flagged == 0
+
+
+def test_a_real_slowdown_is_flagged_while_the_machine_runs_faster() -> None:
+    """x really 15% slower while the whole machine runs 10% faster (x's raw B ÷ A about
+    1.035): with the drift removed, x is flagged slower at about 1.15 and y is not; raw,
+    y is flagged faster instead, in each of five seeded pairs."""
+    for seed in range(5):
+        a, b = _drift_pair(600 + seed, 0.90, {"x": 1.15})
+        by = {(c.name, c.phase): c for c in changes(a, b)}
+        for phase in ("start", "clone"):
+            x, y = by["x", phase], by["y", phase]
+            assert x.corrected is not None and x.corrected_significant is True
+            assert 1.08 < x.corrected.value < 1.22
+            assert y.corrected_significant is False
+            assert y.raw_significant is True and y.ratio.value < 1
+        _header, rows, summary = vs_rows(a, b)
+        assert {r[0]: r[-2] for r in rows if r[2] == "clone"} == {
+            "native": "the machine: faster", "x": "slower", "y": "no significant change",
+        }  # fmt: skip
+        assert summary.startswith("2 of 4 figures with an interval show no significant change")
+
+
+def test_the_drift_removed_interval_holds_the_true_change_in_about_95_percent_of_trials() -> None:
+    """100 seeded pairs, the machine's drift between them random (10% log standard
+    deviation), x really 1.1 times as slow in B: the drift-removed interval of x's clone
+    holds 1.1 in 98 of 100 (the fixed seeds give the same count every time; two-stage
+    resampling is a little conservative, as within a run), while B ÷ A as measured holds
+    it in 49: the drift is what it removes, not width it adds (median width 0.13 of the
+    value)."""
+    trials, hits, raw_hits, widths = 100, 0, 0, []
+    for trial in range(trials):
+        machine = float(np.random.default_rng(7_000 + trial).lognormal(0, 0.1))
+        a, b = _drift_pair(8_000 + trial, machine, {"x": 1.1})
+        (x,) = [c for c in changes(a, b, resamples=1000) if c.name == "x" and c.phase == "clone"]
+        assert x.corrected is not None and x.corrected.width is not None
+        hits += x.corrected.holds(1.1)
+        raw_hits += x.ratio.holds(1.1)
+        widths.append(x.corrected.width)
+    assert hits / trials >= 0.93, hits
+    assert raw_hits / trials < 0.6, raw_hits
+    assert float(np.median(widths)) < 0.15
+
+
+def test_without_native_in_both_runs_the_comparison_is_judged_raw_and_says_so() -> None:
+    """A run without native, or with native at other live counts, cannot have the drift
+    removed: its figures are judged raw, and the summary says why; the differences
+    between the runs are still named."""
+    a, b = _drift_pair(700, 1.0)
+    b["configs"] = [e for e in b["configs"] if e["name"] != "native"]
+    b["settings"]["batch"] = 10
+    assert "settings differ: batch is 100 in A and 10 in B" in differences(a, b)
+    assert "native at 1 live is only in A: not compared" in differences(a, b)
+    comparison = [c for c in changes(a, b)]
+    assert comparison and all(c.drift is None and c.corrected is None for c in comparison)
+    _header, rows, summary = vs_rows(a, b)
+    assert "native is not in both runs: the machine's drift cannot be removed" in summary
+    assert summary.startswith("4 of 4 figures with an interval show no significant change (100%)")
+    assert all(r[6] == "-" and r[-1] == "-" for r in rows)
+
+
+def test_runs_on_different_pythons_say_removing_natives_drift_is_not_sound() -> None:
+    a, b = _drift_pair(701, 1.0)
+    b["machine"]["python"] = "3.13"
+    _header, _rows, summary = vs_rows(a, b)
+    assert "different Pythons (3.11 and 3.13)" in summary and "not sound" in summary
+    assert "different Pythons" not in vs_rows(a, a)[2]

@@ -76,7 +76,8 @@ def _as_version(path: Path, tmp_path: Path, version: int) -> Path:
     ("b", "expected"),
     [
         ("c", "WARNING: settings differ: batch is 5 in A and 10 in B"),
-        ("a", "5 of 5 figures with an interval show no significant change"),
+        # with native's drift removed, native's own figure is the machine, not counted
+        ("a", "4 of 4 figures with an interval show no significant change"),
         ("v3", f"WARNING: format versions differ: {FORMAT_VERSION} in A and 3 in B"),
         (None, "Targets"),  # a version 3 run alone: the keys of version 4, so it renders
     ],
@@ -136,6 +137,32 @@ def test_report_vs_of_a_bad_file_is_one_error_line(
             data["configs"][0]["batches_ns"]["start"]["median"].pop()
         bad.write_text(json.dumps(data))
     _assert_report_refuses(runs["a"], bad, message, capsys)
+
+
+def test_report_vs_judges_with_the_drift_removed_or_raw_and_the_markdown_holds_both(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    md = tmp_path / "vs.md"
+    argv = ["report", str(runs["a"]), "--vs", str(runs["a"]), "--markdown", str(md)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "4 of 4 figures with an interval show no significant change once" in out
+    text = md.read_text()
+    assert "| B ÷ A (95%) | ÷ native's B ÷ A (95%) | change | raw |" in text
+    assert "| native | 0 | start |" in text and "the machine: no significant change" in text
+    assert "Machine drift between the runs: native ×1.000" in text
+    assert main([*argv, "--raw"]) == 0
+    out = capsys.readouterr().out
+    assert "5 of 5 figures with an interval show no significant change" in out
+    assert "| change | drift removed |" in md.read_text()
+
+
+def test_report_raw_without_vs_is_refused(
+    runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(runs["a"]), "--raw"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: --raw judges a comparison") and "Traceback" not in err
 
 
 def test_report_vs_refuses_a_plot(

@@ -81,10 +81,13 @@ def _commands() -> list[_Command]:
         "re-render a saved run (JSON) as tables, Markdown or a plot, or compare two",
         "Reads the JSON a bench, compare or workloads run wrote and renders it again. With "
         "--vs, sets two bench or compare runs side by side: each phase median in A and in B, "
-        "B ÷ A with its 95%% interval, and 'no significant change' where that interval "
-        "holds 1.",
+        "B ÷ A with its 95%% interval, the same divided by native's B ÷ A (the machine's "
+        "drift between the runs), and 'no significant change' where that interval holds 1.",
         (Option("results", metavar="A.json", help="a run's JSON"),
          Option("--vs", metavar="B.json", help="a second run to compare with the first"),
+         Option("--raw", action="store_true",
+                help="with --vs: judge each figure by B ÷ A as measured, the machine's "
+                "drift not removed"),
          *RENDERING),
         cmd_report,
     )

@@ -46,6 +46,8 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         write_workloads(saved, args, console)
         return 0
     data = _load(args.results)
+    if args.raw and args.vs is None:
+        raise UsageError("--raw judges a comparison: give the second run with --vs B.json")
     if args.vs is None:
         check_outputs(args)
         print_compare(data, console)
@@ -67,13 +69,15 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     notes = differences(data, other)
     console.print(f"A: {args.results}: {describe(data)}")
     console.print(f"B: {args.vs}: {describe(other)}")
-    header, rows, summary = vs_rows(data, other)
-    console.print(rich_table("B ÷ A, per configuration and phase (medians)", header, rows))
+    header, rows, summary = vs_rows(data, other, raw=args.raw)
+    title = "B ÷ A, per configuration and phase (medians), and with native's B ÷ A removed"
+    console.print(rich_table(title, header, rows))
     console.print(summary)
     t_header, t_rows, t_summary = vs_target_rows(data, other)
     console.print(rich_table("Targets in A and B", t_header, t_rows))
     console.print(t_summary)
     print_warnings(notes, console)
     if args.markdown:
-        write_text(args.markdown, vs_markdown(data, other, (args.results, args.vs), notes), console)
+        text = vs_markdown(data, other, (args.results, args.vs), notes, raw=args.raw)
+        write_text(args.markdown, text, console)
     return 0

@@ -1,5 +1,22 @@
 """Two saved runs side by side (``pylibos report A.json --vs B.json``): what differs between
-them, and B ÷ A for every figure with its interval."""
+them, and B ÷ A for every figure with its interval, as measured and with the machine's drift
+removed.
+
+A bootstrap inside one run sees what changes from one slice of it to the next, not what
+changed between the runs: the whole machine can run a few percent faster or slower in one
+run than in the other (a neighbour on the hypervisor, the host's frequency).  Native,
+CPython's own thread start with no pylibos code, is measured in the same interleaved rounds
+as every configuration, so its B ÷ A is the machine's drift, and (B ÷ A) ÷ native's B ÷ A at
+the same live count is a figure's change with that drift removed, as benchmark suites
+normalise against a baseline.  Its interval comes from the same resamples as both terms:
+within a run, the figure and native are drawn from the same rounds (their pairing is kept);
+the two runs are drawn independently.  What it cannot remove is drift that hits the
+configurations unequally (a slowdown of Python code that CPython's thread start, mostly
+the kernel's clone, does not share), and a change of native itself (another Python) is
+taken for the machine's.
+
+Ratios to native within a run (``start ÷ native``, live scaling) have the machine divided
+out already, in the run: the targets table compares them as they are, not corrected again."""
 
 from __future__ import annotations
 
@@ -7,8 +24,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from .._schema import TIMED, RunData
-from ._analyse import SHORT, ratios_in_rounds, statistic_of, stored_targets
-from ._stats import Figures, Interval, ratio_of
+from ._analyse import SHORT, find, ratios_in_rounds, statistic_of, stored_targets
+from ._stats import RESAMPLES, Figures, Interval, quotient, ratio_of
 from ._text import describe, md, us, with_interval, x3
 
 _SETTINGS_COMPARED = ("duration_s", "batch", "rounds", "live", "ocall_cycles", "ghz")
@@ -77,33 +94,84 @@ def differences(a: RunData, b: RunData) -> list[str]:
     return out
 
 
+MACHINE = "native"
+"""The configuration that is the machine's own speed: CPython's thread start with no
+pylibos code, measured in the same interleaved rounds as every configuration."""
+
+
 @dataclass(frozen=True)
 class Change:
+    """One figure (a configuration's phase median at a live count) in both runs.
+
+    ``ratio`` is B ÷ A as measured.  ``drift`` is native's start B ÷ A at the same live
+    count: how much faster or slower the machine itself ran in B.  ``corrected`` is
+    ``ratio ÷ drift``, the figure's change with the machine's drift removed, its interval
+    from the same resamples (within a run, the figure and native drawn from the same
+    rounds, so whatever their slices share stays paired; the two runs drawn
+    independently).  Both are None where native is not in both runs at that live count;
+    native's own figures have no ``corrected`` (they are the drift)."""
+
     name: str
     live: int
     phase: str
     a_ns: float
     b_ns: float
     ratio: Interval
+    drift: Interval | None = None
+    corrected: Interval | None = None
+
+    @property
+    def machine(self) -> bool:
+        """Whether this figure is the machine's own (native's start)."""
+        return self.name == MACHINE
+
+    @property
+    def raw_significant(self) -> bool | None:
+        """None when no interval could be drawn; else whether B ÷ A's excludes 1."""
+        return _excludes_one(self.ratio)
+
+    @property
+    def corrected_significant(self) -> bool | None:
+        """None when no drift-corrected interval could be drawn (native's own figures,
+        or native not in both runs); else whether it excludes 1."""
+        return None if self.corrected is None else _excludes_one(self.corrected)
 
     @property
     def significant(self) -> bool | None:
-        """None when no interval could be drawn; else whether it excludes 1."""
-        if not self.ratio.known:
-            return None
-        return not self.ratio.holds(1.0)
+        """Judged with the machine's drift removed where it can be, else raw."""
+        if self.corrected is not None:
+            return self.corrected_significant
+        return self.raw_significant
 
 
-def changes(a: RunData, b: RunData) -> Iterator[Change]:
-    """B ÷ A for each phase median of each configuration and live count in both runs."""
-    fa, fb = Figures(a, seed=0), Figures(b, seed=1)
+def _excludes_one(iv: Interval) -> bool | None:
+    if not iv.known:
+        return None
+    return not iv.holds(1.0)
+
+
+def _word(sig: bool | None, iv: Interval | None) -> str:
+    if iv is None:
+        return "-"
+    if sig is None:
+        return "no interval"
+    if not sig:
+        return "no significant change"
+    return "slower" if iv.value > 1 else "faster"
+
+
+def changes(a: RunData, b: RunData, *, resamples: int = RESAMPLES) -> Iterator[Change]:
+    """B ÷ A for each phase median of each configuration and live count in both runs, and
+    the same with the machine's drift (native's start B ÷ A at that live count) removed."""
+    fa, fb = Figures(a, seed=0, resamples=resamples), Figures(b, seed=1, resamples=resamples)
     for eb in b["configs"]:
-        ea = next(
-            (e for e in a["configs"] if e["name"] == eb["name"] and e["live"] == eb["live"]),
-            None,
-        )
+        ea = find(a, eb["name"], eb["live"])
         if ea is None:
             continue
+        na, nb = find(a, MACHINE, eb["live"]), find(b, MACHINE, eb["live"])
+        drift = None
+        if na is not None and nb is not None:
+            drift = ratio_of(fb, (nb, _NATIVE_KEY), fa, (na, _NATIVE_KEY))
         for phase in TIMED:
             key = f"{phase}.median"
             va, vb = fa.value(ea, key), fb.value(eb, key)
@@ -111,35 +179,163 @@ def changes(a: RunData, b: RunData) -> Iterator[Change]:
                 continue
             r = ratio_of(fb, (eb, key), fa, (ea, key))
             assert r is not None
-            yield Change(eb["name"], eb["live"], phase, va, vb, r)
+            corrected = None
+            if drift is not None and na is not None and nb is not None and eb["name"] != MACHINE:
+                corrected = quotient(
+                    [(fb, eb, key), (fa, na, _NATIVE_KEY)], [(fa, ea, key), (fb, nb, _NATIVE_KEY)]
+                )
+            yield Change(eb["name"], eb["live"], phase, va, vb, r, drift, corrected)
 
 
-def vs_rows(a: RunData, b: RunData) -> tuple[list[str], list[list[str]], str]:
-    """Two runs side by side: each phase median in A and B, and B ÷ A with its interval;
-    "no significant change" where the interval holds 1 (as ``pyperf compare_to``)."""
-    header = ["config", "live", "phase", "A µs", "B µs", "B ÷ A (95% interval)", "change"]
-    rows = []
-    same = known = 0
-    for c in changes(a, b):
-        sig = c.significant
-        if sig is None:
-            verdict = "no interval"
-        elif not sig:
-            verdict = "no significant change"
-            same += 1
+_NATIVE_KEY = "start.median"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Every figure of two runs compared, judged with the machine's drift removed (the
+    default) or raw (``raw``)."""
+
+    changes: list[Change]
+    raw: bool = False
+    caveat: str = ""
+    """Said after the drift: why native's change may be more than the machine's."""
+
+    def judged(self, c: Change) -> bool | None:
+        return c.raw_significant if self.raw else c.significant
+
+    def counted(self) -> list[Change]:
+        """The figures the headline counts: raw, all with an interval; with the drift
+        removed, all but native's own (they are the drift), each with an interval."""
+        if self.raw:
+            return [c for c in self.changes if c.raw_significant is not None]
+        return [c for c in self.changes if not c.machine and c.significant is not None]
+
+    def same(self, raw: bool) -> tuple[int, int]:
+        """(figures with no significant change, figures with an interval), judged raw or
+        with the drift removed."""
+        view = Comparison(self.changes, raw, self.caveat)
+        counted = view.counted()
+        return sum(not view.judged(c) for c in counted), len(counted)
+
+    def machine_lines(self) -> list[str]:
+        """Native's B ÷ A at each live count: the machine's drift between the runs."""
+        out = []
+        for c in self.changes:
+            if c.machine and c.phase == "start":
+                out.append(
+                    f"native ×{with_interval(c.ratio, x3)} at {c.live:,} live "
+                    f"({_word(c.raw_significant, c.ratio)})"
+                )
+        return out
+
+    def summary(self) -> str:
+        """The headline (as judged), then the other judgment, and what the machine did."""
+        same, known = self.same(self.raw)
+        other_same, other_known = self.same(not self.raw)
+        drift = self.machine_lines()
+        removed = any(c.corrected is not None for c in self.changes)
+        share = f" ({same / known:.0%})" if known else ""
+        other_share = f" ({other_same / other_known:.0%})" if other_known else ""
+        if self.raw or not removed:
+            head = (
+                f"{same} of {known} figures with an interval show no significant change"
+                f"{share}; {known - same} changed"
+                + (" (raw B ÷ A, the machine's drift not removed)." if removed else ".")
+            )
         else:
-            verdict = "slower" if c.ratio.value > 1 else "faster"
-        known += sig is not None
+            head = (
+                f"{same} of {known} figures with an interval show no significant change once "
+                f"the machine's drift is removed{share}; {known - same} changed."
+            )
+        parts = [head]
+        if drift:
+            parts.append("Machine drift between the runs: " + "; ".join(drift) + ".")
+        if removed:
+            moved = [c for c in self.changes if c.raw_significant and not c.machine]
+            machine = [c for c in moved if c.corrected_significant is False]
+            only = [
+                c for c in self.changes if c.corrected_significant and c.raw_significant is False
+            ]
+            if self.raw:
+                parts.append(
+                    f"With native's drift removed: {other_same} of {other_known} figures show "
+                    f"no significant change{other_share} (native's own figures not counted)."
+                )
+            else:
+                parts.append(
+                    f"Raw B ÷ A: {other_same} of {other_known} figures show no significant "
+                    f"change{other_share}, native's among them (--raw judges by it)."
+                )
+            if moved:
+                parts.append(
+                    f"Of the {len(moved)} figures besides native's that moved raw, "
+                    f"{len(machine)} show no significant change once native's B ÷ A is "
+                    "removed."
+                )
+            if only:
+                parts.append(f"{len(only)} changed only once it is removed.")
+            alone = [c for c in self.changes if not c.machine and c.corrected is None]
+            if alone:
+                parts.append(
+                    f"{len(alone)} figures at live counts native lacks in a run are judged raw."
+                )
+            if self.caveat:
+                parts.append(self.caveat)
+        else:
+            parts.append(
+                "native is not in both runs: the machine's drift cannot be removed (judged raw)."
+            )
+        return " ".join(parts)
+
+
+_SHORT = {"no significant change": "n.s.", "no interval": "-"}
+"""The second judgment's words, short (the table is wide)."""
+
+
+def compare_runs(a: RunData, b: RunData, *, raw: bool = False) -> Comparison:
+    """Every figure of ``a`` and ``b`` compared (``changes``), judged raw or not."""
+    caveat = ""
+    pythons = a["machine"].get("python"), b["machine"].get("python")
+    if pythons[0] != pythons[1]:
+        caveat = (
+            f"The runs ran on different Pythons ({pythons[0]} and {pythons[1]}): native's "
+            "change is CPython's as well as the machine's, and removing it is not sound "
+            "(--raw judges without it)."
+        )
+    return Comparison(list(changes(a, b)), raw, caveat)
+
+
+def vs_rows(a: RunData, b: RunData, *, raw: bool = False) -> tuple[list[str], list[list[str]], str]:
+    """Two runs side by side: each phase median in A and B, B ÷ A with its interval, and
+    (B ÷ A) ÷ native's B ÷ A at the same live count with its interval, the figure's change
+    with the machine's drift removed; "no significant change" where an interval holds 1
+    (as ``pyperf compare_to``), judged on the drift-removed interval (``raw``: on B ÷ A).
+    Native's own rows are the machine: judged on their B ÷ A, and not counted with the
+    drift removed."""
+    comparison = compare_runs(a, b, raw=raw)
+    other = "drift removed" if raw else "raw"
+    header = [
+        "config", "live", "phase", "A µs", "B µs", "B ÷ A (95%)", "÷ native's B ÷ A (95%)",
+        "change", other,
+    ]  # fmt: skip
+    rows = []
+    for c in comparison.changes:
+        raw_word = _word(c.raw_significant, c.ratio)
+        if c.machine:
+            removed = "the machine"
+            judged, second = (raw_word, removed) if raw else (f"{removed}: {raw_word}", "")
+        else:
+            removed = _word(c.corrected_significant, c.corrected)
+            if c.corrected is None:
+                removed = "-"
+                judged, second = raw_word, removed
+            else:
+                judged, second = (raw_word, removed) if raw else (removed, raw_word)
         rows.append([
-            c.name, str(c.live), c.phase, us(c.a_ns), us(c.b_ns),
-            with_interval(c.ratio, x3), verdict,
+            c.name, str(c.live), c.phase, us(c.a_ns), us(c.b_ns), with_interval(c.ratio, x3),
+            with_interval(c.corrected, x3), judged, _SHORT.get(second, second),
         ])  # fmt: skip
-    summary = (
-        f"{same} of {known} figures with an interval show no significant change"
-        + (f" ({same / known:.0%})" if known else "")
-        + f"; {known - same} changed."
-    )
-    return header, rows, summary
+    return header, rows, comparison.summary()
 
 
 def vs_target_rows(a: RunData, b: RunData) -> tuple[list[str], list[list[str]], str]:
@@ -166,14 +362,19 @@ def vs_target_rows(a: RunData, b: RunData) -> tuple[list[str], list[list[str]], 
             ta.what, with_interval(ta.value, x3), ta.verdict,
             with_interval(tb.value, x3), tb.verdict, taken, agree,
         ])  # fmt: skip
-    summary = f"{same} of {alike} targets taken alike give the same verdict in A and B."
+    summary = (
+        f"{same} of {alike} targets taken alike give the same verdict in A and B (ratios to "
+        "native and live scaling divide the machine out within each run: not corrected again)."
+    )
     if alike < len(rows):
         summary += f" {len(rows) - alike} taken differently are not counted."
     return header, rows, summary
 
 
-def vs_markdown(a: RunData, b: RunData, names: tuple[str, str], notes: list[str]) -> str:
-    header, rows, summary = vs_rows(a, b)
+def vs_markdown(
+    a: RunData, b: RunData, names: tuple[str, str], notes: list[str], *, raw: bool = False
+) -> str:
+    header, rows, summary = vs_rows(a, b, raw=raw)
     t_header, t_rows, t_summary = vs_target_rows(a, b)
     parts = [
         "# pylibos: two runs compared",
