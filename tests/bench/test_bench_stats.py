@@ -1021,3 +1021,17 @@ def test_runs_on_different_pythons_say_removing_natives_drift_is_not_sound() -> 
     _header, _rows, summary = vs_rows(a, b)
     assert "different Pythons (3.11 and 3.13)" in summary and "not sound" in summary
     assert "different Pythons" not in vs_rows(a, a)[2]
+
+
+def test_figures_at_a_live_count_without_native_are_judged_raw_and_counted() -> None:
+    a, b = _drift_pair(702, 0.88)
+    for run in (a, b):
+        x = next(e for e in run["configs"] if e["name"] == "x")
+        run["configs"].append(cast(Entry, {**x, "live": 100}))
+    by = {(c.name, c.live, c.phase): c for c in changes(a, b)}
+    lone = by["x", 100, "clone"]
+    assert lone.corrected is None and lone.significant is lone.raw_significant is True
+    assert by["x", 1, "clone"].significant is False
+    _header, _rows, summary = vs_rows(a, b)
+    assert summary.startswith("4 of 6 figures with an interval show no significant change once")
+    assert "2 figures at live counts native lacks in a run are judged raw." in summary
