@@ -31,9 +31,9 @@ class _Host:
     """The host's per-thread account of host calls, as ``Profile`` reads it."""
 
     def __init__(self) -> None:
-        self.account = [0]
+        self.account = {0: 0}
 
-    def thread_account(self) -> list[int]:
+    def thread_account(self) -> dict[int, int]:
         return self.account
 
     def thread_calls(self) -> int:

@@ -5,8 +5,9 @@ parent held at that moment is held for ever in the child, unless the PAL makes i
 there.  The PAL supports a forked child (docs/robustness.md), so whatever the parent's
 threads held, the child's host calls, eventfds, edge watches and hosts must work.  A
 parent thread holds the real lock across the fork; the child uses what takes it.  (The
-host-call ledger's lock is taken by every host call: a fork while any thread of the
-program, or a LibOS worker's periodic recheck, counted one hung the child.)"""
+host-call ledger had a lock, taken by every host call: a fork while any thread of the
+program, or a LibOS worker's periodic recheck, counted one hung the child.  Its counts
+now take none: see ``tests/pal/test_ledger_counts.py``.)"""
 
 from __future__ import annotations
 
@@ -51,7 +52,6 @@ def _another_host(_host: pal.Host) -> None:
 
 
 LOCKS: dict[str, tuple[Callable[[pal.Host], threading.Lock], Callable[[pal.Host], None]]] = {
-    "host-call ledger": (lambda host: host._calls_lock, _eventfd),
     "host's own": (lambda host: host._lock, _shut_down),
     "edge watch entries": (lambda host: _edges._entries_lock, _edge_watch),
     "SIGINT handler users": (lambda host: _interrupts._lock, _another_host),

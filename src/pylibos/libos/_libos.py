@@ -26,6 +26,7 @@ from typing import Any
 
 from ..pal import (
     Host,
+    HostCallAccount,
     PalError,
     PalErrorCode,
     PalThread,
@@ -86,7 +87,7 @@ class LibOS(Teardown):
         # The thread-start hook installed for this LibOS, if any (``pylibos.libos.install``).
         self._hook = None
         # The host-call counts of the LibOS's own workers (``worker_host_calls``).
-        self._worker_accounts: list[list[int]] = []
+        self._worker_accounts: list[HostCallAccount] = []
         self._down = False  # shutdown has run to its end
         # The main thread's and adopted threads' LibOS thread.  A cloned thread is in
         # _running instead: a thread-local's first use in a new thread makes its

@@ -40,7 +40,7 @@ from operator import mul, sub
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ..pal import critical_enter, critical_leave
+from ..pal import HostCallAccount, critical_enter, critical_leave
 from ._figures import PhaseStats, ProfileSnapshot, p95
 
 if TYPE_CHECKING:
@@ -69,14 +69,14 @@ class _Null:
 _NULL = _Null()
 
 
-_NO_ACCOUNT: list[int] = []
+_NO_ACCOUNT: HostCallAccount = {}
 
 
 class _ThreadState:
     """One thread's state in a profile: its stack of open phase frames; whether a clone
     is open (``open_clone``: its phases count as nested in it); the sums of the phases
     nested in the clone or the outermost frame (None until one ends); and its host-call
-    account (a live one-item list, see ``Host.thread_account``), taken on the thread's
+    account (a live count, ``[0]``, see ``Host.thread_account``), taken on the thread's
     first clone (a host that only times phases need not keep accounts).
 
     A plain object behind one thread-local attribute: every attribute of a

@@ -24,6 +24,7 @@ from ._interrupts import critical_leave as critical_leave
 from ._interrupts import critical_owed as critical_owed
 from ._interrupts import marks_critical_sections as marks_critical_sections
 from ._interrupts import quiet_thread as quiet_thread
+from ._ledger import HostCallAccount as HostCallAccount
 from ._ledger import HostCallStats as HostCallStats
 from ._sgx import SgxHost as SgxHost
 from ._thread import PalThread as PalThread

@@ -19,6 +19,15 @@ an ``accept``) or that is the PAL's own bookkeeping (the eventfd registry of
 ``_identity``, the ``fstat`` of ``stream_from_fd``) goes through ``_aside``, which maps
 errors the same way and, while an audit has set ``aside`` to a ``Counter``, records the
 system call there instead of in ``calls``.
+
+The counts take no lock.  Each is bumped by one call of ``_collections._count_elements``
+(the C helper behind ``Counter.update``): for a ``dict`` or a ``Counter`` it reads the
+count, adds one and stores it without running any Python code, so it is one step for
+the interpreter, which no other thread and no signal handler can come between.  (``x[k]
++= 1`` is three steps: two threads can both read the old count, and one of the two adds
+is lost; a handshake helper counts into its creator's account, beside the creator.)
+With no lock, a host call made on a thread of the parent at a fork holds nothing the
+child's host calls then wait for.
 Two kinds of system call stay outside, by design, and are named here so an audit can
 leave them out: the descriptor identity check before each action (``getsockopt``,
 ``fstat``, ``kcmp``; see ``_identity``), and the blocking mode of a socket
@@ -33,16 +42,28 @@ import errno
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _interrupts
 from ._errors import PalError, PalErrorCode
 
+if TYPE_CHECKING:
+
+    def _count(mapping: MutableMapping[Any, int], items: Iterable[Any], /) -> None:
+        """Add one to ``mapping[item]`` (0 if absent) for each item, in one step."""
+
+else:
+    from _collections import _count_elements as _count
+
 T = TypeVar("T")
 _get_ident = threading.get_ident
+_ONE_CALL = (0,)  # what ``_count`` adds to an account: one call, under its key 0
+
+HostCallAccount = dict[int, int]
+"""A thread's count of host calls, live: ``account[0]``, read whenever wanted."""
 
 _CODES = {
     errno.EAGAIN: PalErrorCode.TRYAGAIN,
@@ -96,26 +117,24 @@ class Ledger:
         # recorded only while an audit asks for it by setting a Counter here (they are
         # no host calls, and the clone path should not pay for counting them).
         self.aside: Counter[str] | None = None
-        self._calls_lock = threading.Lock()
-        # Per thread, by ident: a one-item list, the calls that thread (and the handshake
-        # helpers it started) made.  Guarded by _calls_lock; the profile reads it, so a
-        # phase counts its own thread's calls and never those of threads running beside
-        # it.  A dict, not a thread-local: a thread-local's first use in a thread costs
-        # some microseconds (its per-thread dictionary), and a cloned thread's only host
+        # Per thread, by ident: the calls that thread (and the handshake helpers it
+        # started) made, as a ``HostCallAccount``.  The profile reads it, so a phase
+        # counts its own thread's calls and never those of threads running beside it.
+        # A dict, not a thread-local: a thread-local's first use in a thread costs some
+        # microseconds (its per-thread dictionary), and a cloned thread's only host
         # call, its event's close at its exit, would pay it on every thread start.  A
         # host thread's entry goes when it ends (``Threads._thread_exited``); another
         # thread's stays, and a later thread given its ident goes on from its count
-        # (every reader takes differences).
-        self._accounts: dict[int, list[int]] = {}
+        # (every reader takes differences).  Each entry is stored only by its own
+        # thread (or, in a fork child, by the fork hook, alone), and taken out by it
+        # or once it has ended: one dict step each.
+        self._accounts: dict[int, HostCallAccount] = {}
 
     def _own_ledger(self) -> None:
         """In a child made by ``os.fork`` (its fork hook, in the child's one thread): the
-        lock may be held by a thread of the parent's that the child does not have (its
-        first host call would wait for ever), and the accounts of the parent's other
-        threads would pass to the child's new threads that the C library gives their
-        idents.  The lock is made anew and only the forking thread's account kept; lists
-        others still hold (the LibOS's workers') stay as they were."""
-        self._calls_lock = threading.Lock()
+        accounts of the parent's other threads would pass to the child's new threads that
+        the C library gives their idents.  Only the forking thread's account is kept;
+        accounts others still hold (the LibOS's workers') stay as they were."""
         me = _get_ident()
         mine = self._accounts.get(me)
         self._accounts = {} if mine is None else {me: mine}
@@ -123,19 +142,19 @@ class Ledger:
     @property
     def calls_total(self) -> int:
         """The sum of ``calls``."""
-        with self._calls_lock:
-            return sum(self.calls.values())
+        # (One C call over the counts: no count changes halfway through it.)
+        return sum(self.calls.values())
 
     def _call(self, kind: str, where: str, fn: Callable[..., T], *args: Any) -> T:
         """Count one host call of ``kind``, then make it: ``fn(*args)``.  An ``OSError``
         comes out as the matching ``PalError``, its message naming ``where``."""
-        with self._calls_lock:
-            self.calls[kind] += 1
-            # (A bare try costs nothing when the thread has its account, the common case.)
-            try:
-                self._accounts[_get_ident()][0] += 1
-            except KeyError:  # this thread's first
-                self._accounts[_get_ident()] = [1]
+        # Each count one step (see the module docstring): no lock, and on the common
+        # path, the thread's account there, no branch.
+        _count(self.calls, (kind,))
+        try:
+            _count(self._accounts[_get_ident()], _ONE_CALL)
+        except KeyError:  # this thread's first
+            self._accounts[_get_ident()] = {0: 1}
         try:
             return fn(*args)
         except OSError as exc:
@@ -146,31 +165,30 @@ class Ledger:
         module docstring), recorded under ``syscall`` in ``aside``; errors as ``_call``."""
         aside = self.aside
         if aside is not None:
-            with self._calls_lock:
-                aside[syscall] += 1
+            _count(aside, (syscall,))
         try:
             return fn(*args)
         except OSError as exc:
             raise from_oserror(exc, f"{where}: {syscall}") from None
 
     def statistics(self) -> HostCallStats:
-        """The host calls so far, frozen: total and by kind, taken together under the
-        ledger's lock (so they agree), beside the live ``calls`` and ``calls_total``."""
-        with self._calls_lock:
-            by_kind = dict(self.calls)
+        """The host calls so far, frozen: total and by kind, taken together in the
+        same step (one C call copies the counts, so they agree), beside the live ``calls``
+        and ``calls_total``."""
+        by_kind = dict(self.calls)
         return HostCallStats(sum(by_kind.values()), MappingProxyType(by_kind))
 
     def thread_calls(self) -> int:
         """Host calls made so far by the calling thread and the helpers it started."""
         return self.thread_account()[0]
 
-    def thread_account(self) -> list[int]:
-        """The calling thread's count of host calls, as a live one-item list another
-        thread may read later (``[0]``)."""
+    def thread_account(self) -> HostCallAccount:
+        """The calling thread's count of host calls, live: another thread may read it
+        later (``[0]``)."""
         # (setdefault: one step, so a thread never gets two)
-        return self._accounts.setdefault(_get_ident(), [0])
+        return self._accounts.setdefault(_get_ident(), {0: 0})
 
-    def _charge_to(self, account: list[int], fn: Callable[..., object], *args: Any) -> None:
+    def _charge_to(self, account: HostCallAccount, fn: Callable[..., object], *args: Any) -> None:
         _interrupts.quiet_thread()  # a helper takes no signal meant for the program
         self._accounts[_get_ident()] = account
         fn(*args)
