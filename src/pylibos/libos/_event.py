@@ -57,6 +57,8 @@ descriptor while keeping a copy of it can leave a sleeper where no one of ours c
 it; after this long the sleeper re-reads ``read_handle`` and the PAL's identity check
 finds the descriptor gone.  An idle sleeper pays one host call per this many seconds."""
 _RECHECK_US = int(RECHECK_S * 1_000_000)
+POOL_LIMIT = 1024
+"""Most cleared events a pool keeps; events released beyond it are destroyed."""
 
 
 class PollableEvent:
@@ -221,8 +223,6 @@ class PollableEvent:
 class EventFactory:
     """Makes pollable events of one kind, and keeps a pool of cleared ones if asked."""
 
-    POOL_LIMIT = 1024
-
     def __init__(self, host: Host, kind: str, *, pool: bool) -> None:
         if kind not in EVENT_KINDS:
             raise ValueError(f"unknown event kind {kind!r}; choose one of {', '.join(EVENT_KINDS)}")
@@ -330,15 +330,25 @@ class EventFactory:
                     return
             # No lock (see ``create``).  ``close`` marks the factory closed before it
             # takes the list to destroy what it holds: an event appended while it did
-            # is taken out again (if it is in the list put in its place) and destroyed
-            # here, whether or not ``close`` destroys it too (twice is harmless).
+            # (or after) is seen by the test after the append, taken out again and
+            # destroyed here (``_take_back``), whether or not ``close`` destroys it too
+            # (twice is harmless).  So no test before the append: a factory closed by
+            # then is seen after it all the same.  The LibOS's ``_thread_exit`` does
+            # the common case of this itself.
             free = self._free
-            if not self._closed and len(free) < self.POOL_LIMIT:
+            if len(free) < POOL_LIMIT:
                 free.append(event)
                 if not self._closed:
                     return
-                with contextlib.suppress(ValueError):
-                    self._free.remove(event)
+                self._take_back(event)
+                return
+        event.destroy()
+
+    def _take_back(self, event: PollableEvent) -> None:
+        """An event appended to the pool, then the factory found closed: out of the
+        pool put in place of the one ``close`` took (if it is there) and destroyed."""
+        with contextlib.suppress(ValueError):
+            self._free.remove(event)
         event.destroy()
 
     def close(self) -> None:

@@ -107,6 +107,11 @@ class PalThread:
             fn(*args)
         except BaseException as exc:
             self.exception = exc
+            if self._reraise:
+                # Raised on, through the exit work below, to the interpreter (the
+                # traceback as the interpreter's own threads give it).  Here, not after
+                # the exit work: the common path, no exception, then tests nothing more.
+                raise
         finally:
             # The exit work: the creator's, then out of ``running`` (the last of the
             # creator's), then the host's; the thread has ended once ``_done`` is free.
@@ -126,8 +131,6 @@ class PalThread:
                         self._done.release()
                     except RuntimeError:
                         pass
-        if self._reraise and self.exception is not None:
-            raise self.exception
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait (at most ``timeout`` seconds, if given) for the thread to end; True when it
