@@ -237,7 +237,10 @@ class Threads(HostCore):
 
     def _thread_exited(self, thread: PalThread) -> None:
         self._threads.discard(thread)
-        self._accounts.pop(thread.ident, None)  # type: ignore[arg-type]  # None: never ran
+        # Only a thread that made a host call has an account (None: never ran); as
+        # ``ThreadSlots._thread_exited``.
+        if thread.ident in self._accounts:
+            self._accounts.pop(thread.ident, None)
 
     def live_threads(self) -> list[PalThread]:
         # list(set) is one step: no thread adds or discards one halfway.

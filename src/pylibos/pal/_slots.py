@@ -33,9 +33,13 @@ class ThreadSlots(Threads):
         self._free_slots: list[None] = [None] * (max_threads - 1)
         self._take_slot = self._free_slots.pop
         self._give_slot = self._free_slots.append
+        self._forget_thread = self._threads.discard  # (bound once: on every exit)
         # Released means "a slot came free since you last looked"; waiters take it.
         self._doorbell = threading.Lock()
         self._doorbell.acquire()
+        # One item per thread in ``_await_slot``: an exiting thread rings only when
+        # someone may be waiting, and otherwise looks at nothing more.
+        self._waiting: list[None] = []
 
     def _await_slot(self, deadline: float, helper: bool) -> None:
         # Waits on the doorbell, a bare lock: its acquire either takes it or, when a
@@ -43,16 +47,27 @@ class ThreadSlots(Threads):
         # be interrupted holding its lock, and every exiting thread would then block).
         # An exiting thread gives its slot back before it rings, and this loop looks for
         # a free slot after each ring: a slot freed at any moment is seen.
+        # A waiter is listed in ``_waiting`` before its first look at the free slots,
+        # and an exiting thread looks at ``_waiting`` after it gave its slot back: so
+        # either the exiting thread sees the waiter and rings, or the waiter's look
+        # comes after the give-back and sees the slot.  (A Ctrl-C right after the
+        # append, before the ``try``, leaves an item behind: exiting threads then look
+        # at the doorbell too, as if someone waited; nothing is missed.)
         free = self._free_slots
-        while not free:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._doorbell.acquire(timeout=remaining):
-                what = "the pipe handshake helper" if helper else "a new thread"
-                raise PalError(
-                    PalErrorCode.NOMEM,
-                    f"sgx.max_threads ({self.max_threads}) reached: no slot for {what} "
-                    f"came free within {self.slot_timeout:g} s",
-                )
+        waiting = self._waiting
+        waiting.append(None)
+        try:
+            while not free:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._doorbell.acquire(timeout=remaining):
+                    what = "the pipe handshake helper" if helper else "a new thread"
+                    raise PalError(
+                        PalErrorCode.NOMEM,
+                        f"sgx.max_threads ({self.max_threads}) reached: no slot for {what} "
+                        f"came free within {self.slot_timeout:g} s",
+                    )
+        finally:
+            waiting.pop()
         if len(free) > 1:
             # Several slots came free for one ring, which this waiter took: pass it on,
             # for the slot it leaves.  (A thread that takes a slot without waiting took
@@ -67,11 +82,14 @@ class ThreadSlots(Threads):
             self._ring()
 
     def _thread_exited(self, thread: PalThread) -> None:
-        self._threads.discard(thread)
-        self._accounts.pop(thread.ident, None)  # type: ignore[arg-type]  # None: never ran
+        self._forget_thread(thread)
+        # Only a thread that made a host call has an account (None: never ran).  It
+        # is made and taken out by the thread itself: no other comes between.
+        if thread.ident in self._accounts:
+            self._accounts.pop(thread.ident, None)
         self._give_slot(None)
-        # Ring, unless rung already (the common case: nobody waited since the last).
-        if self._doorbell.locked():
+        # Ring if someone may wait (see ``_await_slot``), unless rung already.
+        if self._waiting and self._doorbell.locked():
             self._ring()
 
     def _ring(self) -> None:
