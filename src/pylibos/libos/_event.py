@@ -57,6 +57,7 @@ descriptor while keeping a copy of it can leave a sleeper where no one of ours c
 it; after this long the sleeper re-reads ``read_handle`` and the PAL's identity check
 finds the descriptor gone.  An idle sleeper pays one host call per this many seconds."""
 _RECHECK_US = int(RECHECK_S * 1_000_000)
+_new_lock = threading.Lock
 POOL_LIMIT = 1024
 """Most cleared events a pool keeps; events released beyond it are destroyed."""
 
@@ -64,17 +65,11 @@ POOL_LIMIT = 1024
 class PollableEvent:
     """A binary semaphore whose ``read_handle`` can be waited on with the PAL."""
 
-    __slots__ = (
-        "_host",
-        "_lock",
-        "_read",
-        "_remake",
-        "_set",
-        "_write",
-        "closed",
-        "kind",
-        "rebuilt",
-    )
+    # Class defaults: what a new event never changes costs no store when one is made.
+    _set = False  # Guarded by _lock.
+    closed = False
+    rebuilt = 0  # channels the host broke and this event replaced
+    _remake: Callable[[], tuple[Handle, Handle]] | None = None
 
     def __init__(
         self,
@@ -86,11 +81,11 @@ class PollableEvent:
     ) -> None:
         self._host = host
         self.kind = kind
-        self._read, self._write = read, write
-        self._remake = remake
-        self._lock = threading.Lock()
-        self._set = self.closed = False  # _set: guarded by _lock.
-        self.rebuilt = 0  # channels the host broke and this event replaced
+        self._read = read
+        self._write = write
+        if remake is not None:
+            self._remake = remake
+        self._lock = _new_lock()
 
     @property
     def read_handle(self) -> Handle:
@@ -228,6 +223,7 @@ class EventFactory:
             raise ValueError(f"unknown event kind {kind!r}; choose one of {', '.join(EVENT_KINDS)}")
         self._host = host
         self.kind = kind
+        self._eventfd = kind == "eventfd"
         self.pool = pool
         # Guarded by _lock: the swap of _free and the setting of _closed in ``close``,
         # and _random.  Events are appended to and popped from _free without it: one C
@@ -276,7 +272,7 @@ class EventFactory:
         taken all the same (by chance, or by a host that binds many) is drawn again.
         """
         host = self._host
-        if self.kind == "eventfd":
+        if self._eventfd:
             handle = host.stream_open("eventfd:", nonblocking=True)
             return handle, handle
         read, write = host.create_pipe(

@@ -86,7 +86,7 @@ class ThreadSlots(Threads):
         # Only a thread that made a host call has an account (None: never ran).  It
         # is made and taken out by the thread itself: no other comes between.
         if thread.ident in self._accounts:
-            self._accounts.pop(thread.ident, None)
+            del self._accounts[thread.ident]
         self._give_slot(None)
         # Ring if someone may wait (see ``_await_slot``), unless rung already.
         if self._waiting and self._doorbell.locked():
