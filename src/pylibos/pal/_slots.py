@@ -109,6 +109,7 @@ class ThreadSlots(Threads):
         # thread runs on the main thread's slot and every other slot is free, whatever
         # the parent's threads were doing with theirs (one between taking a slot and
         # being listed is in no list, and its slot would be lost).  The same list, so
-        # the bound take and give stay its own.
+        # the bound take and give stay its own.  No thread of the child waits for one.
         super()._own_threads()
         self._free_slots[:] = [None] * (self.max_threads - 1)
+        self._waiting.clear()
