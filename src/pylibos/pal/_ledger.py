@@ -19,6 +19,12 @@ an ``accept``) or that is the PAL's own bookkeeping (the eventfd registry of
 ``_identity``, the ``fstat`` of ``stream_from_fd``) goes through ``_aside``, which maps
 errors the same way and, while an audit has set ``aside`` to a ``Counter``, records the
 system call there instead of in ``calls``.
+Two kinds of system call stay outside, by design, and are named here so an audit can
+leave them out: the descriptor identity check before each action (``getsockopt``,
+``fstat``, ``kcmp``; see ``_identity``), and the blocking mode of a socket
+(``fcntl``/``ioctl``), which change no host object.  ``tests/pal/test_pal_gate.py``
+runs a fixed program under ``strace`` and holds the system calls it sees against
+``calls`` and ``aside``.
 
 The counts take no lock.  Each is bumped by one call of ``_collections._count_elements``
 (the C helper behind ``Counter.update``): for a ``dict`` or a ``Counter`` it reads the
@@ -28,12 +34,6 @@ the interpreter, which no other thread and no signal handler can come between.  
 is lost; a handshake helper counts into its creator's account, beside the creator.)
 With no lock, a host call made on a thread of the parent at a fork holds nothing the
 child's host calls then wait for.
-Two kinds of system call stay outside, by design, and are named here so an audit can
-leave them out: the descriptor identity check before each action (``getsockopt``,
-``fstat``, ``kcmp``; see ``_identity``), and the blocking mode of a socket
-(``fcntl``/``ioctl``), which change no host object.  ``tests/pal/test_pal_gate.py``
-runs a fixed program under ``strace`` and holds the system calls it sees against
-``calls`` and ``aside``.
 """
 
 from __future__ import annotations

@@ -108,9 +108,10 @@ class PalThread:
         except BaseException as exc:
             self.exception = exc
             if self._reraise:
-                # Raised on, through the exit work below, to the interpreter (the
-                # traceback as the interpreter's own threads give it).  Here, not after
-                # the exit work: the common path, no exception, then tests nothing more.
+                # Raised on, through the exit work below, to the interpreter, its
+                # traceback the function's under this one frame.  Raised here, not
+                # after the exit work: the common path (no exception) tests nothing
+                # once that work is done.
                 raise
         finally:
             # The exit work: the creator's, then out of ``running`` (the last of the
