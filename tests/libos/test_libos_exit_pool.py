@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
-from libos_support import BOUND, held_where
+from libos_support import BOUND, booted, held_where
 from pylibos import pal
 from pylibos.libos import LibOS
+from pylibos.libos import _event as _event_module
+from pylibos.libos import _libos as _libos_module
 
 _EXIT = LibOS._thread_exit
 
@@ -100,3 +102,32 @@ def test_an_event_pooled_while_the_factory_closes_is_destroyed() -> None:
             thread.join(BOUND)
         libos.shutdown()
         host.shutdown()
+
+
+def test_a_full_pool_takes_no_more_at_a_threads_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bound holds on the exit path too: with the pool at its limit, an exiting
+    thread's event is destroyed."""
+    for module in (_event_module, _libos_module):
+        monkeypatch.setattr(module, "POOL_LIMIT", 1)
+    with booted("sgx", "raw", pool=True) as libos:
+        go = threading.Event()
+        first, second = libos.clone(go.wait, BOUND), libos.clone(go.wait, BOUND)
+        go.set()
+        assert first.join(BOUND) and second.join(BOUND)
+        assert libos._factory.pooled == 1
+        # One went back (the first to end), the other was destroyed.
+        assert libos._factory._free[0] in (first.event, second.event)
+        assert first.event.closed != second.event.closed
+
+
+def test_an_event_closed_before_its_thread_ends_is_not_pooled() -> None:
+    """A thread whose event was destroyed under it (a program that misuses it) hands
+    the next thread no closed event."""
+    with booted("sgx", "raw", pool=True) as libos:
+        first = libos.clone(lambda: libos.current_thread().event.destroy())
+        assert first.join(BOUND)
+        assert first.event.closed and libos._factory.pooled == 0
+        seen: list[bool] = []
+        second = libos.clone(lambda: seen.append(libos.current_thread().event.closed))
+        assert second.join(BOUND)
+        assert seen == [False]
