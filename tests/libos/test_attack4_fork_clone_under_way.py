@@ -1,0 +1,77 @@
+"""A fork while another thread's clone is under way: in the clone path's slow way
+(``later()``, waiting for a thread slot), its thread in the table, its host thread not
+started.
+
+The child's copy of the LibOS forgets the parent's threads (``_forget_other_threads``),
+but only those whose host thread runs (``_pal`` set).  The entry of a clone under way on
+a parent's thread stays in the child's table: ``threads()`` lists (and the IPC thread
+list reports) a thread that does not exist in the child and never will, its event open
+until the child shuts its LibOS down.  The host's side is right: the child's slots are
+counted anew (one in use) and no host thread of the parent's is live there.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from libos_support import BOUND, in_fork_child, wait_until
+from pylibos.libos import LibOS, LibOSThread
+from pylibos.pal import SgxHost, open_host
+from pylibos.pal._slots import ThreadSlots
+
+_AWAIT = ThreadSlots._await_slot.__code__
+
+
+def _waits_for_a_slot(ident: int | None) -> bool:
+    frame = sys._current_frames().get(ident or 0)
+    while frame is not None:
+        if frame.f_code is _AWAIT:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _noop() -> None:
+    pass
+
+
+def test_a_fork_child_does_not_list_a_parents_clone_under_way() -> None:
+    host = open_host("sgx", max_threads=4)  # main, the two workers, and one
+    assert isinstance(host, SgxHost)
+    host.slot_timeout = BOUND
+    libos = LibOS(host, "raw")
+    go = threading.Event()
+    made: list[LibOSThread | BaseException] = []
+    cloner: threading.Thread | None = None
+    try:
+        holder = libos.clone(go.wait, BOUND)  # the last slot
+        made.append(holder)
+        assert host.threads_in_use == host.max_threads
+        before = {t.tid for t in libos.threads()}
+
+        def clone() -> None:
+            try:
+                made.append(libos.clone(_noop))
+            except BaseException as exc:  # pragma: no cover - reported below
+                made.append(exc)
+
+        cloner = threading.Thread(target=clone)
+        cloner.start()
+        assert wait_until(lambda: _waits_for_a_slot(cloner.ident))  # in later()
+
+        def child() -> str:  # pragma: no cover - runs in the fork child
+            extra = sorted(t.tid for t in libos.threads() if t.tid not in before)
+            return f"extra={extra} in_use={host.threads_in_use} live={host.live_threads()}"
+
+        report = in_fork_child(child)
+        assert report == "extra=[] in_use=1 live=[]", report
+    finally:
+        go.set()
+        if cloner is not None:
+            cloner.join(BOUND)
+        for thread in made:
+            assert isinstance(thread, LibOSThread), thread
+            assert thread.join(BOUND)
+        libos.shutdown()
+        host.shutdown()
