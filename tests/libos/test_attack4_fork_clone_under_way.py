@@ -1,13 +1,11 @@
-"""A fork while another thread's clone is under way: in the clone path's slow way
-(``later()``, waiting for a thread slot), its thread in the table, its host thread not
-started.
+"""A fork while another thread's clone is under way: in the clone path's wait for a
+thread slot, its thread in the table, its host thread not started.
 
-The child's copy of the LibOS forgets the parent's threads (``_forget_other_threads``),
-but only those whose host thread runs (``_pal`` set).  The entry of a clone under way on
-a parent's thread stays in the child's table: ``threads()`` lists (and the IPC thread
-list reports) a thread that does not exist in the child and never will, its event open
-until the child shuts its LibOS down.  The host's side is right: the child's slots are
-counted anew (one in use) and no host thread of the parent's is live there.
+The child's copy of the LibOS forgets the parent's threads (``_forget_other_threads``):
+all but the LibOS's main thread and the forking thread's own.  Before, it forgot only
+those whose host thread runs (``_pal`` set), and the entry of a clone under way on a
+parent's thread stayed in the child's table: ``threads()`` listed (and the IPC thread
+list reported) a thread that does not exist in the child and never will.
 """
 
 from __future__ import annotations
@@ -58,7 +56,7 @@ def test_a_fork_child_does_not_list_a_parents_clone_under_way() -> None:
 
         cloner = threading.Thread(target=clone)
         cloner.start()
-        assert wait_until(lambda: _waits_for_a_slot(cloner.ident))  # in later()
+        assert wait_until(lambda: _waits_for_a_slot(cloner.ident))  # in its wait for a slot
 
         def child() -> str:  # pragma: no cover - runs in the fork child
             extra = sorted(t.tid for t in libos.threads() if t.tid not in before)

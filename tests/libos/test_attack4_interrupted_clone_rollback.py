@@ -1,16 +1,15 @@
-"""A Ctrl-C in the rollback of a clone whose wait for a thread slot (the clone path's
-slow way, ``later()``, outside its critical section) failed: the ``except`` branch of
-``LibOS._clone`` (the thread out of the table, its event destroyed).  The wait ends
-with ``NOMEM`` when no slot comes free within ``slot_timeout`` (then one Ctrl-C is
-enough), or with a first Ctrl-C (then the second lands in the rollback).
+"""A Ctrl-C in the rollback of a clone whose wait for a thread slot (outside its
+critical section) failed: the ``except`` branch of ``LibOS._clone`` (the thread out of
+the table, its event destroyed).  The wait ends with ``NOMEM`` when no slot comes free
+within ``slot_timeout`` (then one Ctrl-C is enough), or with a first Ctrl-C (then the
+second lands in the rollback).
 
-In the fast way a Ctrl-C waits for the section's end, where the thread runs and nothing
-is undone; the slow way's rollback is not guarded: ``PollableEvent.destroy`` marks the
-event closed before it closes its handles, so a Ctrl-C between the mark and the closes
-(or in the first close, which delivers it as it ends) leaves handles open that no later
-``destroy`` closes (it sees the mark), and one between the table removal and the
-destroy leaves the whole event open; neither is in the table any more, so
-``LibOS.shutdown`` does not find them.  The host holds them until it is shut down.
+The rollback is one marked critical section, and so is ``PollableEvent.destroy``'s mark
+and closes.  Before, neither was: a Ctrl-C between the mark and the closes (or in the
+first close, which delivers it as it ends) left handles open that no later ``destroy``
+closed (it saw the mark), and one between the table removal and the destroy left the
+whole event open; neither in the table any more, so ``LibOS.shutdown`` did not find
+them.
 """
 
 from __future__ import annotations

@@ -1,15 +1,13 @@
-"""``LibOS.shutdown`` while a clone on another thread waits for a thread slot in the clone
-path's slow way (``later()``, after its critical section).
+"""``LibOS.shutdown`` while a clone on another thread waits for a thread slot (outside
+its critical section).
 
 A clone on a shut-down LibOS is refused (``ShutDownError``); the clone path tests
-``_closed`` in its section, before the host thread may start.  The slow way starts the
-host thread after that test, whenever its wait ends: a clone the host's scheduler holds
-in that wait past ``shutdown``'s timeout (``shutdown`` finds it under way, waits for it
-until the time is up, then closes its event and takes it out of the table) starts its
-thread as soon as it runs again, on a LibOS shut down, with the event ``shutdown``
-closed: its ``fn`` runs, the clone returns as if nothing happened, and the thread's exit
-work releases that event after ``shutdown`` returned.  (With sgx pipes the same clone
-waits for its event's handshake helper inside the section instead, and is refused.)
+``_closed`` in its section, before the host thread may start, and again in the section
+it tries the start in after each wait for a slot.  Before, the wait went on into the
+start without that test: a clone the scheduler held in the wait past ``shutdown``'s
+timeout (``shutdown`` found it under way, waited until the time was up, then closed its
+event and took it out of the table) started its thread on the shut-down LibOS, with the
+event ``shutdown`` closed, and returned as if nothing happened.
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ def test_a_clone_waiting_for_a_slot_does_not_start_after_shutdown(events: str) -
     try:
         holder = libos.clone(go.wait, BOUND)  # the last slot, on nothing shutdown wakes
 
-        # The cloner is held at the first line of its wait for a slot (in later()).
+        # The cloner is held at the first line of its wait for a slot (its SlotWait).
         tracer, held, resume = held_where(_AWAIT, lambda frame: True)
 
         def clone() -> None:

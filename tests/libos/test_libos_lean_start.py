@@ -67,7 +67,7 @@ _CLONE = libos_module.LibOS._clone
 # test, and in the PAL, on the way to the host thread's record and start.
 _PAUSES = {
     "in-table": (_CLONE, "self._table[thread.tid] = thread"),
-    "past-closed-check": (_CLONE, "later = self.host.thread_start_now("),
+    "past-closed-check": (_CLONE, "started_now = self.host.thread_start_now("),
     "in-pal-spawn": (Threads.thread_start_now, "self._take_slot()"),
 }
 
@@ -151,7 +151,7 @@ def test_shutdown_gives_up_on_a_start_stuck_past_its_time() -> None:
     host = pal.open_host("sgx")
     libos = LibOS(host, "raw")
     paused, go, body_ran = (threading.Event() for _ in range(3))
-    line = _line_in(_CLONE, "later = self.host.thread_start_now(")
+    line = _line_in(_CLONE, "started_now = self.host.thread_start_now(")
     made: list[LibOSThread] = []
 
     def starter() -> None:
@@ -188,7 +188,7 @@ def test_only_other_threads_starts_count_as_under_way() -> None:
     host = pal.open_host("sgx")
     libos = LibOS(host, "raw")
     code = _CLONE.__code__
-    line = _line_in(_CLONE, "later = self.host.thread_start_now(")
+    line = _line_in(_CLONE, "started_now = self.host.thread_start_now(")
     answers: dict[str, bool] = {}
 
     def ask_elsewhere() -> bool:

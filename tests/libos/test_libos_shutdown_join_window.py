@@ -35,7 +35,7 @@ def test_a_start_finishing_during_shutdowns_first_joins_is_joined() -> None:
     libos = LibOS(host, "raw")
     paused, go, cloned, body_in, body_go = (threading.Event() for _ in range(5))
     seen: dict[str, Any] = {}
-    line = _line_in(_CLONE, "later = self.host.thread_start_now(")
+    line = _line_in(_CLONE, "started_now = self.host.thread_start_now(")
     code = _CLONE.__code__
 
     def body() -> None:

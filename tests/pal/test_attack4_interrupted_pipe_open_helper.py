@@ -3,14 +3,13 @@ started.
 
 The helper is started by ``thread_start(..., helper=True)``; the start is one marked
 critical section, so the KeyboardInterrupt comes as the section ends, with the helper
-already running.  ``thread_start`` then raises instead of returning the helper, so the
-end never learns of it (``handle._helper`` stays None), and the opening's undo
-(``_discard``) closes the socket under the helper without waking or joining it, as a
-close of the end would (``_pipe_closing`` shuts the socket down first: a ``poll()``
-already asleep on a descriptor is not woken by its close).  The helper sleeps on in
-that poll, on a descriptor number no longer the end's, holding a thread slot, until the
-handshake's deadline; the next object the program opens gets that number, and the
-helper's poll then watches it (its readiness is what wakes the helper).
+already running.  The end learns of its helper in that section (``record``), and the
+opening's undo wakes and joins it (``_pipe_closing``, as a close of the end does: a
+``poll()`` asleep on a descriptor is not woken by its close) before the socket goes.
+Before, ``thread_start`` raised instead of returning the helper, the end never learned
+of it, and the undo closed the socket under it: the helper slept on in that poll, on a
+descriptor number no longer the end's, holding a thread slot, until the handshake's
+deadline, watching whatever the program opened next under that number.
 """
 
 from __future__ import annotations
@@ -28,13 +27,13 @@ from pylibos import pal
 from pylibos.pal import _interrupts
 from pylibos.pal._clone import Threads
 from pylibos.pal._ledger import Ledger
-from pylibos.pal._pipes import Pipes
+from pylibos.pal._tls_pipes import TlsPipes
 
 from ._pal_support import WAIT_S
 
 _MAIN = threading.main_thread().ident
 _START = Threads.thread_start.__code__
-_DISCARD = Pipes._discard.__code__
+_UNDO = TlsPipes._pipe_closing.__code__  # the first step of the opening's undo
 _ASIDE = Ledger._aside.__code__
 
 
@@ -62,7 +61,7 @@ def test_ctrl_c_after_the_helper_started_leaves_no_helper_asleep_on_the_closed_e
         if frame.f_code is _START and event == "line" and not fired and frame.f_locals.get("made"):
             fired.append(frame.f_lineno)
             _interrupts._on_sigint(signal.SIGINT, frame)
-        if frame.f_code is _DISCARD and event == "call" and fired:
+        if frame.f_code is _UNDO and event == "call" and fired:
             # The scheduler lets the helper run to its first wait before the undo.
             helpers.extend(host._threads)
             numbers.append(frame.f_locals["handle"]._sock.fileno())

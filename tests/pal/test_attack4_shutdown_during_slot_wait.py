@@ -1,10 +1,10 @@
 """``Host.shutdown`` while a thread start waits for a thread slot (``thread_start``'s
 loop, in ``_await_slot``).
 
-A start racing shutdown fails with ``ShutDownError`` (docs/robustness.md).  One asleep
-on the slot doorbell is not told: shutdown rings nothing, so it sleeps on for the whole
-``slot_timeout`` after the host is shut down, then fails with ``NOMEM`` ("sgx.max_threads
-reached"), as if the host were merely full.
+A start racing shutdown fails with ``ShutDownError`` (docs/robustness.md), and so does
+one asleep on the slot doorbell: shutdown rings it.  Before, it slept on for the whole
+``slot_timeout`` after the host was shut down, then failed with ``NOMEM``
+("sgx.max_threads reached"), as if the host were merely full.
 """
 
 from __future__ import annotations

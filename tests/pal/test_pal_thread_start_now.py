@@ -19,70 +19,75 @@ def test_starts_only_with_a_free_slot_and_takes_nothing_otherwise() -> None:
         assert isinstance(host, pal.SgxHost)
         go = threading.Event()
         made: list[PalThread] = []
-        later = host.thread_start_now(
+        assert host.thread_start_now(
             go.wait, (WAIT_S,), "first", None, False, made.append, None, None, None
-        )
-        assert later is None  # started: ``record`` has the thread
+        )  # started: ``record`` has the thread
         first = made[0]
         assert first.is_alive()
         in_use, live, calls = host.threads_in_use, host.live_threads(), host.calls_total
         ran: list[int] = []
-        refused = host.thread_start_now(
+        assert not host.thread_start_now(
             ran.append, (1,), "second", None, False, made.append, None, None, None
         )
-        assert callable(refused) and made == [first]
+        assert made == [first]
         assert host.threads_in_use == in_use == 2
         assert host.live_threads() == live
         assert host.calls_total == calls  # no host call for a start not made
         go.set()
         assert first.join(WAIT_S)
-        assert (
-            host.thread_start_now(
-                ran.append, (2,), "second", None, False, made.append, None, None, None
-            )
-            is None
+        assert host.thread_start_now(
+            ran.append, (2,), "second", None, False, made.append, None, None, None
         )
         assert made[1].join(WAIT_S)
         assert ran == [2]
 
 
-def test_later_waits_for_a_slot_and_starts_the_thread() -> None:
-    """With no slot free, what ``thread_start_now`` returns starts the same thread once
-    a slot comes free (``thread_start``): ``record`` has it, and it is returned."""
+def test_a_slot_wait_returns_once_a_slot_comes_free() -> None:
+    """With no slot free, a ``SlotWait`` returns when one comes free, and the start then
+    succeeds."""
     with pal.open_host("sgx", max_threads=2) as host:
         host.slot_timeout = WAIT_S
         go = threading.Event()
         made: list[PalThread] = []
-        assert (
-            host.thread_start_now(
-                go.wait, (WAIT_S,), "first", None, False, made.append, None, None, None
-            )
-            is None
+        assert host.thread_start_now(
+            go.wait, (WAIT_S,), "first", None, False, made.append, None, None, None
         )
         ran: list[int] = []
-        later = host.thread_start_now(
+        assert not host.thread_start_now(
             ran.append, (1,), "second", None, False, made.append, None, None, None
         )
-        assert later is not None
         freer = threading.Timer(0.05, go.set)
         freer.start()
         try:
-            second = later()
+            host.slot_wait().wait()
         finally:
             freer.join(WAIT_S)
-        assert made == [made[0], second] and second.join(WAIT_S) and ran == [1]
         assert made[0].join(WAIT_S)
+        assert host.thread_start_now(
+            ran.append, (1,), "second", None, False, made.append, None, None, None
+        )
+        assert made[1].join(WAIT_S) and ran == [1]
 
 
-def test_a_later_start_on_a_host_without_slots_fails_as_thread_start_does() -> None:
+def test_a_slot_wait_keeps_one_deadline_and_fails_with_nomem() -> None:
     with pal.open_host("sgx", max_threads=1) as host:
         host.slot_timeout = 0.05
-        later = host.thread_start_now(int, (), "x", None, False, None, None, None, None)
-        assert later is not None
+        assert not host.thread_start_now(int, (), "x", None, False, None, None, None, None)
+        wait = host.slot_wait()
         with pytest.raises(pal.PalError) as info:
-            later()
+            wait.wait()
         assert info.value.code is pal.PalErrorCode.NOMEM
+        with pytest.raises(pal.PalError):  # the deadline has passed: at once
+            wait.wait()
         assert host.live_threads() == []
+
+
+def test_a_slot_wait_on_a_host_shut_down_fails_with_shutdown() -> None:
+    host = pal.open_host("sgx", max_threads=1)
+    host.slot_timeout = WAIT_S
+    host.shutdown()
+    with pytest.raises(ShutDownError):
+        host.slot_wait().wait()
 
 
 def test_a_pal_thread_is_made_only_by_its_host() -> None:
@@ -134,7 +139,7 @@ def test_record_has_the_thread_before_it_runs() -> None:
     with pal.open_host("direct") as host:
         recorded: list[PalThread] = []
         seen: list[list[PalThread]] = []
-        later = host.thread_start_now(
+        assert host.thread_start_now(
             lambda: seen.append(list(recorded)),
             (),
             "recorded",
@@ -145,7 +150,7 @@ def test_record_has_the_thread_before_it_runs() -> None:
             None,
             None,
         )
-        assert later is None and recorded[0].join(WAIT_S)
+        assert recorded[0].join(WAIT_S)
         assert len(recorded) == 1 and seen == [recorded]
 
 
@@ -166,7 +171,7 @@ def test_the_thread_record_sees_is_built_and_not_yet_running(reraise: bool) -> N
             record(thread)
             made.append(thread)
 
-        assert host.thread_start_now(int, (), "same", None, reraise, both, None, None, None) is None
+        assert host.thread_start_now(int, (), "same", None, reraise, both, None, None, None)
         assert made[0].join(WAIT_S)
         state, locked, alive = seen[0]
         expected = {"name", "_on_exit", "_done"} | ({"_reraise"} if reraise else set())

@@ -44,6 +44,9 @@ from ..pal import (
     Host,
     PalError,
     PalErrorCode,
+    critical_deliver,
+    critical_owed,
+    marks_critical_sections,
 )
 from ._errno import oserror
 
@@ -201,15 +204,25 @@ class PollableEvent:
                 self.drain_spurious()
         return True
 
+    @marks_critical_sections
     def destroy(self) -> None:
-        """Close the channel.  Safe against a racing ``set``: it holds the same lock."""
+        """Close the channel.  Safe against a racing ``set``: it holds the same lock.
+        The mark and the closes are one marked critical section: a Ctrl-C never leaves
+        the event marked closed with a handle open (no later ``destroy`` would close
+        it)."""
         with self._lock:
             if self.closed:
                 return
-            self.closed = True
-            self._host.close(self._read)
-            if self._write is not self._read:
-                self._host.close(self._write)
+            _pal_critical = True
+            try:
+                self.closed = True
+                self._host.close(self._read)
+                if self._write is not self._read:
+                    self._host.close(self._write)
+            finally:
+                _pal_critical = False
+                if critical_owed[0]:
+                    critical_deliver()
 
     def __repr__(self) -> str:
         return f"<PollableEvent {self.kind} {'set' if self._set else 'clear'}>"

@@ -207,9 +207,9 @@ class LibOS(Teardown):
         # on the thread (``_attach``) just before it starts it, in the section that
         # starts it, so ``_pal`` is set exactly when the thread runs, for the thread
         # itself and for any other looking at it.  With no slot free, the section ends
-        # first: the wait for one (``later``, which the PAL returns then) must stay open
-        # to a Ctrl-C.  The thread is in the table with its event before the host
-        # thread starts.
+        # first: the wait for one (a ``SlotWait``) must stay open to a Ctrl-C, and the
+        # start is tried again in a section of its own.  The thread is in the table
+        # with its event before the host thread starts.
         # The profile's boundaries are local variables (see ``Profile.open_clone``):
         # clone and get_new_thread start at t0, create_pollable_event spans t1..t2,
         # get_new_thread ends at t3, the clone once the host thread exists.  The host
@@ -228,52 +228,76 @@ class LibOS(Teardown):
             thread._error_seen = True  # the interpreter reports a failure itself
         if unraisable is not None:
             thread._unraisable = unraisable
+        t1: int  # (annotations only: no code on the clone path)
+        t2: int
+        c2: int
+        t3: int
+        wait = None
         try:
-            _pal_critical = True  # a marked critical section (pylibos.pal): to the finally
+            while True:
+                _pal_critical = True  # a marked critical section (pylibos.pal): to the finally
+                try:
+                    if thread.event is None:  # the first time round
+                        if opened is not None:
+                            t1 = _clock()
+                        thread.event = self._factory.create()
+                        if opened is not None:
+                            t2 = _clock()
+                            c2 = account[0]
+                        self._table[thread.tid] = thread
+                        if opened is not None:
+                            t3 = _clock()
+                    if self._closed:
+                        # Shut down while the event was made (shutdown's sweep may have
+                        # run before the add) or while this clone waited for a slot: the
+                        # except branch below undoes it.
+                        raise ShutDownError("the LibOS is shut down")
+                    # The program's function runs on the host thread itself; the LibOS's
+                    # exit work is the PAL's ``at_exit`` (``_thread_exit``), and the
+                    # thread is in ``_running`` under its ident while it runs (the PAL
+                    # lists it there).
+                    started_now = self.host.thread_start_now(
+                        fn,
+                        args,
+                        _CLONED,
+                        joinable,
+                        reraise,
+                        thread._attach,
+                        self._thread_exit,
+                        self._running,
+                        thread,
+                    )
+                finally:
+                    _pal_critical = False
+                    if critical_owed[0]:
+                        critical_deliver()
+                if started_now:
+                    break
+                # No thread slot free: wait for one, open to a Ctrl-C, then try again in
+                # the section (which looks at ``_closed`` again first).
+                if wait is None:
+                    wait = self.host.slot_wait()
+                wait.wait()
+        except BaseException as exc:
+            # The rollback is one marked section: a Ctrl-C finds the thread either still
+            # in the table with its event (shutdown destroys it) or out of it with its
+            # event destroyed, never in between.
+            _pal_critical = True
             try:
-                if opened is not None:
-                    t1 = _clock()
-                thread.event = self._factory.create()
-                if opened is not None:
-                    t2 = _clock()
-                    c2 = account[0]
-                self._table[thread.tid] = thread
-                if self._closed:
-                    # Shut down while the event was made: shutdown's sweep may have run
-                    # before the add; undo it here (the except branch below does).
-                    raise ShutDownError("the LibOS is shut down")
-                if opened is not None:
-                    t3 = _clock()
-                # The program's function runs on the host thread itself; the LibOS's
-                # exit work is the PAL's ``at_exit`` (``_thread_exit``), and the thread is
-                # in ``_running`` under its ident while it runs (the PAL lists it there).
-                later = self.host.thread_start_now(
-                    fn,
-                    args,
-                    _CLONED,
-                    joinable,
-                    reraise,
-                    thread._attach,
-                    self._thread_exit,
-                    self._running,
-                    thread,
-                )
+                profile.drop_clone()
+                if wait is not None:
+                    wait.abandon()
+                if thread._pal is None or isinstance(exc, PalError):
+                    # Not running (a running thread, interrupted after its start, stays
+                    # in the table and shutdown joins it: its failure is never lost).
+                    thread._pal = None
+                    self._table.remove(thread)
+                    if thread.event is not None:
+                        thread.event.destroy()
             finally:
                 _pal_critical = False
                 if critical_owed[0]:
                     critical_deliver()
-            if later is not None:  # no thread slot free: wait for one, open to a Ctrl-C
-                later()
-        except BaseException as exc:
-            profile.drop_clone()
-            if thread._pal is not None and not isinstance(exc, PalError):
-                # Interrupted once the thread was running: it stays in the table, and
-                # shutdown joins it (its failure, if any, is reported, never lost).
-                raise
-            thread._pal = None
-            self._table.remove(thread)
-            if thread.event is not None:
-                thread.event.destroy()
             if isinstance(exc, PalError):
                 raise oserror(exc, "clone") from exc
             raise

@@ -75,6 +75,8 @@ class Teardown(ShutsDown):
     _running: dict[int, LibOSThread]
     _running_pid: int
     _boot_pid: int
+    _local: threading.local
+    main_thread: LibOSThread
     _table: ThreadTable
     _factory: EventFactory
     _epolls: EpollTable
@@ -230,11 +232,13 @@ class Teardown(ShutsDown):
         ``PalThread._run``, and a Ctrl-C (main thread only, which is never a cloned one)
         finds it either whole or empty.
 
-        The parent's cloned threads leave the thread table too: shutdown would wake
-        them through their events (whose channels are the parent's as well) and join
-        threads that do not exist here for its whole timeout.  Their events are not
+        The parent's other threads leave the thread table too (cloned ones, adopted
+        ones, clones under way): shutdown would wake them through their events (whose
+        channels are the parent's as well) and join threads that do not exist here for
+        its whole timeout, and ``threads()`` would list them.  Their events are not
         destroyed: they are the parent's threads', and the child's copies of their
-        descriptors go with the child.  The forking thread, if a cloned one, stays.
+        descriptors go with the child.  The forking thread's own stays, and the
+        LibOS's main thread.
         (A hook cut short by a KeyboardInterrupt, which the interpreter reports and
         swallows, leaves the rest listed: shutdown then joins them as before, within
         its timeout.)"""
@@ -244,6 +248,14 @@ class Teardown(ShutsDown):
         if kept is not None:
             self._running[me] = kept
         self._running_pid = _getpid()
+        # The table keeps the LibOS's main thread and the forking thread's own (cloned,
+        # adopted or main); every other entry is a thread of the parent's (running, an
+        # adopted one, or a clone under way on another thread, not yet started or
+        # waiting for a thread slot) that the child does not have and never will.
+        keep = {t.tid for t in (kept, getattr(self._local, "thread", None)) if t is not None}
+        main = getattr(self, "main_thread", None)
+        if main is not None:
+            keep.add(main.tid)
         table = self._table
-        for thread in [t for t in table.values() if t._pal is not None and t is not kept]:
+        for thread in [t for t in table.values() if t.tid not in keep]:
             table.pop(thread.tid, None)

@@ -11,7 +11,6 @@ sees half of one.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import time
 from _thread import allocate_lock as _allocate_lock
@@ -103,7 +102,7 @@ class Threads(HostCore):
             if record is not None:
                 record(thread)
 
-        deadline = None
+        wait: SlotWait | None = None
         try:
             while True:
                 # The start is one critical section (``thread_start_now``), so an
@@ -111,24 +110,20 @@ class Threads(HostCore):
                 # outside it (a Ctrl-C stops that).
                 _pal_critical = True
                 try:
-                    self.thread_start_now(
+                    if self.thread_start_now(
                         fn, args, name, joinable, reraise, record_made, at_exit, running, tag
-                    )
-                    if made:
+                    ):
                         return made[0]
                 finally:
                     _pal_critical = False
                     if owed[0]:
                         _interrupts.deliver()
-                if deadline is None:
-                    deadline = time.monotonic() + self.slot_timeout
-                self._await_slot(deadline, helper)
+                if wait is None:
+                    wait = SlotWait(self, helper)
+                wait.wait()
         except BaseException:
-            if deadline is not None:
-                # A wait may have taken a ring (a slot came free) just before a Ctrl-C
-                # (in the wait, or on the way back to the take) ended it: passed on,
-                # for a thread waiting beside this one.
-                self._pass_ring()
+            if wait is not None:
+                wait.abandon()
             raise
 
     def thread_start_now(
@@ -142,7 +137,7 @@ class Threads(HostCore):
         at_exit: _AtExit,
         running: dict[int, Any] | None,
         tag: object,
-    ) -> Callable[[], PalThread] | None:
+    ) -> bool:
         """The start itself, for a caller inside a marked critical section (the clone
         path's, or ``thread_start``'s), which covers this call: it never waits and opens
         no section of its own, so a Ctrl-C is deferred to the section's end and the
@@ -150,10 +145,9 @@ class Threads(HostCore):
 
         With a thread slot free now, the host thread is made, ``record`` is called with
         it just before it starts (for other threads that look at it before this call
-        returns), it starts, and None is returned.  With none free nothing is made and
-        the return is ``later``: ``later()``, called once the caller has left its
-        section, waits for a slot open to a Ctrl-C and starts the thread
-        (``thread_start`` with these arguments), returning it.
+        returns), it starts, and True is returned.  With none free nothing is made and
+        False is returned: the caller leaves its section, waits for a slot with a
+        ``SlotWait`` (open to a Ctrl-C), and tries again in its section.
 
         This is the one place a ``PalThread`` is made: built in place, one frame and
         ten arguments less on every start; ``_run``'s arguments go straight to the
@@ -173,9 +167,7 @@ class Threads(HostCore):
         try:
             self._take_slot()
         except IndexError:
-            return functools.partial(
-                self.thread_start, fn, args, name, joinable, reraise, record, at_exit, running, tag
-            )
+            return False
         self._threads.add(thread)
         if self.closed:  # shutdown ran since the test above; see ``_unstarted``
             self._unstarted(thread)
@@ -201,7 +193,7 @@ class Threads(HostCore):
                 thread._refused()
             self._thread_exited(thread)
             raise PalError(PalErrorCode.NOMEM, f"cannot start a host thread: {exc}") from None
-        return None
+        return True
 
     def _unstarted(self, thread: PalThread) -> NoReturn:
         """Undo a thread recorded on a host shut down meanwhile (``shutdown`` sets
@@ -248,8 +240,52 @@ class Threads(HostCore):
 
     # -- hooks: where a host that bounds its threads differs -----------------------------
 
+    def slot_wait(self) -> SlotWait:
+        """A wait for a thread slot, for a start ``thread_start_now`` declined."""
+        return SlotWait(self, False)
+
+    def _wake_slot_waiters(self) -> None:
+        """At shutdown: wake the starts asleep in a wait for a slot."""
+
     def _pass_ring(self) -> None:
         """After a slot wait ended by an exception: pass on a ring it may have taken."""
 
     def _await_slot(self, deadline: float, helper: bool) -> None:
         """Wait until a thread slot may be free, or raise ``NOMEM`` at ``deadline``."""
+
+
+class SlotWait:
+    """The wait of a start that found no thread slot free (``thread_start_now`` returned
+    False), outside any critical section: a Ctrl-C stops it.
+
+    ``wait()`` returns once a slot may be free; the caller then tries its start again in
+    its section, and waits again if another thread took the slot first.  All the waits
+    of one ``SlotWait`` share one deadline, the host's ``slot_timeout`` from the first:
+    there ``PalError(NOMEM)`` is raised, and ``ShutDownError`` once the host shuts down
+    (it wakes the waiters).  A start that ends by an exception after a wait calls
+    ``abandon()``: a slot that came free for it is announced to the next waiter.
+    """
+
+    __slots__ = ("_deadline", "_helper", "_host")
+
+    def __init__(self, host: Threads, helper: bool) -> None:
+        self._host = host
+        self._helper = helper
+        self._deadline: float | None = None
+
+    def wait(self) -> None:
+        host = self._host
+        if self._deadline is None:
+            self._deadline = time.monotonic() + host.slot_timeout
+        try:
+            host._await_slot(self._deadline, self._helper)
+        except BaseException:
+            # A Ctrl-C just after the wait took a ring (a slot came free), or shutdown:
+            # passed on, for a start waiting beside this one.
+            host._pass_ring()
+            raise
+
+    def abandon(self) -> None:
+        """The start gave up after a wait: a ring it took, for a slot it did not
+        take, goes to the next waiter."""
+        self._host._pass_ring()

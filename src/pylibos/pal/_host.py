@@ -326,6 +326,7 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
         """
         deadline = time.monotonic() + max(0.0, timeout)
         self.closed = True
+        self._wake_slot_waiters()  # a start waiting for a thread slot fails at once
         if self._sigint:
             self._sigint = False
             _interrupts.uninstall()

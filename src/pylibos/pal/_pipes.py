@@ -101,7 +101,12 @@ class Pipes(HostCore):
         try:
             self._secure_connecting(handle, name)
         except BaseException:
-            self._discard(handle, count=True)
+            try:
+                # A helper already started (the handshake's, on sgx) is woken and
+                # joined before its socket goes, as a close of the end does.
+                self._pipe_closing(handle, self.handshake_timeout)
+            finally:
+                self._discard(handle, count=True)
             raise
         return handle
 

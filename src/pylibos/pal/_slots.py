@@ -16,7 +16,8 @@ import threading
 import time
 
 from ._clone import Threads
-from ._errors import PalError, PalErrorCode
+from ._core import SHUT_DOWN
+from ._errors import PalError, PalErrorCode, ShutDownError
 from ._thread import PalThread
 
 
@@ -58,6 +59,12 @@ class ThreadSlots(Threads):
         waiting.append(None)
         try:
             while not free:
+                if self.closed:
+                    # Woken by shutdown (or shut down before the wait): the start fails
+                    # as any start on a closed host does, and the ring goes on to the
+                    # next waiter, which fails the same way.
+                    self._ring()
+                    raise ShutDownError(SHUT_DOWN)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._doorbell.acquire(timeout=remaining):
                     what = "the pipe handshake helper" if helper else "a new thread"
@@ -73,6 +80,11 @@ class ThreadSlots(Threads):
             # for the slot it leaves.  (A thread that takes a slot without waiting took
             # no ring, and passes none on.)
             self._ring()
+
+    def _wake_slot_waiters(self) -> None:
+        # Shutdown has set ``closed``: a start asleep on the doorbell wakes, sees it,
+        # and rings on for the next (``_await_slot``).
+        self._ring()
 
     def _pass_ring(self) -> None:
         # A Ctrl-C right after the doorbell's acquire took the ring: the slot it

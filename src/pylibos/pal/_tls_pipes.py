@@ -11,6 +11,7 @@ session interface.
 from __future__ import annotations
 
 import contextlib
+import functools
 import select
 import socket
 import threading
@@ -41,8 +42,14 @@ class TlsPipes(Pipes, Waiting, Threads):
             handle._ready = threading.Event()
             handle._sock.setblocking(False)  # the handshake waits in _handshake, with a deadline
             deadline = time.monotonic() + self.handshake_timeout
-            handle._helper = self.thread_start(
-                self._handshake_in_helper, (handle, deadline), "pal-handshake", helper=True
+            # The end learns of its helper in the start's own section (``record``): a
+            # Ctrl-C at its end leaves a helper the opening's undo can wake and join.
+            self.thread_start(
+                self._handshake_in_helper,
+                (handle, deadline),
+                "pal-handshake",
+                record=functools.partial(setattr, handle, "_helper"),
+                helper=True,
             )
 
     def _handshake_in_helper(self, handle: Handle, deadline: float) -> None:
