@@ -27,9 +27,9 @@ from pylibos.pal._clone import Threads
 
 def _return_line() -> int:
     """The line of ``thread_start_now`` after the host thread started (its last
-    ``return None``)."""
+    ``return True``)."""
     lines, first = inspect.getsourcelines(Threads.thread_start_now)
-    found = [i for i, text in enumerate(lines) if text.strip() == "return None"]
+    found = [i for i, text in enumerate(lines) if text.strip() == "return True"]
     assert found, "thread_start_now has no return after the start"
     return first + found[-1]
 
