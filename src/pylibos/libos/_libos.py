@@ -327,14 +327,18 @@ class LibOS(Teardown):
             del self._table[thread.tid]
         except KeyError:
             pass  # shutdown's sweep took it (the thread had not ended in time)
-        # The pool's common case, ``EventFactory.release`` inlined (one frame less on
-        # every exit): a clear, open event goes back while the pool has room.  The
-        # factory's ``close`` marks it closed before it takes the pool to destroy what
-        # is there: an event appended meanwhile (or after) is seen by the test after
-        # the append, taken out again and destroyed.
+        # ``EventFactory.release`` inlined for its common cases (one frame less on every
+        # exit): without a pool the event is destroyed; with one, a clear, open event
+        # goes back while the pool has room.  The factory's ``close`` marks it closed
+        # before it takes the pool to destroy what is there: an event appended
+        # meanwhile (or after) is seen by the test after the append, taken out again
+        # and destroyed.  The rest (a set event to clear, a full pool) is ``release``'s.
         event = thread.event
         factory = self._factory
-        if factory.pool and not event._set and not event.closed:
+        if not factory.pool:
+            event.destroy()
+            return
+        if not event._set and not event.closed:
             free = factory._free
             if len(free) < POOL_LIMIT:
                 free.append(event)
