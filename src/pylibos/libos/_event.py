@@ -273,7 +273,10 @@ class EventFactory:
                 else:
                     return event
         try:
-            read, write = self._channel()
+            if self._eventfd:  # ``_channel``'s first case, in place: no frame for it
+                read = write = self._host.stream_open("eventfd:", nonblocking=True)
+            else:
+                read, write = self._channel()
         except PalError as exc:
             raise oserror(exc, "create pollable event") from exc
         return PollableEvent(self._host, self.kind, read, write, self._channel)
