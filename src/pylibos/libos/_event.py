@@ -72,7 +72,6 @@ class PollableEvent:
     _set = False  # Guarded by _lock.
     closed = False
     rebuilt = 0  # channels the host broke and this event replaced
-    _remake: Callable[[], tuple[Handle, Handle]] | None = None
 
     def __init__(
         self,
@@ -86,8 +85,7 @@ class PollableEvent:
         self.kind = kind
         self._read = read
         self._write = write
-        if remake is not None:
-            self._remake = remake
+        self._remake = remake
         self._lock = _new_lock()
 
     @property
