@@ -232,7 +232,7 @@ class Threads(HostCore):
         # Only a thread that made a host call has an account (None: never ran); as
         # ``ThreadSlots._thread_exited``.
         if thread.ident in self._accounts:
-            del self._accounts[thread.ident]
+            del self._accounts[thread.ident]  # type: ignore[arg-type]  # (there: an int)
 
     def live_threads(self) -> list[PalThread]:
         # list(set) is one step: no thread adds or discards one halfway.

@@ -108,6 +108,17 @@ class HostCallStats:
         )
 
 
+class _Accounts(dict[int, HostCallAccount]):
+    """Host-call accounts by thread ident.  A thread's own is made on its first lookup
+    (``__missing__``): only a thread looks its own ident up, so it never gets two, and
+    the gate's common path, the account there, takes no branch for it."""
+
+    def __missing__(self, ident: int) -> HostCallAccount:
+        account: HostCallAccount = {0: 0}
+        self[ident] = account
+        return account
+
+
 class Ledger:
     """The count of host calls, in total, by kind and per thread; and the gate."""
 
@@ -128,7 +139,7 @@ class Ledger:
         # (every reader takes differences).  Each entry is stored only by its own
         # thread (or, in a fork child, by the fork hook, alone), and taken out by it
         # or once it has ended: one dict step each.
-        self._accounts: dict[int, HostCallAccount] = {}
+        self._accounts = _Accounts()
 
     def _own_ledger(self) -> None:
         """In a child made by ``os.fork`` (its fork hook, in the child's one thread): the
@@ -137,7 +148,9 @@ class Ledger:
         accounts others still hold (the LibOS's workers') stay as they were."""
         me = _get_ident()
         mine = self._accounts.get(me)
-        self._accounts = {} if mine is None else {me: mine}
+        self._accounts = _Accounts()
+        if mine is not None:
+            self._accounts[me] = mine
 
     @property
     def calls_total(self) -> int:
@@ -148,13 +161,10 @@ class Ledger:
     def _call(self, kind: str, where: str, fn: Callable[..., T], *args: Any) -> T:
         """Count one host call of ``kind``, then make it: ``fn(*args)``.  An ``OSError``
         comes out as the matching ``PalError``, its message naming ``where``."""
-        # Each count one step (see the module docstring): no lock, and on the common
-        # path, the thread's account there, no branch.
+        # Each count one step (see the module docstring): no lock, and no branch (a
+        # thread's first call makes its account, in ``_Accounts.__missing__``).
         _count(self.calls, (kind,))
-        try:
-            _count(self._accounts[_get_ident()], _ONE_CALL)
-        except KeyError:  # this thread's first
-            self._accounts[_get_ident()] = {0: 1}
+        _count(self._accounts[_get_ident()], _ONE_CALL)
         try:
             return fn(*args)
         except OSError as exc:
@@ -185,8 +195,7 @@ class Ledger:
     def thread_account(self) -> HostCallAccount:
         """The calling thread's count of host calls, live: another thread may read it
         later (``[0]``)."""
-        # (setdefault: one step, so a thread never gets two)
-        return self._accounts.setdefault(_get_ident(), {0: 0})
+        return self._accounts[_get_ident()]
 
     def _charge_to(self, account: HostCallAccount, fn: Callable[..., object], *args: Any) -> None:
         _interrupts.quiet_thread()  # a helper takes no signal meant for the program

@@ -98,7 +98,7 @@ class ThreadSlots(Threads):
         # Only a thread that made a host call has an account (None: never ran).  It
         # is made and taken out by the thread itself: no other comes between.
         if thread.ident in self._accounts:
-            del self._accounts[thread.ident]
+            del self._accounts[thread.ident]  # type: ignore[arg-type]  # (there: an int)
         self._give_slot(None)
         # Ring if someone may wait (see ``_await_slot``), unless rung already.
         if self._waiting and self._doorbell.locked():
