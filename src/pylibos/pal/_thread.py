@@ -142,6 +142,9 @@ class PalThread:
             # In slices: a joiner interrupted twice between taking the lock and giving
             # it back strands the others for one slice at most.
             while not self._finished:
+                if self._left_its_host():
+                    self._finished = True
+                    break
                 left = _SLICE_S if deadline is None else min(_SLICE_S, deadline - _monotonic())
                 if left < 0:
                     return False
@@ -155,6 +158,16 @@ class PalThread:
                 self._give_back_done()
             raise
         return True
+
+    def _left_its_host(self) -> bool:
+        """Whether the thread has done its host's exit bookkeeping (it is out of the
+        host's list of threads, which it is in from before its start) but is not marked
+        ended yet: a moment from its end, or, in a fork child, a thread of the parent's
+        the fork caught between the two, which will never end there (the child's fork
+        hook finds the parent's threads in that list).  Looked at by ``join``, never on
+        a thread's start or exit."""
+        host = getattr(self._on_exit, "__self__", None)  # None: the forking thread's
+        return self._started and host is not None and self not in host._threads
 
     def _give_back_done(self) -> None:
         # An interrupted joiner's ``except`` branch may have let the lock go already (it
