@@ -87,6 +87,16 @@ against them before anything else reads it.
    both parts' rounds kept (``own_per_round``, ``native_per_round``); ``per_round`` is
    still each round's whole quotient.  Before, the trimmed mean of the whole quotients:
    version 6 and 7 files keep it, as they were analysed.
+9. A reference workload (system calls and a small loop, ``_subjects.reference_ns``) timed
+   in each measuring process just before and just after every slice's batches: per slice
+   ``reference_ns`` ([before, after]), per batch ``batch_reference_ns`` (its slice's mean
+   of the two, one figure per batch as ``batch_rounds``).  With
+   ``settings.reference_normalised`` (``compare``'s default; ``--no-reference`` turns it
+   off) the ratios between configurations (start ÷ native, ÷ sgx/pipe) and live scaling
+   are taken on times normalised by their slice's reference (time ÷ the slice's reference
+   × the run's median reference, ``stability.reference_ns``), so the machine's speed
+   state, which the reference sees too, cancels; the µs figures stay as measured.
+   Versions 3 to 8 have no reference and are analysed as before.
 
 ``pylibos workloads`` format history (``version``):
 
@@ -119,9 +129,9 @@ from typing import Literal, NotRequired, TypedDict, get_type_hints
 
 from .libos import PHASES, Summary
 
-FORMAT_VERSION = 8
+FORMAT_VERSION = 9
 """``pylibos compare``'s format."""
-READABLE_VERSIONS = (3, 4, 5, 6, 7, 8)
+READABLE_VERSIONS = (3, 4, 5, 6, 7, 8, 9)
 """Compare versions ``pylibos report`` renders (their keys are the same)."""
 WORKLOADS_FORMAT_VERSION = 1
 """``pylibos workloads``'s format (``report`` renders this one only)."""
@@ -187,6 +197,9 @@ class SliceJSON(TypedDict):
     at_s: NotRequired[float]
     others: float | None
     kept: bool
+    reference_ns: NotRequired[list[float]]
+    """The reference workload's time just before and just after the slice's batches
+    (format 9)."""
 
 
 class Entry(TypedDict):
@@ -208,6 +221,9 @@ class Entry(TypedDict):
     """Every slice measured, dropped ones too (format 5)."""
     rss_per_live_thread_kib: float | None
     batch_rounds: list[int]
+    batch_reference_ns: NotRequired[list[float]]
+    """Each batch's slice reference, ns: the mean of its slice's ``reference_ns`` (format
+    9)."""
     phases_ns: dict[str, PhaseSummary | None]
     batches_ns: dict[str, BatchFigures | None]
     host_calls_per_clone: float
@@ -256,6 +272,9 @@ class SettingsJSON(TypedDict):
     """Live scaling is the quotient of the trimmed means of the configuration's and
     native's own per-round quotients (format 8); before, the trimmed mean of the rounds'
     whole quotients."""
+    reference_normalised: NotRequired[bool]
+    """Ratios between configurations and live scaling are taken on times normalised by
+    each slice's reference workload (format 9; ``--no-reference``: false)."""
 
 
 class UntilStable(TypedDict):
@@ -275,6 +294,9 @@ class Stability(TypedDict):
     request for its results after the Ctrl-C (format 5)."""
     warnings: NotRequired[list[str]]
     until_stable: NotRequired[UntilStable]
+    reference_ns: NotRequired[float | None]
+    """The run's median slice reference, ns (format 9, set by the analysis): normalised
+    times are a batch's time ÷ its slice's reference × this."""
 
 
 class TargetJSON(TypedDict):
@@ -289,6 +311,8 @@ class TargetJSON(TypedDict):
     statistic: NotRequired[str]
     rounds: NotRequired[list[int]]
     per_round: NotRequired[list[float]]
+    normalised: NotRequired[bool]
+    """Format 9: taken on times normalised by each slice's reference."""
 
 
 class RunData(TypedDict):

@@ -29,6 +29,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         ghz=args.ghz,
         tls=args.tls,
         pin=not args.all_cpus,
+        reference=not getattr(args, "no_reference", False),
     )
     try:
         validate(settings)

@@ -40,6 +40,15 @@ class _Command:
     func: Callable[[argparse.Namespace, Console], int] | None = None
 
 
+NO_REFERENCE = Option(
+    "--no-reference",
+    action="store_true",
+    help="take the ratios between configurations and live scaling on times as measured, "
+    "not normalised by each slice's reference workload (which is timed either way; see "
+    "docs/benchmark.md)",
+)
+
+
 def _commands() -> list[_Command]:
     from ..bench import valid_names
     from ..workloads import DEFAULT_TIMEOUT_S
@@ -60,7 +69,7 @@ def _commands() -> list[_Command]:
          Option("--budget", metavar="S", type=positive_float, default=60.0,
                 help="with --until-stable: seconds of measuring per live count after which "
                 "no further round starts (default 60)"),
-         *RENDERING),
+         NO_REFERENCE, *RENDERING),
         cmd_compare,
     )
     bench = _Command(
@@ -70,7 +79,7 @@ def _commands() -> list[_Command]:
         "seed's table: per-phase means, p1, p2, p3.",
         (Option("--config", metavar="NAME", required=True,
                 help=f"the configuration: {', '.join(valid_names())}"),
-         *measuring(duration=5.0, live=(0,)), *RENDERING),
+         *measuring(duration=5.0, live=(0,)), NO_REFERENCE, *RENDERING),
         cmd_bench,
     )
     run = _Command(
@@ -88,6 +97,9 @@ def _commands() -> list[_Command]:
          Option("--raw", action="store_true",
                 help="with --vs: judge each figure by B ÷ A as measured, the machine's "
                 "drift not removed"),
+         Option("--no-reference", action="store_true",
+                help="take the run's ratios and live scaling on times as measured, not "
+                "normalised by each slice's reference workload, whatever the run chose"),
          *RENDERING),
         cmd_report,
     )

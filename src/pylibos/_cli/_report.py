@@ -16,13 +16,15 @@ if TYPE_CHECKING:
     from ..bench import RunData
 
 
-def _load(path: str) -> RunData:
+def _load(path: str, *, no_reference: bool = False) -> RunData:
     from ..bench import ResultsError, analyse, load
 
     try:
         data = load(path)
     except ResultsError as exc:
         raise UsageError(str(exc)) from None
+    if no_reference:
+        data["settings"]["reference_normalised"] = False
     # Intervals and verdicts are drawn again from the samples (the same ones: the bootstrap
     # is seeded), never taken on trust from the file.
     return analyse(data, force=True)
@@ -45,7 +47,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         print_workloads(saved, console)
         write_workloads(saved, args, console)
         return 0
-    data = _load(args.results)
+    data = _load(args.results, no_reference=args.no_reference)
     if args.raw and args.vs is None:
         raise UsageError("--raw judges a comparison: give the second run with --vs B.json")
     if args.vs is None:
@@ -64,7 +66,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
             f"--vs compares micro-benchmark runs; {args.vs} is a workloads run "
             "(`pylibos report` renders it alone)"
         )
-    other = _load(args.vs)
+    other = _load(args.vs, no_reference=args.no_reference)
     check_outputs(args)
     notes = differences(data, other)
     console.print(f"A: {args.results}: {describe(data)}")

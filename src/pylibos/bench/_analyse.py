@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from .._schema import TIMED, Entry, IntervalJSON, LiveScaling, RunData, TargetJSON
 from ..libos import PROPORTIONS
 from ._configs import START_LIMITS
+from ._reference import ReferenceView, reference_view
 from ._stats import (
     TRIM,
     Figures,
@@ -113,6 +114,8 @@ class Target:
     """How the figure was taken, where a run says (format 7 on)."""
     rounds: tuple[int, ...] = ()
     per_round: tuple[float, ...] = ()
+    normalised: bool = False
+    """Taken on times normalised by each slice's reference (format 9)."""
 
     @property
     def verdict(self) -> str:
@@ -144,6 +147,8 @@ class Target:
         if self.rounds:
             out["rounds"] = list(self.rounds)
             out["per_round"] = [round(v, 6) for v in self.per_round]
+        if self.normalised:
+            out["normalised"] = True
         return out
 
     @staticmethod
@@ -158,6 +163,7 @@ class Target:
             d.get("statistic"),
             tuple(d.get("rounds", ())),
             tuple(d.get("per_round", ())),
+            bool(d.get("normalised", False)),
         )
 
 
@@ -167,6 +173,7 @@ def _ratio_target(
     taken: tuple[Interval, Paired | None] | None,
     limit: float,
     lives: tuple[int, ...],
+    normalised: bool = False,
 ) -> Target:
     """A target on a ratio of two configurations, saying how it was taken."""
     if taken is None:
@@ -175,32 +182,58 @@ def _ratio_target(
     statistic = PAIRED if paired is not None else MEDIANS
     rounds = tuple(paired.rounds) if paired is not None else ()
     per_round = tuple(paired.per_round) if paired is not None else ()
-    return Target(what, iv, limit, True, lives, statistic, rounds, per_round)
+    return Target(what, iv, limit, True, lives, statistic, rounds, per_round, normalised)
 
 
-def targets(data: RunData, figures: Figures | None = None) -> list[Target]:
-    """The project's targets, checked against this run (those its configurations allow)."""
+def ratio_figures(data: RunData, figures: Figures) -> tuple[Figures, ReferenceView]:
+    """The figures a run's ratios between configurations and live scaling are taken on:
+    normalised by each slice's reference where the run asks for it and can
+    (``_reference``), otherwise ``figures`` (times as measured)."""
+    view = reference_view(data)
+    if view.data is None:
+        return figures, view
+    return figures.over(view.data), view
+
+
+def counterpart(f: Figures, data: RunData, entry: Entry) -> Entry:
+    """``entry`` of ``data`` as ``f`` holds it (its normalised copy, in the same place)."""
+    if f.data is data:
+        return entry
+    position = next(i for i, e in enumerate(data["configs"]) if e is entry)
+    return f.data["configs"][position]
+
+
+def targets(
+    data: RunData, figures: Figures | None = None, ratios: Figures | None = None
+) -> list[Target]:
+    """The project's targets, checked against this run (those its configurations allow).
+    Ratios between configurations and live scaling are taken on ``ratios`` (by default
+    ``ratio_figures``: normalised by the slices' references where the run asks for it);
+    the seed's proportions, within one configuration's batches, on ``figures``."""
     f = figures or Figures(data)
+    r = ratios if ratios is not None else ratio_figures(data, f)[0]
+    rdata = r.data
+    norm = r.data is not data
     out: list[Target] = []
     counts = lives(data)
     if not counts:
         return out  # interrupted before anything was measured
 
     def entry(name: str) -> Entry | None:
-        return find(data, name, counts[0])
+        return find(rdata, name, counts[0])
 
     one = (counts[0],)
     raw, pipe, native = entry("sgx/raw"), entry("sgx/pipe"), entry("native")
     if raw and pipe:
         for phase, limit in (("clone", 0.25), ("create_pollable_event", 0.10)):
-            taken = paired_ratio(data, raw, "sgx/pipe", phase, figures=f)
+            taken = paired_ratio(rdata, raw, "sgx/pipe", phase, figures=r)
             what = f"{phase}: sgx/raw ÷ sgx/pipe"
-            out.append(_ratio_target(data, what, taken, limit, one))
+            out.append(_ratio_target(rdata, what, taken, limit, one, norm))
     for name, limit in START_LIMITS.items():
         e = entry(name)
         if e and native:
-            taken = paired_ratio(data, e, "native", "start", figures=f)
-            out.append(_ratio_target(data, f"start: {name} ÷ native", taken, limit, one))
+            taken = paired_ratio(rdata, e, "native", "start", figures=r)
+            out.append(_ratio_target(rdata, f"start: {name} ÷ native", taken, limit, one, norm))
     for name, limit in (("sgx/eventfd", 3.0), ("sgx/raw+pool", 1.1)):
         e = entry(name)
         if e:
@@ -208,14 +241,15 @@ def targets(data: RunData, figures: Figures | None = None) -> list[Target]:
             calls = exact(float(e["host_calls_per_clone"]))
             what = f"host calls per clone: {name}"
             out.append(Target(what, calls, limit, True, one, COUNT))
-    if pipe:
-        out.append(Target("sgx/pipe p2", f.interval(pipe, "p2"), 0.6, False, one, MEANS))
-        out.append(Target("sgx/pipe p3", f.interval(pipe, "p3"), 0.5, False, one, MEANS))
+    raw_pipe = find(data, "sgx/pipe", counts[0])
+    if raw_pipe:
+        out.append(Target("sgx/pipe p2", f.interval(raw_pipe, "p2"), 0.6, False, one, MEANS))
+        out.append(Target("sgx/pipe p3", f.interval(raw_pipe, "p3"), 0.5, False, one, MEANS))
     if len(counts) > 1:
         lo, hi = counts[0], counts[-1]
-        for name in dict.fromkeys(e["name"] for e in data["configs"]):
-            b = find(data, name, hi)
-            scaling = None if b is None else _live_scaling(data, b, f)
+        for name in dict.fromkeys(e["name"] for e in rdata["configs"]):
+            b = find(rdata, name, hi)
+            scaling = None if b is None else _live_scaling(rdata, b, r)
             if scaling is not None:
                 value = Interval.from_json(scaling["relative_to_native"])
                 what = f"start at {hi} live ÷ at {lo} live, ÷ native's: {name}"
@@ -229,6 +263,7 @@ def targets(data: RunData, figures: Figures | None = None) -> list[Target]:
                         scaling.get("statistic"),
                         tuple(scaling.get("rounds", ())),
                         tuple(scaling.get("per_round", ())),
+                        norm,
                     )
                 )
     return out
@@ -241,9 +276,11 @@ def analyse(data: RunData, *, force: bool = False) -> RunData:
     if "targets" in data and not force:
         return data
     f = Figures(data)
+    r, view = ratio_figures(data, f)
     ghz = float(data["settings"]["ghz"])
     chosen = int(data["settings"]["ocall_cycles"])
     for e in data["configs"]:
+        ne = counterpart(r, data, e)
         intervals: dict[str, IntervalJSON] = {}
         for key in [f"{p}.{stat}" for p in TIMED for stat in ("median", "mean")] + list(
             PROPORTIONS
@@ -258,16 +295,23 @@ def analyse(data: RunData, *, force: bool = False) -> RunData:
             ("native", "start"),
             ("sgx/pipe", "create_pollable_event"),
         ):
-            r = ratio(data, e, base, phase, figures=f)
-            if r is not None:
-                ratios[f"{phase} ÷ {base}"] = r.as_json()
+            iv = ratio(r.data, ne, base, phase, figures=r)
+            if iv is not None:
+                ratios[f"{phase} ÷ {base}"] = iv.as_json()
         e["ratios"] = ratios
         e["projection"] = cost = projected(e, ghz, chosen)
         e["projected_cycles_per_clone"] = None if cost is None else cost["cycles"][1]
-        e["live_scaling"] = _live_scaling(data, e, f)
-    data["targets"] = [t.as_json() for t in targets(data, f)]
-
-    data["stability"]["warnings"] = stability_warnings(data)
+        e["live_scaling"] = _live_scaling(r.data, ne, r)
+    data["targets"] = [t.as_json() for t in targets(data, f, r)]
+    if view.reference_ns is not None:
+        data["stability"]["reference_ns"] = round(view.reference_ns, 1)
+    warnings = stability_warnings(data)
+    if view.why is not None:
+        warnings.append(
+            f"reference: {view.why}; the ratios between configurations and live scaling "
+            "are taken on times as measured, not normalised"
+        )
+    data["stability"]["warnings"] = warnings
     return data
 
 

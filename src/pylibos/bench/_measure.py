@@ -62,6 +62,10 @@ class Settings:
     """TLS backend of sgx hosts; None for this interpreter's default."""
     pin: bool = True
     """Measure on one CPU (``--all-cpus`` turns it off)."""
+    reference: bool = True
+    """Take ratios between configurations and live scaling on times normalised by each
+    slice's reference workload (``--no-reference`` turns it off; the reference is timed
+    either way)."""
 
     def as_json(self, configs: Sequence[Config], ghz: float) -> SettingsJSON:
         return {
@@ -80,6 +84,7 @@ class Settings:
             "measuring_order": [c.name for c in measuring_order(list(configs))],
             "native_again": list(self.native_again(configs)),
             "live_scaling_by_part": True,
+            "reference_normalised": self.reference,
         }
 
     def native_again(self, configs: Sequence[Config]) -> tuple[int, ...]:

@@ -95,7 +95,8 @@ def target_rows(data: RunData) -> tuple[list[str], list[list[str]]]:
     for t in stored_targets(data):
         limit = f"{'≤' if t.at_most else '≥'} {t.limit:g}"
         how = statistic_of(data, t)
-        rows.append([t.what, with_interval(t.value, x3), limit, t.verdict, SHORT.get(how, how)])
+        taken = SHORT.get(how, how) + (", normalised" if t.normalised else "")
+        rows.append([t.what, with_interval(t.value, x3), limit, t.verdict, taken])
     return ["target", "value (95% interval)", "limit", "verdict", "taken as"], rows
 
 
@@ -123,7 +124,7 @@ def method_note(data: RunData) -> str | None:
     if parts:
         ratios = "Ratios between configurations: " + " ".join(parts)
     if not any(e.get("live_scaling") for e in data["configs"]):
-        return ratios
+        return _with_reference(data, ratios)
     if data["settings"].get("live_in_same_rounds") and data["settings"].get("live_scaling_by_part"):
         scaling = (
             "Live scaling, per round by part: (start at the highest live count ÷ at the "
@@ -146,7 +147,40 @@ def method_note(data: RunData) -> str | None:
             "Live scaling, four medians: (median start at the highest live count ÷ at the "
             "lowest) ÷ native's; the live counts were measured apart (results format before 6)."
         )
-    return scaling if ratios is None else f"{ratios} {scaling}"
+    note = scaling if ratios is None else f"{ratios} {scaling}"
+    return _with_reference(data, note)
+
+
+def reference_note(data: RunData) -> str | None:
+    """Whether this run's ratios and live scaling were taken on normalised times."""
+    analyse(data)
+    ref = data["stability"].get("reference_ns")
+    if ref is None:
+        return None
+    if any(t.get("normalised") for t in data.get("targets", [])) or (
+        data["settings"].get("reference_normalised") and not _reference_failed(data)
+    ):
+        return (
+            "Normalised: the ratios between configurations (÷ native, ÷ sgx/pipe) and live "
+            "scaling are taken on each batch's time ÷ its slice's reference workload × the "
+            f"run's median reference ({ref / 1000:.1f} µs), so the machine's speed state, "
+            "which the reference sees too, cancels; every µs figure is as measured."
+        )
+    return (
+        "Not normalised: the ratios are taken on times as measured; each slice's reference "
+        f"time is in the JSON (run median {ref / 1000:.1f} µs)."
+    )
+
+
+def _reference_failed(data: RunData) -> bool:
+    return any(w.startswith("reference: ") for w in data["stability"].get("warnings", []))
+
+
+def _with_reference(data: RunData, note: str | None) -> str | None:
+    ref = reference_note(data)
+    if ref is None:
+        return note
+    return ref if note is None else f"{note} {ref}"
 
 
 def warnings(data: RunData) -> list[str]:

@@ -94,7 +94,7 @@ def save(data: Mapping[str, Any], path: str) -> None:
 
 def load(path: str) -> RunData:
     """The run saved at ``path``, checked against the schema (``_schema``); a
-    ``ResultsError`` naming the first thing wrong otherwise.  Versions 3 to 7 are read
+    ``ResultsError`` naming the first thing wrong otherwise.  Versions 3 to 9 are read
     (the same keys); older ones are refused, saying why."""
     try:
         with open(path) as f:
@@ -120,10 +120,6 @@ def load(path: str) -> RunData:
         _numbers(path, f"settings.{key}", [data["settings"][key]])
     if not data["settings"]["ghz"] > 0 or not math.isfinite(data["settings"]["ghz"]):
         raise ResultsError(f"{path}: settings.ghz is {data['settings']['ghz']!r}, not a clock rate")
-    for key in ("ratios_in_rounds", "measuring_order"):
-        names = data["settings"].get(key, [])
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise ResultsError(f"{path}: settings.{key} is not a list of names")
     for key in ("ratios_in_rounds", "measuring_order"):
         names = data["settings"].get(key, [])
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -157,10 +153,22 @@ def load(path: str) -> RunData:
                 _numbers(path, f"{where}.slices[{j}].at_s", [one["at_s"]])
             if one["others"] is not None:
                 _numbers(path, f"{where}.slices[{j}].others", [one["others"]])
+            if "reference_ns" in one:
+                ref = one["reference_ns"]
+                if not isinstance(ref, list) or len(ref) != 2:
+                    raise ResultsError(f"{path}: {where}.slices[{j}].reference_ns is not two times")
+                _numbers(path, f"{where}.slices[{j}].reference_ns", ref)
         rounds = entry["batch_rounds"]
         if not isinstance(rounds, list):
             raise ResultsError(f"{path}: {where}.batch_rounds is not a list")
         _numbers(path, f"{where}.batch_rounds", rounds)
+        if "batch_reference_ns" in entry:
+            refs = entry["batch_reference_ns"]
+            if not isinstance(refs, list) or len(refs) != len(rounds):
+                raise ResultsError(
+                    f"{path}: {where}.batch_reference_ns is not a list of one figure per batch"
+                )
+            _numbers(path, f"{where}.batch_reference_ns", refs)
         require(path, f"{where}.batches_ns", entry["batches_ns"], TIMED)
         for phase in TIMED:
             per = entry["batches_ns"][phase]

@@ -210,6 +210,11 @@ class Figures:
         self._drawn: dict[int, _Drawn] = {}
         self._chosen: dict[int, npt.NDArray[np.intp]] = {}
 
+    def over(self, data: RunData) -> Figures:
+        """Figures of ``data`` (the same run's entries in the same places, normalised:
+        ``_reference``) drawn with this one's seed and resamples, so the same rounds."""
+        return Figures(data, seed=self._seed, resamples=self._resamples)
+
     def _draw(self, entry: Entry) -> _Drawn:
         key = id(entry)
         drawn = self._drawn.get(key)

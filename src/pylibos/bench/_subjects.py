@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import statistics
 import threading
 import time
@@ -41,9 +42,43 @@ from ._machine import BUSY_LIMIT, BUSY_RETRIES, cpu_use, others_share, rss_kib
 _JOIN_S = 30.0
 _LIVE_WAIT_S = 3600.0
 
+REFERENCE_CALLS = 200
+"""System calls (``os.getppid``) in one pass of the reference workload."""
+REFERENCE_LOOP = 2000
+"""Iterations of the pure-Python loop in one pass of the reference workload."""
+REFERENCE_PASSES = 5
+"""Passes timed each time the reference is taken; their median is the figure."""
+
 
 def _noop() -> None:
     return None
+
+
+def _reference_pass() -> int:
+    """One pass of the reference workload: system calls and bytecodes, as a thread start
+    is (about 160 µs on the machine this was written on)."""
+    call = os.getppid
+    for _ in range(REFERENCE_CALLS):
+        call()
+    x = 0
+    for i in range(REFERENCE_LOOP):
+        x += i & 7
+    return x
+
+
+def reference_ns() -> float:
+    """The reference workload's time, in ns: the median of ``REFERENCE_PASSES`` passes
+    with the collector off (as the batches are timed).  Taken just before and just after
+    each slice's batches, in the measuring process itself, so it sees the machine's speed
+    state the slice's thread starts saw (``docs/benchmark.md``, "The reference")."""
+    clock = time.perf_counter_ns
+    times = []
+    with _no_gc():
+        for _ in range(REFERENCE_PASSES):
+            t0 = clock()
+            _reference_pass()
+            times.append(clock() - t0)
+    return float(statistics.median(times))
 
 
 @contextlib.contextmanager
@@ -83,6 +118,9 @@ class Subject:
         # in: the samples the bootstrap intervals resample (see ``_stats``).
         self.batch_ns: dict[str, BatchFigures] = {p: {"median": [], "mean": []} for p in TIMED}
         self.batch_rounds: list[int] = []
+        self.batch_reference: list[float] = []
+        """Each batch's slice reference (``reference_ns``, the mean of the slice's before
+        and after), so a batch's times can be normalised by its slice's."""
         # Every per-clone sample of the run, by phase (0 where a clone skipped the phase).
         self._ns: dict[str, list[int]] = {p: [] for p in TIMED}
         self._start_ns: list[int] = []
@@ -124,9 +162,13 @@ class Subject:
         while True:
             mark = self._mark()
             at = time.monotonic() - self.origin
+            ref_before = reference_ns()
             before = cpu_use(cpu)
             self.run_for(seconds, round_no)
             share = others_share(before, cpu_use(cpu))
+            ref_after = reference_ns()
+            reference = (ref_before + ref_after) / 2
+            self.batch_reference += [reference] * (len(self.batch_rounds) - mark[1])
             kept = share is None or share <= BUSY_LIMIT or dropped == BUSY_RETRIES
             self.slices.append(
                 {
@@ -134,6 +176,7 @@ class Subject:
                     "at_s": round(at, 4),
                     "others": None if share is None else round(share, 4),
                     "kept": kept,
+                    "reference_ns": [round(ref_before, 1), round(ref_after, 1)],
                 }
             )
             if kept:
@@ -152,6 +195,7 @@ class Subject:
         host calls per thread: they made them)."""
         self.batches, kept, samples = mark
         del self.batch_rounds[kept:]
+        del self.batch_reference[kept:]
         for per in self.batch_ns.values():
             del per["median"][kept:]
             del per["mean"][kept:]
@@ -219,6 +263,7 @@ class Subject:
             "slices": list(self.slices),
             "rss_per_live_thread_kib": self.rss_per_live_kib,
             "batch_rounds": self.batch_rounds[:n],
+            "batch_reference_ns": [round(v, 1) for v in self.batch_reference[:n]],
             "phases_ns": {p: summary(self._ns[p]) if present[p] else None for p in TIMED},
             # Per-batch figures of the phases that ran at all (None, as in phases_ns,
             # for a phase absent from the whole run).
@@ -240,7 +285,7 @@ class Subject:
     def _complete(self) -> int:
         """Batches recorded in every list (a Ctrl-C inside ``_record_batch`` can leave
         the last one recorded in some lists only)."""
-        lengths = [len(self.batch_rounds)]
+        lengths = [len(self.batch_rounds), len(self.batch_reference)]
         lengths += [len(per[k]) for per in self.batch_ns.values() for k in ("median", "mean")]
         return min(lengths)
 

@@ -23,9 +23,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from .._schema import TIMED, RunData
 from ._analyse import SHORT, find, ratios_in_rounds, statistic_of, stored_targets
-from ._stats import RESAMPLES, Figures, Interval, quotient, ratio_of
+from ._reference import reference_draws
+from ._stats import RESAMPLES, Figures, Floats, Interval, percentile_interval, quotient, ratio_of
 from ._text import describe, md, us, with_interval, x3
 
 _SETTINGS_COMPARED = ("duration_s", "batch", "rounds", "live", "ocall_cycles", "ghz")
@@ -119,6 +122,9 @@ class Change:
     ratio: Interval
     drift: Interval | None = None
     corrected: Interval | None = None
+    by_reference: Interval | None = None
+    """``ratio`` ÷ the reference workload's B ÷ A (format 9 runs): the figure's change with
+    the machine's drift as the reference saw it removed."""
 
     @property
     def machine(self) -> bool:
@@ -160,10 +166,25 @@ def _word(sig: bool | None, iv: Interval | None) -> str:
     return "slower" if iv.value > 1 else "faster"
 
 
+def reference_drift(
+    a: RunData, b: RunData, *, resamples: int = RESAMPLES
+) -> tuple[Interval, Floats] | None:
+    """The reference workload's B ÷ A (the runs' median slice references) with its
+    interval, each run's rounds drawn independently; None unless both runs have
+    references."""
+    ra, rb = reference_draws(a, 0, resamples), reference_draws(b, 1, resamples)
+    if ra is None or rb is None:
+        return None
+    dist = rb[1] / ra[1]
+    return percentile_interval(rb[0] / ra[0], dist), dist
+
+
 def changes(a: RunData, b: RunData, *, resamples: int = RESAMPLES) -> Iterator[Change]:
     """B ÷ A for each phase median of each configuration and live count in both runs, and
-    the same with the machine's drift (native's start B ÷ A at that live count) removed."""
+    the same with the machine's drift (native's start B ÷ A at that live count) removed,
+    and (where both runs have references) with the reference workload's B ÷ A removed."""
     fa, fb = Figures(a, seed=0, resamples=resamples), Figures(b, seed=1, resamples=resamples)
+    ref = reference_drift(a, b, resamples=resamples)
     for eb in b["configs"]:
         ea = find(a, eb["name"], eb["live"])
         if ea is None:
@@ -184,7 +205,11 @@ def changes(a: RunData, b: RunData, *, resamples: int = RESAMPLES) -> Iterator[C
                 corrected = quotient(
                     [(fb, eb, key), (fa, na, _NATIVE_KEY)], [(fa, ea, key), (fb, nb, _NATIVE_KEY)]
                 )
-            yield Change(eb["name"], eb["live"], phase, va, vb, r, drift, corrected)
+            by_ref = None
+            da, db = fa.dist(ea, key), fb.dist(eb, key)
+            if ref is not None and da is not None and db is not None and np.all(da > 0):
+                by_ref = percentile_interval(r.value / ref[0].value, db / da / ref[1])
+            yield Change(eb["name"], eb["live"], phase, va, vb, r, drift, corrected, by_ref)
 
 
 _NATIVE_KEY = "start.median"
@@ -199,6 +224,8 @@ class Comparison:
     raw: bool = False
     caveat: str = ""
     """Said after the drift: why native's change may be more than the machine's."""
+    reference: Interval | None = None
+    """The reference workload's B ÷ A, where both runs have references (format 9)."""
 
     def judged(self, c: Change) -> bool | None:
         return c.raw_significant if self.raw else c.significant
@@ -213,7 +240,7 @@ class Comparison:
     def same(self, raw: bool) -> tuple[int, int]:
         """(figures with no significant change, figures with an interval), judged raw or
         with the drift removed."""
-        view = Comparison(self.changes, raw, self.caveat)
+        view = Comparison(self.changes, raw, self.caveat, self.reference)
         counted = view.counted()
         return sum(not view.judged(c) for c in counted), len(counted)
 
@@ -250,6 +277,16 @@ class Comparison:
         parts = [head]
         if drift:
             parts.append("Machine drift between the runs: " + "; ".join(drift) + ".")
+        if self.reference is not None:
+            verdicts = [_excludes_one(c.by_reference) for c in self.changes if c.by_reference]
+            known_ref = [v for v in verdicts if v is not None]
+            same_ref = sum(not v for v in known_ref)
+            parts.append(
+                f"The reference workload's B ÷ A: {with_interval(self.reference, x3)} "
+                f"({_word(_excludes_one(self.reference), self.reference)}); with it removed "
+                f"instead of native's, {same_ref} of {len(known_ref)} figures show no "
+                "significant change, native's among them."
+            )
         if removed:
             moved = [c for c in self.changes if c.raw_significant and not c.machine]
             machine = [c for c in moved if c.corrected_significant is False]
@@ -292,7 +329,9 @@ _SHORT = {"no significant change": "n.s.", "no interval": "-"}
 """The second judgment's words, short (the table is wide)."""
 
 
-def compare_runs(a: RunData, b: RunData, *, raw: bool = False) -> Comparison:
+def compare_runs(
+    a: RunData, b: RunData, *, raw: bool = False, resamples: int = RESAMPLES
+) -> Comparison:
     """Every figure of ``a`` and ``b`` compared (``changes``), judged raw or not."""
     caveat = ""
     pythons = a["machine"].get("python"), b["machine"].get("python")
@@ -302,7 +341,9 @@ def compare_runs(a: RunData, b: RunData, *, raw: bool = False) -> Comparison:
             "change is CPython's as well as the machine's, and removing it is not sound "
             "(--raw judges without it)."
         )
-    return Comparison(list(changes(a, b)), raw, caveat)
+    ref = reference_drift(a, b, resamples=resamples)
+    found = list(changes(a, b, resamples=resamples))
+    return Comparison(found, raw, caveat, None if ref is None else ref[0])
 
 
 def vs_rows(a: RunData, b: RunData, *, raw: bool = False) -> tuple[list[str], list[list[str]], str]:
