@@ -210,14 +210,14 @@ def targets(
     Ratios between configurations and live scaling are taken on ``ratios`` (by default
     ``ratio_figures``: normalised by the slices' references where the run asks for it);
     the seed's proportions, within one configuration's batches, on ``figures``."""
-    f = figures or Figures(data)
-    r = ratios if ratios is not None else ratio_figures(data, f)[0]
-    rdata = r.data
-    norm = r.data is not data
     out: list[Target] = []
     counts = lives(data)
     if not counts:
         return out  # interrupted before anything was measured
+    f = figures or Figures(data)
+    r = ratios if ratios is not None else ratio_figures(data, f)[0]
+    rdata = r.data
+    norm = r.data is not data
 
     def entry(name: str) -> Entry | None:
         return find(rdata, name, counts[0])

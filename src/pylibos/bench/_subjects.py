@@ -42,12 +42,13 @@ from ._machine import BUSY_LIMIT, BUSY_RETRIES, cpu_use, others_share, rss_kib
 _JOIN_S = 30.0
 _LIVE_WAIT_S = 3600.0
 
-REFERENCE_CALLS = 200
+REFERENCE_CALLS = 100
 """System calls (``os.getppid``) in one pass of the reference workload."""
-REFERENCE_LOOP = 2000
+REFERENCE_LOOP = 1000
 """Iterations of the pure-Python loop in one pass of the reference workload."""
-REFERENCE_PASSES = 5
-"""Passes timed each time the reference is taken; their median is the figure."""
+REFERENCE_PASSES = 3
+"""Passes timed each time the reference is taken; their median is the figure (one pass
+that an interrupt lands in does not move it)."""
 
 
 def _noop() -> None:
@@ -56,7 +57,7 @@ def _noop() -> None:
 
 def _reference_pass() -> int:
     """One pass of the reference workload: system calls and bytecodes, as a thread start
-    is (about 160 µs on the machine this was written on)."""
+    is (about 80 µs on the machine this was written on)."""
     call = os.getppid
     for _ in range(REFERENCE_CALLS):
         call()
@@ -68,9 +69,10 @@ def _reference_pass() -> int:
 
 def reference_ns() -> float:
     """The reference workload's time, in ns: the median of ``REFERENCE_PASSES`` passes
-    with the collector off (as the batches are timed).  Taken just before and just after
-    each slice's batches, in the measuring process itself, so it sees the machine's speed
-    state the slice's thread starts saw (``docs/benchmark.md``, "The reference")."""
+    with the collector off (as the batches are timed), about 0.25 ms.  Taken before a
+    slice's first batch and after each of its batches, in the measuring process itself, so
+    it sees the machine's speed state the batch's thread starts saw (``docs/benchmark.md``,
+    "The reference")."""
     clock = time.perf_counter_ns
     times = []
     with _no_gc():
@@ -119,8 +121,8 @@ class Subject:
         self.batch_ns: dict[str, BatchFigures] = {p: {"median": [], "mean": []} for p in TIMED}
         self.batch_rounds: list[int] = []
         self.batch_reference: list[float] = []
-        """Each batch's slice reference (``reference_ns``, the mean of the slice's before
-        and after), so a batch's times can be normalised by its slice's."""
+        """Each batch's reference (``reference_ns``): the mean of the reference taken just
+        before the batch and the one just after, so its times can be normalised by it."""
         # Every per-clone sample of the run, by phase (0 where a clone skipped the phase).
         self._ns: dict[str, list[int]] = {p: [] for p in TIMED}
         self._start_ns: list[int] = []
@@ -142,15 +144,23 @@ class Subject:
     def run_batch(self) -> None:
         self._start_batch()
 
-    def run_for(self, seconds: float, round_no: int = 0) -> None:
-        """Whole batches until ``seconds`` have passed; at least one."""
+    def run_for(self, seconds: float, round_no: int = 0, reference: float | None = None) -> float:
+        """Whole batches until ``seconds`` have passed; at least one.  After each batch
+        the reference workload is timed (``reference_ns``), and the batch's reference is
+        the mean of the one before it (``reference``, or the previous batch's after) and
+        the one after.  Returns the last reference."""
         end = time.perf_counter() + seconds
+        before = reference_ns() if reference is None else reference
         while True:
             self.run_batch()
             self.batches += 1
             self._record_batch(round_no)
+            after = reference_ns()
+            missing = len(self.batch_rounds) - len(self.batch_reference)
+            self.batch_reference += [(before + after) / 2] * missing
+            before = after
             if time.perf_counter() >= end:
-                return
+                return after
 
     def run_slice(self, seconds: float, round_no: int, cpu: int | None) -> int:
         """A slice (``run_for``) measured while no other process took more than
@@ -164,11 +174,8 @@ class Subject:
             at = time.monotonic() - self.origin
             ref_before = reference_ns()
             before = cpu_use(cpu)
-            self.run_for(seconds, round_no)
+            ref_after = self.run_for(seconds, round_no, ref_before)
             share = others_share(before, cpu_use(cpu))
-            ref_after = reference_ns()
-            reference = (ref_before + ref_after) / 2
-            self.batch_reference += [reference] * (len(self.batch_rounds) - mark[1])
             kept = share is None or share <= BUSY_LIMIT or dropped == BUSY_RETRIES
             self.slices.append(
                 {
