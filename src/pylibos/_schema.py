@@ -88,12 +88,13 @@ against them before anything else reads it.
    still each round's whole quotient.  Before, the trimmed mean of the whole quotients:
    version 6 and 7 files keep it, as they were analysed.
 9. A reference workload (system calls and a small loop, ``_subjects.reference_ns``) timed
-   in each measuring process just before and just after every slice's batches: per slice
-   ``reference_ns`` ([before, after]), per batch ``batch_reference_ns`` (its slice's mean
-   of the two, one figure per batch as ``batch_rounds``).  With
+   in each measuring process before every slice's first batch and after each batch: per
+   slice ``reference_ns`` (its first and last), per batch ``batch_reference_ns`` (the mean
+   of the references just before and just after it, one figure per batch as
+   ``batch_rounds``).  With
    ``settings.reference_normalised`` (``compare``'s default; ``--no-reference`` turns it
    off) the ratios between configurations (start ÷ native, ÷ sgx/pipe) and live scaling
-   are taken on times normalised by their slice's reference (time ÷ the slice's reference
+   are taken on times normalised by their batch's reference (time ÷ the batch's reference
    × the run's median reference, ``stability.reference_ns``), so the machine's speed
    state, which the reference sees too, cancels; the µs figures stay as measured.
    Versions 3 to 8 have no reference and are analysed as before.
@@ -198,7 +199,7 @@ class SliceJSON(TypedDict):
     others: float | None
     kept: bool
     reference_ns: NotRequired[list[float]]
-    """The reference workload's time just before and just after the slice's batches
+    """The reference workload's time before the slice's first batch and after its last
     (format 9)."""
 
 
@@ -222,8 +223,8 @@ class Entry(TypedDict):
     rss_per_live_thread_kib: float | None
     batch_rounds: list[int]
     batch_reference_ns: NotRequired[list[float]]
-    """Each batch's slice reference, ns: the mean of its slice's ``reference_ns`` (format
-    9)."""
+    """Each batch's reference, ns: the mean of the reference workload's times just before
+    and just after the batch (format 9)."""
     phases_ns: dict[str, PhaseSummary | None]
     batches_ns: dict[str, BatchFigures | None]
     host_calls_per_clone: float
@@ -274,7 +275,7 @@ class SettingsJSON(TypedDict):
     whole quotients."""
     reference_normalised: NotRequired[bool]
     """Ratios between configurations and live scaling are taken on times normalised by
-    each slice's reference workload (format 9; ``--no-reference``: false)."""
+    each batch's reference workload (format 9; ``--no-reference``: false)."""
 
 
 class UntilStable(TypedDict):
@@ -296,7 +297,7 @@ class Stability(TypedDict):
     until_stable: NotRequired[UntilStable]
     reference_ns: NotRequired[float | None]
     """The run's median slice reference, ns (format 9, set by the analysis): normalised
-    times are a batch's time ÷ its slice's reference × this."""
+    times are a batch's time ÷ its reference × this."""
 
 
 class TargetJSON(TypedDict):
@@ -312,7 +313,7 @@ class TargetJSON(TypedDict):
     rounds: NotRequired[list[int]]
     per_round: NotRequired[list[float]]
     normalised: NotRequired[bool]
-    """Format 9: taken on times normalised by each slice's reference."""
+    """Format 9: taken on times normalised by each batch's reference."""
 
 
 class RunData(TypedDict):

@@ -44,7 +44,7 @@ NO_REFERENCE = Option(
     "--no-reference",
     action="store_true",
     help="take the ratios between configurations and live scaling on times as measured, "
-    "not normalised by each slice's reference workload (which is timed either way; see "
+    "not normalised by each batch's reference workload (which is timed either way; see "
     "docs/benchmark.md)",
 )
 
@@ -99,7 +99,7 @@ def _commands() -> list[_Command]:
                 "drift not removed"),
          Option("--no-reference", action="store_true",
                 help="take the run's ratios and live scaling on times as measured, not "
-                "normalised by each slice's reference workload, whatever the run chose"),
+                "normalised by each batch's reference workload, whatever the run chose"),
          *RENDERING),
         cmd_report,
     )

@@ -115,7 +115,7 @@ class Target:
     rounds: tuple[int, ...] = ()
     per_round: tuple[float, ...] = ()
     normalised: bool = False
-    """Taken on times normalised by each slice's reference (format 9)."""
+    """Taken on times normalised by each batch's reference (format 9)."""
 
     @property
     def verdict(self) -> str:
@@ -187,7 +187,7 @@ def _ratio_target(
 
 def ratio_figures(data: RunData, figures: Figures) -> tuple[Figures, ReferenceView]:
     """The figures a run's ratios between configurations and live scaling are taken on:
-    normalised by each slice's reference where the run asks for it and can
+    normalised by each batch's reference where the run asks for it and can
     (``_reference``), otherwise ``figures`` (times as measured)."""
     view = reference_view(data)
     if view.data is None:

@@ -64,7 +64,7 @@ class Settings:
     """Measure on one CPU (``--all-cpus`` turns it off)."""
     reference: bool = True
     """Take ratios between configurations and live scaling on times normalised by each
-    slice's reference workload (``--no-reference`` turns it off; the reference is timed
+    batch's reference workload (``--no-reference`` turns it off; the reference is timed
     either way)."""
 
     def as_json(self, configs: Sequence[Config], ghz: float) -> SettingsJSON:

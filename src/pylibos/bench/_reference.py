@@ -1,17 +1,16 @@
-"""Times normalised by each slice's reference workload, for the ratios between
-configurations and live scaling.
+"""Times normalised by the reference workload, for the ratios between configurations and
+live scaling.
 
 The shared machine this is measured on has speed states lasting from a fraction of a
 second to many seconds, and a slice's thread starts land in one or the other: that decides
 most of the round-to-round spread of start ÷ native.  Each measuring process times a fixed
-reference workload (``_subjects.reference_ns``: system calls and bytecodes) just before
-and just after each slice's batches; it sees the same states.  A batch's time divided by
-its slice's reference, times the run's median reference (so the unit stays ns), has the
-state divided out; where two configurations' slices caught different states, their
-normalised ratio no longer does.  The µs figures a run reports stay as measured: only the
-ratios between configurations and live scaling are taken on normalised times
-(``docs/benchmark.md``, "The reference").
-"""
+reference workload (``_subjects.reference_ns``: system calls and bytecodes) before a
+slice's first batch and after each batch; it sees the same states.  A batch's time divided
+by its reference (the mean of the one before and the one after it), times the run's median
+reference (so the unit stays ns), has the state divided out; where two configurations'
+batches caught different states, their normalised ratio no longer does.  The µs figures a
+run reports stay as measured: only the ratios between configurations and live scaling are
+taken on normalised times (``docs/benchmark.md``, "The reference")."""
 
 from __future__ import annotations
 
@@ -78,7 +77,7 @@ def _scaled(per: BatchFigures, factors: list[float]) -> BatchFigures:
 
 
 def normalise(data: RunData, scale: float) -> RunData:
-    """A copy of ``data`` whose every batch figure is divided by its slice's reference and
+    """A copy of ``data`` whose every batch figure is divided by its reference and
     multiplied by ``scale``; the entries are in the same places (``problem`` must be None)."""
     configs: list[Entry] = []
     for e in data["configs"]:

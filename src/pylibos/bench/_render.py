@@ -162,12 +162,13 @@ def reference_note(data: RunData) -> str | None:
     ):
         return (
             "Normalised: the ratios between configurations (÷ native, ÷ sgx/pipe) and live "
-            "scaling are taken on each batch's time ÷ its slice's reference workload × the "
+            "scaling are taken on each batch's time ÷ its reference workload's (timed just "
+            "before and after it) × the "
             f"run's median reference ({ref / 1000:.1f} µs), so the machine's speed state, "
             "which the reference sees too, cancels; every µs figure is as measured."
         )
     return (
-        "Not normalised: the ratios are taken on times as measured; each slice's reference "
+        "Not normalised: the ratios are taken on times as measured; each batch's reference "
         f"time is in the JSON (run median {ref / 1000:.1f} µs)."
     )
 
