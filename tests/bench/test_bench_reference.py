@@ -288,3 +288,30 @@ def test_a_real_short_run_writes_and_renders_the_reference(tmp_path: Path) -> No
     assert main(["report", str(path), "--no-reference", "--markdown", str(md2)]) == 0
     assert "Not normalised" in md2.read_text()
     assert main(["report", str(path), "--vs", str(off)]) == 0
+
+
+def test_each_batch_gets_the_references_around_it_and_a_dropped_slice_loses_them() -> None:
+    """In a measuring process: one reference per batch kept, the mean of the references
+    just before and after it; a slice dropped (another process crowded the CPU) takes its
+    batches' references with it."""
+    from pylibos.bench import parse_config
+    from pylibos.bench._subjects import make_subject
+
+    subject = make_subject(parse_config("native"), 0, 5)
+    subject.setup()
+    try:
+        subject.run_slice(0.02, 0, None)
+        kept = len(subject.batch_rounds)
+        assert kept >= 1 and len(subject.batch_reference) == kept
+        assert all(v > 0 for v in subject.batch_reference)
+        first, last = subject.slices[0]["reference_ns"]
+        assert min(first, last) > 0
+        mark = subject._mark()
+        subject.run_for(0.02, 1)
+        assert len(subject.batch_reference) == len(subject.batch_rounds) > kept
+        subject._drop_since(mark)
+        assert len(subject.batch_reference) == len(subject.batch_rounds) == kept
+        entry = subject.result()
+        assert entry["batch_reference_ns"] == [round(v, 1) for v in subject.batch_reference]
+    finally:
+        subject.teardown()
