@@ -1,8 +1,9 @@
 """A cloned thread's event at its exit, against the pool closing under it.
 
-The thread's exit work (``LibOS._thread_exit``) puts its event back in the pool without
-a lock, and tests whether the factory was closed only after the append: a factory that
-closes before or during the exit must still see every such event destroyed, none left
+The thread's exit work (``LibOS._thread_exit``, through ``EventFactory.release``) puts
+its event back in the pool without a lock, and tests whether the factory was closed only
+after the append: a factory that closes before or during the exit must still see every
+such event destroyed, none left
 in a pool no one will empty.  A shutdown whose timeout ran out before a thread ended is
 the way this happens: the thread ends later, after the sweep took it out of the table
 and the factory closed."""
@@ -20,9 +21,10 @@ from libos_support import BOUND, booted, held_where
 from pylibos import pal
 from pylibos.libos import LibOS
 from pylibos.libos import _event as _event_module
-from pylibos.libos import _libos as _libos_module
+from pylibos.libos._event import EventFactory
 
 _EXIT = LibOS._thread_exit
+_RELEASE = EventFactory.release
 
 
 def _line_in(fn: Any, text: str) -> int:
@@ -84,8 +86,8 @@ def test_an_event_pooled_while_the_factory_closes_is_destroyed() -> None:
     close, or by the thread seeing it closed), and the new pool holds nothing."""
     host = pal.open_host("sgx")
     libos = LibOS(host, "raw", pool=True)
-    check = _line_in(_EXIT, "if not factory._closed:")
-    tracer, held, go = held_where(_EXIT.__code__, lambda frame: frame.f_lineno == check)
+    check = _line_in(_RELEASE, "if not self._closed:")
+    tracer, held, go = held_where(_RELEASE.__code__, lambda frame: frame.f_lineno == check)
     thread = None
     try:
         thread = libos.clone(sys.settrace, tracer)  # traced from here on, exit work too
@@ -107,8 +109,7 @@ def test_an_event_pooled_while_the_factory_closes_is_destroyed() -> None:
 def test_a_full_pool_takes_no_more_at_a_threads_exit(monkeypatch: pytest.MonkeyPatch) -> None:
     """The bound holds on the exit path too: with the pool at its limit, an exiting
     thread's event is destroyed."""
-    for module in (_event_module, _libos_module):
-        monkeypatch.setattr(module, "POOL_LIMIT", 1)
+    monkeypatch.setattr(_event_module, "POOL_LIMIT", 1)
     with booted("sgx", "raw", pool=True) as libos:
         go = threading.Event()
         first, second = libos.clone(go.wait, BOUND), libos.clone(go.wait, BOUND)

@@ -35,7 +35,7 @@ def test_shutdown_joins_a_thread_out_of_the_table_before_its_release(pool: bool)
     the thread ended and its event closed."""
     host = pal.open_host("sgx")
     libos = LibOS(host, "raw", pool=pool)
-    release_line = _line_in(_EXIT, "event = thread.event")
+    release_line = _line_in(_EXIT, "self._factory.release(thread.event)")
     join_line = _line_in(_JOIN, "thread._pal.join(left())")
     paused, go = threading.Event(), threading.Event()
     order: list[str] = []

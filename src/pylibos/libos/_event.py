@@ -343,8 +343,7 @@ class EventFactory:
             # (or after) is seen by the test after the append, taken out again and
             # destroyed here (``_take_back``), whether or not ``close`` destroys it too
             # (twice is harmless).  So no test before the append: a factory closed by
-            # then is seen after it all the same.  The LibOS's ``_thread_exit`` does
-            # the common case of this itself.
+            # then is seen after it all the same.
             free = self._free
             if len(free) < POOL_LIMIT:
                 free.append(event)

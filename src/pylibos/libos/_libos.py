@@ -39,7 +39,7 @@ from ..pal import (
 from ._async import AsyncWorker
 from ._epoll import Epoll
 from ._errno import oserror
-from ._event import EVENT_KINDS, POOL_LIMIT, EventFactory, PollableEvent
+from ._event import EVENT_KINDS, EventFactory, PollableEvent
 from ._interest import EpollTable
 from ._ipc import THREADS, IpcClient, IpcWorker
 from ._profile import Profile
@@ -327,26 +327,7 @@ class LibOS(Teardown):
             del self._table[thread.tid]
         except KeyError:
             pass  # shutdown's sweep took it (the thread had not ended in time)
-        # ``EventFactory.release`` inlined for its common cases (one frame less on every
-        # exit): without a pool the event is destroyed; with one, a clear, open event
-        # goes back while the pool has room.  The factory's ``close`` marks it closed
-        # before it takes the pool to destroy what is there: an event appended
-        # meanwhile (or after) is seen by the test after the append, taken out again
-        # and destroyed.  The rest (a set event to clear, a full pool) is ``release``'s.
-        event = thread.event
-        factory = self._factory
-        if not factory.pool:
-            event.destroy()
-            return
-        if not event._set and not event.closed:
-            free = factory._free
-            if len(free) < POOL_LIMIT:
-                free.append(event)
-                if not factory._closed:
-                    return
-                factory._take_back(event)
-                return
-        factory.release(event)
+        self._factory.release(thread.event)
 
     @staticmethod
     def _exited_failing(pal: PalThread, thread: LibOSThread) -> None:
