@@ -315,3 +315,17 @@ def test_each_batch_gets_the_references_around_it_and_a_dropped_slice_loses_them
         assert entry["batch_reference_ns"] == [round(v, 1) for v in subject.batch_reference]
     finally:
         subject.teardown()
+
+
+def test_report_vs_of_a_normalised_and_a_raw_run_names_the_method_and_marks_the_targets() -> None:
+    from pylibos.bench._vs import differences, vs_target_rows
+
+    a, b = analyse(_pair(6)), analyse(_pair(7, normalised=False))
+    notes = differences(a, b)
+    assert any("normalised by the reference workload in A and as measured in B" in n for n in notes)
+    _, rows, summary = vs_target_rows(a, b)
+    start = next(r for r in rows if r[0].startswith("start:"))
+    assert start[-1] == "not alike" and start[-2] == "A two medians, normalised, B two medians"
+    assert "1 taken differently are not counted" in summary
+    _, rows, _ = vs_target_rows(a, analyse(_pair(8)))
+    assert next(r for r in rows if r[0].startswith("start:"))[-2] == "two medians, normalised"

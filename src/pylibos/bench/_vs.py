@@ -71,6 +71,16 @@ def differences(a: RunData, b: RunData) -> list[str]:
             f"{b['version']}): its values and intervals may differ by the method (the "
             "targets table marks them)"
         )
+    normalised = [any(t.normalised for t in stored_targets(d)) for d in (a, b)]
+    if normalised[0] != normalised[1]:
+        sides = ("A", "B") if normalised[0] else ("B", "A")
+        out.append(
+            "methods differ: the ratios between configurations and live scaling are taken on "
+            f"times normalised by the reference workload in {sides[0]} and as measured in "
+            f"{sides[1]} (formats {a['version']} and {b['version']}, or --no-reference): "
+            "their values and intervals may differ by the method (the targets table marks "
+            "them)"
+        )
     pairs: tuple[tuple[str, Mapping[str, object], Mapping[str, object], tuple[str, ...]], ...]
     pairs = (
         ("settings", a["settings"], b["settings"], _SETTINGS_COMPARED),
@@ -392,7 +402,11 @@ def vs_target_rows(a: RunData, b: RunData) -> tuple[list[str], list[list[str]], 
         if tb is None:
             continue
         how_a, how_b = statistic_of(a, ta), statistic_of(b, tb)
-        words = SHORT.get(how_a, how_a), SHORT.get(how_b, how_b)
+        word_a = SHORT.get(how_a, how_a) + (", normalised" if ta.normalised else "")
+        word_b = SHORT.get(how_b, how_b) + (", normalised" if tb.normalised else "")
+        words = word_a, word_b
+        # Normalised by the reference in one run only: taken differently.
+        how_a, how_b = f"{how_a} {ta.normalised}", f"{how_b} {tb.normalised}"
         if how_a != how_b:
             taken, agree = f"A {words[0]}, B {words[1]}", "not alike"
         else:
