@@ -1,0 +1,114 @@
+"""LibOS.shutdown cut short by a Ctrl-C, then called again to finish the teardown.
+
+docs/robustness.md: "A teardown cut short by a Ctrl-C is finished by calling shutdown
+again."  The PAL's own SIGINT handler is called (as the interpreter would run it) at
+each line of the teardown's event release: the pool's ``EventFactory.close`` and the
+sweep of the thread table in ``shutdown``.  After a second ``shutdown`` the LibOS must
+hold nothing on its host: every pooled and every table event closed.
+
+Fails on 777d49b: ``EventFactory.close`` swaps the pool for an empty list, then destroys
+what it took from a local list; a Ctrl-C during that loop (on the ``for`` line, or
+raised at the end of one event's ``destroy``, whose host close is a critical section)
+loses the rest, and the second ``close`` finds an empty pool.  The table sweep takes a
+thread out of the table before it destroys its event: a Ctrl-C between the two leaves
+an event nobody will close (the second sweep no longer sees the thread).  Both stay
+open on the host until the host itself shuts down."""
+
+from __future__ import annotations
+
+import inspect
+import signal
+import threading
+from collections.abc import Callable
+from types import CodeType, FrameType
+from typing import Any
+
+import pytest
+
+from libos_support import BOUND, interrupted
+from pylibos.libos import LibOS
+from pylibos.libos._event import EventFactory
+from pylibos.libos._teardown import Teardown
+from pylibos.pal import _interrupts, open_host
+
+MAIN = threading.main_thread().ident
+
+
+def _with_lines(code: CodeType) -> set[int]:
+    """The lines of ``code`` that open a ``with`` block.  Its exit (a lock's release) is
+    given that line again, at a step where the interpreter runs no signal handler: not
+    a place a Ctrl-C can land, so not tried."""
+    lines, first = inspect.getsourcelines(code)
+    return {first + i for i, line in enumerate(lines) if line.lstrip().startswith("with ")}
+
+
+def _interrupt_at_line(
+    code: CodeType, n: int, fired: list[int]
+) -> Callable[[FrameType, str, Any], Any]:
+    """A tracer calling the PAL's SIGINT handler at the ``n``-th line of ``code`` (but
+    for the lines of its ``with`` statements); that line's number goes in ``fired``."""
+    count = 0
+    skip = _with_lines(code)
+
+    def local(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal count
+        if event == "line" and threading.get_ident() == MAIN and frame.f_lineno not in skip:
+            count += 1
+            if count == n:
+                fired.append(frame.f_lineno)
+                _interrupts._on_sigint(signal.SIGINT, frame)
+        return local
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        return local if frame.f_code is code else None
+
+    return tracer
+
+
+def _cut_short_then_again(code: CodeType, n: int) -> tuple[int | None, list[str]]:
+    """A pooled LibOS with events in its pool and one thread in its table; shutdown
+    interrupted at line ``n`` of ``code``, then called again.  Returns the line the
+    handler was called at (None: ``code`` ran fewer lines) and what the host still
+    holds after the second shutdown."""
+    fired: list[int] = []
+    host = open_host("direct")
+    libos = LibOS(host, "eventfd", pool=True)
+    try:
+        go = threading.Event()
+        done = [libos.clone(go.wait, BOUND) for _ in range(3)]
+        go.set()
+        for thread in done:
+            assert thread.join(BOUND)
+        assert len(libos._factory._free) == 3
+        parked = threading.Event()
+        stays = libos.clone(parked.wait, BOUND)  # in the table through the teardown
+        came = interrupted(lambda: libos.shutdown(0.01), _interrupt_at_line(code, n, fired))
+        assert came == bool(fired), fired
+        libos.shutdown(0.01)  # finishes the teardown cut short
+        left = [f"{h.uri} fd {h._fd}" for h in host.open_handles()]
+        parked.set()
+        assert stays.join(BOUND)
+    finally:
+        libos.shutdown()
+        host.shutdown()
+    return (fired[0] if fired else None), left
+
+
+@pytest.mark.parametrize(
+    "where",
+    [EventFactory.close, Teardown.shutdown],
+    ids=["EventFactory.close", "Teardown.shutdown"],
+)
+def test_a_shutdown_cut_short_and_called_again_closes_every_event(where: Any) -> None:
+    code = where.__code__
+    leaks: dict[int, list[str]] = {}
+    n = 1
+    while True:
+        line, left = _cut_short_then_again(code, n)
+        if line is None:
+            break
+        if left:
+            leaks[line] = left
+        n += 1
+    assert n > 3, "no interrupt landed"
+    assert not leaks, f"handles left open after the second shutdown, by line: {leaks}"
