@@ -2,22 +2,29 @@
 
 docs/robustness.md: "A teardown cut short by a Ctrl-C is finished by calling shutdown
 again."  The PAL's own SIGINT handler is called (as the interpreter would run it) at
-each line of the teardown's event release: the pool's ``EventFactory.close`` and the
-sweep of the thread table in ``shutdown``.  After a second ``shutdown`` the LibOS must
-hold nothing on its host: every pooled and every table event closed.
+each line of the teardown's release of what it holds: the pool's ``EventFactory.close``,
+the sweep of the thread table in ``shutdown``, and an epoll's ``EpollInstance.close``
+(the teardown closes every epoll).  After a second ``shutdown`` the LibOS must hold
+nothing on its host: every pooled and every table event closed, every epoll's edge
+watch and interest handles closed.
 
 Fails on 777d49b: ``EventFactory.close`` swaps the pool for an empty list, then destroys
 what it took from a local list; a Ctrl-C during that loop (on the ``for`` line, or
 raised at the end of one event's ``destroy``, whose host close is a critical section)
 loses the rest, and the second ``close`` finds an empty pool.  The table sweep takes a
 thread out of the table before it destroys its event: a Ctrl-C between the two leaves
-an event nobody will close (the second sweep no longer sees the thread).  Both stay
-open on the host until the host itself shuts down."""
+an event nobody will close (the second sweep no longer sees the thread).
+``EpollInstance.close`` marks the epoll closed and takes its entries before it closes
+their handles and its edge watch (a host epoll descriptor): cut short there, the
+second close returns at once (``closed``), and the watch and the handles stay.  All
+stay open on the host until the host itself shuts down."""
 
 from __future__ import annotations
 
 import inspect
+import select
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from types import CodeType, FrameType
@@ -28,6 +35,7 @@ import pytest
 from libos_support import BOUND, interrupted
 from pylibos.libos import LibOS
 from pylibos.libos._event import EventFactory
+from pylibos.libos._interest import EpollInstance
 from pylibos.libos._teardown import Teardown
 from pylibos.pal import _interrupts, open_host
 
@@ -73,6 +81,7 @@ def _cut_short_then_again(code: CodeType, n: int) -> tuple[int | None, list[str]
     fired: list[int] = []
     host = open_host("direct")
     libos = LibOS(host, "eventfd", pool=True)
+    a, b = socket.socketpair()
     try:
         go = threading.Event()
         done = [libos.clone(go.wait, BOUND) for _ in range(3)]
@@ -82,6 +91,8 @@ def _cut_short_then_again(code: CodeType, n: int) -> tuple[int | None, list[str]
         assert len(libos._factory._free) == 3
         parked = threading.Event()
         stays = libos.clone(parked.wait, BOUND)  # in the table through the teardown
+        ep = libos.epoll()  # closed by the teardown, with what it watches
+        ep.register(a.fileno(), select.EPOLLIN)
         came = interrupted(lambda: libos.shutdown(0.01), _interrupt_at_line(code, n, fired))
         assert came == bool(fired), fired
         libos.shutdown(0.01)  # finishes the teardown cut short
@@ -91,13 +102,15 @@ def _cut_short_then_again(code: CodeType, n: int) -> tuple[int | None, list[str]
     finally:
         libos.shutdown()
         host.shutdown()
+        a.close()
+        b.close()
     return (fired[0] if fired else None), left
 
 
 @pytest.mark.parametrize(
     "where",
-    [EventFactory.close, Teardown.shutdown],
-    ids=["EventFactory.close", "Teardown.shutdown"],
+    [EventFactory.close, Teardown.shutdown, EpollInstance.close],
+    ids=["EventFactory.close", "Teardown.shutdown", "EpollInstance.close"],
 )
 def test_a_shutdown_cut_short_and_called_again_closes_every_event(where: Any) -> None:
     code = where.__code__
