@@ -4,7 +4,8 @@ epoll: asyncio's selector under ``pylibos run``).
 Whatever line is hit, once the epoll is closed nothing it made may stay open on the
 host: no handle over a registered descriptor, no edge watch.
 
-Fails on 777d49b: ``register`` opens the handle over the descriptor, then enters the
+Before the fix (failed on 777d49b):
+``register`` opens the handle over the descriptor, then enters the
 ``try`` whose ``finally`` closes it if it was not added: a Ctrl-C in between (the
 handler runs as the call returns) leaves the handle open and in no entry; so does one
 between ``added = True`` and the entry's store (the ``finally`` then skips the close).

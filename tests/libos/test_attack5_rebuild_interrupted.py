@@ -6,7 +6,8 @@ descriptor); the main thread's ``set`` finds it broken and rebuilds it
 interpreter would run it) at each line of the rebuild.  Afterwards the event is
 destroyed: nothing it made may stay open on the host, whatever line was hit.
 
-Fails on 777d49b: ``_rebuild`` makes the new channel, then stores it, then closes the
+Before the fix (failed on 777d49b):
+``_rebuild`` makes the new channel, then stores it, then closes the
 old handles, with no critical section around the three: a Ctrl-C just after the new
 channel is made (the ``_remake`` call returns and the handler runs) leaves it held
 by nobody (the event still holds the old one, which ``destroy`` closes); a Ctrl-C

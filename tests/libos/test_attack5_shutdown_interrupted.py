@@ -8,7 +8,8 @@ the sweep of the thread table in ``shutdown``, and an epoll's ``EpollInstance.cl
 nothing on its host: every pooled and every table event closed, every epoll's edge
 watch and interest handles closed.
 
-Fails on 777d49b: ``EventFactory.close`` swaps the pool for an empty list, then destroys
+Before the fix (failed on 777d49b):
+``EventFactory.close`` swaps the pool for an empty list, then destroys
 what it took from a local list; a Ctrl-C during that loop (on the ``for`` line, or
 raised at the end of one event's ``destroy``, whose host close is a critical section)
 loses the rest, and the second ``close`` finds an empty pool.  The table sweep takes a

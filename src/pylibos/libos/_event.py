@@ -139,6 +139,7 @@ class PollableEvent:
                         self._rebuild(exc)
                     return
 
+    @marks_critical_sections
     def _rebuild(self, cause: PalError | None) -> None:
         """Replace a channel the host broke; the state, which lives here, stays.  Under _lock.
 
@@ -159,21 +160,30 @@ class PollableEvent:
         what = "the host cut the channel" if cause is None else str(cause)
         if self._remake is None:
             raise OSError(errno.EIO, f"{os.strerror(errno.EIO)}: event channel broken: {what}")
+        # The new channel made and stored, the old one closed: one marked critical
+        # section (on sgx pipes a Ctrl-C waits for the new channel's handshake, within
+        # handshake_timeout), so neither channel is ever left open and held by nobody.
+        _pal_critical = True
         try:
-            read, write = self._remake()
-        except PalError as exc:
-            raise oserror(exc, f"rebuild event channel ({what})") from exc
-        old_read, old_write = self._read, self._write
-        self._read, self._write = read, write
-        self.rebuilt += 1
-        with contextlib.suppress(PalError):
-            if old_read.kind is HandleKind.PIPE:
-                self._host.delete(old_read)
-            else:
-                self._host.write(old_read, EVENT_TOKEN)
-        self._host.close(old_read)
-        if old_write is not old_read:
-            self._host.close(old_write)
+            try:
+                read, write = self._remake()
+            except PalError as exc:
+                raise oserror(exc, f"rebuild event channel ({what})") from exc
+            old_read, old_write = self._read, self._write
+            self._read, self._write = read, write
+            self.rebuilt += 1
+            with contextlib.suppress(PalError):
+                if old_read.kind is HandleKind.PIPE:
+                    self._host.delete(old_read)
+                else:
+                    self._host.write(old_read, EVENT_TOKEN)
+            self._host.close(old_read)
+            if old_write is not old_read:
+                self._host.close(old_write)
+        finally:
+            _pal_critical = False
+            if critical_owed[0]:
+                critical_deliver()
         if self._set:
             with contextlib.suppress(PalError):
                 self._host.write(self._write, EVENT_TOKEN)
@@ -241,6 +251,7 @@ class EventFactory:
         # call each, whole under the GIL (see ``create`` and ``release``).
         self._lock = threading.Lock()
         self._free: list[PollableEvent] = []
+        self._closing: list[PollableEvent] = []  # taken from the pool by ``close``
         self._closed = False
         self._random = bytearray()  # unused random bytes for pipe names
 
@@ -361,12 +372,23 @@ class EventFactory:
         event.destroy()
 
     def close(self) -> None:
-        """Destroy the pooled events; events released from now on are destroyed."""
+        """Destroy the pooled events; events released from now on are destroyed.  A close
+        a Ctrl-C cuts short is finished by the next: the pool taken is kept in
+        ``_closing`` until each of its events is destroyed."""
         with self._lock:
             self._closed = True
-            free, self._free = self._free, []
-        for event in free:
+            closing = self._closing
+            if self._free:
+                closing.extend(self._free)  # (an event in both lists is destroyed twice)
+                self._free = []
+        while closing:
+            try:
+                event = closing[-1]
+            except IndexError:
+                break  # a racing close took the last
             event.destroy()
+            with contextlib.suppress(ValueError):
+                closing.remove(event)
 
     @property
     def pooled(self) -> int:

@@ -28,6 +28,9 @@ from ..pal import (
     Host,
     PalError,
     PalErrorCode,
+    critical_deliver,
+    critical_owed,
+    marks_critical_sections,
 )
 from ._errno import oserror
 from ._event import RECHECK_S, PollableEvent
@@ -184,21 +187,30 @@ class EpollInstance:
         for event in waiters:
             event.set()
 
+    @marks_critical_sections
     def close(self) -> None:
-        """Close the epoll; current waiters wake and return no events."""
-        with self.lock:
-            if self.closed:
-                return
-            self.closed = True
-            entries, self.entries = list(self.entries.values()), {}
-        if _by_number.get(self.number) is self:
-            del _by_number[self.number]
-        for entry in entries:
-            self.host.close(entry.handle)
-        self.host.close(self.watch)  # the number is free from here on
-        if self.table is not None:
-            self.table.discard(self)
-        self._wake_waiters()
+        """Close the epoll; current waiters wake and return no events.  Marked closed and
+        its handles and watch closed in one marked critical section: a Ctrl-C never
+        leaves it closed with a handle open (a second close returns at once)."""
+        _pal_critical = True
+        try:
+            with self.lock:
+                if self.closed:
+                    return
+                self.closed = True
+                entries, self.entries = list(self.entries.values()), {}
+            if _by_number.get(self.number) is self:
+                del _by_number[self.number]
+            for entry in entries:
+                self.host.close(entry.handle)
+            self.host.close(self.watch)  # the number is free from here on
+            if self.table is not None:
+                self.table.discard(self)
+            self._wake_waiters()
+        finally:
+            _pal_critical = False
+            if critical_owed[0]:
+                critical_deliver()
 
     # -- the interest list -------------------------------------------------------------
 
@@ -253,27 +265,36 @@ class EpollInstance:
             if exc.code is not PalErrorCode.BADHANDLE:  # BADHANDLE: the epoll closed
                 raise oserror(exc, f"fd {entry.fd}") from exc
 
+    @marks_critical_sections
     def register(self, fd: int, eventmask: int) -> None:
         with self.ctl_lock:
-            handle = self._open_fd(fd)
-            added = False
+            # One marked critical section (no wait in it but the locks' own, held for a
+            # dict step): a Ctrl-C finds the handle either in the entries or closed.
+            _pal_critical = True
             try:
-                entry = _Entry(fd, eventmask, handle)
-                with self.lock:
-                    exists = fd in self.entries
-                if exists:
-                    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
-                if entry.edge:
-                    self._watch_edges(entry)
-                with self.lock:
-                    if not self.closed:
-                        added = True
-                        self.entries[fd] = entry
-                if not added:
-                    raise ebadf(f"epoll {self.number} closed meanwhile")
+                handle = self._open_fd(fd)
+                added = False
+                try:
+                    entry = _Entry(fd, eventmask, handle)
+                    with self.lock:
+                        exists = fd in self.entries
+                    if exists:
+                        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
+                    if entry.edge:
+                        self._watch_edges(entry)
+                    with self.lock:
+                        if not self.closed:
+                            self.entries[fd] = entry
+                            added = True
+                    if not added:
+                        raise ebadf(f"epoll {self.number} closed meanwhile")
+                finally:
+                    if not added:
+                        self.host.close(handle)
             finally:
-                if not added:
-                    self.host.close(handle)
+                _pal_critical = False
+                if critical_owed[0]:
+                    critical_deliver()
         self._wake_waiters()
 
     def modify(self, fd: int, eventmask: int) -> None:
@@ -297,18 +318,26 @@ class EpollInstance:
                 raise
         self._wake_waiters()
 
+    @marks_critical_sections
     def unregister(self, fd: int) -> None:
         with self.ctl_lock:
             self._check_fd(fd)
-            with self.lock:
-                entry = self.entries.pop(fd, None)
-            if entry is None:
-                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+            # The entry out and its handle closed are one marked critical section.
+            _pal_critical = True
             try:
-                if entry.edge:
-                    self._unwatch(entry)
+                with self.lock:
+                    entry = self.entries.pop(fd, None)
+                if entry is None:
+                    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+                try:
+                    if entry.edge:
+                        self._unwatch(entry)
+                finally:
+                    self.host.close(entry.handle)
             finally:
-                self.host.close(entry.handle)
+                _pal_critical = False
+                if critical_owed[0]:
+                    critical_deliver()
         self._wake_waiters()
 
     # -- waiting -----------------------------------------------------------------------

@@ -142,8 +142,10 @@ class Teardown(ShutsDown):
         # Whatever is left in the table: the main thread, adopted threads, threads that
         # did not end in time, and the entry of a clone cut short by an interrupt.
         for thread in self._table.all():
-            self._table.remove(thread)
+            # Destroyed, then out of the table: a shutdown a Ctrl-C cuts short between
+            # the two leaves the entry for the next to finish (a second destroy is none).
             _quietly(thread.event.destroy)
+            self._table.remove(thread)
         for worker in workers:
             _quietly(worker._event.destroy)
         _quietly(self._factory.close)
