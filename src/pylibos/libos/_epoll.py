@@ -53,16 +53,9 @@ import time
 from typing import Protocol
 
 from ..pal import Host
-from ._interest import (
-    EPOLLIN,
-    EPOLLOUT,
-    EPOLLPRI,
-    CurrentEvent,
-    EpollInstance,
-    EpollTable,
-    by_number,
-    ebadf,
-)
+from ._epoll_events import EPOLLIN, EPOLLOUT, EPOLLPRI
+from ._errno import ebadf
+from ._interest import CurrentEvent, EpollInstance, EpollTable, by_number
 
 _DEFAULT_MASK = EPOLLIN | EPOLLPRI | EPOLLOUT
 _MAX_EVENTS = 1023  # what select.epoll uses for maxevents=-1 (FD_SETSIZE - 1)

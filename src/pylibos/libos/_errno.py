@@ -40,3 +40,8 @@ def oserror(exc: PalError, what: str = "") -> OSError:
     err = OSError(num, text)
     err.__cause__ = exc
     return err
+
+
+def ebadf(what: str) -> OSError:
+    """``EBADF`` for ``what``: a descriptor or an object closed meanwhile."""
+    return OSError(errno.EBADF, f"{os.strerror(errno.EBADF)}: {what}")

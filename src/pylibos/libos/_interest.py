@@ -11,105 +11,22 @@ from __future__ import annotations
 import errno
 import math
 import os
-import select
 import threading
 import time
 import weakref
 from collections.abc import Callable
 
-from ..pal import (
-    WAIT_ERROR,
-    WAIT_HANG_UP,
-    WAIT_PRI,
-    WAIT_RDHUP,
-    WAIT_READ,
-    WAIT_WRITE,
-    Handle,
-    Host,
-    PalError,
-    PalErrorCode,
-    critical_deliver,
-    critical_owed,
-    marks_critical_sections,
-)
-from ._errno import oserror
+from .. import pal
+from ..pal import WAIT_ERROR, WAIT_READ, Handle, Host, PalError, PalErrorCode
+from ._epoll_events import EPOLLET, EPOLLONESHOT, Entry, wait_flags
+from ._errno import ebadf, oserror
 from ._event import RECHECK_S, PollableEvent
-
-EPOLLIN = select.EPOLLIN
-EPOLLOUT = select.EPOLLOUT
-EPOLLPRI = select.EPOLLPRI
-EPOLLERR = select.EPOLLERR
-EPOLLHUP = select.EPOLLHUP
-EPOLLRDHUP = select.EPOLLRDHUP
-EPOLLET = select.EPOLLET
-EPOLLONESHOT = select.EPOLLONESHOT
-EPOLLRDNORM = select.EPOLLRDNORM
-EPOLLWRNORM = select.EPOLLWRNORM
-
-_READS = EPOLLIN | EPOLLRDNORM
-_WRITES = EPOLLOUT | EPOLLWRNORM
-_DEFAULT_MASK = EPOLLIN | EPOLLPRI | EPOLLOUT
-_MAX_EVENTS = 1023  # what select.epoll uses for maxevents=-1 (FD_SETSIZE - 1)
 
 CurrentEvent = Callable[[], PollableEvent]
 """Gives the calling thread's pollable event: what a waiter sleeps on beside the handles."""
 
 
 _RECHECK_US = int(RECHECK_S * 1_000_000)
-
-
-def _wait_flags(mask: int) -> int:
-    flags = 0
-    if mask & _READS:
-        flags |= WAIT_READ
-    if mask & _WRITES:
-        flags |= WAIT_WRITE
-    if mask & EPOLLPRI:
-        flags |= WAIT_PRI
-    if mask & EPOLLRDHUP:
-        flags |= WAIT_RDHUP
-    return flags
-
-
-def _epoll_events(flags: int, mask: int) -> int:
-    events = EPOLLERR if flags & WAIT_ERROR else 0
-    if flags & WAIT_HANG_UP:
-        events |= EPOLLHUP
-    if flags & WAIT_READ:
-        events |= mask & _READS
-    if flags & WAIT_WRITE:
-        events |= mask & _WRITES
-    if flags & WAIT_PRI:
-        events |= mask & EPOLLPRI
-    if flags & WAIT_RDHUP:
-        events |= mask & EPOLLRDHUP
-    return events
-
-
-def ebadf(what: str) -> OSError:
-    return OSError(errno.EBADF, f"{os.strerror(errno.EBADF)}: {what}")
-
-
-class _Entry:
-    __slots__ = ("disabled", "fd", "handle", "mask")
-
-    def __init__(self, fd: int, mask: int, handle: Handle) -> None:
-        self.fd = fd
-        self.mask = mask
-        self.handle = handle
-        self.disabled = False
-
-    @property
-    def edge(self) -> bool:
-        return bool(self.mask & EPOLLET)
-
-    def report(self, got: int) -> int:
-        """The epoll events to report for the wait flags ``got`` (0: none); a one-shot
-        entry is disabled by reporting.  Called under the instance's lock."""
-        events = _epoll_events(got, self.mask)
-        if events and self.mask & EPOLLONESHOT:
-            self.disabled = True
-        return events
 
 
 # Every open epoll by its number, so fromfd finds it.  Numbers are host descriptors, so
@@ -173,7 +90,7 @@ class EpollInstance:
         self.ctl_lock = threading.Lock()
         self.lock = threading.Lock()
         # Guarded by lock.
-        self.entries: dict[int, _Entry] = {}
+        self.entries: dict[int, Entry] = {}
         self.waiters: set[PollableEvent] = set()
         self.closed = False
         self.shut_down = False  # closed by the LibOS's shutdown, not by the program
@@ -187,7 +104,7 @@ class EpollInstance:
         for event in waiters:
             event.set()
 
-    @marks_critical_sections
+    @pal.marks_critical_sections
     def close(self) -> None:
         """Close the epoll; current waiters wake and return no events.  Marked closed and
         its handles and watch closed in one marked critical section: a Ctrl-C never
@@ -209,8 +126,8 @@ class EpollInstance:
             self._wake_waiters()
         finally:
             _pal_critical = False
-            if critical_owed[0]:
-                critical_deliver()
+            if pal.critical_owed[0]:
+                pal.critical_deliver()
 
     # -- the interest list -------------------------------------------------------------
 
@@ -226,7 +143,7 @@ class EpollInstance:
         self._forget_closed(fd)
         raise OSError(errno.EBADF, os.strerror(errno.EBADF))
 
-    def _forget_closed(self, fd: int, entry: _Entry | None = None) -> None:
+    def _forget_closed(self, fd: int, entry: Entry | None = None) -> None:
         """``fd`` was closed: Linux has taken it out of every interest list already.
         Given ``entry``, only that one goes, not one registered since under the number."""
         with self.lock:
@@ -247,25 +164,25 @@ class EpollInstance:
     def _check_fd(self, fd: int) -> None:
         self.host.close(self._open_fd(fd))
 
-    def _watch_edges(self, entry: _Entry) -> None:
+    def _watch_edges(self, entry: Entry) -> None:
         try:
             self.host.edge_watch_add(
                 self.watch,
                 entry.handle,
-                _wait_flags(entry.mask),
+                wait_flags(entry.mask),
                 oneshot=bool(entry.mask & EPOLLONESHOT),
             )
         except PalError as exc:
             raise oserror(exc, f"fd {entry.fd}") from exc
 
-    def _unwatch(self, entry: _Entry) -> None:
+    def _unwatch(self, entry: Entry) -> None:
         try:
             self.host.edge_watch_remove(self.watch, entry.handle)
         except PalError as exc:
             if exc.code is not PalErrorCode.BADHANDLE:  # BADHANDLE: the epoll closed
                 raise oserror(exc, f"fd {entry.fd}") from exc
 
-    @marks_critical_sections
+    @pal.marks_critical_sections
     def register(self, fd: int, eventmask: int) -> None:
         with self.ctl_lock:
             # One marked critical section (no wait in it but the locks' own, held for a
@@ -275,7 +192,7 @@ class EpollInstance:
                 handle = self._open_fd(fd)
                 added = False
                 try:
-                    entry = _Entry(fd, eventmask, handle)
+                    entry = Entry(fd, eventmask, handle)
                     with self.lock:
                         exists = fd in self.entries
                     if exists:
@@ -293,8 +210,8 @@ class EpollInstance:
                         self.host.close(handle)
             finally:
                 _pal_critical = False
-                if critical_owed[0]:
-                    critical_deliver()
+                if pal.critical_owed[0]:
+                    pal.critical_deliver()
         self._wake_waiters()
 
     def modify(self, fd: int, eventmask: int) -> None:
@@ -318,7 +235,7 @@ class EpollInstance:
                 raise
         self._wake_waiters()
 
-    @marks_critical_sections
+    @pal.marks_critical_sections
     def unregister(self, fd: int) -> None:
         with self.ctl_lock:
             self._check_fd(fd)
@@ -336,8 +253,8 @@ class EpollInstance:
                     self.host.close(entry.handle)
             finally:
                 _pal_critical = False
-                if critical_owed[0]:
-                    critical_deliver()
+                if pal.critical_owed[0]:
+                    pal.critical_deliver()
         self._wake_waiters()
 
     # -- waiting -----------------------------------------------------------------------
@@ -355,7 +272,7 @@ class EpollInstance:
             with self.lock:
                 self.waiters.discard(event)
 
-    def _changed(self, entries: list[_Entry], exc: PalError) -> bool:
+    def _changed(self, entries: list[Entry], exc: PalError) -> bool:
         """True when ``exc`` comes from a handle closed under us by ``unregister`` or
         ``close`` on another thread, after ``entries`` were read: then read them anew."""
         if exc.code is not PalErrorCode.BADHANDLE:
@@ -374,7 +291,7 @@ class EpollInstance:
                 level = [e for e in self.entries.values() if not e.disabled and not e.edge]
                 edges = any(not e.disabled and e.edge for e in self.entries.values())
             handles = [event.read_handle, *(e.handle for e in level)]
-            flags = [WAIT_READ, *(_wait_flags(e.mask) for e in level)]
+            flags = [WAIT_READ, *(wait_flags(e.mask) for e in level)]
             if edges:
                 handles.append(self.watch)
                 flags.append(WAIT_READ)
