@@ -176,12 +176,17 @@ def booted(
     pool: bool = False,
     ipc_name: str | None = None,
     profile: bool = True,
+    profile_every: int = 1,
     **host_options: Any,
 ) -> Iterator[LibOS]:
-    """A LibOS on a fresh host; on a clean exit, checks that shutdown released all."""
+    """A LibOS on a fresh host; on a clean exit, checks that shutdown released all.  Its
+    profile times every clone unless ``profile_every`` says otherwise (the tests count
+    clones)."""
     host = open_host(kind, **host_options)
     try:
-        with LibOS(host, events, pool, profile=profile, ipc_name=ipc_name) as libos:
+        with LibOS(
+            host, events, pool, profile=profile, profile_every=profile_every, ipc_name=ipc_name
+        ) as libos:
             yield libos
         assert_released(host)
     finally:
@@ -336,7 +341,7 @@ def assert_profile_whole(profile: Profile) -> None:
     """The profile's moments and reservoir agree: every row as long as the clones kept,
     and as many clones in the moments as recorded."""
     with profile._lock:
-        clones = profile._clones
+        clones = profile._sampled
         rows = {name: len(row) for name, row in profile._kept.items()}
         counts = {name: m[0] for name, m in profile._moments.items()}
     assert set(rows.values()) <= {min(clones, RESERVOIR)}, rows

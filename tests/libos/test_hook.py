@@ -514,7 +514,7 @@ def test_interrupted_thread_start_leaks_nothing(events: str, pool: bool) -> None
     (nothing of it is left) or it was, and it runs and ends as any thread does; the
     profile keeps whole clones only."""
     host = pal.open_host("sgx")
-    libos = LibOS(host, events, pool)
+    libos = LibOS(host, events, pool, profile_every=1)  # every clone: the profile's lines too
     try:
         if pool:  # fill the pool, so what it holds afterwards is what it held before
             assert libos.clone(lambda: None).join(BOUND)

@@ -35,9 +35,17 @@ class PhaseStats:
 
 @dataclass(frozen=True)
 class ProfileSnapshot:
-    """Frozen statistics of every phase seen so far, in the spirit of ``statistics()``."""
+    """Frozen statistics of every phase seen so far, in the spirit of ``statistics()``:
+    over the ``sampled`` clones of the ``started`` ones, one in ``every`` (None: the
+    profile is off)."""
 
     phases: dict[str, PhaseStats]
+    started: int = 0
+    """Clones started (less those that failed), sampled or not."""
+    sampled: int = 0
+    """Clones sampled: each phase's ``count``."""
+    every: int | None = 1
+    """The sampling interval: one clone in ``every`` is sampled; None while off."""
 
     def get(self, phase: str) -> PhaseStats | None:
         return self.phases.get(phase)

@@ -42,7 +42,7 @@ from ._errno import oserror
 from ._event import EVENT_KINDS, EventFactory, PollableEvent
 from ._interest import EpollTable
 from ._ipc import THREADS, IpcClient, IpcWorker
-from ._profile import Profile
+from ._profile import DEFAULT_EVERY, Profile, check_every
 from ._teardown import _JOIN_S, _LIVE, Teardown
 from ._thread import Adoptions, LibOSThread, ThreadTable
 
@@ -60,7 +60,10 @@ def default_events(host: Host) -> str:
 
 
 class LibOS(Teardown):
-    """A booted LibOS on ``host``.  Use it as a context manager, or call ``shutdown``."""
+    """A booted LibOS on ``host``.  Use it as a context manager, or call ``shutdown``.
+
+    ``profile`` times the clone path's phases (``self.profile``), in one clone of every
+    ``profile_every`` (an int of at least 1; 1 times every clone)."""
 
     def __init__(
         self,
@@ -69,6 +72,7 @@ class LibOS(Teardown):
         pool: bool = False,
         *,
         profile: bool = True,
+        profile_every: int = DEFAULT_EVERY,
         ipc_name: str | None = None,
     ) -> None:
         if not isinstance(host, Host):
@@ -77,12 +81,13 @@ class LibOS(Teardown):
             events = default_events(host)
         if events not in EVENT_KINDS:
             raise ValueError(f"unknown events {events!r}; choose one of {', '.join(EVENT_KINDS)}")
+        check_every(profile_every)
         if host.closed:
             raise ShutDownError("the host is shut down")
         self.host = host
         self.events = events
         self.pool = bool(pool)
-        self.profile = Profile(host, enabled=profile)
+        self.profile = Profile(host, enabled=profile, every=profile_every)
         self._closed = False
         # The thread-start hook installed for this LibOS, if any (``pylibos.libos.install``).
         self._hook = None
@@ -210,13 +215,15 @@ class LibOS(Teardown):
         # first: the wait for one (a ``SlotWait``) must stay open to a Ctrl-C, and the
         # start is tried again in a section of its own.  The thread is in the table
         # with its event before the host thread starts.
-        # The profile's boundaries are local variables (see ``Profile.open_clone``):
+        # The profile samples one clone in ``profile.every``: ``next(sampling)`` is the
+        # whole of its cost for a clone not sampled.  A sampled clone's boundaries are
+        # local variables (see ``Profile.open_clone``):
         # clone and get_new_thread start at t0, create_pollable_event spans t1..t2,
         # get_new_thread ends at t3, the clone once the host thread exists.  The host
         # calls are read at t0, t2 and the end: t0..t1 and t2..t3 make none (the thread
         # object, the table, the section's bounds), so the counts there are the same.
         profile = self.profile
-        opened = profile.open_clone() if profile.enabled else None
+        opened = profile.open_clone() if next(profile.sampling) else None
         if opened is not None:
             account = opened.account
             t0 = _clock()

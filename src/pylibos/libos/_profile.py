@@ -12,8 +12,18 @@ their own: the LibOS makes its main thread and its workers' events at boot, adop
 threads it did not create, and the sgx PAL handshakes for every IPC connection.  None of
 that is the cost of a clone, and counting it would skew the per-clone ratios.
 
-The profile is cheap enough to leave on: one ``perf_counter_ns`` and one read of the
-calling thread's host-call count at each phase boundary.  ``LibOS.clone`` takes its
+The profile samples: it times one clone in ``every`` (a LibOS's profile by default one in
+``DEFAULT_EVERY``, 8; ``every=1`` times them all), a systematic sample: the first clone, then every
+``every``-th after it.  Whether a clone is sampled is one ``next()`` on ``sampling`` (an
+iterator of booleans: a cycle of one True and ``every - 1`` False, or only False while the
+profile is off), and a clone not sampled pays nothing else of the profile: no boundary is
+taken, and a ``phase`` frame opened during it (the PAL's handshake) is a null one, so it
+is neither a sample nor a part of the next one.  Means, percentiles and the seed's
+proportions are over the sampled clones, an unbiased sample of all of them; the snapshot
+says how many clones were started (``started``) and how many sampled (``sampled``).
+
+A sampled clone pays one ``perf_counter_ns`` and one read of the calling thread's
+host-call count at each phase boundary, and its share of the fold.  ``LibOS.clone`` takes its
 boundaries itself (``open_clone``, local variables, ``close_clone``), which costs a fraction of
 three nested ``phase`` frames; ``phase`` is for the operations nested deeper (the PAL's
 handshake), kept on a thread-local stack, summed into the open clone.  Host calls
@@ -35,8 +45,9 @@ import statistics
 import threading
 import time
 from array import array
-from itertools import compress, repeat
-from operator import mul, sub
+from collections.abc import Iterator
+from itertools import compress, count, cycle, repeat
+from operator import itemgetter, mul, sub
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +65,21 @@ BATCH = 64
 _ABSENT = -1  # in a reservoir row: the phase did not run in that clone
 ROOT = "clone"
 """The outermost phase a sample is taken under."""
+DEFAULT_EVERY = 8
+"""The sampling interval by default: one clone in ``DEFAULT_EVERY`` is timed."""
+
+
+def check_every(every: object) -> int:
+    """``every`` as a sampling interval: an int of at least 1 (``TypeError`` or
+    ``ValueError`` naming the problem otherwise)."""
+    if isinstance(every, bool) or not isinstance(every, int):
+        raise TypeError(f"the profile's sampling interval must be an int, got {every!r}")
+    if every < 1:
+        raise ValueError(
+            f"the profile's sampling interval must be at least 1 (1 times every clone), "
+            f"got {every}"
+        )
+    return every
 
 
 class _Null:
@@ -143,23 +169,35 @@ class _Phase:
                 slot[0] += dt
                 slot[1] += dcalls
             return
-        if exc_type is not None or name != ROOT:
-            return  # only whole clones are samples; a failed clone is not one
+        if name != ROOT:
+            return  # only whole clones are samples
+        if exc_type is not None:
+            next(profile._failed)  # a failed clone is no sample, and no clone started
+            return
         profile._record(dt, dcalls, {} if acc is None else acc)
 
 
 class Profile:
-    """Collects phase samples; ``phase(name)`` is the context manager that times one."""
+    """Collects phase samples; ``phase(name)`` is the context manager that times one.
+    It samples one clone in ``every``: 1 (every clone) unless told otherwise; a LibOS
+    makes its own with ``every=profile_every``, ``DEFAULT_EVERY`` by default."""
 
-    def __init__(self, host: Host, *, enabled: bool = True) -> None:
+    def __init__(self, host: Host, *, enabled: bool = True, every: int = 1) -> None:
         self._host = host
-        self.enabled = enabled
+        self.enabled = bool(enabled)
+        self.every = check_every(every)
+        """One clone in ``every`` is sampled (while ``enabled``)."""
+        self._made: count[int]
+        self._failed: count[int]
+        self.sampling: Iterator[bool]
+        """One item per clone started: whether to sample it (``next(sampling)``)."""
+        self._new_sampling()
         self._local = _Local()
         self._timers: dict[str, _Phase] = {}
         self._random = random.Random().random
         # Guarded by _lock.
         self._lock = threading.Lock()
-        self._clones = 0
+        self._sampled = 0
         # phase -> [count, sum ns, sum of squares, host calls]
         self._moments: dict[str, list[int]] = {}
         # phase -> one entry per kept clone (_ABSENT where the phase did not run); all
@@ -169,9 +207,28 @@ class Profile:
         # without _lock; taken out under it).
         self._pending: list[list[Any]] = []
 
+    def _new_sampling(self) -> None:
+        """A fresh ``sampling``: its first clone is sampled, then every ``every``-th.  Its
+        ``next`` is C code throughout, one step under the GIL (the pair zip makes is
+        reused: no allocation), and it counts the clones it was asked about in
+        ``_made``."""
+        made = count()
+        self._failed = count()
+        pattern = cycle((True,) + (False,) * (self.every - 1)) if self.enabled else repeat(False)
+        self._made = made
+        self.sampling = map(itemgetter(1), zip(made, pattern))
+
     def phase(self, name: str) -> _Phase | _Null:
-        if not self.enabled:
-            return _NULL
+        """The timer of phase ``name``: a ``clone`` frame takes its turn in the sampling;
+        any other phase is timed only inside a sampled clone (the only place it can be
+        part of a sample), and is a null frame elsewhere."""
+        if name == ROOT:
+            if not next(self.sampling):
+                return _NULL
+        else:
+            state: _ThreadState = self._local.state
+            if not (state.clone or state.stack):
+                return _NULL
         timer = self._timers.get(name)
         if timer is None:
             timer = self._timers[name] = _Phase(self, name)
@@ -187,7 +244,7 @@ class Profile:
     # boundary), and closes it with one row of all of them.
 
     def open_clone(self) -> _ThreadState:
-        """Open one clone's sample (only while ``enabled``); returns the calling thread's
+        """Open one clone's sample (only for a clone ``next(sampling)`` chose); returns the calling thread's
         state, whose ``account`` to read at each boundary, and to give ``close_clone``.
         ``phase`` frames opened until then (the PAL's handshake) count inside this clone.
         A clone a KeyboardInterrupt cut short before its end is simply opened over."""
@@ -214,8 +271,10 @@ class Profile:
             self._fold()
 
     def drop_clone(self) -> None:
-        """Close a clone that failed: it is no sample."""
+        """Close a clone that failed, sampled or not: it is no sample, and no clone
+        started."""
         self._local.state.clone = False
+        next(self._failed)
 
     def _record(self, ns: int, calls: int, inner: dict[str, list[int]]) -> None:
         """Record one clone timed with ``phase`` frames, after those pending, in one
@@ -271,7 +330,7 @@ class Profile:
                 ran_values = [v for v in values if v != _ABSENT]
                 total, squares = sum(ran_values), sum(map(mul, ran_values, ran_values))
             added[name] = (ran, total, squares, calls)
-        seen = self._clones
+        seen = self._sampled
         grow = max(0, min(k, RESERVOIR - seen))  # rows kept in the order taken
         draws = [int(self._random() * (seen + j + 1)) for j in range(grow, k)]
         # Commit.
@@ -297,14 +356,14 @@ class Profile:
                 for name, row in kept.items():
                     col = columns.get(name)
                     row[slot] = _ABSENT if col is None else col[0][j]
-        self._clones = seen + k
+        self._sampled = seen + k
         del pending[:k]
 
     def _record_clone(self, ns: int, calls: int, inner: dict[str, list[int]]) -> None:
         """One whole clone: ``ns`` and ``calls`` of the root phase, ``inner`` of the rest.
         Under _lock.  On the clone path: kept plain and short."""
-        seen = self._clones
-        self._clones = seen + 1
+        seen = self._sampled
+        self._sampled = seen + 1
         moments = self._moments
         inner[ROOT] = [ns, calls]  # the clone's own moments, with the nested phases'
         for name, (t, c) in inner.items():
@@ -336,26 +395,38 @@ class Profile:
                 row[slot] = value
 
     def reset(self) -> None:
+        """Forget every sample and start the sampling afresh (the next clone is sampled)."""
         with self._lock:
             del self._pending[:]
-            self._clones = 0
+            self._sampled = 0
             self._moments.clear()
             self._kept.clear()
+            self._new_sampling()
 
     @property
     def clones(self) -> int:
-        """Clones recorded since the start (or the last ``reset``)."""
+        """Clones recorded (sampled, and whole) since the start (or the last ``reset``)."""
         self._fold()
         with self._lock:
-            return self._clones
+            return self._sampled
+
+    @property
+    def started(self) -> int:
+        """Clones started since the start (or the last ``reset``), sampled or not, less
+        those that failed."""
+        # A count's repr, ``count(N)``, reads it without advancing it.
+        return int(repr(self._made)[6:-1]) - int(repr(self._failed)[6:-1])
 
     def statistics(self) -> ProfileSnapshot:
-        """Every phase seen so far, per clone: a clone that skipped a phase (no handshake
-        for a pooled event) counts 0 in it, so ``count`` is the clones of every phase,
-        ``mean_ns`` is per clone and the seed's proportions are ratios of the means."""
+        """Every phase seen so far, per sampled clone: a clone that skipped a phase (no
+        handshake for a pooled event) counts 0 in it, so ``count`` is the sampled clones
+        of every phase, ``mean_ns`` is per clone and the seed's proportions are ratios of
+        the means.  The snapshot also says how many clones were started and the
+        sampling interval."""
+        started = self.started
         self._fold()
         with self._lock:
-            clones = self._clones
+            clones = self._sampled
             moments = {name: tuple(m) for name, m in self._moments.items()}
             kept = {name: sorted(max(v, 0) for v in row) for name, row in self._kept.items()}
         phases = {}
@@ -374,7 +445,8 @@ class Profile:
                 host_calls=calls,
                 stdev_ns=math.sqrt(max(0.0, var)),
             )
-        return ProfileSnapshot(phases)
+        every = self.every if self.enabled else None
+        return ProfileSnapshot(phases, started=max(started, clones), sampled=clones, every=every)
 
     def samples(self, phase: str) -> list[int]:
         """Kept per-clone samples of ``phase`` in ns: every one, in the order taken, up to
