@@ -176,7 +176,12 @@ def test_daemon_threads_do_not_hold_up_exit(tmp_path: Path) -> None:
     assert "3 threads created through the LibOS" in under.stderr
 
 
-def test_stats_and_json(tmp_path: Path) -> None:
+@pytest.mark.parametrize("every", [None, "1", "3"])
+def test_stats_and_json(tmp_path: Path, every: str | None) -> None:
+    """The phase table is over one start in ``--profile-every`` (8 by default: of the 7
+    starts, the first), and says so; host calls are counted for every start."""
+    sampled = {None: 1, "1": 7, "3": 3}[every]
+    profile_every = () if every is None else ("--profile-every", every)
     write(
         tmp_path,
         "many.py",
@@ -191,7 +196,7 @@ def test_stats_and_json(tmp_path: Path) -> None:
     out = tmp_path / "stats.json"
     under = python(
         [*RUN, "--pal", "sgx", "--events", "eventfd", "--stats", "--ocall-cycles", "1000",
-         "--json", str(out), "--", "many.py"],
+         *profile_every, "--json", str(out), "--", "many.py"],
         tmp_path,
     )  # fmt: skip
     assert under.returncode == 0 and under.stdout == "done\n"  # nothing of pylibos's
@@ -200,17 +205,29 @@ def test_stats_and_json(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert data["format_version"] == _schema.RUN_FORMAT_VERSION == 1
     assert data["kind"] == "pylibos.run"
-    for schema, value in [(_schema.RunStats, data), (_schema.RunConfig, data["config"])] + [
-        (_schema.PhaseStats, phase) for phase in data["phases"].values()
-    ]:
+    for schema, value in [
+        (_schema.RunStats, data),
+        (_schema.RunConfig, data["config"]),
+        (_schema.RunProfile, data["profile"]),
+    ] + [(_schema.PhaseStats, phase) for phase in data["phases"].values()]:
         required, allowed = _schema.keys(schema)
         assert required <= value.keys() <= allowed, (schema.__name__, sorted(value))
     assert data["config"] == {"name": "sgx/eventfd", "pal": "sgx", "events": "eventfd",
                               "pool": False}  # fmt: skip
     assert data["threads_created"] == 7 and data["exit_code"] == 0
     assert data["argv"] == ["many.py"]
-    assert data["phases"]["clone"]["count"] == 7
-    assert data["phases"]["create_pollable_event"]["host_calls"] == 7  # one eventfd each
+    assert data["profile"] == {
+        "every": int(every or 8),
+        "clones_started": 7,
+        "clones_sampled": sampled,
+    }
+    assert {p["count"] for p in data["phases"].values()} == {sampled}
+    # One eventfd each sampled start.
+    assert data["phases"]["create_pollable_event"]["host_calls"] == sampled
+    if every == "1":
+        assert "thread starts (one in" not in under.stderr
+    else:
+        assert f"timed {sampled} of 7 thread starts (one in {int(every or 8)};" in under.stderr
     # The program's 7, and the LibOS's two workers.
     assert data["host_calls"]["clone_thread"] == 9
     assert data["host_calls"]["eventfd"] >= 7
@@ -345,6 +362,8 @@ def test_a_missing_program_is_reported_as_python_does(tmp_path: Path, program: l
         (["--pal", "nope", "--", "x.py"], "argument --pal: invalid choice: 'nope'"),
         (["--events", "tls", "--", "x.py"], "argument --events: invalid choice: 'tls'"),
         (["--ocall-cycles", "-5", "--", "x.py"], "must be 0 or more"),
+        (["--profile-every", "0", "--", "x.py"], "argument --profile-every: must be 1 or more"),
+        (["--profile-every", "1.5", "--", "x.py"], "argument --profile-every: not an integer"),
         (["--bogus", "--", "x.py"], "unrecognized arguments: --bogus"),
         ([], "no program given"),
         (["--", "-m"], "-m needs a module name"),

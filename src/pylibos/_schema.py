@@ -122,6 +122,10 @@ against them before anything else reads it.
    ``proportions`` (``p1``, ``p2``, ``p3``, null where a phase is absent),
    ``ocall_cycles`` and ``projected_host_call_cycles`` (``host_calls_total`` x
    ``ocall_cycles``).
+   Later, compatibly: ``profile`` (``every``: one thread start in ``every`` was timed,
+   null with the profile off; ``clones_started``, ``clones_sampled``): ``phases`` are
+   over the sampled starts, so each phase's ``count`` is ``clones_sampled``; files
+   without it timed every start.
 """
 
 from __future__ import annotations
@@ -349,6 +353,14 @@ class PhaseStats(TypedDict):
     host_calls: int
 
 
+class RunProfile(TypedDict):
+    """How ``pylibos run``'s phases were sampled: one start in ``every`` (null: off)."""
+
+    every: int | None
+    clones_started: int
+    clones_sampled: int
+
+
 class RunStats(TypedDict):
     """``pylibos run``'s statistics at exit, as ``--json`` writes them."""
 
@@ -367,6 +379,7 @@ class RunStats(TypedDict):
     proportions: dict[str, float | None]
     ocall_cycles: int
     projected_host_call_cycles: int
+    profile: NotRequired[RunProfile]
 
 
 # ``pylibos workloads --json``

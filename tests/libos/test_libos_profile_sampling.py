@@ -41,7 +41,8 @@ class _Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
     fake = _Clock()
-    monkeypatch.setattr(profile_module, "time", SimpleNamespace(perf_counter_ns=fake.perf_counter_ns))
+    fake_time = SimpleNamespace(perf_counter_ns=fake.perf_counter_ns)
+    monkeypatch.setattr(profile_module, "time", fake_time)
     return fake
 
 
@@ -138,17 +139,18 @@ def test_unsampled_clones_on_sgx_pipes_time_no_handshake() -> None:
     with booted("sgx", "pipe", profile_every=3) as libos:
         profile = libos.profile
         given: list[tuple[int, bool]] = []
-        clone_no = 0
+        clone_no = [0]
         phase = libos.host.phase
 
         def spy(name: str) -> Any:
             timer = phase(name)
-            given.append((clone_no, timer is not profile_module._NULL))
+            given.append((clone_no[0], timer is not profile_module._NULL))
             return timer
 
         libos.host.phase = spy
         try:
-            for clone_no in range(6):
+            for i in range(6):
+                clone_no[0] = i
                 assert libos.clone(_noop).join(BOUND)
         finally:
             libos.host.phase = phase

@@ -38,6 +38,13 @@ def nonnegative_integer(text: str) -> int:
     return value
 
 
+def positive_integer(text: str) -> int:
+    value = integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def live_list(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(p) for p in text.split(",") if p.strip())

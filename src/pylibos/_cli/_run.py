@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from ..libos import EVENT_KINDS, LibOS, default_events, install
+from ..libos import DEFAULT_EVERY, EVENT_KINDS, LibOS, default_events, install
 from ..pal import HOST_KINDS, open_host
-from ._options import UsageError, check_writable, nonnegative_integer
+from ._options import UsageError, check_writable, nonnegative_integer, positive_integer
 from ._run_stats import RunState, at_exit
 
 DEFAULT_OCALL_CYCLES = 10_000
@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
         "kind and the projected SGX cost",
     )  # fmt: skip
     p.add_argument(
+        "--profile-every", type=positive_integer, default=DEFAULT_EVERY, metavar="N",
+        help=f"time one thread start in N for the phase table (default {DEFAULT_EVERY}; "
+        "1 times every start)",
+    )  # fmt: skip
+    p.add_argument(
         "--ocall-cycles", type=nonnegative_integer, default=DEFAULT_OCALL_CYCLES, metavar="C",
         help=f"cycles per host call for the projection (default {DEFAULT_OCALL_CYCLES:,})",
     )  # fmt: skip
@@ -94,7 +99,9 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, Target]:
         # Without "--", the program starts at the first word that is not an option of
         # ours (or "-m").
         mine, program = [], []
-        takes_value = {"--pal", "--events", "--max-threads", "--ocall-cycles", "--json"}
+        takes_value = {
+            "--pal", "--events", "--max-threads", "--profile-every", "--ocall-cycles", "--json"
+        }  # fmt: skip
         i = 0
         while i < len(argv):
             word = argv[i]
@@ -224,7 +231,12 @@ def cmd_run(argv: Sequence[str]) -> int:
         host_options["max_threads"] = options.max_threads
     host = open_host(options.pal, **host_options)
     try:
-        libos = LibOS(host, options.events or default_events(host), options.pool)
+        libos = LibOS(
+            host,
+            options.events or default_events(host),
+            options.pool,
+            profile_every=options.profile_every,
+        )
     except BaseException:
         host.shutdown()
         raise

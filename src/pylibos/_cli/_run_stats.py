@@ -70,6 +70,11 @@ def statistics(state: RunState) -> RunStats:
         "host_calls_total": total,
         "phases": phases,
         "proportions": snapshot.proportions(),
+        "profile": {
+            "every": snapshot.every,
+            "clones_started": snapshot.started,
+            "clones_sampled": snapshot.sampled,
+        },
         "ocall_cycles": options.ocall_cycles,
         "projected_host_call_cycles": total * options.ocall_cycles,
     }
@@ -100,6 +105,12 @@ def print_stats(data: RunStats) -> None:
         )
     if data["phases"]:
         console.print(table)
+        sampling = data.get("profile")
+        if sampling is not None and sampling["every"] != 1:
+            console.print(
+                f"timed {sampling['clones_sampled']} of {sampling['clones_started']} thread "
+                f"starts (one in {sampling['every']}; --profile-every 1 times every one)"
+            )
         props = ", ".join(
             f"{k} = {v:.3f}" if v is not None else f"{k} = -"
             for k, v in data["proportions"].items()

@@ -76,8 +76,7 @@ def check_every(every: object) -> int:
         raise TypeError(f"the profile's sampling interval must be an int, got {every!r}")
     if every < 1:
         raise ValueError(
-            f"the profile's sampling interval must be at least 1 (1 times every clone), "
-            f"got {every}"
+            f"the profile's sampling interval must be at least 1 (1 times every clone), got {every}"
         )
     return every
 
@@ -216,7 +215,7 @@ class Profile:
         self._failed = count()
         pattern = cycle((True,) + (False,) * (self.every - 1)) if self.enabled else repeat(False)
         self._made = made
-        self.sampling = map(itemgetter(1), zip(made, pattern))
+        self.sampling = map(itemgetter(1), zip(made, pattern, strict=False))
 
     def phase(self, name: str) -> _Phase | _Null:
         """The timer of phase ``name``: a ``clone`` frame takes its turn in the sampling;
@@ -244,8 +243,9 @@ class Profile:
     # boundary), and closes it with one row of all of them.
 
     def open_clone(self) -> _ThreadState:
-        """Open one clone's sample (only for a clone ``next(sampling)`` chose); returns the calling thread's
-        state, whose ``account`` to read at each boundary, and to give ``close_clone``.
+        """Open one clone's sample (only for a clone ``next(sampling)`` chose); returns
+        the calling thread's state, whose ``account`` to read at each boundary, and to
+        give ``close_clone``.
         ``phase`` frames opened until then (the PAL's handshake) count inside this clone.
         A clone a KeyboardInterrupt cut short before its end is simply opened over."""
         state: _ThreadState = self._local.state
