@@ -3,9 +3,10 @@ by part.
 
 Each step times the same statement: natively, then with the LibOS installed under
 ``threading`` (``pylibos.libos.install``) on an sgx host with pooled raw events (so no host
-channel is made per thread), first with the LibOS profile off, then on, then on an sgx host
-with eventfd events.  The profile-on steps also give the LibOS's own phases inside the
-start.  Batches of 100 threads, each joined; steps interleaved in rounds; medians.
+channel is made per thread), first with the LibOS profile off, then on (timing one start
+in 8, the LibOS's default), then on for every start, then on an sgx host with eventfd
+events.  The profile-on steps also give the LibOS's own phases inside the start (over the
+starts they timed).  Batches of 100 threads, each joined; steps interleaved in rounds; medians.
 
     python benchmarks/clone_overhead.py [--rounds N] [--threads N]
 
@@ -50,9 +51,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from pylibos.libos import LibOS, install
+from pylibos.libos import DEFAULT_EVERY, LibOS, install
+from pylibos.pal import Host, open_host
 from pylibos.pal import _thread as pal_thread
-from pylibos.pal import open_host
 
 
 def _noop() -> None:
@@ -75,20 +76,35 @@ def batches(threads: int, out: list[int]) -> None:
             t.join(30)
 
 
-# --instructions: the steps, as (name, events, pool, profile); None: native.
-_COUNTED: list[tuple[str, tuple[str, bool, bool] | None]] = [
+# --instructions and --opcodes: the steps, as (name, (events, pool, profile, one start
+# in how many the profile times)); None: native.  "profile on" is the LibOS's default
+# sampling (DEFAULT_EVERY); "every start" times each one.
+_COUNTED: list[tuple[str, tuple[str, bool, bool, int] | None]] = [
     ("native Thread.start()", None),
-    ("LibOS sgx/raw+pool, profile off", ("raw", True, False)),
-    ("LibOS sgx/raw+pool, profile on", ("raw", True, True)),
-    ("LibOS sgx/eventfd, profile on", ("eventfd", False, True)),
+    ("LibOS sgx/raw+pool, profile off", ("raw", True, False, DEFAULT_EVERY)),
+    (f"LibOS sgx/raw+pool, profile on (1 in {DEFAULT_EVERY})", ("raw", True, True, DEFAULT_EVERY)),
+    (
+        f"LibOS sgx/eventfd, profile on (1 in {DEFAULT_EVERY})",
+        ("eventfd", False, True, DEFAULT_EVERY),
+    ),
+    ("LibOS sgx/raw+pool, profile on every start", ("raw", True, True, 1)),
+    ("LibOS sgx/eventfd, profile on every start", ("eventfd", False, True, 1)),
+    ("LibOS sgx/eventfd, profile off", ("eventfd", False, False, DEFAULT_EVERY)),
 ]
+
+
+def _libos(host: Host, spec: tuple[str, bool, bool, int] | None) -> LibOS | None:
+    if spec is None:
+        return None
+    events, pool, profile, every = spec
+    return LibOS(host, events, pool=pool, profile=profile, profile_every=every)
 
 
 def _count_run(step: int, starts: int) -> None:
     """The program valgrind runs: ``starts`` starts of one step, after a warm-up."""
     spec = _COUNTED[step][1]
     host = open_host("sgx")
-    libos = None if spec is None else LibOS(host, spec[0], pool=spec[1], profile=spec[2])
+    libos = _libos(host, spec)
     try:
         with contextlib.nullcontext() if libos is None else install(libos):
             warm = [threading.Thread(target=_noop) for _ in range(20)]
@@ -188,7 +204,7 @@ def _opcodes(step: int, starts: int) -> tuple[float, dict[tuple[str, str], float
     """Bytecodes per start of one step (the statement and its join): total, per function."""
     spec = _COUNTED[step][1]
     host = open_host("sgx")
-    libos = None if spec is None else LibOS(host, spec[0], pool=spec[1], profile=spec[2])
+    libos = _libos(host, spec)
     try:
         return count_opcodes(
             lambda: contextlib.nullcontext() if libos is None else install(libos), starts
@@ -230,7 +246,8 @@ def _count_opcodes(starts: int, top: int) -> None:
     for (name, _), (total, _per) in zip(_COUNTED, results, strict=True):
         table.add_row(name, f"{total:,.1f}", f"{total / floor:.3f}", f"{total - floor:+,.1f}")
     Console().print(table)
-    names = ["native", "pool, off", "pool, on", "eventfd"]
+    names = ["native", "pool, off", "pool, on", "eventfd", "pool, every", "eventfd, every",
+             "eventfd, off"]  # fmt: skip
     layers = Table(title="By layer (bytecodes per start)")
     layers.add_column("layer")
     for col in names:
@@ -302,10 +319,11 @@ def main() -> None:
         _count_instructions(args.threads or 100)
         return
     args.threads = args.threads or 1000
-    hosts = [open_host("sgx"), open_host("sgx"), open_host("sgx")]
+    hosts = [open_host("sgx") for _ in range(4)]
     off = LibOS(hosts[0], "raw", pool=True, profile=False)
     on = LibOS(hosts[1], "raw", pool=True, profile=True)
-    efd = LibOS(hosts[2], "eventfd", pool=False, profile=True)
+    every = LibOS(hosts[2], "raw", pool=True, profile=True, profile_every=1)
+    efd = LibOS(hosts[3], "eventfd", pool=False, profile=True)
     phases: dict[str, dict[str, list[int]]] = {}
 
     def hooked(libos: LibOS | None) -> Callable[[int, list[int]], None]:
@@ -321,14 +339,15 @@ def main() -> None:
     steps: list[tuple[str, LibOS | None]] = [
         ("native Thread.start()", None),
         ("LibOS sgx/raw+pool, profile off", off),
-        ("LibOS sgx/raw+pool, profile on", on),
-        ("LibOS sgx/eventfd, profile on", efd),
+        (f"LibOS sgx/raw+pool, profile on (1 in {DEFAULT_EVERY})", on),
+        ("LibOS sgx/raw+pool, profile on every start", every),
+        (f"LibOS sgx/eventfd, profile on (1 in {DEFAULT_EVERY})", efd),
     ]
     samples: dict[str, list[int]] = {name: [] for name, _ in steps}
     try:
         for _, libos in steps:
             hooked(libos)(100, [])  # warm-up (fills the pool)
-        for libos in (on, efd):
+        for libos in (on, every, efd):
             libos.profile.reset()
         for _ in range(args.rounds):
             for name, libos in steps:
@@ -340,7 +359,7 @@ def main() -> None:
                     for p in ("clone", "get_new_thread", "create_pollable_event")
                 }
     finally:
-        for libos, host in zip((off, on, efd), hosts, strict=True):
+        for libos, host in zip((off, on, every, efd), hosts, strict=True):
             libos.shutdown()
             host.shutdown()
     table = Table(title="threading.Thread(target=f).start(), native and under the LibOS (medians)")
