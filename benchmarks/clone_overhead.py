@@ -238,6 +238,8 @@ def _layer_sum(per: dict[tuple[str, str], float], layer: str) -> float:
 
 def _count_opcodes(starts: int, top: int) -> None:
     results = [_opcodes(step, starts) for step in range(len(_COUNTED))]
+    # Seven steps side by side: wide enough for whole names when not on a terminal.
+    console = Console() if sys.stdout.isatty() else Console(width=200)
     table = Table(title=f"Python bytecodes per Thread.start() and join ({starts} starts, "
                   "creator and new thread)")  # fmt: skip
     for col in ("step", "bytecodes", "÷ native", "LibOS adds"):
@@ -245,7 +247,7 @@ def _count_opcodes(starts: int, top: int) -> None:
     floor = results[0][0]
     for (name, _), (total, _per) in zip(_COUNTED, results, strict=True):
         table.add_row(name, f"{total:,.1f}", f"{total / floor:.3f}", f"{total - floor:+,.1f}")
-    Console().print(table)
+    console.print(table)
     names = ["native", "pool, off", "pool, on", "eventfd", "pool, every", "eventfd, every",
              "eventfd, off"]  # fmt: skip
     layers = Table(title="By layer (bytecodes per start)")
@@ -254,7 +256,7 @@ def _count_opcodes(starts: int, top: int) -> None:
         layers.add_column(col, justify="right")
     for layer in ("pylibos/libos", "pylibos/pal", "the standard library"):
         layers.add_row(layer, *(f"{_layer_sum(per, layer):,.1f}" for _, per in results))
-    Console().print(layers)
+    console.print(layers)
     funcs = Table(title=f"Per function (the {top} largest in any step)")
     funcs.add_column("function", overflow="fold")
     for col in names:
@@ -263,7 +265,7 @@ def _count_opcodes(starts: int, top: int) -> None:
                   key=lambda k: -max(per.get(k, 0.0) for _, per in results))  # fmt: skip
     for key in keys[:top]:
         funcs.add_row(_where(key), *(f"{per.get(key, 0.0):.1f}" for _, per in results))
-    Console().print(funcs)
+    console.print(funcs)
 
 
 def _instructions(step: int, starts: int) -> int:
