@@ -334,3 +334,15 @@ def test_a_fork_child_keeps_sampling() -> None:
         # The child's clones 7 to 14: 8 and 12 sampled.
         assert answer == f"{(every + 3, 2)} {(3 * every + 3, 4)}", answer
         assert (profile.started, profile.clones) == (every + 3, 2)
+
+
+def test_turning_the_profile_off_and_on() -> None:
+    with booted("direct", "eventfd", profile_every=2) as libos:
+        libos.profile.enabled = False
+        for _ in range(2):
+            assert libos.clone(_noop).join(BOUND)
+        assert libos.profile.statistics().phases == {}
+        libos.profile.enabled = True
+        for _ in range(3):  # the first after it, then every second
+            assert libos.clone(_noop).join(BOUND)
+        assert (libos.profile.started, libos.profile.clones) == (3, 2)

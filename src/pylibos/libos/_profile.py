@@ -183,7 +183,7 @@ class Profile:
 
     def __init__(self, host: Host, *, enabled: bool = True, every: int = 1) -> None:
         self._host = host
-        self.enabled = bool(enabled)
+        self._enabled = bool(enabled)
         self.every = check_every(every)
         """One clone in ``every`` is sampled (while ``enabled``)."""
         self._made: count[int]
@@ -205,6 +205,16 @@ class Profile:
         # Clones ended and not yet folded in, as ``close_clone`` appends them (appended
         # without _lock; taken out under it).
         self._pending: list[list[Any]] = []
+
+    @property
+    def enabled(self) -> bool:
+        """Whether clones are sampled at all.  Setting it starts the sampling afresh."""
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, enabled: bool) -> None:
+        self._enabled = bool(enabled)
+        self._new_sampling()
 
     def _new_sampling(self) -> None:
         """A fresh ``sampling``: its first clone is sampled, then every ``every``-th.  Its
