@@ -4,7 +4,7 @@ by part.
 Each step times the same statement: natively, then with the LibOS installed under
 ``threading`` (``pylibos.libos.install``) on an sgx host with pooled raw events (so no host
 channel is made per thread), first with the LibOS profile off, then on (timing one start
-in 8, the LibOS's default), then on for every start, then on an sgx host with eventfd
+in 8, as ``pylibos run`` does by default), then on for every start, then on an sgx host with eventfd
 events.  The profile-on steps also give the LibOS's own phases inside the start (over the
 starts they timed).  Batches of 100 threads, each joined; steps interleaved in rounds; medians.
 
@@ -51,7 +51,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from pylibos.libos import DEFAULT_EVERY, LibOS, install
+from pylibos.libos import SAMPLE_EVERY, LibOS, install
 from pylibos.pal import Host, open_host
 from pylibos.pal import _thread as pal_thread
 
@@ -77,19 +77,19 @@ def batches(threads: int, out: list[int]) -> None:
 
 
 # --instructions and --opcodes: the steps, as (name, (events, pool, profile, one start
-# in how many the profile times)); None: native.  "profile on" is the LibOS's default
-# sampling (DEFAULT_EVERY); "every start" times each one.
+# in how many the profile times)); None: native.  "profile on" samples as ``pylibos run``
+# does by default (SAMPLE_EVERY); "every start" times each one (a LibOS's default).
 _COUNTED: list[tuple[str, tuple[str, bool, bool, int] | None]] = [
     ("native Thread.start()", None),
-    ("LibOS sgx/raw+pool, profile off", ("raw", True, False, DEFAULT_EVERY)),
-    (f"LibOS sgx/raw+pool, profile on (1 in {DEFAULT_EVERY})", ("raw", True, True, DEFAULT_EVERY)),
+    ("LibOS sgx/raw+pool, profile off", ("raw", True, False, SAMPLE_EVERY)),
+    (f"LibOS sgx/raw+pool, profile on (1 in {SAMPLE_EVERY})", ("raw", True, True, SAMPLE_EVERY)),
     (
-        f"LibOS sgx/eventfd, profile on (1 in {DEFAULT_EVERY})",
-        ("eventfd", False, True, DEFAULT_EVERY),
+        f"LibOS sgx/eventfd, profile on (1 in {SAMPLE_EVERY})",
+        ("eventfd", False, True, SAMPLE_EVERY),
     ),
     ("LibOS sgx/raw+pool, profile on every start", ("raw", True, True, 1)),
     ("LibOS sgx/eventfd, profile on every start", ("eventfd", False, True, 1)),
-    ("LibOS sgx/eventfd, profile off", ("eventfd", False, False, DEFAULT_EVERY)),
+    ("LibOS sgx/eventfd, profile off", ("eventfd", False, False, SAMPLE_EVERY)),
 ]
 
 
@@ -323,9 +323,9 @@ def main() -> None:
     args.threads = args.threads or 1000
     hosts = [open_host("sgx") for _ in range(4)]
     off = LibOS(hosts[0], "raw", pool=True, profile=False)
-    on = LibOS(hosts[1], "raw", pool=True, profile=True)
+    on = LibOS(hosts[1], "raw", pool=True, profile=True, profile_every=SAMPLE_EVERY)
     every = LibOS(hosts[2], "raw", pool=True, profile=True, profile_every=1)
-    efd = LibOS(hosts[3], "eventfd", pool=False, profile=True)
+    efd = LibOS(hosts[3], "eventfd", pool=False, profile=True, profile_every=SAMPLE_EVERY)
     phases: dict[str, dict[str, list[int]]] = {}
 
     def hooked(libos: LibOS | None) -> Callable[[int, list[int]], None]:
@@ -341,9 +341,9 @@ def main() -> None:
     steps: list[tuple[str, LibOS | None]] = [
         ("native Thread.start()", None),
         ("LibOS sgx/raw+pool, profile off", off),
-        (f"LibOS sgx/raw+pool, profile on (1 in {DEFAULT_EVERY})", on),
+        (f"LibOS sgx/raw+pool, profile on (1 in {SAMPLE_EVERY})", on),
         ("LibOS sgx/raw+pool, profile on every start", every),
-        (f"LibOS sgx/eventfd, profile on (1 in {DEFAULT_EVERY})", efd),
+        (f"LibOS sgx/eventfd, profile on (1 in {SAMPLE_EVERY})", efd),
     ]
     samples: dict[str, list[int]] = {name: [] for name, _ in steps}
     try:

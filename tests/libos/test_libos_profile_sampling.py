@@ -15,7 +15,7 @@ from typing import Any, cast
 import pytest
 
 from libos_support import BOUND, assert_profile_whole, booted, in_fork_child
-from pylibos.libos import DEFAULT_EVERY, LibOS, Profile
+from pylibos.libos import SAMPLE_EVERY, LibOS, Profile
 from pylibos.libos import _profile as profile_module
 from pylibos.pal import Host, _interrupts, open_host
 
@@ -64,7 +64,7 @@ def _clone(profile: Profile, host: _Host, clock: _Clock, scale: int, hs: int = 1
         host.calls_total += 1
 
 
-@pytest.mark.parametrize("every", [1, 3, DEFAULT_EVERY])
+@pytest.mark.parametrize("every", [1, 3, SAMPLE_EVERY])
 def test_one_clone_in_every_is_sampled_systematically(clock: _Clock, every: int) -> None:
     host = _Host()
     profile = Profile(cast(Host, host), every=every)
@@ -95,14 +95,19 @@ def test_the_libos_samples_one_clone_in_profile_every() -> None:
         assert_profile_whole(libos.profile)
 
 
-def test_a_libos_samples_by_default() -> None:
+def test_a_libos_times_every_clone_unless_told() -> None:
     host = open_host("direct")
     try:
-        with LibOS(host, "eventfd") as libos:
-            assert libos.profile.every == DEFAULT_EVERY == 8
-            for _ in range(2 * DEFAULT_EVERY):
+        with (
+            LibOS(host, "eventfd") as libos,
+            LibOS(host, "eventfd", profile_every=SAMPLE_EVERY) as sampling,
+        ):
+            assert (libos.profile.every, sampling.profile.every) == (1, SAMPLE_EVERY) == (1, 8)
+            for _ in range(2 * SAMPLE_EVERY):
                 assert libos.clone(_noop).join(BOUND)
-            assert (libos.profile.started, libos.profile.clones) == (2 * DEFAULT_EVERY, 2)
+                assert sampling.clone(_noop).join(BOUND)
+            assert (libos.profile.started, libos.profile.clones) == (16, 16)
+            assert (sampling.profile.started, sampling.profile.clones) == (16, 2)
     finally:
         host.shutdown()
 
@@ -169,7 +174,7 @@ def test_sampled_figures_match_those_of_every_clone(clock: _Clock) -> None:
     one: the sample's mean, median, p95 and proportions are within a few percent."""
     host = _Host()
     every_clone = Profile(cast(Host, host), every=1)
-    sampled = Profile(cast(Host, host), every=DEFAULT_EVERY)
+    sampled = Profile(cast(Host, host), every=SAMPLE_EVERY)
     rng = random.Random(12)
     for _ in range(8000):
         scale = 1 + int(rng.lognormvariate(3, 0.4))
@@ -222,14 +227,27 @@ def test_an_off_profile_counts_starts_and_samples_none() -> None:
         assert (stats.started, stats.sampled, stats.every, stats.phases) == (3, 0, None, {})
 
 
-def test_reset_starts_the_sampling_afresh() -> None:
+def test_reset_keeps_the_sampling_in_step() -> None:
+    """A reset forgets the samples, not the sampling's place: resets at a period (one
+    per batch of 3 here) sample every position of a batch in turn, not its first clone
+    every time."""
     with booted("direct", "eventfd", profile_every=4) as libos:
-        for _ in range(3):  # the first sampled, then two not
-            assert libos.clone(_noop).join(BOUND)
-        libos.profile.reset()
-        assert libos.clone(_noop).join(BOUND)  # sampled: the first after the reset
-        stats = libos.profile.statistics()
-        assert (stats.started, stats.sampled) == (1, 1)
+        profile = libos.profile
+        sampled_at: list[int] = []
+        for _batch in range(4):
+            in_batch = 0
+            for position in range(3):
+                before = profile.clones
+                assert libos.clone(_noop).join(BOUND)
+                if profile.clones > before:
+                    sampled_at.append(position)
+                    in_batch += 1
+            stats = profile.statistics()
+            assert (stats.started, stats.sampled) == (3, in_batch)
+            profile.reset()
+        # Clones 0, 4 and 8 of the 12: positions 0, 1 and 2 of their batches.
+        assert sampled_at == [0, 1, 2]
+        assert (profile.started, profile.clones) == (0, 0)
 
 
 def test_a_failed_clone_is_not_started(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from ..libos import DEFAULT_EVERY, EVENT_KINDS, LibOS, default_events, install
+from ..libos import EVENT_KINDS, SAMPLE_EVERY, LibOS, default_events, install
 from ..pal import HOST_KINDS, open_host
 from ._options import UsageError, check_writable, nonnegative_integer, positive_integer
 from ._run_stats import RunState, at_exit
@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         "kind and the projected SGX cost",
     )  # fmt: skip
     p.add_argument(
-        "--profile-every", type=positive_integer, default=DEFAULT_EVERY, metavar="N",
-        help=f"time one thread start in N for the phase table (default {DEFAULT_EVERY}; "
+        "--profile-every", type=positive_integer, default=SAMPLE_EVERY, metavar="N",
+        help=f"time one thread start in N for the phase table (default {SAMPLE_EVERY}; "
         "1 times every start)",
     )  # fmt: skip
     p.add_argument(

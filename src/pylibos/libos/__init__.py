@@ -23,8 +23,8 @@ from ._ipc import IpcClient as IpcClient
 from ._ipc import IpcError as IpcError
 from ._libos import LibOS as LibOS
 from ._libos import default_events as default_events
-from ._profile import DEFAULT_EVERY as DEFAULT_EVERY
 from ._profile import PHASES as PHASES
+from ._profile import SAMPLE_EVERY as SAMPLE_EVERY
 from ._profile import Profile as Profile
 from ._thread import LibOSThread as LibOSThread
 from ._thread import ThreadFailed as ThreadFailed

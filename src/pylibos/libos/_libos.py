@@ -42,7 +42,7 @@ from ._errno import oserror
 from ._event import EVENT_KINDS, EventFactory, PollableEvent
 from ._interest import EpollTable
 from ._ipc import THREADS, IpcClient, IpcWorker
-from ._profile import DEFAULT_EVERY, Profile, check_every
+from ._profile import Profile, check_every
 from ._teardown import _JOIN_S, _LIVE, Teardown
 from ._thread import Adoptions, LibOSThread, ThreadTable
 
@@ -63,7 +63,8 @@ class LibOS(Teardown):
     """A booted LibOS on ``host``.  Use it as a context manager, or call ``shutdown``.
 
     ``profile`` times the clone path's phases (``self.profile``), in one clone of every
-    ``profile_every`` (an int of at least 1; 1 times every clone)."""
+    ``profile_every`` (an int of at least 1): every clone by default; ``SAMPLE_EVERY`` (8,
+    as ``pylibos run`` does) keeps the profile's cost to an eighth."""
 
     def __init__(
         self,
@@ -72,7 +73,7 @@ class LibOS(Teardown):
         pool: bool = False,
         *,
         profile: bool = True,
-        profile_every: int = DEFAULT_EVERY,
+        profile_every: int = 1,
         ipc_name: str | None = None,
     ) -> None:
         if not isinstance(host, Host):

@@ -12,22 +12,23 @@ their own: the LibOS makes its main thread and its workers' events at boot, adop
 threads it did not create, and the sgx PAL handshakes for every IPC connection.  None of
 that is the cost of a clone, and counting it would skew the per-clone ratios.
 
-The profile samples: it times one clone in ``every`` (a LibOS's profile by default one in
-``DEFAULT_EVERY``, 8; ``every=1`` times them all), a systematic sample: the first clone, then every
-``every``-th after it.  Whether a clone is sampled is one ``next()`` on ``sampling`` (an
-iterator of booleans: a cycle of one True and ``every - 1`` False, or only False while the
-profile is off), and a clone not sampled pays nothing else of the profile: no boundary is
-taken, and a ``phase`` frame opened during it (the PAL's handshake) is a null one, so it
-is neither a sample nor a part of the next one.  Means, percentiles and the seed's
-proportions are over the sampled clones, an unbiased sample of all of them; the snapshot
-says how many clones were started (``started``) and how many sampled (``sampled``).
+The profile can sample: it times one clone in ``every`` (``every=1``, the default, times
+them all; ``pylibos run`` samples one in ``SAMPLE_EVERY``, 8), a systematic sample: the
+first clone, then every ``every``-th after it.  Whether a clone is sampled is one
+``next()`` on ``sampling`` (an iterator of booleans: a cycle of one True and ``every - 1``
+False, or only False while the profile is off), and a clone not sampled pays nothing else
+of the profile: no boundary is taken, and a ``phase`` frame opened during it (the PAL's
+handshake) is a null one, so it is neither a sample nor a part of the next one.  Means,
+percentiles and the seed's proportions are over the sampled clones, an unbiased sample of
+all of them; the snapshot says how many clones were started (``started``) and how many
+sampled (``sampled``).
 
-A sampled clone pays one ``perf_counter_ns`` and one read of the calling thread's
-host-call count at each phase boundary, and its share of the fold.  ``LibOS.clone`` takes its
-boundaries itself (``open_clone``, local variables, ``close_clone``), which costs a fraction of
-three nested ``phase`` frames; ``phase`` is for the operations nested deeper (the PAL's
-handshake), kept on a thread-local stack, summed into the open clone.  Host calls
-are counted per thread (a handshake helper's go to the thread that started it), so
+A sampled clone pays one ``perf_counter_ns`` and one read of the calling thread's host-call
+count at each phase boundary, and its share of the fold.  ``LibOS.clone`` takes its
+boundaries itself (``open_clone``, local variables, ``close_clone``), which costs a
+fraction of three nested ``phase`` frames; ``phase`` is for the operations nested deeper
+(the PAL's handshake), kept on a thread-local stack, summed into the open clone.  Host
+calls are counted per thread (a handshake helper's go to the thread that started it), so
 threads running beside a clone never add to its sample.
 
 Its memory is bounded, so a program that clones for days keeps it on: per phase, exact
@@ -65,8 +66,9 @@ BATCH = 64
 _ABSENT = -1  # in a reservoir row: the phase did not run in that clone
 ROOT = "clone"
 """The outermost phase a sample is taken under."""
-DEFAULT_EVERY = 8
-"""The sampling interval by default: one clone in ``DEFAULT_EVERY`` is timed."""
+SAMPLE_EVERY = 8
+"""The sampling interval ``pylibos run`` uses by default, and the one to use wherever the
+profile stays on (a LibOS's ``profile_every``): one clone in 8 is timed."""
 
 
 def check_every(every: object) -> int:
@@ -179,7 +181,7 @@ class _Phase:
 class Profile:
     """Collects phase samples; ``phase(name)`` is the context manager that times one.
     It samples one clone in ``every``: 1 (every clone) unless told otherwise; a LibOS
-    makes its own with ``every=profile_every``, ``DEFAULT_EVERY`` by default."""
+    makes its own with ``every=profile_every``."""
 
     def __init__(self, host: Host, *, enabled: bool = True, every: int = 1) -> None:
         self._host = host
@@ -188,6 +190,7 @@ class Profile:
         """One clone in ``every`` is sampled (while ``enabled``)."""
         self._made: count[int]
         self._failed: count[int]
+        self._started_base: int
         self.sampling: Iterator[bool]
         """One item per clone started: whether to sample it (``next(sampling)``)."""
         self._new_sampling()
@@ -223,6 +226,7 @@ class Profile:
         ``_made``."""
         made = count()
         self._failed = count()
+        self._started_base = 0
         pattern = cycle((True,) + (False,) * (self.every - 1)) if self.enabled else repeat(False)
         self._made = made
         self.sampling = map(itemgetter(1), zip(made, pattern, strict=False))
@@ -405,13 +409,15 @@ class Profile:
                 row[slot] = value
 
     def reset(self) -> None:
-        """Forget every sample and start the sampling afresh (the next clone is sampled)."""
+        """Forget every sample.  The sampling goes on in step: a reset does not restart
+        it, so resets at a period (the benchmark's, one per batch) do not make the first
+        clone after each one a sample every time (a batch's first start is its slowest)."""
         with self._lock:
             del self._pending[:]
             self._sampled = 0
             self._moments.clear()
             self._kept.clear()
-            self._new_sampling()
+            self._started_base = self._started_total()
 
     @property
     def clones(self) -> int:
@@ -424,6 +430,9 @@ class Profile:
     def started(self) -> int:
         """Clones started since the start (or the last ``reset``), sampled or not, less
         those that failed."""
+        return self._started_total() - self._started_base
+
+    def _started_total(self) -> int:
         # A count's repr, ``count(N)``, reads it without advancing it.
         return int(repr(self._made)[6:-1]) - int(repr(self._failed)[6:-1])
 
