@@ -10,15 +10,14 @@
       PalThreadCreate           the host thread
 
 A failure anywhere inside ``clone`` undoes what was made and raises ``OSError`` with the
-errno Gramine would return.  The teardown (``shutdown``) and the fork child's handling
-are in ``_teardown``, the base class's module.
+errno Gramine would return.  The async and IPC workers and their API are in
+``_services``, the base class's module; the teardown (``shutdown``) and the fork child's
+handling in ``_teardown``, its base's.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -26,24 +25,22 @@ from typing import Any
 
 from ..pal import (
     Host,
-    HostCallAccount,
     PalError,
-    PalErrorCode,
     PalThread,
     ShutDownError,
     critical_deliver,
     critical_owed,
     marks_critical_sections,
-    quiet_thread,
 )
 from ._async import AsyncWorker
 from ._epoll import Epoll
 from ._errno import oserror
 from ._event import EVENT_KINDS, EventFactory, PollableEvent
 from ._interest import EpollTable
-from ._ipc import THREADS, IpcClient, IpcWorker
+from ._ipc import IpcWorker
 from ._profile import Profile, check_every
-from ._teardown import _JOIN_S, _LIVE, Teardown
+from ._services import Services
+from ._teardown import _LIVE
 from ._thread import Adoptions, LibOSThread, ThreadTable
 
 _IPC_NAME_TRIES = 8
@@ -59,7 +56,7 @@ def default_events(host: Host) -> str:
     return "raw" if host.kind == "sgx" else "pipe"
 
 
-class LibOS(Teardown):
+class LibOS(Services):
     """A booted LibOS on ``host``.  Use it as a context manager, or call ``shutdown``.
 
     ``profile`` times the clone path's phases (``self.profile``), in one clone of every
@@ -93,7 +90,7 @@ class LibOS(Teardown):
         # The thread-start hook installed for this LibOS, if any (``pylibos.libos.install``).
         self._hook = None
         # The host-call counts of the LibOS's own workers (``worker_host_calls``).
-        self._worker_accounts: list[HostCallAccount] = []
+        self._worker_accounts = []
         self._down = False  # shutdown has run to its end
         # The main thread's and adopted threads' LibOS thread.  A cloned thread is in
         # _running instead: a thread-local's first use in a new thread makes its
@@ -120,54 +117,10 @@ class LibOS(Teardown):
         try:
             self.main_thread = self._get_new_thread("main")
             self._local.thread = self.main_thread
-            self._async = AsyncWorker(self._factory.create())
-            self._async.thread = self._start_internal(self._async.run)
-            self._ipc = self._ipc_worker(ipc_name)
-            self._ipc.handlers[THREADS] = self._ipc_threads
-            self._ipc.thread = self._start_internal(self._ipc.run)
+            self._boot_workers(ipc_name)
         except BaseException:
             self.shutdown()
             raise
-
-    def _ipc_worker(self, ipc_name: str | None) -> IpcWorker:
-        """The IPC worker, listening on ``ipc_name``, or on a random name (tried again if
-        taken, so a host that binds names cannot keep the LibOS from booting)."""
-        ipc_event = self._factory.create()
-        tries = 1 if ipc_name is not None else _IPC_NAME_TRIES
-        for attempt in range(tries):
-            name = ipc_name if ipc_name is not None else f"ipc.{secrets.token_hex(8)}"
-            try:
-                return IpcWorker(self.host, ipc_event, name)
-            except PalError as exc:
-                if exc.code is PalErrorCode.STREAMEXIST and attempt + 1 < tries:
-                    continue
-                ipc_event.destroy()
-                raise oserror(exc, f"IPC listener {name!r}") from exc
-        raise AssertionError("unreachable")
-
-    def _start_internal(self, fn: Callable[[], None]) -> Any:
-        """Start a worker and wait (bounded) until it runs, so that a booted LibOS has
-        its workers at their first wait and not still on their way to it."""
-        running = threading.Event()
-
-        def worker() -> None:
-            quiet_thread()  # the program's signals are not the workers' to take
-            self._worker_accounts.append(self.host.thread_account())
-            running.set()
-            fn()
-
-        worker.__name__ = getattr(fn, "__qualname__", "worker")
-        try:
-            thread = self.host.thread_create(worker)
-        except PalError as exc:
-            raise oserror(exc, "start LibOS worker") from exc
-        running.wait(_JOIN_S)
-        return thread
-
-    def worker_host_calls(self) -> int:
-        """Host calls the LibOS's async and IPC workers have made (their periodic
-        rechecks, the IPC traffic): no thread creation's doing."""
-        return sum(account[0] for account in self._worker_accounts)
 
     # -- threads ---------------------------------------------------------------------
 
@@ -370,11 +323,7 @@ class LibOS(Teardown):
     def thread_by_tid(self, tid: int) -> LibOSThread | None:
         return self._table.get(tid)
 
-    def _ipc_threads(self, _payload: bytes) -> bytes:
-        tids = sorted(t.tid for t in self._table.all())
-        return struct.pack(f"!{len(tids)}I", *tids)
-
-    # -- events, epoll, async, IPC ---------------------------------------------------
+    # -- events and epoll (the async and IPC workers' API is ``Services``) --------
 
     def create_pollable_event(self) -> PollableEvent:
         """A new event of this LibOS's kind; destroy it (or use ``with``) when done."""
@@ -388,34 +337,6 @@ class LibOS(Teardown):
 
     def _current_event(self) -> PollableEvent:
         return self.current_thread().event
-
-    def install_async_event(self, delay: float, callback: Callable[[], object]) -> int:
-        """Run ``callback`` on the async worker after ``delay`` seconds."""
-        assert self._async is not None
-        return self._async.install(delay, callback)
-
-    def cancel_async_event(self, timer_id: int) -> bool:
-        assert self._async is not None
-        return self._async.cancel(timer_id)
-
-    @property
-    def async_errors(self) -> list[BaseException]:
-        """Exceptions raised by async callbacks, kept for the program to inspect."""
-        return list(self._async.errors) if self._async else []
-
-    @property
-    def ipc_name(self) -> str:
-        assert self._ipc is not None
-        return self._ipc.name
-
-    @property
-    def ipc_worker(self) -> IpcWorker:
-        assert self._ipc is not None
-        return self._ipc
-
-    def ipc_connect(self, name: str) -> IpcClient:
-        """Connect to the IPC worker named ``name`` of a process of the same instance."""
-        return IpcClient(self.host, name)
 
     # -- teardown: ``shutdown``, ``closed`` and the fork child's in ``Teardown`` -------
 
