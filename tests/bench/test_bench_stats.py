@@ -14,15 +14,11 @@ from pylibos import _schema
 from pylibos._schema import TIMED, Entry, RunData
 from pylibos.bench import FORMAT_VERSION
 from pylibos.bench._analyse import BY_PART, PAIRED
+from pylibos.bench._drift import changes
 from pylibos.bench._render import Target, analyse, markdown, targets, vs_rows
-from pylibos.bench._stats import (
-    Figures,
-    Interval,
-    exact,
-    quotient,
-    resample_indices,
-)
-from pylibos.bench._vs import changes, differences, vs_target_rows
+from pylibos.bench._resample import resample_indices
+from pylibos.bench._stats import Figures, Interval, exact, quotient
+from pylibos.bench._vs import differences, vs_target_rows
 from pylibos.bench._warnings import OCALL_RANGE, projection, stability_warnings
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._schema import BatchFigures, Entry, RunData
-from ._stats import Floats
+from ._resample import Floats
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,8 @@ projection are in ``_warnings``).
 
 Every timed figure a run reports is a statistic of its *batches*: each batch gives one median
 and one mean per clone for each phase (``batches_ns`` in the JSON).  A figure's 95% interval
-is a percentile bootstrap in two stages, rounds then batches.  Each resample fills every
-round's place with a round drawn with replacement, and takes as many batches as that round
-had, drawn with replacement, from it.  So the interval holds what changes from one slice
-of the run to the next (another process waking up for a second), not only batch-to-batch
-noise: on a shared machine that is most of the noise, and it is what differs between two
-runs.
+is a percentile bootstrap in two stages, rounds then batches (``_resample`` draws them), so
+it holds what changes from one slice of the run to the next, not only batch-to-batch noise.
 
 Every configuration at every live count ran in the same rounds, interleaved (a
 configuration's live counts back to back), and the same rounds are drawn for all of them.
@@ -50,16 +46,12 @@ import numpy.typing as npt
 
 from .._schema import TIMED, Entry, IntervalJSON, RunData
 from ..libos import PROPORTIONS
+from ._resample import RESAMPLES, Floats, choose_rounds, resample_indices, row_medians, row_sums
 
 CONFIDENCE = 0.95
-RESAMPLES = 2000
-"""Enough that the interval's ends move by well under a tenth of its width from one seed to
-the next; a default ``compare`` resamples every figure in well under a second."""
 TRIM = 0.2
 """Share of the rounds' figures left out at each end of a paired figure's trimmed mean
 (``Figures.paired``): with 15 rounds, the 3 highest and the 3 lowest."""
-
-Floats = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -136,59 +128,6 @@ class ByPart(Paired):
     base: list[float]
 
 
-def choose_rounds(n_rounds: int, rng: np.random.Generator, resamples: int) -> npt.NDArray[np.intp]:
-    """For each resample, which round fills each round's slot (drawn with replacement)."""
-    return rng.integers(0, n_rounds, size=(resamples, n_rounds))
-
-
-def resample_indices(
-    rounds: Sequence[int],
-    rng: np.random.Generator,
-    resamples: int = RESAMPLES,
-    chosen: npt.NDArray[np.intp] | None = None,
-) -> npt.NDArray[np.intp]:
-    """A ``resamples × m`` matrix of batch indices, in two stages: each round's slot is
-    filled by a round drawn with replacement (``chosen``, shared by the configurations
-    measured in the same rounds, or drawn here), with as many batches as *that* round
-    had, drawn with replacement from it.  Rounds hold different numbers of batches (a
-    slice lasts a fixed time, so a slow round holds fewer), so resamples differ in
-    length: each slot has room for the largest round, and the room a round leaves is -1.
-
-    (Taking as many batches as the slot's own round had would give a slow round that
-    fills a fast round's slot more weight than it has in the run: the resamples would be
-    slower than the run, and the intervals' upper ends too high.)"""
-    order = np.asarray(rounds)
-    strata = [np.flatnonzero(order == r) for r in np.unique(order)]
-    lens = np.array([len(s) for s in strata], dtype=np.intp)
-    flat = np.concatenate(strata)
-    offsets = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.intp)
-    if chosen is None or chosen.shape != (resamples, len(strata)):
-        chosen = choose_rounds(len(strata), rng, resamples)
-    room = int(lens.max())
-    slots = []
-    for k in range(len(strata)):
-        fill = chosen[:, k]
-        picks = (rng.random((resamples, room)) * lens[fill][:, None]).astype(np.intp)
-        slot = flat[offsets[fill][:, None] + picks]
-        slot[np.arange(room)[None, :] >= lens[fill][:, None]] = -1
-        slots.append(slot)
-    return np.concatenate(slots, axis=1)
-
-
-def _medians(values: Floats, idx: npt.NDArray[np.intp]) -> Floats:
-    """The median of each row of ``values[idx]``, leaving out the -1 places."""
-    drawn = np.where(idx >= 0, values[idx], np.inf)
-    drawn.sort(axis=1)
-    n = (idx >= 0).sum(axis=1)
-    rows = np.arange(len(idx))
-    return np.asarray((drawn[rows, (n - 1) // 2] + drawn[rows, n // 2]) / 2, dtype=np.float64)
-
-
-def _sums(values: Floats, idx: npt.NDArray[np.intp]) -> Floats:
-    """The sum of each row of ``values[idx]``, leaving out the -1 places."""
-    return np.asarray(np.where(idx >= 0, values[idx], 0.0).sum(axis=1), dtype=np.float64)
-
-
 @dataclass
 class _Drawn:
     values: dict[str, float]
@@ -253,11 +192,11 @@ class Figures:
         idx = resample_indices(rounds[:n], rng, self._resamples, self._rounds_for(entry))
         counts = (idx >= 0).sum(axis=1)
         for k, c in columns.items():
-            dists[k] = _medians(c, idx) if k.endswith(".median") else _sums(c, idx) / counts
+            dists[k] = row_medians(c, idx) if k.endswith(".median") else row_sums(c, idx) / counts
         for name, (part, whole) in PROPORTIONS.items():
             if name in values:
-                wholes = _sums(columns[f"{whole}.mean"], idx)
-                parts = _sums(columns[f"{part}.mean"], idx)
+                wholes = row_sums(columns[f"{whole}.mean"], idx)
+                parts = row_sums(columns[f"{part}.mean"], idx)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     dists[name] = parts / wholes
         return _Drawn(values, dists)
