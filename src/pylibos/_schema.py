@@ -87,7 +87,7 @@ against them before anything else reads it.
    both parts' rounds kept (``own_per_round``, ``native_per_round``); ``per_round`` is
    still each round's whole quotient.  Before, the trimmed mean of the whole quotients:
    version 6 and 7 files keep it, as they were analysed.
-9. A reference workload (system calls and a small loop, ``_subjects.reference_ns``) timed
+9. A reference workload (system calls and a small loop, ``_reference_workload.reference_ns``) timed
    in each measuring process before every slice's first batch and after each batch: per
    slice ``reference_ns`` (its first and last), per batch ``batch_reference_ns`` (the mean
    of the references just before and just after it, one figure per batch as

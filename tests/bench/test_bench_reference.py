@@ -15,9 +15,9 @@ import pytest
 from pylibos._cli import main
 from pylibos._schema import TIMED, Entry, RunData
 from pylibos.bench import FORMAT_VERSION, ResultsError, load, save
+from pylibos.bench._reference_workload import reference_ns
 from pylibos.bench._render import analyse, markdown, targets
 from pylibos.bench._stats import Figures, Interval
-from pylibos.bench._subjects import reference_ns
 from pylibos.bench._vs import compare_runs
 
 ROUNDS = 22

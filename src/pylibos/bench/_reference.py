@@ -4,7 +4,7 @@ live scaling.
 The shared machine this is measured on has speed states lasting from a fraction of a
 second to many seconds, and a slice's thread starts land in one or the other: that decides
 most of the round-to-round spread of start ÷ native.  Each measuring process times a fixed
-reference workload (``_subjects.reference_ns``: system calls and bytecodes) before a
+reference workload (``_reference_workload.reference_ns``: system calls and bytecodes) before a
 slice's first batch and after each batch; it sees the same states.  A batch's time divided
 by its reference (the mean of the one before and the one after it), times the run's median
 reference (so the unit stays ns), has the state divided out; where two configurations'

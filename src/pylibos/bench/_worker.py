@@ -28,9 +28,10 @@ import signal
 import sys
 from typing import Any, TextIO
 
+from ._batches import Subject
 from ._configs import parse_config
 from ._machine import RunError, ensure_fd_room, fd_need
-from ._subjects import Subject, make_subject
+from ._subjects import make_subject
 
 
 def _answer(out: TextIO, message: dict[str, Any]) -> None:
