@@ -26,7 +26,8 @@ from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pylibos.libos import EVENT_KINDS, LibOS, PollableEvent
-from pylibos.libos._profile import RESERVOIR, Profile
+from pylibos.libos._clone_samples import RESERVOIR
+from pylibos.libos._profile import Profile
 from pylibos.pal import HOST_KINDS, WAIT_READ, Handle, Host, open_host
 
 if TYPE_CHECKING:

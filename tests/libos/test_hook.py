@@ -26,6 +26,7 @@ import pytest
 from libos_support import BOUND, assert_profile_whole, failing_start_report, wait_until
 from pylibos import pal
 from pylibos.libos import Epoll, Hook, LibOS, install, installed
+from pylibos.libos import _clone_samples as samples_module
 from pylibos.libos import _event as event_module
 from pylibos.libos import _hook as hook_module
 from pylibos.libos import _libos as libos_module
@@ -411,7 +412,14 @@ class TestInstall:
 # tests/pal).
 _START_PATH = {
     module.__file__
-    for module in (hook_module, libos_module, event_module, profile_module, thread_module)
+    for module in (
+        hook_module,
+        libos_module,
+        event_module,
+        profile_module,
+        samples_module,
+        thread_module,
+    )
 }
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from libos_support import BOUND, booted
 from pylibos.libos import PHASES, LibOS, PhaseStats, Profile, ProfileSnapshot
+from pylibos.libos import _clone_samples as samples_module
 from pylibos.libos import _profile as profile_module
 from pylibos.pal import Host, PalError, PalErrorCode
 
@@ -311,15 +312,15 @@ def test_memory_stays_flat_past_the_reservoir(clock: Clock) -> None:
     import tracemalloc
 
     profile, host = _profile()
-    n = 2 * profile_module.RESERVOIR
+    n = 2 * samples_module.RESERVOIR
     for i in range(n):
         _one_clone(profile, host, clock, scale=1 + i % 200)
-        if i == profile_module.RESERVOIR:
+        if i == samples_module.RESERVOIR:
             tracemalloc.start()
             before = tracemalloc.get_traced_memory()[0]
     grown = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    assert grown < 64 * 1024, f"{grown} bytes for {n - profile_module.RESERVOIR} clones"
+    assert grown < 64 * 1024, f"{grown} bytes for {n - samples_module.RESERVOIR} clones"
     stats = profile.statistics()
     clone = stats.phases["clone"]
     assert clone.count == n == profile.clones
@@ -327,7 +328,7 @@ def test_memory_stays_flat_past_the_reservoir(clock: Clock) -> None:
     assert clone.sum_ns == 100 * sum(scales)
     assert clone.host_calls == 9 * n
     assert clone.stdev_ns == pytest.approx(statistics.stdev(100 * s for s in scales))
-    assert len(profile.samples("clone")) == profile_module.RESERVOIR
+    assert len(profile.samples("clone")) == samples_module.RESERVOIR
     # Percentiles from a uniform sample: within a few percent of the true ones.
     assert clone.median_ns == pytest.approx(100 * statistics.median(scales), rel=0.06)
     assert clone.p95_ns == pytest.approx(100 * 190.05, rel=0.03)

@@ -18,6 +18,7 @@ import pytest
 
 from libos_support import BOUND, assert_profile_whole, booted
 from pylibos.libos import LibOS, Profile, proportions
+from pylibos.libos import _clone_samples as samples_module
 from pylibos.libos import _profile as profile_module
 from pylibos.libos._figures import p95
 from pylibos.pal import Host, _interrupts
@@ -84,7 +85,7 @@ def _expected(values: list[int]) -> tuple[int, float, float, float, float]:
     )
 
 
-@pytest.mark.parametrize("n", [1, 5, profile_module.BATCH, 3 * profile_module.BATCH + 5])
+@pytest.mark.parametrize("n", [1, 5, samples_module.BATCH, 3 * samples_module.BATCH + 5])
 def test_folded_figures_equal_a_direct_computation(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
     clock = _Clock()
     fake_time = SimpleNamespace(perf_counter_ns=clock.perf_counter_ns)
@@ -99,7 +100,7 @@ def test_folded_figures_equal_a_direct_computation(monkeypatch: pytest.MonkeyPat
     ]  # fmt: skip
     for s in spans:
         _clone(profile, host, clock, s)
-    assert len(profile._pending) < profile_module.BATCH
+    assert len(profile._pending) < samples_module.BATCH
     per_phase = {
         "clone": [b + c + t + r for b, c, _h, t, r, _k in spans],
         "get_new_thread": [b + c + t for b, c, _h, t, _r, _k in spans],
@@ -133,7 +134,7 @@ def test_folded_figures_equal_a_direct_computation(monkeypatch: pytest.MonkeyPat
 def test_folded_reservoir_draws_as_one_record_per_clone(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past ``RESERVOIR`` clones, folding a batch keeps the clones recording each on its
     own keeps, with the same random draws: the same uniform sample."""
-    monkeypatch.setattr(profile_module, "RESERVOIR", 50)
+    monkeypatch.setattr(samples_module, "RESERVOIR", 50)
     clock = _Clock()
     fake_time = SimpleNamespace(perf_counter_ns=clock.perf_counter_ns)
     monkeypatch.setattr(profile_module, "time", fake_time)
@@ -142,7 +143,7 @@ def test_folded_reservoir_draws_as_one_record_per_clone(monkeypatch: pytest.Monk
     folded._random = random.Random(3).random
     direct._random = random.Random(3).random
     rng = random.Random(4)
-    for _ in range(5 * profile_module.BATCH + 3):
+    for _ in range(5 * samples_module.BATCH + 3):
         spans = (rng.randrange(1, 99), rng.randrange(9, 99), rng.choice([0, 5]),
                  rng.randrange(1, 99), rng.randrange(1, 99), 1)  # fmt: skip
         start = clock.now
@@ -209,7 +210,7 @@ def test_interrupt_anywhere_in_a_fold_loses_and_doubles_nothing() -> None:
 def test_readers_racing_with_clones_from_many_threads() -> None:
     """Threads clone while another reads: every clone counted once, the profile whole,
     and rows waiting to be folded stay fewer than a batch per cloning thread."""
-    per_thread, threads_n = 3 * profile_module.BATCH // 2, 6
+    per_thread, threads_n = 3 * samples_module.BATCH // 2, 6
     with booted("sgx", "raw", pool=True) as libos:
         profile = libos.profile
         done = threading.Event()
@@ -230,7 +231,7 @@ def test_readers_racing_with_clones_from_many_threads() -> None:
             try:
                 for _ in range(per_thread):
                     assert libos.clone(_noop).join(BOUND)
-                    assert len(profile._pending) < profile_module.BATCH + threads_n
+                    assert len(profile._pending) < samples_module.BATCH + threads_n
             except BaseException as exc:  # reported below
                 errors.append(exc)
 
