@@ -107,7 +107,8 @@ class PollableEvent:
 
     def clear(self) -> None:
         with self._lock:
-            if not self._set:
+            if not self._set or self.closed:
+                self._set = False
                 return
             self._set = False
             self._signal(self._host.read, self._read, _DRAIN_CHUNK)
@@ -154,8 +155,11 @@ class PollableEvent:
         down (every poller of it wakes, whoever holds its far end), an eventfd still ours
         gets a token.  Each re-reads ``read_handle`` and sleeps on the new channel.
         """
-        if self._host.closed:
-            # Nothing to rebuild on.  The state still changes; a wait fails with EBADF.
+        if self._host.closed or self.closed:
+            # Nothing to rebuild on, or nothing to rebuild for: a destroyed event (a
+            # thread may clear it after shutdown destroyed it under it) gets no new
+            # channel, which nothing would ever close.  The state still changes; a wait
+            # fails with EBADF.
             return
         what = "the host cut the channel" if cause is None else str(cause)
         if self._remake is None:
