@@ -40,7 +40,7 @@ def test_a_ctrl_c_in_an_epoll_close_waits_for_no_other_threads_rebuild() -> None
     handshake; the waiter, woken by the cut, may be the one that rebuilds).  The main
     thread closes the epoll and a Ctrl-C lands in the close's section, before it wakes
     the waiters: the KeyboardInterrupt must come at the section's end, while the rebuild
-    is still stalled.  Fails: the section waits on the event's lock until the handshake
+    is still stalled.  Before the fix: the section waits on the event's lock until the handshake
     times out (``STALL`` s; 10 s at the default ``handshake_timeout``), and only then
     raises the KeyboardInterrupt."""
     with HostileHost() as hostile, booted("sgx", "pipe") as libos:

@@ -15,7 +15,6 @@ import pytest
 
 from libos_support import (
     BOUND,
-    InterruptAtLine,
     assert_profile_whole,
     booted,
     interrupted,
@@ -63,7 +62,7 @@ def _interrupt_clone_at(libos: LibOS, n: int, fn: Any) -> bool:
 def test_started_counts_the_threads_that_ran_after_a_ctrl_c_anywhere(every: int) -> None:
     """``started`` is "clones started, less those that failed".  A Ctrl-C at any line of
     a clone: once the LibOS has joined every thread, ``started`` must equal the threads
-    whose function ran.  Fails: a Ctrl-C deferred to the end of the start's section is
+    whose function ran.  Before the fix: a Ctrl-C deferred to the end of the start's section is
     raised after the thread started, and the rollback counts that clone failed (the thread
     runs, ``started`` is one short); a Ctrl-C before the ``try`` counts a clone started
     that never was (one too many)."""
@@ -86,10 +85,30 @@ def test_started_counts_the_threads_that_ran_after_a_ctrl_c_anywhere(every: int)
     assert not wrong, f"(line, started, threads that ran): {wrong}"
 
 
+class _SigintAtLine:
+    """A frame's trace function that calls the PAL's own SIGINT handler (as the
+    interpreter would run it on a real Ctrl-C) at the ``n``-th line event it is given,
+    once: inside a critical section the interrupt is deferred to the section's end, as
+    a real one is; ``fired`` holds that line's number."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.count = 0
+        self.fired: list[int] = []
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "line":
+            self.count += 1
+            if self.count == self.n and not self.fired:
+                self.fired.append(frame.f_lineno)
+                _interrupts._on_sigint(signal.SIGINT, frame)
+        return self
+
+
 def test_a_ctrl_c_in_reset_leaves_the_profile_whole() -> None:
     """``reset`` cut short by a Ctrl-C at any line (the main thread, as a benchmark's
     per-batch reset is): the profile must stay whole and ``statistics()`` must answer,
-    as after ``_record`` or ``_fold`` (marked critical sections).  Fails: ``reset`` is no
+    as after ``_record`` or ``_fold`` (marked critical sections).  Before the fix: ``reset`` is no
     section; cut after ``_sampled = 0`` the moments keep their sums over no clone
     (``statistics()`` divides by zero), cut after ``_moments.clear()`` the reservoir keeps
     its rows for good."""
@@ -101,7 +120,7 @@ def test_a_ctrl_c_in_reset_leaves_the_profile_whole() -> None:
             for _ in range(3):
                 assert libos.clone(_noop).join(BOUND)
             assert profile.clones >= 3  # (folds the pending clones in)
-            cut = InterruptAtLine(n)
+            cut = _SigintAtLine(n)
             fired = interrupted(profile.reset, tracing_only(Profile.reset.__code__, cut))
             where = cut.fired[0] if cut.fired else -1
             if profile._lock.locked():

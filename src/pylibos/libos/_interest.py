@@ -123,11 +123,13 @@ class EpollInstance:
             self.host.close(self.watch)  # the number is free from here on
             if self.table is not None:
                 self.table.discard(self)
-            self._wake_waiters()
         finally:
             _pal_critical = False
             if pal.critical_owed[0]:
                 pal.critical_deliver()
+        # Outside the section: a waiter's event may be held by another thread's
+        # rebuild (a handshake the host stalls), and a Ctrl-C must not wait for it.
+        self._wake_waiters()
 
     # -- the interest list -------------------------------------------------------------
 

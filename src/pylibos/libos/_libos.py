@@ -176,6 +176,12 @@ class LibOS(Services):
         # get_new_thread ends at t3, the clone once the host thread exists.  The host
         # calls are read at t0, t2 and the end: t0..t1 and t2..t3 make none (the thread
         # object, the table, the section's bounds), so the counts there are the same.
+        # A marked critical section from here to the end of the first section below
+        # (it sets the marker again, and its ``finally`` clears it): a Ctrl-C comes
+        # only once the thread runs or the rollback has undone everything, so the
+        # profile's count of clones started (its turn in the sampling taken here, given
+        # back by ``drop_clone``) is never off by one.
+        _pal_critical = True
         profile = self.profile
         opened = profile.open_clone() if next(profile.sampling) else None
         if opened is not None:
@@ -245,16 +251,19 @@ class LibOS(Services):
             # event destroyed, never in between.
             _pal_critical = True
             try:
-                profile.drop_clone()
                 if wait is not None:
                     wait.abandon()
                 if thread._pal is None or isinstance(exc, PalError):
                     # Not running (a running thread, interrupted after its start, stays
-                    # in the table and shutdown joins it: its failure is never lost).
+                    # in the table and shutdown joins it: its failure is never lost,
+                    # and it counts as started).
+                    profile.drop_clone()
                     thread._pal = None
                     self._table.remove(thread)
                     if thread.event is not None:
                         thread.event.destroy()
+                else:
+                    profile.abandon_clone()
             finally:
                 _pal_critical = False
                 if critical_owed[0]:

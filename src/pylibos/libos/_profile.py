@@ -15,8 +15,8 @@ that is the cost of a clone, and counting it would skew the per-clone ratios.
 The profile can sample: it times one clone in ``every`` (``every=1``, the default, times
 them all; ``pylibos run`` samples one in ``SAMPLE_EVERY``, 8), a systematic sample: the
 first clone, then every ``every``-th after it.  Whether a clone is sampled is one
-``next()`` on ``sampling`` (an iterator of booleans: a cycle of one True and ``every - 1``
-False, or only False while the profile is off), and a clone not sampled pays nothing else
+``next()`` on ``sampling`` (an iterator of booleans: true for the clones 0, ``every``,
+2 ``every``..., or only False while the profile is off), and a clone not sampled pays nothing else
 of the profile: no boundary is taken, and a ``phase`` frame opened during it (the PAL's
 handshake) is a null one, so it is neither a sample nor a part of the next one.  Means,
 percentiles and the seed's proportions are over the sampled clones, an unbiased sample of
@@ -40,12 +40,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from itertools import count, cycle, repeat
-from operator import itemgetter
+from itertools import count, repeat
+from operator import itemgetter, not_
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ..pal import HostCallAccount
+from ..pal import HostCallAccount, critical_enter, critical_leave
 from ._clone_samples import BATCH, ROOT, CloneSamples
 from ._figures import ProfileSnapshot
 
@@ -197,15 +197,18 @@ class Profile(CloneSamples):
 
     def _new_sampling(self) -> None:
         """A fresh ``sampling``: its first clone is sampled, then every ``every``-th.  Its
-        ``next`` is C code throughout, one step under the GIL (the pair zip makes is
-        reused: no allocation), and it counts the clones it was asked about in
-        ``_made``."""
+        ``next`` is C code throughout, one step under the GIL, and it counts the clones
+        it was asked about in ``_made``."""
         made = count()
         self._failed = count()
         self._started_base = 0
-        pattern = cycle((True,) + (False,) * (self.every - 1)) if self.enabled else repeat(False)
         self._made = made
-        self.sampling = map(itemgetter(1), zip(made, pattern, strict=False))
+        if self.enabled:
+            # not (n % every): True for the clones 0, every, 2 every...; no table, so
+            # no memory in proportion to ``every``.
+            self.sampling = map(not_, map(self.every.__rmod__, made))
+        else:
+            self.sampling = map(itemgetter(1), zip(made, repeat(False), strict=False))
 
     def phase(self, name: str) -> _Phase | _Null:
         """The timer of phase ``name``: a ``clone`` frame takes its turn in the sampling;
@@ -266,18 +269,31 @@ class Profile(CloneSamples):
         self._local.state.clone = False
         next(self._failed)
 
+    def abandon_clone(self) -> None:
+        """Close a clone a Ctrl-C cut short once its thread ran: it started, and is no
+        sample."""
+        self._local.state.clone = False
+
     def reset(self) -> None:
         """Forget every sample.  The sampling goes on in step: a reset does not restart
         it, so resets at a period (the benchmark's, one per batch) do not make the first
-        clone after each one a sample every time (a batch's first start is its slowest)."""
-        super().reset()
-        self._started_base = self._started_total()
+        clone after each one a sample every time (a batch's first start is its slowest).
+        One critical section: a Ctrl-C never leaves the moments and the reservoir
+        disagreeing."""
+        entered = critical_enter()
+        try:
+            super().reset()
+            self._started_base = self._started_total()
+        finally:
+            critical_leave(entered)
 
     @property
     def started(self) -> int:
         """Clones started since the start (or the last ``reset``), sampled or not, less
-        those that failed."""
-        return self._started_total() - self._started_base
+        those that failed.  A clone under way while another thread resets the profile
+        or restarts its sampling (``enabled``) counts on either side of it, and the
+        count never goes below 0."""
+        return max(0, self._started_total() - self._started_base)
 
     def _started_total(self) -> int:
         # A count's repr, ``count(N)``, reads it without advancing it.
