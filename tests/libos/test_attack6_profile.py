@@ -146,8 +146,9 @@ def test_a_clone_failing_across_a_reset_counts_no_negative_starts(
 ) -> None:
     """Another thread resets the profile (or restarts its sampling through ``enabled``)
     while a clone is under way, and that clone then fails (no thread slot: NOMEM).  No
-    clone was started since the reset: ``started`` must be 0, never negative.  Fails:
-    the failed clone is taken off a count that never held it (``started`` is -1)."""
+    clone was started since the reset: ``started`` must be 0, never negative.  Before
+    the fix the failed clone was taken off a count that never held it (``started`` was
+    -1)."""
     with booted("direct", "eventfd") as libos:
         profile = libos.profile
 
