@@ -11,6 +11,7 @@ from __future__ import annotations
 import _thread
 import errno
 import functools
+import inspect
 import os
 import resource
 import select
@@ -25,10 +26,11 @@ from contextlib import contextmanager
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pylibos.libos import EVENT_KINDS, LibOS, PollableEvent
+from pylibos.libos import EVENT_KINDS, LibOS, PollableEvent, _clone_samples, _profile
 from pylibos.libos._clone_samples import RESERVOIR
 from pylibos.libos._profile import Profile
-from pylibos.pal import HOST_KINDS, WAIT_READ, Handle, Host, open_host
+from pylibos.pal import HOST_KINDS, WAIT_READ, Handle, Host, _interrupts, open_host
+from pylibos.pal._slots import ThreadSlots
 
 if TYPE_CHECKING:
     import pytest
@@ -433,6 +435,84 @@ def started_thread(fn: Callable[[], None]) -> threading.Thread:
     thread = threading.Thread(target=fn)
     thread.start()
     return thread
+
+
+_PROFILE_FILES = (_profile.__file__, _clone_samples.__file__)
+
+
+def _noop() -> None:
+    pass
+
+
+def clone_with_sigint_at(libos: LibOS, n: int, fn: Callable[[], object] | None = None) -> bool:
+    """Clone ``fn`` (a no-op by default) once on the calling (main) thread with a SIGINT,
+    delivered by the PAL's real handler (so a critical section defers it, as a real one
+    is), at the ``n``-th line the clone path or the profile's code runs; the thread, if
+    one was made, is joined.  Returns whether the SIGINT fired."""
+    count = 0
+    fired = False
+    clone_path = LibOS._clone.__code__
+
+    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal count, fired
+        code = frame.f_code
+        if event == "line" and (code is clone_path or code.co_filename in _PROFILE_FILES):
+            count += 1
+            if count == n:
+                fired = True
+                _interrupts._on_sigint(signal.SIGINT, frame)
+        return tracer
+
+    made: list[Any] = []
+    sys.settrace(tracer)
+    try:
+        try:
+            made.append(libos.clone(fn if fn is not None else _noop))
+        finally:
+            sys.settrace(None)
+    except KeyboardInterrupt:
+        assert fired, "a KeyboardInterrupt no SIGINT of ours raised"
+    for thread in made:
+        assert thread.join(BOUND)
+    return fired
+
+
+def _with_lines(code: CodeType) -> set[int]:
+    """Lines opening a ``with`` block: their exit is given the line again, at a step
+    where the interpreter runs no signal handler (not a place a Ctrl-C can land)."""
+    lines, first = inspect.getsourcelines(code)
+    return {first + i for i, line in enumerate(lines) if line.lstrip().startswith("with ")}
+
+
+def sigint_at_line(code: CodeType, n: int, fired: list[int]) -> TraceFunction:
+    """A trace function (for ``sys.settrace``) that calls the PAL's own SIGINT handler, as
+    the interpreter would run it on a real Ctrl-C (a critical section defers it), at the
+    ``n``-th line the main thread runs in frames of ``code``, but for its ``with``
+    lines; that line's number goes in ``fired``."""
+    count = 0
+    skip = _with_lines(code)
+    main = threading.main_thread().ident
+
+    def local(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal count
+        if event == "line" and threading.get_ident() == main and frame.f_lineno not in skip:
+            count += 1
+            if count == n:
+                fired.append(frame.f_lineno)
+                _interrupts._on_sigint(signal.SIGINT, frame)
+        return local
+
+    return tracing_only(code, local)
+
+
+def waits_for_a_thread_slot(ident: int | None) -> bool:
+    """Whether the thread ``ident`` is in a host's wait for a thread slot."""
+    frame = sys._current_frames().get(ident or 0)
+    while frame is not None:
+        if frame.f_code is ThreadSlots._await_slot.__code__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class InterruptAtLine:

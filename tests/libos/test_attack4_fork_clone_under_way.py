@@ -10,24 +10,11 @@ list reported) a thread that does not exist in the child and never will.
 
 from __future__ import annotations
 
-import sys
 import threading
 
-from libos_support import BOUND, in_fork_child, wait_until
+from libos_support import BOUND, in_fork_child, wait_until, waits_for_a_thread_slot
 from pylibos.libos import LibOS, LibOSThread
 from pylibos.pal import SgxHost, open_host
-from pylibos.pal._slots import ThreadSlots
-
-_AWAIT = ThreadSlots._await_slot.__code__
-
-
-def _waits_for_a_slot(ident: int | None) -> bool:
-    frame = sys._current_frames().get(ident or 0)
-    while frame is not None:
-        if frame.f_code is _AWAIT:
-            return True
-        frame = frame.f_back
-    return False
 
 
 def _noop() -> None:
@@ -56,7 +43,7 @@ def test_a_fork_child_does_not_list_a_parents_clone_under_way() -> None:
 
         cloner = threading.Thread(target=clone)
         cloner.start()
-        assert wait_until(lambda: _waits_for_a_slot(cloner.ident))  # in its wait for a slot
+        assert wait_until(lambda: waits_for_a_thread_slot(cloner.ident))  # in its wait for a slot
 
         def child() -> str:  # pragma: no cover - runs in the fork child
             extra = sorted(t.tid for t in libos.threads() if t.tid not in before)

@@ -16,51 +16,18 @@ edge-triggered entry, the host's edge watch still watching the descriptor)."""
 from __future__ import annotations
 
 import functools
-import inspect
 import select
-import signal
 import socket
 import threading
-from collections.abc import Callable
-from types import CodeType, FrameType
-from typing import Any
 
 import pytest
 
-from libos_support import interrupted
+from libos_support import interrupted, sigint_at_line
 from pylibos.libos import LibOS
 from pylibos.libos._interest import EpollInstance
-from pylibos.pal import _interrupts, open_host
+from pylibos.pal import open_host
 
 MAIN = threading.main_thread().ident
-
-
-def _with_lines(code: CodeType) -> set[int]:
-    """Lines opening a ``with`` block: their exit is given the line again, at a step
-    where the interpreter runs no signal handler (not a place a Ctrl-C can land)."""
-    lines, first = inspect.getsourcelines(code)
-    return {first + i for i, line in enumerate(lines) if line.lstrip().startswith("with ")}
-
-
-def _interrupt_at_line(
-    code: CodeType, n: int, fired: list[int]
-) -> Callable[[FrameType, str, Any], Any]:
-    count = 0
-    skip = _with_lines(code)
-
-    def local(frame: FrameType, event: str, arg: Any) -> Any:
-        nonlocal count
-        if event == "line" and threading.get_ident() == MAIN and frame.f_lineno not in skip:
-            count += 1
-            if count == n:
-                fired.append(frame.f_lineno)
-                _interrupts._on_sigint(signal.SIGINT, frame)
-        return local
-
-    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-        return local if frame.f_code is code else None
-
-    return tracer
 
 
 def _ctl_cut_short(op: str, mask: int, n: int) -> tuple[int | None, list[str]]:
@@ -78,7 +45,7 @@ def _ctl_cut_short(op: str, mask: int, n: int) -> tuple[int | None, list[str]]:
                 getattr(ep, op), a.fileno(), *([mask] if op == "register" else [])
             )
             code = getattr(EpollInstance, op).__code__
-            came = interrupted(work, _interrupt_at_line(code, n, fired))
+            came = interrupted(work, sigint_at_line(code, n, fired))
             assert came == bool(fired), fired
         finally:
             ep.close()

@@ -16,50 +16,17 @@ open.  Either stays on the host until it shuts down."""
 
 from __future__ import annotations
 
-import inspect
 import os
-import signal
 import threading
-from collections.abc import Callable
-from types import CodeType, FrameType
-from typing import Any
 
 import pytest
 
-from libos_support import interrupted
+from libos_support import interrupted, sigint_at_line
 from pylibos.libos import LibOS, PollableEvent
-from pylibos.pal import _interrupts, open_host
+from pylibos.pal import open_host
 
 MAIN = threading.main_thread().ident
 _REBUILD = PollableEvent._rebuild.__code__
-
-
-def _with_lines(code: CodeType) -> set[int]:
-    """Lines opening a ``with`` block: their exit is given the line again, at a step
-    where the interpreter runs no signal handler (not a place a Ctrl-C can land)."""
-    lines, first = inspect.getsourcelines(code)
-    return {first + i for i, line in enumerate(lines) if line.lstrip().startswith("with ")}
-
-
-def _interrupt_at_line(
-    code: CodeType, n: int, fired: list[int]
-) -> Callable[[FrameType, str, Any], Any]:
-    count = 0
-    skip = _with_lines(code)
-
-    def local(frame: FrameType, event: str, arg: Any) -> Any:
-        nonlocal count
-        if event == "line" and threading.get_ident() == MAIN and frame.f_lineno not in skip:
-            count += 1
-            if count == n:
-                fired.append(frame.f_lineno)
-                _interrupts._on_sigint(signal.SIGINT, frame)
-        return local
-
-    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-        return local if frame.f_code is code else None
-
-    return tracer
 
 
 def _rebuild_cut_short(events: str, n: int) -> tuple[int | None, list[str]]:
@@ -70,7 +37,7 @@ def _rebuild_cut_short(events: str, n: int) -> tuple[int | None, list[str]]:
         before = set(host.open_handles())
         event = libos.create_pollable_event()
         os.close(event._write._fd)  # the host closes the PAL's descriptor
-        came = interrupted(event.set, _interrupt_at_line(_REBUILD, n, fired))
+        came = interrupted(event.set, sigint_at_line(_REBUILD, n, fired))
         assert came == bool(fired), fired
         event.destroy()
         left = [f"{h.uri} fd {h._fd}" for h in set(host.open_handles()) - before]

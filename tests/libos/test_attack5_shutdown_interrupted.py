@@ -22,56 +22,22 @@ stay open on the host until the host itself shuts down."""
 
 from __future__ import annotations
 
-import inspect
 import select
-import signal
 import socket
 import threading
-from collections.abc import Callable
-from types import CodeType, FrameType
+from types import CodeType
 from typing import Any
 
 import pytest
 
-from libos_support import BOUND, interrupted
+from libos_support import BOUND, interrupted, sigint_at_line
 from pylibos.libos import LibOS
 from pylibos.libos._event import EventFactory
 from pylibos.libos._interest import EpollInstance
 from pylibos.libos._teardown import Teardown
-from pylibos.pal import _interrupts, open_host
+from pylibos.pal import open_host
 
 MAIN = threading.main_thread().ident
-
-
-def _with_lines(code: CodeType) -> set[int]:
-    """The lines of ``code`` that open a ``with`` block.  Its exit (a lock's release) is
-    given that line again, at a step where the interpreter runs no signal handler: not
-    a place a Ctrl-C can land, so not tried."""
-    lines, first = inspect.getsourcelines(code)
-    return {first + i for i, line in enumerate(lines) if line.lstrip().startswith("with ")}
-
-
-def _interrupt_at_line(
-    code: CodeType, n: int, fired: list[int]
-) -> Callable[[FrameType, str, Any], Any]:
-    """A tracer calling the PAL's SIGINT handler at the ``n``-th line of ``code`` (but
-    for the lines of its ``with`` statements); that line's number goes in ``fired``."""
-    count = 0
-    skip = _with_lines(code)
-
-    def local(frame: FrameType, event: str, arg: Any) -> Any:
-        nonlocal count
-        if event == "line" and threading.get_ident() == MAIN and frame.f_lineno not in skip:
-            count += 1
-            if count == n:
-                fired.append(frame.f_lineno)
-                _interrupts._on_sigint(signal.SIGINT, frame)
-        return local
-
-    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-        return local if frame.f_code is code else None
-
-    return tracer
 
 
 def _cut_short_then_again(code: CodeType, n: int) -> tuple[int | None, list[str]]:
@@ -94,7 +60,7 @@ def _cut_short_then_again(code: CodeType, n: int) -> tuple[int | None, list[str]
         stays = libos.clone(parked.wait, BOUND)  # in the table through the teardown
         ep = libos.epoll()  # closed by the teardown, with what it watches
         ep.register(a.fileno(), select.EPOLLIN)
-        came = interrupted(lambda: libos.shutdown(0.01), _interrupt_at_line(code, n, fired))
+        came = interrupted(lambda: libos.shutdown(0.01), sigint_at_line(code, n, fired))
         assert came == bool(fired), fired
         libos.shutdown(0.01)  # finishes the teardown cut short
         left = [f"{h.uri} fd {h._fd}" for h in host.open_handles()]

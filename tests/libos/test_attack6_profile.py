@@ -6,10 +6,6 @@ whole (its moments and reservoir agreeing, ``statistics()`` answering)."""
 from __future__ import annotations
 
 import functools
-import signal
-import sys
-from types import FrameType
-from typing import Any
 
 import pytest
 
@@ -17,45 +13,16 @@ from libos_support import (
     BOUND,
     assert_profile_whole,
     booted,
+    clone_with_sigint_at,
     interrupted,
-    tracing_only,
+    sigint_at_line,
 )
-from pylibos.libos import LibOS, Profile
-from pylibos.libos import _profile as profile_module
-from pylibos.pal import PalError, PalErrorCode, _interrupts
+from pylibos.libos import Profile
+from pylibos.pal import PalError, PalErrorCode
 
 
 def _noop() -> None:
     return None
-
-
-def _interrupt_clone_at(libos: LibOS, n: int, fn: Any) -> bool:
-    """Clone ``fn`` once with a SIGINT, delivered by the real handler (so a critical
-    section defers it), at the ``n``-th line the clone path or the profile's code runs;
-    True if it fired."""
-    count = 0
-    fired = False
-    clone_path = LibOS._clone.__code__
-
-    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-        nonlocal count, fired
-        code = frame.f_code
-        if event == "line" and (code is clone_path or code.co_filename == profile_module.__file__):
-            count += 1
-            if count == n:
-                fired = True
-                _interrupts._on_sigint(signal.SIGINT, frame)
-        return tracer
-
-    sys.settrace(tracer)
-    try:
-        try:
-            libos.clone(fn)
-        finally:
-            sys.settrace(None)
-    except KeyboardInterrupt:
-        assert fired
-    return fired
 
 
 @pytest.mark.parametrize("every", [1, 2])  # the interrupted clone sampled, or not
@@ -73,7 +40,7 @@ def test_started_counts_the_threads_that_ran_after_a_ctrl_c_anywhere(every: int)
         with booted("direct", "eventfd", profile_every=every) as libos:
             if every == 2:
                 assert libos.clone(ran.append, 0).join(BOUND)  # the next one: not sampled
-            fired = _interrupt_clone_at(libos, n, functools.partial(ran.append, 1))
+            fired = clone_with_sigint_at(libos, n, functools.partial(ran.append, 1))
         # shutdown joined every thread the LibOS started
         assert_profile_whole(libos.profile)
         if libos.profile.started != len(ran):
@@ -83,26 +50,6 @@ def test_started_counts_the_threads_that_ran_after_a_ctrl_c_anywhere(every: int)
         n += 1
     assert n > 10
     assert not wrong, f"(line, started, threads that ran): {wrong}"
-
-
-class _SigintAtLine:
-    """A frame's trace function that calls the PAL's own SIGINT handler (as the
-    interpreter would run it on a real Ctrl-C) at the ``n``-th line event it is given,
-    once: inside a critical section the interrupt is deferred to the section's end, as
-    a real one is; ``fired`` holds that line's number."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.count = 0
-        self.fired: list[int] = []
-
-    def __call__(self, frame: FrameType, event: str, arg: Any) -> Any:
-        if event == "line":
-            self.count += 1
-            if self.count == self.n and not self.fired:
-                self.fired.append(frame.f_lineno)
-                _interrupts._on_sigint(signal.SIGINT, frame)
-        return self
 
 
 def test_a_ctrl_c_in_reset_leaves_the_profile_whole() -> None:
@@ -120,9 +67,9 @@ def test_a_ctrl_c_in_reset_leaves_the_profile_whole() -> None:
             for _ in range(3):
                 assert libos.clone(_noop).join(BOUND)
             assert profile.clones >= 3  # (folds the pending clones in)
-            cut = _SigintAtLine(n)
-            fired = interrupted(profile.reset, tracing_only(Profile.reset.__code__, cut))
-            where = cut.fired[0] if cut.fired else -1
+            cut: list[int] = []
+            fired = interrupted(profile.reset, sigint_at_line(Profile.reset.__code__, n, cut))
+            where = cut[0] if cut else -1
             if profile._lock.locked():
                 # Cut at the with line's second line event, as the block ends: the
                 # interpreter runs no signal handler there (no place for a Ctrl-C).

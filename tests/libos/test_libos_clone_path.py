@@ -5,55 +5,26 @@ moment and a host that refuses."""
 from __future__ import annotations
 
 import _thread
-import signal
 import sys
 import threading
-from types import FrameType
 from typing import Any
 
 import pytest
 
-from libos_support import BOUND, assert_profile_whole, booted, failing_start_report
-from pylibos.libos import LibOS, install
-from pylibos.libos import _profile as profile_module
-from pylibos.pal import PalError, PalErrorCode, SgxHost, _interrupts, open_host
+from libos_support import (
+    BOUND,
+    assert_profile_whole,
+    booted,
+    clone_with_sigint_at,
+    failing_start_report,
+)
+from pylibos.libos import install
+from pylibos.pal import PalError, PalErrorCode, SgxHost, open_host
 from pylibos.pal import _thread as pal_thread
 
 
 def _noop() -> None:
     return None
-
-
-def _interrupt_in_profile(libos: LibOS, n: int) -> bool:
-    """Clone once with a SIGINT, as the real handler delivers it (deferred inside a
-    critical section), at the ``n``-th line the profile's code runs or the clone path
-    (which takes the profile's boundaries itself); True if it fired."""
-    count = 0
-    fired = False
-    clone_path = LibOS._clone.__code__
-
-    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-        nonlocal count, fired
-        code = frame.f_code
-        if event == "line" and (code is clone_path or code.co_filename == profile_module.__file__):
-            count += 1
-            if count == n:
-                fired = True
-                _interrupts._on_sigint(signal.SIGINT, frame)
-        return tracer
-
-    threads = []
-    sys.settrace(tracer)
-    try:
-        try:
-            threads.append(libos.clone(_noop))
-        finally:
-            sys.settrace(None)
-    except KeyboardInterrupt:
-        assert fired
-    for thread in threads:
-        assert thread.join(BOUND)
-    return fired
 
 
 def test_interrupt_anywhere_in_the_profile_keeps_it_whole() -> None:
@@ -62,7 +33,7 @@ def test_interrupt_anywhere_in_the_profile_keeps_it_whole() -> None:
     with booted("sgx", "raw") as libos:
         assert libos.clone(_noop).join(BOUND)
         n = 1
-        while _interrupt_in_profile(libos, n):
+        while clone_with_sigint_at(libos, n):
             assert_profile_whole(libos.profile)
             before = libos.profile.clones
             assert libos.clone(_noop).join(BOUND)

@@ -6,18 +6,16 @@ clone path and a fork child leave the sampling whole."""
 from __future__ import annotations
 
 import random
-import signal
-import sys
 import threading
-from types import FrameType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
-from libos_support import BOUND, assert_profile_whole, booted, in_fork_child
+from libos_support import BOUND, assert_profile_whole, booted, clone_with_sigint_at, in_fork_child
 from pylibos.libos import SAMPLE_EVERY, LibOS, Profile
 from pylibos.libos import _profile as profile_module
-from pylibos.pal import Host, _interrupts, open_host
+from pylibos.pal import Host, open_host
 
 
 def _noop() -> None:
@@ -269,37 +267,6 @@ def test_a_failed_clone_is_not_started(monkeypatch: pytest.MonkeyPatch) -> None:
         assert not libos.profile._local.state.clone
 
 
-def _interrupted_clone(libos: LibOS, n: int) -> bool:
-    """Clone once with a SIGINT, as the real handler delivers it, at the ``n``-th line
-    the clone path or the profile's code runs; True if it fired."""
-    count = 0
-    fired = False
-    clone_path = LibOS._clone.__code__
-
-    def tracer(frame: FrameType, event: str, arg: Any) -> Any:
-        nonlocal count, fired
-        code = frame.f_code
-        if event == "line" and (code is clone_path or code.co_filename == profile_module.__file__):
-            count += 1
-            if count == n:
-                fired = True
-                _interrupts._on_sigint(signal.SIGINT, frame)
-        return tracer
-
-    threads = []
-    sys.settrace(tracer)
-    try:
-        try:
-            threads.append(libos.clone(_noop))
-        finally:
-            sys.settrace(None)
-    except KeyboardInterrupt:
-        assert fired
-    for thread in threads:
-        assert thread.join(BOUND)
-    return fired
-
-
 @pytest.mark.parametrize("turn", [0, 1])  # the interrupted clone sampled, or not
 def test_interrupt_anywhere_keeps_the_sampling_whole(turn: int) -> None:
     """A Ctrl-C at any line of a sampled or an unsampled clone: the profile stays whole,
@@ -310,7 +277,7 @@ def test_interrupt_anywhere_keeps_the_sampling_whole(turn: int) -> None:
         for _ in range(turn):
             assert libos.clone(_noop).join(BOUND)
         n = 1
-        while _interrupted_clone(libos, n):
+        while clone_with_sigint_at(libos, n):
             assert_profile_whole(profile)
             before = profile.clones
             for _ in range(every):

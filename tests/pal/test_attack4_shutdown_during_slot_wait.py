@@ -9,27 +9,14 @@ one asleep on the slot doorbell: shutdown rings it.  Before, it slept on for the
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 
-from libos_support import wait_until
+from libos_support import wait_until, waits_for_a_thread_slot
 from pylibos import pal
 from pylibos.pal import ShutDownError
-from pylibos.pal._slots import ThreadSlots
 
 from ._pal_support import WAIT_S
-
-_AWAIT = ThreadSlots._await_slot.__code__
-
-
-def _waits_for_a_slot(ident: int | None) -> bool:
-    frame = sys._current_frames().get(ident or 0)
-    while frame is not None:
-        if frame.f_code is _AWAIT:
-            return True
-        frame = frame.f_back
-    return False
 
 
 def test_a_start_waiting_for_a_slot_fails_with_shutdown_as_the_host_shuts_down() -> None:
@@ -52,7 +39,7 @@ def test_a_start_waiting_for_a_slot_fails_with_shutdown_as_the_host_shuts_down()
     starter = threading.Thread(target=start)
     starter.start()
     try:
-        assert wait_until(lambda: _waits_for_a_slot(starter.ident))
+        assert wait_until(lambda: waits_for_a_thread_slot(starter.ident))
         host.shutdown(0.05)  # the holder does not end: shutdown gives up on it
         shut = time.monotonic()
         assert ended.wait(1.0), (
