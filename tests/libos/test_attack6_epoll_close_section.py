@@ -84,7 +84,7 @@ def test_a_ctrl_c_in_an_epoll_close_waits_for_no_other_threads_rebuild() -> None
             setter.start()
             assert wait_until(lambda: bool(raced)), "the rebuild never opened a pipe"
             assert event._lock.locked(), "the rebuild does not hold the event's lock"
-            wake_line = _line_of(_CLOSE, "self._wake_waiters()")
+            wake_line = _line_of(_CLOSE, "for event in waiters:")
 
             def local(frame: FrameType, what: str, arg: Any) -> Any:
                 if what == "line" and frame.f_lineno == wake_line:

@@ -116,6 +116,7 @@ class EpollInstance:
                     return
                 self.closed = True
                 entries, self.entries = list(self.entries.values()), {}
+                waiters = list(self.waiters)
             if _by_number.get(self.number) is self:
                 del _by_number[self.number]
             for entry in entries:
@@ -127,9 +128,10 @@ class EpollInstance:
             _pal_critical = False
             if pal.critical_owed[0]:
                 pal.critical_deliver()
-        # Outside the section: a waiter's event may be held by another thread's
-        # rebuild (a handshake the host stalls), and a Ctrl-C must not wait for it.
-        self._wake_waiters()
+        # The waiters woken outside the section: a waiter's event may be held by another
+        # thread's rebuild (a handshake the host stalls), and a Ctrl-C must not wait.
+        for event in waiters:
+            event.set()
 
     # -- the interest list -------------------------------------------------------------
 
