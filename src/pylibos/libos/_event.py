@@ -107,8 +107,7 @@ class PollableEvent:
 
     def clear(self) -> None:
         with self._lock:
-            if not self._set or self.closed:
-                self._set = False
+            if not self._set:
                 return
             self._set = False
             self._signal(self._host.read, self._read, _DRAIN_CHUNK)

@@ -176,11 +176,11 @@ class LibOS(Services):
         # get_new_thread ends at t3, the clone once the host thread exists.  The host
         # calls are read at t0, t2 and the end: t0..t1 and t2..t3 make none (the thread
         # object, the table, the section's bounds), so the counts there are the same.
-        # A marked critical section from here to the end of the first section below
-        # (it sets the marker again, and its ``finally`` clears it): a Ctrl-C comes
-        # only once the thread runs or the rollback has undone everything, so the
-        # profile's count of clones started (its turn in the sampling taken here, given
-        # back by ``drop_clone``) is never off by one.
+        # A marked critical section from here to the ``finally`` in the loop below
+        # (a retry after a wait for a slot opens it again): a Ctrl-C comes only once
+        # the thread runs or the rollback has undone everything, so the profile's count
+        # of clones started (its turn in the sampling taken here, given back by
+        # ``drop_clone``) is never off by one.
         _pal_critical = True
         profile = self.profile
         opened = profile.open_clone() if next(profile.sampling) else None
@@ -202,7 +202,6 @@ class LibOS(Services):
         wait = None
         try:
             while True:
-                _pal_critical = True  # a marked critical section (pylibos.pal): to the finally
                 try:
                     if thread.event is None:  # the first time round
                         if opened is not None:
@@ -245,6 +244,7 @@ class LibOS(Services):
                 if wait is None:
                     wait = self.host.slot_wait()
                 wait.wait()
+                _pal_critical = True  # the section again, for the next try
         except BaseException as exc:
             # The rollback is one marked section: a Ctrl-C finds the thread either still
             # in the table with its event (shutdown destroys it) or out of it with its

@@ -274,18 +274,11 @@ class SlotWait:
         self._deadline: float | None = None
 
     def wait(self) -> None:
-        host = self._host
         if self._deadline is None:
-            self._deadline = time.monotonic() + host.slot_timeout
-        try:
-            host._await_slot(self._deadline, self._helper)
-        except BaseException:
-            # A Ctrl-C just after the wait took a ring (a slot came free), or shutdown:
-            # passed on, for a start waiting beside this one.
-            host._pass_ring()
-            raise
+            self._deadline = time.monotonic() + self._host.slot_timeout
+        self._host._await_slot(self._deadline, self._helper)
 
     def abandon(self) -> None:
-        """The start gave up after a wait: a ring it took, for a slot it did not
-        take, goes to the next waiter."""
+        """The start gave up after a wait (the wait itself raised, or the start after
+        it): a ring it took, for a slot it did not take, goes to the next waiter."""
         self._host._pass_ring()

@@ -63,19 +63,18 @@ class PalThread:
     _launch: tuple[Any, ...] | None = None
 
     def start(self) -> None:
-        """Start the host thread; raises ``RuntimeError`` when the OS refuses one."""
+        """Start a joinable host thread (``_joinable``: Python 3.13+, on the handle
+        ``threading`` made); raises ``RuntimeError`` when the OS refuses one.  (A thread
+        that is not joinable is started by its host in place: ``thread_start_now``.)"""
+        assert _start_joinable_thread is not None, "joinable threads need Python 3.13"
+        assert self._joinable is not None and self._launch is not None
         self._started = True
         try:
-            if self._joinable is None:
-                self.ident = _start_new_thread(self._run, self._launch)  # type: ignore[arg-type]
-            else:
-                assert _start_joinable_thread is not None, "joinable threads need Python 3.13"
-                assert self._launch is not None
-                handle, daemon = self._joinable
-                self.handle = _start_joinable_thread(
-                    functools.partial(self._run, *self._launch), handle=handle, daemon=daemon
-                )
-                self.ident = self.handle.ident  # type: ignore[attr-defined]
+            handle, daemon = self._joinable
+            self.handle = _start_joinable_thread(
+                functools.partial(self._run, *self._launch), handle=handle, daemon=daemon
+            )
+            self.ident = self.handle.ident  # type: ignore[attr-defined]
             # Let go here, on the creator (the thread has its arguments): no cycle stays
             # through them (``tag`` may hold the thread).
             self._launch = None
