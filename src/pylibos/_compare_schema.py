@@ -240,6 +240,11 @@ class SettingsJSON(TypedDict):
     reference_normalised: NotRequired[bool]
     """Ratios between configurations and live scaling are taken on times normalised by
     each batch's reference workload (format 9; ``--no-reference``: false)."""
+    profile_every: NotRequired[int]
+    """The LibOS profile timed one clone in this many: the phases' figures are over the
+    sampled clones, ``start`` over every start (its mean carries the profile's cost once
+    in this many).  Absent: every clone was timed (1).  A batch without a sampled clone
+    is recorded with the next as one (``batch_rounds`` then has fewer than ``batches``)."""
 
 
 class UntilStable(TypedDict):

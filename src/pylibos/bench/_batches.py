@@ -13,6 +13,12 @@ batches, as ``timeit`` does: a collection of the older generations walks every t
 object of the process, thousands of ``Thread`` objects with 1,000 live threads, and would
 land in one thread's start as milliseconds that belong to no thread start.
 
+A LibOS configuration's profile times one clone in a few (``LibOSSubject``): a batch's
+phase figures are over its sampled clones.  A batch without one (batches smaller than the
+sampling interval) has no figure of any phase, and recording a 0 for it would be a false
+figure: it is recorded together with the batch after it, as one, its starts with that
+batch's (``batches`` counts the batches run, ``batch_rounds`` one figure per record).
+
 Batches run in slices of a fixed time; a slice another process crowded on the measuring
 CPU is dropped and measured again.  The reference workload (``_reference_workload``) is
 timed before a slice's first batch and after each batch.
@@ -70,6 +76,9 @@ class Subject:
         # Every per-clone sample of the run, by phase (0 where a clone skipped the phase).
         self._ns: dict[str, list[int]] = {p: [] for p in TIMED}
         self._start_ns: list[int] = []
+        self.max_unrecorded = 0
+        """Batches in a row that may end with nothing to record (no sampled clone) before
+        the subject is taken for broken."""
 
     def setup(self) -> None:
         raise NotImplementedError
@@ -80,9 +89,11 @@ class Subject:
     def result(self) -> Entry:
         raise NotImplementedError
 
-    def _batch_figures(self) -> dict[str, tuple[float, float] | None]:
-        """The (median, mean) per clone of each phase in the batch just run; None for a
-        phase no clone of it ran.  Also keeps the batch's samples for the run's figures."""
+    def _batch_figures(self) -> dict[str, tuple[float, float] | None] | None:
+        """The (median, mean) per clone of each phase in the batches run since the last
+        record; a phase missing from it (or None) is one no clone of them ran.  Also keeps
+        their samples for the run's figures.  None, taking nothing, when they have no
+        figure to give yet (no sampled clone): the next batch's record holds them too."""
         raise NotImplementedError
 
     def run_batch(self) -> None:
@@ -95,10 +106,21 @@ class Subject:
         the one after.  Returns the last reference."""
         end = time.perf_counter() + seconds
         before = reference_ns() if reference is None else reference
+        unrecorded = 0
         while True:
             self.run_batch()
             self.batches += 1
-            self._record_batch(round_no)
+            if not self._record_batch(round_no):
+                # Kept for the next batch's record (no sampled clone): the slice goes on
+                # until it ends on a record, so no batch is carried into another slice.
+                unrecorded += 1
+                if unrecorded > self.max_unrecorded:
+                    raise RuntimeError(
+                        f"{self.config.name}: {unrecorded} batches in a row without a"
+                        " figure to record (no clone sampled)"
+                    )
+                continue
+            unrecorded = 0
             after = reference_ns()
             missing = len(self.batch_rounds) - len(self.batch_reference)
             self.batch_reference += [(before + after) / 2] * missing
@@ -153,15 +175,22 @@ class Subject:
         for phase, n in samples.items():
             del self._ns[phase][n:]
 
-    def _record_batch(self, round_no: int) -> None:
+    def _record_batch(self, round_no: int) -> bool:
+        """Record the figures of the batches run since the last record, as one batch of
+        round ``round_no``; False if there was nothing to record yet.  A phase the
+        record's sampled clones all skipped counts 0 (each of them ran it for 0 ns); a
+        record has sampled clones, so no phase counts 0 for want of a sample."""
         if not self._start_ns:
-            return
+            return False
         figures = self._batch_figures()
+        if figures is None:
+            return False
         for phase in TIMED:
             median, mean = figures.get(phase) or (0.0, 0.0)
             self.batch_ns[phase]["median"].append(median)
             self.batch_ns[phase]["mean"].append(mean)
         self.batch_rounds.append(round_no)
+        return True
 
     def _start_batch(self) -> None:
         """The measured statement, ``batch`` times, with the collector off; then the

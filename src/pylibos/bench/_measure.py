@@ -41,6 +41,7 @@ from ._machine import machine as machine
 from ._machine import nominal_ghz as nominal_ghz
 from ._machine import rss_kib as rss_kib
 from ._processes import _ANSWER_S, _END_S, _end, _Process
+from ._subjects import sampling_interval
 from ._warnings import projected
 
 _P = TypeVar("_P")
@@ -85,6 +86,7 @@ class Settings:
             "native_again": list(self.native_again(configs)),
             "live_scaling_by_part": True,
             "reference_normalised": self.reference,
+            "profile_every": sampling_interval(self.batch),
         }
 
     def native_again(self, configs: Sequence[Config]) -> tuple[int, ...]:

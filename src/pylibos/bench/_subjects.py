@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import statistics
 import threading
 from collections.abc import Iterator
@@ -22,11 +23,37 @@ from typing import Any
 
 from .._schema import Entry
 from ..libos import PHASES, Hook, LibOS
+from ..libos._profile import check_every
 from ..pal import Host, HostCallStats, open_host
 from ._batches import JOIN_S, Subject
 from ._configs import Config
 
 _LIVE_WAIT_S = 3600.0
+
+PROFILE_EVERY = 8
+"""The most clones the benchmark's profile lets pass between two it times (see
+``sampling_interval``): the figures of the phases are over about one clone in 8, ``start``
+over every one, so its median is that of a start not timed and its mean carries the
+profile's cost amortised, one start in 8."""
+
+
+def sampling_interval(batch: int, most: int = PROFILE_EVERY) -> int:
+    """The sampling interval of the phase profile for batches of ``batch`` threads: the
+    largest at most ``most`` and at most ``batch`` that shares no factor with ``batch``.
+
+    The profile samples systematically (the clones 0, n, 2n... of the LibOS's life, and a
+    reset does not restart the count), so any ``n`` consecutive clones hold exactly one
+    sampled clone: with ``n <= batch`` every batch holds one at least.  With ``n`` a
+    divisor of ``batch`` (or sharing a factor with it) the sampled clones would sit at the
+    same few places in every batch, and a batch's first start is its slowest; coprime,
+    they move through every place of the batch, one batch after another (batches of 100:
+    7, so a batch holds 14 or 15 sampled clones)."""
+    if batch < 1:
+        raise ValueError(f"a batch is at least 1 thread, got {batch}")
+    n = min(check_every(most), batch)
+    while math.gcd(n, batch) != 1:
+        n -= 1
+    return n
 
 
 class NativeSubject(Subject):
@@ -63,8 +90,26 @@ class NativeSubject(Subject):
 
 
 class LibOSSubject(Subject):
+    """A LibOS configuration.  Its profile times one clone in ``profile_every`` (an int of
+    at least 1; by default ``sampling_interval(batch)``, so every batch holds sampled clones)."""
+
     host: Host
     libos: LibOS
+
+    def __init__(
+        self,
+        config: Config,
+        live: int,
+        batch: int,
+        tls: str | None = None,
+        profile_every: int | None = None,
+    ) -> None:
+        super().__init__(config, live, batch, tls)
+        every = sampling_interval(batch) if profile_every is None else profile_every
+        self.profile_every = check_every(every)
+        # Batches without a sampled clone are recorded with the next one; each batch
+        # has a clone at least, so this many in a row cannot all be without one.
+        self.max_unrecorded = self.profile_every
 
     def setup(self) -> None:
         c = self.config
@@ -77,7 +122,7 @@ class LibOSSubject(Subject):
             options["tls"] = self.tls
         self.host = open_host(c.pal, **options)
         try:
-            self.libos = LibOS(self.host, c.events, c.pool)
+            self.libos = LibOS(self.host, c.events, c.pool, profile_every=self.profile_every)
         except BaseException:
             self.host.shutdown()
             raise
@@ -105,11 +150,15 @@ class LibOSSubject(Subject):
         self._calls0 = self.host.statistics()
         self._workers0 = self.libos.worker_host_calls()
 
-    def _batch_figures(self) -> dict[str, tuple[float, float] | None]:
-        # The profile gives the batch's statistics (a phase a clone skipped counts 0 in
-        # it); its samples move out batch by batch, so it never holds more than a batch.
+    def _batch_figures(self) -> dict[str, tuple[float, float] | None] | None:
+        # The profile gives the statistics of the batch's sampled clones (a phase a
+        # sampled clone skipped counts 0 in it); its samples move out batch by batch, so
+        # it never holds more than a batch.  A batch without a sampled clone has no
+        # figure of any phase: it is kept, its starts and all, for the next batch.
         profile = self.libos.profile
         stats = profile.statistics()
+        if not stats.sampled:
+            return None
         figures: dict[str, tuple[float, float] | None] = {}
         for p in PHASES:
             s = stats.get(p)
@@ -172,7 +221,15 @@ class LibOSSubject(Subject):
         return self._entry(self.host.tls, (made.total - workers) / threads, by_kind)
 
 
-def make_subject(config: Config, live: int, batch: int, tls: str | None = None) -> Subject:
+def make_subject(
+    config: Config,
+    live: int,
+    batch: int,
+    tls: str | None = None,
+    profile_every: int | None = None,
+) -> Subject:
+    """``config`` at ``live`` live threads in batches of ``batch``; a LibOS configuration's
+    profile times one clone in ``profile_every`` (``sampling_interval(batch)`` if None)."""
     if config.native:
         return NativeSubject(config, live, batch)
-    return LibOSSubject(config, live, batch, tls)
+    return LibOSSubject(config, live, batch, tls, profile_every)
