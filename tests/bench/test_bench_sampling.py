@@ -5,14 +5,18 @@ interval recorded in the run's settings."""
 from __future__ import annotations
 
 import gc
+import json
 import math
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pylibos.bench import RunData, parse_config
+from pylibos._cli import main
+from pylibos._cli._parser import PROFILE_EVERY as PROFILE_EVERY_OPTION
+from pylibos.bench import RunData, Settings, parse_config, parse_config_list, run
 from pylibos.bench._subjects import (
     PROFILE_EVERY,
     LibOSSubject,
@@ -170,3 +174,62 @@ def test_the_run_records_the_interval_and_samples(short_run: RunData) -> None:
             per = e["batches_ns"][phase]
             assert per is not None and len(per["median"]) == len(e["batch_rounds"])
             assert min(per["median"]) > 0 and min(per["mean"]) > 0, (e["name"], phase)
+
+
+@pytest.mark.parametrize(
+    ("batch", "most", "recorded"), [(100, 8, 7), (100, 1, 1), (12, 8, 7), (10, 16, 9), (4, 8, 3)]
+)
+def test_the_settings_record_the_interval_the_processes_use(
+    batch: int, most: int, recorded: int
+) -> None:
+    settings = Settings(batch=batch, profile_every=most)
+    assert settings.profile_interval() == recorded
+    configs = parse_config_list("native,sgx/raw")
+    assert settings.as_json(configs, 2.0)["profile_every"] == recorded
+    assert Settings().profile_every == PROFILE_EVERY == PROFILE_EVERY_OPTION.default
+
+
+@pytest.mark.parametrize("every", [0, -1, 10_001])
+def test_a_run_refuses_a_bad_interval(every: int) -> None:
+    with pytest.raises(ValueError, match=f"--profile-every must be in \\[1, 10000\\], got {every}"):
+        run([parse_config("sgx/raw")], Settings(profile_every=every))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"), [("0", "must be 1 or more, got 0"), ("eight", "not an integer")]
+)
+def test_compare_refuses_a_bad_profile_every(
+    value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", "--profile-every", value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --profile-every: {message}" in err and "Traceback" not in err
+
+
+def test_compare_too_large_a_profile_every_is_one_error_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["compare", "--profile-every", "20000"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: --profile-every must be in [1, 10000], got 20000")
+    assert "Traceback" not in err
+
+
+def test_compare_with_profile_every_samples_as_told(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real compare in batches of 5, one clone in 3 timed: the JSON says 3 and every
+    batch's phase figures are those of its one or two sampled clones."""
+    out = tmp_path / "run.json"
+    argv = ["compare", "--configs", "native,sgx/raw", "--duration", "0.1", "--rounds", "1"]
+    argv += ["--batch", "5", "--live", "0", "--profile-every", "3", "--json", str(out)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    data = json.loads(out.read_text())
+    assert data["settings"]["profile_every"] == 3
+    (raw,) = [e for e in data["configs"] if e["name"] == "sgx/raw"]
+    assert len(raw["batch_rounds"]) == raw["batches"] >= 1
+    clone = raw["batches_ns"]["clone"]
+    assert clone is not None and min(clone["median"]) > 0

@@ -30,6 +30,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         tls=args.tls,
         pin=not args.all_cpus,
         reference=not getattr(args, "no_reference", False),
+        profile_every=args.profile_every,
     )
     try:
         validate(settings)

@@ -20,6 +20,7 @@ from ._options import (
     measuring,
     ocall_cycles,
     positive_float,
+    positive_integer,
 )
 from ._report import cmd_report
 from ._workloads import cmd_workloads
@@ -49,6 +50,17 @@ NO_REFERENCE = Option(
 )
 
 
+PROFILE_EVERY = Option(
+    "--profile-every",
+    metavar="N",
+    type=positive_integer,
+    default=8,
+    help="time the LibOS's phases in one thread start in N at most (the largest such N "
+    "sharing no factor with --batch: 7 with batches of 100); start is timed for every "
+    "start, its mean carrying the profile's cost once in N (default 8; 1: every start)",
+)
+
+
 def _commands() -> list[_Command]:
     from ..bench import valid_names
     from ..workloads import DEFAULT_TIMEOUT_S
@@ -69,7 +81,7 @@ def _commands() -> list[_Command]:
          Option("--budget", metavar="S", type=positive_float, default=60.0,
                 help="with --until-stable: seconds of measuring per live count after which "
                 "no further round starts (default 60)"),
-         NO_REFERENCE, *RENDERING),
+         NO_REFERENCE, PROFILE_EVERY, *RENDERING),
         cmd_compare,
     )
     bench = _Command(
@@ -79,7 +91,7 @@ def _commands() -> list[_Command]:
         "seed's table: per-phase means, p1, p2, p3.",
         (Option("--config", metavar="NAME", required=True,
                 help=f"the configuration: {', '.join(valid_names())}"),
-         *measuring(duration=5.0, live=(0,)), NO_REFERENCE, *RENDERING),
+         *measuring(duration=5.0, live=(0,)), NO_REFERENCE, PROFILE_EVERY, *RENDERING),
         cmd_bench,
     )
     run = _Command(

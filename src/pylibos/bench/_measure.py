@@ -41,7 +41,7 @@ from ._machine import machine as machine
 from ._machine import nominal_ghz as nominal_ghz
 from ._machine import rss_kib as rss_kib
 from ._processes import _ANSWER_S, _END_S, _end, _Process
-from ._subjects import sampling_interval
+from ._subjects import PROFILE_EVERY, sampling_interval
 from ._warnings import projected
 
 _P = TypeVar("_P")
@@ -67,6 +67,8 @@ class Settings:
     """Take ratios between configurations and live scaling on times normalised by each
     batch's reference workload (``--no-reference`` turns it off; the reference is timed
     either way)."""
+    profile_every: int = PROFILE_EVERY
+    """The LibOS profile times one clone in at most this many (``profile_interval``)."""
 
     def as_json(self, configs: Sequence[Config], ghz: float) -> SettingsJSON:
         return {
@@ -86,8 +88,13 @@ class Settings:
             "native_again": list(self.native_again(configs)),
             "live_scaling_by_part": True,
             "reference_normalised": self.reference,
-            "profile_every": sampling_interval(self.batch),
+            "profile_every": self.profile_interval(),
         }
+
+    def profile_interval(self) -> int:
+        """The LibOS profile's sampling interval: ``profile_every``, or less so that it
+        shares no factor with the batch and is at most the batch (``sampling_interval``)."""
+        return sampling_interval(self.batch, self.profile_every)
 
     def native_again(self, configs: Sequence[Config]) -> tuple[int, ...]:
         """The live counts at which native is measured a second time in every round: the
@@ -117,6 +124,8 @@ def validate(settings: Settings) -> None:
         raise ValueError(f"--batch must be in [1, 10000], got {settings.batch}")
     if not 1 <= settings.rounds <= 1000:
         raise ValueError(f"--rounds must be in [1, 1000], got {settings.rounds}")
+    if not 1 <= settings.profile_every <= 10_000:
+        raise ValueError(f"--profile-every must be in [1, 10000], got {settings.profile_every}")
     for n in settings.live:
         if not 0 <= n <= 10_000:
             raise ValueError(f"--live counts must be in [0, 10000], got {n}")

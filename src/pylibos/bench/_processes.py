@@ -31,6 +31,8 @@ class ProcessSettings(Protocol):
     @property
     def tls(self) -> str | None: ...
 
+    def profile_interval(self) -> int: ...
+
 
 _SETUP_S = 900.0
 """Bound on setting up a configuration (1,000 live sgx/pipe threads are 1,000 handshakes,
@@ -66,6 +68,7 @@ class _Process:
         self._setup: dict[str, Any] = {
             "config": config.name, "live": live, "batch": settings.batch,
             "tls": settings.tls, "cpu": cpu, "origin": origin,
+            "profile_every": settings.profile_interval(),
         }  # fmt: skip
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None

@@ -50,7 +50,11 @@ def _set_up(setup: dict[str, Any]) -> Subject:
         os.sched_setaffinity(0, {int(setup["cpu"])})
     ensure_fd_room(fd_need(setup["live"], setup["batch"]))
     subject = make_subject(
-        parse_config(setup["config"]), setup["live"], setup["batch"], setup["tls"]
+        parse_config(setup["config"]),
+        setup["live"],
+        setup["batch"],
+        setup["tls"],
+        setup.get("profile_every"),
     )
     subject.origin = float(setup.get("origin") or 0.0)
     subject.setup()
