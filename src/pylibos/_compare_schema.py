@@ -243,8 +243,9 @@ class SettingsJSON(TypedDict):
     profile_every: NotRequired[int]
     """The LibOS profile timed one clone in this many: the phases' figures are over the
     sampled clones, ``start`` over every start (its mean carries the profile's cost once
-    in this many).  Absent: every clone was timed (1).  A batch without a sampled clone
-    is recorded with the next as one (``batch_rounds`` then has fewer than ``batches``)."""
+    in this many).  Absent: every clone was timed (1).  At most the batch, so every batch
+    holds a sampled clone; were one without, it would be recorded with the next as one
+    (``batch_rounds`` then shorter than ``batches``), never as a 0."""
 
 
 class UntilStable(TypedDict):

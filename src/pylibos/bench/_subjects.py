@@ -31,10 +31,10 @@ from ._configs import Config
 _LIVE_WAIT_S = 3600.0
 
 PROFILE_EVERY = 8
-"""The most clones the benchmark's profile lets pass between two it times (see
-``sampling_interval``): the figures of the phases are over about one clone in 8, ``start``
-over every one, so its median is that of a start not timed and its mean carries the
-profile's cost amortised, one start in 8."""
+"""The benchmark's profile times one clone in this many at most: in the largest interval up
+to it that suits the batch (``sampling_interval``; 7 for batches of 100).  The phases'
+figures are over the sampled clones, ``start`` over every start: one in 7 pays the
+profile, so the start figures carry its cost amortised rather than paid at every start."""
 
 
 def sampling_interval(batch: int, most: int = PROFILE_EVERY) -> int:
