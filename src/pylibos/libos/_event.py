@@ -61,6 +61,7 @@ it; after this long the sleeper re-reads ``read_handle`` and the PAL's identity 
 finds the descriptor gone.  An idle sleeper pays one host call per this many seconds."""
 _RECHECK_US = int(RECHECK_S * 1_000_000)
 _new_lock = threading.Lock
+_new_event = object.__new__
 POOL_LIMIT = 1024
 """Most cleared events a pool keeps; events released beyond it are destroyed."""
 
@@ -73,6 +74,7 @@ class PollableEvent:
     closed = False
     rebuilt = 0  # channels the host broke and this event replaced
 
+    # ``EventFactory.create`` builds its events in place: it stores what this does.
     def __init__(
         self,
         host: Host,
@@ -291,7 +293,16 @@ class EventFactory:
                 read, write = self._channel()
         except PalError as exc:
             raise oserror(exc, "create pollable event") from exc
-        return PollableEvent(self._host, self.kind, read, write, self._channel)
+        # ``PollableEvent(host, kind, read, write, self._channel)``, built in place: a
+        # class with a Python ``__init__`` costs a frame the interpreter cannot inline.
+        event = _new_event(PollableEvent)
+        event._host = self._host
+        event.kind = self.kind
+        event._read = read
+        event._write = write
+        event._remake = self._channel
+        event._lock = _new_lock()
+        return event
 
     def _channel(self) -> tuple[Handle, Handle]:
         """A new host channel: (read end, write end); the same handle for an eventfd.

@@ -49,6 +49,7 @@ _clock = time.perf_counter_ns
 _get_ident = threading.get_ident
 _get_native_id = threading.get_native_id
 _getpid = os.getpid
+_new_thread = object.__new__
 
 
 def default_events(host: Host) -> str:
@@ -188,7 +189,12 @@ class LibOS(Services):
             account = opened.account
             t0 = _clock()
             c0 = account[0]
-        thread = LibOSThread(self._table.new_tid(), name, started_by)
+        # ``LibOSThread(tid, name, started_by)``, built in place: calling a class with a
+        # Python ``__init__`` costs a frame the interpreter cannot inline.
+        thread = _new_thread(LibOSThread)
+        thread.tid = self._table.new_tid()
+        thread._name = name
+        thread._started_by = started_by
         if started is not None:
             started.append(thread)
         if reraise:

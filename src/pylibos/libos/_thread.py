@@ -41,6 +41,7 @@ class LibOSThread:
     # runs on it.  None for the main thread and adopted threads.
     _pal: PalThread | None = None
 
+    # ``LibOS._clone`` builds a cloned thread in place: it stores what ``__init__`` does.
     def __init__(self, tid: int, name: str | None = None, started_by: object = None) -> None:
         self.tid = tid
         self._name = name

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from . import _interrupts
 from ._core import HostCore
 from ._errors import PalError, PalErrorCode
-from ._handle import Handle, HandleKind
+from ._handle import KIND_EVENTFD, Handle
 from ._interrupts import marks_sections, owed
 
 T = TypeVar("T")
@@ -23,6 +23,7 @@ EVENT_TOKEN = b"\x01"
 """The only payload raw pipes and eventfds carry: one wakeup."""
 
 _BLOCK = os.EFD_CLOEXEC
+_new_handle = object.__new__
 _NONBLOCK = os.EFD_CLOEXEC | os.EFD_NONBLOCK
 
 
@@ -39,7 +40,15 @@ class Eventfds(HostCore):
             if registry is None:
                 registry = self._eventfd_registry()
             fd = self._call("eventfd", uri, os.eventfd, 0, _NONBLOCK if nonblocking else _BLOCK)
-            handle = Handle(HandleKind.EVENTFD, uri, raw=True, nonblocking=nonblocking, fd=fd)
+            # ``Handle(HandleKind.EVENTFD, uri, raw=True, nonblocking=..., fd=fd)``, built
+            # in place (no frame, no keywords: an eventfd is made on every thread start
+            # of sgx/eventfd); what it does not store is its class's default.
+            handle = _new_handle(Handle)
+            handle.kind = KIND_EVENTFD
+            handle.uri = uri
+            handle.raw = True
+            handle.nonblocking = nonblocking
+            handle._fd = fd
             if not registry:
                 return self._track(handle)  # kcmp is not to be had: by inode
             # ``_track``, for an eventfd where kcmp is to be had.

@@ -26,7 +26,7 @@ from ._core import SHUT_DOWN, _getpid
 from ._edges import Edges
 from ._errors import PalError, PalErrorCode, ShutDownError
 from ._eventfd import EVENT_TOKEN, Eventfds
-from ._handle import Handle, HandleKind
+from ._handle import KIND_EVENTFD, Handle, HandleKind
 from ._identity import EventfdRegistry
 from ._interrupts import marks_sections, owed
 from ._pipes import Pipes
@@ -174,7 +174,7 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
             ident = handle._ident
             if (
                 ident.__class__ is EventfdRegistry
-                and handle.kind is HandleKind.EVENTFD
+                and handle.kind is KIND_EVENTFD
                 and not handle._stale
                 and ident._pid == _getpid()
                 and ident.release_here(handle)
