@@ -19,8 +19,7 @@ filled already wakes every sleeper, so "full" means "already set" (as asyncio's
 ``_write_to_self`` and trio's wakeup socketpair treat it), and ``set`` never blocks while
 it holds the event's lock, so ``clear``, ``destroy`` and shutdown never queue behind a
 host.  A TLS channel is handed out only once the handshake of its write end is over, so
-no wakeup is ever refused for a handshake still running.  Draining reads in large chunks,
-so a flood costs few host calls.
+no wakeup is ever refused for a handshake still running.  A drain reads in large chunks.
 """
 
 from __future__ import annotations
@@ -62,6 +61,7 @@ finds the descriptor gone.  An idle sleeper pays one host call per this many sec
 _RECHECK_US = int(RECHECK_S * 1_000_000)
 _new_lock = threading.Lock
 _new_event = object.__new__
+_Remake = Callable[[], tuple[Handle, Handle]]
 POOL_LIMIT = 1024
 """Most cleared events a pool keeps; events released beyond it are destroyed."""
 
@@ -74,14 +74,9 @@ class PollableEvent:
     closed = False
     rebuilt = 0  # channels the host broke and this event replaced
 
-    # ``EventFactory.create`` builds its events in place: it stores what this does.
+    # (``EventFactory.create`` builds its events in place: it stores what this does.)
     def __init__(
-        self,
-        host: Host,
-        kind: str,
-        read: Handle,
-        write: Handle,
-        remake: Callable[[], tuple[Handle, Handle]] | None = None,
+        self, host: Host, kind: str, read: Handle, write: Handle, remake: _Remake | None = None
     ) -> None:
         self._host = host
         self.kind = kind
@@ -265,24 +260,22 @@ class EventFactory:
         times it as a phase of its own.)"""
         if self.pool:
             # No lock to take one: ``list.pop`` is one C call, whole under the GIL, against
-            # ``release``'s append and ``close``'s swap.  A pop racing
-            # ``close`` may take an event ``close`` then destroys: only a LibOS shutting
-            # down closes its factory, and every caller of ``create`` then finds it shut
-            # down and gives the event up.
+            # ``release``'s append and ``close``'s swap.  A pop racing ``close`` may take
+            # an event ``close`` then destroys: only a LibOS shutting down closes its
+            # factory, and every caller of ``create`` then finds it shut down.
             try:
                 event = self._free.pop()
             except IndexError:
                 pass
             else:
-                # Someone still holding it from its last thread may have set it since
-                # (read without the lock: clear() looks again under it).
+                # Set since by someone holding it from its last thread? (clear() looks
+                # again under the lock.)
                 if not event._set:
                     return event
                 try:
                     event.clear()
                 except OSError:
-                    # The host broke its channel, and no new one could be had: it is
-                    # out of the pool and no one's, so destroyed here; a fresh one next.
+                    # Broken by the host, no new channel to be had: destroyed, a fresh one.
                     event.destroy()
                 else:
                     return event
@@ -293,8 +286,7 @@ class EventFactory:
                 read, write = self._channel()
         except PalError as exc:
             raise oserror(exc, "create pollable event") from exc
-        # ``PollableEvent(host, kind, read, write, self._channel)``, built in place: a
-        # class with a Python ``__init__`` costs a frame the interpreter cannot inline.
+        # ``PollableEvent(...)`` in place: a Python ``__init__`` costs a frame not inlined.
         event = _new_event(PollableEvent)
         event._host = self._host
         event.kind = self.kind
@@ -379,16 +371,14 @@ class EventFactory:
         event.destroy()
 
     def _take_back(self, event: PollableEvent) -> None:
-        """An event appended to the pool, then the factory found closed: out of the
-        pool put in place of the one ``close`` took (if it is there) and destroyed."""
+        """An event pooled, then the factory found closed: out of the pool, destroyed."""
         with contextlib.suppress(ValueError):
             self._free.remove(event)
         event.destroy()
 
     def close(self) -> None:
-        """Destroy the pooled events; events released from now on are destroyed.  A close
-        a Ctrl-C cuts short is finished by the next: the pool taken is kept in
-        ``_closing`` until each of its events is destroyed."""
+        """Destroy the pooled events, and those released from now on.  A close a Ctrl-C
+        cuts short is finished by the next (the pool taken waits in ``_closing``)."""
         with self._lock:
             self._closed = True
             closing = self._closing
