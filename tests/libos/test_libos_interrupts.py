@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dis
+import gc
 import inspect
 import os
 import queue
@@ -226,6 +227,13 @@ def _with_exits(code: CodeType) -> set[int]:
     return found
 
 
+def _from_the_collector(frame: FrameType) -> bool:
+    """Whether ``frame`` is a garbage-collector callback's (hypothesis installs one): it
+    runs wherever a collection happens to start, so its lines are no part of the work
+    traced, and an interrupt there would be the collector's (reported as unraisable)."""
+    return any(getattr(cb, "__code__", None) is frame.f_code for cb in gc.callbacks)
+
+
 def _interrupt_at_line(work: Callable[[], object], n: int) -> bool:
     """Run ``work`` and deliver a SIGINT at its ``n``-th line event, as the signal handler
     would there (the real one, which defers inside a critical section); True if the
@@ -235,6 +243,8 @@ def _interrupt_at_line(work: Callable[[], object], n: int) -> bool:
 
     def tracer(frame: FrameType, event: str, arg: Any) -> Any:
         nonlocal count
+        if event == "call" and _from_the_collector(frame):
+            return None
         if event == "line" and threading.get_ident() == MAIN:
             if frame.f_lasti in _with_exits(frame.f_code):
                 return tracer
@@ -251,6 +261,8 @@ def _line_events(work: Callable[[], object]) -> int:
 
     def tracer(frame: FrameType, event: str, arg: Any) -> Any:
         nonlocal count
+        if event == "call" and _from_the_collector(frame):
+            return None
         if event == "line" and frame.f_lasti not in _with_exits(frame.f_code):
             count += 1
         return tracer
