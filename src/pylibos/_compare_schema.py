@@ -90,6 +90,19 @@ the types' fields are the JSON's keys; ``FORMAT_VERSION`` is the version a run w
    × the run's median reference, ``stability.reference_ns``), so the machine's speed
    state, which the reference sees too, cancels; the µs figures stay as measured.
    Versions 3 to 8 have no reference and are analysed as before.
+10. Each configuration at each live count measured in several processes
+   (``settings.processes``, ``K``; ``compare --processes``), and round ``r`` measured by
+   every configuration's replica ``r mod K`` (``settings.replica_of_round`` says so: a
+   batch's slot follows from its ``batch_rounds``), so the number of slices and the
+   measuring time per configuration are those of one process.  Each entry merges its
+   ``K`` processes' results exactly (``bench._merge``): batches in round order, counts
+   summed, host calls per clone over all the threads, ``phases_ns`` over every per-clone
+   sample; per entry ``replicas`` (each process's slot, batches, threads, rounds and
+   memory per live thread) and per slice ``replica``.  The bootstrap draws replica slots
+   with replacement, then rounds within each drawn slot, then batches: a process's level
+   (hash seed, memory layout, where its threads' stacks land), which no interval drawn
+   within one process can hold, is in every interval.  Files before version 10 are read
+   as ``K`` = 1, whose draw is exactly the one before.
 """
 
 from __future__ import annotations
@@ -98,9 +111,9 @@ from typing import NotRequired, TypedDict
 
 from .libos import PHASES, Summary
 
-FORMAT_VERSION = 9
+FORMAT_VERSION = 10
 """``pylibos compare``'s format."""
-READABLE_VERSIONS = (3, 4, 5, 6, 7, 8, 9)
+READABLE_VERSIONS = (3, 4, 5, 6, 7, 8, 9, 10)
 """Compare versions ``pylibos report`` renders (their keys are the same)."""
 
 TIMED = ("start", *PHASES)
@@ -165,6 +178,20 @@ class SliceJSON(TypedDict):
     reference_ns: NotRequired[list[float]]
     """The reference workload's time before the slice's first batch and after its last
     (format 9)."""
+    replica: NotRequired[int]
+    """The replica slot of the process that measured it (format 10)."""
+
+
+class ReplicaJSON(TypedDict):
+    """One of an entry's measuring processes (format 10): its replica slot (it measured
+    the rounds ``r`` with ``r mod processes`` = ``slot``), its batches, threads, rounds
+    and memory per live thread."""
+
+    slot: int
+    batches: int
+    threads: int
+    rounds: list[int]
+    rss_per_live_thread_kib: float | None
 
 
 class Entry(TypedDict):
@@ -195,6 +222,8 @@ class Entry(TypedDict):
     host_calls_by_kind_per_clone: dict[str, float]
     proportions: dict[str, float | None]
     projected_cycles_per_clone: float | None
+    replicas: NotRequired[list[ReplicaJSON]]
+    """The measuring processes merged into this entry (format 10)."""
     # Added by the analysis (``_analyse.analyse``), drawn again from the samples on load.
     intervals: NotRequired[dict[str, IntervalJSON]]
     ratios: NotRequired[dict[str, IntervalJSON]]
@@ -237,6 +266,11 @@ class SettingsJSON(TypedDict):
     """Live scaling is the quotient of the trimmed means of the configuration's and
     native's own per-round quotients (format 8); before, the trimmed mean of the rounds'
     whole quotients."""
+    processes: NotRequired[int]
+    """Measuring processes per configuration and live count (format 10; 1 before)."""
+    replica_of_round: NotRequired[str]
+    """How a round's replica slot follows from its number: "round % processes"
+    (format 10)."""
     reference_normalised: NotRequired[bool]
     """Ratios between configurations and live scaling are taken on times normalised by
     each batch's reference workload (format 9; ``--no-reference``: false)."""

@@ -55,6 +55,7 @@ from ._compare_schema import LiveScaling as LiveScaling
 from ._compare_schema import Machine as Machine
 from ._compare_schema import PhaseSummary as PhaseSummary
 from ._compare_schema import Projection as Projection
+from ._compare_schema import ReplicaJSON as ReplicaJSON
 from ._compare_schema import RunData as RunData
 from ._compare_schema import SettingsJSON as SettingsJSON
 from ._compare_schema import SliceJSON as SliceJSON

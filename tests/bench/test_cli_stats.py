@@ -325,3 +325,42 @@ def test_report_vs_names_a_workloads_run(
     err = capsys.readouterr().err
     assert err.startswith("ERROR: ") and f"{workloads} is a workloads run" in err
     assert "version 1" not in err
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "21", "x", "2.5", ""])
+def test_bad_processes_is_one_error_line_with_exit_code_2(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["compare", "--processes", value, "--duration", "0.1"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"ERROR: --processes must be a whole number in [1, 20], got {value!r}"
+
+
+def test_processes_has_help_and_its_default_is_said(capsys: pytest.CaptureFixture[str]) -> None:
+    from pylibos.bench._measure import DEFAULT_PROCESSES
+
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--processes K" in out and f"default {DEFAULT_PROCESSES}" in out
+    assert "round r measures process r mod K" in out
+
+
+def test_a_run_says_how_many_processes_measured_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "k3.json"
+    args = [*TINY, "--batch", "3", "--rounds", "3", "--processes", "3", "--json", str(path)]
+    assert main(["compare", *args]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "3 measuring processes per configuration and live count" in out
+    assert "Processes: each configuration at each live count was measured in 3" in out
+    data = json.loads(path.read_text())
+    assert data["settings"]["processes"] == 3
+    assert [[r["slot"] for r in e["replicas"]] for e in data["configs"]] == [[0, 1, 2]] * 2
+    # More processes than rounds: some would measure nothing.
+    assert main(["compare", *TINY, "--processes", "3"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: --processes 3 is more than --rounds 2")

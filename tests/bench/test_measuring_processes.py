@@ -66,6 +66,7 @@ from pylibos.bench import Settings, _measure, parse_config_list, run
 
 _measure._GRACE_S = 1.0  # the bound after a Ctrl-C, shortened to keep the test quick
 pids_file = sys.argv[1]
+k = int(sys.argv[2])  # processes per configuration: the stopped one is asked again
 stopped = []
 
 def children():
@@ -92,21 +93,26 @@ def on_slice(name):
     threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
 
 outcome = run(parse_config_list("native,direct/eventfd"),
-              Settings(duration=0.2, batch=3, rounds=2), on_slice=on_slice)
+              Settings(duration=0.1 * k, batch=3, rounds=2 * k, processes=k),
+              on_slice=on_slice)
 data = outcome.as_json()
 print(json.dumps({"interrupted": outcome.interrupted,
                   "names": [e["name"] for e in outcome.results],
+                  "slots": [[r["slot"] for r in e["replicas"]] for e in outcome.results],
                   "left_out": data["stability"]["left_out"],
                   "children": children()}))
 """
 
 
-def test_ctrl_c_with_a_hung_measuring_process_returns_promptly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("k", [1, 2])
+def test_ctrl_c_with_a_hung_measuring_process_returns_promptly(tmp_path: Path, k: int) -> None:
     """A Ctrl-C while one measuring process hangs: the run returns within seconds, with the
-    other configuration's results, the hung one named as left out, no process left."""
+    other configuration's results, the hung one named as left out, no process left.  With
+    two processes per configuration the hung one's configuration keeps its other process's
+    results, merged from that one alone."""
     pids_file = tmp_path / "pids.json"
     proc = subprocess.Popen(
-        [sys.executable, "-c", _HUNG_RUN, str(pids_file)],
+        [sys.executable, "-c", _HUNG_RUN, str(pids_file), str(k)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -125,11 +131,19 @@ def test_ctrl_c_with_a_hung_measuring_process_returns_promptly(tmp_path: Path) -
     report: dict[str, Any] = json.loads(out.splitlines()[-1])
     assert report["interrupted"], err
     assert report["children"] == []
-    # One process was stopped: its configuration is named as left out, the other's kept.
-    (kept,) = report["names"]
     (lost,) = report["left_out"]
-    assert "did not answer" in lost and kept not in lost
-    assert any(name in lost for name in ("native", "direct/eventfd"))
+    assert "did not answer" in lost
+    if k == 1:
+        # One process was stopped: its configuration is named as left out, the other's kept.
+        (kept,) = report["names"]
+        assert kept not in lost
+        assert any(name in lost for name in ("native", "direct/eventfd"))
+        return
+    # The first process started (native's replica 0) was stopped: named with its replica;
+    # native keeps its replica 1, direct/eventfd both of its own.
+    assert lost.startswith("native (process 1 of 2): "), lost
+    assert report["names"] == ["native", "direct/eventfd"]
+    assert report["slots"] == [[1], [0, 1]]
 
 
 def test_no_sigint_holds_a_ctrl_c_back_while_another_thread_runs() -> None:
@@ -205,7 +219,7 @@ def test_ctrl_c_at_any_line_of_a_request_pairs_no_request_with_another_answer() 
             if not fired:
                 break
             process.measure(0.001, 1)
-            entry = process.result(5.0)
+            entry = process.result(5.0).entry
             assert entry["name"] == "native" and entry["batches"] >= 1, fired
     finally:
         process.kill(5.0)
@@ -412,3 +426,96 @@ def test_a_ctrl_c_while_reaping_leaves_no_hung_process() -> None:
         if not fired:
             break
     assert not left, left
+
+
+def _fds() -> set[int]:
+    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+
+
+def _interrupt_at_line(n: int, functions: frozenset[str], fired: list[str]) -> Any:
+    """A tracer raising KeyboardInterrupt at the ``n``-th line run in ``functions`` of
+    ``_FILES``, noting where in ``fired``."""
+    count = [0]
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        code = frame.f_code
+        if code.co_filename not in _FILES or code.co_name not in functions:
+            return None
+        if event == "line" and not fired:
+            count[0] += 1
+            if count[0] == n:
+                fired.append(f"{code.co_name}:{frame.f_lineno}")
+                raise KeyboardInterrupt
+        return tracer
+
+    return tracer
+
+
+def test_ctrl_c_between_any_two_steps_of_setting_up_k_processes_leaves_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two configurations in two processes each: a KeyboardInterrupt at each line in turn
+    of ``run``'s setting up its four processes (building each, starting it, waiting for
+    each to be ready, grouping them by replica slot), up to the first round: once ``run``
+    returns or raises, no process of ours is left and no descriptor is left open.  (Each
+    line of one process's start is ``test_ctrl_c_while_a_measuring_process_starts_leaves_none``.)"""
+    monkeypatch.setattr(_measure, "_END_S", 0.0)  # killed at once: keeps the test quick
+    settings = Settings(duration=0.02, batch=2, rounds=2, processes=2)
+    configs = parse_config_list("native,direct/eventfd")
+    watched = frozenset({"run"})
+    source = Path(_measure.__file__).read_text().splitlines()
+    measuring = 1 + next(
+        i for i, line in enumerate(source) if "started = time.perf_counter()" in line
+    )
+    fds = _fds()
+    n, problems = 0, []
+    while True:
+        n += 1
+        assert n < 400
+        fired: list[str] = []
+        tracer = _interrupt_at_line(n, watched, fired)
+        sys.settrace(tracer)
+        outcome = None
+        try:
+            outcome = run(configs, settings)
+        except KeyboardInterrupt:
+            pass  # raised before the first process was built: nothing to end
+        finally:
+            sys.settrace(None)
+        gc.collect(1)
+        left = _children()
+        if left or _fds() != fds:
+            problems.append(f"{fired}: children {left}, descriptors {_fds() - fds}")
+            _end_for_sure(left)
+        if outcome is None:
+            assert fired and fired[0].startswith("run:"), fired
+            continue
+        if fired:
+            assert outcome.interrupted, fired
+        if not fired or fired[0] == f"run:{measuring}":
+            break  # past the set-up: every process is ready
+    gc.collect()
+    assert not problems, problems
+    assert n > 20, n
+
+
+def test_a_measuring_process_that_dies_is_named_with_its_replica() -> None:
+    """Two processes per configuration: the first started (native's first) is killed after
+    the first slice; the run fails naming the configuration and which of its processes,
+    and no process is left."""
+    killed: list[int] = []
+
+    def on_slice(name: str) -> None:
+        if not killed:
+            pid = min(_children())
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    with pytest.raises(RuntimeError, match=r"native \(process 1 of 2\): the measuring process"):
+        run(
+            parse_config_list("native,direct/eventfd"),
+            Settings(duration=0.2, batch=3, rounds=2, processes=2),
+            on_slice=on_slice,
+        )
+    assert killed
+    assert _children() == []

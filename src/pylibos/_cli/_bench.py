@@ -17,6 +17,18 @@ if TYPE_CHECKING:
     from ..bench._measure import More
 
 
+def _processes(args: argparse.Namespace) -> int:
+    """``compare --processes``, or its default: ``DEFAULT_PROCESSES``, or ``--rounds`` if
+    fewer (each process measures whole rounds).  ``bench``: one process."""
+    from ..bench._measure import DEFAULT_PROCESSES
+
+    if not hasattr(args, "processes"):
+        return 1
+    if args.processes is not None:
+        return int(args.processes)
+    return max(1, min(DEFAULT_PROCESSES, int(args.rounds)))
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     from ..bench import Settings, validate
 
@@ -31,6 +43,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         pin=not args.all_cpus,
         reference=not getattr(args, "no_reference", False),
         profile_every=args.profile_every,
+        processes=_processes(args),
     )
     try:
         validate(settings)
@@ -144,6 +157,7 @@ def print_compare(data: RunData, console: Console) -> None:
         compare_rows,
         describe,
         method_note,
+        processes_note,
         rich_table,
         seed_rows,
         target_rows,
@@ -163,9 +177,9 @@ def print_compare(data: RunData, console: Console) -> None:
         "met / missed: the whole 95% interval is on one side of the limit; otherwise inconclusive.",
         style="dim",
     )
-    note = method_note(data)
-    if note:
-        console.print(note, style="dim")
+    for note in (method_note(data), processes_note(data)):
+        if note:
+            console.print(note, style="dim")
     print_warnings(warnings(data), console)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -61,8 +62,27 @@ PROFILE_EVERY = Option(
 )
 
 
+def _processes(text: str) -> int:
+    """``--processes``: a whole number in [1, MAX_PROCESSES].  Bad input is one line,
+    ``ERROR: ...``, and exit code 2, as argparse's own errors exit."""
+    from ..bench._measure import MAX_PROCESSES
+
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = None
+    if value is None or not 1 <= value <= MAX_PROCESSES:
+        print(
+            f"ERROR: --processes must be a whole number in [1, {MAX_PROCESSES}], got {text!r}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return value
+
+
 def _commands() -> list[_Command]:
     from ..bench import valid_names
+    from ..bench._measure import DEFAULT_PROCESSES, MAX_PROCESSES
     from ..workloads import DEFAULT_TIMEOUT_S
 
     # fmt: off
@@ -81,6 +101,12 @@ def _commands() -> list[_Command]:
          Option("--budget", metavar="S", type=positive_float, default=60.0,
                 help="with --until-stable: seconds of measuring per live count after which "
                 "no further round starts (default 60)"),
+         Option("--processes", metavar="K", type=_processes, default=None,
+                help="measuring processes per configuration and live count, each set up "
+                "on its own (hash seed, memory layout, thread stacks); round r measures "
+                "process r mod K of each, and every 95%% interval holds the spread "
+                f"between processes (1 to {MAX_PROCESSES}, at most --rounds; default "
+                f"{DEFAULT_PROCESSES}, or --rounds if fewer; see docs/benchmark.md)"),
          NO_REFERENCE, PROFILE_EVERY, *RENDERING),
         cmd_compare,
     )

@@ -40,11 +40,17 @@ from ._machine import ensure_fd_room as ensure_fd_room
 from ._machine import machine as machine
 from ._machine import nominal_ghz as nominal_ghz
 from ._machine import rss_kib as rss_kib
+from ._merge import Measured, merge
 from ._processes import _ANSWER_S, _END_S, _end, _Process
 from ._subjects import PROFILE_EVERY, sampling_interval
 from ._warnings import projected
 
 _P = TypeVar("_P")
+
+DEFAULT_PROCESSES = 2
+"""``compare``'s measuring processes per configuration and live count (``--processes``;
+docs/benchmark.md, "Several processes per configuration", has what 2 and 3 cost)."""
+MAX_PROCESSES = 20
 
 _GRACE_S = 5.0
 """After a Ctrl-C: bound on a measuring process's answer beyond the end of the slice it
@@ -63,6 +69,9 @@ class Settings:
     """TLS backend of sgx hosts; None for this interpreter's default."""
     pin: bool = True
     """Measure on one CPU (``--all-cpus`` turns it off)."""
+    processes: int = 1
+    """Measuring processes per configuration and live count (``--processes``): round
+    ``r`` is measured by each one's replica ``r mod processes``."""
     reference: bool = True
     """Take ratios between configurations and live scaling on times normalised by each
     batch's reference workload (``--no-reference`` turns it off; the reference is timed
@@ -89,6 +98,8 @@ class Settings:
             "live_scaling_by_part": True,
             "reference_normalised": self.reference,
             "profile_every": self.profile_interval(),
+            "processes": self.processes,
+            "replica_of_round": "round % processes",
         }
 
     def profile_interval(self) -> int:
@@ -126,6 +137,16 @@ def validate(settings: Settings) -> None:
         raise ValueError(f"--rounds must be in [1, 1000], got {settings.rounds}")
     if not 1 <= settings.profile_every <= 10_000:
         raise ValueError(f"--profile-every must be in [1, 10000], got {settings.profile_every}")
+    if not (isinstance(settings.processes, int) and 1 <= settings.processes <= MAX_PROCESSES):
+        raise ValueError(
+            f"--processes must be a whole number in [1, {MAX_PROCESSES}], got "
+            f"{settings.processes!r}"
+        )
+    if settings.processes > settings.rounds:
+        raise ValueError(
+            f"--processes {settings.processes} is more than --rounds {settings.rounds}: round "
+            "r is measured by process r mod K, so some processes would measure nothing"
+        )
     for n in settings.live:
         if not 0 <= n <= 10_000:
             raise ValueError(f"--live counts must be in [0, 10000], got {n}")
@@ -214,8 +235,11 @@ def run(
     on_stage: Callable[[int], None] | None = None,
     more: More | None = None,
 ) -> Run:
-    """Measure ``configs`` at each live count in ``settings.live``, each pair in a
-    process of its own, all in the same rounds (``schedule``).
+    """Measure ``configs`` at each live count in ``settings.live``, each pair in
+    ``settings.processes`` processes of its own, all in the same rounds (``schedule``):
+    round ``r`` measures every pair's replica ``r mod processes``, so the rounds stay
+    interleaved and every slice of a round comes from the same replica slot.  The
+    replicas' results are merged into one entry per pair (``_merge``).
 
     A configuration's slices at its live counts run back to back, so a slowdown of the
     machine that lasts longer than a second or so hits them alike and cancels in its
@@ -242,16 +266,26 @@ def run(
             per_round = len(configs) * len(settings.live) + len(settings.native_again(configs))
             on_stage(per_round * settings.rounds)
         # Set up side by side (nothing is measured yet), then measured one at a time.
+        k = settings.processes
         for live in settings.live:
             for config in configs:
-                process = _Process(config, live, settings, cpu, origin)
-                processes.append(process)
-                process.start()
+                for replica in range(k):
+                    process = _Process(config, live, settings, cpu, origin, replica, k)
+                    processes.append(process)
+                    process.start()
         for process in processes:
             process.wait_ready()
-        groups = [[p for p in processes if p.config is c] for c in measuring_order(list(configs))]
+        order = measuring_order(list(configs))
         twice = settings.native_again(configs)
-        again = [p for p in processes if p.config.native and p.live in twice]
+        # Each replica slot's processes, as ``schedule`` takes them.
+        groups = [
+            [[p for p in processes if p.config is c and p.replica == slot] for c in order]
+            for slot in range(k)
+        ]
+        again = [
+            [p for p in processes if p.config.native and p.live in twice and p.replica == slot]
+            for slot in range(k)
+        ]
         started = time.perf_counter()
         round_no = 0
         while round_no < settings.rounds or (
@@ -261,12 +295,16 @@ def run(
                     settings,
                     outcome.configs,
                     ghz,
-                    [finish(p.result(), settings, ghz) for p in processes],
+                    [
+                        finish(merge(m), settings, ghz)
+                        for m in _by_pair(processes, [(p, p.result()) for p in processes])
+                    ],
                 ),
                 time.perf_counter() - started,
             )
         ):
-            for process in schedule(groups, round_no, again):
+            slot = round_no % k
+            for process in schedule(groups[slot], round_no, again[slot]):
                 process.measure(slice_s, round_no)
                 if on_slice is not None:
                     on_slice(process.config.name)
@@ -280,27 +318,54 @@ def run(
     return outcome
 
 
+def _by_pair(
+    processes: Sequence[_Process], answers: Sequence[tuple[_Process, Measured]]
+) -> list[list[Measured]]:
+    """``answers`` grouped by configuration and live count, in the order of
+    ``processes`` (live count by live count, configuration by configuration)."""
+    pairs: dict[tuple[int, int], list[Measured]] = {}
+    for p in processes:
+        pairs.setdefault((p.live, id(p.config)), [])
+    for p, measured in answers:
+        pairs[(p.live, id(p.config))].append(measured)
+    return [m for m in pairs.values() if m]
+
+
 def _collect(processes: list[_Process], outcome: Run, settings: Settings, ghz: float) -> None:
-    """Each measured configuration's result, then every process ended.  After a Ctrl-C a
-    process has the rest of its slice and ``_GRACE_S`` to answer; one that does not (or
-    fails) is killed and left out, named in a warning, and the others' results are kept.
-    A second Ctrl-C while collecting kills the processes left: none outlives the run."""
+    """Each measured configuration's result, its processes' merged, then every process
+    ended.  After a Ctrl-C a process has the rest of its slice and ``_GRACE_S`` to
+    answer; one that does not (or fails) is killed and left out, named in a warning, and
+    the others' results are kept (a configuration's other processes' too).  A second
+    Ctrl-C while collecting kills the processes left: none outlives the run."""
+    answers: list[tuple[_Process, Measured]] = []
+    done: set[int] = set()  # the processes that answered, or failed to
     try:
         for process in processes:
             if not process.ready:
                 continue
             within = _GRACE_S if outcome.interrupted else _ANSWER_S
             try:
-                entry = process.result(within)
+                measured = process.result(within)
             except (RuntimeError, RunError) as exc:
+                done.add(id(process))
                 if not outcome.interrupted:
                     raise
                 outcome.left_out.append(str(exc))
                 continue
-            if entry["batches"]:
-                outcome.results.append(finish(entry, settings, ghz))
+            done.add(id(process))
+            if measured.entry["batches"]:
+                answers.append((process, measured))
+        for parts in _by_pair(processes, answers):
+            outcome.results.append(finish(merge(parts), settings, ghz))
     except KeyboardInterrupt:
         outcome.interrupted = True
+        # A second Ctrl-C: the processes not yet asked (and the one being asked) are
+        # named, as a process that did not answer is.
+        outcome.left_out += [
+            f"{p.name}: its results not collected (Ctrl-C while collecting)"
+            for p in processes
+            if p.ready and id(p) not in done
+        ]
     finally:
         try:
             _end(processes, _END_S)

@@ -1,5 +1,6 @@
-"""The measuring processes (``_worker``) as the benchmark's parent drives them: one per
-configuration and live count, started with a Ctrl-C held back so none is ever unknown,
+"""The measuring processes (``_worker``) as the benchmark's parent drives them: ``K`` per
+configuration and live count (its replicas, ``--processes``), each started with a Ctrl-C
+held back so none is ever unknown,
 asked for one slice at a time over a pipe with numbered requests, and ended together
 against one deadline."""
 
@@ -20,6 +21,7 @@ from .._schema import Entry
 from .._signals import sigint_deferred
 from ._configs import Config
 from ._machine import RunError
+from ._merge import Measured
 
 
 class ProcessSettings(Protocol):
@@ -44,14 +46,16 @@ _END_S = 3.0
 
 
 class _Process:
-    """A measuring process (``_worker``) for one configuration at one live count.
+    """A measuring process (``_worker``) for one configuration at one live count: its
+    replica ``replica`` of ``replicas``, which measures the rounds ``r`` with ``r mod
+    replicas`` = ``replica``.
 
-    Every request carries a number and its answer the same one; an answer to an earlier
-    request (a slice Ctrl-C interrupted the wait for) is read and dropped, so a Ctrl-C at
-    any point never pairs a request with another's answer.
+        Every request carries a number and its answer the same one; an answer to an earlier
+        request (a slice Ctrl-C interrupted the wait for) is read and dropped, so a Ctrl-C at
+        any point never pairs a request with another's answer.
 
-    Built without starting the process: ``start`` starts it, so the caller can keep the
-    object where its ``kill`` is sure to run before a Ctrl-C can leave a process unknown."""
+        Built without starting the process: ``start`` starts it, so the caller can keep the
+        object where its ``kill`` is sure to run before a Ctrl-C can leave a process unknown."""
 
     def __init__(
         self,
@@ -60,11 +64,18 @@ class _Process:
         settings: ProcessSettings,
         cpu: int | None,
         origin: float = 0.0,
+        replica: int = 0,
+        replicas: int = 1,
     ) -> None:
         """``origin``: the run's start on ``time.monotonic``'s clock (the same in every
         process), from which each slice's start is recorded."""
         self.config = config
         self.live = live
+        self.replica = replica
+        self.name = (
+            config.name if replicas == 1 else f"{config.name} (process {replica + 1} of {replicas})"
+        )
+        """The configuration's name, and which of its processes this is if it has several."""
         self._setup: dict[str, Any] = {
             "config": config.name, "live": live, "batch": settings.batch,
             "tls": settings.tls, "cpu": cpu, "origin": origin,
@@ -126,7 +137,7 @@ class _Process:
                 break
         if "error" in answer:
             kind = RunError if answer.get("kind") == "RunError" else RuntimeError
-            raise kind(f"{self.config.name}: {answer['error']}")
+            raise kind(f"{self.name}: {answer['error']}")
         return answer
 
     def _line(self) -> bytes:
@@ -136,7 +147,7 @@ class _Process:
             left = self._deadline - time.monotonic()
             if left <= 0:
                 self.kill()
-                raise RuntimeError(f"{self.config.name}: the measuring process did not answer")
+                raise RuntimeError(f"{self.name}: the measuring process did not answer")
             ready, _, _ = select.select([fd], [], [], left)
             if ready:
                 with sigint_deferred():
@@ -155,7 +166,7 @@ class _Process:
         tail = self._stderr.read().decode(errors="replace").strip().splitlines()[-3:]
         self.kill()
         raise RuntimeError(
-            f"{self.config.name}: the measuring process ended (exit code {self._proc.returncode})"
+            f"{self.name}: the measuring process ended (exit code {self._proc.returncode})"
             + (": " + " / ".join(tail) if tail else "")
         )
 
@@ -167,16 +178,22 @@ class _Process:
         self._send({"op": "slice", "seconds": seconds, "round": round_no}, seconds, _ANSWER_S)
         self._answer()
 
-    def result(self, within: float = _ANSWER_S) -> Entry:
-        """The configuration's results, asked once the process is done with the requests
-        before (a slice a Ctrl-C interrupted the wait for) and answered ``within`` seconds
-        of that."""
+    def result(self, within: float = _ANSWER_S) -> Measured:
+        """The process's results (its entry, samples and threads started, for ``merge``),
+        asked once the process is done with the requests before (a slice a Ctrl-C
+        interrupted the wait for) and answered ``within`` seconds of that."""
         self._send({"op": "result"}, 0.0, within)
         answer = self._answer()
-        if not isinstance(answer.get("result"), dict):
-            raise RuntimeError(f"{self.config.name}: the measuring process answered {answer!r}")
+        samples, started = answer.get("samples_ns"), answer.get("started")
+        if not (
+            isinstance(answer.get("result"), dict)
+            and isinstance(samples, dict)
+            and all(isinstance(v, list) for v in samples.values())
+            and isinstance(started, int)
+        ):
+            raise RuntimeError(f"{self.name}: the measuring process answered {answer!r:.200}")
         entry: Entry = answer["result"]
-        return entry
+        return Measured(entry, self.replica, samples, started)
 
     def hang_up(self) -> None:
         """Close the process's stdin: at the end of its requests it tears down and exits."""

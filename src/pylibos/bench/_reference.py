@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._schema import BatchFigures, Entry, RunData
-from ._resample import Floats
+from ._resample import Floats, choose_rounds, round_slots
 
 
 @dataclass(frozen=True)
@@ -117,14 +117,16 @@ def slice_references(data: RunData) -> dict[int, list[float]]:
 
 
 def reference_draws(data: RunData, seed: int, resamples: int) -> tuple[float, Floats] | None:
-    """The run's median slice reference and its bootstrap distribution: rounds drawn with
-    replacement, the median of their slices' references; None without references."""
+    """The run's median slice reference and its bootstrap distribution: replica slots then
+    rounds drawn with replacement (``choose_rounds``), the median of their slices'
+    references; None without references."""
     by_round = slice_references(data)
     if not by_round:
         return None
     groups = [np.asarray(v, dtype=np.float64) for _, v in sorted(by_round.items())]
     value = float(np.median(np.concatenate(groups)))
     rng = np.random.default_rng([seed, 1 << 24])
-    chosen = rng.integers(0, len(groups), size=(resamples, len(groups)))
+    slots = round_slots(sorted(by_round), int(data["settings"].get("processes") or 1))
+    chosen = choose_rounds(len(groups), rng, resamples, slots)
     dist = np.array([np.median(np.concatenate([groups[k] for k in row])) for row in chosen])
     return value, dist

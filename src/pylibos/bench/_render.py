@@ -151,6 +151,20 @@ def method_note(data: RunData) -> str | None:
     return _with_reference(data, note)
 
 
+def processes_note(data: RunData) -> str | None:
+    """How several measuring processes per configuration enter the intervals (format 10
+    with more than one)."""
+    k = int(data["settings"].get("processes") or 1)
+    if k < 2:
+        return None
+    return (
+        f"Processes: each configuration at each live count was measured in {k} processes, "
+        f"round r by process r mod {k}; every bootstrap draws the {k} replica slots with "
+        "replacement first, then rounds within each drawn slot (then batches), so each "
+        "interval holds the spread between processes as well as within one."
+    )
+
+
 def reference_note(data: RunData) -> str | None:
     """Whether this run's ratios and live scaling were taken on normalised times."""
     analyse(data)
@@ -213,9 +227,9 @@ def markdown(data: RunData) -> str:
         md(*target_rows(data)),
         "",
     ]
-    note = method_note(data)
-    if note:
-        parts += [note, ""]
+    for note in (method_note(data), processes_note(data)):
+        if note:
+            parts += [note, ""]
     notes = warnings(data)
     if notes:
         parts += ["## Stability warnings", "", *(f"* {w}" for w in notes), ""]

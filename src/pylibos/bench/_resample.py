@@ -1,11 +1,19 @@
 """Which batches a bootstrap resample of a run draws, and reductions over them.
 
-A resample is drawn in two stages, rounds then batches: every round's place is filled with
-a round drawn with replacement, and that round's place gets as many batches as the round
-had, drawn with replacement from it.  So a resample holds what changes from one slice of
-the run to the next (another process waking up for a second), not only batch-to-batch
-noise: on a shared machine that is most of the noise, and it is what differs between two
-runs.  A resample is a row of batch indices; since rounds hold different numbers of
+A resample is drawn in three stages, replica slots, rounds, batches.  From format 10 each
+configuration at each live count is measured in ``K`` processes (``--processes``), and
+round ``r`` is measured by every configuration's replica ``r mod K``: its *slot*.  Each
+slot's place is filled with a slot drawn with replacement (``choose_rounds``), each of
+the place's rounds with a round drawn with replacement from the drawn slot, and that
+round's place gets as many batches as the round had, drawn with replacement from it
+(``resample_indices``).  So a resample holds what changes from one measuring process to
+the next (its hash seed, its memory layout, where its threads' stacks land: a level each
+process keeps for the whole run), what changes from one slice of the run to the next
+(another process waking up for a second), and batch-to-batch noise.  With one process
+per configuration (``K`` = 1, every file before format 10) the first stage has one slot
+to draw and the draw is exactly the two-stage one of before, random numbers and all.
+
+A resample is a row of batch indices; since rounds hold different numbers of
 batches, rows differ in length, and the places a row leaves empty are -1 (``row_medians``
 and ``row_sums`` leave them out).
 """
@@ -24,9 +32,44 @@ the next; a default ``compare`` resamples every figure in well under a second.""
 Floats = npt.NDArray[np.float64]
 
 
-def choose_rounds(n_rounds: int, rng: np.random.Generator, resamples: int) -> npt.NDArray[np.intp]:
-    """For each resample, which round fills each round's slot (drawn with replacement)."""
-    return rng.integers(0, n_rounds, size=(resamples, n_rounds))
+def round_slots(rounds: Sequence[int], processes: int) -> npt.NDArray[np.intp]:
+    """The replica slot of each round: the round's number mod the processes per
+    configuration (``settings.processes``; 1 before format 10)."""
+    return np.asarray(rounds, dtype=np.intp) % max(1, int(processes))
+
+
+def choose_rounds(
+    n_rounds: int,
+    rng: np.random.Generator,
+    resamples: int,
+    slots: npt.ArrayLike | None = None,
+) -> npt.NDArray[np.intp]:
+    """For each resample, which round fills each round's place (a ``resamples ×
+    n_rounds`` matrix of indices into the rounds, in order).
+
+    ``slots`` gives each round's replica slot (``round_slots``).  With one slot (or none
+    given) every place is filled with a round drawn with replacement from all of them.
+    With several, in two stages: each slot's places are filled from one slot drawn with
+    replacement (the same drawn slot for all its places), each place with a round drawn
+    with replacement from that slot's rounds.  A place keeps its own slot's number of
+    places whichever slot fills it (slots differ by one round at most: ``r mod K``), so
+    every resample has ``n_rounds`` rounds."""
+    groups = None if slots is None else np.asarray(slots, dtype=np.intp)
+    if groups is None or len(np.unique(groups)) < 2:
+        return rng.integers(0, n_rounds, size=(resamples, n_rounds))
+    if len(groups) != n_rounds:
+        raise ValueError(f"{len(groups)} slots for {n_rounds} rounds")
+    members = [np.flatnonzero(groups == s) for s in np.unique(groups)]
+    sizes = np.array([len(m) for m in members], dtype=np.intp)
+    flat = np.concatenate(members)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+    drawn = rng.integers(0, len(members), size=(resamples, len(members)))
+    out = np.empty((resamples, n_rounds), dtype=np.intp)
+    for place, own in enumerate(members):
+        fill = drawn[:, place]
+        picks = (rng.random((resamples, len(own))) * sizes[fill][:, None]).astype(np.intp)
+        out[:, own] = flat[offsets[fill][:, None] + picks]
+    return out
 
 
 def resample_indices(
@@ -34,10 +77,12 @@ def resample_indices(
     rng: np.random.Generator,
     resamples: int = RESAMPLES,
     chosen: npt.NDArray[np.intp] | None = None,
+    processes: int = 1,
 ) -> npt.NDArray[np.intp]:
     """A ``resamples × m`` matrix of batch indices, in two stages: each round's slot is
     filled by a round drawn with replacement (``chosen``, shared by the configurations
-    measured in the same rounds, or drawn here), with as many batches as *that* round
+    measured in the same rounds, or drawn here, slot then round: ``choose_rounds`` with
+    ``processes`` per configuration), with as many batches as *that* round
     had, drawn with replacement from it.  Rounds hold different numbers of batches (a
     slice lasts a fixed time, so a slow round holds fewer), so resamples differ in
     length: each slot has room for the largest round, and the room a round leaves is -1.
@@ -51,7 +96,8 @@ def resample_indices(
     flat = np.concatenate(strata)
     offsets = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.intp)
     if chosen is None or chosen.shape != (resamples, len(strata)):
-        chosen = choose_rounds(len(strata), rng, resamples)
+        present = [int(r) for r in np.unique(order)]
+        chosen = choose_rounds(len(strata), rng, resamples, round_slots(present, processes))
     room = int(lens.max())
     slots = []
     for k in range(len(strata)):

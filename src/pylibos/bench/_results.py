@@ -94,8 +94,9 @@ def save(data: Mapping[str, Any], path: str) -> None:
 
 def load(path: str) -> RunData:
     """The run saved at ``path``, checked against the schema (``_schema``); a
-    ``ResultsError`` naming the first thing wrong otherwise.  Versions 3 to 9 are read
-    (the same keys); older ones are refused, saying why."""
+    ``ResultsError`` naming the first thing wrong otherwise.  Versions 3 to 10 are read
+    (the same keys; version 10 adds the processes per configuration); older ones are
+    refused, saying why."""
     try:
         with open(path) as f:
             data = json.load(f)
@@ -120,6 +121,9 @@ def load(path: str) -> RunData:
         _numbers(path, f"settings.{key}", [data["settings"][key]])
     if not data["settings"]["ghz"] > 0 or not math.isfinite(data["settings"]["ghz"]):
         raise ResultsError(f"{path}: settings.ghz is {data['settings']['ghz']!r}, not a clock rate")
+    k = data["settings"].get("processes", 1)
+    if not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 1000):
+        raise ResultsError(f"{path}: settings.processes is {k!r}, not a count of processes")
     for key in ("ratios_in_rounds", "measuring_order"):
         names = data["settings"].get(key, [])
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):

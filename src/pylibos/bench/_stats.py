@@ -3,8 +3,11 @@ projection are in ``_warnings``).
 
 Every timed figure a run reports is a statistic of its *batches*: each batch gives one median
 and one mean per clone for each phase (``batches_ns`` in the JSON).  A figure's 95% interval
-is a percentile bootstrap in two stages, rounds then batches (``_resample`` draws them), so
-it holds what changes from one slice of the run to the next, not only batch-to-batch noise.
+is a percentile bootstrap in three stages, replica slots, rounds, batches (``_resample``
+draws them), so it holds what changes from one measuring process to the next (format 10:
+``--processes`` per configuration) and from one slice of the run to the next, not only
+batch-to-batch noise.  With one process per configuration (every file before format 10)
+the draw is the two-stage one, rounds then batches, exactly as before.
 
 Every configuration at every live count ran in the same rounds, interleaved (a
 configuration's live counts back to back), and the same rounds are drawn for all of them.
@@ -17,11 +20,11 @@ independently.
 Live scaling, (start at 1,000 live ÷ at 1 live) ÷ native's, and (format 7 on) every ratio
 between two configurations (start ÷ native, clone ÷ sgx/pipe) are taken where the pairing
 is, round by round (``Figures.paired``): each round's quotient of its slices, measured a few
-slices apart, and their trimmed mean, with a one-stage bootstrap over the rounds (each
-round's quotient already holds its batches' noise).  From format 8 live scaling is taken
-by part (``Figures.paired_by_part``): the configuration's quotient of its two live counts
-and native's, each round by round and trimmed on its own, the figure the quotient of the
-two trimmed means, over the same rounds drawn.
+slices apart, and their trimmed mean, with a bootstrap over the rounds only (each
+round's quotient already holds its batches' noise), slots then rounds as every figure.
+From format 8 live scaling is taken by part (``Figures.paired_by_part``): the
+configuration's quotient of its two live counts and native's, each round by round and
+trimmed on its own, the figure the quotient of the two trimmed means, over the same rounds drawn.
 
 All the figures of one configuration come from the same resamples, so a proportion such as
 p3 = handshake / clone is resampled as a pair.  The distribution of a ratio is the ratio of
@@ -46,7 +49,15 @@ import numpy.typing as npt
 
 from .._schema import TIMED, Entry, IntervalJSON, RunData
 from ..libos import PROPORTIONS
-from ._resample import RESAMPLES, Floats, choose_rounds, resample_indices, row_medians, row_sums
+from ._resample import (
+    RESAMPLES,
+    Floats,
+    choose_rounds,
+    resample_indices,
+    round_slots,
+    row_medians,
+    row_sums,
+)
 
 CONFIDENCE = 0.95
 TRIM = 0.2
@@ -148,6 +159,8 @@ class Figures:
         self._resamples = resamples
         self._drawn: dict[int, _Drawn] = {}
         self._chosen: dict[int, npt.NDArray[np.intp]] = {}
+        self.processes = max(1, int(data["settings"].get("processes") or 1))
+        """Measuring processes per configuration and live count (1 before format 10)."""
 
     def over(self, data: RunData) -> Figures:
         """Figures of ``data`` (the same run's entries in the same places, normalised:
@@ -189,7 +202,9 @@ class Figures:
         if n < 2:
             return _Drawn(values, dists)
         rng = np.random.default_rng([self._seed, position])
-        idx = resample_indices(rounds[:n], rng, self._resamples, self._rounds_for(entry))
+        idx = resample_indices(
+            rounds[:n], rng, self._resamples, self._rounds_for(entry), self.processes
+        )
         counts = (idx >= 0).sum(axis=1)
         for k, c in columns.items():
             dists[k] = row_medians(c, idx) if k.endswith(".median") else row_sums(c, idx) / counts
@@ -217,7 +232,8 @@ class Figures:
             )
             key = [self._seed, 1 << 21] if together else [self._seed, 1 << 20, group]
             rng = np.random.default_rng(key)
-            chosen = self._chosen[group] = choose_rounds(n_rounds, rng, self._resamples)
+            slots = round_slots(range(n_rounds), self.processes)
+            chosen = self._chosen[group] = choose_rounds(n_rounds, rng, self._resamples, slots)
         return chosen
 
     def round_figures(self, entry: Entry, key: str) -> dict[int, float]:
@@ -262,7 +278,8 @@ class Figures:
             configs = self.data["configs"]
             positions = [next(i for i, c in enumerate(configs) if c is e) for e in (*top, *bottom)]
             rng = np.random.default_rng([self._seed, 1 << 22, *positions])
-            chosen = choose_rounds(len(common), rng, self._resamples)
+            slots = round_slots(common, self.processes)
+            chosen = choose_rounds(len(common), rng, self._resamples, slots)
         dist = np.exp(trimmed_mean(logs[chosen]))
         return Paired(percentile_interval(value, dist), common, per_round)
 
@@ -306,7 +323,8 @@ class Figures:
             configs = self.data["configs"]
             positions = [next(i for i, c in enumerate(configs) if c is e) for e in entries]
             rng = np.random.default_rng([self._seed, 1 << 23, *positions])
-            chosen = choose_rounds(len(common), rng, self._resamples)
+            slots = round_slots(common, self.processes)
+            chosen = choose_rounds(len(common), rng, self._resamples, slots)
         dist = np.exp(trimmed_mean(own_logs[chosen]) - trimmed_mean(base_logs[chosen]))
         return ByPart(percentile_interval(value, dist), common, per_round, own_rounds, base_rounds)
 

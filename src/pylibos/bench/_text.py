@@ -97,6 +97,14 @@ def describe(data: RunData) -> str:
     governor = f", governor {stab['governor']}" if stab.get("governor") else ""
     cpu, tls = s.get("cpu"), s.get("tls")
     where = "" if data["version"] < 4 else "; every CPU" if cpu is None else f"; on CPU {cpu}"
+    k = s.get("processes")
+    if k is not None:
+        where += (
+            f"; {k} measuring processes per configuration and live count (round r in "
+            "process r mod " + f"{k})"
+            if k > 1
+            else "; one measuring process per configuration and live count"
+        )
     return (
         f"{m['cpu']}, {m['cores']} cores{governor}, Python {m['python']}, pylibos "
         f"{m['pylibos']}; "

@@ -68,6 +68,14 @@ def differences(a: RunData, b: RunData) -> list[str]:
             "their values and intervals may differ by the method (the targets table marks "
             "them)"
         )
+    per = [int(d["settings"].get("processes") or 1) for d in (a, b)]
+    if per[0] != per[1]:
+        out.append(
+            f"settings differ: {per[0]} measuring processes per configuration in A and {per[1]} "
+            f"in B (formats {a['version']} and {b['version']}): an interval drawn over "
+            "several processes holds the spread between them, one drawn in one process "
+            "does not, so B ÷ A's interval holds it only as far as the run with more does"
+        )
     pairs: tuple[tuple[str, Mapping[str, object], Mapping[str, object], tuple[str, ...]], ...]
     pairs = (
         ("settings", a["settings"], b["settings"], _SETTINGS_COMPARED),

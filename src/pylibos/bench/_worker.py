@@ -10,7 +10,10 @@ per line on stdin and answers each with one line on stdout, both JSON:
   ready, or ``{"error": ..., "kind": ...}``;
 * ``{"op": "slice", "seconds": S, "round": R}``: whole batches for ``S`` seconds, in
   round ``R``;
-* ``{"op": "result"}``: ``{"result": <the configuration's results entry>}``;
+* ``{"op": "result"}``: ``{"result": <the configuration's results entry>, "samples_ns":
+  <every per-clone sample of each phase that ran>, "started": <threads started by
+  measured batches>}``: with several processes per configuration the parent merges their
+  results exactly (``_merge``), the phases' summaries over all their samples;
 * ``{"op": "quit"}`` (or the end of stdin): tear down, answer, exit.
 
 Every request carries an ``id``, and its answer the same one.
@@ -42,6 +45,14 @@ def _answer(out: TextIO, message: dict[str, Any]) -> None:
 def _failure(exc: BaseException) -> dict[str, Any]:
     kind = "RunError" if isinstance(exc, RunError | OSError) else type(exc).__name__
     return {"error": str(exc) or type(exc).__name__, "kind": kind}
+
+
+def _result(subject: Subject) -> dict[str, Any]:
+    """The answer to ``result``: the entry, and what merging it with the same
+    configuration's other processes needs (``_merge``)."""
+    entry = subject.result()
+    samples = {p: list(v) for p, v in subject._ns.items() if v and entry["phases_ns"].get(p)}
+    return {"result": entry, "samples_ns": samples, "started": subject.started}
 
 
 def _set_up(setup: dict[str, Any]) -> Subject:
@@ -82,7 +93,7 @@ def serve(requests: TextIO, out: TextIO) -> int:
                     subject.run_slice(float(request["seconds"]), int(request["round"]), cpu)
                     _answer(out, {"ok": True, "id": number})
                 elif op == "result":
-                    _answer(out, {"result": subject.result(), "id": number})
+                    _answer(out, {**_result(subject), "id": number})
                 elif op == "quit":
                     quitting = number
                     break
