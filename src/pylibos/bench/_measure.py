@@ -11,6 +11,14 @@ in one process every configuration at 1,000 live would start its threads beside 
 configurations' live threads, not its own 1,000; its garbage collector would walk all of
 their objects; and a run's figures would depend on which configurations it measured.
 
+Each process also keeps a level of its own for the whole run (its hash seed, its memory
+layout, where its threads' stacks land), which no interval drawn within it can hold; so a
+configuration at a live count can be measured in ``Settings.processes`` processes, its
+replicas, round ``r`` by replica ``r mod processes`` of every configuration: the same slices
+and measuring time as one process, the rounds still interleaved, and the bootstrap draws the
+replica slots before the rounds (``_resample``).  Their results are merged into one entry
+(``_merge``).
+
 Every measuring process runs on one CPU (unless ``--all-cpus``).  A thread start is a
 hand-off: the new thread must run before ``start()`` returns.  Left to the kernel, the
 new thread often wakes on the other CPU, and whether that CPU is idle (on a virtual

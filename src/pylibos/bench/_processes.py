@@ -151,7 +151,7 @@ class _Process:
             ready, _, _ = select.select([fd], [], [], left)
             if ready:
                 with sigint_deferred():
-                    chunk = os.read(fd, 65536)
+                    chunk = os.read(fd, 1 << 20)
                     self._unread += chunk
                 if not chunk:
                     self._failed()
