@@ -184,8 +184,8 @@ class SliceJSON(TypedDict):
 
 class ReplicaJSON(TypedDict):
     """One of an entry's measuring processes (format 10): its replica slot (it measured
-    the rounds ``r`` with ``r mod processes`` = ``slot``), its batches, threads, rounds
-    and memory per live thread."""
+    the rounds ``r`` with ``r mod processes`` = ``slot``), the batches it ran, its
+    threads, the rounds it measured and its memory per live thread."""
 
     slot: int
     batches: int

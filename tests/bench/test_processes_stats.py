@@ -399,7 +399,7 @@ def test_a_real_run_in_two_processes_per_configuration(two_process_run: RunData)
         assert replicas is not None and [r["slot"] for r in replicas] == [0, 1]
         for r in replicas:
             assert r["rounds"] and all(x % 2 == r["slot"] for x in r["rounds"])
-        assert sum(r["batches"] for r in replicas) == len(e["batch_rounds"]) == e["batches"]
+        assert sum(r["batches"] for r in replicas) == e["batches"] >= len(e["batch_rounds"])
         assert e["batch_rounds"] == sorted(e["batch_rounds"])
         assert all(s.get("replica") == s["round"] % 2 for s in e.get("slices", []))
         start = e["phases_ns"]["start"]

@@ -55,7 +55,7 @@ from ._warnings import projected
 
 _P = TypeVar("_P")
 
-DEFAULT_PROCESSES = 2
+DEFAULT_PROCESSES = 3
 """``compare``'s measuring processes per configuration and live count (``--processes``;
 docs/benchmark.md, "Several processes per configuration", has what 2 and 3 cost)."""
 MAX_PROCESSES = 20

@@ -96,7 +96,7 @@ def merge(parts: Sequence[Measured]) -> Entry:
     replicas: list[ReplicaJSON] = [
         {
             "slot": m.slot,
-            "batches": len(m.entry["batch_rounds"]),
+            "batches": m.entry["batches"],
             "threads": m.entry["threads"],
             "rounds": sorted(set(m.entry["batch_rounds"])),
             "rss_per_live_thread_kib": m.entry["rss_per_live_thread_kib"],
