@@ -99,6 +99,7 @@ class LibOS(Services):
         # where one dict store and pop, each atomic under the GIL, cost a third of that.
         self._local = threading.local()
         self._running: dict[int, LibOSThread] = {}  # ident -> thread, while fn runs
+        self._at_exit = self._thread_exit  # bound once, not once per clone
         # The process whose threads _running lists: the fork hook sets it to the child's.
         # A fork made below Python runs no hook: there it is the parent's, and
         # current_thread takes no hit in _running but the forking thread's.
@@ -235,7 +236,7 @@ class LibOS(Services):
                         joinable,
                         reraise,
                         thread._attach,
-                        self._thread_exit,
+                        self._at_exit,
                         self._running,
                         thread,
                     )

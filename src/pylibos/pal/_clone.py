@@ -157,7 +157,7 @@ class Threads(HostCore):
             raise ShutDownError(SHUT_DOWN)
         thread = _new_thread(PalThread)
         thread.name = name
-        thread._on_exit = self._thread_exited
+        thread._on_exit = self._on_thread_exit
         if joinable is not None:
             thread._joinable = joinable
         if reraise:

@@ -88,6 +88,8 @@ class HostCore(Ledger):
         # closed; discard when a thread exits), and readers copy with list(set).
         self._handles: set[Handle] = set()
         self._threads: set[PalThread] = set()
+        # Every host thread's ``_on_exit``, bound once (not a bound method per start).
+        self._on_thread_exit = self._thread_exited
         self.handshake_timeout = 10.0
         self.slot_timeout = 0.25
         # Made at the first eventfd (see _identity.EventfdRegistry); False: not to be had.
@@ -265,6 +267,9 @@ class HostCore(Ledger):
         raise NotImplementedError
 
     def _io_done(self, handle: Handle) -> None:
+        raise NotImplementedError
+
+    def _thread_exited(self, thread: PalThread) -> None:
         raise NotImplementedError
 
     def stream_open(self, uri: str, *, nonblocking: bool = False) -> Handle:
