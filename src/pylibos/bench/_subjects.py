@@ -95,21 +95,10 @@ class LibOSSubject(Subject):
 
     host: Host
     libos: LibOS
-
-    def __init__(
-        self,
-        config: Config,
-        live: int,
-        batch: int,
-        tls: str | None = None,
-        profile_every: int | None = None,
-    ) -> None:
-        super().__init__(config, live, batch, tls)
-        every = sampling_interval(batch) if profile_every is None else profile_every
-        self.profile_every = check_every(every)
-        # Batches without a sampled clone are recorded with the next one; each batch
-        # has a clone at least, so this many in a row cannot all be without one.
-        self.max_unrecorded = self.profile_every
+    profile_every: int
+    """Set by ``make_subject``, as is ``max_unrecorded``: batches without a sampled clone
+    are recorded with the next one; each batch has a clone at least, so ``profile_every``
+    of them in a row cannot all be without one."""
 
     def setup(self) -> None:
         c = self.config
@@ -232,4 +221,7 @@ def make_subject(
     profile times one clone in ``profile_every`` (``sampling_interval(batch)`` if None)."""
     if config.native:
         return NativeSubject(config, live, batch)
-    return LibOSSubject(config, live, batch, tls, profile_every)
+    every = check_every(sampling_interval(batch) if profile_every is None else profile_every)
+    subject = LibOSSubject(config, live, batch, tls)
+    subject.profile_every = subject.max_unrecorded = every
+    return subject
