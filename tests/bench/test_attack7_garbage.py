@@ -1,0 +1,104 @@
+"""One measuring process of three answers garbage on its answer pipe: the run fails with the
+clear error naming the configuration and which of its processes (the ``RuntimeError`` the
+CLI prints as one ``ERROR:`` line), and no process or descriptor is left.
+
+The garbage is real bytes in the process's real answer pipe: the test opens that pipe
+through ``/proc/<pid>/fd`` (as anything sharing the process's user could) and writes a line
+into it, so the parent reads it where it expects the answer to its next request."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pylibos.bench import Settings, parse_config, parse_config_list, run
+from pylibos.bench._processes import _Process
+
+from .test_measuring_processes import _children, _end_for_sure
+
+
+def _fds() -> set[int]:
+    return {int(fd) for fd in os.listdir("/proc/self/fd")}
+
+
+def _inject(process: _Process, line: bytes) -> None:
+    """Write ``line`` into ``process``'s answer pipe, from the writing end's side."""
+    assert process._proc is not None and process._proc.stdout is not None
+    pipe = os.readlink(f"/proc/self/fd/{process._proc.stdout.fileno()}")
+    pid = process._proc.pid
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target == pipe:
+            w = os.open(f"/proc/{pid}/fd/{fd}", os.O_WRONLY)
+            try:
+                os.write(w, line)
+            finally:
+                os.close(w)
+            return
+    raise AssertionError(f"no answer pipe {pipe} in process {pid}")
+
+
+GARBAGE = [b"\x00\xffnot json\n", b"[1, 2]\n", b'"ok"\n', b"{\n"]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE)
+def test_a_process_answering_garbage_is_named(garbage: bytes) -> None:
+    """One process: the garbage line is taken for the answer to its slice request."""
+    process = _Process(parse_config("native"), 0, Settings(batch=2), None, 0.0, 1, 3)
+    fds = _fds()
+    try:
+        process.start()
+        process.wait_ready()
+        _inject(process, garbage)
+        with pytest.raises(RuntimeError, match=r"native \(process 2 of 3\)"):
+            process.measure(0.001, 1)
+    finally:
+        process.kill(0.0)
+    assert _children() == []
+    assert _fds() == fds
+
+
+@pytest.mark.parametrize("garbage", GARBAGE[:2])
+def test_a_run_whose_replica_answers_garbage_fails_naming_it(garbage: bytes) -> None:
+    """``compare`` with three processes per configuration: after the first slice the
+    second process (round 1's) gets a garbage line in its answer pipe.  The run raises
+    the RuntimeError naming it (the CLI's one-line ERROR, exit 1), and nothing is left."""
+    injected: list[int] = []
+    fds = _fds()
+
+    def on_slice(name: str) -> None:
+        if not injected:
+            kids = sorted(_children())
+            assert len(kids) == 3, kids
+            target = next(p for p in processes_seen if p.replica == 1)
+            _inject(target, garbage)
+            assert target.pid is not None
+            injected.append(target.pid)
+
+    processes_seen: list[_Process] = []
+    original_start = _Process.start
+
+    def start(self: _Process) -> None:
+        processes_seen.append(self)
+        original_start(self)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(_Process, "start", start)
+    try:
+        with pytest.raises(RuntimeError, match=r"native \(process 2 of 3\)"):
+            run(
+                parse_config_list("native"),
+                Settings(duration=0.03, batch=2, rounds=3, processes=3),
+                on_slice=on_slice,
+            )
+    finally:
+        mp.undo()
+        left = _children()
+        _end_for_sure(left)
+    assert injected
+    assert left == []
+    assert _fds() == fds
