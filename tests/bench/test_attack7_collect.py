@@ -58,6 +58,7 @@ def test_ctrl_c_while_collecting_keeps_what_was_collected(
     # Every process is either in the results or named as left out.
     for slot in range(k):
         name = "direct/eventfd" if k == 1 else f"direct/eventfd (process {slot + 1} of {k})"
-        assert slot in kept.get("direct/eventfd", []) or any(
-            n.startswith(name) for n in named
-        ), (kept, named)
+        assert slot in kept.get("direct/eventfd", []) or any(n.startswith(name) for n in named), (
+            kept,
+            named,
+        )

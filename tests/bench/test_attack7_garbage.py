@@ -102,3 +102,81 @@ def test_a_run_whose_replica_answers_garbage_fails_naming_it(garbage: bytes) -> 
     assert injected
     assert left == []
     assert _fds() == fds
+
+
+def test_a_replica_whose_result_is_not_an_entry_is_named() -> None:
+    """``compare`` with three processes per configuration runs its two rounds; then the
+    second process's answer to the result request is a JSON object with a result that is
+    no results entry (its answer id right, its samples and threads well formed, its
+    entry missing every key the merge reads).  The run raises the RuntimeError naming
+    that process, not a ``KeyError`` from deep in the merge; nothing is left."""
+    import json
+    import signal
+
+    fds = _fds()
+    original_send = _Process._send
+    done: list[int] = []
+
+    def send(self: _Process, request: dict[str, object], work: float, within: float) -> None:
+        if request.get("op") != "result" or self.replica != 1 or done:
+            original_send(self, request, work, within)
+            return
+        assert self.pid is not None
+        os.kill(self.pid, signal.SIGSTOP)  # so the forged answer is read first
+        try:
+            original_send(self, request, work, within)
+            forged = {"result": {"name": "native"}, "samples_ns": {}, "started": 0}
+            _inject(self, json.dumps({**forged, "id": self._sent}).encode() + b"\n")
+        finally:
+            os.kill(self.pid, signal.SIGCONT)
+        done.append(self.pid)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(_Process, "_send", send)
+    try:
+        with pytest.raises(RuntimeError, match=r"native \(process 2 of 3\)"):
+            run(
+                parse_config_list("native"),
+                Settings(duration=0.03, batch=2, rounds=3, processes=3),
+            )
+    finally:
+        mp.undo()
+        left = _children()
+        _end_for_sure(left)
+    assert done
+    assert left == []
+    assert _fds() == fds
+
+
+def test_a_replica_that_dies_while_setting_up_is_named_and_nothing_is_left() -> None:
+    """A guarantee that holds: the second of three processes is killed (SIGKILL) before it
+    is ready; the run fails naming it, with its exit code, and no process is left."""
+    import signal
+
+    fds = _fds()
+    original = _Process.wait_ready
+    killed: list[int] = []
+
+    def wait_ready(self: _Process) -> None:
+        if self.replica == 1 and not killed:
+            assert self.pid is not None
+            os.kill(self.pid, signal.SIGKILL)
+            killed.append(self.pid)
+        original(self)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(_Process, "wait_ready", wait_ready)
+    try:
+        with pytest.raises(
+            RuntimeError, match=r"native \(process 2 of 3\): the measuring process ended"
+        ):
+            run(
+                parse_config_list("native"), Settings(duration=0.03, batch=2, rounds=3, processes=3)
+            )
+    finally:
+        mp.undo()
+        left = _children()
+        _end_for_sure(left)
+    assert killed
+    assert left == []
+    assert _fds() == fds

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from pylibos._schema import Entry
 from pylibos.bench._stats import Figures
 
 from .test_bench_stats import entry, run_data
 
 
-def _run(rounds: list[int], processes: int) -> tuple[Figures, object]:
+def _run(rounds: list[int], processes: int) -> tuple[Figures, Entry]:
     per = 3
     # Slot 0's process runs at 100 every batch, slot 2's at 200: a process level and no
     # other noise, so each resample's median tells which slots filled its places.
@@ -37,9 +38,9 @@ def test_a_slot_missing_from_every_entry_is_drawn_by_the_rounds_slots() -> None:
     each slot's two places, so it holds 0, 2 or 4 places at 100, and its median is 100
     (both slots drawn 0) in one resample in four, 150 in two, 200 in one, as
     ``resample_indices`` draws them from the rounds' numbers.  Drawn with slots by place
-    (0, 1, 2, 0) it is 100 in about 36 in 100 and 150 in 28.)"""
+    (0, 1, 2, 0) it is 100 in about 36 in 100 and 150 in 28."""
     figures, e = _run([0, 2, 3, 5], 3)
-    dist = figures.dist(e, "start.median")  # type: ignore[arg-type]
+    dist = figures.dist(e, "start.median")
     assert dist is not None
     low = float(np.mean(dist == 100.0))
     middle = float(np.mean(dist == 150.0))
@@ -51,7 +52,7 @@ def test_the_same_entry_with_every_slot_is_drawn_as_three_stages() -> None:
     where the shared draw's slots by place are the rounds' own: a resample's places at
     100 come a whole slot (two places) at a time."""
     figures, e = _run([0, 1, 2, 3, 4, 5], 3)
-    dist = figures.dist(e, "start.median")  # type: ignore[arg-type]
+    dist = figures.dist(e, "start.median")
     assert dist is not None
     # Places at 100 come two at a time (a whole slot): 0, 2, 4 or 6 of 6, so the median
     # is 150 only with exactly 3 of 6, which a slot-by-slot draw never gives.
