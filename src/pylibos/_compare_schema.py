@@ -92,7 +92,8 @@ the types' fields are the JSON's keys; ``FORMAT_VERSION`` is the version a run w
    Versions 3 to 8 have no reference and are analysed as before.
 10. Each configuration at each live count measured in several processes
    (``settings.processes``, ``K``; ``compare --processes``), and round ``r`` measured by
-   every configuration's replica ``r mod K`` (``settings.replica_of_round`` says so: a
+   every configuration's replica ``r mod K``, for an even ``K`` shifted by one every ``K``
+   rounds (``settings.replica_of_round`` says so: a
    batch's slot follows from its ``batch_rounds``), so the number of slices and the
    measuring time per configuration are those of one process.  Each entry merges its
    ``K`` processes' results exactly (``bench._merge``): batches in round order, counts

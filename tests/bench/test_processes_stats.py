@@ -22,7 +22,12 @@ from pylibos.bench._drift import changes
 from pylibos.bench._merge import Measured, merge
 from pylibos.bench._reference import reference_draws
 from pylibos.bench._render import analyse, markdown, targets
-from pylibos.bench._resample import choose_rounds, resample_indices, round_slots
+from pylibos.bench._resample import (
+    REPLICA_OF_ROUND,
+    choose_rounds,
+    resample_indices,
+    round_slots,
+)
 from pylibos.bench._stats import Figures
 from pylibos.bench._text import describe
 from pylibos.bench._vs import differences
@@ -118,18 +123,19 @@ def test_resample_indices_draws_batches_from_the_rounds_of_the_drawn_slots() -> 
     of one slot's places come from rounds of one slot."""
     rounds = [r for r in range(6) for _ in range(4)]
     idx = resample_indices(rounds, np.random.default_rng(1), 500, None, processes=2)
-    order = np.asarray(rounds)
+    slot_of = round_slots(rounds, 2)
+    assert slot_of.tolist() == [s for s in (0, 1, 1, 0, 0, 1) for _ in range(4)]
     for row in idx:
-        # Four places per round, rounds in order: slot 0's rounds (0, 2, 4) fill these.
-        places = np.r_[0:4, 8:12, 16:20]
-        assert len(set((order[row[places]] % 2).tolist())) == 1
+        # Four places per round, rounds in order: slot 0's rounds (0, 3, 4) fill these.
+        places = np.r_[0:4, 12:20]
+        assert len(set(slot_of[row[places]].tolist())) == 1
 
 
 def _levels_run(
     rng: np.random.Generator, truth: float, k: int, spread: float, *, paired: bool = True
 ) -> RunData:
     """native and sgx/raw+pool in 15 rounds of 6 batches, measured by ``k`` processes each
-    (round r by process r mod k).  Each process keeps a level of its own for the whole run,
+    (round r by process ``round_slots``).  Each process keeps a level of its own for the whole run,
     lognormal with a log standard deviation ``spread``; each slice has 5% drift, half of it
     shared by the round's two slices; each batch has 10% noise."""
     rounds, per = 15, 6
@@ -137,7 +143,7 @@ def _levels_run(
     own = rng.normal(0, 0.05, (2, rounds))
     slow = np.exp(np.sqrt(0.5) * common + np.sqrt(0.5) * own)
     levels = rng.normal(0, spread, (2, k))
-    slow = slow * np.exp(levels[:, np.arange(rounds) % k])
+    slow = slow * np.exp(levels[:, round_slots(range(rounds), k)])
     entries = [
         entry(name, c * np.repeat(slow[i], per) * rng.normal(1, 0.1, rounds * per), rounds=rounds)
         for i, (name, c) in enumerate((("native", 50.0), ("sgx/raw+pool", 50.0 * truth)))
@@ -213,7 +219,7 @@ def _by_part_levels_run(rng: np.random.Generator, truth: float, k: int, spread: 
     centre[("x", 1000)] = 120.0 * truth
     entries = []
     for name, live in (("native", 1), ("x", 1), ("native", 1000), ("x", 1000)):
-        level = np.exp(rng.normal(0, spread, k))[np.arange(rounds) % k]
+        level = np.exp(rng.normal(0, spread, k))[round_slots(range(rounds), k)]
         slices = np.repeat(level * rng.lognormal(0, 0.05, rounds), per)
         values = centre[(name, live)] * slices * rng.normal(1, 0.1, len(slices))
         entries.append(entry(name, list(values), live=live, rounds=rounds))
@@ -386,22 +392,22 @@ def two_process_run() -> RunData:
 
 
 def test_a_real_run_in_two_processes_per_configuration(two_process_run: RunData) -> None:
-    """Each configuration at each live count measured by two processes, round r by process
-    r mod 2: the file says so, each entry lists its two processes with the rounds each
+    """Each configuration at each live count measured by two processes, each in turn
+    (``round_slots``): the file says so, each entry lists its two processes with the rounds each
     measured, every kept slice names its replica, and the merged counts add up."""
     data = two_process_run
     assert data["version"] == FORMAT_VERSION == 10
     assert data["settings"]["processes"] == 2
-    assert data["settings"]["replica_of_round"] == "round % processes"
+    assert data["settings"]["replica_of_round"] == REPLICA_OF_ROUND
     assert len(data["configs"]) == 4
     for e in data["configs"]:
         replicas = e.get("replicas")
         assert replicas is not None and [r["slot"] for r in replicas] == [0, 1]
         for r in replicas:
-            assert r["rounds"] and all(x % 2 == r["slot"] for x in r["rounds"])
+            assert r["rounds"] and all(round_slots([x], 2)[0] == r["slot"] for x in r["rounds"])
         assert sum(r["batches"] for r in replicas) == e["batches"] >= len(e["batch_rounds"])
         assert e["batch_rounds"] == sorted(e["batch_rounds"])
-        assert all(s.get("replica") == s["round"] % 2 for s in e.get("slices", []))
+        assert all(s.get("replica") == round_slots([s["round"]], 2)[0] for s in e.get("slices", []))
         start = e["phases_ns"]["start"]
         assert start is not None and e["threads"] == sum(r["threads"] for r in replicas)
     assert "2 measuring processes per configuration" in describe(data)

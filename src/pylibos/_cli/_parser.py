@@ -103,8 +103,8 @@ def _commands() -> list[_Command]:
                 "no further round starts (default 60)"),
          Option("--processes", metavar="K", type=_processes, default=None,
                 help="measuring processes per configuration and live count, each set up "
-                "on its own (hash seed, memory layout, thread stacks); round r measures "
-                "process r mod K of each, and every 95%% interval holds the spread "
+                "on its own (hash seed, memory layout, thread stacks); the K take turns "
+                "round by round, and every 95%% interval holds the spread "
                 f"between processes (1 to {MAX_PROCESSES}, at most --rounds; default "
                 f"{DEFAULT_PROCESSES}, or --rounds if fewer; see docs/benchmark.md)"),
          NO_REFERENCE, PROFILE_EVERY, *RENDERING),

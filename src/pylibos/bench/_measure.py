@@ -14,7 +14,8 @@ their objects; and a run's figures would depend on which configurations it measu
 Each process also keeps a level of its own for the whole run (its hash seed, its memory
 layout, where its threads' stacks land), which no interval drawn within it can hold; so a
 configuration at a live count can be measured in ``Settings.processes`` processes, its
-replicas, round ``r`` by replica ``r mod processes`` of every configuration: the same slices
+replicas, round ``r`` by replica ``r mod processes`` of every configuration (for an even
+number, shifted by one every ``processes`` rounds: ``_resample.round_slots``): the same slices
 and measuring time as one process, the rounds still interleaved, and the bootstrap draws the
 replica slots before the rounds (``_resample``).  Their results are merged into one entry
 (``_merge``).
@@ -50,6 +51,7 @@ from ._machine import nominal_ghz as nominal_ghz
 from ._machine import rss_kib as rss_kib
 from ._merge import Measured, merge
 from ._processes import _ANSWER_S, _END_S, _end, _Process
+from ._resample import REPLICA_OF_ROUND, round_slots
 from ._subjects import PROFILE_EVERY, sampling_interval
 from ._warnings import projected
 
@@ -79,7 +81,7 @@ class Settings:
     """Measure on one CPU (``--all-cpus`` turns it off)."""
     processes: int = 1
     """Measuring processes per configuration and live count (``--processes``): round
-    ``r`` is measured by each one's replica ``r mod processes``."""
+    ``r`` is measured by each one's replica ``r mod processes`` (``_resample.round_slots``)."""
     reference: bool = True
     """Take ratios between configurations and live scaling on times normalised by each
     batch's reference workload (``--no-reference`` turns it off; the reference is timed
@@ -107,7 +109,7 @@ class Settings:
             "reference_normalised": self.reference,
             "profile_every": self.profile_interval(),
             "processes": self.processes,
-            "replica_of_round": "round % processes",
+            "replica_of_round": REPLICA_OF_ROUND,
         }
 
     def profile_interval(self) -> int:
@@ -153,7 +155,7 @@ def validate(settings: Settings) -> None:
     if settings.processes > settings.rounds:
         raise ValueError(
             f"--processes {settings.processes} is more than --rounds {settings.rounds}: round "
-            "r is measured by process r mod K, so some processes would measure nothing"
+            "r is measured by one process of K, each in turn, so some would measure nothing"
         )
     for n in settings.live:
         if not 0 <= n <= 10_000:
@@ -311,7 +313,7 @@ def run(
                 time.perf_counter() - started,
             )
         ):
-            slot = round_no % k
+            slot = int(round_slots([round_no], k)[0])
             for process in schedule(groups[slot], round_no, again[slot]):
                 process.measure(slice_s, round_no)
                 if on_slice is not None:

@@ -2,7 +2,8 @@
 
 A resample is drawn in three stages, replica slots, rounds, batches.  From format 10 each
 configuration at each live count is measured in ``K`` processes (``--processes``), and
-round ``r`` is measured by every configuration's replica ``r mod K``: its *slot*.  Each
+round ``r`` is measured by every configuration's replica ``r mod K`` (``round_slots``):
+its *slot*.  Each
 slot's place is filled with a slot drawn with replacement (``choose_rounds``), each of
 the place's rounds with a round drawn with replacement from the drawn slot, and that
 round's place gets as many batches as the round had, drawn with replacement from it
@@ -32,10 +33,20 @@ the next; a default ``compare`` resamples every figure in well under a second.""
 Floats = npt.NDArray[np.float64]
 
 
+REPLICA_OF_ROUND = "round % processes; (round + round // processes) % processes for an even number"
+"""How a round's replica slot follows from its number (``settings.replica_of_round``)."""
+
+
 def round_slots(rounds: Sequence[int], processes: int) -> npt.NDArray[np.intp]:
-    """The replica slot of each round: the round's number mod the processes per
-    configuration (``settings.processes``; 1 before format 10)."""
-    return np.asarray(rounds, dtype=np.intp) % max(1, int(processes))
+    """The replica slot of each round (``REPLICA_OF_ROUND``; ``processes`` is
+    ``settings.processes``, 1 before format 10): every ``processes`` rounds running use
+    each slot once.  Odd rounds run the schedule backwards (``_measure.schedule``): with an
+    even number of processes, ``round % processes`` would keep each replica in one order,
+    its level and its place in the round one and the same; shifted by one slot every
+    ``processes`` rounds, each replica runs in both orders."""
+    k = max(1, int(processes))
+    numbers = np.asarray(rounds, dtype=np.intp)
+    return (numbers + numbers // k) % k if k % 2 == 0 else numbers % k
 
 
 def choose_rounds(
@@ -52,7 +63,7 @@ def choose_rounds(
     With several, in two stages: each slot's places are filled from one slot drawn with
     replacement (the same drawn slot for all its places), each place with a round drawn
     with replacement from that slot's rounds.  A place keeps its own slot's number of
-    places whichever slot fills it (slots differ by one round at most: ``r mod K``), so
+    places whichever slot fills it (slots differ by one round at most), so
     every resample has ``n_rounds`` rounds."""
     groups = None if slots is None else np.asarray(slots, dtype=np.intp)
     if groups is None or len(np.unique(groups)) < 2:

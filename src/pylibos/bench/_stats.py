@@ -225,14 +225,17 @@ class Figures:
         group = -1 if together else int(entry["live"])
         chosen = self._chosen.get(group)
         if chosen is None:
-            n_rounds = max(
-                len(set(e["batch_rounds"] or [0]))
-                for e in self.data["configs"]
-                if together or e["live"] == group
-            )
+            # Every round any of them ran, by number: an entry that ran them all shares
+            # the draw (one that did not draws its own, ``resample_indices``), and each
+            # round's slot follows from its number, not its place.
+            numbers = sorted(
+                {int(r) for e in self.data["configs"] if together or e["live"] == group
+                 for r in e["batch_rounds"]}
+            ) or [0]  # fmt: skip
+            n_rounds = len(numbers)
             key = [self._seed, 1 << 21] if together else [self._seed, 1 << 20, group]
             rng = np.random.default_rng(key)
-            slots = round_slots(range(n_rounds), self.processes)
+            slots = round_slots(numbers, self.processes)
             chosen = self._chosen[group] = choose_rounds(n_rounds, rng, self._resamples, slots)
         return chosen
 
