@@ -365,8 +365,6 @@ def _collect(processes: list[_Process], outcome: Run, settings: Settings, ghz: f
             done.add(id(process))
             if measured.entry["batches"]:
                 answers.append((process, measured))
-        for parts in _by_pair(processes, answers):
-            outcome.results.append(finish(merge(parts), settings, ghz))
     except KeyboardInterrupt:
         outcome.interrupted = True
         # A second Ctrl-C: the processes not yet asked (and the one being asked) are
@@ -381,3 +379,13 @@ def _collect(processes: list[_Process], outcome: Run, settings: Settings, ghz: f
             _end(processes, _END_S)
         except KeyboardInterrupt:
             outcome.interrupted = True
+        # What answered is kept whatever interrupted the collecting: merged (in memory,
+        # milliseconds) and stored in one step, again from the start after a Ctrl-C.
+        while True:
+            try:
+                outcome.results = [
+                    finish(merge(parts), settings, ghz) for parts in _by_pair(processes, answers)
+                ]
+                break
+            except KeyboardInterrupt:
+                outcome.interrupted = True

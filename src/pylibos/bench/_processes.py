@@ -132,7 +132,13 @@ class _Process:
     def _answer(self) -> dict[str, Any]:
         """The answer to the last request, within its deadline."""
         while True:
-            answer: dict[str, Any] = json.loads(self._line())
+            line = self._line()
+            try:
+                answer = json.loads(line)
+            except ValueError:
+                answer = None
+            if not isinstance(answer, dict):
+                raise RuntimeError(f"{self.name}: the measuring process answered {line!r:.200}")
             if answer.get("id") == self._sent:
                 break
         if "error" in answer:
@@ -186,7 +192,7 @@ class _Process:
         answer = self._answer()
         samples, started = answer.get("samples_ns"), answer.get("started")
         if not (
-            isinstance(answer.get("result"), dict)
+            _is_entry(answer.get("result"))
             and isinstance(samples, dict)
             and all(isinstance(v, list) for v in samples.values())
             and isinstance(started, int)
@@ -233,6 +239,19 @@ class _Process:
             self._stderr.close()
         if interrupted:
             raise KeyboardInterrupt
+
+
+_ENTRY_TYPES = {
+    "name": str, "live": int, "batches": int, "threads": int, "batch_rounds": list,
+    "phases_ns": dict, "batches_ns": dict, "slices": list,
+}  # fmt: skip
+"""What a results entry must hold for ``merge`` and ``finish`` to read it."""
+
+
+def _is_entry(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(value.get(key), kind) for key, kind in _ENTRY_TYPES.items()
+    )
 
 
 def _end(processes: Sequence[_Process], grace: float) -> None:

@@ -76,6 +76,13 @@ def differences(a: RunData, b: RunData) -> list[str]:
             "several processes holds the spread between them, one drawn in one process "
             "does not, so B ÷ A's interval holds it only as far as the run with more does"
         )
+    every = [int(d["settings"].get("profile_every") or 1) for d in (a, b)]
+    if every[0] != every[1]:
+        out.append(
+            f"settings differ: the phase profile timed one clone in {every[0]} in A and one in "
+            f"{every[1]} in B (a run without the setting timed every clone): each start paid "
+            "its share of the profile's cost, so the start figures differ by the method"
+        )
     pairs: tuple[tuple[str, Mapping[str, object], Mapping[str, object], tuple[str, ...]], ...]
     pairs = (
         ("settings", a["settings"], b["settings"], _SETTINGS_COMPARED),
