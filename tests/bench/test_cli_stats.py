@@ -345,7 +345,7 @@ def test_processes_has_help_and_its_default_is_said(capsys: pytest.CaptureFixtur
         main(["compare", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "--processes K" in out and f"default {DEFAULT_PROCESSES}" in out
-    assert "round r measures process r mod K" in out
+    assert "the K take turns round by round" in out
 
 
 def test_a_run_says_how_many_processes_measured_it(
