@@ -157,9 +157,11 @@ def processes_note(data: RunData) -> str | None:
     k = int(data["settings"].get("processes") or 1)
     if k < 2:
         return None
+    rule = data["settings"].get("replica_of_round") or "round % processes"
     return (
         f"Processes: each configuration at each live count was measured in {k} processes, "
-        f"round r by process r mod {k}; every bootstrap draws the {k} replica slots with "
+        f"taking turns round by round ({rule}); "
+        f"every bootstrap draws the {k} replica slots with "
         "replacement first, then rounds within each drawn slot (then batches), so each "
         "interval holds the spread between processes as well as within one."
     )

@@ -100,8 +100,8 @@ def describe(data: RunData) -> str:
     k = s.get("processes")
     if k is not None:
         where += (
-            f"; {k} measuring processes per configuration and live count (round r in "
-            "process r mod " + f"{k})"
+            f"; {k} measuring processes per configuration and live count, taking turns "
+            "round by round"
             if k > 1
             else "; one measuring process per configuration and live count"
         )
