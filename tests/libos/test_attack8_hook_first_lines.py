@@ -1,0 +1,64 @@
+"""A Ctrl-C at the first lines of the thread-start hook's replacement, before its
+``try``, leaves the ``threading.Thread`` in ``threading._limbo`` for good.
+
+``Thread.start`` puts the thread in ``_limbo``, then calls ``_start_new_thread`` (on
+3.13, ``_start_joinable_thread``) and takes it out again only for an ``Exception``.
+Natively that call is the C primitive, where no Python-level signal handler runs
+before it has started the thread.  Under the LibOS it is ``Hook._start_new_thread``,
+whose comment promises that a KeyboardInterrupt between any two of its bytecodes
+leaves either a running thread or the ``Thread`` taken out of ``_limbo``: but its
+``if not self.installed`` and ``started = []`` lines come before the ``try`` whose
+handler (``_not_started``) does that.  An interrupt there leaves a thread that never
+ran listed by ``threading.enumerate()`` (state "initial") for the life of the process.
+
+Fails on main (111c9b7 and after): the thread is still in ``_limbo``."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import pytest
+
+from libos_support import open_fds, sigint_at_line, wait_until
+from pylibos.libos import Hook, LibOS
+from pylibos.pal import open_host
+
+_REPLACEMENT = (
+    Hook._start_joinable_thread if sys.version_info >= (3, 13) else Hook._start_new_thread
+).__code__
+
+
+def _noop() -> None:
+    return None
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_an_interrupt_before_the_hooks_try_leaves_no_thread_in_limbo(n: int) -> None:
+    fds = open_fds()
+    host = open_host("sgx")
+    libos = LibOS(host, "eventfd", True)
+    hook = Hook(libos).install()
+    thread = threading.Thread(target=_noop)
+    fired: list[int] = []
+    try:
+        sys.settrace(sigint_at_line(_REPLACEMENT, n, fired))
+        try:
+            thread.start()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.settrace(None)
+        assert fired, "the interrupt never fired"
+        # Before any LibOS work: no thread was made, so none runs.
+        assert thread.ident is None
+        # Out of _limbo, as Thread.start leaves a thread whose start failed.
+        limbo = threading._limbo  # type: ignore[attr-defined]
+        assert thread not in limbo, f"left in _limbo (line {fired[0]})"
+        assert thread not in threading.enumerate()
+    finally:
+        threading._limbo.pop(thread, None)  # type: ignore[attr-defined]
+        hook.uninstall()
+        libos.shutdown()
+        host.shutdown()
+    assert wait_until(lambda: open_fds() <= fds)
