@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dis
+import functools
 import gc
 import inspect
 import os
@@ -227,11 +228,42 @@ def _with_exits(code: CodeType) -> set[int]:
     return found
 
 
+_collecting = [False]
+
+
+def _note_collection(phase: str, info: dict[str, int]) -> None:
+    _collecting[0] = phase == "start"
+
+
 def _from_the_collector(frame: FrameType) -> bool:
-    """Whether ``frame`` is a garbage-collector callback's (hypothesis installs one): it
-    runs wherever a collection happens to start, so its lines are no part of the work
-    traced, and an interrupt there would be the collector's (reported as unraisable)."""
-    return any(getattr(cb, "__code__", None) is frame.f_code for cb in gc.callbacks)
+    """Whether ``frame`` is the garbage collector's: a callback of ``gc.callbacks``
+    (hypothesis installs one) or anything a collection runs (the weak-reference callbacks
+    of what it frees, such as ``WeakSet._remove`` for a dropped host), while
+    ``_traced_apart`` is on; or ``_traced_apart``'s own.  A collection starts wherever an
+    allocation happens to start one, so its lines are no part of the work traced, and an
+    interrupt there would be the collector's (reported as unraisable), never the work's."""
+    return (
+        _collecting[0]
+        or frame.f_code in _APART
+        or any(getattr(cb, "__code__", None) is frame.f_code for cb in gc.callbacks)
+    )
+
+
+def _run_apart(work: Callable[[], object]) -> object:
+    gc.callbacks.append(_note_collection)
+    try:
+        return work()
+    finally:
+        gc.callbacks.remove(_note_collection)
+        _collecting[0] = False
+
+
+_APART = {_note_collection.__code__, _run_apart.__code__}
+
+
+def _traced_apart(work: Callable[[], object]) -> Callable[[], object]:
+    """``work``, with collections noted (``_from_the_collector``) while it runs."""
+    return functools.partial(_run_apart, work)
 
 
 def _interrupt_at_line(work: Callable[[], object], n: int) -> bool:
@@ -253,7 +285,7 @@ def _interrupt_at_line(work: Callable[[], object], n: int) -> bool:
                 _interrupts._on_sigint(signal.SIGINT, frame)
         return tracer
 
-    return interrupted(work, tracer)
+    return interrupted(_traced_apart(work), tracer)
 
 
 def _line_events(work: Callable[[], object]) -> int:
@@ -267,7 +299,7 @@ def _line_events(work: Callable[[], object]) -> int:
             count += 1
         return tracer
 
-    run_traced(work, tracer)
+    run_traced(_traced_apart(work), tracer)
     return count
 
 

@@ -53,7 +53,12 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..pal import ShutDownError
+from ..pal import (
+    ShutDownError,
+    critical_deliver,
+    critical_owed,
+    marks_critical_sections_from_entry,
+)
 from ._epoll import Epoll
 from ._thread import UNRAISABLE_ARGS
 
@@ -224,19 +229,30 @@ class Hook:
     #
     # Each replacement is one flat path to ``LibOS._clone`` (positional arguments, the
     # errors mapped in place): it runs on every thread the program starts.
+    #
+    # A replacement is in a Ctrl-C-safe section from its first bytecode to the first line
+    # of its ``try`` (``marks_critical_sections_from_entry``): an interrupt landing before
+    # the ``try`` is held back and raised inside it, where ``_not_started`` undoes it.
+    # ``started`` is None on the interpreter's own start (the hook uninstalled under a
+    # caller that still holds the replacement): its errors go out as they come.
 
+    @marks_critical_sections_from_entry
     def _start_new_thread(
         self,
         function: Callable[..., object],
         args: tuple[Any, ...],
         kwargs: dict[str, Any] | None = None,
     ) -> int:
-        if not self.installed:
-            if kwargs is None:
-                return _ORIGINAL_START(function, args)
-            return _ORIGINAL_START(function, args, kwargs)
-        started: list[LibOSThread] = []
+        started: list[LibOSThread] | None = []
         try:
+            _pal_critical = False
+            if critical_owed[0]:
+                critical_deliver()
+            if not self.installed:
+                started = None
+                if kwargs is None:
+                    return _ORIGINAL_START(function, args)
+                return _ORIGINAL_START(function, args, kwargs)
             # The primitive's own checks and messages, before any LibOS work.
             if not callable(function):
                 raise TypeError("first arg must be callable")
@@ -260,14 +276,19 @@ class Hook:
         next(self._created)
         return pal.ident  # type: ignore[union-attr,return-value]  # set: the thread runs
 
+    @marks_critical_sections_from_entry
     def _start_joinable_thread(
         self, function: Callable[..., object], handle: object = None, daemon: bool = True
     ) -> object:
-        assert _ORIGINAL_JOINABLE is not None
-        if not self.installed:
-            return _ORIGINAL_JOINABLE(function, handle=handle, daemon=daemon)
-        started: list[LibOSThread] = []
+        started: list[LibOSThread] | None = []
         try:
+            _pal_critical = False
+            if critical_owed[0]:
+                critical_deliver()
+            if not self.installed:
+                started = None
+                assert _ORIGINAL_JOINABLE is not None
+                return _ORIGINAL_JOINABLE(function, handle=handle, daemon=daemon)
             if not callable(function):
                 raise TypeError("thread function must be callable")
             pal = self.libos._clone(
@@ -280,11 +301,14 @@ class Hook:
         return pal.handle  # type: ignore[union-attr]  # set: the thread runs
 
     def _not_started(
-        self, exc: BaseException, started: list[LibOSThread], function: object
+        self, exc: BaseException, started: list[LibOSThread] | None, function: object
     ) -> None:
         """After ``exc`` came out of a start: a refusal becomes the primitive's
         ``RuntimeError``; after a KeyboardInterrupt (or another non-``Exception``), count
-        the thread if it runs all the same, else undo what ``threading`` did for it."""
+        the thread if it runs all the same, else undo what ``threading`` did for it.  On
+        the interpreter's own start (``started`` None) nothing: it is as native."""
+        if started is None:
+            return
         if isinstance(exc, OSError):
             raise RuntimeError(f"can't start new thread: {exc}") from exc
         if isinstance(exc, RuntimeError):  # the LibOS shut down under a start in flight

@@ -23,6 +23,9 @@ from ._interrupts import critical_enter as critical_enter
 from ._interrupts import critical_leave as critical_leave
 from ._interrupts import critical_owed as critical_owed
 from ._interrupts import marks_critical_sections as marks_critical_sections
+from ._interrupts import (
+    marks_critical_sections_from_entry as marks_critical_sections_from_entry,
+)
 from ._interrupts import quiet_thread as quiet_thread
 from ._ledger import HostCallAccount as HostCallAccount
 from ._ledger import HostCallStats as HostCallStats

@@ -50,6 +50,12 @@ it (a function with a closure cell or a generator cannot mark one)::
             if owed[0]:
                 deliver()
 
+A function registered with ``@marks_sections_from_entry`` is in a section from its first
+bytecode until its marker is first stored (a store of False ends it: then ``owed`` is
+tested, as above): for a replacement of a C function, whose caller counts on no interrupt
+landing before it has recorded anything (``threading.Thread.start`` and the thread-start
+hook), with its first store the first line of its ``try``.
+
 The handler, which runs in the main thread and is given the main thread's current
 frame, looks for a registered frame with the marker set on that stack: only the main
 thread's sections defer, so another thread's marker costs it two stores and a test.
@@ -83,6 +89,8 @@ owed: list[Any] = [False]
 # Functions whose frames may hold the marker of a section (see the module docstring).
 MARK = "_pal_critical"
 _MARKING: set[CodeType] = set()
+# Those of them in a section from their first bytecode until the marker is stored.
+_FROM_ENTRY: set[CodeType] = set()
 # Guarded by _lock: hosts open that asked for the handler.
 _lock = threading.Lock()
 _users = [0]
@@ -113,10 +121,18 @@ def marks_sections(fn: F) -> F:
     return fn
 
 
+def marks_sections_from_entry(fn: F) -> F:
+    """Register ``fn`` as in a section from its first bytecode until its marker is first
+    stored (see the module docstring)."""
+    _FROM_ENTRY.add(fn.__code__)
+    return marks_sections(fn)
+
+
 def _marked(frame: FrameType | None) -> bool:
     """Whether a frame from ``frame`` outwards is inside a marked section."""
     while frame is not None:
-        if frame.f_code in _MARKING and frame.f_locals.get(MARK):
+        code = frame.f_code
+        if code in _MARKING and frame.f_locals.get(MARK, code in _FROM_ENTRY):
             return True
         frame = frame.f_back
     return False
@@ -277,5 +293,6 @@ def installed() -> bool:
 critical_enter = enter
 critical_leave = leave
 marks_critical_sections = marks_sections
+marks_critical_sections_from_entry = marks_sections_from_entry
 critical_owed = owed
 critical_deliver = deliver
