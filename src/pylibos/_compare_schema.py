@@ -185,7 +185,7 @@ class SliceJSON(TypedDict):
 
 class ReplicaJSON(TypedDict):
     """One of an entry's measuring processes (format 10): its replica slot (it measured
-    the rounds ``r`` with ``r mod processes`` = ``slot``), the batches it ran, its
+    the rounds whose ``bench._resample.round_slots`` is ``slot``), the batches it ran, its
     threads, the rounds it measured and its memory per live thread."""
 
     slot: int
@@ -270,8 +270,8 @@ class SettingsJSON(TypedDict):
     processes: NotRequired[int]
     """Measuring processes per configuration and live count (format 10; 1 before)."""
     replica_of_round: NotRequired[str]
-    """How a round's replica slot follows from its number: "round % processes"
-    (format 10)."""
+    """How a round's replica slot follows from its number (format 10):
+    ``bench._resample.REPLICA_OF_ROUND``."""
     reference_normalised: NotRequired[bool]
     """Ratios between configurations and live scaling are taken on times normalised by
     each batch's reference workload (format 9; ``--no-reference``: false)."""

@@ -4,20 +4,16 @@ named as left out, never dropped without a word; no process or descriptor is lef
 
 from __future__ import annotations
 
-import os
 import signal
 from typing import Any
 
 import pytest
 
+from libos_support import open_fds
 from pylibos.bench import Settings, _measure, parse_config_list, run
 from pylibos.bench._processes import _Process
 
 from .test_measuring_processes import _children, _end_for_sure
-
-
-def _fds() -> set[int]:
-    return {int(fd) for fd in os.listdir("/proc/self/fd")}
 
 
 @pytest.mark.parametrize("k", [1, 2])
@@ -40,7 +36,7 @@ def test_ctrl_c_while_collecting_keeps_what_was_collected(
         return original(self, within)
 
     monkeypatch.setattr(_Process, "result", result)
-    fds = _fds()
+    fds = open_fds()
     settings = Settings(duration=0.04 * k, batch=2, rounds=2 * k, processes=k)
     try:
         outcome = run(parse_config_list("native,direct/eventfd"), settings)
@@ -48,7 +44,7 @@ def test_ctrl_c_while_collecting_keeps_what_was_collected(
         left = _children()
         _end_for_sure(left)
     assert left == []
-    assert _fds() == fds
+    assert open_fds() == fds
     assert outcome.interrupted
     assert len(asked) == k + 1, asked
     kept = {e["name"]: [r["slot"] for r in e.get("replicas", [])] for e in outcome.results}

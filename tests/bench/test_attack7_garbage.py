@@ -12,14 +12,11 @@ import os
 
 import pytest
 
+from libos_support import open_fds
 from pylibos.bench import Settings, parse_config, parse_config_list, run
 from pylibos.bench._processes import _Process
 
 from .test_measuring_processes import _children, _end_for_sure
-
-
-def _fds() -> set[int]:
-    return {int(fd) for fd in os.listdir("/proc/self/fd")}
 
 
 def _inject(process: _Process, line: bytes) -> None:
@@ -49,7 +46,7 @@ GARBAGE = [b"\x00\xffnot json\n", b"[1, 2]\n", b'"ok"\n', b"{\n"]
 def test_a_process_answering_garbage_is_named(garbage: bytes) -> None:
     """One process: the garbage line is taken for the answer to its slice request."""
     process = _Process(parse_config("native"), 0, Settings(batch=2), None, 0.0, 1, 3)
-    fds = _fds()
+    fds = open_fds()
     try:
         process.start()
         process.wait_ready()
@@ -59,7 +56,7 @@ def test_a_process_answering_garbage_is_named(garbage: bytes) -> None:
     finally:
         process.kill(0.0)
     assert _children() == []
-    assert _fds() == fds
+    assert open_fds() == fds
 
 
 @pytest.mark.parametrize("garbage", GARBAGE[:2])
@@ -68,7 +65,7 @@ def test_a_run_whose_replica_answers_garbage_fails_naming_it(garbage: bytes) -> 
     second process (round 1's) gets a garbage line in its answer pipe.  The run raises
     the RuntimeError naming it (the CLI's one-line ERROR, exit 1), and nothing is left."""
     injected: list[int] = []
-    fds = _fds()
+    fds = open_fds()
 
     def on_slice(name: str) -> None:
         if not injected:
@@ -101,7 +98,7 @@ def test_a_run_whose_replica_answers_garbage_fails_naming_it(garbage: bytes) -> 
         _end_for_sure(left)
     assert injected
     assert left == []
-    assert _fds() == fds
+    assert open_fds() == fds
 
 
 def test_a_replica_whose_result_is_not_an_entry_is_named() -> None:
@@ -113,7 +110,7 @@ def test_a_replica_whose_result_is_not_an_entry_is_named() -> None:
     import json
     import signal
 
-    fds = _fds()
+    fds = open_fds()
     original_send = _Process._send
     done: list[int] = []
 
@@ -145,7 +142,7 @@ def test_a_replica_whose_result_is_not_an_entry_is_named() -> None:
         _end_for_sure(left)
     assert done
     assert left == []
-    assert _fds() == fds
+    assert open_fds() == fds
 
 
 def test_a_replica_that_dies_while_setting_up_is_named_and_nothing_is_left() -> None:
@@ -153,7 +150,7 @@ def test_a_replica_that_dies_while_setting_up_is_named_and_nothing_is_left() -> 
     is ready; the run fails naming it, with its exit code, and no process is left."""
     import signal
 
-    fds = _fds()
+    fds = open_fds()
     original = _Process.wait_ready
     killed: list[int] = []
 
@@ -179,4 +176,4 @@ def test_a_replica_that_dies_while_setting_up_is_named_and_nothing_is_left() -> 
         _end_for_sure(left)
     assert killed
     assert left == []
-    assert _fds() == fds
+    assert open_fds() == fds

@@ -5,10 +5,10 @@ second process does not answer in its grace: it is left out, and the run's only 
 holds rounds 0, 2, 3 and 5, measured by replica slots 0, 2, 0 and 2 (round ``r`` by slot
 ``r mod 3``).  The bootstrap must draw those two slots, each filling the places of its
 own two rounds (as ``reference_draws`` and the paired figures do, from the rounds'
-numbers).  The draw shared by a run's entries (``Figures._rounds_for``) takes each
-round's slot from its *place* instead (``range(n_rounds) mod K``): slots 0, 1, 2, 0,
-which puts rounds 0 and 5 (two different processes) in one slot and rounds 0 and 3 (one
-process) in two."""
+numbers).  Before 3e5eea6 the draw shared by a run's entries (``Figures._rounds_for``)
+took each round's slot from its *place* (``range(n_rounds) mod K``): slots 0, 1, 2, 0,
+which put rounds 0 and 5 (two different processes) in one slot and rounds 0 and 3 (one
+process) in two; it now takes it from the round's number."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from libos_support import InterruptAtLine, interrupted, tracing_only
+from libos_support import InterruptAtLine, interrupted, open_fds, tracing_only
 from pylibos._signals import sigint_deferred
 from pylibos.bench import (
     Settings,
@@ -428,10 +428,6 @@ def test_a_ctrl_c_while_reaping_leaves_no_hung_process() -> None:
     assert not left, left
 
 
-def _fds() -> set[int]:
-    return {int(fd) for fd in os.listdir("/proc/self/fd")}
-
-
 def _interrupt_at_line(n: int, functions: frozenset[str], fired: list[str]) -> Any:
     """A tracer raising KeyboardInterrupt at the ``n``-th line run in ``functions`` of
     ``_FILES``, noting where in ``fired``."""
@@ -467,7 +463,7 @@ def test_ctrl_c_between_any_two_steps_of_setting_up_k_processes_leaves_none(
     measuring = 1 + next(
         i for i, line in enumerate(source) if "started = time.perf_counter()" in line
     )
-    fds = _fds()
+    fds = open_fds()
     n, problems = 0, []
     while True:
         n += 1
@@ -484,8 +480,8 @@ def test_ctrl_c_between_any_two_steps_of_setting_up_k_processes_leaves_none(
             sys.settrace(None)
         gc.collect(1)
         left = _children()
-        if left or _fds() != fds:
-            problems.append(f"{fired}: children {left}, descriptors {_fds() - fds}")
+        if left or open_fds() != fds:
+            problems.append(f"{fired}: children {left}, descriptors {open_fds() - fds}")
             _end_for_sure(left)
         if outcome is None:
             assert fired and fired[0].startswith("run:"), fired

@@ -5,14 +5,14 @@ that starts inside the clone runs more Python code than ``gc.callbacks``: the we
 reference callbacks of what it frees.  Every host and LibOS is in a ``WeakSet``
 (``pal._core._hosts``, ``libos._teardown._LIVE``) and is freed by the collector (a used
 host holds cycles, and since c63ff26 every host does: its bound-once ``_on_thread_exit``),
-so the collection runs ``WeakSet``'s Python ``_remove`` for each.  The helper traces
-those lines and injects its interrupt there: the interrupt is reported as unraisable
-(an error under ``filterwarnings = error``), ``_interrupt_at_line`` says it never
-reached the work, and the clone it was meant to cut short runs whole: the flake
-abee161 meant to remove, still there for any test run that has left a host to collect.
+so the collection runs ``WeakSet``'s Python ``_remove`` for each.  The sweep traced
+those lines and injected its interrupt there: the interrupt was reported as unraisable
+(an error under ``filterwarnings = error``), ``_interrupt_at_line`` said it never
+reached the work, and the clone it was meant to cut short ran whole.
 
-Fails on 111c9b7: the sweep over the lines of ``gc.collect(); libos.clone(...)`` with
-a dropped, shut-down host waiting for the collector finds interrupts swallowed."""
+Failed before b756f63, which leaves out of the sweep everything run while a collection
+is under way: over the lines of ``gc.collect(); libos.clone(...)`` with a dropped,
+shut-down host waiting for the collector, no interrupt is swallowed."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A Ctrl-C at the first lines of the thread-start hook's replacement, before its
-``try``, leaves the ``threading.Thread`` in ``threading._limbo`` for good.
+``try``, must not leave the ``threading.Thread`` in ``threading._limbo`` for good.
 
 ``Thread.start`` puts the thread in ``_limbo``, then calls ``_start_new_thread`` (on
 3.13, ``_start_joinable_thread``) and takes it out again only for an ``Exception``.
@@ -8,10 +8,12 @@ before it has started the thread.  Under the LibOS it is ``Hook._start_new_threa
 whose comment promises that a KeyboardInterrupt between any two of its bytecodes
 leaves either a running thread or the ``Thread`` taken out of ``_limbo``: but its
 ``if not self.installed`` and ``started = []`` lines come before the ``try`` whose
-handler (``_not_started``) does that.  An interrupt there leaves a thread that never
+handler (``_not_started``) does that.  An interrupt there left a thread that never
 ran listed by ``threading.enumerate()`` (state "initial") for the life of the process.
 
-Fails on main (111c9b7 and after): the thread is still in ``_limbo``."""
+Failed before b756f63, which made each replacement a Ctrl-C-safe section from its first
+bytecode to the first line of its ``try`` (``marks_critical_sections_from_entry``): the
+interrupt is now raised inside the ``try`` and the thread taken out of ``_limbo``."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import __version__
+from ..libos import SAMPLE_EVERY
 from ._bench import cmd_bench, cmd_compare
 from ._options import (
     JSON,
@@ -55,10 +56,11 @@ PROFILE_EVERY = Option(
     "--profile-every",
     metavar="N",
     type=positive_integer,
-    default=8,
+    default=SAMPLE_EVERY,
     help="time the LibOS's phases in one thread start in N at most (the largest such N "
     "sharing no factor with --batch: 7 with batches of 100); start is timed for every "
-    "start, its mean carrying the profile's cost once in N (default 8; 1: every start)",
+    f"start, its mean carrying the profile's cost once in N (default {SAMPLE_EVERY}; 1: "
+    "every start)",
 )
 
 

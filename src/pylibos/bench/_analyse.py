@@ -81,8 +81,8 @@ def paired_ratio(
     quotients when the run takes it round by round (``ratios_in_rounds``): the ``TRIM``
     trimmed mean of each round's quotient of the two slices' medians, its interval a
     bootstrap over the rounds (``Figures.paired``).  Otherwise (and in every run before
-    format 7): the quotient of the two medians over all batches, with the two-stage
-    interval."""
+    format 7): the quotient of the two medians over all batches, with the interval drawn
+    in stages ((replica slots,) rounds, batches)."""
     other = find(data, base, entry["live"])
     if other is None:
         return None

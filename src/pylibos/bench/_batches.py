@@ -210,6 +210,11 @@ class Subject:
             if t.is_alive():
                 raise RuntimeError(f"{self.config.name}: a thread did not end in {JOIN_S} s")
 
+    def samples(self) -> dict[str, list[int]]:
+        """Every per-clone sample of the run so far, by phase (a copy; phases with none
+        left out): what the parent merges a configuration's processes' figures from."""
+        return {p: list(v) for p, v in self._ns.items() if v}
+
     def _take_starts(self) -> list[int]:
         new, self._start_ns = self._start_ns, []
         self.started += len(new)

@@ -80,8 +80,9 @@ class Settings:
     pin: bool = True
     """Measure on one CPU (``--all-cpus`` turns it off)."""
     processes: int = 1
-    """Measuring processes per configuration and live count (``--processes``): round
-    ``r`` is measured by each one's replica ``r mod processes`` (``_resample.round_slots``)."""
+    """Measuring processes per configuration and live count (``--processes``), taking
+    turns round by round: round ``r`` is measured by each one's replica
+    ``_resample.round_slots`` gives (``REPLICA_OF_ROUND``)."""
     reference: bool = True
     """Take ratios between configurations and live scaling on times normalised by each
     batch's reference workload (``--no-reference`` turns it off; the reference is timed
@@ -247,7 +248,7 @@ def run(
 ) -> Run:
     """Measure ``configs`` at each live count in ``settings.live``, each pair in
     ``settings.processes`` processes of its own, all in the same rounds (``schedule``):
-    round ``r`` measures every pair's replica ``r mod processes``, so the rounds stay
+    round ``r`` measures every pair's replica ``round_slots([r], processes)``, so the rounds stay
     interleaved and every slice of a round comes from the same replica slot.  The
     replicas' results are merged into one entry per pair (``_merge``).
 

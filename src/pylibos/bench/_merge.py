@@ -1,8 +1,9 @@
 """One configuration's results from its measuring processes, merged into one entry.
 
 From format 10 each configuration at each live count is measured in ``K`` processes
-(``--processes``), and round ``r`` is measured by its replica ``r mod K``
-(``_resample.round_slots``).
+(``--processes``), taking turns round by round: round ``r`` is measured by the replica
+``_resample.round_slots`` gives (``r mod K``, shifted by one every ``K`` rounds for an even
+``K``).
 The merge is exact: the entry is what one process would have written had it measured
 every batch of them all.  Batches (their figures, rounds and references) are put in round
 order; counts are summed; host calls per clone are the processes' host calls summed over

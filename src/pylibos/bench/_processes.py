@@ -47,15 +47,15 @@ _END_S = 3.0
 
 class _Process:
     """A measuring process (``_worker``) for one configuration at one live count: its
-    replica ``replica`` of ``replicas``, which measures the rounds ``r`` with ``r mod
-    replicas`` = ``replica``.
+    replica ``replica`` of ``replicas``, which measures the rounds whose replica slot
+    (``_resample.round_slots``) is ``replica``.
 
-        Every request carries a number and its answer the same one; an answer to an earlier
-        request (a slice Ctrl-C interrupted the wait for) is read and dropped, so a Ctrl-C at
-        any point never pairs a request with another's answer.
+    Every request carries a number and its answer the same one; an answer to an earlier
+    request (a slice Ctrl-C interrupted the wait for) is read and dropped, so a Ctrl-C at
+    any point never pairs a request with another's answer.
 
-        Built without starting the process: ``start`` starts it, so the caller can keep the
-        object where its ``kill`` is sure to run before a Ctrl-C can leave a process unknown."""
+    Built without starting the process: ``start`` starts it, so the caller can keep the
+    object where its ``kill`` is sure to run before a Ctrl-C can leave a process unknown."""
 
     def __init__(
         self,

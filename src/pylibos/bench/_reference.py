@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._schema import BatchFigures, Entry, RunData
-from ._resample import Floats, choose_rounds, round_slots
+from ._resample import Floats, choose_rounds, processes_of, round_slots
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def reference_draws(data: RunData, seed: int, resamples: int) -> tuple[float, Fl
     groups = [np.asarray(v, dtype=np.float64) for _, v in sorted(by_round.items())]
     value = float(np.median(np.concatenate(groups)))
     rng = np.random.default_rng([seed, 1 << 24])
-    slots = round_slots(sorted(by_round), int(data["settings"].get("processes") or 1))
+    slots = round_slots(sorted(by_round), processes_of(data))
     chosen = choose_rounds(len(groups), rng, resamples, slots)
     dist = np.array([np.median(np.concatenate([groups[k] for k in row])) for row in chosen])
     return value, dist

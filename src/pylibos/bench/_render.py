@@ -9,6 +9,7 @@ from ._analyse import Target as Target
 from ._analyse import analyse as analyse
 from ._analyse import targets as targets
 from ._plot import plot as plot
+from ._resample import REPLICA_OF_ROUND, processes_of
 from ._stats import TRIM
 from ._text import describe as describe
 from ._text import md, pct, stored, stored_ratio, us, with_interval, x3
@@ -119,7 +120,8 @@ def method_note(data: RunData) -> str | None:
     if medians:
         parts.append(
             f"{', '.join(medians)}: two medians, the quotient of the two configurations' "
-            "medians over all batches, its interval a bootstrap over rounds then batches."
+            "medians over all batches, its interval a bootstrap over (replica slots,) rounds "
+            "then batches."
         )
     if parts:
         ratios = "Ratios between configurations: " + " ".join(parts)
@@ -154,10 +156,10 @@ def method_note(data: RunData) -> str | None:
 def processes_note(data: RunData) -> str | None:
     """How several measuring processes per configuration enter the intervals (format 10
     with more than one)."""
-    k = int(data["settings"].get("processes") or 1)
+    k = processes_of(data)
     if k < 2:
         return None
-    rule = data["settings"].get("replica_of_round") or "round % processes"
+    rule = data["settings"].get("replica_of_round") or REPLICA_OF_ROUND
     return (
         f"Processes: each configuration at each live count was measured in {k} processes, "
         f"taking turns round by round ({rule}); "

@@ -2,8 +2,8 @@
 
 A resample is drawn in three stages, replica slots, rounds, batches.  From format 10 each
 configuration at each live count is measured in ``K`` processes (``--processes``), and
-round ``r`` is measured by every configuration's replica ``r mod K`` (``round_slots``):
-its *slot*.  Each
+round ``r`` is measured by every configuration's replica ``round_slots`` gives (``r mod
+K``, shifted by one every ``K`` rounds for an even ``K``): its *slot*.  Each
 slot's place is filled with a slot drawn with replacement (``choose_rounds``), each of
 the place's rounds with a round drawn with replacement from the drawn slot, and that
 round's place gets as many batches as the round had, drawn with replacement from it
@@ -26,6 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from .._schema import RunData
+
 RESAMPLES = 2000
 """Enough that the interval's ends move by well under a tenth of its width from one seed to
 the next; a default ``compare`` resamples every figure in well under a second."""
@@ -35,6 +37,11 @@ Floats = npt.NDArray[np.float64]
 
 REPLICA_OF_ROUND = "round % processes; (round + round // processes) % processes for an even number"
 """How a round's replica slot follows from its number (``settings.replica_of_round``)."""
+
+
+def processes_of(data: RunData) -> int:
+    """A run's measuring processes per configuration and live count (1 before format 10)."""
+    return max(1, int(data["settings"].get("processes") or 1))
 
 
 def round_slots(rounds: Sequence[int], processes: int) -> npt.NDArray[np.intp]:
@@ -90,16 +97,16 @@ def resample_indices(
     chosen: npt.NDArray[np.intp] | None = None,
     processes: int = 1,
 ) -> npt.NDArray[np.intp]:
-    """A ``resamples × m`` matrix of batch indices, in two stages: each round's slot is
-    filled by a round drawn with replacement (``chosen``, shared by the configurations
-    measured in the same rounds, or drawn here, slot then round: ``choose_rounds`` with
-    ``processes`` per configuration), with as many batches as *that* round
-    had, drawn with replacement from it.  Rounds hold different numbers of batches (a
-    slice lasts a fixed time, so a slow round holds fewer), so resamples differ in
-    length: each slot has room for the largest round, and the room a round leaves is -1.
+    """A ``resamples × m`` matrix of batch indices, in two stages (three with
+    ``processes`` > 1): each round's place is filled by a round drawn with replacement
+    (``chosen``, shared by the configurations measured in the same rounds, or drawn
+    here, replica slot then round: ``choose_rounds``), with as many batches as *that*
+    round had, drawn with replacement from it.  Rounds hold different numbers of batches
+    (a slice lasts a fixed time, so a slow round holds fewer), so resamples differ in
+    length: each place has room for the largest round, and the room a round leaves is -1.
 
-    (Taking as many batches as the slot's own round had would give a slow round that
-    fills a fast round's slot more weight than it has in the run: the resamples would be
+    (Taking as many batches as the place's own round had would give a slow round that
+    fills a fast round's place more weight than it has in the run: the resamples would be
     slower than the run, and the intervals' upper ends too high.)"""
     order = np.asarray(rounds)
     strata = [np.flatnonzero(order == r) for r in np.unique(order)]

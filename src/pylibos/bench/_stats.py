@@ -53,6 +53,7 @@ from ._resample import (
     RESAMPLES,
     Floats,
     choose_rounds,
+    processes_of,
     resample_indices,
     round_slots,
     row_medians,
@@ -159,7 +160,7 @@ class Figures:
         self._resamples = resamples
         self._drawn: dict[int, _Drawn] = {}
         self._chosen: dict[int, npt.NDArray[np.intp]] = {}
-        self.processes = max(1, int(data["settings"].get("processes") or 1))
+        self.processes = processes_of(data)
         """Measuring processes per configuration and live count (1 before format 10)."""
 
     def over(self, data: RunData) -> Figures:

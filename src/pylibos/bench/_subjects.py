@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .._schema import Entry
-from ..libos import PHASES, Hook, LibOS
+from ..libos import PHASES, SAMPLE_EVERY, Hook, LibOS
 from ..libos._profile import check_every
 from ..pal import Host, HostCallStats, open_host
 from ._batches import JOIN_S, Subject
@@ -30,8 +30,9 @@ from ._configs import Config
 
 _LIVE_WAIT_S = 3600.0
 
-PROFILE_EVERY = 8
-"""The benchmark's profile times one clone in this many at most: in the largest interval up
+PROFILE_EVERY = SAMPLE_EVERY
+"""The benchmark's profile times one clone in this many at most (the LibOS's own default
+for a sampled profile, 8): in the largest interval up
 to it that suits the batch (``sampling_interval``; 7 for batches of 100).  The phases'
 figures are over the sampled clones, ``start`` over every start: one in 7 pays the
 profile, so the start figures carry its cost amortised rather than paid at every start."""

@@ -20,6 +20,22 @@ from ._text import describe, md, us, with_interval, x3
 
 _SETTINGS_COMPARED = ("duration_s", "batch", "rounds", "live", "ocall_cycles", "ghz")
 _MACHINE_COMPARED = ("cpu", "cores", "python", "pylibos")
+_COUNTS_COMPARED = (
+    (
+        "processes",
+        "settings differ: {0} measuring processes per configuration in A and {1} in B "
+        "(formats {2} and {3}): an interval drawn over several processes holds the spread "
+        "between them, one drawn in one process does not, so B ÷ A's interval holds it only "
+        "as far as the run with more does",
+    ),
+    (
+        "profile_every",
+        "settings differ: the phase profile timed one clone in {0} in A and one in {1} in B "
+        "(formats {2} and {3}; a run without the setting timed every clone): each start paid "
+        "its share of the profile's cost, so the start figures differ by the method",
+    ),
+)
+"""Settings that are counts (1 where a run has none), and what a difference means."""
 
 
 def differences(a: RunData, b: RunData) -> list[str]:
@@ -68,21 +84,10 @@ def differences(a: RunData, b: RunData) -> list[str]:
             "their values and intervals may differ by the method (the targets table marks "
             "them)"
         )
-    per = [int(d["settings"].get("processes") or 1) for d in (a, b)]
-    if per[0] != per[1]:
-        out.append(
-            f"settings differ: {per[0]} measuring processes per configuration in A and {per[1]} "
-            f"in B (formats {a['version']} and {b['version']}): an interval drawn over "
-            "several processes holds the spread between them, one drawn in one process "
-            "does not, so B ÷ A's interval holds it only as far as the run with more does"
-        )
-    every = [int(d["settings"].get("profile_every") or 1) for d in (a, b)]
-    if every[0] != every[1]:
-        out.append(
-            f"settings differ: the phase profile timed one clone in {every[0]} in A and one in "
-            f"{every[1]} in B (a run without the setting timed every clone): each start paid "
-            "its share of the profile's cost, so the start figures differ by the method"
-        )
+    for key, say in _COUNTS_COMPARED:
+        counts = [d["settings"].get(key) or 1 for d in (a, b)]
+        if counts[0] != counts[1]:
+            out.append(say.format(*counts, a["version"], b["version"]))
     pairs: tuple[tuple[str, Mapping[str, object], Mapping[str, object], tuple[str, ...]], ...]
     pairs = (
         ("settings", a["settings"], b["settings"], _SETTINGS_COMPARED),

@@ -51,7 +51,7 @@ def _result(subject: Subject) -> dict[str, Any]:
     """The answer to ``result``: the entry, and what merging it with the same
     configuration's other processes needs (``_merge``)."""
     entry = subject.result()
-    samples = {p: list(v) for p, v in subject._ns.items() if v and entry["phases_ns"].get(p)}
+    samples = {p: v for p, v in subject.samples().items() if entry["phases_ns"].get(p)}
     return {"result": entry, "samples_ns": samples, "started": subject.started}
 
 

@@ -282,18 +282,20 @@ class Hook:
     ) -> object:
         started: list[LibOSThread] | None = []
         try:
+            installed = self.installed  # (still in the section: a Ctrl-C waits a line)
             _pal_critical = False
             if critical_owed[0]:
                 critical_deliver()
-            if not self.installed:
+            if installed:
+                if not callable(function):
+                    raise TypeError("thread function must be callable")
+                pal = self.libos._clone(
+                    function, (), None, function, (handle, bool(daemon)), True, None, started
+                )._pal
+            else:
                 started = None
                 assert _ORIGINAL_JOINABLE is not None
                 return _ORIGINAL_JOINABLE(function, handle=handle, daemon=daemon)
-            if not callable(function):
-                raise TypeError("thread function must be callable")
-            pal = self.libos._clone(
-                function, (), None, function, (handle, bool(daemon)), True, None, started
-            )._pal
         except BaseException as exc:
             self._not_started(exc, started, function)
             raise

@@ -23,8 +23,8 @@ EVENT_TOKEN = b"\x01"
 """The only payload raw pipes and eventfds carry: one wakeup."""
 
 _BLOCK = os.EFD_CLOEXEC
-_new_handle = object.__new__
 _NONBLOCK = os.EFD_CLOEXEC | os.EFD_NONBLOCK
+_new_handle = object.__new__
 
 
 class Eventfds(HostCore):
