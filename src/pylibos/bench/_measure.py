@@ -1,34 +1,23 @@
 """Running the seed's micro-benchmark: configurations interleaved in rounds, each measured
-apart, and the run's settings and machine.
+apart, and the run's settings and machine (why, with the data: ``docs/benchmark.md``,
+"Measuring apart" and "Several processes per configuration").
 
-``compare`` interleaves the configurations and live counts in rounds (a slice of each
-per round, a configuration's live counts back to back: ``schedule``), so drift in the
-machine's speed hits them all alike.  Each configuration at each live count is measured
-in a process of its own (``_worker``), and only one process measures at a time: the
-others wait on their pipe, their threads and their LibOS's workers asleep.  A
-process's thread start slows with the number of threads the process holds, so measured
-in one process every configuration at 1,000 live would start its threads beside all the
-configurations' live threads, not its own 1,000; its garbage collector would walk all of
-their objects; and a run's figures would depend on which configurations it measured.
+``compare`` interleaves the configurations and live counts in rounds (a slice of each per
+round, a configuration's live counts back to back: ``schedule``), so drift in the machine's
+speed hits them all alike.  Each configuration at each live count is measured in processes
+of its own (``_worker``), only one measuring at a time: a thread start slows with the
+threads its process holds, so in one process every configuration would start its threads
+beside all the others' live threads.  Each process also keeps a level of its own for its
+whole life (hash seed, memory layout), which no interval drawn within it can hold: so there
+are ``Settings.processes`` of them, its replicas, taking turns round by round (round ``r``
+by the replica ``_resample.round_slots`` gives), the bootstrap drawing the replica slots
+before the rounds, and their results merged into one entry (``_merge``).
 
-Each process also keeps a level of its own for the whole run (its hash seed, its memory
-layout, where its threads' stacks land), which no interval drawn within it can hold; so a
-configuration at a live count can be measured in ``Settings.processes`` processes, its
-replicas, round ``r`` by replica ``r mod processes`` of every configuration (for an even
-number, shifted by one every ``processes`` rounds: ``_resample.round_slots``): the same slices
-and measuring time as one process, the rounds still interleaved, and the bootstrap draws the
-replica slots before the rounds (``_resample``).  Their results are merged into one entry
-(``_merge``).
-
-Every measuring process runs on one CPU (unless ``--all-cpus``).  A thread start is a
-hand-off: the new thread must run before ``start()`` returns.  Left to the kernel, the
-new thread often wakes on the other CPU, and whether that CPU is idle (on a virtual
-machine a halted virtual CPU, woken through the hypervisor), busy with another process,
-or polling decides the cost: on the shared 2-core machine this was measured on, native's
-batch medians went from 43 µs to 1.5 ms within one run, and 6 s in every 10 of one
-configuration's batches were stolen by the hypervisor.  On one CPU the new thread runs
-when the creator waits for it, the same way every time; the same run's batch medians then
-vary by about 10% (``docs/benchmark.md``, "Measuring apart").
+Every measuring process runs on one CPU (unless ``--all-cpus``): a thread start is a
+hand-off, and left to the kernel the new thread often wakes on the other CPU, which may be
+halted, busy or stolen by the hypervisor (native's batch medians went from 43 µs to 1.5 ms
+within one run); on one CPU the new thread runs when its creator waits for it, the same way
+every time.
 """
 
 from __future__ import annotations
@@ -286,17 +275,9 @@ def run(
                     process.start()
         for process in processes:
             process.wait_ready()
-        order = measuring_order(list(configs))
-        twice = settings.native_again(configs)
-        # Each replica slot's processes, as ``schedule`` takes them.
-        groups = [
-            [[p for p in processes if p.config is c and p.replica == slot] for c in order]
-            for slot in range(k)
-        ]
-        again = [
-            [p for p in processes if p.config.native and p.live in twice and p.replica == slot]
-            for slot in range(k)
-        ]
+        # (No comprehension in this ``try``: on 3.12+ an exception at some of an inlined
+        # comprehension's instructions skips the handlers around it, leaving processes.)
+        groups, again = _by_slot(processes, configs, settings)
         started = time.perf_counter()
         round_no = 0
         while round_no < settings.rounds or (
@@ -306,10 +287,7 @@ def run(
                     settings,
                     outcome.configs,
                     ghz,
-                    [
-                        finish(merge(m), settings, ghz)
-                        for m in _by_pair(processes, [(p, p.result()) for p in processes])
-                    ],
+                    _merged(processes, _results(processes), settings, ghz),
                 ),
                 time.perf_counter() - started,
             )
@@ -329,6 +307,31 @@ def run(
     return outcome
 
 
+def _by_slot(
+    processes: Sequence[_Process], configs: Sequence[Config], settings: Settings
+) -> tuple[list[list[list[_Process]]], list[list[_Process]]]:
+    """Each replica slot's processes as ``schedule`` takes them: by configuration in the
+    measuring order, and native's at the live counts it is measured at again."""
+    order, twice = measuring_order(list(configs)), settings.native_again(configs)
+    slots = [[p for p in processes if p.replica == slot] for slot in range(settings.processes)]
+    groups = [[[p for p in mine if p.config is c] for c in order] for mine in slots]
+    return groups, [[p for p in mine if p.config.native and p.live in twice] for mine in slots]
+
+
+def _results(processes: Sequence[_Process]) -> list[tuple[_Process, Measured]]:
+    return [(p, p.result()) for p in processes]  # (``--until-stable``, between rounds)
+
+
+def _merged(
+    processes: Sequence[_Process],
+    answers: Sequence[tuple[_Process, Measured]],
+    s: Settings,
+    ghz: float,
+) -> list[Entry]:
+    """One finished entry per configuration and live count, its processes' merged."""
+    return [finish(merge(parts), s, ghz) for parts in _by_pair(processes, answers)]
+
+
 def _by_pair(
     processes: Sequence[_Process], answers: Sequence[tuple[_Process, Measured]]
 ) -> list[list[Measured]]:
@@ -340,6 +343,11 @@ def _by_pair(
     for p, measured in answers:
         pairs[(p.live, id(p.config))].append(measured)
     return [m for m in pairs.values() if m]
+
+
+def _not_collected(processes: Sequence[_Process], done: set[int]) -> list[str]:
+    late = [p for p in processes if p.ready and id(p) not in done]
+    return [f"{p.name}: its results not collected (Ctrl-C while collecting)" for p in late]
 
 
 def _collect(processes: list[_Process], outcome: Run, settings: Settings, ghz: float) -> None:
@@ -370,11 +378,7 @@ def _collect(processes: list[_Process], outcome: Run, settings: Settings, ghz: f
         outcome.interrupted = True
         # A second Ctrl-C: the processes not yet asked (and the one being asked) are
         # named, as a process that did not answer is.
-        outcome.left_out += [
-            f"{p.name}: its results not collected (Ctrl-C while collecting)"
-            for p in processes
-            if p.ready and id(p) not in done
-        ]
+        outcome.left_out += _not_collected(processes, done)
     finally:
         try:
             _end(processes, _END_S)
@@ -384,9 +388,7 @@ def _collect(processes: list[_Process], outcome: Run, settings: Settings, ghz: f
         # milliseconds) and stored in one step, again from the start after a Ctrl-C.
         while True:
             try:
-                outcome.results = [
-                    finish(merge(parts), settings, ghz) for parts in _by_pair(processes, answers)
-                ]
+                outcome.results = _merged(processes, answers, settings, ghz)
                 break
             except KeyboardInterrupt:
                 outcome.interrupted = True
