@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from types import CodeType
 
@@ -31,22 +32,7 @@ from libos_support import booted, interrupted, sigint_at_line
 from pylibos.libos._clone_samples import CloneSamples
 from pylibos.libos._interest import EpollInstance
 
-
-def _sweep(code: CodeType, work: Callable[[], object], locked: Callable[[], bool]) -> list[int]:
-    """Interrupt ``work`` at each line of ``code`` in turn: the lines after which the lock
-    was left held (each time released again, so the sweep goes on)."""
-    held: list[int] = []
-    for n in range(1, 200):
-        fired: list[int] = []
-        interrupted(work, sigint_at_line(code, n, fired))
-        if not fired:
-            return held
-        if locked():
-            held.append(fired[0])
-            release = getattr(locked, "release", None)
-            assert release is not None
-            release()
-    raise AssertionError("the sweep never ran out of lines")
+_STUCK_S = 3.0
 
 
 class _Lock:
@@ -58,6 +44,40 @@ class _Lock:
 
     def release(self) -> None:
         self.lock.release()  # type: ignore[attr-defined]
+
+
+def _watchdog(done: threading.Event, stuck: list[bool], locked: _Lock) -> None:
+    if not done.wait(_STUCK_S) and locked():
+        stuck.append(True)
+        locked.release()
+
+
+def _sweep(code: CodeType, work: Callable[[], object], locked: _Lock) -> list[int]:
+    """Interrupt ``work`` at each line of ``code`` in turn: the lines after which the lock
+    was left held (each time released again, so the sweep goes on).  A ``work`` that
+    then waits for the lock itself (``poll``'s ``finally``) is let go after ``_STUCK_S``
+    by releasing the lock from another thread, and counts as having left it held."""
+    held: list[int] = []
+    for n in range(1, 200):
+        fired: list[int] = []
+        done = threading.Event()
+        stuck: list[bool] = []
+
+        guard = threading.Thread(target=_watchdog, args=(done, stuck, locked))
+        guard.start()
+        try:
+            interrupted(work, sigint_at_line(code, n, fired))
+        finally:
+            done.set()
+            guard.join()
+        if not fired:
+            return held
+        if stuck:
+            held.append(fired[0])
+        elif locked():
+            held.append(fired[0])
+            locked.release()
+    raise AssertionError("the sweep never ran out of lines")
 
 
 def test_a_ctrl_c_in_an_epoll_wait_leaves_its_lock_free() -> None:
