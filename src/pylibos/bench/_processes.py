@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from contextlib import suppress
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeGuard
 
 from .._schema import Entry
 from .._signals import sigint_deferred
@@ -191,8 +191,10 @@ class _Process:
         self._send({"op": "result"}, 0.0, within)
         answer = self._answer()
         samples, started = answer.get("samples_ns"), answer.get("started")
+        got = answer.get("result")
         if not (
-            _is_entry(answer.get("result"))
+            _is_entry(got)
+            and (got["name"], got["live"]) == (self.config.name, self.live)
             and isinstance(samples, dict)
             and all(isinstance(v, list) for v in samples.values())
             and isinstance(started, int)
@@ -248,7 +250,7 @@ _ENTRY_TYPES = {
 """What a results entry must hold for ``merge`` and ``finish`` to read it."""
 
 
-def _is_entry(value: object) -> bool:
+def _is_entry(value: object) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and all(
         isinstance(value.get(key), kind) for key, kind in _ENTRY_TYPES.items()
     )

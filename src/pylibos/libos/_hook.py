@@ -242,6 +242,7 @@ class Hook:
         function: Callable[..., object],
         args: tuple[Any, ...],
         kwargs: dict[str, Any] | None = None,
+        /,
     ) -> int:
         started: list[LibOSThread] | None = []
         try:
@@ -278,7 +279,7 @@ class Hook:
 
     @marks_critical_sections_from_entry
     def _start_joinable_thread(
-        self, function: Callable[..., object], handle: object = None, daemon: bool = True
+        self, function: Callable[..., object], /, handle: object = None, daemon: bool = True
     ) -> object:
         started: list[LibOSThread] | None = []
         try:

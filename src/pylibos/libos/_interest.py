@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from .. import pal
 from ..pal import WAIT_ERROR, WAIT_READ, Handle, Host, PalError, PalErrorCode
@@ -292,8 +292,7 @@ class EpollInstance:
             with self.lock:
                 if self.closed:
                     return []
-                level = [e for e in self.entries.values() if not e.disabled and not e.edge]
-                edges = any(not e.disabled and e.edge for e in self.entries.values())
+                level, edges = _armed(self.entries.values())
             handles = [event.read_handle, *(e.handle for e in level)]
             flags = [WAIT_READ, *(wait_flags(e.mask) for e in level)]
             if edges:
@@ -359,3 +358,12 @@ class EpollInstance:
                 if events:
                     results.append((entry.fd, events))
         return results
+
+
+def _armed(entries: Collection[Entry]) -> tuple[list[Entry], bool]:
+    """The level-triggered entries armed, and whether an edge-triggered one is.  A
+    function of its own, called under the epoll's lock: on 3.12 and 3.13 an exception
+    (a Ctrl-C) at some instructions of a comprehension inlined in a ``with`` block skips
+    the block's exit, which would leave the lock held; one from a call does not."""
+    level = [e for e in entries if not e.disabled and not e.edge]
+    return level, any(not e.disabled and e.edge for e in entries)
