@@ -172,8 +172,10 @@ class LibOSSubject(Subject):
         if not self.config.pool:
             return
         go = threading.Event()
-        try:
-            held = [self.libos.clone(go.wait, JOIN_S) for _ in range(self.batch)]
+        held = []
+        try:  # (a loop: a comprehension here could skip the ``finally`` on 3.12 and 3.13)
+            for _ in range(self.batch):
+                held.append(self.libos.clone(go.wait, JOIN_S))
         finally:
             go.set()
         for t in held:

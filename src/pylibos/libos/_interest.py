@@ -349,7 +349,7 @@ class EpollInstance:
             raise
         results: list[tuple[int, int]] = []
         with self.lock:
-            by_handle = {id(e.handle): e for e in self.entries.values() if e.edge}
+            by_handle = _edge_entries(self.entries.values())
             for handle, got in taken:
                 entry = by_handle.get(id(handle))
                 if entry is None or entry.handle is not handle or entry.disabled:
@@ -360,10 +360,17 @@ class EpollInstance:
         return results
 
 
+# Functions of their own, called under the epoll's lock: on 3.12 and 3.13 an exception
+# (a Ctrl-C) at some instructions of a comprehension inlined in a ``with`` block skips the
+# block's exit, which would leave the lock held; one from a call does not.
+
+
 def _armed(entries: Collection[Entry]) -> tuple[list[Entry], bool]:
-    """The level-triggered entries armed, and whether an edge-triggered one is.  A
-    function of its own, called under the epoll's lock: on 3.12 and 3.13 an exception
-    (a Ctrl-C) at some instructions of a comprehension inlined in a ``with`` block skips
-    the block's exit, which would leave the lock held; one from a call does not."""
+    """The level-triggered entries armed, and whether an edge-triggered one is."""
     level = [e for e in entries if not e.disabled and not e.edge]
     return level, any(not e.disabled and e.edge for e in entries)
+
+
+def _edge_entries(entries: Collection[Entry]) -> dict[int, Entry]:
+    """The edge-triggered entries by their handle's identity."""
+    return {id(e.handle): e for e in entries if e.edge}
