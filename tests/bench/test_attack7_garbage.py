@@ -8,12 +8,16 @@ into it, so the parent reads it where it expects the answer to its next request.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from libos_support import open_fds
-from pylibos.bench import Settings, parse_config, parse_config_list, run
+from pylibos.bench import Run, Settings, parse_config, parse_config_list, run
 from pylibos.bench._processes import _Process
 
 from .test_measuring_processes import _children, _end_for_sure
@@ -37,6 +41,34 @@ def _inject(process: _Process, line: bytes) -> None:
                 os.close(w)
             return
     raise AssertionError(f"no answer pipe {pipe} in process {pid}")
+
+
+def run_patched(
+    attribute: str, replacement: Any, on_slice: Callable[[str], None] | None = None
+) -> tuple[Run | None, BaseException | None]:
+    """``compare`` of native in three processes (three rounds), with ``_Process``'s
+    ``attribute`` replaced meanwhile: its outcome or what it raised.  Whatever happened, no
+    process and no descriptor of the run is left."""
+    fds = open_fds()
+    mp = pytest.MonkeyPatch()
+    mp.setattr(_Process, attribute, replacement)
+    outcome: Run | None = None
+    raised: BaseException | None = None
+    try:
+        outcome = run(
+            parse_config_list("native"),
+            Settings(duration=0.03, batch=2, rounds=3, processes=3),
+            on_slice=on_slice,
+        )
+    except BaseException as exc:
+        raised = exc
+    finally:
+        mp.undo()
+        left = _children()
+        _end_for_sure(left)
+    assert left == []
+    assert open_fds() == fds
+    return outcome, raised
 
 
 GARBAGE = [b"\x00\xffnot json\n", b"[1, 2]\n", b'"ok"\n', b"{\n"]
@@ -65,17 +97,6 @@ def test_a_run_whose_replica_answers_garbage_fails_naming_it(garbage: bytes) -> 
     second process (round 1's) gets a garbage line in its answer pipe.  The run raises
     the RuntimeError naming it (the CLI's one-line ERROR, exit 1), and nothing is left."""
     injected: list[int] = []
-    fds = open_fds()
-
-    def on_slice(name: str) -> None:
-        if not injected:
-            kids = sorted(_children())
-            assert len(kids) == 3, kids
-            target = next(p for p in processes_seen if p.replica == 1)
-            _inject(target, garbage)
-            assert target.pid is not None
-            injected.append(target.pid)
-
     processes_seen: list[_Process] = []
     original_start = _Process.start
 
@@ -83,22 +104,17 @@ def test_a_run_whose_replica_answers_garbage_fails_naming_it(garbage: bytes) -> 
         processes_seen.append(self)
         original_start(self)
 
-    mp = pytest.MonkeyPatch()
-    mp.setattr(_Process, "start", start)
-    try:
-        with pytest.raises(RuntimeError, match=r"native \(process 2 of 3\)"):
-            run(
-                parse_config_list("native"),
-                Settings(duration=0.03, batch=2, rounds=3, processes=3),
-                on_slice=on_slice,
-            )
-    finally:
-        mp.undo()
-        left = _children()
-        _end_for_sure(left)
+    def on_slice(name: str) -> None:
+        if not injected:
+            assert len(_children()) == 3
+            target = next(p for p in processes_seen if p.replica == 1)
+            _inject(target, garbage)
+            assert target.pid is not None
+            injected.append(target.pid)
+
+    _, raised = run_patched("start", start, on_slice)
     assert injected
-    assert left == []
-    assert open_fds() == fds
+    assert isinstance(raised, RuntimeError) and "native (process 2 of 3)" in str(raised), raised
 
 
 def test_a_replica_whose_result_is_not_an_entry_is_named() -> None:
@@ -107,10 +123,6 @@ def test_a_replica_whose_result_is_not_an_entry_is_named() -> None:
     no results entry (its answer id right, its samples and threads well formed, its
     entry missing every key the merge reads).  The run raises the RuntimeError naming
     that process, not a ``KeyError`` from deep in the merge; nothing is left."""
-    import json
-    import signal
-
-    fds = open_fds()
     original_send = _Process._send
     done: list[int] = []
 
@@ -128,21 +140,9 @@ def test_a_replica_whose_result_is_not_an_entry_is_named() -> None:
             os.kill(self.pid, signal.SIGCONT)
         done.append(self.pid)
 
-    mp = pytest.MonkeyPatch()
-    mp.setattr(_Process, "_send", send)
-    try:
-        with pytest.raises(RuntimeError, match=r"native \(process 2 of 3\)"):
-            run(
-                parse_config_list("native"),
-                Settings(duration=0.03, batch=2, rounds=3, processes=3),
-            )
-    finally:
-        mp.undo()
-        left = _children()
-        _end_for_sure(left)
+    _, raised = run_patched("_send", send)
     assert done
-    assert left == []
-    assert open_fds() == fds
+    assert isinstance(raised, RuntimeError) and "native (process 2 of 3)" in str(raised), raised
 
 
 def test_a_replica_that_dies_while_setting_up_is_named_and_nothing_is_left() -> None:

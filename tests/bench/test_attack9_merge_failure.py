@@ -20,14 +20,9 @@ import json
 import os
 import signal
 
-import pytest
-
-from libos_support import open_fds
-from pylibos.bench import Settings, parse_config_list, run
 from pylibos.bench._processes import _Process
 
-from .test_attack7_garbage import _inject
-from .test_measuring_processes import _children, _end_for_sure
+from .test_attack7_garbage import _inject, run_patched
 
 
 def _forging_send(done: list[int]):  # type: ignore[no-untyped-def]
@@ -55,32 +50,15 @@ def _forging_send(done: list[int]):  # type: ignore[no-untyped-def]
 
 
 def test_a_replica_whose_entry_cannot_be_merged_is_named() -> None:
-    fds = open_fds()
     done: list[int] = []
-    mp = pytest.MonkeyPatch()
-    mp.setattr(_Process, "_send", _forging_send(done))
-    raised: BaseException | None = None
-    try:
-        run(
-            parse_config_list("native"),
-            Settings(duration=0.03, batch=2, rounds=3, processes=3),
-        )
-    except BaseException as exc:
-        raised = exc
-    finally:
-        mp.undo()
-        left = _children()
-        _end_for_sure(left)
+    _, raised = run_patched("_send", _forging_send(done))
     assert done
-    assert left == []
-    assert open_fds() == fds
     assert isinstance(raised, RuntimeError) and "native (process 2 of 3)" in str(raised), (
         f"the run failed with {raised!r}, naming no process"
     )
 
 
 def test_after_a_ctrl_c_a_replica_whose_entry_cannot_be_merged_is_left_out() -> None:
-    fds = open_fds()
     done: list[int] = []
     slices: list[str] = []
 
@@ -89,25 +67,8 @@ def test_after_a_ctrl_c_a_replica_whose_entry_cannot_be_merged_is_left_out() -> 
         if len(slices) == 2:
             raise KeyboardInterrupt  # a Ctrl-C between slices: what was measured is kept
 
-    mp = pytest.MonkeyPatch()
-    mp.setattr(_Process, "_send", _forging_send(done))
-    raised: BaseException | None = None
-    outcome = None
-    try:
-        outcome = run(
-            parse_config_list("native"),
-            Settings(duration=0.03, batch=2, rounds=3, processes=3),
-            on_slice=on_slice,
-        )
-    except BaseException as exc:
-        raised = exc
-    finally:
-        mp.undo()
-        left = _children()
-        _end_for_sure(left)
+    outcome, raised = run_patched("_send", _forging_send(done), on_slice)
     assert done
-    assert left == []
-    assert open_fds() == fds
     assert raised is None, f"the interrupted run lost every result: it raised {raised!r}"
     assert outcome is not None and outcome.interrupted
     assert [e["name"] for e in outcome.results] == ["native"]
