@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
@@ -370,16 +370,24 @@ def test_the_json_and_the_table_project_the_same_cost() -> None:
         assert projection is not None and value == pytest.approx(projection["cycles"][1], rel=1e-9)
 
 
-def test_a_measuring_process_that_dies_is_named_not_a_closed_file_error() -> None:
-    """The first configuration's process is killed (OOM killer, say) after its first slice:
-    the run fails with the clear RuntimeError naming it, and no process is left."""
-    killed: list[int] = []
+def _killing_the_first(killed: list[int]) -> Callable[[str], None]:
+    """A progress callback that kills the first measuring process started (SIGKILL, as the
+    OOM killer would) after the first slice, noting its pid in ``killed``."""
 
     def on_slice(name: str) -> None:
         if not killed:
             pid = min(_children())
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
+
+    return on_slice
+
+
+def test_a_measuring_process_that_dies_is_named_not_a_closed_file_error() -> None:
+    """The first configuration's process is killed (OOM killer, say) after its first slice:
+    the run fails with the clear RuntimeError naming it, and no process is left."""
+    killed: list[int] = []
+    on_slice = _killing_the_first(killed)
 
     with pytest.raises(RuntimeError, match="the measuring process ended"):
         run(
@@ -500,12 +508,7 @@ def test_a_measuring_process_that_dies_is_named_with_its_replica() -> None:
     the first slice; the run fails naming the configuration and which of its processes,
     and no process is left."""
     killed: list[int] = []
-
-    def on_slice(name: str) -> None:
-        if not killed:
-            pid = min(_children())
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
+    on_slice = _killing_the_first(killed)
 
     with pytest.raises(RuntimeError, match=r"native \(process 1 of 2\): the measuring process"):
         run(
