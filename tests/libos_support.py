@@ -531,3 +531,26 @@ class InterruptAtLine:
                 self.fired.append(frame.f_lineno)
                 raise KeyboardInterrupt
         return self
+
+
+@contextmanager
+def thread_under_the_hook() -> Iterator[threading.Thread]:
+    """A ``threading.Thread`` not yet started, with a LibOS (sgx, pooled eventfd events)
+    installed under ``threading``.  After the block the thread is out of
+    ``threading._limbo`` whatever happened, everything is shut down, and no descriptor
+    the block opened is left."""
+    from pylibos.libos import Hook
+
+    fds = open_fds()
+    host = open_host("sgx")
+    libos = LibOS(host, "eventfd", True)
+    hook = Hook(libos).install()
+    thread = threading.Thread(target=lambda: None)
+    try:
+        yield thread
+    finally:
+        threading._limbo.pop(thread, None)  # type: ignore[attr-defined]
+        hook.uninstall()
+        libos.shutdown()
+        host.shutdown()
+    assert wait_until(lambda: open_fds() <= fds)

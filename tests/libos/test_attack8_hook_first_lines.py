@@ -22,28 +22,18 @@ import threading
 
 import pytest
 
-from libos_support import open_fds, sigint_at_line, wait_until
-from pylibos.libos import Hook, LibOS
-from pylibos.pal import open_host
+from libos_support import sigint_at_line, thread_under_the_hook
+from pylibos.libos import Hook
 
 _REPLACEMENT = (
     Hook._start_joinable_thread if sys.version_info >= (3, 13) else Hook._start_new_thread
 ).__code__
 
 
-def _noop() -> None:
-    return None
-
-
 @pytest.mark.parametrize("n", [1, 2])
 def test_an_interrupt_before_the_hooks_try_leaves_no_thread_in_limbo(n: int) -> None:
-    fds = open_fds()
-    host = open_host("sgx")
-    libos = LibOS(host, "eventfd", True)
-    hook = Hook(libos).install()
-    thread = threading.Thread(target=_noop)
     fired: list[int] = []
-    try:
+    with thread_under_the_hook() as thread:
         sys.settrace(sigint_at_line(_REPLACEMENT, n, fired))
         try:
             thread.start()
@@ -58,9 +48,3 @@ def test_an_interrupt_before_the_hooks_try_leaves_no_thread_in_limbo(n: int) -> 
         limbo = threading._limbo  # type: ignore[attr-defined]
         assert thread not in limbo, f"left in _limbo (line {fired[0]})"
         assert thread not in threading.enumerate()
-    finally:
-        threading._limbo.pop(thread, None)  # type: ignore[attr-defined]
-        hook.uninstall()
-        libos.shutdown()
-        host.shutdown()
-    assert wait_until(lambda: open_fds() <= fds)

@@ -22,17 +22,13 @@ from typing import Any
 
 import pytest
 
-from libos_support import open_fds, wait_until
+from libos_support import thread_under_the_hook
 from pylibos.libos import Hook, LibOS
 from pylibos.pal import _interrupts, open_host
 
 _REPLACEMENT = (
     Hook._start_joinable_thread if sys.version_info >= (3, 13) else Hook._start_new_thread
 ).__code__
-
-
-def _noop() -> None:
-    return None
 
 
 def _raise_signal_at_line(n: int, fired: list[int]) -> Any:
@@ -55,14 +51,9 @@ def _raise_signal_at_line(n: int, fired: list[int]) -> Any:
 
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_a_real_sigint_at_the_hooks_first_lines_is_raised_once_and_undone(n: int) -> None:
-    fds = open_fds()
-    host = open_host("sgx")
-    libos = LibOS(host, "eventfd", True)
-    hook = Hook(libos).install()
-    thread = threading.Thread(target=_noop)
     fired: list[int] = []
     raised = 0
-    try:
+    with thread_under_the_hook() as thread:
         assert _interrupts.installed()
         sys.settrace(_raise_signal_at_line(n, fired))
         try:
@@ -77,12 +68,6 @@ def test_a_real_sigint_at_the_hooks_first_lines_is_raised_once_and_undone(n: int
         assert thread.ident is None
         assert thread not in threading._limbo  # type: ignore[attr-defined]
         assert thread not in threading.enumerate()
-    finally:
-        threading._limbo.pop(thread, None)  # type: ignore[attr-defined]
-        hook.uninstall()
-        libos.shutdown()
-        host.shutdown()
-    assert wait_until(lambda: open_fds() <= fds)
 
 
 def _error(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:

@@ -48,6 +48,11 @@ def _noop() -> None:
 class Subject:
     """One configuration at one live-thread count, set up once and measured in slices."""
 
+    profile_every = 1
+    """The profile times one clone in this many (a LibOS subject's, ``make_subject``).  A
+    batch has a clone at least, so this many batches in a row cannot all end with nothing
+    to record (no sampled clone): more, and the subject is taken for broken."""
+
     def __init__(self, config: Config, live: int, batch: int, tls: str | None = None) -> None:
         self.config = config
         self.live = live
@@ -76,9 +81,6 @@ class Subject:
         # Every per-clone sample of the run, by phase (0 where a clone skipped the phase).
         self._ns: dict[str, list[int]] = {p: [] for p in TIMED}
         self._start_ns: list[int] = []
-        self.max_unrecorded = 0
-        """Batches in a row that may end with nothing to record (no sampled clone) before
-        the subject is taken for broken."""
 
     def setup(self) -> None:
         raise NotImplementedError
@@ -114,7 +116,7 @@ class Subject:
                 # Kept for the next batch's record (no sampled clone): the slice goes on
                 # until it ends on a record, so no batch is carried into another slice.
                 unrecorded += 1
-                if unrecorded > self.max_unrecorded:
+                if unrecorded > self.profile_every:
                     raise RuntimeError(
                         f"{self.config.name}: {unrecorded} batches in a row without a"
                         " figure to record (no clone sampled)"

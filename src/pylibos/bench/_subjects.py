@@ -96,10 +96,6 @@ class LibOSSubject(Subject):
 
     host: Host
     libos: LibOS
-    profile_every: int
-    """Set by ``make_subject``, as is ``max_unrecorded``: batches without a sampled clone
-    are recorded with the next one; each batch has a clone at least, so ``profile_every``
-    of them in a row cannot all be without one."""
 
     def setup(self) -> None:
         c = self.config
@@ -226,5 +222,5 @@ def make_subject(
         return NativeSubject(config, live, batch)
     every = check_every(sampling_interval(batch) if profile_every is None else profile_every)
     subject = LibOSSubject(config, live, batch, tls)
-    subject.profile_every = subject.max_unrecorded = every
+    subject.profile_every = every
     return subject
