@@ -23,6 +23,7 @@ from . import _thread as _pal_thread
 from ._core import SHUT_DOWN, HostCore
 from ._errors import PalError, PalErrorCode, ShutDownError
 from ._interrupts import marks_sections, owed
+from ._ledger import _ONE_CALL, _count
 from ._thread import PalThread
 
 _Fn = Callable[..., object]
@@ -31,6 +32,7 @@ _Joinable = tuple[object, bool] | None
 _Record = Callable[[PalThread], object] | None
 _AtExit = Callable[[PalThread, Any], object] | None
 _new_thread = object.__new__
+_CLONE_THREAD = ("clone_thread",)  # the host call's kind, as ``_count`` takes it
 
 
 def _ended_as_main(thread: PalThread) -> None:
@@ -173,20 +175,21 @@ class Threads(HostCore):
             self._unstarted(thread)
         if record is not None:
             record(thread)
+        # The host call, counted in place (``_call``'s two counts, one step each: the
+        # primitive raises no ``OSError`` for the gate to map, and a frame less on every
+        # start).
+        _count(self.calls, _CLONE_THREAD)
+        _count(self._accounts[_get_ident()], _ONE_CALL)
         try:
             if joinable is None:
                 # ``thread.start`` inlined (one frame less on every start).
                 thread._started = True
-                thread.ident = self._call(
-                    "clone_thread",
-                    name,
-                    _pal_thread._start_new_thread,
-                    thread._run,
-                    (fn, args, at_exit, running, tag),
+                thread.ident = _pal_thread._start_new_thread(
+                    thread._run, (fn, args, at_exit, running, tag)
                 )
             else:
                 thread._launch = (fn, args, at_exit, running, tag)
-                self._call("clone_thread", name, thread.start)
+                thread.start()
         except (RuntimeError, MemoryError) as exc:
             # What the primitive raises when the host refuses a thread.
             if joinable is None:

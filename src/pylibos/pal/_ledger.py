@@ -18,7 +18,9 @@ host call already counted (the ``bind`` and ``listen`` of ``listen``, the wait b
 an ``accept``) or that is the PAL's own bookkeeping (the eventfd registry of
 ``_identity``, the ``fstat`` of ``stream_from_fd``) goes through ``_aside``, which maps
 errors the same way and, while an audit has set ``aside`` to a ``Counter``, records the
-system call there instead of in ``calls``.
+system call there instead of in ``calls``.  A thread start (``clone_thread``) is counted
+in place by ``Threads.thread_start_now``, with the same two counts: the interpreter's
+thread primitive raises no ``OSError`` for the gate to map.
 Two kinds of system call stay outside, by design, and are named here so an audit can
 leave them out: the descriptor identity check before each action (``getsockopt``,
 ``fstat``, ``kcmp``; see ``_identity``), and the blocking mode of a socket
