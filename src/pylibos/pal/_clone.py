@@ -175,12 +175,13 @@ class Threads(HostCore):
             self._unstarted(thread)
         if record is not None:
             record(thread)
-        # The host call, counted in place (``_call``'s two counts, one step each: the
-        # primitive raises no ``OSError`` for the gate to map, and a frame less on every
-        # start).
-        _count(self.calls, _CLONE_THREAD)
-        _count(self._accounts[_get_ident()], _ONE_CALL)
         try:
+            # The host call, counted in place (``_call``'s two counts, one step each: the
+            # primitive raises no ``OSError`` for the gate to map, and a frame less on
+            # every start); in the ``try``, so a ``MemoryError`` of an account's making
+            # undoes the start as the primitive's does.
+            _count(self.calls, _CLONE_THREAD)
+            _count(self._accounts[_get_ident()], _ONE_CALL)
             if joinable is None:
                 # ``thread.start`` inlined (one frame less on every start).
                 thread._started = True
@@ -191,8 +192,9 @@ class Threads(HostCore):
                 thread._launch = (fn, args, at_exit, running, tag)
                 thread.start()
         except (RuntimeError, MemoryError) as exc:
-            # What the primitive raises when the host refuses a thread.
-            if joinable is None:
+            # What the primitive raises when the host refuses a thread.  (A joinable
+            # thread's ``start`` has undone its own refusal; not a count's failure.)
+            if joinable is None or not thread._started:
                 thread._refused()
             self._thread_exited(thread)
             raise PalError(PalErrorCode.NOMEM, f"cannot start a host thread: {exc}") from None
