@@ -1,4 +1,5 @@
-"""The floor of a LibOS thread start: the least a clone can do and still do its work.
+"""The floor of a LibOS thread start: the least a clone can do and still do its work;
+and the same work with the LibOS's guarantees kept but none of its layering.
 
 ``FloorClone`` is installed under ``threading`` the way ``pylibos.libos.install`` installs
 the LibOS (``threading._start_new_thread`` and ``_thread.start_new_thread`` replaced; on
@@ -16,19 +17,30 @@ None of the model's robustness is here: no critical section (a Ctrl-C between tw
 bytecodes can leak a slot, an event or a table entry), no slot wait (no slot free: the
 start fails), no per-thread host-call accounts, no profile, no shutdown coordination
 (no join of every thread, no refusal of starts racing a shutdown), no fork-child
-handling, no kept exception, no record-before-start.  What the LibOS costs above this
-floor is the price of those properties; what the floor costs above native is what any
-Python LibOS doing this accounting must pay, so it says whether the ``÷ native``
-targets of #7 are reachable in Python at all.
+handling, no kept exception, no record-before-start.
 
-    python benchmarks/clone_floor.py [--rounds N] [--threads N]   # time, interleaved
+``GuardedClone`` does the floor's work and keeps the guarantees a LibOS start gives, in
+one creator function and one thread function, with no layer between them (no hook
+calling ``LibOS._clone`` calling the PAL's ``thread_start_now`` and its ledger gate; on
+the thread no ``PalThread._run`` calling the LibOS's exit work): see its docstring for
+what it keeps and what it does not.  What the LibOS costs above the guarded clone is the
+price of its layering; what the guarded clone costs above the floor, the price of the
+guarantees themselves; what the floor costs above native, what any Python LibOS doing
+this accounting must pay.
+
+    python benchmarks/clone_floor.py [--processes K] [--rounds N] [--threads N]  # time
     python benchmarks/clone_floor.py --opcodes [--threads N]      # bytecodes, exact
 
-The timing runs native and the floor interleaved in rounds (batches of 100 starts, each
-joined), medians, and prints the load average beside them: on a busy machine the ratio
-is indicative.  ``--opcodes`` counts the bytecodes per ``threading.Thread(target=f)
-.start()`` and join with ``clone_overhead.py``'s counter (the creator and the new thread
-from its first frame): deterministic.
+The timing runs native, the floor and the guarded clone interleaved in rounds (batches
+of 100 starts, each joined) on one CPU, in each of ``--processes`` measuring processes
+one after the other (5; 1: in this process): the same code measures differently from
+one process to the next (where its objects and threads' stacks fall), so one process
+alone says little.  Per step it prints the median over the processes of each one's
+median ÷ its own native median, their range, and native's median time, with the load
+average beside them: on a busy machine the ratios are indicative.  ``--opcodes`` counts
+the bytecodes per ``threading.Thread(target=f).start()`` and join with
+``clone_overhead.py``'s counter (the creator and the new thread from its first frame):
+deterministic.
 """
 
 from __future__ import annotations
@@ -36,18 +48,32 @@ from __future__ import annotations
 import _thread
 import argparse
 import contextlib
+import functools
 import itertools
+import json
 import os
 import statistics
+import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from operator import not_
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from clone_overhead import batches, count_opcodes
+from pylibos.libos._thread import UNRAISABLE_ARGS, report_unraisable
+from pylibos.pal import critical_deliver, critical_owed, marks_critical_sections_from_entry
+
+if TYPE_CHECKING:
+
+    def _count(mapping: MutableMapping[Any, int], items: Iterable[Any], /) -> None:
+        """Add one to ``mapping[item]`` for each item, in one step (as the PAL's ledger)."""
+
+else:
+    from _collections import _count_elements as _count
 
 _ORIGINAL_START = _thread.start_new_thread
 _ORIGINAL_JOINABLE: Callable[..., Any] | None = getattr(_thread, "start_joinable_thread", None)
@@ -55,24 +81,54 @@ _ORIGINAL_JOINABLE: Callable[..., Any] | None = getattr(_thread, "start_joinable
 _start_new_thread = _ORIGINAL_START
 _start_joinable_thread = _ORIGINAL_JOINABLE
 
+_allocate_lock = _thread.allocate_lock
+_get_ident = _thread.get_ident
+_new = object.__new__
+_CLONE_KIND = ("clone_thread",)  # what ``_count`` adds to the calls by kind
+_ONE_CALL = (0,)  # and to a thread's account
+# Where ``sys.UnraisableHookArgs`` could not be had, a failure escaping a thread started
+# through ``_thread`` is raised on for the interpreter to report (as the LibOS does).
+_REPORTS_ITSELF = UNRAISABLE_ARGS is None
+# A creator's ``taken`` on the interpreter's own start (never appended to).
+_AS_NATIVE: list[GuardedThread] = []
 
-class FloorClone:
-    """The bare clone: tid, pooled event, table entry, slot, host-thread record."""
 
-    def __init__(self, pool: int = 64, max_threads: int = 64) -> None:
-        self._tids = itertools.count(1)
+class _Clone:
+    """What both clones own: a pool of real raw pipes, thread slots, a thread table."""
+
+    def __init__(self, pool: int, max_threads: int) -> None:
         self._pipes = [os.pipe() for _ in range(pool)]
         self._pool = list(self._pipes)
-        self._table: dict[int, tuple[int, int]] = {}
+        # The main thread holds one slot, as in the LibOS's sgx host.
         self._slots: list[None] = [None] * (max_threads - 1)
-        self._host_threads: set[int] = set()
-        self.host_calls = 0
+        self.installed = False  # set by ``installed``
 
     def close(self) -> None:
         for r, w in self._pipes:
             os.close(r)
             os.close(w)
         self._pipes = []
+
+    def start_new_thread(
+        self, function: Callable[..., object], args: tuple[Any, ...], kwargs: Any = None, /
+    ) -> int:
+        raise NotImplementedError
+
+    def start_joinable_thread(
+        self, function: Callable[..., object], /, handle: object = None, daemon: bool = True
+    ) -> object:
+        raise NotImplementedError
+
+
+class FloorClone(_Clone):
+    """The bare clone: tid, pooled event, table entry, slot, host-thread record."""
+
+    def __init__(self, pool: int = 64, max_threads: int = 64) -> None:
+        super().__init__(pool, max_threads)
+        self._tids = itertools.count(1)
+        self._table: dict[int, tuple[int, int]] = {}
+        self._host_threads: set[int] = set()
+        self.host_calls = 0
 
     def _begin(self) -> tuple[int, tuple[int, int]]:
         tid = next(self._tids)
@@ -94,7 +150,7 @@ class FloorClone:
             self._slots.append(None)
 
     def start_new_thread(
-        self, function: Callable[..., object], args: tuple[Any, ...], kwargs: Any = None
+        self, function: Callable[..., object], args: tuple[Any, ...], kwargs: Any = None, /
     ) -> int:
         tid, event = self._begin()
         if kwargs:
@@ -102,7 +158,7 @@ class FloorClone:
         return _start_new_thread(self._run, (tid, event, function, args))
 
     def start_joinable_thread(
-        self, function: Callable[..., object], handle: object = None, daemon: bool = True
+        self, function: Callable[..., object], /, handle: object = None, daemon: bool = True
     ) -> object:
         assert _start_joinable_thread is not None
         tid, event = self._begin()
@@ -112,31 +168,347 @@ class FloorClone:
         )
 
 
+class GuardedThread:
+    """A thread the guarded clone started: the LibOS's thread and the PAL's host-thread
+    record in one object, built in place (no ``__init__``: only what differs from the
+    class defaults is stored).  It runs exactly when ``ident`` or ``handle`` is set;
+    ``done`` is held from before its start until its exit work is done."""
+
+    tid: int
+    event: tuple[int, int] | None = None
+    started_by: object = None  # what a failure is reported against
+    ident: int | None = None
+    handle: object = None  # 3.13+: what ``_thread.start_joinable_thread`` returned
+    exception: BaseException | None = None  # kept: what the function raised
+    finished = False
+    done: Any  # a lock
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the thread's exit work to be done."""
+        if self.done.acquire(timeout=timeout):
+            self.done.release()
+            return True
+        return False
+
+
+class _Accounts(dict[int, dict[int, int]]):
+    """Host-call accounts by thread ident, a thread's own made on its first lookup."""
+
+    def __missing__(self, ident: int) -> dict[int, int]:
+        account = self[ident] = {0: 0}
+        return account
+
+
+class GuardedClone(_Clone):
+    """The floor's work with the guarantees a LibOS thread start gives, without its layers.
+
+    Kept, as the LibOS keeps them:
+
+    - a Ctrl-C-safe start: the creator is a marked critical section the PAL's way
+      (``marks_critical_sections_from_entry``, ``_pal_critical``, ``critical_owed`` and
+      ``critical_deliver``): a KeyboardInterrupt between any two of its bytecodes leaves
+      either a running thread, or nothing taken and the ``threading.Thread`` out of
+      ``threading._limbo``; a start that fails gives back what it took (event, table
+      entry, slot, live-set entry) in a section of its own;
+    - the primitive's argument checks and messages, and keyword arguments;
+    - the installed test (uninstalled, the interpreter's own start) and the closed test,
+      before the start and again once the thread is recorded;
+    - the profile's sampling turn (``next()`` on an iterator like the LibOS profile's),
+      given back by a start that fails;
+    - host calls counted by kind and per thread (``_collections._count_elements`` into a
+      dict of accounts made on a thread's first lookup), the account dropped at exit;
+    - a thread object holding a ``done`` lock until its exit work is done, recorded in
+      the table, the live-thread set and the ``running`` dict (by ident) before its
+      function runs; the record made before the start, so a failed start knows whether
+      the thread runs;
+    - slot take and give-back with the test for a waiter to wake;
+    - the exception the thread's function raised kept on the thread object and, for a
+      thread started through ``_thread``, reported as the interpreter reports it;
+    - the exit work in nested ``finally`` blocks: an exception in one part does not
+      skip the others.
+
+    Not kept, so this is no LibOS: no PAL layering (no host object, no ledger gate
+    mapping ``OSError``), no timing of the clones the profile samples, no wait for a
+    slot (with no slot free the start fails with ``RuntimeError``), no shutdown that
+    joins the threads or sweeps the table, no fork-child handling.  Its purpose is to
+    price the LibOS's layering against the guarantees themselves.
+    """
+
+    def __init__(self, pool: int = 64, max_threads: int = 64, profile_every: int = 8) -> None:
+        super().__init__(pool, max_threads)
+        self._tids = itertools.count(1)
+        self._table: dict[int, GuardedThread] = {}
+        self._take_slot = self._slots.pop
+        self._give_slot = self._slots.append
+        # A start with no slot free would wait for the doorbell, listed in ``_waiting``
+        # (not in this variant: nothing waits, but every exit makes the waiter test).
+        self._waiting: list[None] = []
+        self._doorbell = threading.Lock()
+        self._doorbell.acquire()
+        self._threads: set[GuardedThread] = set()
+        self._running: dict[int, GuardedThread] = {}
+        self.calls: dict[str, int] = {}
+        self._accounts = _Accounts()
+        # One item per start, as the LibOS profile's: whether to sample it.
+        self._made = itertools.count()
+        self._failed = itertools.count()
+        self.sampling: Iterator[bool] = map(not_, map(profile_every.__rmod__, self._made))
+        self._created = itertools.count()
+        self.closed = False
+
+    def close(self) -> None:
+        """Refuse further starts and close the pool (threads still running are not
+        joined: give them time to end first)."""
+        self.closed = True
+        super().close()
+
+    @property
+    def host_calls(self) -> int:
+        return self.calls.get("clone_thread", 0)
+
+    @property
+    def threads_created(self) -> int:
+        """Threads started while installed (the count's repr, read without advancing)."""
+        return int(repr(self._created)[6:-1])
+
+    @property
+    def starts_failed(self) -> int:
+        return int(repr(self._failed)[6:-1])
+
+    # The creator: a marked section from its first bytecode to the first line of its
+    # ``try`` (``_pal_critical = False`` ends it and raises an interrupt owed), open to a
+    # Ctrl-C through the checks (nothing is taken yet), a section again from
+    # ``_pal_critical = True`` to the start's end, where an interrupt owed is raised
+    # with the thread running.  A failure inside the section is undone in it
+    # (``_not_started``, called with the marker still set), and an interrupt owed is
+    # raised after.  ``taken`` holds the thread once made; ``_AS_NATIVE``: the
+    # interpreter's own start (uninstalled), whose errors go out as they come.
+
+    @marks_critical_sections_from_entry
+    def start_new_thread(
+        self, function: Callable[..., object], args: tuple[Any, ...], kwargs: Any = None, /
+    ) -> int:
+        taken: list[GuardedThread] = []
+        try:
+            _pal_critical = False
+            if critical_owed[0]:
+                critical_deliver()
+            if not self.installed:
+                taken = _AS_NATIVE
+                if kwargs is None:
+                    return _ORIGINAL_START(function, args)
+                return _ORIGINAL_START(function, args, kwargs)
+            if not callable(function):
+                raise TypeError("first arg must be callable")
+            if not isinstance(args, tuple):
+                raise TypeError("2nd arg must be a tuple")
+            fn = function
+            if kwargs is not None:
+                if not isinstance(kwargs, dict):
+                    raise TypeError("optional 3rd arg must be a dictionary")
+                if kwargs:
+                    fn = functools.partial(function, **kwargs)
+            if self.closed:
+                raise RuntimeError("can't start new thread: the clone is closed")
+            _pal_critical = True
+            next(self.sampling)  # a sampled start would be timed: not in this variant
+            thread = _new(GuardedThread)
+            taken.append(thread)
+            thread.tid = tid = next(self._tids)
+            thread.started_by = function
+            thread.event = self._pool.pop()
+            self._table[tid] = thread
+            done = thread.done = _allocate_lock()
+            done.acquire()
+            self._take_slot()
+            self._threads.add(thread)  # (in the set: a slot taken)
+            if self.closed:  # closed since the test above
+                raise RuntimeError("can't start new thread: the clone is closed")
+            _count(self.calls, _CLONE_KIND)
+            _count(self._accounts[_get_ident()], _ONE_CALL)
+            thread.ident = _start_new_thread(self._run, (thread, fn, args))
+            _pal_critical = False
+            if critical_owed[0]:
+                critical_deliver()
+        except BaseException as exc:
+            error = self._not_started(exc, taken, function)
+            _pal_critical = False
+            if critical_owed[0]:
+                critical_deliver()
+            if error is not None:
+                raise error from None
+            raise
+        next(self._created)
+        return thread.ident
+
+    @marks_critical_sections_from_entry
+    def start_joinable_thread(
+        self, function: Callable[..., object], /, handle: object = None, daemon: bool = True
+    ) -> object:
+        taken: list[GuardedThread] = []
+        try:
+            installed = self.installed  # (still in the section: a Ctrl-C waits a line)
+            _pal_critical = False
+            if critical_owed[0]:
+                critical_deliver()
+            if not installed:
+                taken = _AS_NATIVE
+                assert _ORIGINAL_JOINABLE is not None
+                return _ORIGINAL_JOINABLE(function, handle=handle, daemon=daemon)
+            if not callable(function):
+                raise TypeError("thread function must be callable")
+            if self.closed:
+                raise RuntimeError("can't start new thread: the clone is closed")
+            _pal_critical = True
+            next(self.sampling)
+            thread = _new(GuardedThread)
+            taken.append(thread)
+            thread.tid = tid = next(self._tids)
+            thread.event = self._pool.pop()
+            self._table[tid] = thread
+            done = thread.done = _allocate_lock()
+            done.acquire()
+            self._take_slot()
+            self._threads.add(thread)
+            if self.closed:
+                raise RuntimeError("can't start new thread: the clone is closed")
+            _count(self.calls, _CLONE_KIND)
+            _count(self._accounts[_get_ident()], _ONE_CALL)
+            # (No ``started_by``: ``threading``'s bootstrap reports a failure itself, and
+            # one escaping it the interpreter reports, as natively.)
+            thread.handle = _start_joinable_thread(  # type: ignore[misc]  # (3.13+: set)
+                functools.partial(self._run, thread, function, ()), handle=handle, daemon=daemon
+            )
+            _pal_critical = False
+            if critical_owed[0]:
+                critical_deliver()
+        except BaseException as exc:
+            error = self._not_started(exc, taken, function)
+            _pal_critical = False
+            if critical_owed[0]:
+                critical_deliver()
+            if error is not None:
+                raise error from None
+            raise
+        next(self._created)
+        return thread.handle
+
+    def _not_started(
+        self, exc: BaseException, taken: list[GuardedThread], function: object
+    ) -> RuntimeError | None:
+        """After ``exc`` came out of a start.  A thread that runs (the interrupt owed was
+        raised once it started) counts as created.  Otherwise what was taken is given
+        back: if anything was, ``exc`` came from inside the creator's section, which is
+        still open (a Ctrl-C waits for the rollback's end).  A ``threading.Thread`` that
+        a KeyboardInterrupt (owed or not) leaves unstarted is taken out of ``_limbo``,
+        as ``Thread.start`` does only for an ``Exception``.  Returns the primitive's
+        ``RuntimeError`` for a start refused for want of an event or a slot."""
+        if taken is _AS_NATIVE:
+            return None  # the interpreter's own start: as native
+        if taken and (taken[0].ident is not None or taken[0].handle is not None):
+            next(self._created)
+            return None
+        error = None
+        if taken:
+            thread = taken[0]
+            if isinstance(exc, IndexError):
+                what = "event" if thread.event is None else "thread slot"
+                error = RuntimeError(f"can't start new thread: no {what} free")
+            next(self._failed)  # its turn in the sampling: no start
+            if thread in self._threads:
+                self._threads.discard(thread)
+                self._give_slot(None)
+            if self._table.get(thread.tid) is thread:
+                del self._table[thread.tid]
+            if thread.event is not None:
+                self._pool.append(thread.event)
+                thread.event = None
+            thread.finished = True
+            done = getattr(thread, "done", None)
+            if done is not None and done.locked():
+                done.release()
+        if not isinstance(exc, Exception) or critical_owed[0]:
+            _forget_unstarted(function)
+        return error
+
+    def _run(self, thread: GuardedThread, fn: Callable[..., object], args: Any) -> None:
+        """The thread: in ``running`` while its function runs; then its exit work."""
+        ident = thread.ident = _get_ident()
+        running = self._running
+        running[ident] = thread
+        try:
+            fn(*args)
+        except BaseException as exc:
+            thread.exception = exc
+            if _REPORTS_ITSELF or thread.started_by is None:
+                raise  # the interpreter reports it, once the exit work is done
+            tb = exc.__traceback__
+            if tb is not None:  # from the function's own frame, as natively
+                exc.__traceback__ = tb.tb_next
+            if not isinstance(exc, SystemExit):  # which ends such a thread quietly
+                report_unraisable(exc, thread.started_by)
+        finally:
+            try:
+                try:
+                    del self._table[thread.tid]
+                    self._pool.append(thread.event)  # type: ignore[arg-type]  # (set)
+                finally:
+                    del running[ident]
+            finally:
+                try:
+                    self._threads.discard(thread)
+                    if ident in self._accounts:
+                        del self._accounts[ident]
+                    self._give_slot(None)
+                    if self._waiting and self._doorbell.locked():
+                        self._doorbell.release()
+                finally:
+                    thread.finished = True
+                    try:  # noqa: SIM105 (on every exit: suppress() costs a context manager)
+                        thread.done.release()
+                    except RuntimeError:
+                        pass
+
+
+def _forget_unstarted(function: object) -> None:
+    """Take a ``threading.Thread`` whose start was interrupted before any thread existed
+    for it out of ``threading._limbo``, as ``Thread.start`` does for a failed start."""
+    owner = getattr(function, "__self__", None)
+    if isinstance(owner, threading.Thread):
+        with threading._active_limbo_lock:  # type: ignore[attr-defined]
+            threading._limbo.pop(owner, None)  # type: ignore[attr-defined]
+
+
 @contextlib.contextmanager
-def installed(floor: FloorClone) -> Iterator[FloorClone]:
-    """``floor`` as the interpreter's thread start, as ``pylibos.libos.install`` does."""
+def installed(clone: _Clone) -> Iterator[_Clone]:
+    """``clone`` as the interpreter's thread start, as ``pylibos.libos.install`` does."""
     replaced: list[tuple[object, str, object]] = [
-        (_thread, "start_new_thread", floor.start_new_thread),
-        (_thread, "start_new", floor.start_new_thread),
+        (_thread, "start_new_thread", clone.start_new_thread),
+        (_thread, "start_new", clone.start_new_thread),
     ]
     if "_start_new_thread" in vars(threading):
-        replaced.append((threading, "_start_new_thread", floor.start_new_thread))
+        replaced.append((threading, "_start_new_thread", clone.start_new_thread))
     if _ORIGINAL_JOINABLE is not None:
-        replaced.append((_thread, "start_joinable_thread", floor.start_joinable_thread))
+        replaced.append((_thread, "start_joinable_thread", clone.start_joinable_thread))
         if "_start_joinable_thread" in vars(threading):
-            replaced.append((threading, "_start_joinable_thread", floor.start_joinable_thread))
+            replaced.append((threading, "_start_joinable_thread", clone.start_joinable_thread))
     saved = [(owner, name, vars(owner)[name]) for owner, name, _ in replaced]
     try:
         for owner, name, new in replaced:
             setattr(owner, name, new)
-        yield floor
+        clone.installed = True
+        yield clone
     finally:
+        clone.installed = False
         for owner, name, old in reversed(saved):
             setattr(owner, name, old)
 
 
+_STEPS = ("native", "floor clone", "guarded clone")
+
+
 def _primitives() -> list[tuple[object, str]]:
-    """The primitives the counter wraps: threading's (native) and the floor's."""
+    """The primitives the counter wraps: threading's (native) and the clones'."""
     here = sys.modules[__name__]
     out: list[tuple[object, str]] = [(here, "_start_new_thread")]
     if _ORIGINAL_JOINABLE is not None:
@@ -146,39 +518,49 @@ def _primitives() -> list[tuple[object, str]]:
     return out
 
 
-def _count(starts: int) -> None:
+def _count_bytecodes(starts: int) -> None:
     native, _ = count_opcodes(contextlib.nullcontext, starts, _primitives())
-    floor = FloorClone()
-    try:
-        total, per = count_opcodes(lambda: installed(floor), starts, _primitives())
-    finally:
-        floor.close()
+    counted: list[tuple[str, float, dict[tuple[str, str], float]]] = []
+    for name, make in (("floor clone", FloorClone), ("guarded clone", GuardedClone)):
+        clone = make()
+        try:
+            total, per = count_opcodes(
+                lambda clone=clone: installed(clone),  # type: ignore[misc]
+                starts,
+                _primitives(),
+            )
+        finally:
+            clone.close()
+        counted.append((name, total, per))
     table = Table(title=f"Python bytecodes per Thread.start() and join ({starts} starts)")
     for col in ("step", "bytecodes", "÷ native", "added"):
         table.add_column(col, justify="right")
     table.add_row("native", f"{native:,.1f}", "1.000", "")
-    table.add_row(
-        "floor clone", f"{total:,.1f}", f"{total / native:.3f}", f"{total - native:+,.1f}"
-    )
+    for name, total, _ in counted:
+        table.add_row(name, f"{total:,.1f}", f"{total / native:.3f}", f"{total - native:+,.1f}")
     Console().print(table)
-    mine = {k: n for k, n in per.items() if k[0] == __file__ or k[0].endswith("clone_floor.py")}
-    for (_path, name), n in sorted(mine.items(), key=lambda kv: -kv[1]):
-        print(f"  {name}: {n:.1f}")
+    for name, _, per in counted:
+        print(f"{name}, its own functions:")
+        mine = {k: n for k, n in per.items() if k[0] == __file__ or k[0].endswith("clone_floor.py")}
+        for (_path, func), n in sorted(mine.items(), key=lambda kv: -kv[1]):
+            print(f"  {func}: {n:.1f}")
 
 
-def _time(rounds: int, threads: int, pin: bool) -> None:
+def _measure(rounds: int, threads: int, pin: bool) -> tuple[dict[str, float], int | None]:
+    """Each step's median start (ns), interleaved rounds in this process; and the CPU."""
     # On one CPU, as ``pylibos compare`` measures (the highest this process may use): on
     # any CPU a start waits for the other CPU to wake, which costs more than the clone.
     cpu = max(os.sched_getaffinity(0)) if pin else None
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     floor = FloorClone()
-    samples: dict[str, list[int]] = {"native": [], "floor clone": []}
-    load = os.getloadavg()
+    guarded = GuardedClone()
+    samples: dict[str, list[int]] = {name: [] for name in _STEPS}
     try:
         steps: list[tuple[str, Callable[[], contextlib.AbstractContextManager[object]]]] = [
             ("native", contextlib.nullcontext),
             ("floor clone", lambda: installed(floor)),
+            ("guarded clone", lambda: installed(guarded)),
         ]
         for _, cm in steps:  # warm-up
             with cm():
@@ -189,19 +571,94 @@ def _time(rounds: int, threads: int, pin: bool) -> None:
                     batches(threads, samples[name])
     finally:
         floor.close()
+        guarded.close()
+    return {name: float(statistics.median(got)) for name, got in samples.items()}, cpu
+
+
+def _child_command(rounds: int, threads: int, pin: bool) -> list[str]:
+    """A measuring process: this script, printing one JSON line (``--measure``)."""
+    command = [sys.executable, os.path.abspath(__file__), "--measure"]
+    command += ["--rounds", str(rounds), "--threads", str(threads)]
+    return command + ([] if pin else ["--all-cpus"])
+
+
+def _tail(text: str, lines: int = 4) -> str:
+    got = [line for line in text.strip().splitlines() if line.strip()][-lines:]
+    return "\n".join(f"  {line}" for line in got) if got else "  (nothing)"
+
+
+def _measured_apart(
+    which: int, processes: int, rounds: int, threads: int, pin: bool
+) -> tuple[dict[str, float], int | None]:
+    """One measuring process's medians, or exit with an ``ERROR:`` naming it."""
+    name = f"measuring process {which} of {processes}"
+    # A start takes tens of µs; this bound only keeps a stuck process from hanging us.
+    timeout = 120.0 + 0.01 * len(_STEPS) * (rounds + 1) * threads
+    try:
+        out = subprocess.run(
+            _child_command(rounds, threads, pin),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        sys.exit(f"ERROR: {name} did not finish within {timeout:.0f} s")
+    if out.returncode != 0:
+        sys.exit(
+            f"ERROR: {name} failed (exit status {out.returncode}); its stderr ends:\n"
+            + _tail(out.stderr)
+        )
+    try:
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        medians = {step: float(got["medians"][step]) for step in _STEPS}
+        cpu = got["cpu"]
+    except (ValueError, LookupError, TypeError):
+        sys.exit(
+            f"ERROR: {name} printed no result; its output ends:\n"
+            + _tail(out.stdout + "\n" + out.stderr)
+        )
+    return medians, cpu if isinstance(cpu, int) else None
+
+
+def _time(processes: int, rounds: int, threads: int, pin: bool) -> None:
+    load = os.getloadavg()
+    results = [
+        _measure(rounds, threads, pin)
+        if processes == 1
+        else _measured_apart(i + 1, processes, rounds, threads, pin)
+        for i in range(processes)
+    ]
     load_after = os.getloadavg()
-    table = Table(title="threading.Thread(target=f).start(), medians of interleaved rounds")
-    for col in ("step", "µs", "÷ native", "added µs"):
+    title = "threading.Thread(target=f).start(): medians of interleaved rounds"
+    if processes > 1:
+        title += f", over {processes} processes"
+    table = Table(title=title)
+    for col in ("step", "µs", "÷ native", "÷ native, range", "added µs"):
         table.add_column(col, justify="right")
-    base = statistics.median(samples["native"]) / 1000
-    for name, got in samples.items():
-        med = statistics.median(got) / 1000
-        table.add_row(name, f"{med:.1f}", f"{med / base:.3f}", f"{med - base:+.1f}")
+    base = statistics.median(medians["native"] for medians, _ in results) / 1000
+    for step in _STEPS:
+        ratios = [medians[step] / medians["native"] for medians, _ in results]
+        med = statistics.median(medians[step] for medians, _ in results) / 1000
+        table.add_row(
+            step,
+            f"{med:.1f}",
+            f"{statistics.median(ratios):.3f}",
+            f"{min(ratios):.3f}–{max(ratios):.3f}",
+            f"{med - base:+.1f}",
+        )
     Console().print(table)
-    where = f"on CPU {cpu}" if cpu is not None else "on any CPU"
+    cpus = sorted({cpu for _, cpu in results if cpu is not None})
+    where = f"on CPU {', '.join(map(str, cpus))}" if cpus else "on any CPU"
+    apart = "in this process" if processes == 1 else f"in {processes} processes one after another"
     print(f"load average (1 min) before {load[0]:.2f}, after {load_after[0]:.2f}; "
-          f"{os.cpu_count()} CPUs, measured {where}; {rounds} rounds of {threads} starts "
-          "per step")  # fmt: skip
+          f"{os.cpu_count()} CPUs, measured {where}, {apart}; {rounds} rounds of {threads} "
+          "starts per step")  # fmt: skip
+
+
+def _refuse(message: str) -> None:
+    print(f"ERROR: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def main() -> None:
@@ -209,20 +666,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (7)")
+    parser.add_argument("--processes", type=int, default=5,
+                        help="measuring processes, one after another (5; 1: this one)")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=7,
+                        help="interleaved rounds per process (7)")  # fmt: skip
     parser.add_argument("--threads", type=int, help="starts per step per round (1000; "
                         "with --opcodes, 256)")  # fmt: skip
     parser.add_argument("--opcodes", action="store_true",
                         help="count Python bytecodes per start (deterministic)")  # fmt: skip
     parser.add_argument("--all-cpus", action="store_true",
                         help="time on any CPU (default: one, as pylibos compare does)")  # fmt: skip
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if (args.threads is not None and args.threads < 1) or args.rounds < 1:
-        sys.exit("ERROR: --threads and --rounds must be positive")
-    if args.opcodes:
-        _count(args.threads or 256)
-    else:
-        _time(args.rounds, args.threads or 1000, not args.all_cpus)
+        _refuse("--threads and --rounds must be positive")
+    if args.processes < 1:
+        _refuse(f"--processes must be at least 1 (1: time in this process), got {args.processes}")
+    try:
+        if args.opcodes:
+            _count_bytecodes(args.threads or 256)
+        elif args.measure:
+            medians, cpu = _measure(args.rounds, args.threads or 1000, not args.all_cpus)
+            print(json.dumps({"medians": medians, "cpu": cpu}))
+        else:
+            _time(args.processes, args.rounds, args.threads or 1000, not args.all_cpus)
+    except KeyboardInterrupt:
+        sys.exit(130)  # (a measuring process running was killed by subprocess.run)
 
 
 if __name__ == "__main__":
