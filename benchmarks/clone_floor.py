@@ -64,8 +64,15 @@ from rich.console import Console
 from rich.table import Table
 
 from clone_overhead import batches, count_opcodes
+from pylibos.libos import SAMPLE_EVERY, LibOS, install
 from pylibos.libos._thread import UNRAISABLE_ARGS, report_unraisable
-from pylibos.pal import critical_deliver, critical_owed, marks_critical_sections_from_entry
+from pylibos.pal import (
+    Host,
+    critical_deliver,
+    critical_owed,
+    marks_critical_sections_from_entry,
+    open_host,
+)
 
 if TYPE_CHECKING:
 
@@ -100,6 +107,7 @@ class _Clone:
         self._pipes = [os.pipe() for _ in range(pool)]
         self._pool = list(self._pipes)
         # The main thread holds one slot, as in the LibOS's sgx host.
+        self.max_threads = max_threads
         self._slots: list[None] = [None] * (max_threads - 1)
         self.installed = False  # set by ``installed``
 
@@ -278,10 +286,10 @@ class GuardedClone(_Clone):
     # The creator: a marked section from its first bytecode to the first line of its
     # ``try`` (``_pal_critical = False`` ends it and raises an interrupt owed), open to a
     # Ctrl-C through the checks (nothing is taken yet), a section again from
-    # ``_pal_critical = True`` to the start's end, where an interrupt owed is raised
-    # with the thread running.  A failure inside the section is undone in it
-    # (``_not_started``, called with the marker still set), and an interrupt owed is
-    # raised after.  ``taken`` holds the thread once made; ``_AS_NATIVE``: the
+    # ``_pal_critical = True`` to the start's end (the thread started and counted), where
+    # an interrupt owed is raised with the thread running.  A failure inside the section
+    # is undone in it (``_not_started``, called with the marker still set), and an
+    # interrupt owed is raised after.  ``taken`` holds the thread once made; ``_AS_NATIVE``: the
     # interpreter's own start (uninstalled), whose errors go out as they come.
 
     @marks_critical_sections_from_entry
@@ -327,6 +335,7 @@ class GuardedClone(_Clone):
             _count(self.calls, _CLONE_KIND)
             _count(self._accounts[_get_ident()], _ONE_CALL)
             thread.ident = _start_new_thread(self._run, (thread, fn, args))
+            next(self._created)
             _pal_critical = False
             if critical_owed[0]:
                 critical_deliver()
@@ -338,7 +347,6 @@ class GuardedClone(_Clone):
             if error is not None:
                 raise error from None
             raise
-        next(self._created)
         return thread.ident
 
     @marks_critical_sections_from_entry
@@ -379,6 +387,7 @@ class GuardedClone(_Clone):
             thread.handle = _start_joinable_thread(  # type: ignore[misc]  # (3.13+: set)
                 functools.partial(self._run, thread, function, ()), handle=handle, daemon=daemon
             )
+            next(self._created)
             _pal_critical = False
             if critical_owed[0]:
                 critical_deliver()
@@ -390,14 +399,13 @@ class GuardedClone(_Clone):
             if error is not None:
                 raise error from None
             raise
-        next(self._created)
         return thread.handle
 
     def _not_started(
         self, exc: BaseException, taken: list[GuardedThread], function: object
     ) -> RuntimeError | None:
-        """After ``exc`` came out of a start.  A thread that runs (the interrupt owed was
-        raised once it started) counts as created.  Otherwise what was taken is given
+        """After ``exc`` came out of a start.  A thread that runs (an interrupt raised once
+        it started) has nothing to undo.  Otherwise what was taken is given
         back: if anything was, ``exc`` came from inside the creator's section, which is
         still open (a Ctrl-C waits for the rollback's end).  A ``threading.Thread`` that
         a KeyboardInterrupt (owed or not) leaves unstarted is taken out of ``_limbo``,
@@ -406,8 +414,7 @@ class GuardedClone(_Clone):
         if taken is _AS_NATIVE:
             return None  # the interpreter's own start: as native
         if taken and (taken[0].ident is not None or taken[0].handle is not None):
-            next(self._created)
-            return None
+            return None  # counted in the section that started it
         error = None
         if taken:
             thread = taken[0]
@@ -504,7 +511,15 @@ def installed(clone: _Clone) -> Iterator[_Clone]:
             setattr(owner, name, old)
 
 
-_STEPS = ("native", "floor clone", "guarded clone")
+_LIBOS = f"LibOS sgx/raw+pool (1 in {SAMPLE_EVERY})"
+_STEPS = ("native", "floor clone", "guarded clone", _LIBOS)
+
+
+def _libos() -> tuple[Host, LibOS]:
+    """The LibOS the pooled target is set for, as ``pylibos compare`` runs it: an sgx
+    host, pooled raw events, the profile timing one start in ``SAMPLE_EVERY``."""
+    host = open_host("sgx")
+    return host, LibOS(host, "raw", pool=True, profile_every=SAMPLE_EVERY)
 
 
 def _primitives() -> list[tuple[object, str]]:
@@ -521,7 +536,11 @@ def _primitives() -> list[tuple[object, str]]:
 def _count_bytecodes(starts: int) -> None:
     native, _ = count_opcodes(contextlib.nullcontext, starts, _primitives())
     counted: list[tuple[str, float, dict[tuple[str, str], float]]] = []
-    for name, make in (("floor clone", FloorClone), ("guarded clone", GuardedClone)):
+    makers: list[tuple[str, Callable[[], _Clone]]] = [
+        ("floor clone", FloorClone),
+        ("guarded clone", lambda: GuardedClone(profile_every=SAMPLE_EVERY)),
+    ]
+    for name, make in makers:
         clone = make()
         try:
             total, per = count_opcodes(
@@ -532,6 +551,13 @@ def _count_bytecodes(starts: int) -> None:
         finally:
             clone.close()
         counted.append((name, total, per))
+    host, libos = _libos()
+    try:  # (the PAL's primitives too: clone_overhead's default)
+        total, per = count_opcodes(lambda: install(libos), starts)
+    finally:
+        libos.shutdown()
+        host.shutdown()
+    counted.append((_LIBOS, total, per))
     table = Table(title=f"Python bytecodes per Thread.start() and join ({starts} starts)")
     for col in ("step", "bytecodes", "÷ native", "added"):
         table.add_column(col, justify="right")
@@ -539,7 +565,7 @@ def _count_bytecodes(starts: int) -> None:
     for name, total, _ in counted:
         table.add_row(name, f"{total:,.1f}", f"{total / native:.3f}", f"{total - native:+,.1f}")
     Console().print(table)
-    for name, _, per in counted:
+    for name, _, per in counted[:2]:
         print(f"{name}, its own functions:")
         mine = {k: n for k, n in per.items() if k[0] == __file__ or k[0].endswith("clone_floor.py")}
         for (_path, func), n in sorted(mine.items(), key=lambda kv: -kv[1]):
@@ -554,13 +580,15 @@ def _measure(rounds: int, threads: int, pin: bool) -> tuple[dict[str, float], in
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     floor = FloorClone()
-    guarded = GuardedClone()
+    guarded = GuardedClone(profile_every=SAMPLE_EVERY)
+    host, libos = _libos()
     samples: dict[str, list[int]] = {name: [] for name in _STEPS}
     try:
         steps: list[tuple[str, Callable[[], contextlib.AbstractContextManager[object]]]] = [
             ("native", contextlib.nullcontext),
             ("floor clone", lambda: installed(floor)),
             ("guarded clone", lambda: installed(guarded)),
+            (_LIBOS, lambda: install(libos)),
         ]
         for _, cm in steps:  # warm-up
             with cm():
@@ -572,6 +600,8 @@ def _measure(rounds: int, threads: int, pin: bool) -> tuple[dict[str, float], in
     finally:
         floor.close()
         guarded.close()
+        libos.shutdown()
+        host.shutdown()
     return {name: float(statistics.median(got)) for name, got in samples.items()}, cpu
 
 
@@ -652,7 +682,7 @@ def _time(processes: int, rounds: int, threads: int, pin: bool) -> None:
     where = f"on CPU {', '.join(map(str, cpus))}" if cpus else "on any CPU"
     apart = "in this process" if processes == 1 else f"in {processes} processes one after another"
     print(f"load average (1 min) before {load[0]:.2f}, after {load_after[0]:.2f}; "
-          f"{os.cpu_count()} CPUs, measured {where}, {apart}; {rounds} rounds of {threads} "
+          f"{os.cpu_count()} CPUs, measured {where}; {apart}; {rounds} rounds of {threads} "
           "starts per step")  # fmt: skip
 
 
