@@ -670,12 +670,9 @@ def _time(processes: int, rounds: int, threads: int, pin: bool) -> None:
     for step in _STEPS:
         ratios = [medians[step] / medians["native"] for medians, _ in results]
         med = statistics.median(medians[step] for medians, _ in results) / 1000
+        spread = f"{min(ratios):.3f}–{max(ratios):.3f}" if step != "native" else ""
         table.add_row(
-            step,
-            f"{med:.1f}",
-            f"{statistics.median(ratios):.3f}",
-            f"{min(ratios):.3f}–{max(ratios):.3f}",
-            f"{med - base:+.1f}",
+            step, f"{med:.1f}", f"{statistics.median(ratios):.3f}", spread, f"{med - base:+.1f}"
         )
     Console().print(table)
     cpus = sorted({cpu for _, cpu in results if cpu is not None})
