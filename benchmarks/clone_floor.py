@@ -217,7 +217,7 @@ class GuardedClone(_Clone):
       ``critical_deliver``): a KeyboardInterrupt between any two of its bytecodes leaves
       either a running thread, or nothing taken and the ``threading.Thread`` out of
       ``threading._limbo``; a start that fails gives back what it took (event, table
-      entry, slot, live-set entry) in a section of its own;
+      entry, slot, live-set entry) inside the section it failed in;
     - the primitive's argument checks and messages, and keyword arguments;
     - the installed test (uninstalled, the interpreter's own start) and the closed test,
       before the start and again once the thread is recorded;
