@@ -26,12 +26,16 @@ the thread no ``PalThread._run`` calling the LibOS's exit work): see its docstri
 what it keeps and what it does not.  What the LibOS costs above the guarded clone is the
 price of its layering; what the guarded clone costs above the floor, the price of the
 guarantees themselves; what the floor costs above native, what any Python LibOS doing
-this accounting must pay.
+this accounting must pay.  ``GuardedEventfdClone`` is the guarded clone with sgx/eventfd's
+event instead of a pooled one: a new host eventfd per start, with the PAL's identity
+registry and check, closed at the thread's exit; beside the LibOS on sgx/eventfd it
+prices the same two things for the eventfd target.
 
     python benchmarks/clone_floor.py [--processes K] [--rounds N] [--threads N]  # time
     python benchmarks/clone_floor.py --opcodes [--threads N]      # bytecodes, exact
 
-The timing runs native, the floor and the guarded clone interleaved in rounds (batches
+The timing runs native, the floor, the guarded clones and the LibOS on sgx/raw+pool
+and sgx/eventfd interleaved in rounds (batches
 of 100 starts, each joined) on one CPU, in each of ``--processes`` measuring processes
 one after the other (5; 1: in this process): the same code measures differently from
 one process to the next (where its objects and threads' stacks fall), so one process
@@ -73,6 +77,7 @@ from pylibos.pal import (
     marks_critical_sections_from_entry,
     open_host,
 )
+from pylibos.pal._identity import EventfdRegistry
 
 if TYPE_CHECKING:
 
@@ -92,6 +97,9 @@ _allocate_lock = _thread.allocate_lock
 _get_ident = _thread.get_ident
 _new = object.__new__
 _CLONE_KIND = ("clone_thread",)  # what ``_count`` adds to the calls by kind
+_EVENTFD_KIND = ("eventfd",)
+_CLOSE_KIND = ("close",)
+_EVENTFD_FLAGS = os.EFD_CLOEXEC | os.EFD_NONBLOCK  # as the PAL makes an event's eventfd
 _ONE_CALL = (0,)  # and to a thread's account
 # Where ``sys.UnraisableHookArgs`` could not be had, a failure escaping a thread started
 # through ``_thread`` is raised on for the interpreter to report (as the LibOS does).
@@ -183,7 +191,7 @@ class GuardedThread:
     ``done`` is held from before its start until its exit work is done."""
 
     tid: int
-    event: tuple[int, int] | None = None
+    event: Any = None  # a pooled pipe's two ends, or an eventfd
     started_by: object = None  # what a failure is reported against
     ident: int | None = None
     handle: object = None  # 3.13+: what ``_thread.start_joinable_thread`` returned
@@ -246,6 +254,10 @@ class GuardedClone(_Clone):
         super().__init__(pool, max_threads)
         self._tids = itertools.count(1)
         self._table: dict[int, GuardedThread] = {}
+        # Where a start's event comes from and goes back to: the pool (bound C methods);
+        # a fresh host eventfd in ``GuardedEventfdClone``.
+        self._take_event: Callable[[], Any] = self._pool.pop
+        self._give_event: Callable[[Any], None] = self._pool.append
         self._take_slot = self._slots.pop
         self._give_slot = self._slots.append
         # A start with no slot free would wait for the doorbell, listed in ``_waiting``
@@ -324,7 +336,7 @@ class GuardedClone(_Clone):
             taken.append(thread)
             thread.tid = tid = next(self._tids)
             thread.started_by = function
-            thread.event = self._pool.pop()
+            thread.event = self._take_event()
             self._table[tid] = thread
             done = thread.done = _allocate_lock()
             done.acquire()
@@ -372,7 +384,7 @@ class GuardedClone(_Clone):
             thread = _new(GuardedThread)
             taken.append(thread)
             thread.tid = tid = next(self._tids)
-            thread.event = self._pool.pop()
+            thread.event = self._take_event()
             self._table[tid] = thread
             done = thread.done = _allocate_lock()
             done.acquire()
@@ -421,6 +433,8 @@ class GuardedClone(_Clone):
             if isinstance(exc, IndexError):
                 what = "event" if thread.event is None else "thread slot"
                 error = RuntimeError(f"can't start new thread: no {what} free")
+            elif isinstance(exc, OSError):  # no eventfd to be had
+                error = RuntimeError(f"can't start new thread: {exc}")
             next(self._failed)  # its turn in the sampling: no start
             if thread in self._threads:
                 self._threads.discard(thread)
@@ -428,7 +442,7 @@ class GuardedClone(_Clone):
             if self._table.get(thread.tid) is thread:
                 del self._table[thread.tid]
             if thread.event is not None:
-                self._pool.append(thread.event)
+                self._give_event(thread.event)
                 thread.event = None
             thread.finished = True
             done = getattr(thread, "done", None)
@@ -458,7 +472,7 @@ class GuardedClone(_Clone):
             try:
                 try:
                     del self._table[thread.tid]
-                    self._pool.append(thread.event)  # type: ignore[arg-type]  # (set)
+                    self._give_event(thread.event)
                 finally:
                     del running[ident]
             finally:
@@ -475,6 +489,62 @@ class GuardedClone(_Clone):
                         thread.done.release()
                     except RuntimeError:
                         pass
+
+
+class GuardedEventfdClone(GuardedClone):
+    """The guarded clone with sgx/eventfd's event: a new host eventfd per start, closed at
+    the thread's exit, with the PAL's work for it and none of its layers.  The eventfd is
+    made known to an identity registry (``pylibos.pal``'s ``EventfdRegistry``: one epoll
+    per clone, the eventfd registered in it at its making), and at the exit it is checked
+    to be still the one made (kcmp), unregistered and closed, so that a descriptor number
+    the host handed to another object is never closed.  Its making and its close are one
+    host call each, counted as the PAL counts them (by kind and in the thread's
+    account).  Where kcmp is not to be had (no registry), the eventfd is closed
+    unchecked, as no LibOS would: the figures then leave the check out.  An eventfd the
+    host refuses fails the start with ``RuntimeError`` and leaves nothing taken."""
+
+    def __init__(self, max_threads: int = 64, profile_every: int = 8) -> None:
+        super().__init__(pool=0, max_threads=max_threads, profile_every=profile_every)
+        self._registry = EventfdRegistry.make(_bookkeeping)
+        self._take_event = self._open_eventfd
+        self._give_event = self._close_eventfd
+
+    def close(self) -> None:
+        super().close()
+        if self._registry is not None:
+            self._registry.close()
+
+    def _open_eventfd(self) -> int:
+        _count(self.calls, _EVENTFD_KIND)
+        _count(self._accounts[_get_ident()], _ONE_CALL)
+        fd = os.eventfd(0, _EVENTFD_FLAGS)
+        registry = self._registry
+        if registry is not None:
+            try:
+                registry.add(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+        return fd
+
+    def _close_eventfd(self, fd: int) -> None:
+        _count(self.calls, _CLOSE_KIND)
+        _count(self._accounts[_get_ident()], _ONE_CALL)
+        registry = self._registry
+        if registry is not None:
+            # The PAL's check at a close: the entry first registered under the number
+            # (kcmp's argument for it made once per number), then any other.
+            first = registry._first.get(fd) or registry._first_entry(fd)
+            if registry._kcmp_epoll_tfd(fd, first) != 0 and not registry.same(fd):
+                return  # not the eventfd made: its number is never touched
+            registry.remove(fd)
+        os.close(fd)
+
+
+def _bookkeeping(syscall: str, where: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """The identity registry's system calls, made as they come (the PAL's ``_aside``
+    gate without its audit count and its error mapping)."""
+    return fn(*args)
 
 
 def _forget_unstarted(function: object) -> None:
@@ -512,14 +582,16 @@ def installed(clone: _Clone) -> Iterator[_Clone]:
 
 
 _LIBOS = f"LibOS sgx/raw+pool (1 in {SAMPLE_EVERY})"
-_STEPS = ("native", "floor clone", "guarded clone", _LIBOS)
+_LIBOS_EVENTFD = f"LibOS sgx/eventfd (1 in {SAMPLE_EVERY})"
+_STEPS = ("native", "floor clone", "guarded clone", _LIBOS, "guarded eventfd", _LIBOS_EVENTFD)
 
 
-def _libos() -> tuple[Host, LibOS]:
-    """The LibOS the pooled target is set for, as ``pylibos compare`` runs it: an sgx
-    host, pooled raw events, the profile timing one start in ``SAMPLE_EVERY``."""
+def _libos(events: str = "raw") -> tuple[Host, LibOS]:
+    """A LibOS a start target is set for, as ``pylibos compare`` runs it: an sgx host,
+    pooled raw events (or a new eventfd per start), the profile timing one start in
+    ``SAMPLE_EVERY``."""
     host = open_host("sgx")
-    return host, LibOS(host, "raw", pool=True, profile_every=SAMPLE_EVERY)
+    return host, LibOS(host, events, pool=events == "raw", profile_every=SAMPLE_EVERY)
 
 
 def _primitives() -> list[tuple[object, str]]:
@@ -539,6 +611,7 @@ def _count_bytecodes(starts: int) -> None:
     makers: list[tuple[str, Callable[[], _Clone]]] = [
         ("floor clone", FloorClone),
         ("guarded clone", lambda: GuardedClone(profile_every=SAMPLE_EVERY)),
+        ("guarded eventfd", lambda: GuardedEventfdClone(profile_every=SAMPLE_EVERY)),
     ]
     for name, make in makers:
         clone = make()
@@ -551,13 +624,14 @@ def _count_bytecodes(starts: int) -> None:
         finally:
             clone.close()
         counted.append((name, total, per))
-    host, libos = _libos()
-    try:  # (the PAL's primitives too: clone_overhead's default)
-        total, per = count_opcodes(lambda: install(libos), starts)
-    finally:
-        libos.shutdown()
-        host.shutdown()
-    counted.append((_LIBOS, total, per))
+    for name, events in ((_LIBOS, "raw"), (_LIBOS_EVENTFD, "eventfd")):
+        host, libos = _libos(events)
+        try:  # (the PAL's primitives too: clone_overhead's default)
+            total, per = count_opcodes(lambda libos=libos: install(libos), starts)  # type: ignore[misc]
+        finally:
+            libos.shutdown()
+            host.shutdown()
+        counted.append((name, total, per))
     table = Table(title=f"Python bytecodes per Thread.start() and join ({starts} starts)")
     for col in ("step", "bytecodes", "÷ native", "added"):
         table.add_column(col, justify="right")
@@ -565,7 +639,7 @@ def _count_bytecodes(starts: int) -> None:
     for name, total, _ in counted:
         table.add_row(name, f"{total:,.1f}", f"{total / native:.3f}", f"{total - native:+,.1f}")
     Console().print(table)
-    for name, _, per in counted[:2]:
+    for name, _, per in counted[:3]:
         print(f"{name}, its own functions:")
         mine = {k: n for k, n in per.items() if k[0] == __file__ or k[0].endswith("clone_floor.py")}
         for (_path, func), n in sorted(mine.items(), key=lambda kv: -kv[1]):
@@ -581,7 +655,9 @@ def _measure(rounds: int, threads: int, pin: bool) -> tuple[dict[str, float], in
         os.sched_setaffinity(0, {cpu})
     floor = FloorClone()
     guarded = GuardedClone(profile_every=SAMPLE_EVERY)
+    guarded_eventfd = GuardedEventfdClone(profile_every=SAMPLE_EVERY)
     host, libos = _libos()
+    eventfd_host, eventfd_libos = _libos("eventfd")
     samples: dict[str, list[int]] = {name: [] for name in _STEPS}
     try:
         steps: list[tuple[str, Callable[[], contextlib.AbstractContextManager[object]]]] = [
@@ -589,6 +665,8 @@ def _measure(rounds: int, threads: int, pin: bool) -> tuple[dict[str, float], in
             ("floor clone", lambda: installed(floor)),
             ("guarded clone", lambda: installed(guarded)),
             (_LIBOS, lambda: install(libos)),
+            ("guarded eventfd", lambda: installed(guarded_eventfd)),
+            (_LIBOS_EVENTFD, lambda: install(eventfd_libos)),
         ]
         for _, cm in steps:  # warm-up
             with cm():
@@ -600,8 +678,10 @@ def _measure(rounds: int, threads: int, pin: bool) -> tuple[dict[str, float], in
     finally:
         floor.close()
         guarded.close()
-        libos.shutdown()
-        host.shutdown()
+        guarded_eventfd.close()
+        for one, its_host in ((libos, host), (eventfd_libos, eventfd_host)):
+            one.shutdown()
+            its_host.shutdown()
     return {name: float(statistics.median(got)) for name, got in samples.items()}, cpu
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from libos_support import BOUND, open_fds, sigint_at_line, tracing_only
+from libos_support import BOUND, descriptors_exhausted, open_fds, sigint_at_line, tracing_only
 from pylibos.pal import critical_owed
 
 _DIR = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -409,9 +409,12 @@ def test_guarded_opcodes_listed(floor_mod: ModuleType) -> None:
         cells = [c.strip() for c in line.split("│")[1:-1]]
         if len(cells) == 4 and cells[1].replace(",", "").replace(".", "").isdigit():
             rows[cells[0]] = float(cells[1].replace(",", ""))
-    libos = next(k for k in rows if k.startswith("LibOS"))
+    libos = next(k for k in rows if k.startswith("LibOS sgx/raw+pool"))
     assert rows["native"] < rows["floor clone"] < rows["guarded clone"] < rows[libos], rows
+    libos_eventfd = next(k for k in rows if k.startswith("LibOS sgx/eventfd"))
+    assert rows["guarded clone"] < rows["guarded eventfd"] < rows[libos_eventfd], rows
     assert "GuardedClone._run" in out.stdout
+    assert "GuardedEventfdClone._close_eventfd" in out.stdout
 
 
 @pytest.mark.parametrize("value", ["0", "-2"])
@@ -445,3 +448,114 @@ def test_a_failing_measuring_process_is_named(
     with pytest.raises(SystemExit) as exc:
         floor_mod._time(2, 1, 10, True)
     assert str(exc.value.code) == f"ERROR: {says}"
+
+
+# -- the guarded clone with an eventfd per start ------------------------------------------
+
+
+def _eventfd_guard(floor_mod: ModuleType, max_threads: int = 9) -> Any:
+    guard = floor_mod.GuardedEventfdClone(max_threads=max_threads)
+    if guard._registry is None:
+        guard.close()
+        pytest.skip("kcmp is not to be had here: the eventfd is closed unchecked")
+    return guard
+
+
+def test_guarded_eventfd_opens_and_closes_an_eventfd_per_start(floor_mod: ModuleType) -> None:
+    fds = open_fds()
+    guard = _eventfd_guard(floor_mod)
+    go = threading.Event()
+    try:
+        with floor_mod.installed(guard):
+            seen: list[int] = []
+
+            def hold() -> None:
+                seen.append(guard._running[threading.get_ident()].event)
+                go.wait(BOUND)
+
+            ts = [threading.Thread(target=hold) for _ in range(3)]
+            for t in ts:
+                t.start()
+            while len(seen) < 3:  # each has appended once it runs (bounded by BOUND)
+                ts[0].join(0.01)
+                assert all(t.is_alive() for t in ts)
+            # Three live eventfds of their own, each open and an eventfd.
+            assert len(set(seen)) == 3
+            assert all(os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[eventfd]" for fd in seen)
+            go.set()
+            for t in ts:
+                t.join(BOUND)
+        for fd in seen:
+            with pytest.raises(OSError):
+                os.fstat(fd)  # closed at the thread's exit (no other opened meanwhile)
+        assert guard.calls == {"clone_thread": 3, "eventfd": 3, "close": 3}
+        assert guard._table == {} and guard._threads == set() and guard._running == {}
+        assert len(guard._slots) == guard.max_threads - 1
+    finally:
+        go.set()
+        guard.close()
+    assert open_fds() == fds
+
+
+def test_guarded_eventfd_never_closes_a_number_the_host_gave_another_object(
+    floor_mod: ModuleType,
+) -> None:
+    """Play the host: while the thread runs, close its eventfd and put another object
+    (the null device) at its number.  At the thread's exit the identity check finds
+    another file there, and the number is left alone."""
+    fds = open_fds()
+    guard = _eventfd_guard(floor_mod)
+    running = threading.Event()
+    go = threading.Event()
+    numbers: list[int] = []
+    try:
+        with floor_mod.installed(guard):
+
+            def hold() -> None:
+                numbers.append(guard._running[threading.get_ident()].event)
+                running.set()
+                go.wait(BOUND)
+
+            t = threading.Thread(target=hold)
+            t.start()
+            assert running.wait(BOUND)
+            number = numbers[0]
+            other = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.dup2(other, number)  # closes the eventfd, the number now the device's
+            finally:
+                os.close(other)
+            go.set()
+            t.join(BOUND)
+            assert not t.is_alive()
+        try:
+            assert os.readlink(f"/proc/self/fd/{number}") == os.devnull
+        finally:
+            os.close(number)
+    finally:
+        go.set()
+        guard.close()
+    assert open_fds() == fds
+
+
+def test_guarded_eventfd_refused_by_the_host_fails_and_leaks_nothing(
+    floor_mod: ModuleType,
+) -> None:
+    fds = open_fds()
+    guard = _eventfd_guard(floor_mod)
+    try:
+        with floor_mod.installed(guard):
+            t = threading.Thread(target=lambda: None)
+            with descriptors_exhausted(), pytest.raises(RuntimeError, match="can't start new"):
+                t.start()
+            assert t not in threading._limbo  # type: ignore[attr-defined]
+            assert guard._table == {} and guard._threads == set()
+            assert len(guard._slots) == guard.max_threads - 1
+            assert guard.starts_failed == 1 and guard.threads_created == 0
+            t = threading.Thread(target=lambda: None)  # and it starts again after
+            t.start()
+            t.join(BOUND)
+        assert guard.threads_created == 1
+    finally:
+        guard.close()
+    assert open_fds() == fds
