@@ -175,7 +175,10 @@ class HostCore(Ledger):
             except OSError as exc:
                 self._untrack(handle, from_oserror(exc, f"{handle.uri}: identity"))
             except PalError as exc:
-                self._unmade(handle, exc)
+                if isinstance(handle._ident, EventfdRegistry):  # the registry refused it
+                    self._registered_again(handle, handle._ident, exc)
+                else:
+                    self._unmade(handle, exc)
         handle._owner = self
         # One step (set.add): see shutdown, which takes each handle with one set.pop.
         self._handles.add(handle)
@@ -248,6 +251,40 @@ class HostCore(Ledger):
         if handle._failure is not None and not (failed_ok and not handle._stale):
             raise handle._failure
         _identity.verify(handle)
+
+    def _registered_again(self, handle: Handle, registry: EventfdRegistry, exc: PalError) -> None:
+        """``registry``, the host's, refused to watch the descriptor of a handle just
+        opened (``exc``).  If its epoll was closed under it (``gone``: the host, or a
+        program closing every descriptor it does not know of, as daemons do), it is
+        abandoned, a new one takes its place (once, whoever finds it first) and the handle
+        is registered there (or, where kcmp is no longer to be had, checked by inode):
+        one closed descriptor must not stop every eventfd open for good.  Otherwise, or
+        if that fails too, the handle is undone (``_unmade``), as for any refusal."""
+        if not registry.gone():
+            self._unmade(handle, exc)
+        try:
+            now = self._registry_instead_of(registry)
+            if now:
+                handle._ident = now
+                now.add(handle._fd, handle)
+            else:
+                handle._ident = _identity.identity(handle)
+        except PalError as again:
+            self._unmade(handle, again)
+        except OSError as again:
+            self._untrack(handle, from_oserror(again, f"{handle.uri}: identity"))
+
+    def _registry_instead_of(self, gone: EventfdRegistry) -> EventfdRegistry | Literal[False]:
+        """The host's registry after ``gone`` was found gone: a new one (False where kcmp
+        is not to be had any more), made once whoever finds it first.  Handles checked
+        against the old one fail their checks from now on (their numbers are not known
+        to be theirs)."""
+        with self._lock:
+            if self._eventfds is gone:
+                gone.abandon()
+                self._eventfds = None
+                self._eventfds = EventfdRegistry.make(self._aside) or False
+            return self._eventfds or False
 
     def _eventfd_registry(self) -> EventfdRegistry | Literal[False]:
         """The registry (made at the first eventfd), or False where kcmp is not to be

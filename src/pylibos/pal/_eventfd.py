@@ -57,7 +57,7 @@ class Eventfds(HostCore):
             try:
                 registry.add(fd, handle)
             except PalError as exc:
-                self._unmade(handle, exc)
+                self._registered_again(handle, registry, exc)
             self._handles.add(handle)
             if self.closed:  # shutdown ran since the test in stream_open: see _track
                 self._taken_back(handle)

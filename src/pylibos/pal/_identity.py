@@ -237,6 +237,30 @@ class EventfdRegistry:
         with contextlib.suppress(PalError):
             self._gate("close", "eventfd registry", self._epoll.close)
 
+    def gone(self) -> bool:
+        """Whether this registry's epoll is no longer at its number: the number is closed,
+        or holds a file that is no epoll (someone closed the registry's descriptor under
+        the PAL: the host, or a program closing every descriptor it does not know, as
+        daemons do).  Asked only once a watch was refused; another epoll at the number
+        cannot be told from ours, and is taken for it."""
+        try:
+            os.fstat(self._efd)
+        except OSError:
+            return True
+        try:
+            return os.readlink(f"/proc/self/fd/{self._efd}") != "anon_inode:[eventpoll]"
+        except OSError:
+            return False  # no /proc to tell by: taken for ours
+
+    def abandon(self) -> None:
+        """Give up a registry that is ``gone``, for good, and never touch its number
+        again: every handle checked against it fails (no number is held any more), its
+        watches and its close are refused (its gate raises), and its ``select.epoll``,
+        which would close the number when freed, is kept for ever (``_STRANDED``)."""
+        self._gate = _refused_gate
+        self._holders.clear()
+        _STRANDED.append(self._epoll)
+
     def foreign_entry(self, efd: int, fd: int) -> bool:
         """True if the epoll at ``efd`` holds, under number ``fd``, a file that is not
         the one at ``fd`` in this process: one the host added from its own table."""
@@ -257,6 +281,11 @@ class EventfdRegistry:
 # Host epolls whose number the host took away: a ``select.epoll`` closes its number when
 # it is freed, and cannot let go of it, so these are never freed (one small object each).
 _STRANDED: list[select.epoll] = []
+
+
+def _refused_gate(syscall: str, where: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """The gate of an abandoned registry: its descriptor is not ours any more."""
+    raise PalError(PalErrorCode.BADHANDLE, f"{where}: {syscall}: the registry's descriptor is gone")
 
 
 def let_go(handle: Handle) -> None:
