@@ -86,6 +86,11 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
                 PalErrorCode.NOTSUPPORT,
                 f"fd {fd} is a file or directory, always ready: not pollable",
             )
+        if stat.S_ISCHR(mode) and not self._epoll_can_watch(fd):
+            raise PalError(
+                PalErrorCode.NOTSUPPORT,
+                f"fd {fd} is a device that cannot be polled (as /dev/null): not pollable",
+            )
         return self._track(
             Handle(HandleKind.FD, f"fd:{fd}", raw=True, nonblocking=True, fd=fd, owns_fd=False)
         )

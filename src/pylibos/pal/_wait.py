@@ -6,6 +6,7 @@ import select
 import time
 from collections.abc import Sequence
 
+from . import _identity
 from ._core import HostCore
 from ._errors import PalError, PalErrorCode
 from ._handle import Handle
@@ -27,8 +28,29 @@ _POLL_BITS = (
 )
 
 
+def _registers(epoll: select.epoll, fd: int) -> bool:
+    """Whether ``epoll`` takes ``fd`` (False: EPERM, a file with no poll operation)."""
+    try:
+        epoll.register(fd, 0)
+    except PermissionError:
+        return False
+    return True
+
+
 class Waiting(HostCore):
     """``streams_wait_events``, and the two hooks a host with secured pipes overrides."""
+
+    def _epoll_can_watch(self, fd: int) -> bool:
+        """Whether Linux's epoll can watch the file at ``fd``: it refuses one with no poll
+        operation (``/dev/null``, ``/dev/zero``) with EPERM, where ``poll`` calls it always
+        ready.  Asked of a probe epoll made for the question (a program's descriptor,
+        taken by ``stream_from_fd``: not on any hot path)."""
+        where = f"fd {fd}"
+        probe = self._aside("epoll_create1", where, _identity.HOST_EPOLL)
+        try:
+            return bool(self._aside("epoll_ctl", where, _registers, probe, fd))
+        finally:
+            self._aside("close", where, probe.close)
 
     def streams_wait_events(
         self, handles: Sequence[Handle], events: Sequence[int], timeout_us: int | None
