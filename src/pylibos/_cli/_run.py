@@ -19,6 +19,7 @@ import atexit
 import os
 import runpy
 import signal
+import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,7 +29,7 @@ from typing import Any
 
 from ..libos import EVENT_KINDS, SAMPLE_EVERY, LibOS, default_events, install
 from ..pal import HOST_KINDS, open_host
-from ._options import UsageError, check_writable, nonnegative_integer, positive_integer
+from ._options import UsageError, nonnegative_integer, positive_integer
 from ._run_stats import RunState, at_exit
 
 DEFAULT_OCALL_CYCLES = 10_000
@@ -123,6 +124,26 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, Target]:
     return options, Target(program[0], None, program[1:])
 
 
+def json_target(path: str) -> str:
+    """The absolute path ``--json`` names, checked before the program runs: resolved
+    against the directory pylibos was started in (the program may change it), and
+    refused (``RunUsageError``) if empty, a directory, in a missing directory or in one
+    that cannot be written."""
+    if not path:
+        raise RunUsageError("--json: the path is empty")
+    full = os.path.join(os.getcwd(), path)
+    if os.path.isdir(full):
+        raise RunUsageError(f"--json {path}: is a directory")
+    folder = os.path.dirname(full) or os.sep
+    if not os.path.isdir(folder):
+        raise RunUsageError(f"--json {path}: no such directory {os.path.normpath(folder)}")
+    if os.path.exists(full) and not os.access(full, os.W_OK):
+        raise RunUsageError(f"--json {path}: the file is not writable")
+    if not os.path.exists(full) and not os.access(folder, os.W_OK):
+        raise RunUsageError(f"--json {path}: directory {folder} is not writable")
+    return full
+
+
 def _set_path0(target: Target) -> None:
     """``sys.path[0]`` as ``python`` sets it: the script's directory (symlinks resolved),
     a directory or zip file itself, or the current directory with ``-m``."""
@@ -211,7 +232,8 @@ def cmd_run(argv: Sequence[str]) -> int:
     """``pylibos run``; returns an exit status, or lets the program's exit propagate."""
     try:
         options, target = parse(argv)
-        check_writable("json", options.json)
+        if options.json is not None:
+            options.json = json_target(options.json)
         if options.pal != "sgx" and options.max_threads != 1024:
             raise RunUsageError("--max-threads applies to --pal sgx only")
         if options.pal == "sgx" and options.max_threads < 2:
@@ -339,10 +361,15 @@ def _is_zip(path: str) -> bool:
         return False
 
 
+_C_LONG = 1 << (8 * struct.calcsize("l") - 1)
+
+
 def _exit_status(code: object) -> int:
-    """The status the interpreter exits with for ``sys.exit(code)``."""
+    """The status the interpreter exits with for ``sys.exit(code)``: an integer is taken
+    as a C ``long`` (one past its range exits as -1 would), of which the system keeps
+    the low byte; ``None`` is 0 and anything else, printed, is 1."""
     if code is None:
         return 0
     if isinstance(code, int):
-        return code & 0xFF
+        return (code if -_C_LONG <= code < _C_LONG else -1) & 0xFF
     return 1

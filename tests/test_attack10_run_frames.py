@@ -1,0 +1,187 @@
+"""The frames a program sees under ``pylibos run``: the same as under ``python``.
+
+``pylibos run`` trims its own frames (and runpy's) off the traceback its
+``sys.excepthook`` prints, and the PAL's SIGINT handler frame off an uncaught
+KeyboardInterrupt.  A program sees its frames in more places than that: its own
+excepthook, ``traceback.print_stack``/``inspect.stack``, a KeyboardInterrupt it catches
+and logs, an exception from its own signal handler; and under ``python -m`` the
+interpreter's report *does* show runpy's frames.  Each case runs the same program under
+``python`` and ``pylibos run`` and expects the same stdout, stderr and status."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+RUN = [sys.executable, "-m", "pylibos", "run", "--"]
+BOUND = 30.0
+
+
+def native_and_under(folder: Path, program: list[str]) -> list[tuple[int, str, str]]:
+    """``python program`` and ``pylibos run -- program``, at the same time."""
+    procs = [
+        subprocess.Popen(cmd, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for cmd in ([sys.executable, *program], [*RUN, *program])
+    ]
+    done = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=BOUND)
+            done.append((proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return done
+
+
+def write(folder: Path, name: str, source: str) -> None:
+    (folder / name).write_text(textwrap.dedent(source))
+
+
+def test_the_program_stack_starts_at_its_main(tmp_path: Path) -> None:
+    # FAILS.  Natively the script's module frame is the bottom of the stack: its own
+    # sys.excepthook gets tb frames ['<module>', 'f'], traceback.print_stack() prints one
+    # frame, inspect.stack() has 1 entry, and sys._getframe().f_back is None.  Under
+    # pylibos run the hook gets ['_run_module_as_main', '_run_code', '<module>', 'main',
+    # 'cmd_run', '_run_program', '_exec_script', '<module>', 'f'], print_stack prints
+    # pylibos/__main__.py, _cli/_main.py and _cli/_run.py frames, inspect.stack() has 8.
+    # The trimming is only in _run.py's _TrimmedExcepthook, which a program that sets
+    # its own hook (crash reporters, logging set-ups) replaces.
+    write(
+        tmp_path,
+        "frames.py",
+        """
+        import inspect, sys, traceback
+        traceback.print_stack()
+        print(len(inspect.stack()), sys._getframe().f_back)
+        def hook(t, v, tb):
+            print("hook:", [f.name for f in traceback.extract_tb(tb)], file=sys.stderr)
+        sys.excepthook = hook
+        def f():
+            raise ValueError("x")
+        f()
+        """,
+    )
+    native, under = native_and_under(tmp_path, ["frames.py"])
+    assert native[1] == "1 None\n" and "hook: ['<module>', 'f']" in native[2]
+    assert under == native
+
+
+def test_ctrl_c_the_program_catches_or_handles_shows_no_pylibos_frame(tmp_path: Path) -> None:
+    # FAILS.  A program that catches KeyboardInterrupt and prints (logs) its traceback
+    # sees, natively, its own frame only; under pylibos run the traceback ends in
+    #   File ".../pylibos/pal/_interrupts.py", line ..., in _on_sigint
+    #     raise KeyboardInterrupt
+    # and an exception raised by the program's own SIGINT handler shows
+    #   File ".../pylibos/pal/_interrupts.py", line ..., in __call__
+    #     self.handler(signum, frame)
+    # between the program's frames (the PAL's deferring handler, _Deferring, in
+    # pal/_interrupts.py; _run.py's _drop_sigint_handler_frames trims only the end of
+    # an uncaught KeyboardInterrupt's traceback).
+    write(
+        tmp_path,
+        "ctrlc.py",
+        """
+        import signal, traceback
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            traceback.print_exc()
+        def handler(signum, frame):
+            raise RuntimeError("from the handler")
+        signal.signal(signal.SIGINT, handler)
+        signal.raise_signal(signal.SIGINT)
+        """,
+    )
+    native, under = native_and_under(tmp_path, ["ctrlc.py"])
+    assert native[0] == 1 and native[2].count("Traceback") == 2
+    assert "pylibos" not in under[2]
+    assert under == native
+
+
+def test_an_uncaught_exception_under_dash_m_is_reported_with_runpy_frames(
+    tmp_path: Path,
+) -> None:
+    # FAILS.  `python -m boom` reports
+    #   Traceback (most recent call last):
+    #     File "<frozen runpy>", line 198, in _run_module_as_main
+    #     File "<frozen runpy>", line 88, in _run_code
+    #     File ".../boom.py", line 3, in <module>
+    #   ...
+    # (and `python somedir` the same runpy frames).  pylibos run's _program_frames
+    # (_cli/_run.py) drops the runpy frames after its own, so the two runpy lines
+    # are missing: the report differs from python's.
+    write(
+        tmp_path,
+        "boom.py",
+        """
+        def g():
+            raise OSError(5, "io")
+        g()
+        """,
+    )
+    native, under = native_and_under(tmp_path, ["-m", "boom"])
+    assert native[0] == 1 and '"<frozen runpy>"' in native[2]
+    assert under == native
+
+
+def test_ctrl_c_while_python_waits_for_threads_at_exit_shows_no_pylibos_frame(
+    tmp_path: Path,
+) -> None:
+    # FAILS.  Ctrl-C while the interpreter waits for a non-daemon thread at exit (the
+    # usual moment a user presses it): natively
+    #   Exception ignored in: <module 'threading' from '.../threading.py'>
+    #   Traceback (most recent call last):
+    #     File ".../threading.py", line ..., in _shutdown
+    #       lock.acquire()
+    #   KeyboardInterrupt:
+    # Under pylibos run the report has two more lines, the PAL's handler:
+    #     File ".../pylibos/pal/_interrupts.py", line ..., in _on_sigint
+    #       raise KeyboardInterrupt
+    # (that report is printed by the interpreter, not by sys.excepthook, so _run.py's
+    # trimming never sees it).
+    write(
+        tmp_path,
+        "atexit_wait.py",
+        """
+        import signal, threading, time
+        main = threading.main_thread()
+        def worker():
+            while main.is_alive():  # the main thread has reached threading._shutdown
+                time.sleep(0.005)
+            signal.pthread_kill(main.ident, signal.SIGINT)
+            threading.Event().wait(5)
+        threading.Thread(target=worker).start()
+        print("main ends")
+        """,
+    )
+    native, under = native_and_under(tmp_path, ["atexit_wait.py"])
+    assert native[2].rstrip().endswith("KeyboardInterrupt:")
+    assert under == native
+
+
+def test_a_thread_stack_starts_at_threading_bootstrap(tmp_path: Path) -> None:
+    # FAILS.  In a thread started with threading, traceback.extract_stack() (a
+    # logging call with stack_info=True, a stack dump) gives ['_bootstrap',
+    # '_bootstrap_inner', 'run', 'f'] natively; under pylibos run ['_run', '_bootstrap',
+    # ...]: the PAL thread's entry (_run in pal/_thread.py) is a Python frame below
+    # threading's.
+    write(
+        tmp_path,
+        "tstack.py",
+        """
+        import threading, traceback
+        def f():
+            print([frame.name for frame in traceback.extract_stack()])
+        t = threading.Thread(target=f)
+        t.start()
+        t.join()
+        """,
+    )
+    native, under = native_and_under(tmp_path, ["tstack.py"])
+    assert native[0] == 0 and native[1].endswith("'run', 'f']\n")
+    assert under == native
