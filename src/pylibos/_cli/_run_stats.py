@@ -14,6 +14,7 @@ import platform
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import TextIO
 
 from .. import __version__
 from .._schema import RUN_FORMAT_VERSION, PhaseStats, RunStats
@@ -34,6 +35,17 @@ class RunState:
     done: bool = False
     pid: int = field(default_factory=os.getpid)
     argv: list[str] = field(default_factory=list)
+    # The descriptor of the standard error pylibos was started with: the statistics go
+    # there whatever the program made of ``sys.stderr`` (pointed it at stdout, closed it).
+    stderr_fd: int = field(default_factory=lambda: _stderr_descriptor())
+
+
+def _stderr_descriptor() -> int:
+    stream = sys.__stderr__
+    try:
+        return stream.fileno() if stream is not None else 2
+    except (OSError, ValueError):
+        return 2
 
 
 def statistics(state: RunState) -> RunStats:
@@ -80,11 +92,11 @@ def statistics(state: RunState) -> RunStats:
     }
 
 
-def print_stats(data: RunStats) -> None:
+def print_stats(data: RunStats, stream: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+    console = Console(file=stream, width=None if stream.isatty() else 120)
     cycles = data["ocall_cycles"]
     console.print(
         f"pylibos run: {data['config']['name']}, {data['threads_created']} threads created "
@@ -130,6 +142,14 @@ def print_stats(data: RunStats) -> None:
     )
 
 
+def _stderr(state: RunState) -> TextIO:
+    """A text stream on the standard error pylibos was started with; its descriptor is
+    not closed with it."""
+    return open(
+        state.stderr_fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False
+    )
+
+
 def at_exit(state: RunState) -> None:
     if state.done:
         return
@@ -138,19 +158,38 @@ def at_exit(state: RunState) -> None:
         # and the LibOS's channels are the parent's too.  Its copies close as it exits.
         return
     state.done = True
-    state.hook.uninstall()
-    data = statistics(state)
-    if state.options.stats:
-        print_stats(data)
-    if state.options.json:
-        try:
-            with open(state.options.json, "w", encoding="utf-8") as f:
-                json.dump(data, f, indent=1)
-                f.write("\n")
-        except OSError as exc:
-            print(f"ERROR: cannot write {state.options.json}: {exc.strerror}", file=sys.stderr)
-    # Daemon threads of the program may still run, as they do natively at this point;
-    # the LibOS is then left to the process's exit rather than pulled from under them.
-    if all(t is state.libos.main_thread or not t.is_alive() for t in state.libos.threads()):
-        state.libos.shutdown(timeout=1.0)
-        state.host.shutdown(timeout=1.0)
+    try:
+        state.hook.uninstall()
+        data = statistics(state)
+        # Each output on its own: failing to print (the program closed descriptor 2)
+        # loses no JSON, and a JSON that cannot be written still leaves the table.
+        problem = None
+        if state.options.json:
+            try:
+                with open(state.options.json, "w", encoding="utf-8") as f:
+                    json.dump(data, f, indent=1)
+                    f.write("\n")
+            except OSError as exc:
+                problem = f"ERROR: cannot write {state.options.json}: {exc.strerror}\n"
+        if state.options.stats or problem:
+            for pending in (sys.stderr, sys.__stderr__):  # what the program left unwritten
+                try:
+                    if pending is not None:
+                        pending.flush()
+                except (OSError, ValueError):
+                    pass
+            try:
+                with _stderr(state) as stream:
+                    if state.options.stats:
+                        print_stats(data, stream)
+                    if problem:
+                        stream.write(problem)
+            except (OSError, ValueError):
+                pass  # nowhere left to report to
+    finally:
+        # Daemon threads of the program may still run, as they do natively at this
+        # point; the LibOS is then left to the process's exit rather than pulled from
+        # under them.
+        if all(t is state.libos.main_thread or not t.is_alive() for t in state.libos.threads()):
+            state.libos.shutdown(timeout=1.0)
+            state.host.shutdown(timeout=1.0)
