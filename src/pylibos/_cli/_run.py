@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import builtins
+import marshal
 import os
 import runpy
 import signal
 import struct
 import sys
 import time
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -146,36 +149,30 @@ def json_target(path: str) -> str:
 
 def _set_path0(target: Target) -> None:
     """``sys.path[0]`` as ``python`` sets it: the script's directory (symlinks resolved),
-    a directory or zip file itself, or the current directory with ``-m``."""
+    a directory or zip file itself (made absolute, not normalised), or the current
+    directory with ``-m``."""
     if target.script is None:
         sys.path[0] = os.getcwd()
     elif os.path.isdir(target.script) or _is_zip(target.script):
-        sys.path[0] = target.script
+        sys.path[0] = os.path.join(os.getcwd(), target.script)
     else:
         sys.path[0] = os.path.dirname(os.path.realpath(target.script))
 
 
 def _missing_target(target: Target) -> tuple[str, int] | None:
-    """What ``python`` says, and its exit status, for a program it cannot find."""
-    if target.script is not None:
-        path = os.path.join(os.getcwd(), target.script)
-        if not os.path.exists(target.script):
-            return (
-                f"{sys.executable}: can't open file {path!r}: [Errno 2] No such file or directory",
-                2,
-            )
-        if not _has_main(target.script):
-            return f"{sys.executable}: can't find '__main__' module in {path!r}", 1
+    """What ``python`` says, and its exit status, for a script it cannot find (before
+    the LibOS boots: no program code runs).  A module is looked for by ``runpy`` as the
+    program runs, as under ``python -m``: its parent packages are the program's code."""
+    if target.script is None:
         return None
-    assert target.module is not None
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec(target.module)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None:
-        return f"{sys.executable}: No module named {target.module}", 1
+    path = os.path.join(os.getcwd(), target.script)
+    if not os.path.exists(target.script):
+        return (
+            f"{sys.executable}: can't open file {path!r}: [Errno 2] No such file or directory",
+            2,
+        )
+    if not _has_main(target.script):
+        return f"{sys.executable}: can't find '__main__' module in {path!r}", 1
     return None
 
 
@@ -281,14 +278,13 @@ def _run_program(state: RunState, target: Target) -> int:
     state.argv = list(sys.argv)
     sys.excepthook = _TrimmedExcepthook(sys.excepthook)
     try:
-        if target.script is not None:
-            if os.path.isfile(target.script) and not _is_zip(target.script):
-                _exec_script(target.script)
-            else:
-                runpy.run_path(target.script, run_name="__main__")
-        else:
+        if target.script is None:
             assert target.module is not None
             _exec_module(target.module)
+        elif os.path.isfile(target.script) and not _is_zip(target.script):
+            _exec_script(target.script)
+        else:
+            _exec_module("__main__", alter_argv=False)  # from sys.path[0], as python does
     except SystemExit as exc:
         state.exit_code = _exit_status(exc.code)
         raise
@@ -314,42 +310,52 @@ def _has_main(path: str) -> bool:
     return True
 
 
-def _exec_script(path: str) -> None:
-    """Run a source file as ``python path`` does: a fresh ``__main__`` module that stays
-    in ``sys.modules`` (atexit handlers and daemon threads see it), ``__file__`` and
-    code filenames absolute, ``sys.argv[0]`` as given."""
-    import builtins
-    import importlib.machinery
-    import io
-    import types
-
-    full = os.path.abspath(path)
-    with io.open_code(full) as f:
-        source = f.read()
+def _fresh_main() -> types.ModuleType:
+    """A ``__main__`` module with the names the interpreter starts its own with, put in
+    ``sys.modules`` (atexit handlers and daemon threads see it there)."""
     main = types.ModuleType("__main__")
-    main.__file__ = full
-    main.__cached__ = None  # type: ignore[attr-defined]
-    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", full)
+    if sys.version_info < (3, 14):
+        main.__annotations__ = {}  # set by the interpreter's start-up before 3.14
     main.__builtins__ = builtins  # type: ignore[attr-defined]
     sys.modules["__main__"] = main
-    code = compile(source, full, "exec", dont_inherit=True)
+    return main
+
+
+def _exec_script(path: str) -> None:
+    """Run a file as ``python path`` does: ``__file__`` and code filenames the path
+    joined to the current directory as given (not normalised), ``sys.argv[0]`` as given;
+    a compiled file (``.pyc``, or starting with the interpreter's magic number) run as
+    compiled code."""
+    import importlib.machinery
+    import importlib.util
+    import io
+
+    full = os.path.join(os.getcwd(), path)
+    with io.open_code(full) as f:
+        data = f.read()
+    main = _fresh_main()
+    main.__file__ = full
+    main.__cached__ = None  # type: ignore[attr-defined]
+    magic = importlib.util.MAGIC_NUMBER
+    if path.endswith(".pyc") or data[:2] == magic[:2]:
+        main.__loader__ = importlib.machinery.SourcelessFileLoader("__main__", full)
+        if data[:4] != magic:
+            raise RuntimeError("Bad magic number in .pyc file")
+        code = marshal.loads(data[16:])  # after the magic number, flags and source stamp
+    else:
+        main.__loader__ = importlib.machinery.SourceFileLoader("__main__", full)
+        code = compile(data, full, "exec", dont_inherit=True)
     exec(code, main.__dict__)
 
 
-def _exec_module(name: str) -> None:
-    """Run a module as ``python -m name`` does: through ``runpy``'s own entry for ``-m``,
-    in a fresh ``__main__`` module."""
-    import builtins
-    import types
-
-    main = types.ModuleType("__main__")
-    main.__builtins__ = builtins  # type: ignore[attr-defined]
-    sys.modules["__main__"] = main
-    as_main = getattr(runpy, "_run_module_as_main", None)
-    if as_main is not None:
-        as_main(name, alter_argv=True)
-    else:
-        runpy.run_module(name, run_name="__main__", alter_sys=True)
+def _exec_module(name: str, alter_argv: bool = True) -> None:
+    """Run a module as ``python -m name`` does (and a directory or zip file as
+    ``__main__`` from ``sys.path[0]``): through ``runpy``'s own entry for ``-m``, in a
+    fresh ``__main__``; its parent packages are imported there, after ``sys.argv`` is
+    set and with the LibOS installed, and a module it cannot find is reported in its
+    words."""
+    _fresh_main()
+    runpy._run_module_as_main(name, alter_argv=alter_argv)  # type: ignore[attr-defined]
 
 
 def _is_zip(path: str) -> bool:

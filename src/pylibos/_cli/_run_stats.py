@@ -145,9 +145,7 @@ def print_stats(data: RunStats, stream: TextIO) -> None:
 def _stderr(state: RunState) -> TextIO:
     """A text stream on the standard error pylibos was started with; its descriptor is
     not closed with it."""
-    return open(
-        state.stderr_fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False
-    )
+    return open(state.stderr_fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
 
 
 def at_exit(state: RunState) -> None:
