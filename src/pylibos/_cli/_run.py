@@ -23,6 +23,7 @@ import runpy
 import signal
 import struct
 import sys
+import threading
 import time
 import types
 from collections.abc import Callable, Sequence
@@ -193,8 +194,8 @@ class _TrimmedExcepthook:
 
 
 def _program_frames(tb: TracebackType | None) -> TracebackType | None:
-    """The traceback from the program's first frame on: after the runner's frames (and
-    the ``runpy`` ones a module or a directory runs under)."""
+    """The traceback from the program's first frame on, after the runner's frames: what
+    ``python`` shows (with the ``runpy`` ones a module or a directory runs under)."""
     entry, last_runner = tb, None
     while entry is not None:
         if entry.tb_frame.f_globals.get("__name__") == __name__:
@@ -202,9 +203,8 @@ def _program_frames(tb: TracebackType | None) -> TracebackType | None:
         entry = entry.tb_next
     if last_runner is None:
         return tb  # not raised through the runner: keep everything
+    # The runpy frames a module or a directory runs under stay, as python shows them.
     first = last_runner.tb_next
-    while first is not None and first.tb_frame.f_globals.get("__name__") == "runpy":
-        first = first.tb_next
     _drop_sigint_handler_frames(first)
     return first
 
@@ -267,7 +267,20 @@ def cmd_run(argv: Sequence[str]) -> int:
         raise
     state = RunState(options, host, libos, hook, time.perf_counter())
     atexit.register(at_exit, state)
+    threading._register_atexit(_native_ctrl_c)  # type: ignore[attr-defined]
     return _run_program(state, target)
+
+
+def _native_ctrl_c() -> None:
+    """Give Ctrl-C back to the interpreter's own handler once the program's main code is
+    over and the interpreter waits for its non-daemon threads (``threading._shutdown``
+    runs this before it joins them): a KeyboardInterrupt there is then reported as
+    ``python`` reports it, with no frame of the PAL's handler.  What the main thread
+    does in the LibOS from here on (an atexit handler's thread start, the shutdown at
+    exit) is done as the process ends, which closes whatever a Ctrl-C there loses."""
+    from ..pal import _interrupts
+
+    _interrupts.uninstall()
 
 
 def _run_program(state: RunState, target: Target) -> int:
