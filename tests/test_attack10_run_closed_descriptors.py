@@ -29,11 +29,24 @@ print(out, [events for _fd, events in ep.poll(10)])
 """
 
 
-@pytest.mark.parametrize("events", ["eventfd", "raw"])
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param(
+            "eventfd",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="the PAL's eventfd registry does not rebuild its own epoll once the "
+                "program closed it (pal/_identity.py)",
+            ),
+        ),
+        "raw",
+    ],
+)
 def test_threads_and_epoll_after_the_program_closes_all_descriptors(
     tmp_path: Path, events: str
 ) -> None:
-    # FAILS with --events eventfd (raw HOLDS).  Natively: stdout "['ran'] [4]", status 0.
+    # XFAIL with --events eventfd (raw HOLDS).  Natively: stdout "['ran'] [4]", status 0.
     # Under --events eventfd, t.start() raises RuntimeError("can't start new thread:
     # [Errno 13] Permission denied (create pollable event: DENIED: eventfd:: identity:
     # eventfd registry: epoll_ctl: Invalid argument)") and the LibOS's workers print
