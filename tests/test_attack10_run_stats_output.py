@@ -52,3 +52,28 @@ def test_json_is_written_when_the_program_closed_stderr(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout) == (0, "out\n")
     assert out.exists(), "--json was not written"
     assert json.loads(out.read_text())["exit_code"] == 0
+
+
+def test_json_is_written_when_the_program_closed_descriptor_2(tmp_path: Path) -> None:
+    # The table has nowhere to go (the process's standard error is closed, not just
+    # sys.stderr): it is dropped, the JSON is written and the status is the program's.
+    out = tmp_path / "s.json"
+    done = run(tmp_path, ["--stats", "--json", str(out)], "import os\nos.close(2)\nprint('out')\n")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "out\n", "")
+    assert json.loads(out.read_text())["exit_code"] == 0
+
+
+def test_the_table_is_printed_when_the_json_cannot_be_written(tmp_path: Path) -> None:
+    # The program removes the directory --json names (checked before it ran): one ERROR
+    # line says so after the table, on the standard error, and the status is the
+    # program's.
+    (tmp_path / "gone").mkdir()
+    done = run(
+        tmp_path,
+        ["--stats", "--json", "gone/s.json"],
+        "import os\nos.rmdir('gone')\nprint('out')\n",
+    )
+    assert (done.returncode, done.stdout) == (0, "out\n")
+    assert "pylibos run:" in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("ERROR: cannot write ")
+    assert done.stderr.splitlines()[-1].endswith("gone/s.json: No such file or directory")
