@@ -29,30 +29,13 @@ print(out, [events for _fd, events in ep.poll(10)])
 """
 
 
-@pytest.mark.parametrize(
-    "events",
-    [
-        pytest.param(
-            "eventfd",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the PAL's eventfd registry does not rebuild its own epoll once the "
-                "program closed it (pal/_identity.py)",
-            ),
-        ),
-        "raw",
-    ],
-)
+@pytest.mark.parametrize("events", ["eventfd", "raw"])
 def test_threads_and_epoll_after_the_program_closes_all_descriptors(
     tmp_path: Path, events: str
 ) -> None:
-    # XFAIL with --events eventfd (raw HOLDS).  Natively: stdout "['ran'] [4]", status 0.
-    # Under --events eventfd, t.start() raises RuntimeError("can't start new thread:
-    # [Errno 13] Permission denied (create pollable event: DENIED: eventfd:: identity:
-    # eventfd registry: epoll_ctl: Invalid argument)") and the LibOS's workers print
-    # "host error, going on ..." for ever after: the eventfd registry's own epoll
-    # (pal/_identity.py, EventfdRegistry._epoll) was among the descriptors closed, its
-    # number now holds something else, and nothing rebuilds it.
+    # Natively: stdout "['ran'] [4]", status 0.  Under --events eventfd the closed
+    # descriptors include the eventfd registry's own epoll (pal/_identity.py), which the
+    # PAL finds gone and replaces; under raw, the LibOS's event channels.
     (tmp_path / "closer.py").write_text(PROGRAM)
     procs = [
         subprocess.Popen(
