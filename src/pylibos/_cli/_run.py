@@ -9,7 +9,10 @@ before the program runs, so they come after the interpreter has waited for the p
 non-daemon threads and after the program's own ``atexit`` handlers, as late as the
 program's own work can reach.  Uncaught exceptions, ``sys.exit`` and Ctrl-C are left to
 the interpreter, which reports them and sets the exit status as it does natively; only
-the frames of pylibos and ``runpy`` are taken off the front of the traceback.
+the runner's frames are taken off the front of the traceback (the ``runpy`` ones of
+``-m`` or a directory stay, as ``python`` shows them).  What cannot be hidden (the
+runner's frames below the program's, the PAL's frames, the LibOS's worker threads) is
+listed in the README under "Running a program".
 """
 
 from __future__ import annotations
