@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from libos_support import BOUND, held_where, run_traced
+from libos_support import BOUND, held_where, in_fork_child, run_traced
 from pylibos import pal
 from pylibos.pal import _identity
 from pylibos.pal._core import HostCore
@@ -156,3 +156,33 @@ def test_a_host_closing_every_new_registry_at_once_costs_nothing_per_round(kind:
             counts.add(len(_fds()))
         assert len(counts) == 1, f"descriptors held grew: {sorted(counts)}"
         assert len(_identity._STRANDED) == stranded + 50
+
+
+@pytest.mark.parametrize("kind", ["direct", "sgx"])
+def test_a_fork_child_that_closes_the_registry_replaces_its_own(kind: str) -> None:
+    """Held (added coverage): a fork child closes its copy of the registry's epoll (as a
+    program that forks, then closes every descriptor it does not know of, does) and
+    opens an eventfd: the child's registry is replaced there, the open works with
+    identity on, and the parent's registry, its own copy, is untouched."""
+    with pal.open_host(kind) as host:
+        first = host.stream_open("eventfd:", nonblocking=True)
+        registry = _registry(first)
+
+        def child() -> str:  # pragma: no cover - runs in the fork child
+            os.close(registry._efd)
+            handle = host.stream_open("eventfd:", nonblocking=True)
+            now = host._eventfds
+            host.write(handle, pal.EVENT_TOKEN)
+            read = host.read(handle, 8)
+            host.close(handle)
+            replaced = isinstance(now, EventfdRegistry) and now is not registry
+            return f"{replaced} {handle._ident is now} {read == pal.EVENT_TOKEN}"
+
+        assert in_fork_child(child) == "True True True"
+        assert host._eventfds is registry and _is_open(registry._efd)
+        again = host.stream_open("eventfd:", nonblocking=True)
+        assert again._ident is registry
+        host.write(first, pal.EVENT_TOKEN)
+        assert host.read(first, 8) == pal.EVENT_TOKEN
+        host.close(again)
+        host.close(first)
