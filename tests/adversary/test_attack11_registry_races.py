@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from libos_support import BOUND, held_where, in_fork_child, run_traced
+from libos_support import BOUND, descriptors_exhausted, held_where, in_fork_child, run_traced
 from pylibos import pal
 from pylibos.pal import _identity
 from pylibos.pal._core import HostCore
@@ -186,3 +186,26 @@ def test_a_fork_child_that_closes_the_registry_replaces_its_own(kind: str) -> No
         assert host.read(first, 8) == pal.EVENT_TOKEN
         host.close(again)
         host.close(first)
+
+
+@pytest.mark.parametrize("kind", ["direct", "sgx"])
+def test_a_replacement_refused_a_descriptor_fails_that_open_only(kind: str) -> None:
+    """Held (added coverage): the registry is found gone when no descriptor is left for
+    its replacement: that open fails (TOOMANY) and gives its eventfd back, and the next
+    open, once a descriptor is free, makes a registry and works with identity on."""
+    with pal.open_host(kind) as host:
+        first = host.stream_open("eventfd:", nonblocking=True)
+        lost = _registry(first)
+        host.close(first)
+        os.close(lost._efd)  # the host closes the registry's epoll
+        before = _fds()
+        with descriptors_exhausted(1), pytest.raises(pal.PalError) as info:
+            host.stream_open("eventfd:", nonblocking=True)
+        assert info.value.code is pal.PalErrorCode.TOOMANY, info.value
+        assert _fds() == before
+        again = host.stream_open("eventfd:", nonblocking=True)
+        registry = host._eventfds
+        assert isinstance(registry, EventfdRegistry) and registry is not lost
+        assert again._ident is registry
+        host.write(again, pal.EVENT_TOKEN)
+        host.close(again)
