@@ -7,6 +7,7 @@ new registry again at once."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import select
 import sys
@@ -245,3 +246,46 @@ def test_an_edge_watch_opens_after_the_registrys_epoll_was_closed(kind: str) -> 
                 host.close(watch)
         assert not failures, f"edge watch opens refused: {failures}"
     assert _fds() <= before | {number}
+
+
+def test_a_ctrl_c_inside_abandon_then_shutdown_leaves_the_programs_file() -> None:
+    # An edge watch's open (no critical section: ``Edges.edge_watch_open`` -> ``_track``)
+    # finds the registry gone (its number closed by the host, now the program's file)
+    # and abandons it; a Ctrl-C lands inside ``EventfdRegistry.abandon``, before its
+    # gate is refused or before its select.epoll is put in ``_STRANDED``.  The registry
+    # is left as the host's ``_eventfds``, half abandoned; the program then shuts the
+    # host down: ``_retire_registry`` closes it (gate not yet refused), or, the gate
+    # refused, the registry's select.epoll, never stranded, closes the number when it is
+    # freed.  Either way the PROGRAM's file at that number is closed.  The abandonment
+    # should be one step for a Ctrl-C (a critical section), or shutdown should leave a
+    # gone registry alone (src/pylibos/pal/_identity.py: abandon; _core.py:
+    # _registry_instead_of; _host.py: _retire_registry).
+    code = EventfdRegistry.abandon.__code__
+    closed_at: list[int] = []
+    for n in range(1, 10):
+        host = pal.open_host("direct")
+        first = host.stream_open("eventfd:", nonblocking=True)
+        number = _registry(first)._efd
+        host.close(first)
+        del first
+        os.close(number)  # the host closes the registry's epoll
+        mine = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        assert mine == number
+        fired: list[int] = []
+        sys.settrace(sigint_at_line(code, n, fired))
+        try:
+            host.close(host.edge_watch_open())
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.settrace(None)
+        host.shutdown()
+        del host
+        gc.collect()
+        if _is_open(mine):
+            os.close(mine)
+        else:
+            closed_at.extend(fired)
+        if not fired:
+            break
+    assert not closed_at, f"the program's file closed after a Ctrl-C at lines {closed_at}"
