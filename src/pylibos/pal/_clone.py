@@ -179,9 +179,10 @@ class Threads(HostCore):
             # The host call, counted in place (``_call``'s two counts, one step each: the
             # primitive raises no ``OSError`` for the gate to map, and a frame less on
             # every start); in the ``try``, so a ``MemoryError`` of an account's making
-            # undoes the start as the primitive's does.
-            _count(self.calls, _CLONE_THREAD)
+            # undoes the start as the primitive's does (the account first: a start so
+            # undone is not counted).
             _count(self._accounts[_get_ident()], _ONE_CALL)
+            _count(self.calls, _CLONE_THREAD)
             if joinable is None:
                 # ``thread.start`` inlined (one frame less on every start).
                 thread._started = True

@@ -259,8 +259,15 @@ class HostCore(Ledger):
         abandoned, a new one takes its place (once, whoever finds it first) and the handle
         is registered there (or, where kcmp is no longer to be had, checked by inode):
         one closed descriptor must not stop every eventfd open for good.  Otherwise, or
-        if that fails too, the handle is undone (``_unmade``), as for any refusal."""
-        if not registry.gone():
+        if that fails too, the handle is undone (``_unmade``), as for any refusal.  A
+        registry that is not the host's any more (replaced since this open read it) is
+        not asked: the handle goes to the one in its place; nor is one whose number the
+        handle just opened holds (an epoll there, the handle's own: it is gone)."""
+        if (
+            registry is self._eventfds
+            and registry._efd != handle._fd  # (the number of the handle just opened)
+            and not registry.gone()
+        ):
             self._unmade(handle, exc)
         try:
             now = self._registry_instead_of(registry)

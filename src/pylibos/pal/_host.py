@@ -80,7 +80,10 @@ class Host(Pipes, Eventfds, Waiting, Edges, Threads, ShutsDown):
     def stream_from_fd(self, fd: int) -> Handle:
         """A handle over a descriptor the program owns, so it can be waited on beside PAL
         streams.  Closing the handle leaves the descriptor open."""
-        mode = self._aside("fstat", f"fd {fd}", os.fstat, fd).st_mode
+        try:
+            mode = self._aside("fstat", f"fd {fd}", os.fstat, fd).st_mode
+        except OverflowError:
+            raise PalError(PalErrorCode.BADHANDLE, f"fd {fd}: no such descriptor") from None
         if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
             raise PalError(
                 PalErrorCode.NOTSUPPORT,

@@ -88,6 +88,7 @@ class EventfdRegistry:
             self._syscall, _SYS_KCMP, self._pid, self._pid, _KCMP_EPOLL_TFD
         )
         self._holders: dict[int, Handle] = {}  # number -> the handle of ours holding it
+        self._abandoned = False  # ``abandon``: its number is not ours any more
         # number -> kcmp's last argument for the number's first entry (``toff`` 0), made
         # at the number's first check and kept: read-only, so threads share it, and one
         # per number the process has used (the descriptor table bounds them).
@@ -234,6 +235,12 @@ class EventfdRegistry:
         return None if ret < 0 and ctypes.get_errno() == errno.EBADF else False
 
     def close(self) -> None:
+        """Close the registry's epoll, unless it is gone from its number (or was
+        abandoned): then the number, which may be another object's now, is left alone
+        and the registry abandoned."""
+        if self._abandoned or self.gone():
+            self.abandon()
+            return
         with contextlib.suppress(PalError):
             self._gate("close", "eventfd registry", self._epoll.close)
 
@@ -257,9 +264,12 @@ class EventfdRegistry:
         again: every handle checked against it fails (no number is held any more), its
         watches and its close are refused (its gate raises), and its ``select.epoll``,
         which would close the number when freed, is kept for ever (``_STRANDED``)."""
+        # The flag first (one store: a Ctrl-C after it leaves the registry abandoned for
+        # ``close``, which finishes the rest), then the epoll kept from closing the number.
+        self._abandoned = True
+        _STRANDED.append(self._epoll)
         self._gate = _refused_gate
         self._holders.clear()
-        _STRANDED.append(self._epoll)
 
     def foreign_entry(self, efd: int, fd: int) -> bool:
         """True if the epoll at ``efd`` holds, under number ``fd``, a file that is not

@@ -165,8 +165,8 @@ class Ledger:
         comes out as the matching ``PalError``, its message naming ``where``."""
         # Each count one step (see the module docstring): no lock, and no branch (a
         # thread's first call makes its account, in ``_Accounts.__missing__``).
+        _count(self._accounts[_get_ident()], _ONE_CALL)  # (first: it may have to be made)
         _count(self.calls, (kind,))
-        _count(self._accounts[_get_ident()], _ONE_CALL)
         try:
             return fn(*args)
         except OSError as exc:

@@ -48,6 +48,8 @@ class Waiting(HostCore):
         where = f"fd {fd}"
         probe = self._aside("epoll_create1", where, _identity.HOST_EPOLL)
         try:
+            if probe.fileno() == fd:  # closed since it was looked at: the probe has it
+                raise PalError(PalErrorCode.BADHANDLE, f"{where}: closed")
             return bool(self._aside("epoll_ctl", where, _registers, probe, fd))
         finally:
             self._aside("close", where, probe.close)
