@@ -80,16 +80,41 @@ def _fd_of(fd: int | _HasFileno) -> int:
     return fd
 
 
-def _deadline(timeout: float | None) -> float | None:
+_NS_LIMIT = 1 << 63  # CPython keeps a timeout as a signed 64-bit count of nanoseconds
+_INT_MAX = (1 << 31) - 1  # epoll_wait takes a C int of milliseconds
+
+
+def _deadline(timeout: object) -> float | None:
+    """A ``time.monotonic`` deadline for ``timeout``, read as ``select.epoll.poll`` reads it.
+
+    None waits for ever.  Otherwise the seconds become nanoseconds (a float rounded away
+    from zero, an integer or an object with ``__index__`` exactly), then milliseconds
+    rounded up: a count below zero waits for ever (so ``-0.0001`` is 0 ms and returns at
+    once, ``-0.001`` is -1 ms and waits), one past a C int is ``OverflowError``.
+    """
     if timeout is None:
         return None
-    if not isinstance(timeout, int | float):
-        raise TypeError(f"timeout must be an integer or None, got {type(timeout).__name__}")
-    if math.isnan(timeout):
-        raise ValueError("Invalid value NaN (not a number)")
-    if timeout < 0:
+    if isinstance(timeout, float):
+        if math.isnan(timeout):
+            raise ValueError("Invalid value NaN (not a number)")
+        scaled = timeout * 1e9
+        if not -_NS_LIMIT <= scaled < _NS_LIMIT:  # infinities too
+            raise OverflowError("timestamp out of range for platform time_t")
+        ns = math.ceil(scaled) if scaled >= 0 else math.floor(scaled)
+    else:
+        try:
+            seconds = operator.index(timeout)  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError("timeout must be an integer or None") from None
+        ns = seconds * 1_000_000_000
+        if not -_NS_LIMIT <= ns < _NS_LIMIT:
+            raise OverflowError("timestamp too large to convert to C _PyTime_t")
+    ms = -(-ns // 1_000_000)  # rounded up
+    if not -_INT_MAX - 1 <= ms <= _INT_MAX:
+        raise OverflowError("timeout is too large")
+    if ms < 0:
         return None
-    return time.monotonic() + timeout
+    return time.monotonic() + ms / 1000
 
 
 class Epoll:
@@ -172,7 +197,7 @@ class Epoll:
         inst = self._open()
         inst.unregister(_fd_of(fd))
 
-    def poll(self, timeout: float | None = None, maxevents: int = -1) -> list[tuple[int, int]]:
+    def poll(self, timeout: object = None, maxevents: int = -1) -> list[tuple[int, int]]:
         """Wait for events; returns ``[(fd, events), ...]`` like ``select.epoll.poll``."""
         self._check_open()
         deadline = _deadline(timeout)

@@ -1,0 +1,129 @@
+"""Event masks: ``select.epoll`` passes the mask to ``epoll_ctl``, which refuses the ones
+Linux refuses (``EINVAL``) and reports every readiness bit the file has that the mask
+asks for.  Each case runs on a ``select.epoll`` and on a LibOS epoll and expects the
+same outcome."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import select
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from libos_support import booted
+
+IN, OUT = select.EPOLLIN, select.EPOLLOUT
+EXCLUSIVE, ONESHOT = select.EPOLLEXCLUSIVE, select.EPOLLONESHOT
+RDBAND, WRBAND = select.EPOLLRDBAND, select.EPOLLWRBAND
+
+
+def outcome(call: Callable[[], object]) -> tuple[str, int | None, object]:
+    """What a call did: ("ok", None, its result), or the exception's type and errno."""
+    try:
+        return ("ok", None, call())
+    except Exception as exc:  # the outcome is what is compared
+        return (type(exc).__name__, getattr(exc, "errno", None), None)
+
+
+@pytest.fixture
+def both() -> Iterator[tuple[Callable[[], Any], Callable[[], Any]]]:
+    """Makes epolls natively and on a LibOS (sgx/raw); all closed at the end."""
+    made: list[Any] = []
+    with contextlib.ExitStack() as stack:
+        libos = stack.enter_context(booted("sgx", "raw"))
+
+        def native() -> Any:
+            made.append(select.epoll())
+            return made[-1]
+
+        def libos_epoll() -> Any:
+            made.append(libos.epoll())
+            return made[-1]
+
+        yield native, libos_epoll
+        for ep in made:
+            ep.close()
+
+
+def _all_bits(ep: Any, a: socket.socket) -> None:
+    ep.register(a, -1)  # 0xffffffff: EPOLLEXCLUSIVE with every other bit
+
+
+def _exclusive_oneshot(ep: Any, a: socket.socket) -> None:
+    ep.register(a, IN | EXCLUSIVE | ONESHOT)
+
+
+def _modify_an_exclusive_entry(ep: Any, a: socket.socket) -> None:
+    ep.register(a, IN | EXCLUSIVE)
+    ep.modify(a, IN)
+
+
+def _modify_adding_exclusive(ep: Any, a: socket.socket) -> None:
+    ep.register(a, IN)
+    ep.modify(a, IN | EXCLUSIVE)
+
+
+def _itself(ep: Any, a: socket.socket) -> None:
+    ep.register(ep.fileno(), IN)
+
+
+@pytest.mark.parametrize(
+    "sequence",
+    [_all_bits, _exclusive_oneshot, _modify_an_exclusive_entry, _modify_adding_exclusive, _itself],
+    ids=lambda f: f.__name__.strip("_"),
+)
+def test_a_mask_linux_refuses_is_einval(
+    both: tuple[Callable[[], Any], Callable[[], Any]],
+    sequence: Callable[[Any, socket.socket], None],
+) -> None:
+    # FAILS.  Natively every one of these is OSError(EINVAL) from epoll_ctl: EPOLLEXCLUSIVE
+    # with EPOLLONESHOT (or with the other bits -1 carries), EPOLL_CTL_MOD of an entry
+    # made with EPOLLEXCLUSIVE or adding it, and an epoll put into itself.  The LibOS's
+    # register/modify never look at the mask (EpollInstance.register/modify in
+    # libos/_interest.py store any int; Entry in _epoll_events.py), so each is
+    # accepted and a program's error path is never taken.
+    native, libos_epoll = both
+    a, b = socket.socketpair()
+    with a, b:
+        got = [
+            outcome(functools.partial(sequence, make(), a))[:2] for make in (native, libos_epoll)
+        ]
+    assert got[0] == ("OSError", 22)
+    assert got[1] == got[0]
+
+
+def test_band_bits_are_reported(both: tuple[Callable[[], Any], Callable[[], Any]]) -> None:
+    # FAILS.  A writable UNIX socket asked for EPOLLWRBAND (and one with data asked for
+    # EPOLLRDNORM | EPOLLRDBAND) is reported natively with EPOLLWRBAND set: [(fd, 512)].
+    # The LibOS reports []: wait_flags / epoll_events in libos/_epoll_events.py
+    # translate only IN/RDNORM, OUT/WRNORM, PRI and RDHUP; the band bits (and
+    # EPOLLMSG) are dropped both ways.
+    native, libos_epoll = both
+    a, b = socket.socketpair()
+    with a, b:
+        results = []
+        for make in (native, libos_epoll):
+            ep = make()
+            ep.register(a, WRBAND)
+            results.append([events for _fd, events in ep.poll(0)])
+    assert results[0] == [WRBAND]
+    assert results[1] == results[0]
+
+
+def test_mask_zero_still_reports_errors_and_hang_ups(
+    both: tuple[Callable[[], Any], Callable[[], Any]],
+) -> None:
+    # HOLDS: an entry registered with mask 0 gets EPOLLERR/EPOLLHUP only, as natively.
+    native, libos_epoll = both
+    a, b = socket.socketpair()
+    with a, b:
+        eps = [native(), libos_epoll()]
+        for ep in eps:
+            ep.register(a, 0)
+        assert [ep.poll(0) for ep in eps] == [[], []]
+        b.close()
+        assert [[ev for _fd, ev in ep.poll(0)] for ep in eps] == [[select.EPOLLHUP]] * 2
