@@ -80,6 +80,11 @@ def _fd_of(fd: int | _HasFileno) -> int:
     return fd
 
 
+def _mask(eventmask: int) -> int:
+    """An event mask as ``select.epoll`` passes it: any integer, cut to 32 bits."""
+    return operator.index(eventmask) & 0xFFFF_FFFF
+
+
 _NS_LIMIT = 1 << 63  # CPython keeps a timeout as a signed 64-bit count of nanoseconds
 _INT_MAX = (1 << 31) - 1  # epoll_wait takes a C int of milliseconds
 
@@ -187,11 +192,11 @@ class Epoll:
 
     def register(self, fd: int | _HasFileno, eventmask: int = _DEFAULT_MASK) -> None:
         inst = self._open()
-        inst.register(_fd_of(fd), eventmask)
+        inst.register(_fd_of(fd), _mask(eventmask))
 
     def modify(self, fd: int | _HasFileno, eventmask: int) -> None:
         inst = self._open()
-        inst.modify(_fd_of(fd), eventmask)
+        inst.modify(_fd_of(fd), _mask(eventmask))
 
     def unregister(self, fd: int | _HasFileno) -> None:
         inst = self._open()

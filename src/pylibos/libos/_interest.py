@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection
 
 from .. import pal
 from ..pal import WAIT_ERROR, WAIT_READ, Handle, Host, PalError, PalErrorCode
-from ._epoll_events import EPOLLET, EPOLLONESHOT, Entry, wait_flags
+from ._epoll_events import EPOLLET, EPOLLEXCLUSIVE, EPOLLONESHOT, EXCLUSIVE_OK, Entry, wait_flags
 from ._errno import ebadf, oserror
 from ._event import RECHECK_S, PollableEvent
 
@@ -167,6 +167,12 @@ class EpollInstance:
 
     def _check_fd(self, fd: int) -> None:
         self.host.close(self._open_fd(fd))
+        self._refuse_itself(fd)
+
+    def _refuse_itself(self, fd: int) -> None:
+        """Linux refuses (EINVAL) an epoll put into, changed in or taken out of itself."""
+        if fd == self.number:
+            raise _einval()
 
     def _watch_edges(self, entry: Entry) -> None:
         try:
@@ -196,6 +202,9 @@ class EpollInstance:
                 handle = self._open_fd(fd)
                 added = False
                 try:
+                    self._refuse_itself(fd)
+                    if eventmask & EPOLLEXCLUSIVE and eventmask & ~EXCLUSIVE_OK:
+                        raise _einval()
                     entry = Entry(fd, eventmask, handle)
                     with self.lock:
                         exists = fd in self.entries
@@ -221,10 +230,14 @@ class EpollInstance:
     def modify(self, fd: int, eventmask: int) -> None:
         with self.ctl_lock:
             self._check_fd(fd)
+            if eventmask & EPOLLEXCLUSIVE:
+                raise _einval()  # EPOLLEXCLUSIVE is for EPOLL_CTL_ADD only
             with self.lock:
                 entry = self.entries.get(fd)
                 if entry is None:
                     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+                if entry.mask & EPOLLEXCLUSIVE:
+                    raise _einval()  # an exclusive entry cannot be changed, only removed
                 was = entry.mask, entry.disabled
                 entry.mask = eventmask
                 entry.disabled = False
@@ -358,6 +371,10 @@ class EpollInstance:
                 if events:
                     results.append((entry.fd, events))
         return results
+
+
+def _einval() -> OSError:
+    return OSError(errno.EINVAL, os.strerror(errno.EINVAL))
 
 
 # Functions of their own, called under the epoll's lock: on 3.12 and 3.13 an exception
