@@ -44,10 +44,8 @@ number reused before then is not told apart from the new one: the entry stays.)
 
 from __future__ import annotations
 
-import errno
 import math
 import operator
-import os
 import select
 import time
 from typing import Protocol
@@ -65,7 +63,16 @@ class _HasFileno(Protocol):
     def fileno(self) -> int: ...
 
 
+def _c_int(value: object) -> int:
+    """``value`` as Argument Clinic converts a C ``int`` argument."""
+    number = operator.index(value)  # type: ignore[arg-type]
+    if not -_INT_MAX - 1 <= number <= _INT_MAX:
+        raise OverflowError("Python int too large to convert to C int")
+    return number
+
+
 def _fd_of(fd: int | _HasFileno) -> int:
+    """A descriptor argument as ``select.epoll`` converts it (before it looks at itself)."""
     if not isinstance(fd, int):
         fileno = getattr(fd, "fileno", None)
         if fileno is None:
@@ -75,6 +82,7 @@ def _fd_of(fd: int | _HasFileno) -> int:
         fd = fileno()
         if not isinstance(fd, int):
             raise TypeError("fileno() returned a non-integer")
+    fd = _c_int(fd)
     if fd < 0:
         raise ValueError(f"file descriptor cannot be a negative integer ({fd})")
     return fd
@@ -138,12 +146,14 @@ class Epoll:
         *,
         table: EpollTable | None = None,
     ) -> None:
-        sizehint = operator.index(sizehint)
-        flags = operator.index(flags)
+        # As select.epoll: both converted as C ints, then checked; the epoll is
+        # close-on-exec whatever the flags.
+        sizehint = _c_int(sizehint)
+        flags = _c_int(flags)
         if sizehint != -1 and sizehint <= 0:
             raise ValueError("negative sizehint")
         if flags and flags != select.EPOLL_CLOEXEC:
-            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            raise OSError("invalid flags")
         self._closed = False
         self._inst: EpollInstance | None = EpollInstance(host, current_event, table)
         self._made_it = True
@@ -190,20 +200,23 @@ class Epoll:
             raise ebadf(f"no open LibOS epoll {self._fileno}")
         return inst
 
+    # The arguments are converted first, then the epoll is checked open, as natively.
+
     def register(self, fd: int | _HasFileno, eventmask: int = _DEFAULT_MASK) -> None:
-        inst = self._open()
-        inst.register(_fd_of(fd), _mask(eventmask))
+        number, mask = _fd_of(fd), _mask(eventmask)
+        self._open().register(number, mask)
 
     def modify(self, fd: int | _HasFileno, eventmask: int) -> None:
-        inst = self._open()
-        inst.modify(_fd_of(fd), _mask(eventmask))
+        number, mask = _fd_of(fd), _mask(eventmask)
+        self._open().modify(number, mask)
 
     def unregister(self, fd: int | _HasFileno) -> None:
-        inst = self._open()
-        inst.unregister(_fd_of(fd))
+        number = _fd_of(fd)
+        self._open().unregister(number)
 
     def poll(self, timeout: object = None, maxevents: int = -1) -> list[tuple[int, int]]:
         """Wait for events; returns ``[(fd, events), ...]`` like ``select.epoll.poll``."""
+        maxevents = _c_int(maxevents)
         self._check_open()
         deadline = _deadline(timeout)
         if maxevents == -1:
