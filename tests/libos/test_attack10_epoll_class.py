@@ -57,3 +57,52 @@ def test_select_epoll_keeps_its_name_and_fromfd(installed: None) -> None:
         assert twin.fileno() == ep.fileno()  # HOLDS: fromfd shares the epoll
     finally:
         ep.close()
+
+
+def test_the_stand_in_looks_like_the_class(installed: None) -> None:
+    assert (select.epoll.__name__, select.epoll.__qualname__, select.epoll.__module__) == (
+        "epoll",
+        "epoll",
+        "select",
+    )
+    ep = select.epoll(sizehint=4, flags=select.EPOLL_CLOEXEC)
+    try:
+        assert issubclass(type(ep), select.epoll)
+        assert not isinstance(object(), select.epoll)
+        assert not issubclass(int, select.epoll)
+    finally:
+        ep.close()
+
+
+def test_asyncio_runs_over_the_stand_in(installed: None) -> None:
+    import asyncio
+
+    async def main() -> int:
+        reader_ready = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.call_soon(reader_ready.set)
+        await asyncio.wait_for(reader_ready.wait(), 10)
+        return 7
+
+    assert asyncio.run(main()) == 7
+
+
+def test_after_uninstall_the_stand_in_makes_native_epolls() -> None:
+    host = pal.open_host("sgx")
+    libos = LibOS(host, "raw")
+    try:
+        with install(libos):
+            stand_in = select.epoll
+            libos_epoll = stand_in()
+        native = stand_in()
+        try:
+            assert type(native).__module__ == "select"
+            assert isinstance(native, stand_in)
+            assert isinstance(libos_epoll, stand_in)
+            assert select.epoll is not stand_in
+        finally:
+            native.close()
+            libos_epoll.close()
+    finally:
+        libos.shutdown()
+        host.shutdown()

@@ -27,7 +27,8 @@ start_new_thread``), and threads C code starts with ``PyThread_start_new_thread`
 threads run natively; the LibOS adopts one the first time it uses the LibOS
 (``LibOS.current_thread``, e.g. through epoll), as Gramine meets a thread it did not create.
 
-``select.epoll`` is replaced by the LibOS's epoll, and so is
+``select.epoll`` is replaced by a class named as it is (``select.epoll``, with ``fromfd``)
+that makes LibOS epolls and that ``isinstance`` accepts a LibOS or native epoll against, and so is
 ``selectors.EpollSelector._selector_cls``, which ``selectors`` bound to ``select.epoll``
 at import: ``selectors.DefaultSelector`` is ``EpollSelector`` on Linux, so asyncio's
 default event loop polls through the LibOS too.
@@ -96,25 +97,53 @@ def installed() -> Hook | None:
     return _current
 
 
-class _EpollFactory:
-    """Stands in for the ``select.epoll`` class: calling it makes a LibOS epoll."""
+class _EpollFactory(type):
+    """The type of the class that stands in for ``select.epoll`` while a hook is installed.
 
-    def __init__(self, hook: Hook) -> None:
-        self._hook = hook
+    The stand-in is a class, as ``select.epoll`` is: named ``select.epoll``, with
+    ``fromfd``; calling it makes a LibOS epoll, and ``isinstance`` / ``issubclass``
+    against it accept a LibOS epoll and a native one (made before ``install``, or after
+    ``uninstall``, when the stand-in makes native ones).
+    """
 
-    def __call__(self, sizehint: int = -1, flags: int = 0) -> Any:
-        hook = self._hook
+    _hook: Hook
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        hook = cls._hook
         if not hook.installed:
-            return _ORIGINAL_EPOLL(sizehint, flags)
-        return hook.libos.epoll(sizehint, flags)
+            return _ORIGINAL_EPOLL(*args, **kwargs)
+        return hook.libos.epoll(*args, **kwargs)
 
-    def fromfd(self, fd: int) -> Any:
-        if not self._hook.installed:
-            return _ORIGINAL_EPOLL.fromfd(fd)
-        return Epoll.fromfd(fd)
+    def __instancecheck__(cls, instance: object) -> bool:
+        return isinstance(instance, (Epoll, _ORIGINAL_EPOLL))
 
-    def __repr__(self) -> str:
-        return f"<select.epoll of {self._hook.libos!r}>"
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, (Epoll, _ORIGINAL_EPOLL))
+
+    def __repr__(cls) -> str:
+        return f"<class 'select.epoll' of {cls._hook.libos!r}>"
+
+
+def _epoll_fromfd(cls: Any, fd: int) -> Any:
+    if not cls._hook.installed:
+        return _ORIGINAL_EPOLL.fromfd(fd)
+    return Epoll.fromfd(fd)
+
+
+def _epoll_class(hook: Hook) -> _EpollFactory:
+    """A ``select.epoll`` stand-in for ``hook``."""
+    return _EpollFactory(
+        "epoll",
+        (),
+        {
+            "__module__": _ORIGINAL_EPOLL.__module__,
+            "__qualname__": _ORIGINAL_EPOLL.__qualname__,
+            "__doc__": _ORIGINAL_EPOLL.__doc__,
+            "__slots__": (),
+            "_hook": hook,
+            "fromfd": classmethod(_epoll_fromfd),
+        },
+    )
 
 
 class Hook:
@@ -130,7 +159,7 @@ class Hook:
         # Advanced once per thread started through the LibOS: ``next`` on an
         # itertools.count is one C call, whole under the GIL, so no lock is needed.
         self._created = itertools.count()
-        self._epoll_factory = _EpollFactory(self)
+        self._epoll_factory = _epoll_class(self)
         self._replaced: list[tuple[object, str, object, object]] = []
 
     # -- install / uninstall ---------------------------------------------------------
