@@ -4,6 +4,7 @@ entry of an epoll's interest list (what ``_interest.EpollInstance`` keeps per de
 
 from __future__ import annotations
 
+import itertools
 import select
 
 from ..pal import WAIT_ERROR, WAIT_HANG_UP, WAIT_PRI, WAIT_RDHUP, WAIT_READ, WAIT_WRITE, Handle
@@ -59,16 +60,25 @@ def epoll_events(flags: int, mask: int) -> int:
     return events
 
 
-class Entry:
-    """A descriptor in an epoll's interest list: its mask and the PAL handle over it."""
+# Turns on the ready list: a ``next`` is one C call, whole under the GIL.
+_turns = itertools.count()
 
-    __slots__ = ("disabled", "fd", "handle", "mask")
+
+class Entry:
+    """A descriptor in an epoll's interest list: its mask and the PAL handle over it.
+
+    ``turn`` orders ready entries when a ``poll`` cannot report them all, as Linux's
+    ready list does: registration order at first, and an entry reported goes after every
+    other (a larger turn) for the next ``poll``."""
+
+    __slots__ = ("disabled", "fd", "handle", "mask", "turn")
 
     def __init__(self, fd: int, mask: int, handle: Handle) -> None:
         self.fd = fd
         self.mask = mask
         self.handle = handle
         self.disabled = False
+        self.turn = next(_turns)
 
     @property
     def edge(self) -> bool:
@@ -78,6 +88,8 @@ class Entry:
         """The epoll events to report for the wait flags ``got`` (0: none); a one-shot
         entry is disabled by reporting.  Called under the instance's lock."""
         events = epoll_events(got, self.mask)
-        if events and self.mask & EPOLLONESHOT:
-            self.disabled = True
+        if events:
+            self.turn = next(_turns)
+            if self.mask & EPOLLONESHOT:
+                self.disabled = True
         return events

@@ -18,7 +18,15 @@ from collections.abc import Callable, Collection
 
 from .. import pal
 from ..pal import WAIT_ERROR, WAIT_READ, Handle, Host, PalError, PalErrorCode
-from ._epoll_events import EPOLLET, EPOLLEXCLUSIVE, EPOLLONESHOT, EXCLUSIVE_OK, Entry, wait_flags
+from ._epoll_events import (
+    EPOLLET,
+    EPOLLEXCLUSIVE,
+    EPOLLONESHOT,
+    EXCLUSIVE_OK,
+    Entry,
+    epoll_events,
+    wait_flags,
+)
 from ._errno import ebadf, oserror
 from ._event import RECHECK_S, PollableEvent
 
@@ -92,6 +100,9 @@ class EpollInstance:
         # Guarded by lock.
         self.entries: dict[int, Entry] = {}
         self.waiters: set[PollableEvent] = set()
+        # Edge-triggered entries taken from the watch ready but not reported (a poll's
+        # maxevents was reached): still on the ready list, as on Linux.
+        self.pending: dict[int, Entry] = {}
         self.closed = False
         self.shut_down = False  # closed by the LibOS's shutdown, not by the program
         if table is not None:
@@ -306,8 +317,11 @@ class EpollInstance:
                 if self.closed:
                     return []
                 level, edges = _armed(self.entries.values())
-            handles = [event.read_handle, *(e.handle for e in level)]
-            flags = [WAIT_READ, *(wait_flags(e.mask) for e in level)]
+                # Pending edges are polled like level-triggered entries for a round:
+                # what the host says now is what Linux would report for them.
+                polled = level + _still_pending(self.pending, self.entries)
+            handles = [event.read_handle, *(e.handle for e in polled)]
+            flags = [WAIT_READ, *(wait_flags(e.mask) for e in polled)]
             if edges:
                 handles.append(self.watch)
                 flags.append(WAIT_READ)
@@ -320,7 +334,7 @@ class EpollInstance:
             try:
                 ready = host.streams_wait_events(handles, flags, timeout_us)
             except PalError as exc:
-                if self._changed(level, exc) or handles[0] is not event.read_handle:
+                if self._changed(polled, exc) or handles[0] is not event.read_handle:
                     continue  # an entry, or the event's channel, changed under us
                 raise
             if ready[0]:
@@ -328,48 +342,54 @@ class EpollInstance:
                     event.clear()
                 else:
                     event.drain_spurious()
-            level_ready = ready[1 : 1 + len(level)]
+            polled_ready = ready[1 : 1 + len(polled)]
             # The host reports a closed descriptor as an error (POLLNVAL); Linux would
             # have dropped it from the list, so it is dropped here and not reported.
-            for entry, got in zip(level, level_ready, strict=True):
+            for entry, got in zip(polled, polled_ready, strict=True):
                 if got & WAIT_ERROR and self._is_closed(entry.fd):
                     self._forget_closed(entry.fd, entry)
-            results: list[tuple[int, int]] = []
-            with self.lock:
-                for entry, got in zip(level, level_ready, strict=True):
-                    if self.entries.get(entry.fd) is not entry or entry.disabled:
-                        continue  # changed while we slept; the next round sees it anew
-                    events = entry.report(got)
-                    if not events:
-                        continue
-                    results.append((entry.fd, events))
-                    if len(results) == maxevents:
-                        break
-            if edges and ready[-1] and len(results) < maxevents:
-                results += self._take_edges(maxevents - len(results))
+            results = self._report(
+                list(zip(polled, polled_ready, strict=True)), bool(edges and ready[-1]), maxevents
+            )
             if results:
                 return results
             if deadline is not None and time.monotonic() >= deadline:
                 return []
 
-    def _take_edges(self, room: int) -> list[tuple[int, int]]:
-        """The edges the host has queued on the watch, at most ``room`` of them."""
+    @pal.marks_critical_sections
+    def _report(
+        self, polled: list[tuple[Entry, int]], take: bool, maxevents: int
+    ) -> list[tuple[int, int]]:
+        """The events to return for what the host reported (``polled``, and the watch's
+        edges if ``take``).  One marked critical section: a Ctrl-C never loses an edge
+        taken from the watch, nor one left pending."""
+        _pal_critical = True
+        try:
+            taken = self._take_edges(maxevents) if take else []
+            with self.lock:
+                return _choose(self, polled + taken, maxevents)
+        finally:
+            _pal_critical = False
+            if pal.critical_owed[0]:
+                pal.critical_deliver()
+
+    def _take_edges(self, room: int) -> list[tuple[Entry, int]]:
+        """The entries the host has queued edges of on the watch (at most ``room``),
+        with the wait flags it gives each."""
         try:
             taken = self.host.edge_watch_take(self.watch, room)
         except PalError as exc:
             if exc.code is PalErrorCode.BADHANDLE and self.closed:
                 return []
             raise
-        results: list[tuple[int, int]] = []
+        results: list[tuple[Entry, int]] = []
         with self.lock:
             by_handle = _edge_entries(self.entries.values())
             for handle, got in taken:
                 entry = by_handle.get(id(handle))
                 if entry is None or entry.handle is not handle or entry.disabled:
                     continue  # unregistered or disabled since the host queued it
-                events = entry.report(got)
-                if events:
-                    results.append((entry.fd, events))
+                results.append((entry, got))
         return results
 
 
@@ -386,6 +406,40 @@ def _armed(entries: Collection[Entry]) -> tuple[list[Entry], bool]:
     """The level-triggered entries armed, and whether an edge-triggered one is."""
     level = [e for e in entries if not e.disabled and not e.edge]
     return level, any(not e.disabled and e.edge for e in entries)
+
+
+def _still_pending(pending: dict[int, Entry], entries: dict[int, Entry]) -> list[Entry]:
+    """The pending edge-triggered entries still registered and armed."""
+    return [e for e in pending.values() if entries.get(e.fd) is e and e.edge and not e.disabled]
+
+
+def _choose(
+    inst: EpollInstance, ready: list[tuple[Entry, int]], maxevents: int
+) -> list[tuple[int, int]]:
+    """Report at most ``maxevents`` of the ``ready`` entries (entry, wait flags), those
+    with the earliest turns when there are more; edge-triggered ones left over stay
+    pending, and a pending one polled is taken off (reported, or no longer ready)."""
+    pending, entries = inst.pending, inst.entries
+    flags_of: dict[Entry, int] = {}
+    for entry, got in ready:
+        if entry.edge and pending.get(entry.fd) is entry:
+            del pending[entry.fd]
+        if entries.get(entry.fd) is not entry or entry.disabled:
+            continue  # changed while we slept; the next round sees it anew
+        if epoll_events(got, entry.mask):
+            flags_of[entry] = flags_of.get(entry, 0) | got
+    chosen = list(flags_of.items())
+    if len(chosen) > maxevents:
+        chosen.sort(key=_turn)
+        for entry, _got in chosen[maxevents:]:
+            if entry.edge:
+                pending[entry.fd] = entry
+        del chosen[maxevents:]
+    return [(entry.fd, entry.report(got)) for entry, got in chosen]
+
+
+def _turn(item: tuple[Entry, int]) -> int:
+    return item[0].turn
 
 
 def _edge_entries(entries: Collection[Entry]) -> dict[int, Entry]:
