@@ -8,6 +8,7 @@ import errno
 import functools
 import os
 import select
+import selectors
 import socket
 import tempfile
 import threading
@@ -25,6 +26,7 @@ from libos_support import (
     Pipe,
     booted,
     inject,
+    open_fds,
     spying,
 )
 from pylibos.libos import Epoll, LibOS, LibOSThread
@@ -863,7 +865,40 @@ def test_edge_triggered_host_calls(pair: Pair) -> None:
 
 
 def test_shutdown_closes_epolls(pair: Pair) -> None:
+    # The LibOS's shutdown closes the epoll (its host descriptor is gone); the object is
+    # not closed by the program, so it stays open as natively, and every call that would
+    # act on the epoll says EBADF, at once, naming the shutdown.
     with booted("direct") as libos:
         ep = libos.epoll()
         ep.register(pair[0], IN)
+        number = ep.fileno()
+    assert ep._inst is not None and ep._inst.closed
+    assert number not in open_fds()
+    assert not ep.closed
+    calls: list[Callable[[], object]] = [
+        lambda: ep.register(pair[1], IN),
+        lambda: ep.modify(pair[0], OUT),
+        lambda: ep.unregister(pair[0]),
+        lambda: ep.poll(),  # no timeout: must not wait
+        lambda: ep.poll(BOUND, 1),
+    ]
+    for call in calls:
+        with pytest.raises(OSError, match="the LibOS has shut down") as info:
+            call()
+        assert info.value.errno == errno.EBADF
+    ep.close()
     assert ep.closed
+    with pytest.raises(ValueError, match="closed epoll"):
+        ep.poll(0)
+
+
+def test_an_unclosed_selector_after_shutdown_unregisters_and_closes_quietly(pair: Pair) -> None:
+    # What an asyncio loop's finalizer does after the LibOS shut down: EpollSelector
+    # takes the EBADF of unregister as a descriptor gone.
+    with booted("direct") as libos:
+        sel = selectors.EpollSelector()
+        sel._selector.close()  # type: ignore[attr-defined]
+        sel._selector = libos.epoll()  # type: ignore[attr-defined]
+        sel.register(pair[0], selectors.EVENT_READ)
+    assert sel.unregister(pair[0]).fd == pair[0].fileno()
+    sel.close()

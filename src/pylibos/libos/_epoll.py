@@ -179,10 +179,12 @@ class Epoll:
 
     @property
     def closed(self) -> bool:
-        # The LibOS's shutdown closes what it made as the program would; a copy from
-        # fromfd is left open, and sees EBADF.
-        inst = self._inst
-        return self._closed or (self._made_it and inst is not None and inst.shut_down)
+        # Closed by this object only.  An epoll closed through another object, or by the
+        # LibOS's shutdown, leaves it open (as natively, where it would be open until
+        # collected): its calls then raise OSError(EBADF), which selectors and asyncio
+        # take as a descriptor gone, so a finalizer that runs after the LibOS's shutdown
+        # (an event loop never closed) ends quietly.
+        return self._closed
 
     def fileno(self) -> int:
         self._check_open()
@@ -197,6 +199,8 @@ class Epoll:
         self._check_open()
         inst = self._inst
         if inst is None or inst.closed:
+            if inst is not None and inst.shut_down:
+                raise ebadf(f"epoll {self._fileno}: the LibOS has shut down")
             raise ebadf(f"no open LibOS epoll {self._fileno}")
         return inst
 
