@@ -18,6 +18,9 @@ class Index:
     def __index__(self) -> int:
         return 2
 
+    def __repr__(self) -> str:  # a stable test id
+        return "Index()"
+
 
 def outcome(call: Callable[[], object]) -> tuple[str, str]:
     try:

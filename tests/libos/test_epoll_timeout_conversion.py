@@ -23,6 +23,9 @@ class Index:
     def __index__(self) -> int:
         return self.value
 
+    def __repr__(self) -> str:  # a stable test id
+        return f"Index({self.value})"
+
 
 TIMEOUTS: list[object] = [
     -1e-9, -0.0009, -0.0001, 0.0005, 1e-12, 2, True, Index(0), Index(2**62),
