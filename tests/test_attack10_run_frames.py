@@ -46,12 +46,12 @@ def write(folder: Path, name: str, source: str) -> None:
 def test_the_runner_frames_lie_below_the_program_main(tmp_path: Path) -> None:
     # A known difference (README, "Running a program"): the program runs inside the
     # runner's call, so natively the script's module frame is the bottom of the stack
-    # (print_stack prints one frame, inspect.stack() has 1 entry, f_back is None, its own
-    # sys.excepthook gets ['<module>', 'f']), while under pylibos run the frames of
-    # python -m pylibos (runpy, pylibos/__main__.py, _cli/_main.py, _cli/_run.py) lie
-    # below it.  The interpreter's own report of an uncaught exception is trimmed to the
-    # program's frames (tests/test_run.py); a hook or a stack walk of the program's own
-    # sees the runner's, and only them, below its <module>.
+    # (print_stack prints one frame, inspect.stack() has 1 entry, f_back is None), while
+    # under pylibos run the frames of python -m pylibos (runpy, pylibos/__main__.py,
+    # _cli/_main.py, _cli/_run.py) lie below it: a stack walk of the program's own sees
+    # the runner's, and only them, below its <module>.  An uncaught exception reaches
+    # sys.excepthook (here the program's own) trimmed to the program's frames, as under
+    # python: ['<module>', 'f'].
     write(
         tmp_path,
         "frames.py",
@@ -72,7 +72,7 @@ def test_the_runner_frames_lie_below_the_program_main(tmp_path: Path) -> None:
     runner = ["_run_module_as_main", "_run_code", "<module>", "main", "cmd_run",
               "_run_program", "_exec_script"]  # fmt: skip
     assert under[0] == native[0] and under[1] == f"{len(runner) + 1} False\n"
-    assert f"hook: {[*runner, '<module>', 'f']}" in under[2]
+    assert "hook: ['<module>', 'f']" in under[2]
     own = [line for line in under[2].splitlines() if "/pylibos/" in line and "File" in line]
     assert [line.rsplit(", in ", 1)[1] for line in own] == runner[2:]
 

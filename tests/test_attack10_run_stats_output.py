@@ -54,13 +54,51 @@ def test_json_is_written_when_the_program_closed_stderr(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["exit_code"] == 0
 
 
-def test_json_is_written_when_the_program_closed_descriptor_2(tmp_path: Path) -> None:
-    # The table has nowhere to go (the process's standard error is closed, not just
-    # sys.stderr): it is dropped, the JSON is written and the status is the program's.
+def test_the_table_reaches_the_original_stderr_when_the_program_closed_descriptor_2(
+    tmp_path: Path,
+) -> None:
+    # The program closes descriptor 2: the table still goes to the standard error
+    # pylibos was started with (through its duplicate, taken at start), the JSON is
+    # written and the status is the program's.
     out = tmp_path / "s.json"
     done = run(tmp_path, ["--stats", "--json", str(out)], "import os\nos.close(2)\nprint('out')\n")
-    assert (done.returncode, done.stdout, done.stderr) == (0, "out\n", "")
+    assert (done.returncode, done.stdout) == (0, "out\n")
+    assert done.stderr.startswith("pylibos run: sgx/raw")
     assert json.loads(out.read_text())["exit_code"] == 0
+
+
+def test_nothing_is_printed_when_the_program_closed_every_descriptor(tmp_path: Path) -> None:
+    # The program closes every descriptor, then opens files until the duplicate's number
+    # is one of its own: the table has nowhere to go and is dropped (never written into
+    # the program's files), with no error; the JSON is written, the status is 0.
+    out = tmp_path / "s.json"
+    source = (
+        "import os, resource\n"
+        "os.closerange(0, resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+        "files = [open(f'f{i}.txt', 'w') for i in range(120)]\n"
+        "for f in files:\n"
+        "    f.write('mine\\n')\n"
+        "    f.flush()\n"
+    )
+    done = run(tmp_path, ["--stats", "--json", str(out)], source)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert json.loads(out.read_text())["exit_code"] == 0
+    assert {(tmp_path / f"f{i}.txt").read_text() for i in range(120)} == {"mine\n"}
+
+
+def test_pylibos_started_with_descriptor_2_closed(tmp_path: Path) -> None:
+    # No standard error at all: no table, no crash, the JSON written, the status 0.
+    (tmp_path / "prog.py").write_text("print('out')\n")
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$@" 2>&-', "sh", *RUN, "--stats", "--json", "s.json", "--", "prog.py"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        timeout=BOUND,
+    )
+    assert (done.returncode, done.stdout) == (0, "out\n")
+    assert json.loads((tmp_path / "s.json").read_text())["exit_code"] == 0
 
 
 def test_the_table_is_printed_when_the_json_cannot_be_written(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ expect the same stdout, stderr and exit status.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -423,3 +424,89 @@ def test_a_ctrl_c_traceback_shows_no_frame_of_pylibos(tmp_path: Path) -> None:
     native, under = both(tmp_path, ["sleeps.py"])
     assert native.returncode == -signal.SIGINT
     same(native, under)
+
+
+def test_a_failing_excepthook_of_the_program_is_reported_as_python_reports_it(
+    tmp_path: Path,
+) -> None:
+    # The runner hands the uncaught exception to the program's hook; the hook's own
+    # failure is reported as the interpreter reports it, with no frame of the runner.
+    write(
+        tmp_path,
+        "hook.py",
+        """
+        import sys
+        def hook(*args):
+            raise RuntimeError("from the hook")
+        sys.excepthook = hook
+        raise ValueError("x")
+        """,
+    )
+    native, under = side_by_side([[sys.executable, "hook.py"], [*RUN, "--", "hook.py"]], tmp_path)
+    assert native.returncode == 1 and "Original exception was:" in native.stderr
+    assert (under.returncode, under.stdout, under.stderr) == (1, "", native.stderr)
+
+
+def test_an_excepthook_that_exits_sets_the_status_and_the_json(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "hook.py",
+        "import sys\nsys.excepthook = lambda *a: sys.exit(7)\nraise ValueError\n",
+    )
+    under = subprocess.run(
+        [*RUN, "--json", "run.json", "--", "hook.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=BOUND,
+    )
+    assert (under.returncode, under.stdout, under.stderr) == (7, "", "")
+    assert json.loads((tmp_path / "run.json").read_text())["exit_code"] == 7
+
+
+IN_REMOVED = 'cd "$0" && rmdir "$0" && exec "$@"'
+
+
+def test_dash_m_from_a_removed_directory_and_json_relative_there(tmp_path: Path) -> None:
+    # python -m of a module found on PYTHONPATH runs from a removed directory (nothing
+    # put in front of sys.path); --json with a relative path has no directory to be in.
+    (tmp_path / "lib").mkdir()
+    write(tmp_path / "lib", "mod.py", "import sys\nprint('hi', sys.argv, sys.path[0])\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "lib")}
+    results = []
+    for name, cmd in (
+        ("n", [sys.executable, "-m", "mod", "a"]),
+        ("u", [*RUN, "--", "-m", "mod", "a"]),
+        ("j", [*RUN, "--json", "run.json", "--", "-m", "mod"]),
+    ):
+        (tmp_path / name).mkdir()
+        done = subprocess.run(
+            ["sh", "-c", IN_REMOVED, str(tmp_path / name), *cmd],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=BOUND,
+        )
+        results.append((done.returncode, done.stdout, done.stderr))
+    native, under, relative_json = results
+    assert native == (0, f"hi [{str(tmp_path / 'lib' / 'mod.py')!r}, 'a'] {tmp_path / 'lib'}\n", "")
+    assert under == native
+    assert relative_json[:2] == (2, "")
+    assert relative_json[2].startswith("ERROR: --json run.json: a relative path")
+
+
+def test_the_program_from_standard_input_sees_what_python_shows(tmp_path: Path) -> None:
+    source = (
+        "import sys\n"
+        "m = sys.modules['__main__']\n"
+        "print(sys.argv, repr(sys.path[0]), m.__file__, m.__loader__.__name__, m.__spec__)\n"
+        "print(sys.stdin.read() == '')\n"
+        "def f():\n"
+        "    raise ValueError('x')\n"
+        "f()\n"
+    )
+    native, under = side_by_side(
+        [[sys.executable, "-", "a"], [*RUN, "--", "-", "a"]], tmp_path, stdin=source
+    )
+    assert native.returncode == 1 and native.stdout.startswith("['-', 'a'] '' <stdin>")
+    assert (under.returncode, under.stdout, under.stderr) == (1, native.stdout, native.stderr)

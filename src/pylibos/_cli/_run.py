@@ -20,24 +20,24 @@ from __future__ import annotations
 import argparse
 import atexit
 import builtins
+import contextlib
 import marshal
 import os
 import runpy
 import signal
 import struct
 import sys
-import threading
 import time
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..libos import EVENT_KINDS, SAMPLE_EVERY, LibOS, default_events, install
-from ..pal import HOST_KINDS, open_host
 from ._options import UsageError, nonnegative_integer, positive_integer
-from ._run_stats import RunState, at_exit
+
+if TYPE_CHECKING:
+    from ._run_stats import RunState
 
 DEFAULT_OCALL_CYCLES = 10_000
 
@@ -52,6 +52,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..libos import EVENT_KINDS, SAMPLE_EVERY
+    from ..pal import HOST_KINDS
+
     p = _Parser(
         prog="pylibos run",
         usage="pylibos run [options] -- script.py [args ...]\n"
@@ -113,7 +116,7 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, Target]:
         i = 0
         while i < len(argv):
             word = argv[i]
-            if word == "-m" or not word.startswith("-"):
+            if word.startswith("-m") or word == "-" or not word.startswith("-"):
                 program = argv[i:]
                 break
             mine.append(word)
@@ -124,7 +127,10 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, Target]:
     options = build_parser().parse_args(mine)
     if not program:
         raise RunUsageError("no program given: pylibos run [options] -- script.py [args ...]")
-    if program[0] == "-m":
+    if program[0].startswith("-m"):
+        # "-mname" is "-m name", as python's option parser takes it.
+        if program[0] != "-m":
+            program[:1] = ["-m", program[0][2:]]
         if len(program) < 2:
             raise RunUsageError("-m needs a module name: pylibos run -- -m module [args ...]")
         return options, Target(None, program[1], program[2:])
@@ -134,11 +140,16 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, Target]:
 def json_target(path: str) -> str:
     """The absolute path ``--json`` names, checked before the program runs: resolved
     against the directory pylibos was started in (the program may change it), and
-    refused (``RunUsageError``) if empty, a directory, in a missing directory or in one
-    that cannot be written."""
+    refused (``RunUsageError``) if empty, relative with no current directory, a
+    directory, in a missing directory or in one that cannot be written."""
     if not path:
         raise RunUsageError("--json: the path is empty")
-    full = os.path.join(os.getcwd(), path)
+    try:
+        full = _absolute(path)
+    except OSError as exc:
+        raise RunUsageError(
+            f"--json {path}: a relative path, and the current directory is gone ({exc.strerror})"
+        ) from None
     if os.path.isdir(full):
         raise RunUsageError(f"--json {path}: is a directory")
     folder = os.path.dirname(full) or os.sep
@@ -151,49 +162,133 @@ def json_target(path: str) -> str:
     return full
 
 
-def _set_path0(target: Target) -> None:
-    """``sys.path[0]`` as ``python`` sets it: the script's directory (symlinks resolved),
-    a directory or zip file itself (made absolute, not normalised), or the current
-    directory with ``-m``."""
+def _absolute(path: str) -> str:
+    """``path`` joined to the current directory if relative, as python joins a script's
+    path (not normalised); an absolute path needs no current directory."""
+    return path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+
+
+def _is_program_directory(path: str) -> bool:
+    """A directory or a zip file, run as ``__main__`` from ``sys.path[0]``; anything else
+    (a regular file, ``/dev/stdin``, a pipe, a FIFO) is a script.  Only a regular file
+    is read for a zip's signature: a pipe's data is the program's."""
+    return os.path.isdir(path) or (os.path.isfile(path) and _is_zip(path))
+
+
+def _launch_entry() -> str | None:
+    """The entry python put in front of ``sys.path`` for pylibos itself, or None: none
+    under ``sys.flags.safe_path`` (``-P``, ``PYTHONSAFEPATH``), nor with ``python -m``
+    from a current directory that is gone; else the current directory (``-m``) or the
+    directory of the command pylibos was started as."""
+    if getattr(sys.flags, "safe_path", False) or not sys.path:
+        return None
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and sys.path[0] != _cwd_or_none():
+        return None
+    return sys.path[0]
+
+
+def _program_entry(target: Target) -> str | None:
+    """The entry python puts in front of ``sys.path`` for the program, or None: none
+    under ``sys.flags.safe_path``; the current directory with ``-m`` (none if it is
+    gone); ``''`` for ``-``; a directory or zip file itself (made absolute, not
+    normalised); else the script's directory (one symlink read, then the path resolved
+    if it can be, as python does)."""
+    if getattr(sys.flags, "safe_path", False):
+        return None
     if target.script is None:
-        sys.path[0] = os.getcwd()
-    elif os.path.isdir(target.script) or _is_zip(target.script):
-        sys.path[0] = os.path.join(os.getcwd(), target.script)
+        return _cwd_or_none()
+    if target.script == "-":
+        return ""
+    if _is_program_directory(target.script):
+        try:
+            return _absolute(target.script)
+        except OSError:
+            return target.script
+    return _script_directory(target.script)
+
+
+def _cwd_or_none() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
+def _script_directory(script: str) -> str:
+    path = script
+    try:
+        link = os.readlink(path)
+    except OSError:
+        pass
     else:
-        sys.path[0] = os.path.dirname(os.path.realpath(target.script))
+        if link.startswith(os.sep):
+            path = link
+        elif os.sep in link:
+            path = os.path.join(os.path.dirname(path), link)
+    try:
+        return os.path.dirname(os.path.realpath(path, strict=True))
+    except OSError:
+        return os.path.dirname(path)
 
 
 def _missing_target(target: Target) -> tuple[str, int] | None:
     """What ``python`` says, and its exit status, for a script it cannot find (before
     the LibOS boots: no program code runs).  A module is looked for by ``runpy`` as the
     program runs, as under ``python -m``: its parent packages are the program's code."""
-    if target.script is None:
+    if target.script is None or target.script == "-":
         return None
-    path = os.path.join(os.getcwd(), target.script)
     if not os.path.exists(target.script):
+        try:
+            path = _absolute(target.script)
+        except OSError:
+            path = target.script
         return (
             f"{sys.executable}: can't open file {path!r}: [Errno 2] No such file or directory",
             2,
         )
     if not _has_main(target.script):
-        return f"{sys.executable}: can't find '__main__' module in {path!r}", 1
+        return f"{sys.executable}: can't find '__main__' module in {_absolute(target.script)!r}", 1
     return None
 
 
-class _TrimmedExcepthook:
-    """Reports an uncaught exception without the frames of pylibos and runpy in front of
-    the program's own, as ``python`` shows it; then hands it to the hook it replaced."""
+class _ReportOnce:
+    """Put in ``sys.excepthook`` only while an exception that escaped the program goes
+    up through the runner's frames to the interpreter: it puts the hook that was there
+    back, then hands it the exception with the traceback trimmed to what ``python``
+    shows.  The interpreter does the rest (a hook that fails, ``sys.last_*``, status 1,
+    death by SIGINT after a KeyboardInterrupt) as it does natively."""
 
-    def __init__(self, inner: Callable[..., Any]) -> None:
-        self.inner = inner
+    def __init__(self, state: RunState, inner: Any, tb: TracebackType | None) -> None:
+        self.state, self.inner, self.tb = state, inner, tb
 
     def __call__(
         self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
     ) -> None:
-        trimmed = _program_frames(tb)
+        if sys.excepthook is self:
+            sys.excepthook = self.inner
         if isinstance(exc, BaseException):
-            exc.__traceback__ = trimmed  # the interpreter prints the exception's own
-        self.inner(exc_type, exc, trimmed)
+            exc.__traceback__ = self.tb  # the interpreter prints the exception's own
+        try:
+            self.inner(exc_type, exc, self.tb)
+        except SystemExit as stop:  # the program's hook ends the process its own way
+            self.state.exit_code = _exit_status(stop.code)
+            raise
+        except BaseException as failure:
+            # A hook that fails is reported as the interpreter reports it, without
+            # this frame (raising out of it would add it again).
+            tb = failure.__traceback__
+            if tb is not None and tb.tb_frame is sys._getframe():
+                tb = tb.tb_next
+            failure.__traceback__ = tb  # the one the interpreter prints
+            with contextlib.suppress(Exception):
+                if sys.stdout is not None:
+                    sys.stdout.flush()
+            if sys.stderr is not None:
+                sys.stderr.write("Error in sys.excepthook:\n")
+                sys.__excepthook__(type(failure), failure, tb)
+                sys.stderr.write("\nOriginal exception was:\n")
+                sys.__excepthook__(exc_type, exc, self.tb)
 
 
 def _program_frames(tb: TracebackType | None) -> TracebackType | None:
@@ -228,8 +323,28 @@ def _drop_sigint_handler_frames(tb: TracebackType | None) -> None:
 _SIGINT_HANDLER_MODULE = "pylibos.pal._interrupts"
 
 
+class _ExitWork:
+    """The runner's work at exit, registered with ``atexit`` as the first thing ``pylibos
+    run`` does (before pylibos imports a module that registers its own, as ``logging``
+    does): it runs last, after the program's handlers; nothing until a run is set up."""
+
+    def __init__(self) -> None:
+        self.work: Callable[[], None] | None = None
+
+    def __call__(self) -> None:
+        if self.work is not None:
+            self.work()
+
+
 def cmd_run(argv: Sequence[str]) -> int:
     """``pylibos run``; returns an exit status, or lets the program's exit propagate."""
+    exit_work = _ExitWork()
+    atexit.register(exit_work)
+    # What python put in front of sys.path for pylibos (the current directory, with -m)
+    # is taken off while pylibos imports what it needs: a module of the program's own
+    # there (a rich.py) is not taken for a library.  The program's entry goes in later.
+    if _launch_entry() is not None:
+        del sys.path[0]
     try:
         options, target = parse(argv)
         if options.json is not None:
@@ -241,17 +356,29 @@ def cmd_run(argv: Sequence[str]) -> int:
     except UsageError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
-    _set_path0(target)
+    # Everything pylibos needs is imported before sys.path[0] is the program's.
+    from ..libos import LibOS, default_events, install
+    from ..pal import open_host
+    from ._run_stats import RunState, at_exit, prepare_output
+
+    output = prepare_output(options)  # what the statistics need, taken now
+    entry = _program_entry(target)
+    if entry is not None:
+        sys.path.insert(0, entry)
     missing = _missing_target(target)
     if missing is not None:
+        output.close()
         message, status = missing
         print(message, file=sys.stderr)
         return status
-
     host_options: dict[str, Any] = {}
     if options.pal == "sgx":
         host_options["max_threads"] = options.max_threads
-    host = open_host(options.pal, **host_options)
+    try:
+        host = open_host(options.pal, **host_options)
+    except BaseException:
+        output.close()
+        raise
     try:
         libos = LibOS(
             host,
@@ -261,26 +388,28 @@ def cmd_run(argv: Sequence[str]) -> int:
         )
     except BaseException:
         host.shutdown()
+        output.close()
         raise
     try:
         hook = install(libos)
     except BaseException:
         libos.shutdown()
         host.shutdown()
+        output.close()
         raise
-    state = RunState(options, host, libos, hook, time.perf_counter())
-    atexit.register(at_exit, state)
-    threading._register_atexit(_native_ctrl_c)  # type: ignore[attr-defined]
+    state = RunState(options, host, libos, hook, time.perf_counter(), output=output)
+    exit_work.work = lambda: at_exit(state)
     return _run_program(state, target)
 
 
 def _native_ctrl_c() -> None:
     """Give Ctrl-C back to the interpreter's own handler once the program's main code is
-    over and the interpreter waits for its non-daemon threads (``threading._shutdown``
-    runs this before it joins them): a KeyboardInterrupt there is then reported as
-    ``python`` reports it, with no frame of the PAL's handler.  What the main thread
-    does in the LibOS from here on (an atexit handler's thread start, the shutdown at
-    exit) is done as the process ends, which closes whatever a Ctrl-C there loses."""
+    over, before the interpreter runs the exit hooks of ``threading`` (a library's, as
+    ``concurrent.futures`` joins its workers there) and waits for the program's
+    non-daemon threads: a KeyboardInterrupt there is then reported as ``python``
+    reports it, with no frame of the PAL's handler.  What the main thread does in the
+    LibOS from here on (an atexit handler's thread start, the shutdown at exit) is done
+    as the process ends, which closes whatever a Ctrl-C there loses."""
     from ..pal import _interrupts
 
     _interrupts.uninstall()
@@ -292,23 +421,25 @@ def _run_program(state: RunState, target: Target) -> int:
     else:
         sys.argv[:] = ["-m", *target.args]  # runpy puts the module's file in argv[0]
     state.argv = list(sys.argv)
-    sys.excepthook = _TrimmedExcepthook(sys.excepthook)
     try:
-        if target.script is None:
-            assert target.module is not None
-            _exec_module(target.module)
-        elif os.path.isfile(target.script) and not _is_zip(target.script):
-            _exec_script(target.script)
-        else:
-            _exec_module("__main__", alter_argv=False)  # from sys.path[0], as python does
+        try:
+            if target.script is None:
+                assert target.module is not None
+                _exec_module(target.module)
+            elif target.script == "-":
+                _exec_stdin()
+            elif not _is_program_directory(target.script):
+                _exec_script(target.script)
+            else:
+                _exec_module("__main__", alter_argv=False)  # from sys.path[0], as python does
+        finally:
+            _native_ctrl_c()
     except SystemExit as exc:
         state.exit_code = _exit_status(exc.code)
         raise
-    except KeyboardInterrupt:
-        state.exit_code = -signal.SIGINT
-        raise
-    except BaseException:
-        state.exit_code = 1
+    except BaseException as exc:
+        state.exit_code = -signal.SIGINT if isinstance(exc, KeyboardInterrupt) else 1
+        sys.excepthook = _ReportOnce(state, sys.excepthook, _program_frames(exc.__traceback__))
         raise
     return 0
 
@@ -339,14 +470,14 @@ def _fresh_main() -> types.ModuleType:
 
 def _exec_script(path: str) -> None:
     """Run a file as ``python path`` does: ``__file__`` and code filenames the path
-    joined to the current directory as given (not normalised), ``sys.argv[0]`` as given;
-    a compiled file (``.pyc``, or starting with the interpreter's magic number) run as
-    compiled code."""
+    joined to the current directory if relative (not normalised), ``sys.argv[0]`` as
+    given; a compiled file (``.pyc``, or starting with the interpreter's magic number)
+    run as compiled code, a damaged one reported in python's words."""
     import importlib.machinery
     import importlib.util
     import io
 
-    full = os.path.join(os.getcwd(), path)
+    full = _absolute(path)
     with io.open_code(full) as f:
         data = f.read()
     main = _fresh_main()
@@ -355,13 +486,45 @@ def _exec_script(path: str) -> None:
     magic = importlib.util.MAGIC_NUMBER
     if path.endswith(".pyc") or data[:2] == magic[:2]:
         main.__loader__ = importlib.machinery.SourcelessFileLoader("__main__", full)
-        if data[:4] != magic:
-            raise RuntimeError("Bad magic number in .pyc file")
-        code = marshal.loads(data[16:])  # after the magic number, flags and source stamp
+        code = _compiled_code(data, magic)
     else:
         main.__loader__ = importlib.machinery.SourceFileLoader("__main__", full)
         code = compile(data, full, "exec", dont_inherit=True)
     exec(code, main.__dict__)
+
+
+def _compiled_code(data: bytes, magic: bytes) -> types.CodeType:
+    """The code object of a ``.pyc`` file's bytes, or python's exceptions for a damaged
+    one: the header (the magic number, the flags, the source's stamp: four 4-byte words)
+    cut short is EOFError, another magic number or anything but a code object after the
+    header is RuntimeError."""
+    if len(data) >= 4 and data[:4] != magic:
+        raise RuntimeError("Bad magic number in .pyc file")
+    if len(data) < 16:
+        raise EOFError("EOF read where not expected")
+    try:
+        code = marshal.loads(data[16:])
+    except Exception:
+        code = None
+    if not isinstance(code, types.CodeType):
+        raise RuntimeError("Bad code object in .pyc file")
+    return code
+
+
+def _exec_stdin() -> None:
+    """Run the program read from standard input, as ``python -`` does when it is not a
+    terminal: all of it read first (from the descriptor, leaving ``sys.stdin``'s buffer
+    untouched), compiled as ``<stdin>``, which is also ``__file__``."""
+    import importlib.machinery
+
+    chunks = []
+    while chunk := os.read(0, 1 << 16):
+        chunks.append(chunk)
+    main = _fresh_main()
+    main.__file__ = "<stdin>"
+    main.__cached__ = None  # type: ignore[attr-defined]
+    main.__loader__ = importlib.machinery.BuiltinImporter
+    exec(compile(b"".join(chunks), "<stdin>", "exec", dont_inherit=True), main.__dict__)
 
 
 def _exec_module(name: str, alter_argv: bool = True) -> None:

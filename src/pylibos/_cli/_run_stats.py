@@ -8,9 +8,13 @@ The JSON's format (``RunStats``, ``RUN_FORMAT_VERSION``) and its history are in
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import platform
+import signal
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,6 +24,78 @@ from .. import __version__
 from .._schema import RUN_FORMAT_VERSION, PhaseStats, RunStats
 from ..libos import PHASES, Hook, LibOS
 from ..pal import Host
+
+# Where the duplicate of standard error goes: above the numbers a program usually uses.
+_HIGH_DESCRIPTOR = 100
+
+
+class Output:
+    """The standard error pylibos was started with, kept for the statistics: a duplicate
+    of descriptor 2 taken at start (close-on-exec, at a high number) and what file it
+    is.  At exit it is written to only if the duplicate is still that file: a program
+    that put another file at descriptor 2 (``os.dup2``, close then open) never gets the
+    table, and one that closed every descriptor (or reused the duplicate's number) gets
+    nothing written anywhere."""
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+        self.identity: tuple[int, int, int] | None = None
+        try:
+            import fcntl
+
+            try:
+                fd = fcntl.fcntl(2, fcntl.F_DUPFD_CLOEXEC, _HIGH_DESCRIPTOR)
+            except OSError as exc:
+                if exc.errno != 22:  # EINVAL: the limit is below the high number
+                    raise
+                fd = fcntl.fcntl(2, fcntl.F_DUPFD_CLOEXEC, 3)
+        except OSError:
+            return  # started with descriptor 2 closed: nowhere to print
+        self.fd, self.identity = fd, _identity(fd)
+
+    def stream(self) -> TextIO | None:
+        """A text stream on the duplicate (not closing it), or None if it is gone or is
+        another file now."""
+        if self.fd is None or self.identity is None or _identity(self.fd) != self.identity:
+            return None
+        return open(self.fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+
+    def close(self) -> None:
+        """Close the duplicate (a run that never started)."""
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)
+
+
+def _identity(fd: int) -> tuple[int, int, int] | None:
+    """What file a descriptor is: its device, inode (a pipe's or a socket's own) and
+    type; None if it is closed."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, stat.S_IFMT(st.st_mode)
+
+
+def prepare_output(options: argparse.Namespace) -> Output:
+    """What the statistics need at exit, taken before the program runs: the standard
+    error's duplicate, and with ``--stats`` the table's library imported and used once
+    (so nothing is imported at exit through the program's ``sys.path``)."""
+    output = Output()
+    if options.stats:
+        sample: RunStats = {  # every line print_stats prints
+            "format_version": RUN_FORMAT_VERSION, "kind": "pylibos.run", "pylibos": "",
+            "python": "", "config": {"name": "", "pal": "", "events": "", "pool": False},
+            "argv": [], "exit_code": 0, "wall_s": 0.0, "threads_created": 1,
+            "host_calls": {"send": 1}, "host_calls_total": 1,
+            "phases": {"clone": {"count": 1, "mean_ns": 1.0, "median_ns": 1.0, "p95_ns": 1.0,
+                                 "sum_ns": 1, "host_calls": 1}},
+            "proportions": {"p1": 0.5, "p2": None},
+            "profile": {"every": 8, "clones_started": 1, "clones_sampled": 1},
+            "ocall_cycles": 1, "projected_host_call_cycles": 1,
+        }  # fmt: skip
+        print_stats(sample, io.StringIO())
+    return output
 
 
 @dataclass
@@ -35,17 +111,9 @@ class RunState:
     done: bool = False
     pid: int = field(default_factory=os.getpid)
     argv: list[str] = field(default_factory=list)
-    # The descriptor of the standard error pylibos was started with: the statistics go
-    # there whatever the program made of ``sys.stderr`` (pointed it at stdout, closed it).
-    stderr_fd: int = field(default_factory=lambda: _stderr_descriptor())
-
-
-def _stderr_descriptor() -> int:
-    stream = sys.__stderr__
-    try:
-        return stream.fileno() if stream is not None else 2
-    except (OSError, ValueError):
-        return 2
+    # The standard error pylibos was started with: the statistics go there whatever the
+    # program made of ``sys.stderr`` and of descriptor 2.
+    output: Output = field(default_factory=Output)
 
 
 def statistics(state: RunState) -> RunStats:
@@ -142,13 +210,18 @@ def print_stats(data: RunStats, stream: TextIO) -> None:
     )
 
 
-def _stderr(state: RunState) -> TextIO:
-    """A text stream on the standard error pylibos was started with; its descriptor is
-    not closed with it."""
-    return open(state.stderr_fd, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+def _quiet_ctrl_c() -> None:
+    """Ctrl-C ignored from here on: the program's code and exit work are over (under
+    python a Ctrl-C now ends nothing), and the statistics are still printed and written."""
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def at_exit(state: RunState) -> None:
+    try:
+        _quiet_ctrl_c()
+    except KeyboardInterrupt:  # the Ctrl-C came before the handler was replaced
+        _quiet_ctrl_c()
     if state.done:
         return
     if os.getpid() != state.pid:
@@ -177,7 +250,10 @@ def at_exit(state: RunState) -> None:
                 except (OSError, ValueError):
                     pass
             try:
-                with _stderr(state) as stream:
+                stream = state.output.stream()
+                if stream is None:
+                    return  # the standard error pylibos was started with is gone
+                with stream:
                     if state.options.stats:
                         print_stats(data, stream)
                     if problem:

@@ -1,0 +1,41 @@
+"""How deep a program can recurse under ``pylibos run``: the runner's frames below the
+program's ``<module>`` (listed in the README as a known difference for what a stack
+shows) also count against ``sys.getrecursionlimit()``, so the program's own depth is
+smaller than under python and a computation that fits natively fails."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+RUN = [sys.executable, "-m", "pylibos", "run", "--"]
+BOUND = 30.0
+
+
+def test_the_program_has_the_recursion_depth_it_has_under_python(tmp_path: Path) -> None:
+    # FAILS.  With sys.setrecursionlimit(40), the first depth at which the program's
+    # recursion fails: python prints 39 (script) and 36 (-m, under runpy's frames);
+    # pylibos run prints 30 and 28.  The nine frames of python -m pylibos, main,
+    # cmd_run, _run_program and _exec_script (_cli/_run.py) are the program's stack
+    # too: a recursion of depth 30 under limit 40 is RecursionError and status 1 under
+    # pylibos run, 0 under python.
+    (tmp_path / "deep.py").write_text(
+        "import sys\n"
+        "sys.setrecursionlimit(40)\n"
+        "def r(n):\n"
+        "    return 0 if n == 0 else 1 + r(n - 1)\n"
+        "for n in range(60):\n"
+        "    try:\n"
+        "        r(n)\n"
+        "    except RecursionError:\n"
+        "        print(n)\n"
+        "        break\n"
+    )
+    for program in (["deep.py"], ["-m", "deep"]):
+        results = []
+        for cmd in ([sys.executable, *program], [*RUN, *program]):
+            done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=BOUND)
+            results.append((done.returncode, done.stdout, done.stderr))
+        native, under = results
+        assert under == native, program
