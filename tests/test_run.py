@@ -510,3 +510,36 @@ def test_the_program_from_standard_input_sees_what_python_shows(tmp_path: Path) 
     )
     assert native.returncode == 1 and native.stdout.startswith("['-', 'a'] '' <stdin>")
     assert (under.returncode, under.stdout, under.stderr) == (1, native.stdout, native.stderr)
+
+
+def test_the_runner_exit_work_is_one_atexit_callback(tmp_path: Path) -> None:
+    # A known difference (README): the runner's exit work is registered with atexit
+    # before pylibos imports anything that registers its own, so it runs last; the
+    # program counts it, and logging's shutdown (pylibos imports logging).
+    write(tmp_path, "count.py", "import atexit\nprint(atexit._ncallbacks())\n")
+    native, under = side_by_side([[sys.executable, "count.py"], [*RUN, "--", "count.py"]], tmp_path)
+    assert (native.returncode, native.stdout, native.stderr) == (0, "0\n", "")
+    assert (under.returncode, under.stdout, under.stderr) == (0, "2\n", "")
+
+
+def test_dash_reads_a_terminal_to_its_end(tmp_path: Path) -> None:
+    # A known difference (README): python - on a terminal starts its interactive
+    # prompt; pylibos run reads the terminal to its end (Ctrl-D) and runs what it read.
+    import pty
+
+    main_end, term = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [*RUN, "--", "-"],
+            cwd=tmp_path,
+            stdin=term,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(main_end, b"print('hi', __file__)\n\x04")
+        out, err = proc.communicate(timeout=BOUND)
+    finally:
+        os.close(term)
+        os.close(main_end)
+    assert (proc.returncode, out, err) == (0, "hi <stdin>\n", "")

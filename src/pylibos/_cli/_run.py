@@ -3,16 +3,16 @@ runs an application unchanged.
 
 The program runs in this interpreter with the LibOS's thread-start hook and epoll
 installed (``pylibos.libos.install``), and sees what it sees under ``python``: the same
-``sys.argv``, ``sys.path[0]``, ``__main__``, standard streams and exit status.  pylibos
-writes nothing to stdout.  The statistics are taken in an ``atexit`` handler registered
-before the program runs, so they come after the interpreter has waited for the program's
-non-daemon threads and after the program's own ``atexit`` handlers, as late as the
-program's own work can reach.  Uncaught exceptions, ``sys.exit`` and Ctrl-C are left to
-the interpreter, which reports them and sets the exit status as it does natively; only
-the runner's frames are taken off the front of the traceback (the ``runpy`` ones of
-``-m`` or a directory stay, as ``python`` shows them).  What cannot be hidden (the
-runner's frames below the program's, the PAL's frames, the LibOS's worker threads) is
-listed in the README under "Running a program".
+``sys.argv``, ``sys.path[0]``, ``__main__``, ``sys.excepthook``, standard streams and exit
+status.  pylibos writes nothing to stdout.  The statistics are taken in an ``atexit``
+handler registered first of all, so they come after the interpreter has waited for the
+program's non-daemon threads and after every other ``atexit`` handler, as late as the
+program's own work can reach.  An exception escaping the program goes on to the
+interpreter, which reports it and sets the exit status as it does natively; on its way
+the hook in place then is handed the traceback trimmed of the runner's frames (the
+``runpy`` ones of ``-m`` or a directory stay, as ``python`` shows them).  What cannot be
+hidden (the runner's frames below the program's, the PAL's frames, the LibOS's worker
+threads) is listed in the README under "Running a program".
 """
 
 from __future__ import annotations
