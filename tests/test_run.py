@@ -543,3 +543,53 @@ def test_dash_reads_a_terminal_to_its_end(tmp_path: Path) -> None:
         os.close(term)
         os.close(main_end)
     assert (proc.returncode, out, err) == (0, "hi <stdin>\n", "")
+
+
+def open_writer(fifo: Path, proc: subprocess.Popen[str]) -> int:
+    """The FIFO's write end once ``proc`` has it open to read; -1 if ``proc`` ended first."""
+    found = [-1]
+
+    def ready() -> bool:
+        try:
+            found[0] = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # ENXIO: no reader yet
+            return proc.poll() is not None
+        return True
+
+    assert wait_until(ready)
+    return found[0]
+
+
+def test_a_script_from_a_fifo_is_opened_once(tmp_path: Path) -> None:
+    # python opens a FIFO program once and reads it; the runner must not open it to look
+    # for a zip file's signature first (that open would take the writer's data, or end
+    # it with a broken pipe, and the real read would wait for a writer forever).
+    fifo = tmp_path / "prog.fifo"
+    os.mkfifo(fifo)
+    results = []
+    for cmd in ([sys.executable], [*RUN, "--"]):
+        proc = subprocess.Popen(
+            [*cmd, str(fifo), "a"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        writer = -1
+        try:
+            writer = open_writer(fifo, proc)
+            if writer != -1:
+                os.write(writer, b"import sys\nprint('hi', sys.argv, sys.path[0])\n")
+                os.close(writer)
+                writer = -1
+            out, err = proc.communicate(timeout=BOUND)
+        finally:
+            if writer != -1:
+                os.close(writer)
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        results.append((proc.returncode, out, err))
+    native, under = results
+    assert native == (0, f"hi [{str(fifo)!r}, 'a'] {tmp_path}\n", "")
+    assert under == native

@@ -449,7 +449,7 @@ def _has_main(path: str) -> bool:
     names = ("__main__.py", "__main__.pyc")
     if os.path.isdir(path):
         return any(os.path.isfile(os.path.join(path, n)) for n in names)
-    if _is_zip(path):
+    if os.path.isfile(path) and _is_zip(path):  # a pipe's data is the program's
         import zipfile
 
         with zipfile.ZipFile(path) as z:
