@@ -1,6 +1,6 @@
 """A damaged compiled program (``python app.pyc``): python reads the header and the code
 object itself and reports what is wrong in its own words; ``pylibos run``'s
-``_exec_script`` (_cli/_run.py) slices the bytes, calls ``marshal.loads`` and ``exec``,
+``_exec_script`` (_cli/_program.py) slices the bytes, calls ``marshal.loads`` and ``exec``,
 and lets their exceptions through, which say something else."""
 
 from __future__ import annotations

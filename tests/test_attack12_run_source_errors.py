@@ -1,6 +1,6 @@
 """A script python cannot decode: python reads it with its file tokenizer and reports in
 that tokenizer's words; ``pylibos run`` compiles the bytes it read (``compile(data,
-...)`` in ``_exec_script``, _cli/_run.py), whose messages and locations differ.  The
+...)`` in ``_exec_script``, _cli/_program.py), whose messages and locations differ.  The
 outputs quoted are Python 3.11's.
 
 A known difference (README, "Running a program"), not fixed: no Python API reads a file

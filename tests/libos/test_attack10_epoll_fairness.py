@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from libos_support import _with_lines, booted, interrupted
-from pylibos.libos import _epoll_events, _interest
+from pylibos.libos import _epoll_events, _epoll_ready, _interest
 from pylibos.pal import _interrupts
 
 IN, OUT, ET = select.EPOLLIN, select.EPOLLOUT, select.EPOLLET
@@ -130,7 +130,7 @@ def test_a_ctrl_c_anywhere_in_a_poll_loses_no_ready_entry() -> None:
         _interest.EpollInstance._wait.__code__,
         _interest.EpollInstance._report.__code__,
         _interest.EpollInstance._take_edges.__code__,
-        _interest._choose.__code__,
+        _epoll_ready._choose.__code__,
         _epoll_events.Entry.report.__code__,
     }
     a, b = socket.socketpair()

@@ -52,8 +52,9 @@ from typing import Protocol
 
 from ..pal import Host
 from ._epoll_events import EPOLLIN, EPOLLOUT, EPOLLPRI
+from ._epoll_table import EpollTable
 from ._errno import ebadf
-from ._interest import CurrentEvent, EpollInstance, EpollTable, by_number
+from ._interest import CurrentEvent, EpollInstance, by_number
 
 _DEFAULT_MASK = EPOLLIN | EPOLLPRI | EPOLLOUT
 _MAX_EVENTS = 1023  # what select.epoll uses for maxevents=-1 (FD_SETSIZE - 1)

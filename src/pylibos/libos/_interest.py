@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
 from .. import pal
 from ..pal import WAIT_ERROR, WAIT_READ, Handle, Host, PalError, PalErrorCode
@@ -24,9 +24,10 @@ from ._epoll_events import (
     EPOLLONESHOT,
     EXCLUSIVE_OK,
     Entry,
-    epoll_events,
     wait_flags,
 )
+from ._epoll_ready import _armed, _choose, _edge_entries, _still_pending
+from ._epoll_table import EpollTable
 from ._errno import ebadf, oserror
 from ._event import RECHECK_S, PollableEvent
 
@@ -46,40 +47,6 @@ def by_number(number: int) -> EpollInstance | None:
     """The open epoll whose number is ``number``, if there is one."""
     inst = _by_number.get(number)
     return inst if inst is not None and not inst.closed else None
-
-
-class EpollTable:
-    """The epoll instances of one LibOS, so shutdown closes them all."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open: set[EpollInstance] = set()
-
-    def add(self, instance: EpollInstance) -> None:
-        with self._lock:
-            self._open.add(instance)
-
-    def discard(self, instance: EpollInstance) -> None:
-        with self._lock:
-            self._open.discard(instance)
-
-    def own_in_child(self) -> None:
-        """In a fork child: every lock made anew (a thread of the parent's may have held
-        one at the fork), and each epoll forgets its sleepers, the parent's threads: the
-        child's shutdown, closing the epolls, would otherwise set their events through
-        channels it shares with the parent."""
-        self._lock = threading.Lock()
-        for instance in list(self._open):
-            instance.ctl_lock = threading.Lock()
-            instance.lock = threading.Lock()
-            instance.waiters = set()
-
-    def close_all(self) -> None:
-        with self._lock:
-            instances = list(self._open)
-        for instance in instances:
-            instance.shut_down = True
-            instance.close()
 
 
 class EpollInstance:
@@ -367,7 +334,7 @@ class EpollInstance:
         try:
             taken = self._take_edges(maxevents) if take else []
             with self.lock:
-                return _choose(self, polled + taken, maxevents)
+                return _choose(self.pending, self.entries, polled + taken, maxevents)
         finally:
             _pal_critical = False
             if pal.critical_owed[0]:
@@ -395,53 +362,3 @@ class EpollInstance:
 
 def _einval() -> OSError:
     return OSError(errno.EINVAL, os.strerror(errno.EINVAL))
-
-
-# Functions of their own, called under the epoll's lock: on 3.12 and 3.13 an exception
-# (a Ctrl-C) at some instructions of a comprehension inlined in a ``with`` block skips the
-# block's exit, which would leave the lock held; one from a call does not.
-
-
-def _armed(entries: Collection[Entry]) -> tuple[list[Entry], bool]:
-    """The level-triggered entries armed, and whether an edge-triggered one is."""
-    level = [e for e in entries if not e.disabled and not e.edge]
-    return level, any(not e.disabled and e.edge for e in entries)
-
-
-def _still_pending(pending: dict[int, Entry], entries: dict[int, Entry]) -> list[Entry]:
-    """The pending edge-triggered entries still registered and armed."""
-    return [e for e in pending.values() if entries.get(e.fd) is e and e.edge and not e.disabled]
-
-
-def _choose(
-    inst: EpollInstance, ready: list[tuple[Entry, int]], maxevents: int
-) -> list[tuple[int, int]]:
-    """Report at most ``maxevents`` of the ``ready`` entries (entry, wait flags), those
-    with the earliest turns when there are more; edge-triggered ones left over stay
-    pending, and a pending one polled is taken off (reported, or no longer ready)."""
-    pending, entries = inst.pending, inst.entries
-    flags_of: dict[Entry, int] = {}
-    for entry, got in ready:
-        if entry.edge and pending.get(entry.fd) is entry:
-            del pending[entry.fd]
-        if entries.get(entry.fd) is not entry or entry.disabled:
-            continue  # changed while we slept; the next round sees it anew
-        if epoll_events(got, entry.mask):
-            flags_of[entry] = flags_of.get(entry, 0) | got
-    chosen = list(flags_of.items())
-    if len(chosen) > maxevents:
-        chosen.sort(key=_turn)
-        for entry, _got in chosen[maxevents:]:
-            if entry.edge:
-                pending[entry.fd] = entry
-        del chosen[maxevents:]
-    return [(entry.fd, entry.report(got)) for entry, got in chosen]
-
-
-def _turn(item: tuple[Entry, int]) -> int:
-    return item[0].turn
-
-
-def _edge_entries(entries: Collection[Entry]) -> dict[int, Entry]:
-    """The edge-triggered entries by their handle's identity."""
-    return {id(e.handle): e for e in entries if e.edge}

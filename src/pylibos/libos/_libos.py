@@ -34,9 +34,9 @@ from ..pal import (
 )
 from ._async import AsyncWorker
 from ._epoll import Epoll
+from ._epoll_table import EpollTable
 from ._errno import oserror
 from ._event import EVENT_KINDS, EventFactory, PollableEvent
-from ._interest import EpollTable
 from ._ipc import IpcWorker
 from ._profile import Profile, check_every
 from ._services import Services

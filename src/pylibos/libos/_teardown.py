@@ -22,8 +22,8 @@ from typing import ClassVar, Protocol
 
 from ..pal import Host, PalError, ShutsDown
 from ._async import AsyncWorker
+from ._epoll_table import EpollTable
 from ._event import EventFactory
-from ._interest import EpollTable
 from ._ipc import IpcWorker
 from ._profile import Profile
 from ._thread import Adoptions, LibOSThread, ThreadTable
