@@ -6,14 +6,11 @@ program's later threads and epolls work as natively."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-RUN = [sys.executable, "-m", "pylibos", "run"]
-BOUND = 30.0
+from run_support import native_and_under
 
 PROGRAM = """\
 import os, select, socket, threading
@@ -37,25 +34,6 @@ def test_threads_and_epoll_after_the_program_closes_all_descriptors(
     # descriptors include the eventfd registry's own epoll (pal/_identity.py), which the
     # PAL finds gone and replaces; under raw, the LibOS's event channels.
     (tmp_path / "closer.py").write_text(PROGRAM)
-    procs = [
-        subprocess.Popen(
-            cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for cmd in (
-            [sys.executable, "closer.py"],
-            [*RUN, "--events", events, "--", "closer.py"],
-        )
-    ]
-    results = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(timeout=BOUND)
-            results.append((proc.returncode, out, err))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    native, under = results
+    native, under = native_and_under(tmp_path, ["closer.py"], ("--events", events))
     assert native == (0, "['ran'] [4]\n", "")
     assert under == native

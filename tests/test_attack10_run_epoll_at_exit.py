@@ -5,12 +5,9 @@ finalizer that uses its epoll must find it as natively: open until collected."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run", "--"]
-BOUND = 30.0
+from run_support import native_and_under
 
 
 def test_an_event_loop_never_closed_finalizes_quietly(tmp_path: Path) -> None:
@@ -32,22 +29,6 @@ def test_an_event_loop_never_closed_finalizes_quietly(tmp_path: Path) -> None:
     (tmp_path / "loop.py").write_text(
         "import asyncio\nloop = asyncio.new_event_loop()\nprint('made')\n"
     )
-    procs = [
-        subprocess.Popen(
-            cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for cmd in ([sys.executable, "loop.py"], [*RUN, "loop.py"])
-    ]
-    done = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(timeout=BOUND)
-            done.append((proc.returncode, out, err))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    native, under = done
+    native, under = native_and_under(tmp_path, ["loop.py"])
     assert native == (0, "made\n", "")
     assert under == native

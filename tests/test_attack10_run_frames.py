@@ -11,32 +11,10 @@ interpreter's report *does* show runpy's frames.  Each case runs the same progra
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run", "--"]
-BOUND = 30.0
-
-
-def native_and_under(folder: Path, program: list[str]) -> list[tuple[int, str, str]]:
-    """``python program`` and ``pylibos run -- program``, at the same time."""
-    procs = [
-        subprocess.Popen(cmd, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for cmd in ([sys.executable, *program], [*RUN, *program])
-    ]
-    done = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(timeout=BOUND)
-            done.append((proc.returncode, out, err))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    return done
+from run_support import native_and_under
 
 
 def write(folder: Path, name: str, source: str) -> None:

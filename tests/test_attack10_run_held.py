@@ -9,31 +9,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run", "--"]
-BOUND = 30.0
+from run_support import BOUND, RUN, at_once
 
 
 def run_all(
     folder: Path, programs: list[list[str]], stdin: bytes = b""
 ) -> list[tuple[tuple[int, bytes, bytes], tuple[int, bytes, bytes]]]:
     """Each program under python and under pylibos run, all at once: (native, under)."""
-    cmds = [c for p in programs for c in ([sys.executable, *p], [*RUN, *p])]
-    procs = [
-        subprocess.Popen(
-            cmd, cwd=folder, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        for cmd in cmds
-    ]
-    done = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(stdin, timeout=BOUND)
-            done.append((proc.returncode, out, err))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+    cmds = [c for p in programs for c in ([sys.executable, *p], [*RUN, "--", *p])]
+    done = [(d.returncode, d.stdout, d.stderr) for d in at_once(cmds, folder, stdin, text=False)]
     return list(zip(done[::2], done[1::2], strict=True))
 
 
@@ -150,7 +134,7 @@ def test_a_reader_that_goes_away_and_sigterm(tmp_path: Path) -> None:
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            for cmd in ([sys.executable, "lines.py", mode], [*RUN, "lines.py", mode])
+            for cmd in ([sys.executable, "lines.py", mode], [*RUN, "--", "lines.py", mode])
         ]
         try:
             for proc in procs:

@@ -5,14 +5,11 @@ found out at exit after the program ran, with the program's status."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-RUN = [sys.executable, "-m", "pylibos", "run"]
-BOUND = 30.0
+from run_support import RUN, python
 
 
 @pytest.mark.parametrize("where", ["a-directory", "empty"])
@@ -25,13 +22,7 @@ def test_a_json_path_that_cannot_be_written_is_refused_up_front(tmp_path: Path, 
     # "no --json".
     (tmp_path / "x.py").write_text("print('ran')\n")
     target = {"a-directory": str(tmp_path), "empty": ""}[where]
-    done = subprocess.run(
-        [*RUN, "--json", target, "--", "x.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=BOUND,
-    )
+    done = python([*RUN, "--json", target, "--", "x.py"], tmp_path)
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.startswith("ERROR: ") and done.stderr.count("\n") == 1
 
@@ -43,13 +34,7 @@ def test_a_relative_json_path_is_where_pylibos_was_started(tmp_path: Path) -> No
     # options.json as given, relative to the program's cwd at exit.
     (tmp_path / "sub").mkdir()
     (tmp_path / "prog.py").write_text("import os\nos.chdir('sub')\nprint('moved')\n")
-    done = subprocess.run(
-        [*RUN, "--json", "s.json", "--", "prog.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=BOUND,
-    )
+    done = python([*RUN, "--json", "s.json", "--", "prog.py"], tmp_path)
     assert (done.returncode, done.stdout, done.stderr) == (0, "moved\n", "")
     assert (tmp_path / "s.json").exists()
     assert not (tmp_path / "sub" / "s.json").exists()
@@ -62,12 +47,6 @@ def test_json_exit_code_is_the_status_the_process_exits_with(tmp_path: Path) -> 
     # (_cli/_run.py) takes code & 0xFF.
     (tmp_path / "big.py").write_text("import sys\nsys.exit(2**70)\n")
     out = tmp_path / "s.json"
-    done = subprocess.run(
-        [*RUN, "--json", str(out), "--", "big.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=BOUND,
-    )
+    done = python([*RUN, "--json", str(out), "--", "big.py"], tmp_path)
     assert done.returncode == 255
     assert json.loads(out.read_text())["exit_code"] == done.returncode

@@ -4,31 +4,9 @@
 from __future__ import annotations
 
 import py_compile
-import subprocess
-import sys
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run", "--"]
-BOUND = 30.0
-
-
-def native_and_under(folder: Path, program: list[str]) -> list[tuple[int, str, str]]:
-    """``python program`` and ``pylibos run -- program``, at the same time."""
-    procs = [
-        subprocess.Popen(cmd, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for cmd in ([sys.executable, *program], [*RUN, *program])
-    ]
-    done = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(timeout=BOUND)
-            done.append((proc.returncode, out, err))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    return done
+from run_support import native_and_under
 
 
 def test_main_has_the_names_python_gives_it(tmp_path: Path) -> None:

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run"]
-BOUND = 30.0
+from run_support import BOUND, RUN
 
 
 def run(folder: Path, options: list[str], source: str) -> subprocess.CompletedProcess[str]:

@@ -5,12 +5,9 @@ were registered before the runner's ``at_exit``, so they run after it."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run"]
-BOUND = 30.0
+from run_support import both
 
 
 def test_the_program_logging_is_flushed_before_the_statistics(tmp_path: Path) -> None:
@@ -32,16 +29,7 @@ def test_the_program_logging_is_flushed_before_the_statistics(tmp_path: Path) ->
         "log.addHandler(memory)\n"
         "log.warning('last record')\n"
     )
-    native = subprocess.run(
-        [sys.executable, "prog.py"], cwd=tmp_path, capture_output=True, text=True, timeout=BOUND
-    )
-    under = subprocess.run(
-        [*RUN, "--stats", "--", "prog.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=BOUND,
-    )
+    native, under = both(tmp_path, ["prog.py"], ("--stats",))
     assert (native.returncode, native.stderr) == (0, "last record\n")
     assert under.returncode == 0
     assert under.stderr.startswith("last record\npylibos run:"), under.stderr

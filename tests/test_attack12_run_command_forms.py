@@ -4,23 +4,15 @@ it) and ``-`` (the program read from standard input)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run", "--"]
-BOUND = 30.0
+from run_support import native_and_under
+
 SOURCE = "import sys\nprint('hi', sys.argv)\n"
 
 
 def both(folder: Path, program: list[str]) -> list[tuple[int, str, str]]:
-    results = []
-    for cmd in ([sys.executable, *program], [*RUN, *program]):
-        done = subprocess.run(
-            cmd, cwd=folder, input=SOURCE, capture_output=True, text=True, timeout=BOUND
-        )
-        results.append((done.returncode, done.stdout, done.stderr))
-    return results
+    return native_and_under(folder, program, stdin=SOURCE)
 
 
 def test_dash_m_joined_to_the_module_name(tmp_path: Path) -> None:

@@ -11,8 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run"]
-BOUND = 30.0
+from run_support import BOUND, RUN
 
 # The main thread's stack names a function: Ctrl-C then.
 WATCH = """\

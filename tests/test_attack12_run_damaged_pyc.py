@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-RUN = [sys.executable, "-m", "pylibos", "run", "--"]
-BOUND = 30.0
+from run_support import BOUND, RUN
+
 MAGIC = importlib.util.MAGIC_NUMBER
 HEADER = MAGIC + bytes(12)  # the magic number, the flags, the source's stamp
 
@@ -40,7 +40,7 @@ def test_a_damaged_pyc_is_reported_as_python_reports_it(tmp_path: Path, name: st
     # FAILS (each case; the outputs in CASES).
     (tmp_path / "app.pyc").write_bytes(CASES[name])
     results = []
-    for cmd in ([sys.executable, "app.pyc"], [*RUN, "app.pyc"]):
+    for cmd in ([sys.executable, "app.pyc"], [*RUN, "--", "app.pyc"]):
         done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=BOUND)
         results.append((done.returncode, done.stdout, done.stderr))
     native, under = results

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run", "--"]
-BOUND = 30.0
+from run_support import BOUND, RUN
+
 # Enter the directory $0, remove it, then run the command.
 IN_REMOVED = 'cd "$0" && rmdir "$0" && exec "$@"'
 
@@ -34,6 +34,6 @@ def test_a_script_by_its_absolute_path_from_a_removed_directory(tmp_path: Path) 
     script = tmp_path / "prog.py"
     script.write_text("import sys\nprint('hi', sys.argv, __file__)\n")
     native = in_a_removed_directory(tmp_path, "n", [sys.executable, str(script)])
-    under = in_a_removed_directory(tmp_path, "u", [*RUN, str(script)])
+    under = in_a_removed_directory(tmp_path, "u", [*RUN, "--", str(script)])
     assert native == (0, f"hi [{str(script)!r}] {script}\n", "")
     assert under == native

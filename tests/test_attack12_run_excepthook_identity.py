@@ -3,12 +3,9 @@ its frames off a traceback) in place of the interpreter's, and the program sees 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run", "--"]
-BOUND = 30.0
+from run_support import native_and_under
 
 
 def test_the_program_finds_the_interpreter_excepthook_in_place(tmp_path: Path) -> None:
@@ -22,11 +19,7 @@ def test_the_program_finds_the_interpreter_excepthook_in_place(tmp_path: Path) -
     (tmp_path / "prog.py").write_text(
         "import sys\nprint(sys.excepthook is sys.__excepthook__, type(sys.excepthook).__name__)\n"
     )
-    results = []
-    for cmd in ([sys.executable, "prog.py"], [*RUN, "prog.py"]):
-        done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=BOUND)
-        results.append((done.returncode, done.stdout, done.stderr))
-    native, under = results
+    native, under = native_and_under(tmp_path, ["prog.py"])
     assert native == (0, "True builtin_function_or_method\n", "")
     assert under == native
 
@@ -47,10 +40,6 @@ def test_an_uncaught_exception_after_the_program_restores_the_interpreter_hook(
     (tmp_path / "prog.py").write_text(
         "import sys\nsys.excepthook = sys.__excepthook__\nraise ValueError('x')\n"
     )
-    results = []
-    for cmd in ([sys.executable, "prog.py"], [*RUN, "prog.py"]):
-        done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=BOUND)
-        results.append((done.returncode, done.stdout, done.stderr))
-    native, under = results
+    native, under = native_and_under(tmp_path, ["prog.py"])
     assert native[0] == 1 and native[2].endswith("ValueError: x\n")
     assert under == native

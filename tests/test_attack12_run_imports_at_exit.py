@@ -4,12 +4,9 @@ name of one pylibos imports late is the one imported."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run"]
-BOUND = 30.0
+from run_support import both
 
 
 def test_a_module_of_the_program_named_rich_is_not_imported_at_exit(tmp_path: Path) -> None:
@@ -28,16 +25,7 @@ def test_a_module_of_the_program_named_rich_is_not_imported_at_exit(tmp_path: Pa
     # with no statistics.  (colorsys, which rich imports, is open to the same.)
     (tmp_path / "rich.py").write_text('print("the program\'s own rich.py ran")\n')
     (tmp_path / "prog.py").write_text("print('main done')\n")
-    native = subprocess.run(
-        [sys.executable, "prog.py"], cwd=tmp_path, capture_output=True, text=True, timeout=BOUND
-    )
-    under = subprocess.run(
-        [*RUN, "--stats", "--", "prog.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=BOUND,
-    )
+    native, under = both(tmp_path, ["prog.py"], ("--stats",))
     assert (native.returncode, native.stdout, native.stderr) == (0, "main done\n", "")
     assert (under.returncode, under.stdout) == (0, "main done\n")
     assert "Traceback" not in under.stderr

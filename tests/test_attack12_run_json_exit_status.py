@@ -10,8 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run"]
-BOUND = 30.0
+from run_support import BOUND, RUN
 
 
 def test_json_exit_code_is_the_program_status_before_the_final_flush(tmp_path: Path) -> None:

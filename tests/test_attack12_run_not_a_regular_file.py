@@ -8,19 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run", "--"]
-BOUND = 30.0
+from run_support import BOUND, RUN, native_and_under
+
 SOURCE = "import sys\nprint('hi', sys.argv)\n"
 
 
 def both(folder: Path, program: list[str]) -> list[tuple[int, str, str]]:
-    results = []
-    for cmd in ([sys.executable, *program], [*RUN, *program]):
-        done = subprocess.run(
-            cmd, cwd=folder, input=SOURCE, capture_output=True, text=True, timeout=BOUND
-        )
-        results.append((done.returncode, done.stdout, done.stderr))
-    return results
+    return native_and_under(folder, program, stdin=SOURCE)
 
 
 def test_a_script_read_from_dev_stdin(tmp_path: Path) -> None:
@@ -41,7 +35,7 @@ def test_a_script_from_a_process_substitution(tmp_path: Path) -> None:
     # find '__main__' module in '/proc/<pid>/fd'", status 1 (the same cause as above;
     # _is_zip also reads the pipe, looking for a zip file's signature).
     results = []
-    for cmd in ([sys.executable], RUN):
+    for cmd in ([sys.executable], [*RUN, "--"]):
         r, w = os.pipe()
         try:
             os.write(w, SOURCE.encode())

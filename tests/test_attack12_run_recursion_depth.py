@@ -5,12 +5,9 @@ smaller than under python and a computation that fits natively fails."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run", "--"]
-BOUND = 30.0
+from run_support import native_and_under
 
 
 def test_the_program_recursion_depth_is_smaller_by_the_runner_frames(tmp_path: Path) -> None:
@@ -37,11 +34,7 @@ def test_the_program_recursion_depth_is_smaller_by_the_runner_frames(tmp_path: P
         "        break\n"
     )
     for program in (["deep.py"], ["-m", "deep"]):
-        results = []
-        for cmd in ([sys.executable, *program], [*RUN, *program]):
-            done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=BOUND)
-            results.append((done.returncode, done.stdout, done.stderr))
-        native, under = results
+        native, under = native_and_under(tmp_path, program)
         assert native[0] == under[0] == 0 and native[2] == under[2] == "", program
         missing = int(native[1]) - int(under[1])
         assert 0 < missing <= 10, (program, native, under)

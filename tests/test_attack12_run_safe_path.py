@@ -9,8 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run", "--"]
-BOUND = 30.0
+from run_support import BOUND, RUN
 
 
 def test_pythonsafepath_keeps_the_program_directory_off_sys_path(tmp_path: Path) -> None:
@@ -29,7 +28,7 @@ def test_pythonsafepath_keeps_the_program_directory_off_sys_path(tmp_path: Path)
     )
     env = {**os.environ, "PYTHONSAFEPATH": "1"}
     results = []
-    for cmd in ([sys.executable, "prog.py"], [*RUN, "prog.py"]):
+    for cmd in ([sys.executable, "prog.py"], [*RUN, "--", "prog.py"]):
         done = subprocess.run(
             cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=BOUND
         )

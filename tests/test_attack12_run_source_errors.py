@@ -16,8 +16,7 @@ import sys
 import traceback
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run", "--"]
-BOUND = 30.0
+from run_support import BOUND, RUN
 
 
 def compile_report(path: Path, source: bytes) -> str:
@@ -40,7 +39,7 @@ def held(folder: Path, source: bytes, python_says: str) -> None:
 def both(folder: Path, source: bytes) -> list[tuple[int, str, str]]:
     (folder / "prog.py").write_bytes(source)
     results = []
-    for cmd in ([sys.executable, "prog.py"], [*RUN, "prog.py"]):
+    for cmd in ([sys.executable, "prog.py"], [*RUN, "--", "prog.py"]):
         done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=BOUND)
         results.append((done.returncode, done.stdout, done.stderr))
     return results

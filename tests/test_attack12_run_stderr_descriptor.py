@@ -8,8 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run"]
-BOUND = 30.0
+from run_support import BOUND, RUN, both
 
 
 def test_stats_stay_off_stdout_when_the_program_dup2s_stdout_over_descriptor_2(
@@ -24,16 +23,7 @@ def test_stats_stay_off_stdout_when_the_program_dup2s_stdout_over_descriptor_2(
     # number 2 rather than a duplicate of the descriptor taken at start, and _stderr()
     # opens that number at exit, which is now the program's stdout.
     (tmp_path / "prog.py").write_text("import os\nos.dup2(1, 2)\nprint('out')\n")
-    native = subprocess.run(
-        [sys.executable, "prog.py"], cwd=tmp_path, capture_output=True, text=True, timeout=BOUND
-    )
-    under = subprocess.run(
-        [*RUN, "--stats", "--", "prog.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=BOUND,
-    )
+    native, under = both(tmp_path, ["prog.py"], ("--stats",))
     assert (native.returncode, native.stdout, native.stderr) == (0, "out\n", "")
     assert (under.returncode, under.stdout) == (0, "out\n")
     assert "pylibos run:" in under.stderr

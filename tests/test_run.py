@@ -19,60 +19,13 @@ import pytest
 
 from libos_support import wait_until
 from pylibos import _schema
-
-RUN = [sys.executable, "-m", "pylibos", "run"]
-
-BOUND = 30.0
+from run_support import BOUND, RUN, both, python, side_by_side
 
 
 def write(folder: Path, name: str, source: str) -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(source))
     return path
-
-
-def python(
-    args: list[str], cwd: Path, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    (done,) = side_by_side([args], cwd, stdin)
-    return done
-
-
-def side_by_side(
-    commands: list[list[str]], cwd: Path, stdin: str | None = None
-) -> list[subprocess.CompletedProcess[str]]:
-    """Run ``commands`` at the same time (each is a process of its own, so neither sees
-    the other), each given ``stdin``; what each did, in order."""
-    procs = [
-        subprocess.Popen(
-            args,
-            cwd=cwd,
-            stdin=None if stdin is None else subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for args in commands
-    ]
-    done: list[subprocess.CompletedProcess[str]] = []
-    try:
-        for args, proc in zip(commands, procs, strict=True):
-            out, err = proc.communicate(stdin, timeout=BOUND)
-            done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
-    finally:
-        for proc in procs[len(done) :]:
-            proc.kill()
-            proc.communicate()
-    return done
-
-
-def both(
-    tmp_path: Path, program: list[str], options: tuple[str, ...] = (), stdin: str | None = None
-) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
-    native, under = side_by_side(
-        [[sys.executable, *program], [*RUN, *options, "--", *program]], tmp_path, stdin
-    )
-    return native, under
 
 
 def same(native: subprocess.CompletedProcess[str], under: subprocess.CompletedProcess[str]) -> None:
@@ -453,13 +406,7 @@ def test_an_excepthook_that_exits_sets_the_status_and_the_json(tmp_path: Path) -
         "hook.py",
         "import sys\nsys.excepthook = lambda *a: sys.exit(7)\nraise ValueError\n",
     )
-    under = subprocess.run(
-        [*RUN, "--json", "run.json", "--", "hook.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=BOUND,
-    )
+    under = python([*RUN, "--json", "run.json", "--", "hook.py"], tmp_path)
     assert (under.returncode, under.stdout, under.stderr) == (7, "", "")
     assert json.loads((tmp_path / "run.json").read_text())["exit_code"] == 7
 
