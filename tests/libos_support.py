@@ -24,16 +24,16 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import CodeType, FrameType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
+
+import pytest
 
 from pylibos.libos import EVENT_KINDS, LibOS, PollableEvent, _clone_samples, _profile
 from pylibos.libos._clone_samples import RESERVOIR
 from pylibos.libos._profile import Profile
 from pylibos.pal import HOST_KINDS, WAIT_READ, Handle, Host, _interrupts, open_host
+from pylibos.pal._identity import EventfdRegistry
 from pylibos.pal._slots import ThreadSlots
-
-if TYPE_CHECKING:
-    import pytest
 
 CONFIGS = [(kind, events) for kind in HOST_KINDS for events in EVENT_KINDS]
 """Every (host kind, event kind) pair."""
@@ -104,6 +104,24 @@ def open_fds() -> set[int]:
             continue  # the directory listdir had open, closed by now
         fds.add(int(name))
     return fds
+
+
+def is_open(fd: int) -> bool:
+    """Whether descriptor ``fd`` is open in this process."""
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def eventfd_registry(handle: Handle) -> EventfdRegistry:
+    """The eventfd registry that checks ``handle``; the test is skipped where eventfds
+    are checked by inode (no kcmp here), as then there is none."""
+    registry = handle._ident
+    if not isinstance(registry, EventfdRegistry):
+        pytest.skip("kcmp is not to be had here: eventfds are checked by inode")
+    return registry
 
 
 def lowest_free_is(

@@ -9,7 +9,16 @@ import threading
 
 import pytest
 
-from libos_support import BOUND, descriptors_exhausted, held_where, in_fork_child, run_traced
+from libos_support import (
+    BOUND,
+    descriptors_exhausted,
+    eventfd_registry,
+    held_where,
+    in_fork_child,
+    is_open,
+    open_fds,
+    run_traced,
+)
 from pylibos import pal
 from pylibos.pal import _identity
 from pylibos.pal._core import HostCore
@@ -18,31 +27,11 @@ from pylibos.pal._identity import EventfdRegistry
 _INSTEAD_OF = HostCore._registry_instead_of.__code__
 
 
-def _registry(handle: pal.Handle) -> EventfdRegistry:
-    registry = handle._ident
-    if not isinstance(registry, EventfdRegistry):
-        pytest.skip("kcmp is not to be had here: eventfds are checked by inode")
-    return registry
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
-
-
-def _fds() -> set[int]:
-    # (The listing's own directory descriptor is closed once it is read.)
-    return {int(n) for n in os.listdir("/proc/self/fd") if _is_open(int(n))}
-
-
 def _lose_registry(host: pal.Host) -> int:
     """Open and close an eventfd (the registry is made), have the host close the
     registry's epoll and the program's next file take its number; that number."""
     first = host.stream_open("eventfd:", nonblocking=True)
-    number = _registry(first)._efd
+    number = eventfd_registry(first)._efd
     host.close(first)
     os.close(number)
     mine = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -116,7 +105,7 @@ def test_a_shutdown_while_an_open_replaces_the_registry_leaves_the_programs_file
     mine = -1
     try:
         mine = _lose_registry(host)
-        before = _fds()
+        before = open_fds()
         thread, outcome, go = _open_in_thread(host)
         try:
             host.shutdown()
@@ -125,8 +114,8 @@ def test_a_shutdown_while_an_open_replaces_the_registry_leaves_the_programs_file
             thread.join(BOUND)
         assert not thread.is_alive()
         assert isinstance(outcome[0], pal.ShutDownError), outcome
-        assert _fds() <= before, "the open in flight left a descriptor behind"
-        assert _is_open(mine), "shutdown closed the program's file at the registry's number"
+        assert open_fds() <= before, "the open in flight left a descriptor behind"
+        assert is_open(mine), "shutdown closed the program's file at the registry's number"
     finally:
         host.shutdown()
         with contextlib.suppress(OSError):
@@ -141,7 +130,7 @@ def test_a_host_closing_every_new_registry_at_once_costs_nothing_per_round(kind:
     per round, its number never closed)."""
     with pal.open_host(kind) as host:
         first = host.stream_open("eventfd:", nonblocking=True)
-        _registry(first)
+        eventfd_registry(first)
         host.close(first)
         counts = set()
         stranded = len(_identity._STRANDED)
@@ -153,7 +142,7 @@ def test_a_host_closing_every_new_registry_at_once_costs_nothing_per_round(kind:
             assert handle._ident is host._eventfds and host._eventfds is not registry
             host.write(handle, pal.EVENT_TOKEN)
             host.close(handle)
-            counts.add(len(_fds()))
+            counts.add(len(open_fds()))
         assert len(counts) == 1, f"descriptors held grew: {sorted(counts)}"
         assert len(_identity._STRANDED) == stranded + 50
 
@@ -166,7 +155,7 @@ def test_a_fork_child_that_closes_the_registry_replaces_its_own(kind: str) -> No
     identity on, and the parent's registry, its own copy, is untouched."""
     with pal.open_host(kind) as host:
         first = host.stream_open("eventfd:", nonblocking=True)
-        registry = _registry(first)
+        registry = eventfd_registry(first)
 
         def child() -> str:  # pragma: no cover - runs in the fork child
             os.close(registry._efd)
@@ -179,7 +168,7 @@ def test_a_fork_child_that_closes_the_registry_replaces_its_own(kind: str) -> No
             return f"{replaced} {handle._ident is now} {read == pal.EVENT_TOKEN}"
 
         assert in_fork_child(child) == "True True True"
-        assert host._eventfds is registry and _is_open(registry._efd)
+        assert host._eventfds is registry and is_open(registry._efd)
         again = host.stream_open("eventfd:", nonblocking=True)
         assert again._ident is registry
         host.write(first, pal.EVENT_TOKEN)
@@ -195,14 +184,14 @@ def test_a_replacement_refused_a_descriptor_fails_that_open_only(kind: str) -> N
     open, once a descriptor is free, makes a registry and works with identity on."""
     with pal.open_host(kind) as host:
         first = host.stream_open("eventfd:", nonblocking=True)
-        lost = _registry(first)
+        lost = eventfd_registry(first)
         host.close(first)
         os.close(lost._efd)  # the host closes the registry's epoll
-        before = _fds()
+        before = open_fds()
         with descriptors_exhausted(1), pytest.raises(pal.PalError) as info:
             host.stream_open("eventfd:", nonblocking=True)
         assert info.value.code is pal.PalErrorCode.TOOMANY, info.value
-        assert _fds() == before
+        assert open_fds() == before
         again = host.stream_open("eventfd:", nonblocking=True)
         registry = host._eventfds
         assert isinstance(registry, EventfdRegistry) and registry is not lost

@@ -16,30 +16,10 @@ from typing import Any
 
 import pytest
 
-from libos_support import sigint_at_line
+from libos_support import eventfd_registry, is_open, open_fds, sigint_at_line
 from pylibos import pal
 from pylibos.pal._core import HostCore
 from pylibos.pal._identity import EventfdRegistry
-
-
-def _registry(handle: pal.Handle) -> EventfdRegistry:
-    registry = handle._ident
-    if not isinstance(registry, EventfdRegistry):
-        pytest.skip("kcmp is not to be had here: eventfds are checked by inode")
-    return registry
-
-
-def _fds() -> set[int]:
-    # (The listing's own directory descriptor is closed once it is read.)
-    return {int(n) for n in os.listdir("/proc/self/fd") if _is_open(int(n))}
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
 
 
 def _held_by_nobody(host: pal.Host, before: set[int]) -> set[int]:
@@ -49,7 +29,7 @@ def _held_by_nobody(host: pal.Host, before: set[int]) -> set[int]:
     registry = host._eventfds
     if isinstance(registry, EventfdRegistry):
         known.add(registry._efd)
-    return _fds() - before - known
+    return open_fds() - before - known
 
 
 @contextlib.contextmanager
@@ -59,7 +39,7 @@ def _closing_strays(before: set[int]) -> Iterator[None]:
     try:
         yield
     finally:
-        for fd in _fds() - before:
+        for fd in open_fds() - before:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
@@ -73,19 +53,19 @@ def test_shutdown_leaves_the_programs_file_at_a_lost_registrys_number(kind: str)
     # row 7: the PAL never acts on a descriptor the host closed and whose number now
     # belongs to another object.  It should ask ``gone()`` (as a refused watch does)
     # and abandon rather than close (src/pylibos/pal/_host.py: _retire_registry).
-    before = _fds()
+    before = open_fds()
     with _closing_strays(before):
         host = pal.open_host(kind)
         try:
             e = host.stream_open("eventfd:", nonblocking=True)
-            number = _registry(e)._efd
+            number = eventfd_registry(e)._efd
             host.close(e)
             os.close(number)  # the host closes the registry's epoll
             mine = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
             assert mine == number, "the lowest free number should be the registry's"
         finally:
             host.shutdown()
-        assert _is_open(mine), "shutdown closed the program's file at the registry's number"
+        assert is_open(mine), "shutdown closed the program's file at the registry's number"
         os.close(mine)
 
 
@@ -102,17 +82,17 @@ def test_an_open_that_read_the_registry_before_its_replacement_succeeds(kind: st
     # should register with R2 (R1 is abandoned: no longer the host's registry, whatever
     # lies at its old number) and succeed, leaking nothing
     # (src/pylibos/pal/_core.py: _registered_again; _eventfd.py: _open_eventfd).
-    before = _fds()
+    before = open_fds()
     with _closing_strays(before):
         host = pal.open_host(kind)
-        base = _fds()
+        base = open_fds()
         program_epoll: select.epoll | None = None
         made: list[pal.Handle] = []
         started = False
         try:
             first = host.stream_open("eventfd:", nonblocking=True)
             made.append(first)
-            lost = _registry(first)
+            lost = eventfd_registry(first)
             number = lost._efd
             real_call = host._call
 
@@ -149,7 +129,7 @@ def test_an_open_that_read_the_registry_before_its_replacement_succeeds(kind: st
             assert host.read(outcome, 8) == pal.EVENT_TOKEN
         finally:
             host.shutdown()
-            assert program_epoll is None or _is_open(number)
+            assert program_epoll is None or is_open(number)
             if program_epoll is not None:
                 program_epoll.close()
             for handle in made[:1]:  # checked against the lost registry: left alone
@@ -167,7 +147,7 @@ def test_a_ctrl_c_at_every_line_of_the_replacement_loses_nothing(opening: str, c
     the replacement, for an eventfd open (a critical section: the interrupt waits) and
     an edge watch's (none): no descriptor held by nobody, the lock free, the host opens
     eventfds after, with identity on."""
-    before = _fds()
+    before = open_fds()
     with _closing_strays(before):
         host = pal.open_host("direct")
         lost_handles: list[pal.Handle] = []
@@ -175,7 +155,7 @@ def test_a_ctrl_c_at_every_line_of_the_replacement_loses_nothing(opening: str, c
             fired_lines: set[int] = set()
             for n in range(1, 60):
                 first = host.stream_open("eventfd:", nonblocking=True)
-                registry = _registry(first)
+                registry = eventfd_registry(first)
                 lost_handles.append(first)
                 host.close(first)
                 os.close(registry._efd)  # the host closes the registry's epoll
@@ -186,7 +166,7 @@ def test_a_ctrl_c_at_every_line_of_the_replacement_loses_nothing(opening: str, c
                     os.dup2(mine, registry._efd, inheritable=False)
                     os.close(mine)
                     mine = registry._efd
-                base = _fds()
+                base = open_fds()
                 fired: list[int] = []
                 got: pal.Handle | None = None
                 sys.settrace(sigint_at_line(code, n, fired))
@@ -230,10 +210,10 @@ def test_an_edge_watch_opens_after_the_registrys_epoll_was_closed(kind: str) -> 
     # exists to prevent.  It should find the registry gone (the epoll at N is the handle
     # just opened, not the registry's) and replace it, as an eventfd open does
     # (src/pylibos/pal/_core.py: _track / _registered_again; _identity.py: gone).
-    before = _fds()
+    before = open_fds()
     with pal.open_host(kind) as host:
         first = host.stream_open("eventfd:", nonblocking=True)
-        number = _registry(first)._efd
+        number = eventfd_registry(first)._efd
         host.close(first)
         os.close(number)  # the host closes the registry's epoll
         failures: list[str] = []
@@ -245,7 +225,7 @@ def test_an_edge_watch_opens_after_the_registrys_epoll_was_closed(kind: str) -> 
             else:
                 host.close(watch)
         assert not failures, f"edge watch opens refused: {failures}"
-    assert _fds() <= before | {number}
+    assert open_fds() <= before | {number}
 
 
 def test_a_ctrl_c_inside_abandon_then_shutdown_leaves_the_programs_file() -> None:
@@ -265,7 +245,7 @@ def test_a_ctrl_c_inside_abandon_then_shutdown_leaves_the_programs_file() -> Non
     for n in range(1, 10):
         host = pal.open_host("direct")
         first = host.stream_open("eventfd:", nonblocking=True)
-        number = _registry(first)._efd
+        number = eventfd_registry(first)._efd
         host.close(first)
         del first
         os.close(number)  # the host closes the registry's epoll
@@ -282,7 +262,7 @@ def test_a_ctrl_c_inside_abandon_then_shutdown_leaves_the_programs_file() -> Non
         host.shutdown()
         del host
         gc.collect()
-        if _is_open(mine):
+        if is_open(mine):
             os.close(mine)
         else:
             closed_at.extend(fired)

@@ -13,23 +13,8 @@ import os
 
 import pytest
 
+from libos_support import eventfd_registry, is_open
 from pylibos import pal
-from pylibos.pal._identity import EventfdRegistry
-
-
-def _registry(handle: pal.Handle) -> EventfdRegistry:
-    registry = handle._ident
-    if not isinstance(registry, EventfdRegistry):
-        pytest.skip("kcmp is not to be had here: eventfds are checked by inode")
-    return registry
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("reuse", ["closed", "taken-by-another-file"])
@@ -39,7 +24,7 @@ def test_a_registry_closed_under_the_pal_is_replaced_and_identity_stays_on(
 ) -> None:
     with pal.open_host(kind) as host:
         old = host.stream_open("eventfd:", nonblocking=True)
-        lost = _registry(old)
+        lost = eventfd_registry(old)
         number = lost._efd
         os.close(number)  # the host closes the registry's epoll
         other = None
@@ -48,7 +33,7 @@ def test_a_registry_closed_under_the_pal_is_replaced_and_identity_stays_on(
             assert other == number, "the lowest free number should be the registry's"
         try:
             new = host.stream_open("eventfd:", nonblocking=True)  # works all the same
-            registry = _registry(new)
+            registry = eventfd_registry(new)
             assert registry is not lost and host._eventfds is registry
             host.write(new, pal.EVENT_TOKEN)
             assert host.read(new, 8) == pal.EVENT_TOKEN
@@ -77,7 +62,7 @@ def test_a_registry_closed_under_the_pal_is_replaced_and_identity_stays_on(
             del lost
             gc.collect()
             if other is not None:
-                assert _is_open(number), "the PAL closed a number it had lost"
+                assert is_open(number), "the PAL closed a number it had lost"
         finally:
             if other is not None:
                 os.close(other)
@@ -91,7 +76,7 @@ def test_a_registry_still_at_its_number_is_not_replaced_on_a_refusal(kind: str) 
     before its watch) fails that open only, and keeps the registry."""
     with pal.open_host(kind) as host:
         first = host.stream_open("eventfd:", nonblocking=True)
-        registry = _registry(first)
+        registry = eventfd_registry(first)
         real_add = registry.add
 
         def add_after_the_host_closed_it(fd: int, holder: pal.Handle | None = None) -> None:

@@ -21,6 +21,7 @@ from typing import ClassVar, Generic, TypeVar, cast
 
 import pytest
 
+from libos_support import is_open as is_open
 from libos_support import open_fds as open_fds
 from pylibos import pal
 
@@ -65,15 +66,6 @@ def read_exact(host: pal.Host, handle: pal.Handle, size: int) -> bytes:
         assert chunk, f"end of stream after {len(out)} of {size} bytes"
         out += chunk
     return bytes(out)
-
-
-def is_open(fd: int) -> bool:
-    """Whether descriptor ``fd`` is open in this process."""
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
 
 
 def in_a_child(work: Callable[[], int | None], fork: Callable[[], int] = os.fork) -> int:
