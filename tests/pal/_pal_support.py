@@ -16,7 +16,8 @@ import threading
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import ClassVar, Generic, TypeVar, cast
 
 import pytest
@@ -216,3 +217,46 @@ def records(wire: bytes) -> list[tuple[int, int, int]]:
 
 def unix_socket() -> socket.socket:
     return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+
+
+class _NoMemoryForAnAccount(dict[int, dict[int, int]]):
+    """A host's per-thread accounts where making a thread's first one fails for want of
+    memory."""
+
+    def __missing__(self, ident: int) -> dict[int, int]:
+        raise MemoryError
+
+
+def start_without_an_account(host: pal.Host, timeout: float) -> list[object]:
+    """``host.thread_create(outcome.append, "ran")`` called from a new thread whose
+    account in ``host`` cannot be made (MemoryError in ``_accounts.__missing__``);
+    ``outcome``, with what the call raised appended."""
+    outcome: list[object] = []
+
+    def start_from_a_thread_without_an_account() -> None:
+        try:
+            host.thread_create(outcome.append, "ran")
+        except BaseException as exc:  # (the outcome is what is checked)
+            outcome.append(exc)
+
+    saved = host._accounts
+    host._accounts = _NoMemoryForAnAccount()  # type: ignore[assignment]
+    try:
+        creator = threading.Thread(target=start_from_a_thread_without_an_account)
+        creator.start()
+        creator.join(timeout)
+        assert not creator.is_alive()
+    finally:
+        host._accounts = saved
+    return outcome
+
+
+@contextmanager
+def switching_often() -> Iterator[None]:
+    """The interpreter switching threads as often as it can, within the block."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)

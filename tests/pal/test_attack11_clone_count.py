@@ -4,13 +4,14 @@ host (the creator's account could not be made) is not counted as a host call."""
 
 from __future__ import annotations
 
-import sys
 import threading
 
 import pytest
 
 from libos_support import BOUND, in_fork_child
 from pylibos import pal
+
+from ._pal_support import start_without_an_account, switching_often
 
 CREATORS = 4
 STARTS = 60  # per creator
@@ -38,23 +39,20 @@ def test_many_creators_at_once_lose_no_clone_count(kind: str) -> None:
         except BaseException as exc:  # (reported below)
             failures.append(exc)
 
-    interval = sys.getswitchinterval()
     creators = [threading.Thread(target=creator) for _ in range(CREATORS)]
     try:
         clones = host.calls["clone_thread"]
         for thread in creators:
             thread.start()
-        sys.setswitchinterval(1e-6)
-        go.set()
-        for thread in creators:
-            thread.join(BOUND)
-        sys.setswitchinterval(interval)
+        with switching_often():
+            go.set()
+            for thread in creators:
+                thread.join(BOUND)
         assert not failures, failures
         assert host.calls["clone_thread"] - clones == CREATORS * STARTS
         assert mine == [STARTS] * CREATORS
         assert host.statistics().total == host.calls_total
     finally:
-        sys.setswitchinterval(interval)
         go.set()
         for thread in creators:
             thread.join(BOUND)
@@ -89,13 +87,6 @@ def test_a_fork_child_counts_its_own_starts_exactly() -> None:
         host.shutdown()
 
 
-class _NoMemoryForAnAccount(dict[int, dict[int, int]]):
-    """Accounts where a thread's first lookup fails for want of memory."""
-
-    def __missing__(self, ident: int) -> dict[int, int]:
-        raise MemoryError
-
-
 @pytest.mark.parametrize("kind", ["direct", "sgx"])
 def test_a_start_undone_before_the_host_call_is_not_counted(kind: str) -> None:
     # The creator's account cannot be made (MemoryError in ``_accounts.__missing__``):
@@ -107,25 +98,10 @@ def test_a_start_undone_before_the_host_call_is_not_counted(kind: str) -> None:
     # account's, or be taken back with the start
     # (src/pylibos/pal/_clone.py: thread_start_now).
     host = pal.open_host(kind)
-    outcome: list[object] = []
-
-    def start_from_a_thread_without_an_account() -> None:
-        try:
-            host.thread_create(outcome.append, "ran")
-        except BaseException as exc:  # (the outcome is what is checked)
-            outcome.append(exc)
 
     try:
         clones = host.calls["clone_thread"]
-        saved = host._accounts
-        host._accounts = _NoMemoryForAnAccount()  # type: ignore[assignment]
-        try:
-            creator = threading.Thread(target=start_from_a_thread_without_an_account)
-            creator.start()
-            creator.join(BOUND)
-            assert not creator.is_alive()
-        finally:
-            host._accounts = saved
+        outcome = start_without_an_account(host, BOUND)
         assert len(outcome) == 1 and isinstance(outcome[0], pal.PalError), outcome
         assert host.live_threads() == []
         assert host.calls["clone_thread"] == clones, "a start never made was counted"

@@ -6,14 +6,13 @@ thread.  The interpreter is made to switch threads as often as it can meanwhile.
 
 from __future__ import annotations
 
-import sys
 import threading
 import types
 
 from pylibos import pal
 from pylibos.pal import EVENT_TOKEN, _ledger
 
-from ._pal_support import WAIT_S
+from ._pal_support import WAIT_S, switching_often
 
 CALLS = 400  # host calls per thread
 THREADS = 4  # of each kind: with their own account, and helpers sharing the creator's
@@ -37,7 +36,6 @@ def test_concurrent_host_calls_lose_no_count() -> None:
             host.write(handle, EVENT_TOKEN)
         accounts.append(host.thread_calls() - mine)
 
-    interval = sys.getswitchinterval()
     threads: list[pal.PalThread] = []
     try:
         writes, total, mine = host.calls["write"], host.calls_total, host.thread_calls()
@@ -45,12 +43,11 @@ def test_concurrent_host_calls_lose_no_count() -> None:
             threads.append(host.thread_create(work))
             threads.append(host.thread_start(work, (), "helper", helper=True))
         starts = 2 * THREADS  # one clone_thread host call each, on this thread
-        sys.setswitchinterval(1e-6)
-        go.set()
-        work()
-        for thread in threads:
-            assert thread.join(WAIT_S)
-        sys.setswitchinterval(interval)
+        with switching_often():
+            go.set()
+            work()
+            for thread in threads:
+                assert thread.join(WAIT_S)
         assert host.calls["write"] - writes == (2 * THREADS + 1) * CALLS
         assert host.calls_total - total == (2 * THREADS + 1) * CALLS + starts
         # This thread's account has its own calls, its helpers' and its starts'.
@@ -60,7 +57,6 @@ def test_concurrent_host_calls_lose_no_count() -> None:
         assert accounts.count(CALLS) >= THREADS and min(accounts) == CALLS
         assert host.statistics().total == host.calls_total
     finally:
-        sys.setswitchinterval(interval)
         go.set()
         for thread in threads:
             thread.join(WAIT_S)

@@ -11,7 +11,7 @@ import pytest
 from pylibos import pal
 from pylibos.pal import PalThread, ShutDownError
 
-from ._pal_support import WAIT_S
+from ._pal_support import WAIT_S, start_without_an_account
 
 
 def test_starts_only_with_a_free_slot_and_takes_nothing_otherwise() -> None:
@@ -180,38 +180,16 @@ def test_the_thread_record_sees_is_built_and_not_yet_running(reraise: bool) -> N
         assert locked and not alive
 
 
-class _NoMemoryForAnAccount(dict[int, dict[int, int]]):
-    """A host's per-thread accounts where making a thread's first one fails."""
-
-    def __missing__(self, ident: int) -> dict[int, int]:
-        raise MemoryError
-
-
 @pytest.mark.parametrize("kind", ["direct", "sgx"])
 def test_a_start_whose_host_call_cannot_be_counted_is_undone(kind: str) -> None:
     """The clone_thread host call is counted in the start itself: a MemoryError making the
     creator's account leaves no thread, no slot and no record behind, as a refusal by
     the primitive does."""
     host = pal.open_host(kind)
-    outcome: list[object] = []
-
-    def start_from_a_thread_without_an_account() -> None:
-        try:
-            host.thread_create(outcome.append, "ran")
-        except BaseException as exc:  # (the outcome is what is checked)
-            outcome.append(exc)
 
     try:
         in_use = getattr(host, "threads_in_use", None)
-        saved = host._accounts
-        host._accounts = _NoMemoryForAnAccount()  # type: ignore[assignment]
-        try:
-            creator = threading.Thread(target=start_from_a_thread_without_an_account)
-            creator.start()
-            creator.join(WAIT_S)
-            assert not creator.is_alive()
-        finally:
-            host._accounts = saved
+        outcome = start_without_an_account(host, WAIT_S)
         assert len(outcome) == 1 and isinstance(outcome[0], pal.PalError), outcome
         assert outcome[0].code is pal.PalErrorCode.NOMEM
         assert host.live_threads() == []
