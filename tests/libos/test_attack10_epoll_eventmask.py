@@ -50,6 +50,16 @@ def both() -> Iterator[tuple[Callable[[], Any], Callable[[], Any]]]:
             ep.close()
 
 
+def on_each(
+    both: tuple[Callable[[], Any], Callable[[], Any]], act: Callable[[Any, socket.socket], object]
+) -> list[object]:
+    """``act(ep, a)`` on a new native epoll, then on a new LibOS epoll, ``a`` being one end
+    of a socket pair made for the call: what each returned."""
+    a, b = socket.socketpair()
+    with a, b:
+        return [act(make(), a) for make in both]
+
+
 def _all_bits(ep: Any, a: socket.socket) -> None:
     ep.register(a, -1)  # 0xffffffff: EPOLLEXCLUSIVE with every other bit
 
@@ -87,12 +97,7 @@ def test_a_mask_linux_refuses_is_einval(
     # register/modify never look at the mask (EpollInstance.register/modify in
     # libos/_interest.py store any int; Entry in _epoll_events.py), so each is
     # accepted and a program's error path is never taken.
-    native, libos_epoll = both
-    a, b = socket.socketpair()
-    with a, b:
-        got = [
-            outcome(functools.partial(sequence, make(), a))[:2] for make in (native, libos_epoll)
-        ]
+    got = on_each(both, lambda ep, a: outcome(functools.partial(sequence, ep, a))[:2])
     assert got[0] == ("OSError", 22)
     assert got[1] == got[0]
 
@@ -105,14 +110,12 @@ def test_band_bits_are_not_reported_a_documented_difference(
     # wait flags carry read, write, urgent data, peer hang-up, error and hang-up, no band
     # bits, so the LibOS cannot ask the host for them: such an entry is never reported
     # (EPOLLRDNORM and EPOLLWRNORM are, with EPOLLIN and EPOLLOUT).
-    native, libos_epoll = both
-    a, b = socket.socketpair()
-    with a, b:
-        results = []
-        for make in (native, libos_epoll):
-            ep = make()
-            ep.register(a, WRBAND)
-            results.append([events for _fd, events in ep.poll(0)])
+
+    def reported(ep: Any, a: socket.socket) -> list[int]:
+        ep.register(a, WRBAND)
+        return [events for _fd, events in ep.poll(0)]
+
+    results = on_each(both, reported)
     assert results == [[WRBAND], []]
     doc = (Path(__file__).parents[2] / "docs" / "epoll.md").read_text()
     assert "`EPOLLRDBAND`, `EPOLLWRBAND` and `EPOLLMSG`" in doc
@@ -123,11 +126,9 @@ def test_each_bit_with_exclusive_as_linux(
     both: tuple[Callable[[], Any], Callable[[], Any]], bit: int
 ) -> None:
     # EPOLLEXCLUSIVE with one other bit: Linux allows IN, OUT, ERR, HUP, WAKEUP and ET.
-    native, libos_epoll = both
-    a, b = socket.socketpair()
-    with a, b:
-        got = [outcome(functools.partial(make().register, a, bit | EXCLUSIVE))[:2]
-               for make in (native, libos_epoll)]  # fmt: skip
+    got = on_each(
+        both, lambda ep, a: outcome(functools.partial(ep.register, a, bit | EXCLUSIVE))[:2]
+    )
     assert got[1] == got[0]
 
 
