@@ -60,6 +60,20 @@ def on_each(
         return [act(make(), a) for make in both]
 
 
+@contextlib.contextmanager
+def registered_on_each(
+    both: tuple[Callable[[], Any], Callable[[], Any]], mask: int
+) -> Iterator[tuple[list[Any], socket.socket, socket.socket]]:
+    """A new native epoll and a new LibOS epoll, each with ``a`` (one end of a socket pair
+    ``a, b`` made for the block, closed after it) registered for ``mask``."""
+    a, b = socket.socketpair()
+    with a, b:
+        eps = [make() for make in both]
+        for ep in eps:
+            ep.register(a, mask)
+        yield eps, a, b
+
+
 def _all_bits(ep: Any, a: socket.socket) -> None:
     ep.register(a, -1)  # 0xffffffff: EPOLLEXCLUSIVE with every other bit
 
@@ -149,12 +163,7 @@ def test_the_epoll_itself_is_einval_for_every_operation(
 def test_an_exclusive_entry_is_reported_and_unregistered(
     both: tuple[Callable[[], Any], Callable[[], Any]],
 ) -> None:
-    native, libos_epoll = both
-    a, b = socket.socketpair()
-    with a, b:
-        eps = [native(), libos_epoll()]
-        for ep in eps:
-            ep.register(a, OUT | EXCLUSIVE)
+    with registered_on_each(both, OUT | EXCLUSIVE) as (eps, a, _b):
         assert [ep.poll(0) for ep in eps] == [[(a.fileno(), OUT)]] * 2
         for ep in eps:
             ep.unregister(a)
@@ -165,12 +174,7 @@ def test_mask_zero_still_reports_errors_and_hang_ups(
     both: tuple[Callable[[], Any], Callable[[], Any]],
 ) -> None:
     # HOLDS: an entry registered with mask 0 gets EPOLLERR/EPOLLHUP only, as natively.
-    native, libos_epoll = both
-    a, b = socket.socketpair()
-    with a, b:
-        eps = [native(), libos_epoll()]
-        for ep in eps:
-            ep.register(a, 0)
+    with registered_on_each(both, 0) as (eps, _a, b):
         assert [ep.poll(0) for ep in eps] == [[], []]
         b.close()
         assert [[ev for _fd, ev in ep.poll(0)] for ep in eps] == [[select.EPOLLHUP]] * 2
