@@ -90,7 +90,7 @@ def test_a_pending_edge_is_reported_once_to_two_polling_threads(config: tuple[st
     # thread's poll(0, 1) -> [c] (takes it off), then poll(0, 2) -> [a] only.  The LibOS
     # reports c twice: the last poll read c from ``pending`` before its host wait
     # (EpollInstance._wait, "polled = level + _still_pending(...)"), the other thread
-    # reported c and dropped it from pending meanwhile, and _choose (libos/_interest.py)
+    # reported c and dropped it from pending meanwhile, and _choose (libos/_epoll_ready.py)
     # reports an edge-triggered entry it polled as pending whether or not it is still
     # pending ("if entry.edge and pending.get(entry.fd) is entry: del ..." then reports
     # it anyway), so the one edge is reported to both threads.

@@ -66,7 +66,7 @@ def _fresh_edge(make: Callable[[], Any]) -> list[str]:
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "/".join(c))
 def test_an_entry_ready_later_is_reported_after(config: tuple[str, str]) -> None:
     # FAILS.  Natively [c, a, c, a]: c became ready first, so it is first on the ready
-    # list.  The LibOS gives [a, c, a, c]: _choose (libos/_interest.py) sorts by
+    # list.  The LibOS gives [a, c, a, c]: _choose (libos/_epoll_ready.py) sorts by
     # Entry.turn, which is registration order (Entry.__init__, libos/_epoll_events.py)
     # whatever the order the entries became ready in.
     native = _ready_later(select.epoll)
