@@ -48,7 +48,7 @@ import math
 import operator
 import select
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..pal import Host
 from ._epoll_events import EPOLLIN, EPOLLOUT, EPOLLPRI
@@ -186,6 +186,11 @@ class Epoll:
         # take as a descriptor gone, so a finalizer that runs after the LibOS's shutdown
         # (an event loop never closed) ends quietly.
         return self._closed
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # Neither pickled nor copied, as a ``select.epoll`` is not: a copy would share
+        # the instance and close it for the program.
+        raise TypeError("cannot pickle 'select.epoll' object")
 
     def fileno(self) -> int:
         self._check_open()

@@ -1,6 +1,6 @@
-"""Which ready entries a wait of a LibOS epoll reports (see ``_interest.py``): Linux's
-ready-list order when ``maxevents`` cuts a report, edge-triggered entries left over kept
-pending for the next wait."""
+"""Which ready entries a wait of a LibOS epoll reports (see ``_interest.py``): when
+``maxevents`` cuts a report, the entries take turns (those reported least recently
+first), and edge-triggered entries left over are kept pending for the next wait."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def _still_pending(pending: dict[int, Entry], entries: dict[int, Entry]) -> list
 def _choose(
     pending: dict[int, Entry],
     entries: dict[int, Entry],
-    ready: list[tuple[Entry, int]],
+    polled: list[tuple[Entry, int]],
+    taken: list[tuple[Entry, int]],
     maxevents: int,
 ) -> list[tuple[int, int]]:
     """Report at most ``maxevents`` of the ``ready`` entries (entry, wait flags) of an
@@ -35,12 +36,22 @@ def _choose(
     with the earliest turns when there are more; edge-triggered ones left over stay
     pending, and a pending one polled is taken off (reported, or no longer ready)."""
     flags_of: dict[Entry, int] = {}
-    for entry, got in ready:
+    for entry, got in polled:
+        # An edge-triggered entry among those polled was pending when the wait began:
+        # another waiter may have reported it since (it is no longer pending), and an
+        # edge is reported once.
+        if entry.edge:
+            if pending.get(entry.fd) is not entry:
+                continue
+            del pending[entry.fd]
+        # Still registered and armed (else changed while the waiter slept: the next
+        # round sees it anew), and an event of its mask.
+        if entries.get(entry.fd) is entry and not entry.disabled and epoll_events(got, entry.mask):
+            flags_of[entry] = flags_of.get(entry, 0) | got
+    for entry, got in taken:  # edges just taken from the watch: this waiter's own
         if entry.edge and pending.get(entry.fd) is entry:
             del pending[entry.fd]
-        if entries.get(entry.fd) is not entry or entry.disabled:
-            continue  # changed while we slept; the next round sees it anew
-        if epoll_events(got, entry.mask):
+        if entries.get(entry.fd) is entry and not entry.disabled and epoll_events(got, entry.mask):
             flags_of[entry] = flags_of.get(entry, 0) | got
     chosen = list(flags_of.items())
     if len(chosen) > maxevents:

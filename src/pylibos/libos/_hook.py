@@ -101,9 +101,11 @@ class _EpollFactory(type):
     """The type of the class that stands in for ``select.epoll`` while a hook is installed.
 
     The stand-in is a class, as ``select.epoll`` is: named ``select.epoll``, with
-    ``fromfd``; calling it makes a LibOS epoll, and ``isinstance`` / ``issubclass``
-    against it accept a LibOS epoll and a native one (made before ``install``, or after
-    ``uninstall``, when the stand-in makes native ones).
+    ``fromfd``; calling it makes a LibOS epoll of that class (a subclass of ``Epoll``
+    adding nothing, so ``type(select.epoll()) is select.epoll`` as natively), and
+    ``isinstance`` / ``issubclass`` against it accept a LibOS epoll and a native one
+    (made before ``install``, or after ``uninstall``, when the stand-in makes native
+    ones).  It cannot be subclassed, as ``select.epoll`` cannot.
     """
 
     _hook: Hook
@@ -112,7 +114,9 @@ class _EpollFactory(type):
         hook = cls._hook
         if not hook.installed:
             return _ORIGINAL_EPOLL(*args, **kwargs)
-        return hook.libos.epoll(*args, **kwargs)
+        ep = hook.libos.epoll(*args, **kwargs)
+        ep.__class__ = cls  # type: ignore[assignment]  # (a subclass of Epoll adding nothing)
+        return ep
 
     def __instancecheck__(cls, instance: object) -> bool:
         return isinstance(instance, (Epoll, _ORIGINAL_EPOLL))
@@ -127,14 +131,20 @@ class _EpollFactory(type):
 def _epoll_fromfd(cls: Any, fd: int) -> Any:
     if not cls._hook.installed:
         return _ORIGINAL_EPOLL.fromfd(fd)
-    return Epoll.fromfd(fd)
+    ep = Epoll.fromfd(fd)
+    ep.__class__ = cls
+    return ep
+
+
+def _no_subclass(cls: Any, /, **kwargs: Any) -> None:
+    raise TypeError("type 'select.epoll' is not an acceptable base type")
 
 
 def _epoll_class(hook: Hook) -> _EpollFactory:
     """A ``select.epoll`` stand-in for ``hook``."""
     return _EpollFactory(
         "epoll",
-        (),
+        (Epoll,),
         {
             "__module__": _ORIGINAL_EPOLL.__module__,
             "__qualname__": _ORIGINAL_EPOLL.__qualname__,
@@ -142,6 +152,9 @@ def _epoll_class(hook: Hook) -> _EpollFactory:
             "__slots__": (),
             "_hook": hook,
             "fromfd": classmethod(_epoll_fromfd),
+            # ``select.epoll`` cannot be subclassed: a class made over the stand-in is
+            # refused as it would be natively.
+            "__init_subclass__": classmethod(_no_subclass),
         },
     )
 

@@ -205,29 +205,39 @@ class EpollInstance:
                     pal.critical_deliver()
         self._wake_waiters()
 
+    @pal.marks_critical_sections
     def modify(self, fd: int, eventmask: int) -> None:
         with self.ctl_lock:
             self._check_fd(fd)
             if eventmask & EPOLLEXCLUSIVE:
                 raise _einval()  # EPOLLEXCLUSIVE is for EPOLL_CTL_ADD only
-            with self.lock:
-                entry = self.entries.get(fd)
-                if entry is None:
-                    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
-                if entry.mask & EPOLLEXCLUSIVE:
-                    raise _einval()  # an exclusive entry cannot be changed, only removed
-                was = entry.mask, entry.disabled
-                entry.mask = eventmask
-                entry.disabled = False
+            # The mask's change and the edge watch's, one marked critical section: a
+            # Ctrl-C between them would leave an edge-triggered mask with no watch (its
+            # edges lost for good) or a watch for a level-triggered one.
+            _pal_critical = True
             try:
-                if entry.edge:
-                    self._watch_edges(entry)
-                elif was[0] & EPOLLET:
-                    self._unwatch(entry)
-            except BaseException:
                 with self.lock:
-                    entry.mask, entry.disabled = was
-                raise
+                    entry = self.entries.get(fd)
+                    if entry is None:
+                        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
+                    if entry.mask & EPOLLEXCLUSIVE:
+                        raise _einval()  # an exclusive entry cannot be changed, only removed
+                    was = entry.mask, entry.disabled
+                    entry.mask = eventmask
+                    entry.disabled = False
+                try:
+                    if entry.edge:
+                        self._watch_edges(entry)
+                    elif was[0] & EPOLLET:
+                        self._unwatch(entry)
+                except BaseException:
+                    with self.lock:
+                        entry.mask, entry.disabled = was
+                    raise
+            finally:
+                _pal_critical = False
+                if pal.critical_owed[0]:
+                    pal.critical_deliver()
         self._wake_waiters()
 
     @pal.marks_critical_sections
@@ -334,7 +344,7 @@ class EpollInstance:
         try:
             taken = self._take_edges(maxevents) if take else []
             with self.lock:
-                return _choose(self.pending, self.entries, polled + taken, maxevents)
+                return _choose(self.pending, self.entries, polled, taken, maxevents)
         finally:
             _pal_critical = False
             if pal.critical_owed[0]:
