@@ -1,0 +1,64 @@
+"""An exception escaping the program under ``pylibos run``: the runner puts
+``_ReportOnce`` in ``sys.excepthook`` (``_run_program`` in ``src/pylibos/_cli/_run.py``)
+and trims the traceback it hands on.  What the interpreter records itself, and a program
+that took the hook away, are not handled."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+RUN = [sys.executable, "-m", "pylibos", "run", "--"]
+BOUND = 30.0
+
+
+def _both(tmp_path: Path, source: str) -> tuple[subprocess.CompletedProcess[str], ...]:
+    (tmp_path / "prog.py").write_text(source)
+    return tuple(
+        subprocess.run(
+            [*command, "prog.py"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=BOUND,
+        )
+        for command in ([sys.executable], RUN)
+    )
+
+
+def test_sys_last_traceback_holds_the_program_frames_only(tmp_path: Path) -> None:
+    # FAILS.  An atexit handler prints sys.last_traceback (set by the interpreter for
+    # the uncaught exception).  python prints the two frames of prog.py; pylibos run
+    # prints first runpy's, pylibos/__main__.py's, _main.py's main, _run.py's cmd_run,
+    # _run_program and _exec_script, then prog.py's.  The interpreter takes
+    # sys.last_traceback from the traceback as raised, before the hook runs;
+    # _ReportOnce (src/pylibos/_cli/_run.py) trims only exc.__traceback__ and the
+    # hook's argument.
+    native, under = _both(
+        tmp_path,
+        "import atexit, sys, traceback\n"
+        "def show():\n"
+        "    print(''.join(traceback.format_tb(sys.last_traceback)), end='')\n"
+        "atexit.register(show)\n"
+        "def f():\n"
+        "    raise ValueError('x')\n"
+        "f()\n",
+    )
+    assert native.returncode == 1
+    assert native.stdout.count("File ") == 2, native.stdout
+    assert (under.returncode, under.stdout) == (native.returncode, native.stdout)
+
+
+def test_a_program_that_deleted_sys_excepthook(tmp_path: Path) -> None:
+    # FAILS.  `del sys.excepthook; raise ValueError('boom')`.  python prints
+    # "sys.excepthook is missing" and the ValueError's two-line traceback, status 1.
+    # pylibos run prints that, then the ValueError with _run.py's _run_program and
+    # _exec_script frames, "During handling of the above exception, another exception
+    # occurred:" and an AttributeError ("module 'sys' has no attribute 'excepthook'")
+    # from _run_program (src/pylibos/_cli/_run.py: `sys.excepthook = _ReportOnce(state,
+    # sys.excepthook, ...)` reads the missing hook).
+    native, under = _both(tmp_path, "import sys\ndel sys.excepthook\nraise ValueError('boom')\n")
+    assert native.returncode == 1
+    assert native.stderr.startswith("sys.excepthook is missing\nTraceback"), native.stderr
+    assert (under.returncode, under.stderr) == (native.returncode, native.stderr)
