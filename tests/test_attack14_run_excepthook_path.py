@@ -62,3 +62,43 @@ def test_a_program_that_deleted_sys_excepthook(tmp_path: Path) -> None:
     assert native.returncode == 1
     assert native.stderr.startswith("sys.excepthook is missing\nTraceback"), native.stderr
     assert (under.returncode, under.stderr) == (native.returncode, native.stderr)
+
+
+def test_a_hook_that_raises_the_exception_it_was_handed(tmp_path: Path) -> None:
+    # FAILS.  The program's hook is `def hook(t, v, tb): raise v`.  python prints
+    # "Error in sys.excepthook:" and the ValueError from <module> and f (no frame of the
+    # hook), then "Original exception was:" and the same.  pylibos run prints both with
+    # a first frame `File "prog.py", line 3, in hook / raise v`: _ReportOnce.__call__
+    # (src/pylibos/_cli/_run.py) trims only its own frame off the failure and prints the
+    # original with exc's __traceback__, which the hook's raise has grown.
+    native, under = _both(
+        tmp_path,
+        "import sys\n"
+        "def hook(t, v, tb):\n"
+        "    raise v\n"
+        "sys.excepthook = hook\n"
+        "def f():\n"
+        "    raise ValueError('boom')\n"
+        "f()\n",
+    )
+    assert native.returncode == 1
+    assert "in hook" not in native.stderr, native.stderr
+    assert (under.returncode, under.stderr) == (native.returncode, native.stderr)
+
+
+def test_a_hook_that_raises_the_exception_without_its_traceback(tmp_path: Path) -> None:
+    # FAILS.  `def hook(t, v, tb): raise v.with_traceback(None)`.  python prints
+    # "Error in sys.excepthook:\nValueError: boom\n\nOriginal exception was:\nValueError:
+    # boom\n" (no traceback either time).  pylibos run prints a traceback with the
+    # hook's frame twice (_ReportOnce.__call__, src/pylibos/_cli/_run.py).
+    native, under = _both(
+        tmp_path,
+        "import sys\n"
+        "def hook(t, v, tb):\n"
+        "    raise v.with_traceback(None)\n"
+        "sys.excepthook = hook\n"
+        "raise ValueError('boom')\n",
+    )
+    assert native.returncode == 1
+    assert "Traceback" not in native.stderr, native.stderr
+    assert (under.returncode, under.stderr) == (native.returncode, native.stderr)
