@@ -31,9 +31,9 @@ def test_sys_last_traceback_holds_the_program_frames_only(tmp_path: Path) -> Non
     # FAILS.  An atexit handler prints sys.last_traceback (set by the interpreter for
     # the uncaught exception).  python prints the two frames of prog.py; pylibos run
     # prints first runpy's, pylibos/__main__.py's, _main.py's main, _run.py's cmd_run,
-    # _run_program and _exec_script, then prog.py's.  The interpreter takes
+    # _run_program and _program.py's _exec_script, then prog.py's.  The interpreter takes
     # sys.last_traceback from the traceback as raised, before the hook runs;
-    # _ReportOnce (src/pylibos/_cli/_run.py) trims only exc.__traceback__ and the
+    # _ReportOnce (src/pylibos/_cli/_program.py) trims only exc.__traceback__ and the
     # hook's argument.
     native, under = _both(
         tmp_path,
@@ -53,7 +53,7 @@ def test_sys_last_traceback_holds_the_program_frames_only(tmp_path: Path) -> Non
 def test_a_program_that_deleted_sys_excepthook(tmp_path: Path) -> None:
     # FAILS.  `del sys.excepthook; raise ValueError('boom')`.  python prints
     # "sys.excepthook is missing" and the ValueError's two-line traceback, status 1.
-    # pylibos run prints that, then the ValueError with _run.py's _run_program and
+    # pylibos run prints that, then the ValueError with _run.py's _run_program and _program.py's
     # _exec_script frames, "During handling of the above exception, another exception
     # occurred:" and an AttributeError ("module 'sys' has no attribute 'excepthook'")
     # from _run_program (src/pylibos/_cli/_run.py: `sys.excepthook = _ReportOnce(state,
@@ -69,7 +69,7 @@ def test_a_hook_that_raises_the_exception_it_was_handed(tmp_path: Path) -> None:
     # "Error in sys.excepthook:" and the ValueError from <module> and f (no frame of the
     # hook), then "Original exception was:" and the same.  pylibos run prints both with
     # a first frame `File "prog.py", line 3, in hook / raise v`: _ReportOnce.__call__
-    # (src/pylibos/_cli/_run.py) trims only its own frame off the failure and prints the
+    # (src/pylibos/_cli/_program.py) trims only its own frame off the failure and prints the
     # original with exc's __traceback__, which the hook's raise has grown.
     native, under = _both(
         tmp_path,
@@ -90,7 +90,7 @@ def test_a_hook_that_raises_the_exception_without_its_traceback(tmp_path: Path) 
     # FAILS.  `def hook(t, v, tb): raise v.with_traceback(None)`.  python prints
     # "Error in sys.excepthook:\nValueError: boom\n\nOriginal exception was:\nValueError:
     # boom\n" (no traceback either time).  pylibos run prints a traceback with the
-    # hook's frame twice (_ReportOnce.__call__, src/pylibos/_cli/_run.py).
+    # hook's frame twice (_ReportOnce.__call__, src/pylibos/_cli/_program.py).
     native, under = _both(
         tmp_path,
         "import sys\n"

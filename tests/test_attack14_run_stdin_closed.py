@@ -1,5 +1,5 @@
 """``pylibos run -- -`` (the program read from standard input) started with descriptor
-0 closed: ``_exec_stdin`` (``src/pylibos/_cli/_run.py``) reads descriptor 0 after the
+0 closed: ``_exec_stdin`` (``src/pylibos/_cli/_program.py``) reads descriptor 0 after the
 PAL and the LibOS have opened theirs, so it reads one of the PAL's."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def test_dash_with_standard_input_closed(tmp_path: Path) -> None:
     # nothing written.  pylibos run -- - (sgx and direct/pipe alike) prints
     # "OSError: [Errno 22] Invalid argument" and exits 1: the PAL's socket took number
     # 0 (cmd_run opens the host before _run_program), and _exec_stdin's os.read(0, ...)
-    # reads it (src/pylibos/_cli/_run.py).
+    # reads it (src/pylibos/_cli/_program.py; cmd_run in _run.py).
     results = [
         subprocess.run(
             command,
