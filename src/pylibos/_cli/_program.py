@@ -29,6 +29,10 @@ def _absolute(path: str) -> str:
     return path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
 
 
+MISSING = object()
+"""What ``sys.excepthook`` was when the program had deleted it."""
+
+
 class _ReportOnce:
     """Put in ``sys.excepthook`` only while an exception that escaped the program goes
     up through the runner's frames to the interpreter: it puts the hook that was there
@@ -42,10 +46,19 @@ class _ReportOnce:
     def __call__(
         self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
     ) -> None:
-        if sys.excepthook is self:
-            sys.excepthook = self.inner
+        if getattr(sys, "excepthook", None) is self:
+            if self.inner is MISSING:
+                del sys.excepthook
+            else:
+                sys.excepthook = self.inner
         if isinstance(exc, BaseException):
             exc.__traceback__ = self.tb  # the interpreter prints the exception's own
+        sys.last_traceback = self.tb  # (the interpreter set it to the untrimmed one)
+        if self.inner is MISSING:  # the program deleted sys.excepthook
+            if sys.stderr is not None:
+                sys.stderr.write("sys.excepthook is missing\n")
+                sys.__excepthook__(exc_type, exc, self.tb)
+            return
         try:
             self.inner(exc_type, exc, self.tb)
         except SystemExit as stop:  # the program's hook ends the process its own way
@@ -65,6 +78,7 @@ class _ReportOnce:
                 sys.stderr.write("Error in sys.excepthook:\n")
                 sys.__excepthook__(type(failure), failure, tb)
                 sys.stderr.write("\nOriginal exception was:\n")
+                exc.__traceback__ = self.tb  # (a hook that raised it grew it)
                 sys.__excepthook__(exc_type, exc, self.tb)
 
 
@@ -174,7 +188,9 @@ def _exec_stdin() -> None:
     import importlib.machinery
 
     chunks = []
-    while chunk := os.read(0, 1 << 16):
+    # Started with descriptor 0 closed (the interpreter then made no ``sys.stdin``), the
+    # program is empty, as under python: the number may be a PAL descriptor by now.
+    while sys.__stdin__ is not None and (chunk := os.read(0, 1 << 16)):
         chunks.append(chunk)
     main = _fresh_main()
     main.__file__ = "<stdin>"

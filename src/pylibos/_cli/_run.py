@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._options import UsageError, nonnegative_integer, positive_integer
 from ._program import (
+    MISSING,
     _absolute,
     _exec_module,
     _exec_script,
@@ -366,6 +367,7 @@ def _run_program(state: RunState, target: Target) -> int:
         raise
     except BaseException as exc:
         state.exit_code = -signal.SIGINT if isinstance(exc, KeyboardInterrupt) else 1
-        sys.excepthook = _ReportOnce(state, sys.excepthook, _program_frames(exc.__traceback__))
+        hook = getattr(sys, "excepthook", MISSING)
+        sys.excepthook = _ReportOnce(state, hook, _program_frames(exc.__traceback__))
         raise
     return 0

@@ -18,7 +18,7 @@ import stat
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from .. import __version__
 from .._schema import RUN_FORMAT_VERSION, PhaseStats, RunStats
@@ -37,9 +37,13 @@ class Output:
     table, and one that closed every descriptor (or reused the duplicate's number) gets
     nothing written anywhere."""
 
-    def __init__(self) -> None:
+    def __init__(self, wanted: bool = True) -> None:
+        # The table's library, imported at start and kept out of the program's sight.
+        self.modules: dict[str, Any] = {}
         self.fd: int | None = None
         self.identity: tuple[int, int, int] | None = None
+        if not wanted:
+            return  # nothing to print: no duplicate for the program to see
         try:
             import fcntl
 
@@ -52,6 +56,16 @@ class Output:
         except OSError:
             return  # started with descriptor 2 closed: nowhere to print
         self.fd, self.identity = fd, _identity(fd)
+        # A child the program forks never prints the statistics (the parent does): it
+        # lets the duplicate go, or a daemon child would hold the standard error open
+        # after redirecting its own, and whoever reads it would wait for the daemon.
+        os.register_at_fork(after_in_child=self._forget_in_child)
+
+    def _forget_in_child(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None and _identity(fd) == self.identity:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def stream(self) -> TextIO | None:
         """A text stream on the duplicate (not closing it), or None if it is gone or is
@@ -81,7 +95,9 @@ def prepare_output(options: argparse.Namespace) -> Output:
     """What the statistics need at exit, taken before the program runs: the standard
     error's duplicate, and with ``--stats`` the table's library imported and used once
     (so nothing is imported at exit through the program's ``sys.path``)."""
-    output = Output()
+    # The duplicate only where something may be printed at exit: the table, or the
+    # error of a JSON that could not be written.
+    output = Output(wanted=bool(options.stats or options.json))
     if options.stats:
         sample: RunStats = {  # every line print_stats prints
             "format_version": RUN_FORMAT_VERSION, "kind": "pylibos.run", "pylibos": "",
@@ -95,6 +111,11 @@ def prepare_output(options: argparse.Namespace) -> Output:
             "ocall_cycles": 1, "projected_host_call_cycles": 1,
         }  # fmt: skip
         print_stats(sample, io.StringIO())
+        # Out of ``sys.modules`` until exit, so the program's ``import rich`` finds what it
+        # finds under python (its own ``rich.py``, say), not pylibos's.
+        output.modules = {n: m for n, m in sys.modules.items() if n.partition(".")[0] == "rich"}
+        for name in output.modules:
+            del sys.modules[name]
     return output
 
 
@@ -210,6 +231,18 @@ def print_stats(data: RunStats, stream: TextIO) -> None:
     )
 
 
+def _opened_for_writing(path: str) -> TextIO:
+    """``path`` opened to be written anew, never waiting: a FIFO nobody reads is refused
+    (ENXIO) instead of blocking the exit for good (a Ctrl-C is ignored by then)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    try:
+        os.set_blocking(fd, True)
+        return open(fd, "w", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _quiet_ctrl_c() -> None:
     """Ctrl-C ignored from here on: the program's code and exit work are over (under
     python a Ctrl-C now ends nothing), and the statistics are still printed and written."""
@@ -237,7 +270,7 @@ def at_exit(state: RunState) -> None:
         problem = None
         if state.options.json:
             try:
-                with open(state.options.json, "w", encoding="utf-8") as f:
+                with _opened_for_writing(state.options.json) as f:
                     json.dump(data, f, indent=1)
                     f.write("\n")
             except OSError as exc:
@@ -255,6 +288,7 @@ def at_exit(state: RunState) -> None:
                     return  # the standard error pylibos was started with is gone
                 with stream:
                     if state.options.stats:
+                        sys.modules.update(state.output.modules)  # the program is done
                         print_stats(data, stream)
                     if problem:
                         stream.write(problem)
