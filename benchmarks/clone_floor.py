@@ -227,13 +227,16 @@ def _measure(rounds: int, threads: int, pin: bool) -> tuple[dict[str, float], in
     cpu = max(os.sched_getaffinity(0)) if pin else None
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
-    floor = FloorClone()
-    guarded = GuardedClone(profile_every=SAMPLE_EVERY)
-    guarded_eventfd = GuardedEventfdClone(profile_every=SAMPLE_EVERY)
-    host, libos = _libos()
-    eventfd_host, eventfd_libos = _libos("eventfd")
     samples: dict[str, list[int]] = {name: [] for name in _STEPS}
-    try:
+    with contextlib.ExitStack() as made:  # each one made is closed, whatever comes after
+        floor = FloorClone()
+        made.callback(floor.close)
+        guarded = GuardedClone(profile_every=SAMPLE_EVERY)
+        made.callback(guarded.close)
+        guarded_eventfd = GuardedEventfdClone(profile_every=SAMPLE_EVERY)
+        made.callback(guarded_eventfd.close)
+        libos = _libos_made(made, "raw")
+        eventfd_libos = _libos_made(made, "eventfd")
         steps: list[tuple[str, Callable[[], contextlib.AbstractContextManager[object]]]] = [
             ("native", contextlib.nullcontext),
             ("floor clone", lambda: installed(floor)),
@@ -249,14 +252,15 @@ def _measure(rounds: int, threads: int, pin: bool) -> tuple[dict[str, float], in
             for name, cm in steps:
                 with cm():
                     batches(threads, samples[name])
-    finally:
-        floor.close()
-        guarded.close()
-        guarded_eventfd.close()
-        for one, its_host in ((libos, host), (eventfd_libos, eventfd_host)):
-            one.shutdown()
-            its_host.shutdown()
     return {name: float(statistics.median(got)) for name, got in samples.items()}, cpu
+
+
+def _libos_made(made: contextlib.ExitStack, events: str) -> LibOS:
+    """``_libos(events)``, its LibOS and host shut down when ``made`` closes."""
+    host, libos = _libos(events)
+    made.callback(host.shutdown)
+    made.callback(libos.shutdown)
+    return libos
 
 
 def _child_command(rounds: int, threads: int, pin: bool) -> list[str]:

@@ -15,7 +15,7 @@ from run_support import native_and_under
 def test_the_parent_package_runs_with_the_program_argv_and_under_the_libos(
     tmp_path: Path,
 ) -> None:
-    # FAILS.  `python -m tool.cli a b`: tool/__init__.py runs with sys.argv ==
+    # `python -m tool.cli a b`: tool/__init__.py runs with sys.argv ==
     # ['-m', 'a', 'b'], and the select.epoll it sees is the one tool/cli.py sees.  Under
     # pylibos run, tool/__init__.py runs inside cmd_run's _missing_target
     # (importlib.util.find_spec imports the parents, _cli/_run.py) before the LibOS is
@@ -40,7 +40,7 @@ def test_the_parent_package_runs_with_the_program_argv_and_under_the_libos(
 def test_a_module_that_cannot_be_found_is_reported_as_python_does(
     tmp_path: Path, module: str
 ) -> None:
-    # FAILS.  python says, status 1:
+    # python says, status 1:
     #   plain.sub: "<python>: Error while finding module specification for 'plain.sub'
     #              (ModuleNotFoundError: __path__ attribute not found on 'plain' while
     #              trying to find 'plain.sub')"

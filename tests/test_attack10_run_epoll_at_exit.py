@@ -11,7 +11,7 @@ from run_support import native_and_under
 
 
 def test_an_event_loop_never_closed_finalizes_quietly(tmp_path: Path) -> None:
-    # FAILS.  A script that makes an asyncio loop and never closes it
+    # A script that makes an asyncio loop and never closes it
     #     import asyncio; loop = asyncio.new_event_loop(); print("made")
     # prints "made", nothing on stderr, status 0 under python (the loop's __del__
     # closes it; its ResourceWarning is ignored by default).  Under pylibos run stderr

@@ -92,7 +92,7 @@ def test_ctrl_c_the_program_catches_or_handles_shows_the_pal_handler_frame(
 def test_an_uncaught_exception_under_dash_m_is_reported_with_runpy_frames(
     tmp_path: Path,
 ) -> None:
-    # FAILS.  `python -m boom` reports
+    # `python -m boom` reports
     #   Traceback (most recent call last):
     #     File "<frozen runpy>", line 198, in _run_module_as_main
     #     File "<frozen runpy>", line 88, in _run_code
@@ -118,7 +118,7 @@ def test_an_uncaught_exception_under_dash_m_is_reported_with_runpy_frames(
 def test_ctrl_c_while_python_waits_for_threads_at_exit_shows_no_pylibos_frame(
     tmp_path: Path,
 ) -> None:
-    # FAILS.  Ctrl-C while the interpreter waits for a non-daemon thread at exit (the
+    # Ctrl-C while the interpreter waits for a non-daemon thread at exit (the
     # usual moment a user presses it): natively
     #   Exception ignored in: <module 'threading' from '.../threading.py'>
     #   Traceback (most recent call last):

@@ -14,7 +14,7 @@ from run_support import RUN, python
 
 @pytest.mark.parametrize("where", ["a-directory", "empty"])
 def test_a_json_path_that_cannot_be_written_is_refused_up_front(tmp_path: Path, where: str) -> None:
-    # FAILS.  --json naming an existing directory: the program runs ("ran" on stdout),
+    # --json naming an existing directory: the program runs ("ran" on stdout),
     # then at exit "ERROR: cannot write <dir>: Is a directory" on stderr, status 0.
     # check_writable (_cli/_options.py) looks only at the parent directory.
     # --json "": the program runs, status 0, and no statistics are written anywhere, with
@@ -28,7 +28,7 @@ def test_a_json_path_that_cannot_be_written_is_refused_up_front(tmp_path: Path, 
 
 
 def test_a_relative_json_path_is_where_pylibos_was_started(tmp_path: Path) -> None:
-    # FAILS.  `pylibos run --json s.json -- prog.py` where the program does
+    # `pylibos run --json s.json -- prog.py` where the program does
     # os.chdir("sub"): the statistics land in sub/s.json, not in ./s.json where the user
     # asked (and where check_writable looked).  at_exit (_cli/_run_stats.py) opens
     # options.json as given, relative to the program's cwd at exit.
@@ -41,7 +41,7 @@ def test_a_relative_json_path_is_where_pylibos_was_started(tmp_path: Path) -> No
 
 
 def test_json_exit_code_is_the_status_the_process_exits_with(tmp_path: Path) -> None:
-    # FAILS (minor).  sys.exit(2**70): the process exits 255 (the interpreter's
+    # (minor).  sys.exit(2**70): the process exits 255 (the interpreter's
     # conversion of a code past a C long fails, and it exits -1), under python and
     # under pylibos run alike; --json records "exit_code": 0: _exit_status
     # (_cli/_run.py) takes code & 0xFF.

@@ -10,7 +10,7 @@ from run_support import native_and_under
 
 
 def test_main_has_the_names_python_gives_it(tmp_path: Path) -> None:
-    # FAILS.  Under python 3.11 the __main__ of a script (and of -m, and of a directory)
+    # Under python 3.11 the __main__ of a script (and of -m, and of a directory)
     # starts with __annotations__ = {} among its dunder names, so `print(__annotations__)`
     # prints {}.  pylibos run's _exec_script / _exec_module (_cli/_run.py) make the
     # module with types.ModuleType("__main__"), which has no __annotations__: the same
@@ -23,7 +23,7 @@ def test_main_has_the_names_python_gives_it(tmp_path: Path) -> None:
 
 
 def test_file_of_a_path_with_dot_segments_is_as_given(tmp_path: Path) -> None:
-    # FAILS.  `python ./sub/w.py` (or sub/../sub/w.py, or a doubled slash) gives
+    # `python ./sub/w.py` (or sub/../sub/w.py, or a doubled slash) gives
     # __file__ == "<cwd>/./sub/w.py": the current directory joined to the path as typed,
     # not normalised; tracebacks and code filenames show the same.  pylibos run's
     # _exec_script uses os.path.abspath, which normalises: "<cwd>/sub/w.py".
@@ -36,7 +36,7 @@ def test_file_of_a_path_with_dot_segments_is_as_given(tmp_path: Path) -> None:
 
 
 def test_a_compiled_file_runs(tmp_path: Path) -> None:
-    # FAILS.  python runs a .pyc file given as the script (sourceless distribution):
+    # python runs a .pyc file given as the script (sourceless distribution):
     # `python app.pyc` prints "compiled __main__", status 0.  pylibos run's
     # _exec_script reads the file as source and compiles it: "SyntaxError: source code
     # string cannot contain null bytes", status 1.
@@ -48,7 +48,7 @@ def test_a_compiled_file_runs(tmp_path: Path) -> None:
 
 
 def test_a_directory_program_finds_its_files_after_chdir(tmp_path: Path) -> None:
-    # FAILS.  `python app` (a directory with __main__.py) puts the directory's absolute
+    # `python app` (a directory with __main__.py) puts the directory's absolute
     # path in sys.path[0] ("<cwd>/app"), so a program can os.chdir and still open its own
     # files by sys.path[0] (the usual "directory of the program" idiom).  pylibos run's
     # _set_path0 (_cli/_run.py) puts the path as typed, "app": after os.chdir("/"),

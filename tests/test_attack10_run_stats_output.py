@@ -24,7 +24,7 @@ def run(folder: Path, options: list[str], source: str) -> subprocess.CompletedPr
 
 
 def test_stats_stay_off_stdout_when_the_program_points_stderr_at_it(tmp_path: Path) -> None:
-    # FAILS.  A program that merges its streams with `sys.stderr = sys.stdout` (common in
+    # A program that merges its streams with `sys.stderr = sys.stdout` (common in
     # scripts and test runners) prints "out" on stdout under python.  Under pylibos run
     # --stats, stdout is "out\npylibos run: sgx/raw, 0 threads created ...\nhost calls by
     # kind: ...\nprojected SGX cost ...": print_stats (_cli/_run_stats.py) prints through
@@ -36,7 +36,7 @@ def test_stats_stay_off_stdout_when_the_program_points_stderr_at_it(tmp_path: Pa
 
 
 def test_json_is_written_when_the_program_closed_stderr(tmp_path: Path) -> None:
-    # FAILS.  A program that closes sys.stderr (a detaching daemon) exits 0 under python.
+    # A program that closes sys.stderr (a detaching daemon) exits 0 under python.
     # Under pylibos run --stats --json s.json it also exits 0, but s.json is never
     # written, and nothing says so: at_exit (_cli/_run_stats.py) prints the statistics
     # first, that raises ValueError (I/O operation on closed file) and the JSON write and

@@ -11,7 +11,7 @@ from run_support import both
 
 
 def test_the_program_logging_is_flushed_before_the_statistics(tmp_path: Path) -> None:
-    # FAILS.  A program logs through a logging.handlers.MemoryHandler (flushed to stderr
+    # A program logs through a logging.handlers.MemoryHandler (flushed to stderr
     # by logging.shutdown, which logging registers with atexit when first imported).
     # Under python stderr is "last record\n".  Under pylibos run --stats stderr is
     #   pylibos run: sgx/raw, 0 threads created through the LibOS, 17 host calls, ...

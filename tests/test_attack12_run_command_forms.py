@@ -16,7 +16,7 @@ def both(folder: Path, program: list[str]) -> list[tuple[int, str, str]]:
 
 
 def test_dash_m_joined_to_the_module_name(tmp_path: Path) -> None:
-    # FAILS.  `python -mprog a` runs the module prog as `python -m prog a` does: "hi
+    # `python -mprog a` runs the module prog as `python -m prog a` does: "hi
     # ['<tmp>/prog.py', 'a']", status 0 (`python -mjson.tool` is a common spelling).
     # Under pylibos run -- -mprog a: "<python>: can't open file '<tmp>/-mprog': [Errno
     # 2] No such file or directory", status 2: parse (_cli/_run.py) takes a program word
@@ -28,7 +28,7 @@ def test_dash_m_joined_to_the_module_name(tmp_path: Path) -> None:
 
 
 def test_the_program_from_standard_input_with_a_dash(tmp_path: Path) -> None:
-    # FAILS (a form #7 does not name; the README lists it nowhere as a difference).
+    # (a form #7 does not name; the README lists it nowhere as a difference).
     # `python - a < prog.py` runs the program read from stdin: "hi ['-', 'a']", status
     # 0.  Under pylibos run: "<python>: can't open file '<tmp dir>/-': [Errno 2] No such
     # file or directory", status 2: parse (_cli/_run.py) knows "-m" but not "-", and

@@ -45,7 +45,7 @@ def both(folder: Path, source: str, options: list[str]) -> list[tuple[int, str, 
 
 
 def test_ctrl_c_while_concurrent_futures_joins_its_workers_at_exit(tmp_path: Path) -> None:
-    # FAILS.  A program leaves a task running in a ThreadPoolExecutor when its main code
+    # A program leaves a task running in a ThreadPoolExecutor when its main code
     # ends; the interpreter's threading._shutdown runs concurrent.futures' exit hook
     # (_python_exit, registered with threading._register_atexit), which joins the worker;
     # Ctrl-C there.  Under python stderr is "Exception ignored in: <module 'threading'
@@ -71,7 +71,7 @@ def test_ctrl_c_while_concurrent_futures_joins_its_workers_at_exit(tmp_path: Pat
 
 
 def test_ctrl_c_while_the_runner_takes_the_statistics_at_exit(tmp_path: Path) -> None:
-    # FAILS.  A Ctrl-C after the program's code, its threads and its atexit handlers
+    # A Ctrl-C after the program's code, its threads and its atexit handlers
     # are done: under python nothing runs any more, the program prints "main done",
     # stderr is empty, status 0.  Under pylibos run --stats --json the runner's at_exit
     # (_cli/_run_stats.py) is running (here importing rich for the table), with the

@@ -37,7 +37,7 @@ CASES = {
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_a_damaged_pyc_is_reported_as_python_reports_it(tmp_path: Path, name: str) -> None:
-    # FAILS (each case; the outputs in CASES).
+    # (each case; the outputs in CASES).
     (tmp_path / "app.pyc").write_bytes(CASES[name])
     results = []
     for cmd in ([sys.executable, "app.pyc"], [*RUN, "--", "app.pyc"]):

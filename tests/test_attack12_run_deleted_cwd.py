@@ -24,7 +24,7 @@ def in_a_removed_directory(tmp_path: Path, name: str, cmd: list[str]) -> tuple[i
 
 
 def test_a_script_by_its_absolute_path_from_a_removed_directory(tmp_path: Path) -> None:
-    # FAILS.  python prints "hi ['<tmp>/prog.py'] <tmp>/prog.py", status 0.  pylibos run
+    # python prints "hi ['<tmp>/prog.py'] <tmp>/prog.py", status 0.  pylibos run
     # fails before the program runs, with its own traceback, status 1:
     #   File ".../src/pylibos/_cli/_run.py", line ..., in _missing_target
     #     path = os.path.join(os.getcwd(), target.script)

@@ -9,7 +9,7 @@ from run_support import native_and_under
 
 
 def test_the_program_finds_the_interpreter_excepthook_in_place(tmp_path: Path) -> None:
-    # FAILS.  Libraries install their own hook only when the program has not
+    # Libraries install their own hook only when the program has not
     # (`if sys.excepthook is sys.__excepthook__: sys.excepthook = mine`), and tools
     # check it to know whether a report will be the interpreter's.  Under python the
     # program prints "True builtin_function_or_method".  Under pylibos run it prints
@@ -27,7 +27,7 @@ def test_the_program_finds_the_interpreter_excepthook_in_place(tmp_path: Path) -
 def test_an_uncaught_exception_after_the_program_restores_the_interpreter_hook(
     tmp_path: Path,
 ) -> None:
-    # FAILS.  `sys.excepthook = sys.__excepthook__` is how a program undoes a hook some
+    # `sys.excepthook = sys.__excepthook__` is how a program undoes a hook some
     # library installed (rich, IPython, a crash reporter).  Under python the uncaught
     # ValueError is reported as 'Traceback (most recent call last):\n  File
     # "<tmp>/prog.py", line 3, in <module>\n    raise ValueError("x")\nValueError: x',

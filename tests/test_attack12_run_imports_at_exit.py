@@ -10,7 +10,7 @@ from run_support import both
 
 
 def test_a_module_of_the_program_named_rich_is_not_imported_at_exit(tmp_path: Path) -> None:
-    # FAILS.  The program's directory holds a module of its own called rich.py, which
+    # The program's directory holds a module of its own called rich.py, which
     # the program does not import.  Under python: stdout "main done\n", stderr empty,
     # status 0.  Under pylibos run --stats, print_stats (_cli/_run_stats.py) imports
     # rich.console at exit, which finds the program's rich.py first on sys.path: its

@@ -18,7 +18,7 @@ def both(folder: Path, program: list[str]) -> list[tuple[int, str, str]]:
 
 
 def test_a_script_read_from_dev_stdin(tmp_path: Path) -> None:
-    # FAILS.  `python /dev/stdin a < prog.py` (or a FIFO) runs
+    # `python /dev/stdin a < prog.py` (or a FIFO) runs
     # the source it reads: "hi ['/dev/stdin', 'a']", status 0.  Under pylibos run:
     # "<python>: can't find '__main__' module in '/proc/<pid>/fd'", status 1: the
     # runner takes any path that is not a regular file (os.path.isfile false) for a
@@ -30,7 +30,7 @@ def test_a_script_read_from_dev_stdin(tmp_path: Path) -> None:
 
 
 def test_a_script_from_a_process_substitution(tmp_path: Path) -> None:
-    # FAILS.  `python <(cat prog.py)`: bash hands the program as /dev/fd/N, an inherited
+    # `python <(cat prog.py)`: bash hands the program as /dev/fd/N, an inherited
     # pipe.  python prints "hi ['/dev/fd/N']", status 0; pylibos run: "<python>: can't
     # find '__main__' module in '/proc/<pid>/fd'", status 1 (the same cause as above;
     # _is_zip also reads the pipe, looking for a zip file's signature).

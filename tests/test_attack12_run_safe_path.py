@@ -13,7 +13,7 @@ from run_support import BOUND, RUN
 
 
 def test_pythonsafepath_keeps_the_program_directory_off_sys_path(tmp_path: Path) -> None:
-    # FAILS.  With PYTHONSAFEPATH=1, `python prog.py` prepends nothing: sys.path is
+    # With PYTHONSAFEPATH=1, `python prog.py` prepends nothing: sys.path is
     # ['<prefix>/lib/python311.zip', '<prefix>/lib/python3.11', ...], so a file beside
     # the script (here shadow.py) is not importable; the program prints the stdlib zip's
     # path and "False", status 0.  Under pylibos run the program prints "<tmp dir>" and

@@ -14,7 +14,7 @@ from run_support import BOUND, RUN, both
 def test_stats_stay_off_stdout_when_the_program_dup2s_stdout_over_descriptor_2(
     tmp_path: Path,
 ) -> None:
-    # FAILS.  A program that merges its streams at the descriptor level (`os.dup2(1, 2)`,
+    # A program that merges its streams at the descriptor level (`os.dup2(1, 2)`,
     # as `2>&1` does, common before exec'ing or in daemons) prints "out" on stdout under
     # python, status 0, and nothing else.  Under `pylibos run --stats` its stdout is
     # "out\npylibos run: sgx/raw, 0 threads created through the LibOS, 17 host calls, exit
@@ -30,7 +30,7 @@ def test_stats_stay_off_stdout_when_the_program_dup2s_stdout_over_descriptor_2(
 
 
 def test_stats_stay_out_of_a_file_the_program_opened_at_descriptor_2(tmp_path: Path) -> None:
-    # FAILS.  A program that closes its standard error and opens a log file, which the
+    # A program that closes its standard error and opens a log file, which the
     # system gives the lowest free number, 2 (a daemon's usual start), keeps the file
     # open to the end.  Under python log.txt holds "data\n".  Under pylibos run --stats
     # it holds "data\npylibos run: sgx/raw, 0 threads created through the LibOS, ...":

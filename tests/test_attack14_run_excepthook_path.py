@@ -28,7 +28,7 @@ def _both(tmp_path: Path, source: str) -> tuple[subprocess.CompletedProcess[str]
 
 
 def test_sys_last_traceback_holds_the_program_frames_only(tmp_path: Path) -> None:
-    # FAILS.  An atexit handler prints sys.last_traceback (set by the interpreter for
+    # An atexit handler prints sys.last_traceback (set by the interpreter for
     # the uncaught exception).  python prints the two frames of prog.py; pylibos run
     # prints first runpy's, pylibos/__main__.py's, _main.py's main, _run.py's cmd_run,
     # _run_program and _program.py's _exec_script, then prog.py's.  The interpreter takes
@@ -51,7 +51,7 @@ def test_sys_last_traceback_holds_the_program_frames_only(tmp_path: Path) -> Non
 
 
 def test_a_program_that_deleted_sys_excepthook(tmp_path: Path) -> None:
-    # FAILS.  `del sys.excepthook; raise ValueError('boom')`.  python prints
+    # `del sys.excepthook; raise ValueError('boom')`.  python prints
     # "sys.excepthook is missing" and the ValueError's two-line traceback, status 1.
     # pylibos run prints that, then the ValueError with _run.py's _run_program and _program.py's
     # _exec_script frames, "During handling of the above exception, another exception

@@ -18,7 +18,7 @@ BOUND = 30.0
 
 
 def test_json_to_a_fifo_with_no_reader_ends(tmp_path: Path) -> None:
-    # FAILS.  The program prints "prog done" and returns.  Expected: pylibos ends (an
+    # The program prints "prog done" and returns.  Expected: pylibos ends (an
     # ERROR naming the file, or refused before the program runs), at the latest on
     # Ctrl-C.  pylibos run --json fifo -- ok.py blocks forever in at_exit's
     # open(state.options.json, "w") (src/pylibos/_cli/_run_stats.py), SIGINT set to

@@ -15,7 +15,7 @@ BOUND = 30.0
 
 
 def test_a_program_with_its_own_argparse_started_from_its_directory(tmp_path: Path) -> None:
-    # FAILS.  The program's directory holds argparse.py (NAME = 'mine') and prog.py
+    # The program's directory holds argparse.py (NAME = 'mine') and prog.py
     # (`import argparse; print(getattr(argparse, 'NAME', 'std'))`).  python prog.py
     # prints "mine", status 0.  python -m pylibos run -- prog.py, started there, dies
     # before the program runs: a traceback through pylibos/__main__.py, _main.py's
@@ -38,7 +38,7 @@ def test_a_program_with_its_own_argparse_started_from_its_directory(tmp_path: Pa
 
 
 def test_the_program_rich_is_its_own_with_stats(tmp_path: Path) -> None:
-    # FAILS.  The program's directory holds rich.py (NAME = 'mine'); prog.py prints
+    # The program's directory holds rich.py (NAME = 'mine'); prog.py prints
     # getattr(rich, 'NAME', 'std').  python prints "mine"; pylibos run -- prog.py prints
     # "mine"; pylibos run --stats -- prog.py prints "std": prepare_output
     # (src/pylibos/_cli/_run_stats.py) imports rich before the program runs, so the

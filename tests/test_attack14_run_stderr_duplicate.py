@@ -56,7 +56,7 @@ def _stderr_ends_with_the_parent(command: list[str], cwd: Path) -> bool:
 
 
 def test_a_daemonised_child_does_not_hold_the_standard_error_open(tmp_path: Path) -> None:
-    # FAILS.  Under python the reader of the program's stderr sees its end as soon as
+    # Under python the reader of the program's stderr sees its end as soon as
     # the parent exits (the daemon put /dev/null on its 0, 1, 2).  Under pylibos run
     # (no --stats, no --json) the child still holds descriptor 100, the duplicate of
     # stderr taken by Output.__init__ (prepare_output, src/pylibos/_cli/_run_stats.py,
@@ -84,7 +84,7 @@ print(copies)
 
 
 def test_no_copy_of_the_standard_error_without_statistics(tmp_path: Path) -> None:
-    # FAILS.  A program looking for other descriptors on its stderr's file: python
+    # A program looking for other descriptors on its stderr's file: python
     # prints "[]"; pylibos run with neither --stats nor --json prints "[100]" (the
     # duplicate Output takes whatever the options, src/pylibos/_cli/_run_stats.py
     # prepare_output).  The README documents the PAL's descriptors in the table and the

@@ -19,7 +19,7 @@ def _closed_stdin() -> None:
 
 
 def test_dash_with_standard_input_closed(tmp_path: Path) -> None:
-    # FAILS.  python - with descriptor 0 closed runs an empty program: status 0,
+    # python - with descriptor 0 closed runs an empty program: status 0,
     # nothing written.  pylibos run -- - (sgx and direct/pipe alike) prints
     # "OSError: [Errno 22] Invalid argument" and exits 1: the PAL's socket took number
     # 0 (cmd_run opens the host before _run_program), and _exec_stdin's os.read(0, ...)

@@ -541,3 +541,32 @@ def test_a_script_from_a_fifo_is_opened_once(tmp_path: Path) -> None:
     native, under = results
     assert native == (0, f"hi [{str(fifo)!r}, 'a'] {tmp_path}\n", "")
     assert under == native
+
+
+def test_pythonpath_naming_the_current_directory_is_kept(tmp_path: Path) -> None:
+    """``python -m pylibos`` takes the current directory off ``sys.path`` for its own
+    imports; a ``PYTHONPATH`` entry naming that directory stays the program's, as under
+    python."""
+    (tmp_path / "helper_mod.py").write_text("print('found')\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "s.py").write_text("import helper_mod\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    for cmd in ([sys.executable, "sub/s.py"], [*RUN, "--", "sub/s.py"]):
+        done = subprocess.run(
+            cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=BOUND, check=False
+        )
+        assert (done.returncode, done.stdout) == (0, "found\n"), done.stderr
+
+
+@pytest.mark.parametrize("option", ["-c", "-X"])
+def test_another_interpreter_option_is_refused_plainly(tmp_path: Path, option: str) -> None:
+    done = subprocess.run(
+        [*RUN, "--", option, "print(1)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=BOUND,
+        check=False,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"ERROR: python option {option} is not supported"), done.stderr

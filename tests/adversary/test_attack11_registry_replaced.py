@@ -78,7 +78,7 @@ def test_an_open_that_read_the_registry_before_its_replacement_succeeds(kind: st
     # is refused by R1's ``_refused_gate`` (BADHANDLE); ``_registered_again`` asks
     # ``R1.gone()``, which sees an epoll at the number and says no, so ``_unmade`` takes
     # the BADHANDLE for "the registry found the descriptor closed" and ``_untrack``s it:
-    # the open FAILS and its eventfd is LEAKED (held by no handle, never closed).  It
+    # the open failed and its eventfd leaked (held by no handle, never closed).  It
     # should register with R2 (R1 is abandoned: no longer the host's registry, whatever
     # lies at its old number) and succeed, leaking nothing
     # (src/pylibos/pal/_core.py: _registered_again; _eventfd.py: _open_eventfd).
@@ -204,7 +204,7 @@ def test_an_edge_watch_opens_after_the_registrys_epoll_was_closed(kind: str) -> 
     # edge-triggered entries) is an epoll, made at the lowest free number: N.  ``_track``
     # asks the registry to watch it: epoll_ctl(N, ADD, N), an epoll adding itself, EINVAL
     # (DENIED); ``_registered_again`` asks ``gone()``, which sees an epoll at N (the
-    # watch's own) and takes it for the registry, so the open FAILS (DENIED), and every
+    # watch's own) and takes it for the registry, so the open failed (DENIED), and every
     # edge watch open after fails the same way for as long as N is the lowest free
     # number: one closed descriptor stops edge watches for good, which the replacement
     # exists to prevent.  It should find the registry gone (the epoll at N is the handle

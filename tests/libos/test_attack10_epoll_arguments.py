@@ -57,19 +57,19 @@ def run_on_both() -> Iterator[Callable[[Case], list[tuple[str, int | None, objec
 
 
 DIFFERS: dict[str, Case] = {
-    # FAILS.  Natively maxevents is a C int: poll(0, 1.5) is TypeError ("'float' object
+    # Natively maxevents is a C int: poll(0, 1.5) is TypeError ("'float' object
     # cannot be interpreted as an integer"); the LibOS's Epoll.poll (libos/_epoll.py)
     # compares it with -1 and 0 only and returns the event.
     "maxevents-float": lambda ep, a: ep.poll(0, 1.5),
-    # FAILS.  Natively OverflowError ("Python int too large to convert to C int"); the
+    # Natively OverflowError ("Python int too large to convert to C int"); the
     # LibOS returns the event.
     "maxevents-too-large": lambda ep, a: ep.poll(0, 2**40),
-    # FAILS.  Natively a timeout is any number or an object with __index__ (a numpy
+    # Natively a timeout is any number or an object with __index__ (a numpy
     # integer): poll(Index()) returns the event; the LibOS's _deadline (libos/_epoll.py)
     # accepts only int and float: TypeError "timeout must be an integer or None, got
     # Index".
     "timeout-index": lambda ep, a: ep.poll(Index()),
-    # FAILS.  Natively the descriptor argument is converted first: on a closed epoll,
+    # Natively the descriptor argument is converted first: on a closed epoll,
     # register("x") is TypeError and register(-1) is ValueError("file descriptor cannot
     # be a negative integer (-1)"); the LibOS's Epoll.register checks the epoll first:
     # ValueError("I/O operation on closed epoll object") for both.
@@ -114,7 +114,7 @@ def test_arguments_that_already_agree(
     ids=["flags-1", "sizehint-too-large", "flags-too-large"],
 )
 def test_constructor_arguments_as_select_epoll(args: tuple[int, ...]) -> None:
-    # FAILS (minor).  Natively select.epoll(-1, 1) raises OSError("invalid flags"), errno
+    # (minor).  Natively select.epoll(-1, 1) raises OSError("invalid flags"), errno
     # None, and a sizehint or flags past a C int is OverflowError ("Python int too large
     # to convert to C int").  The LibOS's Epoll.__init__ (libos/_epoll.py) raises
     # OSError(EINVAL, "Invalid argument") for the flags, makes an epoll for sizehint

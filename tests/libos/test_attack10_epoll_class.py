@@ -32,7 +32,8 @@ def installed(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def test_an_epoll_is_an_instance_of_select_epoll(installed: None) -> None:
-    # FAILS under the hook.  Natively isinstance(select.epoll(), select.epoll) is True.
+    # Under the hook this failed (fixed).  Natively isinstance(select.epoll(), select.epoll)
+    # is True.
     # Under install, select.epoll is an _EpollFactory instance (libos/_hook.py), and
     # isinstance raises TypeError("isinstance() arg 2 must be a type, a tuple of
     # types, or a union").
@@ -48,7 +49,7 @@ def test_an_epoll_is_an_instance_of_select_epoll(installed: None) -> None:
 
 
 def test_select_epoll_keeps_its_name_and_fromfd(installed: None) -> None:
-    # FAILS under the hook: select.epoll.__name__ is "epoll" natively; the factory has
+    # Under the hook this failed (fixed): select.epoll.__name__ is "epoll" natively; the factory has
     # no __name__ (AttributeError), so code that logs or dispatches on it breaks.
     assert select.epoll.__name__ == "epoll"
     ep = select.epoll()

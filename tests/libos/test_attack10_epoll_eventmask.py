@@ -105,7 +105,7 @@ def test_a_mask_linux_refuses_is_einval(
     both: tuple[Callable[[], Any], Callable[[], Any]],
     sequence: Callable[[Any, socket.socket], None],
 ) -> None:
-    # FAILS.  Natively every one of these is OSError(EINVAL) from epoll_ctl: EPOLLEXCLUSIVE
+    # Natively every one of these is OSError(EINVAL) from epoll_ctl: EPOLLEXCLUSIVE
     # with EPOLLONESHOT (or with the other bits -1 carries), EPOLL_CTL_MOD of an entry
     # made with EPOLLEXCLUSIVE or adding it, and an epoll put into itself.  The LibOS's
     # register/modify never look at the mask (EpollInstance.register/modify in

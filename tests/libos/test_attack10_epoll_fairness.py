@@ -35,7 +35,7 @@ def reported(make: Callable[[], Any], polls: int, setup: Callable[[Any], None]) 
 
 @pytest.mark.parametrize("config", [("sgx", "raw"), ("direct", "pipe")], ids=lambda c: "/".join(c))
 def test_ready_level_triggered_entries_take_turns(config: tuple[str, str]) -> None:
-    # FAILS.  Two always-writable sockets, each registered for EPOLLOUT; four
+    # Two always-writable sockets, each registered for EPOLLOUT; four
     # poll(0, maxevents=1): natively [a, c, a, c].  The LibOS reports [a, a, a, a]: its
     # _wait (libos/_interest.py) walks the entries in registration order and stops at
     # maxevents, so c is never reported while a stays ready.
@@ -54,7 +54,7 @@ def test_ready_level_triggered_entries_take_turns(config: tuple[str, str]) -> No
 
 
 def test_an_edge_triggered_entry_is_not_starved_by_a_level_triggered_one() -> None:
-    # FAILS.  a: level-triggered EPOLLOUT (always ready); c: EPOLLIN | EPOLLET with data
+    # a: level-triggered EPOLLOUT (always ready); c: EPOLLIN | EPOLLET with data
     # waiting.  Natively two poll(0, 1) report a, then c.  The LibOS reports a, a: the
     # level-triggered entries fill maxevents before the edge watch is taken
     # (EpollInstance._wait, "if edges and ready[-1] and len(results) < maxevents"), so the

@@ -19,7 +19,7 @@ from libos_support import BOUND, booted
 
 
 def test_a_timeout_just_below_zero_returns_at_once() -> None:
-    # FAILS (a hang).  Natively poll(-0.0001) with nothing ready returns [] at once (the
+    # (a hang).  Natively poll(-0.0001) with nothing ready returns [] at once (the
     # timeout rounds up to 0 ms).  The LibOS's _deadline (libos/_epoll.py) turns every
     # negative timeout into None, "wait for ever": the poll below never returns until
     # the epoll is closed under it.  (Likewise -1e-9 and -0.0009.)
@@ -45,7 +45,7 @@ def test_a_timeout_just_below_zero_returns_at_once() -> None:
 
 
 def test_a_timeout_past_a_c_int_of_milliseconds_is_overflow_error() -> None:
-    # FAILS.  Natively poll(1e10) raises OverflowError (the timeout does not fit the
+    # Natively poll(1e10) raises OverflowError (the timeout does not fit the
     # platform's time type / a C int of milliseconds), before any wait.  The LibOS takes
     # it as a deadline 317 years away; with a ready descriptor it returns the event
     # (nothing ready: it sleeps).

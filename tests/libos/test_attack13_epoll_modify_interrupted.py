@@ -29,7 +29,7 @@ def _line_of(text: str) -> int:
 
 @pytest.mark.parametrize("config", [("direct", "pipe"), ("sgx", "raw")], ids=lambda c: "/".join(c))
 def test_a_ctrl_c_after_the_mask_changed_loses_no_edge(config: tuple[str, str]) -> None:
-    # FAILS.  Native: poll(0) after the data -> [(a, EPOLLIN)] whether or not the
+    # Native: poll(0) after the data -> [(a, EPOLLIN)] whether or not the
     # interrupted modify took effect.  The LibOS: EpollInstance.modify
     # (libos/_interest.py) sets entry.mask = eventmask under self.lock, then adds the
     # entry to the edge watch in a try whose handler restores the mask.  A Ctrl-C

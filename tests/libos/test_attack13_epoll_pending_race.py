@@ -86,7 +86,7 @@ def _polls(make: Callable[[], Any], between: bool) -> list[list[tuple[int, int]]
 
 @pytest.mark.parametrize("config", [("direct", "pipe"), ("sgx", "raw")], ids=lambda c: "/".join(c))
 def test_a_pending_edge_is_reported_once_to_two_polling_threads(config: tuple[str, str]) -> None:
-    # FAILS.  Natively: poll(0, 1) -> [a] (c's edge stays on the ready list), the other
+    # Natively: poll(0, 1) -> [a] (c's edge stays on the ready list), the other
     # thread's poll(0, 1) -> [c] (takes it off), then poll(0, 2) -> [a] only.  The LibOS
     # reports c twice: the last poll read c from ``pending`` before its host wait
     # (EpollInstance._wait, "polled = level + _still_pending(...)"), the other thread

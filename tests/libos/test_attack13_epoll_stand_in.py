@@ -40,7 +40,7 @@ def _subclassing(base: type) -> str:
 
 
 def test_select_epoll_is_not_an_acceptable_base_type(installed: None) -> None:
-    # FAILS.  Natively ``class MyEpoll(select.epoll)`` raises TypeError ("type
+    # Natively ``class MyEpoll(select.epoll)`` raises TypeError ("type
     # 'select.epoll' is not an acceptable base type": the C type has no
     # Py_TPFLAGS_BASETYPE).  Under install the stand-in is an ordinary class of
     # _EpollFactory (libos/_hook.py, _epoll_class), so the subclass is made, and
@@ -53,7 +53,7 @@ def test_select_epoll_is_not_an_acceptable_base_type(installed: None) -> None:
 
 
 def test_an_epoll_is_not_copied(installed: None) -> None:
-    # FAILS.  Natively copy.copy(ep) raises TypeError("cannot pickle 'select.epoll'
+    # Natively copy.copy(ep) raises TypeError("cannot pickle 'select.epoll'
     # object"): an epoll is a descriptor, not a value.  Under install copy.copy of a
     # LibOS Epoll (libos/_epoll.py, a plain class with no __reduce_ex__/__copy__) makes
     # a second object sharing the EpollInstance, claiming to own it (_made_it): closing
@@ -74,7 +74,7 @@ def test_an_epoll_is_not_copied(installed: None) -> None:
 
 
 def test_type_of_an_epoll_is_select_epoll(installed: None) -> None:
-    # FAILS.  Natively type(select.epoll()) is select.epoll (code dispatching on the
+    # Natively type(select.epoll()) is select.epoll (code dispatching on the
     # exact type, ``type(x) is select.epoll`` or a dict keyed by type, relies on it).
     # Under install type(ep) is pylibos.libos._epoll.Epoll: the stand-in's __call__
     # (libos/_hook.py, _EpollFactory.__call__) returns LibOS.epoll's object, not an

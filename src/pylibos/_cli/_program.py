@@ -40,8 +40,10 @@ class _ReportOnce:
     shows.  The interpreter does the rest (a hook that fails, ``sys.last_*``, status 1,
     death by SIGINT after a KeyboardInterrupt) as it does natively."""
 
-    def __init__(self, state: RunState, inner: Any, tb: TracebackType | None) -> None:
-        self.state, self.inner, self.tb = state, inner, tb
+    def __init__(
+        self, state: RunState, inner: Any, exc: BaseException, tb: TracebackType | None
+    ) -> None:
+        self.state, self.inner, self.exc, self.tb = state, inner, exc, tb
 
     def __call__(
         self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
@@ -51,8 +53,12 @@ class _ReportOnce:
                 del sys.excepthook
             else:
                 sys.excepthook = self.inner
-        if isinstance(exc, BaseException):
-            exc.__traceback__ = self.tb  # the interpreter prints the exception's own
+        if exc is not self.exc:
+            # Another exception (a Ctrl-C landed on the way up): reported as it comes.
+            self.state.exit_code = -2 if isinstance(exc, KeyboardInterrupt) else 1  # (SIGINT)
+            self._hand_on(exc_type, exc, tb)
+            return
+        exc.__traceback__ = self.tb  # the interpreter prints the exception's own
         sys.last_traceback = self.tb  # (the interpreter set it to the untrimmed one)
         if self.inner is MISSING:  # the program deleted sys.excepthook
             if sys.stderr is not None:
@@ -80,6 +86,16 @@ class _ReportOnce:
                 sys.stderr.write("\nOriginal exception was:\n")
                 exc.__traceback__ = self.tb  # (a hook that raised it grew it)
                 sys.__excepthook__(exc_type, exc, self.tb)
+
+    def _hand_on(
+        self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> None:
+        if self.inner is MISSING:
+            if sys.stderr is not None:
+                sys.stderr.write("sys.excepthook is missing\n")
+                sys.__excepthook__(exc_type, exc, tb)
+        else:
+            self.inner(exc_type, exc, tb)
 
 
 def _program_frames(tb: TracebackType | None) -> TracebackType | None:

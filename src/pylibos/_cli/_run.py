@@ -139,6 +139,12 @@ def parse(argv: Sequence[str]) -> tuple[argparse.Namespace, Target]:
         if len(program) < 2:
             raise RunUsageError("-m needs a module name: pylibos run -- -m module [args ...]")
         return options, Target(None, program[1], program[2:])
+    if program[0].startswith("-") and program[0] != "-":
+        # Another interpreter option (``-c``, ``-X``...): not a program pylibos runs.
+        raise RunUsageError(
+            f"python option {program[0]} is not supported: pylibos run takes a script, "
+            "-m module or - (the program from standard input)"
+        )
     return options, Target(program[0], None, program[1:])
 
 
@@ -181,9 +187,8 @@ def _launch_entry() -> str | None:
     directory of the command pylibos was started as."""
     if getattr(sys.flags, "safe_path", False) or not sys.path:
         return None
-    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    if spec is not None and sys.path[0] != _cwd_or_none():
-        return None
+    if getattr(sys.modules.get("__main__"), "__spec__", None) is not None:
+        return None  # ``python -m pylibos``: its ``__main__`` took the entry off already
     return sys.path[0]
 
 
@@ -368,6 +373,6 @@ def _run_program(state: RunState, target: Target) -> int:
     except BaseException as exc:
         state.exit_code = -signal.SIGINT if isinstance(exc, KeyboardInterrupt) else 1
         hook = getattr(sys, "excepthook", MISSING)
-        sys.excepthook = _ReportOnce(state, hook, _program_frames(exc.__traceback__))
+        sys.excepthook = _ReportOnce(state, hook, exc, _program_frames(exc.__traceback__))
         raise
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import io
 import json
 import os
@@ -17,6 +18,7 @@ import signal
 import stat
 import sys
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -50,7 +52,7 @@ class Output:
             try:
                 fd = fcntl.fcntl(2, fcntl.F_DUPFD_CLOEXEC, _HIGH_DESCRIPTOR)
             except OSError as exc:
-                if exc.errno != 22:  # EINVAL: the limit is below the high number
+                if exc.errno != errno.EINVAL:  # the limit is below the high number
                     raise
                 fd = fcntl.fcntl(2, fcntl.F_DUPFD_CLOEXEC, 3)
         except OSError:
@@ -59,9 +61,11 @@ class Output:
         # A child the program forks never prints the statistics (the parent does): it
         # lets the duplicate go, or a daemon child would hold the standard error open
         # after redirecting its own, and whoever reads it would wait for the daemon.
-        os.register_at_fork(after_in_child=self._forget_in_child)
+        global _current
+        _current = weakref.ref(self)
 
-    def _forget_in_child(self) -> None:
+    def forget(self) -> None:
+        """Close the duplicate if it is still ours (in a fork child; once used)."""
         fd, self.fd = self.fd, None
         if fd is not None and _identity(fd) == self.identity:
             with contextlib.suppress(OSError):
@@ -79,6 +83,19 @@ class Output:
         if self.fd is not None:
             fd, self.fd = self.fd, None
             os.close(fd)
+
+
+# The run's ``Output`` whose duplicate a fork child lets go: one hook for the process.
+_current: weakref.ref[Output] | None = None
+
+
+def _forget_in_child() -> None:
+    output = _current() if _current is not None else None
+    if output is not None:
+        output.forget()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _identity(fd: int) -> tuple[int, int, int] | None:
@@ -134,7 +151,7 @@ class RunState:
     argv: list[str] = field(default_factory=list)
     # The standard error pylibos was started with: the statistics go there whatever the
     # program made of ``sys.stderr`` and of descriptor 2.
-    output: Output = field(default_factory=Output)
+    output: Output = field(default_factory=lambda: Output(wanted=False))
 
 
 def statistics(state: RunState) -> RunStats:
@@ -274,7 +291,8 @@ def at_exit(state: RunState) -> None:
                     json.dump(data, f, indent=1)
                     f.write("\n")
             except OSError as exc:
-                problem = f"ERROR: cannot write {state.options.json}: {exc.strerror}\n"
+                why = "a FIFO or socket nobody reads" if exc.errno == errno.ENXIO else exc.strerror
+                problem = f"ERROR: cannot write {state.options.json}: {why}\n"
         if state.options.stats or problem:
             for pending in (sys.stderr, sys.__stderr__):  # what the program left unwritten
                 try:
@@ -295,6 +313,7 @@ def at_exit(state: RunState) -> None:
             except (OSError, ValueError):
                 pass  # nowhere left to report to
     finally:
+        state.output.forget()  # the duplicate, used
         # Daemon threads of the program may still run, as they do natively at this
         # point; the LibOS is then left to the process's exit rather than pulled from
         # under them.

@@ -200,6 +200,8 @@ class EpollInstance:
                     if not added:
                         self.host.close(handle)
             finally:
+                if pal.critical_owed[0]:  # the change stands: sleepers look again first
+                    self._wake_waiters()
                 _pal_critical = False
                 if pal.critical_owed[0]:
                     pal.critical_deliver()
@@ -235,6 +237,8 @@ class EpollInstance:
                         entry.mask, entry.disabled = was
                     raise
             finally:
+                if pal.critical_owed[0]:  # the change stands: sleepers look again first
+                    self._wake_waiters()
                 _pal_critical = False
                 if pal.critical_owed[0]:
                     pal.critical_deliver()
@@ -257,6 +261,8 @@ class EpollInstance:
                 finally:
                     self.host.close(entry.handle)
             finally:
+                if pal.critical_owed[0]:  # the change stands: sleepers look again first
+                    self._wake_waiters()
                 _pal_critical = False
                 if pal.critical_owed[0]:
                     pal.critical_deliver()

@@ -291,7 +291,9 @@ class HostCore(Ledger):
                 gone.abandon()
                 self._eventfds = None
                 self._eventfds = EventfdRegistry.make(self._aside) or False
-            return self._eventfds or False
+            now = self._eventfds
+        # None: a make cut short (a Ctrl-C, a refusal for an instant): made again here.
+        return self._eventfd_registry() if now is None else now
 
     def _eventfd_registry(self) -> EventfdRegistry | Literal[False]:
         """The registry (made at the first eventfd), or False where kcmp is not to be
