@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 RUN = [sys.executable, "-m", "pylibos", "run", "--"]
 BOUND = 30.0
@@ -84,11 +85,10 @@ def test_a_hook_that_raises_the_exception_it_was_handed_a_documented_difference(
         "f()\n",
     )
     assert native.returncode == 1
-    assert "in hook" not in native.stderr, native.stderr
-    # A documented difference (README, "Running a program"): the report shows the
-    # hook's frame; the status and the exception are python's.
-    assert under.returncode == native.returncode
-    assert "in hook" in under.stderr and under.stderr.endswith("ValueError: boom\n")
+    # A documented difference (README, "Running a program"): the two blocks' tracebacks
+    # are not python's (which differ between 3.11 and 3.12); the report's shape, the
+    # exception and the status are.
+    _same_shape(native, under)
     assert _documented("a hook that raises the very exception it was handed")
 
 
@@ -108,13 +108,20 @@ def test_a_hook_that_raises_the_exception_without_its_traceback_a_documented_dif
         "raise ValueError('boom')\n",
     )
     assert native.returncode == 1
-    assert "Traceback" not in native.stderr, native.stderr
     # A documented difference, as above.
-    assert under.returncode == native.returncode
-    assert "in hook" in under.stderr and under.stderr.endswith("ValueError: boom\n")
+    _same_shape(native, under)
     assert _documented("a hook that raises the very exception it was handed")
 
 
 def _documented(text: str) -> bool:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     return text in " ".join(readme.split())
+
+
+def _same_shape(native: Any, under: Any) -> None:
+    assert under.returncode == native.returncode == 1
+    for done in (native, under):
+        assert done.stderr.startswith("Error in sys.excepthook:\n"), done.stderr
+        assert "\nOriginal exception was:\n" in done.stderr
+        assert done.stderr.endswith("ValueError: boom\n")
+    assert _documented("a hook that raises the very exception it was handed")
