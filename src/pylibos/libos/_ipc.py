@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from ._event import PollableEvent
 
 _HEADER = struct.Struct("!III")
+_RELEASE_S = 0.2  # how long a relisten waits for the old listener to let its name go
+_RELEASE_PAUSE_S = 0.005
 REPLY = 0x8000_0000
 ERROR = 0xFFFF_FFFF
 ECHO = 1
@@ -156,7 +158,18 @@ class IpcWorker(Worker):
         self._listen_again()
 
     def _listen_again(self) -> None:
-        self._server = self._host.stream_open(f"pipe.srv:{self.name}", nonblocking=True)
+        # The listener just closed under us may hold its name a moment longer (the
+        # kernel lets the socket go once every poll on it has returned): a name still
+        # taken is tried again for up to _RELEASE_S before it counts as a host error.
+        deadline = time.monotonic() + _RELEASE_S
+        while True:
+            try:
+                self._server = self._host.stream_open(f"pipe.srv:{self.name}", nonblocking=True)
+                break
+            except PalError as exc:
+                if exc.code is not PalErrorCode.STREAMEXIST or time.monotonic() >= deadline:
+                    raise
+                time.sleep(_RELEASE_PAUSE_S)
         self.relistened += 1
 
     def _accept(self) -> None:
