@@ -76,6 +76,14 @@ class EpollInstance:
             table.add(self)
         _by_number[self.number] = self
 
+    def _leaving_section(self) -> bool:
+        """At the end of a change's marked critical section, before an owed Ctrl-C is
+        raised: the sleepers are woken (the change stands, or was undone, and they look
+        again; a wake for nothing only makes them look); returns False, the section's
+        marker from then on."""
+        self._wake_waiters()
+        return False
+
     def _wake_waiters(self) -> None:
         with self.lock:
             waiters = list(self.waiters)
@@ -200,12 +208,9 @@ class EpollInstance:
                     if not added:
                         self.host.close(handle)
             finally:
-                if pal.critical_owed[0]:  # the change stands: sleepers look again first
-                    self._wake_waiters()
-                _pal_critical = False
+                _pal_critical = self._leaving_section()
                 if pal.critical_owed[0]:
                     pal.critical_deliver()
-        self._wake_waiters()
 
     @pal.marks_critical_sections
     def modify(self, fd: int, eventmask: int) -> None:
@@ -237,12 +242,9 @@ class EpollInstance:
                         entry.mask, entry.disabled = was
                     raise
             finally:
-                if pal.critical_owed[0]:  # the change stands: sleepers look again first
-                    self._wake_waiters()
-                _pal_critical = False
+                _pal_critical = self._leaving_section()
                 if pal.critical_owed[0]:
                     pal.critical_deliver()
-        self._wake_waiters()
 
     @pal.marks_critical_sections
     def unregister(self, fd: int) -> None:
@@ -261,12 +263,9 @@ class EpollInstance:
                 finally:
                     self.host.close(entry.handle)
             finally:
-                if pal.critical_owed[0]:  # the change stands: sleepers look again first
-                    self._wake_waiters()
-                _pal_critical = False
+                _pal_critical = self._leaving_section()
                 if pal.critical_owed[0]:
                     pal.critical_deliver()
-        self._wake_waiters()
 
     # -- waiting -----------------------------------------------------------------------
 
