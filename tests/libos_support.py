@@ -23,6 +23,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any, TypeVar
 
@@ -572,3 +573,10 @@ def thread_under_the_hook() -> Iterator[threading.Thread]:
         libos.shutdown()
         host.shutdown()
     assert wait_until(lambda: open_fds() <= fds)
+
+
+def documented(text: str, doc: str = "docs/epoll.md") -> bool:
+    """Whether ``doc`` (a path from the project's root) says ``text``, line breaks and
+    runs of spaces aside: a documented difference's test holds that the docs name it."""
+    words = (Path(__file__).resolve().parents[1] / doc).read_text()
+    return text in " ".join(words.split())

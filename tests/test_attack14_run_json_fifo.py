@@ -10,11 +10,9 @@ import os
 import select
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run"]
-BOUND = 30.0
+from run_support import BOUND, RUN
 
 
 def test_json_to_a_fifo_with_no_reader_ends(tmp_path: Path) -> None:

@@ -10,8 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run"]
-BOUND = 30.0
+from run_support import BOUND, RUN
 
 
 def test_a_program_with_its_own_argparse_started_from_its_directory(tmp_path: Path) -> None:

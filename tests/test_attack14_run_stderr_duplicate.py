@@ -14,8 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run", "--"]
-BOUND = 30.0
+from run_support import BOUND, RUN
 
 DAEMON = """\
 import os, sys
@@ -72,7 +71,7 @@ def test_a_daemonised_child_does_not_hold_the_standard_error_open(tmp_path: Path
     # `subprocess.run(..., capture_output=True)` of such a program hangs).
     (tmp_path / "daemon.py").write_text(DAEMON)
     assert _stderr_ends_with_the_parent([sys.executable], tmp_path)
-    assert _stderr_ends_with_the_parent(RUN, tmp_path)
+    assert _stderr_ends_with_the_parent([*RUN, "--"], tmp_path)
 
 
 FIND_COPIES = """\
@@ -103,7 +102,7 @@ def test_no_copy_of_the_standard_error_without_statistics(tmp_path: Path) -> Non
         timeout=BOUND,
     )  # fmt: skip
     under = subprocess.run(
-        [*RUN, "copies.py"], cwd=tmp_path, capture_output=True, text=True, timeout=BOUND
+        [*RUN, "--", "copies.py"], cwd=tmp_path, capture_output=True, text=True, timeout=BOUND
     )
     assert (native.returncode, native.stdout) == (0, "[]\n")
     assert (under.returncode, under.stdout) == (0, "[]\n")

@@ -8,8 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-RUN = [sys.executable, "-m", "pylibos", "run"]
-BOUND = 30.0
+from run_support import BOUND, RUN
 
 
 def _closed_stdin() -> None:

@@ -14,11 +14,10 @@ import gc
 import os
 import select
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from libos_support import booted, open_fds
+from libos_support import booted, documented, open_fds
 
 IN = select.EPOLLIN
 
@@ -78,12 +77,7 @@ def test_closing_one_number_of_a_file_another_holds_drops_the_entry_a_documented
                 os.close(w)
     assert results[0] == [(True, IN)]
     assert results[1] == []
-    assert _documented("even while another number (a `dup`) still holds the file")
-
-
-def _documented(text: str) -> bool:
-    doc = (Path(__file__).parents[2] / "docs" / "epoll.md").read_text()
-    return text in " ".join(doc.split())
+    assert documented("even while another number (a `dup`) still holds the file")
 
 
 def test_a_number_closed_and_reused_is_not_told_apart_a_documented_difference() -> None:
@@ -112,7 +106,7 @@ def test_a_number_closed_and_reused_is_not_told_apart_a_documented_difference() 
                     os.close(fd)
     assert results[0] == ([], ("ok", None))
     assert results[1] == ([(r_new, IN)], ("FileExistsError", errno.EEXIST))
-    assert _documented("A descriptor closed and its number reused before then is not told apart")
+    assert documented("A descriptor closed and its number reused before then is not told apart")
 
 
 def test_an_epoll_dropped_without_close_keeps_its_descriptor_a_documented_difference() -> None:
@@ -133,4 +127,4 @@ def test_an_epoll_dropped_without_close_keeps_its_descriptor_a_documented_differ
     assert counts[0] == 0
     assert counts[1] >= 50  # (and the calling thread's event, made on the first)
     assert before_shutdown - after >= 50
-    assert _documented("An epoll object dropped without `close()` is not closed when it is")
+    assert documented("An epoll object dropped without `close()` is not closed when it is")

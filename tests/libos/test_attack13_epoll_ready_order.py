@@ -15,12 +15,11 @@ from __future__ import annotations
 import select
 import socket
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from libos_support import booted
+from libos_support import booted, documented
 
 IN, OUT, ET = select.EPOLLIN, select.EPOLLOUT, select.EPOLLET
 CONFIGS = [("direct", "pipe"), ("sgx", "raw")]
@@ -67,11 +66,6 @@ def _fresh_edge(make: Callable[[], Any]) -> list[str]:
                 s.close()
 
 
-def _documented(text: str) -> bool:
-    doc = (Path(__file__).parents[2] / "docs" / "epoll.md").read_text()
-    return text in " ".join(doc.split())
-
-
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "/".join(c))
 def test_an_entry_ready_later_takes_its_turn_a_documented_difference(
     config: tuple[str, str],
@@ -84,7 +78,7 @@ def test_an_entry_ready_later_takes_its_turn_a_documented_difference(
     assert native == ["c", "a", "c", "a"]
     with booted(*config) as libos:
         assert _ready_later(libos.epoll) == ["a", "c", "a", "c"]
-    assert _documented("not the order in which they became ready")
+    assert documented("not the order in which they became ready")
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "/".join(c))
@@ -97,4 +91,4 @@ def test_a_fresh_edge_takes_its_turn_a_documented_difference(config: tuple[str, 
     assert native == ["L1", "L2", "L1", "E", "L2"]
     with booted(*config) as libos:
         assert _fresh_edge(libos.epoll) == ["L1", "L2", "E", "L1", "L2"]
-    assert _documented("not the order in which they became ready")
+    assert documented("not the order in which they became ready")
