@@ -8,6 +8,7 @@ its own ``closed`` flag.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import os
@@ -85,10 +86,15 @@ class EpollInstance:
         return False
 
     def _wake_waiters(self) -> None:
+        """Set every sleeper's event.  One whose channel the host broke past repair (no
+        new one to be had) is left to its own recheck (``RECHECK_S``): its failure is not
+        the waker's, and must neither stop the other wakes nor undo the waker's change (or
+        lose an owed Ctrl-C at a section's end)."""
         with self.lock:
             waiters = list(self.waiters)
         for event in waiters:
-            event.set()
+            with contextlib.suppress(OSError):
+                event.set()
 
     @pal.marks_critical_sections
     def close(self) -> None:
