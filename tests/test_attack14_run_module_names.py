@@ -6,11 +6,10 @@ start, so the program's own ``rich.py`` is no longer the ``rich`` it imports."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
-from run_support import BOUND, RUN
+from run_support import RUN, both, side_by_side
 
 
 def test_a_program_with_its_own_argparse_started_from_its_directory(tmp_path: Path) -> None:
@@ -24,13 +23,7 @@ def test_a_program_with_its_own_argparse_started_from_its_directory(tmp_path: Pa
     # (src/pylibos/_cli/_run.py), after _main.py has imported _run.py and its modules.
     (tmp_path / "argparse.py").write_text("NAME = 'mine'\n")
     (tmp_path / "prog.py").write_text("import argparse\nprint(getattr(argparse, 'NAME', 'std'))\n")
-    native = subprocess.run(
-        [sys.executable, "prog.py"], cwd=tmp_path, capture_output=True, text=True,
-        timeout=BOUND,
-    )  # fmt: skip
-    under = subprocess.run(
-        [*RUN, "--", "prog.py"], cwd=tmp_path, capture_output=True, text=True, timeout=BOUND
-    )
+    native, under = both(tmp_path, ["prog.py"])
     assert (native.returncode, native.stdout) == (0, "mine\n")
     assert "Traceback" not in under.stderr, under.stderr
     assert under.returncode == 0
@@ -45,18 +38,11 @@ def test_the_program_rich_is_its_own_with_stats(tmp_path: Path) -> None:
     # which module the program gets; the README lists no such difference.
     (tmp_path / "rich.py").write_text("NAME = 'mine'\n")
     (tmp_path / "prog.py").write_text("import rich\nprint(getattr(rich, 'NAME', 'std'))\n")
-    native = subprocess.run(
-        [sys.executable, "prog.py"], cwd=tmp_path, capture_output=True, text=True,
-        timeout=BOUND,
-    )  # fmt: skip
-    plain = subprocess.run(
-        [*RUN, "--", str(tmp_path / "prog.py")], capture_output=True, text=True,
-        timeout=BOUND,
-    )  # fmt: skip
-    stats = subprocess.run(
-        [*RUN, "--stats", "--", str(tmp_path / "prog.py")], capture_output=True, text=True,
-        timeout=BOUND,
-    )  # fmt: skip
+    prog = str(tmp_path / "prog.py")
+    native, plain, stats = side_by_side(
+        [[sys.executable, "prog.py"], [*RUN, "--", prog], [*RUN, "--stats", "--", prog]],
+        tmp_path,
+    )
     assert (native.returncode, native.stdout) == (0, "mine\n")
     assert (plain.returncode, plain.stdout) == (0, "mine\n")
     assert (stats.returncode, stats.stdout) == (0, "mine\n")

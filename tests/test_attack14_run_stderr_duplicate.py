@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from run_support import BOUND, RUN
+from run_support import BOUND, RUN, both
 
 DAEMON = """\
 import os, sys
@@ -97,12 +97,6 @@ def test_no_copy_of_the_standard_error_without_statistics(tmp_path: Path) -> Non
     # prepare_output).  The README documents the PAL's descriptors in the table and the
     # duplicate only as where --stats prints.
     (tmp_path / "copies.py").write_text(FIND_COPIES)
-    native = subprocess.run(
-        [sys.executable, "copies.py"], cwd=tmp_path, capture_output=True, text=True,
-        timeout=BOUND,
-    )  # fmt: skip
-    under = subprocess.run(
-        [*RUN, "--", "copies.py"], cwd=tmp_path, capture_output=True, text=True, timeout=BOUND
-    )
+    native, under = both(tmp_path, ["copies.py"])
     assert (native.returncode, native.stdout) == (0, "[]\n")
     assert (under.returncode, under.stdout) == (0, "[]\n")
